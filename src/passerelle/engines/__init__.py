@@ -1,0 +1,28 @@
+"""Open the warehouse engine a project configures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from passerelle.engines.base import Capabilities, Engine
+from passerelle.project.models import DuckDBEngineConfig, EngineConfig, PostgresEngineConfig
+
+__all__ = ["Capabilities", "Engine", "open_engine"]
+
+
+def open_engine(config: EngineConfig, project_root: Path) -> Engine:
+    if isinstance(config, DuckDBEngineConfig):
+        from passerelle.engines.duckdb import DuckDBEngine
+
+        path = Path(config.path)
+        return DuckDBEngine(path if path.is_absolute() else project_root / path,
+                            threads=config.threads, memory_limit=config.memory_limit)
+    if isinstance(config, PostgresEngineConfig):
+        from passerelle.engines.postgres import PostgresEngine
+
+        return PostgresEngine(
+            host=config.host, port=config.port, user=config.user,
+            password=config.password.get_secret_value() if config.password else None,
+            database=config.database, schema=config.schema_,
+        )
+    raise TypeError(f"unknown engine config {config!r}")

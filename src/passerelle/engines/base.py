@@ -1,0 +1,131 @@
+"""What every warehouse engine offers the pipeline.
+
+The pipeline writes transformations as Ibis expressions; an engine adds what Ibis leaves
+to each backend: bulk appends from Arrow, statements built with sqlglot, transactions and
+the error messages a user can act on. Differences between engines are declared as
+capabilities here rather than tested with ``if dialect == ...`` elsewhere.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    single_writer: bool  # one process may write at a time (DuckDB file)
+    scans_arrow: bool  # can INSERT ... SELECT from an Arrow stream without a copy
+
+
+class Engine(ABC):
+    """A connection to the warehouse through Ibis, plus bulk paths and statements."""
+
+    name: str
+    dialect: str
+    capabilities: Capabilities
+
+    def __init__(self) -> None:
+        self._con: Any = None
+
+    # -- connection -------------------------------------------------------------------
+    @property
+    def con(self) -> Any:
+        """The Ibis backend, connected on first use."""
+        if self._con is None:
+            self._con = self._connect()
+        return self._con
+
+    @abstractmethod
+    def _connect(self) -> Any: ...
+
+    def close(self) -> None:
+        if self._con is not None:
+            self._con.disconnect()
+            self._con = None
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- tables -----------------------------------------------------------------------
+    def table(self, name: str) -> ir.Table:
+        return self.con.table(name)
+
+    def exists(self, name: str) -> bool:
+        return name in self.con.list_tables()
+
+    def list_tables(self, like: str | None = None) -> list[str]:
+        return self.con.list_tables(like=like)
+
+    def replace_table(self, name: str, expr: ir.Table) -> None:
+        """Materialise ``expr`` as ``name``, replacing the previous table atomically."""
+        self.con.create_table(name, obj=expr, overwrite=True)
+
+    def create_empty(self, name: str, schema: ibis.Schema) -> None:
+        if not self.exists(name):
+            self.con.create_table(name, schema=schema)
+
+    def drop(self, name: str) -> None:
+        self.con.drop_table(name, force=True)
+
+    def count(self, name: str) -> int:
+        return int(self.table(name).count().to_pyarrow().as_py())
+
+    def to_arrow(self, expr: ir.Expr) -> pa.Table:
+        return self.con.to_pyarrow(expr)
+
+    # -- statements -------------------------------------------------------------------
+    def execute(self, statement: sge.Expression) -> list[tuple]:
+        """Run a statement built with sqlglot (never from user text) and fetch all rows."""
+        return self._run(statement.sql(dialect=self.dialect))
+
+    @abstractmethod
+    def _run(self, sql: str) -> list[tuple]: ...
+
+    def delete_where_in(self, table: str, column: str, values: Sequence[Any]) -> None:
+        if not values or not self.exists(table):
+            return
+        stmt = sge.delete(
+            sg.table(table, quoted=True),
+            where=sg.column(column, quoted=True).isin(*[sge.convert(v) for v in values]),
+        )
+        self.execute(stmt)
+
+    def add_missing_columns(self, table: str, schema: ibis.Schema) -> list[str]:
+        """Add the columns of ``schema`` that ``table`` lacks (a source grew a column)."""
+        existing = set(self.table(table).columns)
+        missing = ibis.schema({c: t for c, t in schema.items() if c not in existing})
+        for column_def in missing.to_sqlglot_column_defs(self.dialect):
+            self.execute(
+                sge.Alter(this=sg.table(table, quoted=True), kind="TABLE", actions=[column_def])
+            )
+        return list(missing.names)
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements inside are committed together or not at all."""
+        self.execute(sge.Transaction())
+        try:
+            yield
+        except BaseException:
+            self.execute(sge.Rollback())
+            raise
+        self.execute(sge.Commit())
+
+    # -- bulk loading -----------------------------------------------------------------
+    @abstractmethod
+    def append_arrow(self, table: str, batches: pa.RecordBatchReader) -> int:
+        """Append every batch to ``table`` (created from the stream's schema if missing)
+        through the engine's bulk path. Returns the number of rows appended."""

@@ -1,0 +1,67 @@
+"""DuckDB in a file: the embedded default."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import sqlglot as sg
+
+from passerelle.engines.base import Capabilities, Engine
+from passerelle.errors import EngineError
+
+
+class DuckDBEngine(Engine):
+    name = "duckdb"
+    dialect = "duckdb"
+    capabilities = Capabilities(single_writer=True, scans_arrow=True)
+
+    def __init__(self, path: Path | str, threads: int | None = None,
+                 memory_limit: str | None = None, read_only: bool = False) -> None:
+        super().__init__()
+        self.path = Path(path)
+        self.threads = threads
+        self.memory_limit = memory_limit
+        self.read_only = read_only
+
+    def _connect(self) -> Any:
+        import duckdb
+
+        config: dict[str, Any] = {}
+        if self.threads:
+            config["threads"] = self.threads
+        if self.memory_limit:
+            config["memory_limit"] = self.memory_limit
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            return ibis.duckdb.connect(str(self.path), read_only=self.read_only, **config)
+        except duckdb.IOException as exc:
+            if "lock" in str(exc).lower():
+                raise EngineError(
+                    f"The warehouse {self.path} is in use by another process.",
+                    "DuckDB allows one writer at a time: wait for the other run to finish, or "
+                    "stop `passerelle serve` (it runs pipelines itself).",
+                ) from exc
+            raise EngineError(f"Cannot open the warehouse {self.path}: {exc}") from exc
+
+    def _run(self, sql: str) -> list[tuple]:
+        result = self.con.con.execute(sql)
+        # Read every result: an unread one makes the next query on this connection fail.
+        return result.fetchall() if result.description else []
+
+    def append_arrow(self, table: str, batches: pa.RecordBatchReader) -> int:
+        raw = self.con.con  # the duckdb connection underneath Ibis
+        view = f"__passerelle_append_{id(batches)}"
+        raw.register(view, batches)
+        try:
+            quoted = sg.to_identifier(table, quoted=True).sql("duckdb")
+            if not self.exists(table):
+                raw.execute(f"CREATE TABLE {quoted} AS SELECT * FROM {view} LIMIT 0").fetchall()
+            before = raw.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+            raw.execute(f"INSERT INTO {quoted} BY NAME SELECT * FROM {view}").fetchall()
+            after = raw.execute(f"SELECT count(*) FROM {quoted}").fetchone()[0]
+        finally:
+            raw.unregister(view)
+        return int(after - before)

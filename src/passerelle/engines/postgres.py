@@ -1,0 +1,83 @@
+"""PostgreSQL: for teams that share one warehouse."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import ibis
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import sqlglot as sg
+
+from passerelle.engines.base import Capabilities, Engine
+from passerelle.errors import EngineError
+
+
+class PostgresEngine(Engine):
+    name = "postgres"
+    dialect = "postgres"
+    capabilities = Capabilities(single_writer=False, scans_arrow=False)
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5432, user: str = "postgres",
+                 password: str | None = None, database: str = "postgres",
+                 schema: str = "passerelle") -> None:
+        super().__init__()
+        self.params = dict(host=host, port=port, user=user, password=password, dbname=database)
+        self.schema = schema
+
+    def _connect(self) -> Any:
+        import psycopg
+
+        try:
+            with psycopg.connect(**self.params, autocommit=True, connect_timeout=10) as admin:
+                admin.execute(
+                    sg.exp.Create(kind="SCHEMA", this=sg.to_identifier(self.schema, quoted=True),
+                                  exists=True).sql("postgres")
+                )
+            return ibis.postgres.connect(
+                host=self.params["host"], port=self.params["port"], user=self.params["user"],
+                password=self.params["password"], database=self.params["dbname"],
+                options=f"-c search_path={self.schema}", connect_timeout=10,
+            )
+        except psycopg.OperationalError as exc:
+            where = f"{self.params['host']}:{self.params['port']}/{self.params['dbname']}"
+            raise EngineError(
+                f"Cannot connect to PostgreSQL at {where}: {str(exc).strip()}",
+                "Check that the server runs and that host, port, user and password in "
+                "passerelle.yml are right.",
+            ) from exc
+
+    def _run(self, sql: str) -> list[tuple]:
+        with self.con.con.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+
+    def list_tables(self, like: str | None = None) -> list[str]:
+        return self.con.list_tables(like=like, database=self.schema)
+
+    def exists(self, name: str) -> bool:
+        return name in self.list_tables()
+
+    def drop_schema(self) -> None:
+        """Remove every Passerelle table of this project (used by tests and `reset`)."""
+        self.execute(sg.exp.Drop(kind="SCHEMA", this=sg.to_identifier(self.schema, quoted=True),
+                                 exists=True, cascade=True))
+
+    def append_arrow(self, table: str, batches: pa.RecordBatchReader) -> int:
+        schema = ibis.Schema.from_pyarrow(batches.schema)
+        if not self.exists(table):
+            self.con.create_table(table, schema=schema)
+        columns = ", ".join(sg.to_identifier(c, quoted=True).sql("postgres") for c in schema)
+        target = sg.table(table, db=self.schema, quoted=True).sql("postgres")
+        copy_sql = f"COPY {target} ({columns}) FROM STDIN WITH (FORMAT csv, HEADER true)"
+        rows = 0
+        raw = self.con.con
+        with raw.cursor() as cursor, raw.transaction(), cursor.copy(copy_sql) as copy:
+            for batch in batches:
+                buffer = io.BytesIO()
+                pacsv.write_csv(batch, buffer)
+                copy.write(buffer.getvalue())
+                rows += batch.num_rows
+        return rows
+

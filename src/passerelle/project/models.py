@@ -1,0 +1,288 @@
+"""Pydantic models of the project files: ``passerelle.yml``, ``sources/*.yml``, ``checks/*.yml``.
+
+Unknown keys are errors (a typo must never be silently ignored); kinds of engine,
+connector and check are told apart by their ``type`` field. The JSON Schema that editors
+use for completion is generated from these models (``passerelle schema``).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+
+from passerelle.model import ENTITIES
+
+_NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _check_name(value: str) -> str:
+    if not _NAME.match(value):
+        raise ValueError(
+            "must start with a lower-case letter and use only a-z, 0-9 and _ (63 chars max)"
+        )
+    return value
+
+
+# ----------------------------------------------------------------------------- engines
+class DuckDBEngineConfig(Strict):
+    """Embedded DuckDB file inside the project (the default)."""
+
+    type: Literal["duckdb"] = "duckdb"
+    path: str = Field("warehouse.duckdb", description="Database file, relative to the project")
+    threads: int | None = Field(None, ge=1, description="Worker threads (default: all cores)")
+    memory_limit: str | None = Field(None, description="e.g. '4GB' (default: DuckDB's 80% of RAM)")
+
+
+class PostgresEngineConfig(Strict):
+    """A PostgreSQL database; Passerelle's tables live in one schema."""
+
+    type: Literal["postgres"]
+    host: str = "127.0.0.1"
+    port: int = 5432
+    user: str = "postgres"
+    password: SecretStr | None = Field(None, description="Use ${ENV_VAR}, never a literal")
+    database: str = "postgres"
+    schema_: str = Field("passerelle", alias="schema", description="Schema holding the tables")
+
+    @field_validator("schema_")
+    @classmethod
+    def _schema(cls, v: str) -> str:
+        return _check_name(v)
+
+
+EngineConfig = Annotated[DuckDBEngineConfig | PostgresEngineConfig, Field(discriminator="type")]
+
+
+class ProjectConfig(Strict):
+    """``passerelle.yml``: the project's engine and defaults."""
+
+    name: str = Field(description="Project name")
+    engine: EngineConfig = Field(default_factory=DuckDBEngineConfig)
+    timezone: str = Field("Europe/Paris", description="Time zone of naive timestamps in sources")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="Reporting currency")
+    default_region: str = Field(
+        "FR", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +"
+    )
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, v: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(v)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {v!r} (e.g. Europe/Paris)") from exc
+        return v
+
+
+# -------------------------------------------------------------------------- connectors
+class _FileConnector(Strict):
+    path: str = Field(description="File or glob pattern, relative to the project folder")
+    on_change: Literal["replace", "error"] = Field(
+        "replace",
+        description="A file already loaded whose content changed: replace its rows, or stop",
+    )
+
+
+class CsvConnector(_FileConnector):
+    """Delimited text. Delimiter, encoding and decimal mark are detected unless given."""
+
+    type: Literal["csv"]
+    delimiter: str = Field("auto", description="'auto', ',', ';', '\\t' or '|'")
+    encoding: str = Field("auto", description="'auto', 'utf-8', 'cp1252', 'latin-1'...")
+    decimal: Literal["auto", ".", ","] = Field("auto", description="Decimal mark of numbers")
+    header: bool = True
+    quote: str = '"'
+
+    @field_validator("delimiter")
+    @classmethod
+    def _delim(cls, v: str) -> str:
+        v = "\t" if v == "\\t" else v
+        if v != "auto" and len(v) != 1:
+            raise ValueError("must be 'auto' or a single character")
+        return v
+
+
+class ParquetConnector(_FileConnector):
+    type: Literal["parquet"]
+
+
+class JsonlConnector(_FileConnector):
+    """JSON lines: one JSON object a line (Segment-Spec event exports, logs)."""
+
+    type: Literal["jsonl"]
+
+
+class _DatabaseConnector(Strict):
+    host: str = "127.0.0.1"
+    user: str
+    password: SecretStr | None = Field(None, description="Use ${ENV_VAR}, never a literal")
+    database: str
+    table: str = Field(description="Table to read (schema.table allowed)")
+
+    @field_validator("table")
+    @classmethod
+    def _table(cls, v: str) -> str:
+        if not re.match(r"^[A-Za-z_][A-Za-z0-9_$]*(\.[A-Za-z_][A-Za-z0-9_$]*)?$", v):
+            raise ValueError("must be a table name, optionally schema-qualified")
+        return v
+
+
+class PostgresConnector(_DatabaseConnector):
+    type: Literal["postgres"]
+    port: int = 5432
+    user: str = "postgres"
+
+
+class MySQLConnector(_DatabaseConnector):
+    """MySQL or MariaDB (PrestaShop, WooCommerce, Magento databases...)."""
+
+    type: Literal["mysql"]
+    port: int = 3306
+    user: str = "root"
+
+
+ConnectorConfig = Annotated[
+    CsvConnector | ParquetConnector | JsonlConnector | PostgresConnector | MySQLConnector,
+    Field(discriminator="type"),
+]
+FILE_CONNECTORS = (CsvConnector, ParquetConnector, JsonlConnector)
+
+
+class ColumnMapping(Strict):
+    """Where a standard field comes from: a source column, or a constant."""
+
+    column: str | None = Field(None, description="Source column")
+    value: str | int | float | bool | None = Field(None, description="Constant for every row")
+    format: str | list[str] | None = Field(
+        None, description="strptime format(s) for dates and timestamps, e.g. '%d/%m/%Y'"
+    )
+
+    @model_validator(mode="after")
+    def _one_origin(self) -> ColumnMapping:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give exactly one of 'column' or 'value'")
+        return self
+
+    @property
+    def formats(self) -> list[str]:
+        if self.format is None:
+            return []
+        return [self.format] if isinstance(self.format, str) else list(self.format)
+
+
+class Incremental(Strict):
+    """How re-runs find what is new.
+
+    Files are always tracked by fingerprint (a file already loaded is skipped). Database
+    tables with a ``key`` load only rows whose key is above the last value seen; without a
+    key each run takes a fresh snapshot that replaces the previous one.
+    """
+
+    key: str | None = Field(None, description="Source column that only grows (updated_at, id)")
+
+
+class SourceConfig(Strict):
+    """``sources/<name>.yml``: one source, mapped to one entity of the standard model."""
+
+    name: str = Field(description="Source name (defaults to the file name)")
+    entity: Literal[tuple(ENTITIES)] = Field(description="Standard-model entity")  # type: ignore[valid-type]
+    description: str = ""
+    owner: str | None = Field(None, description="Team or person answerable for this source")
+    connector: ConnectorConfig
+    columns: dict[str, str | ColumnMapping] = Field(
+        description="Standard field -> source column (or {column, format} / {value})"
+    )
+    incremental: Incremental = Field(default_factory=Incremental)
+    customer_source: str | None = Field(
+        None,
+        description="For orders and sends: the customer source whose customer_id they carry",
+    )
+    default_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+
+    _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    def mappings(self) -> dict[str, ColumnMapping]:
+        return {
+            target: ColumnMapping(column=m) if isinstance(m, str) else m
+            for target, m in self.columns.items()
+        }
+
+    @property
+    def is_file(self) -> bool:
+        return isinstance(self.connector, FILE_CONNECTORS)
+
+
+# ------------------------------------------------------------------------------ checks
+Severity = Literal["error", "warn"]
+
+
+class _Check(Strict):
+    name: str | None = Field(None, description="Defaults to <type>_<source>_<column>")
+    source: str = Field(description="Source whose staged table is checked")
+    severity: Severity = "error"
+    owner: str | None = None
+    description: str = ""
+    tolerance: int = Field(0, ge=0, description="Failing rows allowed before the check fails")
+
+
+class NotNullCheck(_Check):
+    type: Literal["not_null"]
+    column: str
+
+
+class UniqueCheck(_Check):
+    type: Literal["unique"]
+    column: str | list[str]
+
+
+class AcceptedValuesCheck(_Check):
+    type: Literal["accepted_values"]
+    column: str
+    values: list[str | int | float | bool]
+
+
+class RelationshipsCheck(_Check):
+    """Every value of ``column`` exists in ``to``'s ``field`` (orders -> customers)."""
+
+    type: Literal["relationships"]
+    column: str
+    to: str = Field(description="Source referenced")
+    field: str = Field(description="Column of the referenced source")
+
+
+class RowCountCheck(_Check):
+    """Row count within bounds, and not changed by more than ``max_change`` since last run."""
+
+    type: Literal["row_count"]
+    min: int | None = Field(None, ge=0)
+    max: int | None = Field(None, ge=0)
+    max_change: float | None = Field(None, gt=0, description="e.g. 0.5 = ±50% since last run")
+
+
+class FreshnessCheck(_Check):
+    """The newest value of ``column`` is no older than ``max_age_hours``."""
+
+    type: Literal["freshness"]
+    column: str
+    max_age_hours: float = Field(gt=0)
+
+
+CheckConfig = Annotated[
+    NotNullCheck | UniqueCheck | AcceptedValuesCheck | RelationshipsCheck | RowCountCheck
+    | FreshnessCheck,
+    Field(discriminator="type"),
+]
+
+
+class ChecksFile(Strict):
+    """``checks/<name>.yml``: a list of data-quality checks."""
+
+    checks: list[CheckConfig]

@@ -1,0 +1,63 @@
+"""Shared fixtures: real engines (DuckDB file, PostgreSQL server), never mocks.
+
+PostgreSQL and MariaDB are expected at 127.0.0.1 (see README); when one is unreachable the
+tests that need it fail with a clear message rather than being skipped.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from passerelle.engines.base import Engine
+from passerelle.engines.duckdb import DuckDBEngine
+from passerelle.engines.postgres import PostgresEngine
+
+PG = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
+MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
+
+
+def postgres_engine() -> PostgresEngine:
+    """A PostgreSQL engine on a fresh schema; the caller drops it."""
+    return PostgresEngine(**PG, schema=f"pt_{uuid.uuid4().hex[:10]}")
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    """Each test using this runs on DuckDB and on PostgreSQL."""
+    if request.param == "duckdb":
+        eng: Engine = DuckDBEngine(tmp_path / "warehouse.duckdb")
+        yield eng
+        eng.close()
+    else:
+        pg = postgres_engine()
+        yield pg
+        pg.drop_schema()
+        pg.close()
+
+
+@pytest.fixture
+def duckdb_engine(tmp_path: Path) -> Iterator[DuckDBEngine]:
+    eng = DuckDBEngine(tmp_path / "warehouse.duckdb")
+    yield eng
+    eng.close()
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[str]:
+    """A fresh MariaDB database name on the local server; dropped afterwards."""
+    import pymysql
+
+    name = f"pt_{uuid.uuid4().hex[:10]}"
+    con = pymysql.connect(**MARIADB, autocommit=True)
+    with con.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    try:
+        yield name
+    finally:
+        with con.cursor() as cur:
+            cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        con.close()

@@ -1,0 +1,65 @@
+import ibis
+import pyarrow as pa
+import pytest
+
+from passerelle.errors import EngineError
+
+
+def test_append_arrow_creates_then_appends(engine):
+    batch = pa.table({"a": ["", None, "x,y", 'q"z'], "n": [1, 2, None, 4]})
+    assert engine.append_arrow("r", batch.to_reader()) == 4
+    rows = engine.to_arrow(engine.table("r").order_by("n")).to_pylist()
+    # empty strings, NULLs, quotes and delimiters survive the bulk path as themselves
+    assert rows == [{"a": "", "n": 1}, {"a": None, "n": 2}, {"a": 'q"z', "n": 4},
+                    {"a": "x,y", "n": None}]
+    assert engine.append_arrow("r", batch.to_reader()) == 4
+    assert engine.count("r") == 8
+
+
+def test_transaction_rolls_back(engine):
+    engine.append_arrow("r", pa.table({"n": [1, 2, 3]}).to_reader())
+    with pytest.raises(KeyError), engine.transaction():
+        engine.delete_where_in("r", "n", [1, 2])
+        raise KeyError("boom")
+    assert engine.count("r") == 3
+    with engine.transaction():
+        engine.delete_where_in("r", "n", [1, 2])
+    assert engine.count("r") == 1
+
+
+def test_add_missing_columns(engine):
+    engine.append_arrow("r", pa.table({"n": [1]}).to_reader())
+    added = engine.add_missing_columns("r", ibis.schema({"n": "int64", "z": "string"}))
+    assert added == ["z"]
+    assert engine.table("r").columns == ("n", "z")
+
+
+def test_postgres_refusing_connection_is_a_clear_error():
+    from passerelle.engines.postgres import PostgresEngine
+
+    eng = PostgresEngine(port=1)  # nothing listens there
+    with pytest.raises(EngineError, match="Cannot connect to PostgreSQL at 127.0.0.1:1"):
+        eng.con  # noqa: B018
+
+
+def test_duckdb_file_locked_by_another_process(tmp_path):
+    import subprocess
+    import sys
+    import textwrap
+
+    from passerelle.engines.duckdb import DuckDBEngine
+
+    db = tmp_path / "w.duckdb"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import duckdb, sys, time
+            con = duckdb.connect({str(db)!r}); print('ready', flush=True); time.sleep(30)
+        """)],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(EngineError, match="in use by another process"):
+            DuckDBEngine(db).con  # noqa: B018
+    finally:
+        holder.kill()
