@@ -31,9 +31,7 @@ class YamlDoc:
         best: int | None = self.lines.get(())
         node, path = self.data, ()
         for part in loc:
-            if isinstance(node, dict) and part in node:
-                node, path = node[part], (*path, part)
-            elif isinstance(node, list) and isinstance(part, int) and part < len(node):
+            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
                 node, path = node[part], (*path, part)
             else:
                 continue
