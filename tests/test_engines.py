@@ -38,7 +38,7 @@ def test_postgres_refusing_connection_is_a_clear_error():
     from passerelle.engines.postgres import PostgresEngine
 
     eng = PostgresEngine(port=1)  # nothing listens there
-    with pytest.raises(EngineError, match="Cannot connect to PostgreSQL at 127.0.0.1:1"):
+    with pytest.raises(EngineError, match=r"Cannot connect to PostgreSQL at 127\.0\.0\.1:1"):
         eng.con  # noqa: B018
 
 

@@ -31,7 +31,9 @@ class YamlDoc:
         best: int | None = self.lines.get(())
         node, path = self.data, ()
         for part in loc:
-            if (isinstance(node, dict) and part in node) or (isinstance(node, list) and isinstance(part, int) and part < len(node)):
+            in_dict = isinstance(node, dict) and part in node
+            in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+            if in_dict or in_list:
                 node, path = node[part], (*path, part)
             else:
                 continue
