@@ -22,12 +22,7 @@ class YamlDoc:
     data: Any
     lines: dict[Path_, int] = field(default_factory=dict)
 
-    def line_of(self, loc: Path_) -> int | None:
-        """Line of the deepest part of ``loc`` that exists in the file.
-
-        ``loc`` is a pydantic error location; parts that are not keys of the data
-        (discriminator tags like ``'csv'``) are skipped.
-        """
+    def _resolve(self, loc: Path_) -> tuple[Path_, int | None]:
         best: int | None = self.lines.get(())
         node, path = self.data, ()
         for part in loc:
@@ -35,10 +30,20 @@ class YamlDoc:
             in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
             if in_dict or in_list:
                 node, path = node[part], (*path, part)
-            else:
-                continue
-            best = self.lines.get(path, best)
-        return best
+                best = self.lines.get(path, best)
+        return path, best
+
+    def line_of(self, loc: Path_) -> int | None:
+        """Line of the deepest part of ``loc`` that exists in the file.
+
+        ``loc`` is a pydantic error location; parts that are not keys of the data
+        (discriminator tags like ``'csv'``) are skipped.
+        """
+        return self._resolve(loc)[1]
+
+    def present(self, loc: Path_) -> Path_:
+        """The parts of ``loc`` that are keys in the file (drops discriminator tags)."""
+        return self._resolve(loc)[0]
 
 
 class YamlSyntaxError(ValueError):

@@ -1,0 +1,85 @@
+"""The one object the CLI, the API server, the worker and the tests all use."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from passerelle.engines import Engine, open_engine
+from passerelle.errors import Problems
+from passerelle.pipeline import RunResult, run_pipeline
+from passerelle.project.load import ProjectDefinition, inspect_sources, load_project
+from passerelle.reporter import Reporter, SilentReporter
+from passerelle.runlog import last_runs
+
+
+class Project:
+    """A loaded project folder and its warehouse. Use :func:`passerelle.open`."""
+
+    def __init__(self, definition: ProjectDefinition, reporter: Reporter | None = None) -> None:
+        self.definition = definition
+        self.reporter: Reporter = reporter or SilentReporter()
+        self._engine: Engine | None = None
+
+    @property
+    def root(self) -> Path:
+        return self.definition.root
+
+    @property
+    def config(self):
+        return self.definition.config
+
+    @property
+    def sources(self):
+        return self.definition.sources
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = open_engine(self.config.engine, self.root)
+        return self._engine
+
+    def validate(self, connect: bool = True) -> Problems:
+        """Deep checks beyond parsing: files, columns, connections (the project already parsed)."""
+        problems = Problems()
+        for warning in self.definition.warnings:
+            problems.add("", warning, severity="warning")
+        if connect:
+            problems.items.extend(inspect_sources(self.definition).items)
+            try:
+                self.engine.con  # noqa: B018 - opening is the check
+            except Exception as exc:  # EngineError carries reason + instruction
+                from passerelle.errors import PasserelleError
+
+                if not isinstance(exc, PasserelleError):
+                    raise
+                problems.add("passerelle.yml", exc.reason,
+                             hint=exc.instruction)
+        return problems
+
+    def run(self, source: str | None = None) -> RunResult:
+        if source is not None and source not in self.sources:
+            from passerelle.errors import PasserelleError
+
+            known = ", ".join(sorted(self.sources)) or "none"
+            raise PasserelleError(f"There is no source named '{source}'.",
+                                  f"Sources of this project: {known}.")
+        return run_pipeline(self.definition, self.engine, self.reporter, only_source=source)
+
+    def status(self, limit: int = 10) -> list[dict]:
+        return last_runs(self.engine, limit)
+
+    def close(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_project(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:
+    """Load and validate the project folder; raises ProjectError listing every problem."""
+    return Project(load_project(project_dir), reporter)

@@ -1,0 +1,140 @@
+"""The pipeline: load -> stage -> checks -> unify (-> later steps), recorded in the run log.
+
+Python orchestrates; each step is SQL run by the engine. A source that fails to load is
+reported and the other sources go on; an error-severity check stops every step after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.model import ENTITIES
+from passerelle.project.load import ProjectDefinition
+from passerelle.reporter import Reporter
+from passerelle.runlog import StepRecord, new_run_id, record, utcnow
+
+# Views that gather the staged tables of every source of one entity.
+ENTITY_VIEWS = {
+    "customers": "customer_records",
+    "orders": "orders",
+    "order_lines": "order_lines",
+    "events": "events",
+    "ad_spend": "ad_spend",
+    "campaign_sends": "campaign_sends",
+}
+
+
+@dataclass
+class RunResult:
+    run_id: str
+    steps: list[StepRecord] = field(default_factory=list)
+    loads: dict[str, Any] = field(default_factory=dict)  # source -> LoadResult
+    stages: dict[str, Any] = field(default_factory=dict)  # source -> StageResult
+    checks: list[Any] = field(default_factory=list)  # CheckResult
+    errors: list[PasserelleError] = field(default_factory=list)
+
+    @property
+    def failed_checks(self) -> list[Any]:
+        from passerelle.staging.checks import error_failures
+
+        return error_failures(self.checks)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors and not self.failed_checks
+
+
+class _Recorder:
+    def __init__(self, engine: Engine, result: RunResult) -> None:
+        self.engine, self.result = engine, result
+
+    @contextmanager
+    def step(self, step: str, target: str = "") -> Iterator[StepRecord]:
+        rec = StepRecord(self.result.run_id, step, target, utcnow(), utcnow())
+        try:
+            yield rec
+        except PasserelleError as exc:
+            rec.status, rec.message = "failed", exc.reason[:2000]
+            self.result.errors.append(exc)
+        finally:
+            rec.finished_at = utcnow()
+            self.result.steps.append(rec)
+            record(self.engine, rec)
+
+    def skipped(self, step: str, target: str, why: str) -> None:
+        now = utcnow()
+        rec = StepRecord(self.result.run_id, step, target, now, now, status="skipped", message=why)
+        self.result.steps.append(rec)
+        record(self.engine, rec)
+
+
+def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
+                 only_source: str | None = None) -> RunResult:
+    from passerelle.sources import load_source
+    from passerelle.staging import stage_source
+    from passerelle.staging.checks import error_failures, run_checks
+
+    result = RunResult(run_id=new_run_id())
+    rec = _Recorder(engine, result)
+    sources = [s for s in project.sources.values() if only_source in (None, s.name)]
+
+    for source in sources:
+        with rec.step("load", source.name) as step:
+            loaded = load_source(engine, project.root, source, result.run_id, reporter)
+            result.loads[source.name] = loaded
+            step.rows_out = loaded.rows_loaded
+            step.message = "; ".join(loaded.messages)[:2000]
+        if source.name not in result.loads:
+            rec.skipped("stage", source.name, "the load failed")
+            continue
+        with rec.step("stage", source.name) as step:
+            dialect = result.loads[source.name].csv_dialect or {}
+            staged = stage_source(engine, source, project.config, reporter, result.run_id,
+                                  csv_decimal=dialect.get("decimal"))
+            result.stages[source.name] = staged
+            step.rows_in, step.rows_out = staged.rows_in, staged.rows_staged
+
+    staged_names = set(result.stages)
+    checks = [c for c in project.checks
+              if c.source in staged_names or getattr(c, "to", None) in staged_names]
+    if checks:
+        with rec.step("checks") as step:
+            result.checks = run_checks(engine, checks, result.run_id, reporter)
+            failed = error_failures(result.checks)
+            step.rows_in, step.rows_out = len(result.checks), len(failed)
+            if failed:
+                step.status = "failed"
+                step.message = "; ".join(c.message for c in failed)[:2000]
+
+    downstream: list[tuple[str, Callable[[], None]]] = [
+        ("unify", lambda: unify_entities(project, engine)),
+    ]
+    for name, run_step in downstream:
+        if result.failed_checks:
+            rec.skipped(name, "", "an error-severity check failed")
+            continue
+        with rec.step(name):
+            run_step()
+    return result
+
+
+def unify_entities(project: ProjectDefinition, engine: Engine) -> list[str]:
+    """(Re)create one view per entity over the staged tables of its sources."""
+    made = []
+    for entity, view in ENTITY_VIEWS.items():
+        tables = [f"stg_{s.name}" for s in project.sources.values()
+                  if s.entity == entity and engine.exists(f"stg_{s.name}")]
+        if not tables:
+            continue
+        columns = ["_source", "_record_id", *ENTITIES[entity].field_names, "_issues",
+                   "_load_id", "_loaded_at", "_source_file", "_source_row"]
+        parts = [engine.table(t).select(columns) for t in tables]
+        expr = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
+        engine.con.create_view(view, expr, overwrite=True)
+        made.append(view)
+    return made

@@ -1,0 +1,294 @@
+"""Read a project folder into validated models, collecting every problem at once.
+
+Two levels:
+- :func:`load_project` parses and cross-checks the files (syntax, unknown keys, mapping
+  targets, references between files). It never touches data or the network.
+- :func:`inspect_sources` goes further for `passerelle validate`: files exist, mapped columns
+  exist in them, databases answer.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from passerelle.errors import ConnectorError, Problems
+from passerelle.model import ENTITIES
+from passerelle.project.models import (
+    CheckConfig,
+    ChecksFile,
+    ProjectConfig,
+    RelationshipsCheck,
+    RowCountCheck,
+    SourceConfig,
+    UniqueCheck,
+)
+from passerelle.project.yamlio import YamlDoc, YamlSyntaxError, read_yaml, substitute_env
+
+PROJECT_FILE = "passerelle.yml"
+LINEAGE_COLUMNS = ("_source", "_record_id", "_issues", "_load_id", "_loaded_at", "_source_file",
+                   "_source_row")
+
+
+@dataclass
+class Located:
+    """Where a model came from, so later problems can point at the file and line."""
+
+    doc: YamlDoc
+    prefix: tuple[str | int, ...] = ()
+
+    def line(self, *loc: str | int) -> int | None:
+        return self.doc.line_of((*self.prefix, *loc))
+
+
+@dataclass
+class ProjectDefinition:
+    root: Path
+    config: ProjectConfig
+    sources: dict[str, SourceConfig] = field(default_factory=dict)
+    checks: list[CheckConfig] = field(default_factory=list)
+    where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
+    warnings: list[str] = field(default_factory=list)
+
+    def located(self, model: BaseModel) -> Located | None:
+        return self.where.get(id(model))
+
+
+def _rel(root: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _hint_for(error_type: str, loc: tuple[Any, ...], valid: list[str] | None) -> str | None:
+    if error_type == "extra_forbidden" and valid:
+        bad = str(loc[-1]) if loc else ""
+        close = difflib.get_close_matches(bad, valid, n=1)
+        return f"did you mean '{close[0]}'?" if close else f"allowed keys: {', '.join(valid)}"
+    return None
+
+
+def _parse(model: type[BaseModel], doc: YamlDoc, problems: Problems) -> Any:
+    """Validate ``doc.data`` against ``model``; every pydantic error becomes a located problem."""
+    missing_env: list[str] = []
+    data = substitute_env(doc.data, missing_env)
+    for name in sorted(set(missing_env)):
+        problems.add(doc.file, f"environment variable ${{{name}}} is not set",
+                     hint=f"export {name}=... or use ${{{name}:-default}}")
+    if missing_env:
+        return None
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            shown = doc.present(loc)
+            if err["type"] in ("missing", "extra_forbidden") and loc and loc[-1] not in shown:
+                shown = (*shown, loc[-1])
+            where = ".".join(str(p) for p in shown)
+            if err["type"] == "missing":
+                text = f"{where}: required key is missing"
+            elif err["type"] == "extra_forbidden":
+                text = f"unknown key '{where}'"
+            else:
+                msg = err["msg"].removeprefix("Value error, ")
+                text = f"{where}: {msg}" if where else msg
+            hint = _hint_for(err["type"], loc, _keys_of(model, loc))
+            problems.add(doc.file, text, doc.line_of(loc), hint)
+        return None
+
+
+def _keys_of(model: type[BaseModel], loc: tuple[Any, ...]) -> list[str] | None:
+    """Allowed keys of the model that holds ``loc[-1]`` (for 'did you mean' hints)."""
+    current: Any = model
+    for part in loc[:-1]:
+        if isinstance(current, type) and issubclass(current, BaseModel):
+            fld = current.model_fields.get(part)
+            if fld is not None:
+                current = _model_in(fld.annotation, loc)
+            # else: a discriminator tag such as 'csv', already resolved by _model_in
+        elif isinstance(part, int):
+            continue  # list index
+        else:
+            return None
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return None
+
+
+def _model_in(annotation: Any, loc: tuple[Any, ...]) -> Any:
+    """The model class inside ``annotation`` (unwrapping lists, optionals and tagged unions)."""
+    import typing
+
+    candidates: list[Any] = [annotation]
+    while candidates:
+        ann = candidates.pop(0)
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            tag = ann.model_fields.get("type")
+            if tag is None or set(typing.get_args(tag.annotation)) & set(loc):
+                return ann
+        candidates.extend(typing.get_args(ann))
+    return annotation
+
+
+def load_project(root: Path | str) -> ProjectDefinition:
+    """Parse and cross-check a project folder; raises :class:`ProjectError` with all problems."""
+    root = Path(root).resolve()
+    problems = Problems()
+    project_file = root / PROJECT_FILE
+    if not project_file.is_file():
+        problems.add(str(root), f"no {PROJECT_FILE} here: this is not a Passerelle project",
+                     hint="create one with `passerelle init DIR`, or pass --project DIR")
+        problems.raise_if_any()
+
+    docs: list[tuple[str, YamlDoc]] = []
+    for kind, pattern in (("project", PROJECT_FILE), ("source", "sources/*.yml"),
+                          ("source", "sources/*.yaml"), ("checks", "checks/*.yml"),
+                          ("checks", "checks/*.yaml")):
+        for path in sorted(root.glob(pattern)):
+            try:
+                docs.append((kind, read_yaml(path, _rel(root, path))))
+            except YamlSyntaxError as exc:
+                problems.add(exc.file, exc.message, exc.line,
+                             hint="check indentation and that ':' is followed by a space")
+
+    config: ProjectConfig | None = None
+    definition_sources: dict[str, SourceConfig] = {}
+    checks: list[tuple[CheckConfig, Located]] = []
+    where: dict[int, Located] = {}
+    unparsed: set[str] = set()  # sources whose file has problems: checks on them wait
+
+    for kind, doc in docs:
+        if doc.data is None and kind != "project":
+            problems.add(doc.file, "file is empty", hint="remove it or fill it in",
+                         severity="warning")
+            continue
+        if not isinstance(doc.data, dict):
+            problems.add(doc.file, "expected a mapping of keys at the top level", doc.line_of(()))
+            continue
+        if kind == "project":
+            config = _parse(ProjectConfig, doc, problems)
+        elif kind == "source":
+            stem = Path(doc.file).stem
+            doc.data.setdefault("name", stem)
+            source = _parse(SourceConfig, doc, problems)
+            if source is None:
+                unparsed.add(str(doc.data.get("name", stem)))
+                continue
+            if source.name in definition_sources:
+                problems.add(doc.file, f"source name '{source.name}' is used twice",
+                             doc.line_of(("name",)), hint="source names must be unique")
+                continue
+            definition_sources[source.name] = source
+            where[id(source)] = Located(doc)
+        else:
+            parsed = _parse(ChecksFile, doc, problems)
+            if parsed is not None:
+                for i, check in enumerate(parsed.checks):
+                    located = Located(doc, ("checks", i))
+                    checks.append((check, located))
+                    where[id(check)] = located
+
+    for source in definition_sources.values():
+        _cross_check_source(source, where[id(source)], definition_sources, problems)
+    for check, located in checks:
+        if check.source in unparsed or getattr(check, "to", None) in unparsed:
+            continue
+        _cross_check_check(check, located, definition_sources, problems)
+
+    problems.raise_if_any()
+    assert config is not None  # a project file that failed to parse left a problem
+    return ProjectDefinition(
+        root=root, config=config, sources=definition_sources,
+        checks=[c for c, _ in checks], where=where,
+        warnings=[str(p) for p in problems.warnings],
+    )
+
+
+def _closest(word: str, options: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _cross_check_source(source: SourceConfig, at: Located, sources: dict[str, SourceConfig],
+                        problems: Problems) -> None:
+    entity = ENTITIES[source.entity]
+    fields = entity.field_names
+    for target in source.columns:
+        if target not in fields:
+            problems.add(at.doc.file, f"'{target}' is not a field of the {entity.name} entity",
+                         at.line("columns", target),
+                         _closest(target, fields) or f"fields: {', '.join(fields)}")
+    for f in entity.fields:
+        if f.required and f.name not in source.columns:
+            problems.add(at.doc.file, f"required field '{f.name}' of {entity.name} is not mapped",
+                         at.line("columns"), f"add `{f.name}: <source column>` under columns")
+    if source.customer_source is not None:
+        ref = sources.get(source.customer_source)
+        if ref is None:
+            problems.add(at.doc.file,
+                         f"customer_source '{source.customer_source}' is not a source",
+                         at.line("customer_source"),
+                         _closest(source.customer_source, list(sources)))
+        elif ref.entity != "customers":
+            problems.add(at.doc.file,
+                         f"customer_source '{source.customer_source}' maps {ref.entity}, "
+                         "not customers", at.line("customer_source"))
+    if source.is_file and source.incremental.key:
+        problems.add(at.doc.file, "incremental.key is ignored for files: files are tracked by "
+                     "fingerprint", at.line("incremental", "key"), severity="warning")
+
+
+def _cross_check_check(check: CheckConfig, at: Located, sources: dict[str, SourceConfig],
+                       problems: Problems) -> None:
+    source = sources.get(check.source)
+    if source is None:
+        problems.add(at.doc.file, f"check on unknown source '{check.source}'", at.line("source"),
+                     _closest(check.source, list(sources)))
+        return
+    columns = [*ENTITIES[source.entity].field_names, *LINEAGE_COLUMNS]
+    if isinstance(check, RowCountCheck):
+        return
+    targets = check.column if isinstance(check, UniqueCheck) else [check.column]
+    for col in [targets] if isinstance(targets, str) else targets:
+        if col not in columns:
+            problems.add(at.doc.file, f"'{col}' is not a column of stg_{source.name}",
+                         at.line("column"), _closest(col, columns))
+    if isinstance(check, RelationshipsCheck):
+        ref = sources.get(check.to)
+        if ref is None:
+            problems.add(at.doc.file, f"relationships check refers to unknown source '{check.to}'",
+                         at.line("to"), _closest(check.to, list(sources)))
+        elif check.field not in [*ENTITIES[ref.entity].field_names, *LINEAGE_COLUMNS]:
+            problems.add(at.doc.file, f"'{check.field}' is not a column of stg_{ref.name}",
+                         at.line("field"), _closest(check.field, ENTITIES[ref.entity].field_names))
+
+
+def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Problems:
+    """Open every source: files exist, mapped columns exist, databases answer."""
+    from passerelle.sources import source_columns
+
+    problems = Problems()
+    for source in project.sources.values():
+        if only and source.name != only:
+            continue
+        at = project.located(source)
+        file = at.doc.file if at else f"sources/{source.name}.yml"
+        try:
+            available = source_columns(project.root, source)
+        except ConnectorError as exc:
+            problems.add(file, exc.reason, at.line("connector") if at else None, exc.instruction)
+            continue
+        for target, mapping in source.mappings().items():
+            if mapping.column is not None and mapping.column not in available:
+                problems.add(
+                    file, f"column '{mapping.column}' (mapped to {target}) is not in the source",
+                    at.line("columns", target) if at else None,
+                    _closest(mapping.column, available) or f"columns: {', '.join(available)}",
+                )
+    return problems

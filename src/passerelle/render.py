@@ -1,0 +1,108 @@
+"""Rich renderings of results for the terminal (the CLI's only output code)."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from rich.console import Console, Group
+from rich.table import Table
+
+from passerelle.errors import Problem
+from passerelle.pipeline import RunResult
+
+
+def problems_table(problems: list[Problem]) -> Table:
+    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
+    table.add_column("where", style="cyan", no_wrap=True)
+    table.add_column("problem")
+    table.add_column("hint", style="dim")
+    for p in problems:
+        style = "yellow" if p.severity == "warning" else "red"
+        table.add_row(p.location(), f"[{style}]{p.message}[/{style}]", p.hint or "")
+    return table
+
+
+def run_summary(result: RunResult) -> Group:
+    sources = Table(title="Sources", title_justify="left", header_style="bold")
+    for col, justify in (("source", "left"), ("loaded", "right"), ("staged", "right"),
+                         ("quarantined", "right"), ("invalid values", "right"), ("time", "right")):
+        sources.add_column(col, justify=justify)  # type: ignore[arg-type]
+    seconds: Counter[str] = Counter()
+    for step in result.steps:
+        seconds[step.target] += step.seconds
+    reasons: Counter[str] = Counter()
+    names = sorted(set(result.loads) | set(result.stages) | {s.target for s in result.steps
+                                                           if s.step in ("load", "stage")})
+    for name in names:
+        load, stage = result.loads.get(name), result.stages.get(name)
+        failed = next((s for s in result.steps if s.target == name and s.status == "failed"), None)
+        loaded = f"{load.rows_loaded:,}" if load else "[red]failed[/red]"
+        if load and load.units_skipped and not load.rows_loaded:
+            loaded = "[dim]unchanged[/dim]"
+        if stage:
+            for reason, count in stage.top_reasons:
+                reasons[f"{name}: {reason}"] += count
+            invalid = sum(stage.issues_by_field.values())
+            sources.add_row(name, loaded, f"{stage.rows_staged:,}",
+                            _warn(stage.rows_quarantined), _warn(invalid, "yellow"),
+                            f"{seconds[name]:.1f}s")
+        else:
+            why = failed.message.splitlines()[0][:60] if failed else ""
+            sources.add_row(name, loaded, f"[red]{why}[/red]", "", "", f"{seconds[name]:.1f}s")
+    parts: list = [sources]
+    if reasons:
+        top = Table(title="Top quarantine reasons", title_justify="left", header_style="bold")
+        top.add_column("reason")
+        top.add_column("rows", justify="right")
+        for reason, count in reasons.most_common(5):
+            top.add_row(reason, f"{count:,}")
+        parts.append(top)
+    if result.checks:
+        checks = Table(title="Checks", title_justify="left", header_style="bold")
+        for col in ("check", "severity", "result", "owner"):
+            checks.add_column(col)
+        for c in result.checks:
+            mark = "[green]pass[/green]" if c.passed else (
+                "[red]FAIL[/red]" if c.severity == "error" else "[yellow]warn[/yellow]")
+            checks.add_row(c.name, c.severity, f"{mark} {'' if c.passed else c.message}",
+                           c.owner or "")
+        parts.append(checks)
+    steps = Table(title="Time per step", title_justify="left", header_style="bold")
+    steps.add_column("step")
+    steps.add_column("time", justify="right")
+    per_step: Counter[str] = Counter()
+    for s in result.steps:
+        per_step[s.step] += s.seconds
+    for name, secs in per_step.items():
+        steps.add_row(name, f"{secs:.1f}s")
+    parts.append(steps)
+    return Group(*parts)
+
+
+def _warn(n: int, color: str = "red") -> str:
+    return f"[{color}]{n:,}[/{color}]" if n else "0"
+
+
+def runs_table(rows: list[dict]) -> Table:
+    table = Table(header_style="bold")
+    for col in ("run", "step", "target", "started (UTC)", "seconds", "rows in", "rows out",
+                "status", "message"):
+        table.add_column(col)
+    for r in rows:
+        secs = (r["finished_at"] - r["started_at"]).total_seconds()
+        status = {"ok": "[green]ok[/green]", "failed": "[red]failed[/red]"}.get(
+            r["status"], f"[yellow]{r['status']}[/yellow]")
+        table.add_row(r["run_id"][:22], r["step"], r["target"] or "",
+                      f"{r['started_at']:%Y-%m-%d %H:%M:%S}", f"{secs:.1f}",
+                      _n(r["rows_in"]), _n(r["rows_out"]), status, (r["message"] or "")[:80])
+    return table
+
+
+def _n(v: int | None) -> str:
+    return "" if v is None else f"{v:,}"
+
+
+def print_error(console: Console, reason: str, instruction: str | None) -> None:
+    console.print(f"[bold red]Error:[/bold red] {reason}", highlight=False)
+    if instruction:
+        console.print(f"[dim]→ {instruction}[/dim]", highlight=False)
