@@ -85,8 +85,14 @@ def _parse(model: type[BaseModel], doc: YamlDoc, problems: Problems) -> Any:
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        for err in exc.errors():
+        errors = exc.errors()
+        # A value that may be "text or mapping" fails both ways; the mapping's error is the
+        # useful one, so drop the bare "should be a string" beside it.
+        detailed = {doc.present(tuple(e["loc"])) for e in errors if e["type"] != "string_type"}
+        for err in errors:
             loc = tuple(err["loc"])
+            if err["type"] == "string_type" and doc.present(loc) in detailed:
+                continue
             shown = doc.present(loc)
             if err["type"] in ("missing", "extra_forbidden") and loc and loc[-1] not in shown:
                 shown = (*shown, loc[-1])
