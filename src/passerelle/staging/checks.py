@@ -223,7 +223,7 @@ def _row_count_relation(table: ir.Table, check: RowCountCheck, previous: int | N
         max=ibis.literal(check.max, type="int64"),
         previous_row_count=ibis.literal(previous, type="int64"),
         change=change,
-        max_change=ibis.literal(check.max_change, type="float64"),
+        max_change=_float(check.max_change),
         **{_FAILING: failing},
     )
 
@@ -241,9 +241,17 @@ def _freshness_relation(
     newest = table.aggregate(newest=column.cast("timestamp").max(), row_count=table.count())
     return newest.mutate(
         checked_at=ibis.literal(now, type="timestamp"),
-        max_age_hours=ibis.literal(check.max_age_hours, type="float64"),
+        max_age_hours=_float(check.max_age_hours),
         **{_FAILING: newest.newest.isnull() | (newest.newest < threshold)},
     )
+
+
+def _float(value: float | None) -> ir.FloatingValue:
+    """A float literal that every backend returns as a float (ibis writes ``0.5`` bare,
+    which PostgreSQL types as NUMERIC and hands back as Decimal)."""
+    if value is None:
+        return ibis.null("float64")
+    return ibis.literal(repr(float(value))).cast("float64")
 
 
 def _previous_row_count(engine: Engine, name: str, run_id: str | None) -> int | None:
@@ -361,7 +369,8 @@ def _run_one(engine: Engine, check: CheckConfig, now: datetime, run_id: str) -> 
 def _sample(engine: Engine, relation: ir.Table, columns: list[str]) -> list[dict[str, Any]]:
     present = set(relation.columns)
     keep = [c for c in ("_record_id", *columns, *_LINEAGE) if c in present]
-    order = [c for c in (*columns, *_LINEAGE, "_record_id") if c in present]
+    # file order, not value order: text collation differs between engines
+    order = [c for c in (*_LINEAGE, "_record_id", *columns) if c in present]
     query = relation.select(*keep).order_by(*order).limit(SAMPLE_SIZE)
     return engine.to_arrow(query).to_pylist()
 
@@ -406,7 +415,7 @@ def _record_message(check: CheckConfig, failing: int, columns: list[str]) -> str
     src, n = check.source, failing
     if isinstance(check, NotNullCheck):
         if not n:
-            return f"Every row of {src} has a {check.column}"
+            return f"No row of {src} is missing its {check.column}"
         return f"{_rows(n)} of {src} {_have(n)} no {check.column}{allowed}"
     if isinstance(check, UniqueCheck):
         what = " and ".join(columns)
