@@ -179,3 +179,16 @@ def test_json_schema_is_generated_from_models():
     assert connector_kinds == {"CsvConnector", "ParquetConnector", "JsonlConnector",
                                "PostgresConnector", "MySQLConnector"}
     assert "customers" in json.dumps(schema["properties"]["entity"])
+
+
+def test_duplicate_check_names(tmp_path):
+    write(tmp_path, {
+        "passerelle.yml": "name: t\n",
+        "sources/a.yml": GOOD_SOURCE,
+        "checks/one.yml": "checks:\n  - {type: not_null, source: a, column: email}\n",
+        "checks/two.yml": "checks:\n  - type: not_null\n    source: a\n    column: email\n",
+    })
+    assert problems_of(tmp_path) == [
+        "checks/two.yml:2: check name 'not_null_a_email' is used twice "
+        "(hint: first used in checks/one.yml:2; give one of them a `name:`)"
+    ]

@@ -61,12 +61,12 @@ def validate(
     = False,
 ) -> None:
     """Check the project and report every problem at once, with file, line and hint."""
-    from passerelle.render import problems_table
+    from passerelle.render import problems_text
 
     with _open(project) as proj:
         problems = proj.validate(connect=not offline)
     if problems.items:
-        console.print(problems_table(problems.items))
+        console.print(problems_text(problems.items), end="", soft_wrap=True)
     if problems.errors:
         n = len(problems.errors)
         err_console.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/bold red] to fix.")
@@ -170,13 +170,13 @@ def main() -> None:
     except PasserelleError as exc:
         if _state["debug"]:
             raise
-        from passerelle.render import print_error, problems_table
+        from passerelle.render import print_error, problems_text
 
         if isinstance(exc, ProjectError):
-            err_console.print(problems_table(exc.problems))
+            err_console.print(problems_text(exc.problems), end="", soft_wrap=True)
             n = len(exc.problems)
-            err_console.print(f"[bold red]{n} problem(s)[/bold red] in the project. "
-                              "Nothing was run.")
+            err_console.print(f"[bold red]{n} problem(s)[/bold red] in the project; nothing "
+                              "was run. Fix them, then check with `passerelle validate`.")
         else:
             print_error(err_console, exc.reason, exc.instruction)
         sys.exit(int(exc.exit_code))

@@ -6,20 +6,24 @@ from collections import Counter
 
 from rich.console import Console, Group
 from rich.table import Table
+from rich.text import Text
 
 from passerelle.errors import Problem
 from passerelle.pipeline import RunResult
 
 
-def problems_table(problems: list[Problem]) -> Table:
-    table = Table(show_header=True, header_style="bold", box=None, pad_edge=False)
-    table.add_column("where", style="cyan", no_wrap=True)
-    table.add_column("problem")
-    table.add_column("hint", style="dim")
+def problems_text(problems: list[Problem]) -> Text:
+    """One line a problem, ``file:line`` first so editors and terminals can jump to it."""
+    text = Text()
     for p in problems:
-        style = "yellow" if p.severity == "warning" else "red"
-        table.add_row(p.location(), f"[{style}]{p.message}[/{style}]", p.hint or "")
-    return table
+        color = "yellow" if p.severity == "warning" else "red"
+        text.append(p.location(), style="cyan")
+        text.append(": ")
+        text.append(p.message, style=color)
+        if p.hint:
+            text.append(f"  (hint: {p.hint})", style="dim")
+        text.append("\n")
+    return text
 
 
 def run_summary(result: RunResult) -> Group:

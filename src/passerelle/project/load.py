@@ -202,7 +202,18 @@ def load_project(root: Path | str) -> ProjectDefinition:
 
     for source in definition_sources.values():
         _cross_check_source(source, where[id(source)], definition_sources, problems)
+    from passerelle.staging.checks import check_name
+
+    seen_checks: dict[str, Located] = {}
     for check, located in checks:
+        name = check_name(check)
+        if name in seen_checks:
+            first = seen_checks[name]
+            problems.add(located.doc.file, f"check name '{name}' is used twice",
+                         located.line("type"),
+                         f"first used in {first.doc.file}:{first.line('type')}; "
+                         "give one of them a `name:`")
+        seen_checks.setdefault(name, located)
         if check.source in unparsed or getattr(check, "to", None) in unparsed:
             continue
         _cross_check_check(check, located, definition_sources, problems)
