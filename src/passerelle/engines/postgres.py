@@ -74,9 +74,10 @@ class PostgresEngine(Engine):
         rows = 0
         raw = self.con.con
         with raw.cursor() as cursor, raw.transaction(), cursor.copy(copy_sql) as copy:
-            for batch in batches:
+            for number, batch in enumerate(batches):
                 buffer = io.BytesIO()
-                pacsv.write_csv(batch, buffer)
+                # COPY skips one header line: write it with the first batch only
+                pacsv.write_csv(batch, buffer, pacsv.WriteOptions(include_header=number == 0))
                 copy.write(buffer.getvalue())
                 rows += batch.num_rows
         return rows

@@ -1,0 +1,159 @@
+"""The load ledger (``_passerelle_loads``) and the quarantine table.
+
+A raw row exists only if the load that wrote it is recorded in the ledger: every load unit
+appends its rows and then records itself inside one transaction, and every ``load_source``
+starts by deleting raw rows whose ``_load_id`` the ledger does not know. A load killed midway
+(power cut, kill -9, an engine without the transaction) therefore re-runs cleanly.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import ibis
+import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+from passerelle.engines.base import Engine
+
+LOADS_TABLE = "_passerelle_loads"
+QUARANTINE_TABLE = "quarantine"
+
+LOADS_SCHEMA = ibis.schema({
+    "load_id": "string",
+    "run_id": "string",
+    "source": "string",
+    "source_file": "string",
+    "fingerprint": "string",
+    "size_bytes": "int64",
+    "rows": "int64",
+    "high_water_mark": "string",
+    "started_at": "timestamp",
+    "finished_at": "timestamp",
+})
+
+QUARANTINE_SCHEMA = ibis.schema({
+    "source": "string",
+    "load_id": "string",
+    "source_file": "string",
+    "source_row": "int64",
+    "reason": "string",
+    "detail": "string",
+    "quarantined_at": "timestamp",
+})
+
+#: Lineage columns every raw table carries, in this order, after the source's own columns.
+LINEAGE = pa.schema([
+    ("_load_id", pa.string()),
+    ("_loaded_at", pa.timestamp("us")),
+    ("_source_file", pa.string()),
+    ("_source_row", pa.int64()),
+])
+
+
+def utcnow() -> datetime:
+    """Naive UTC timestamp (the warehouse stores naive UTC)."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def new_load_id(now: datetime | None = None) -> str:
+    """Sortable and unique: ``20261123T061502123456-1a2b3c4d``."""
+    return f"{(now or utcnow()).strftime('%Y%m%dT%H%M%S%f')}-{secrets.token_hex(4)}"
+
+
+@dataclass(frozen=True)
+class UnitRecord:
+    """The last committed load of one unit (a file, or a database table)."""
+
+    load_id: str
+    fingerprint: str | None
+    high_water_mark: str | None
+
+
+def ensure_tables(engine: Engine) -> None:
+    engine.create_empty(LOADS_TABLE, LOADS_SCHEMA)
+    engine.create_empty(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
+
+
+def _col(name: str) -> sge.Column:
+    return sg.column(name, quoted=True)
+
+
+def _source_is(source: str) -> sge.Expression:
+    return sge.EQ(this=_col("source"), expression=sge.convert(source))
+
+
+def recover(engine: Engine, source: str, raw_table: str) -> int:
+    """Delete raw rows written by loads that never committed their ledger row.
+
+    Returns how many rows were removed.
+    """
+    if not engine.exists(raw_table):
+        return 0
+    known = (
+        sg.select(_col("load_id"))
+        .from_(sg.table(LOADS_TABLE, quoted=True))
+        .where(_source_is(source))
+    )
+    orphan = sge.Not(this=sge.In(this=_col("_load_id"), query=known.subquery()))
+    count = sg.select(sge.Count(this=sge.Star())).from_(sg.table(raw_table, quoted=True))
+    removed = int(engine.execute(count.where(orphan))[0][0])
+    if removed:
+        engine.execute(sge.delete(sg.table(raw_table, quoted=True), where=orphan))
+    return removed
+
+
+def last_units(engine: Engine, source: str) -> dict[str, tuple[UnitRecord, list[str]]]:
+    """For each unit of ``source``: its latest committed load, and every load id it had."""
+    table = engine.table(LOADS_TABLE)
+    rows = engine.to_arrow(
+        table.filter(table.source == source)
+        .select("source_file", "load_id", "fingerprint", "high_water_mark")
+        .order_by("load_id")
+    ).to_pylist()
+    units: dict[str, tuple[UnitRecord, list[str]]] = {}
+    for row in rows:  # one row per past load, not per data row
+        history = units.get(row["source_file"], (None, []))[1]
+        history.append(row["load_id"])
+        record = UnitRecord(row["load_id"], row["fingerprint"], row["high_water_mark"])
+        units[row["source_file"]] = (record, history)
+    return units
+
+
+def record_load(engine: Engine, *, load_id: str, run_id: str, source: str, source_file: str,
+                fingerprint: str | None, size_bytes: int | None, rows: int,
+                high_water_mark: str | None, started_at: datetime) -> None:
+    row = {
+        "load_id": load_id, "run_id": run_id, "source": source, "source_file": source_file,
+        "fingerprint": fingerprint, "size_bytes": size_bytes, "rows": rows,
+        "high_water_mark": high_water_mark, "started_at": started_at, "finished_at": utcnow(),
+    }
+    data = pa.Table.from_pylist([row], schema=LOADS_SCHEMA.to_pyarrow())
+    engine.append_arrow(LOADS_TABLE, data.to_reader())
+
+
+def write_quarantine(engine: Engine, rows: list[dict]) -> None:
+    """Append quarantine rows (``source, load_id, source_file, source_row, reason, detail``)."""
+    if not rows:
+        return
+    now = utcnow()
+    data = pa.Table.from_pylist([{**r, "quarantined_at": now} for r in rows],
+                                schema=QUARANTINE_SCHEMA.to_pyarrow())
+    engine.append_arrow(QUARANTINE_TABLE, data.to_reader())
+
+
+def forget_loads(engine: Engine, source: str, raw_table: str, load_ids: list[str]) -> None:
+    """Remove the raw and quarantine rows of earlier loads (a replaced file, a new snapshot).
+
+    The ledger rows stay: they are the history of what was loaded when.
+    """
+    if not load_ids:
+        return
+    engine.delete_where_in(raw_table, "_load_id", load_ids)
+    if engine.exists(QUARANTINE_TABLE):
+        ids = sge.In(this=_col("load_id"), expressions=[sge.convert(i) for i in load_ids])
+        engine.execute(sge.delete(sg.table(QUARANTINE_TABLE, quoted=True),
+                                  where=sge.and_(_source_is(source), ids)))

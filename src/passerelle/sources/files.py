@@ -1,0 +1,211 @@
+"""File connectors: CSV, Parquet and JSON lines, read by an in-memory DuckDB.
+
+DuckDB does the parsing for every engine (it is fast, streams, and reports malformed CSV
+lines instead of failing); the result leaves it as Arrow batches for the warehouse's bulk
+path. Each matching file is one load unit, fingerprinted by the SHA-256 of its content.
+"""
+
+from __future__ import annotations
+
+import glob as globlib
+import hashlib
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import sqlglot as sg
+
+from passerelle.errors import ConnectorError
+from passerelle.project.models import CsvConnector, JsonlConnector, ParquetConnector
+from passerelle.sources.csvdialect import Dialect, transcode_to_utf8
+from passerelle.sources.stream import check_no_lineage_clash
+
+BATCH_ROWS = 50_000
+#: Longest CSV record DuckDB accepts (a 1 MB free-text field must load).
+MAX_LINE_BYTES = 64 << 20
+_NESTED = {"struct", "list", "map", "array", "union"}
+
+
+@dataclass(frozen=True)
+class FileUnit:
+    path: Path  # absolute
+    name: str  # relative to the project root (posix), the unit's identity
+    size: int
+
+
+def resolve(project_root: Path, pattern: str) -> list[FileUnit]:
+    """The files ``pattern`` (a path or a glob, relative to the project) matches, sorted."""
+    root = project_root.resolve()
+    full = pattern if Path(pattern).is_absolute() else str(root / pattern)
+    if globlib.has_magic(pattern):
+        paths = sorted(Path(p) for p in globlib.glob(full, recursive=True))
+        paths = [p for p in paths if p.is_file()]
+        if not paths:
+            raise ConnectorError(
+                f"No file matches {pattern!r} (looked in {root}).",
+                "Check the connector's path: it is relative to the project folder, and a "
+                "glob like 'data/orders_*.csv' needs at least one matching file.",
+            )
+    else:
+        path = Path(full)
+        if not path.is_file():
+            raise ConnectorError(
+                f"File not found: {pattern} (looked in {root}).",
+                "Check the connector's path: it is relative to the project folder.",
+            )
+        paths = [path]
+    units = []
+    for path in paths:
+        try:
+            name = path.resolve().relative_to(root).as_posix()
+        except ValueError:
+            name = path.resolve().as_posix()
+        units.append(FileUnit(path, name, path.stat().st_size))
+    return units
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of the content, read in 1 MB chunks."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class Reject:
+    """One malformed record: its 1-based data row, DuckDB's error type and the text."""
+
+    row: int
+    error_type: str
+    message: str
+    line: str
+
+
+@dataclass
+class OpenedFile:
+    reader: pa.RecordBatchReader
+    _con: duckdb.DuckDBPyConnection | None = None
+    _header: bool = True
+    rejects: list[Reject] = field(default_factory=list)
+
+    def collect_rejects(self) -> list[Reject]:
+        """Malformed CSV records seen by the scan (call after the reader is consumed)."""
+        if self._con is None:
+            return []
+        rows = self._con.execute(
+            "SELECT line, min(error_type), string_agg(error_message, '; '), min(csv_line) "
+            "FROM reject_errors GROUP BY line ORDER BY line"
+        ).fetchall()
+        offset = 1 if self._header else 0
+        self.rejects = [Reject(int(line) - offset, str(kind), str(message), str(text or ""))
+                        for line, kind, message, text in rows]
+        return self.rejects
+
+
+def _quoted(name: str) -> str:
+    return sg.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def _empty(columns: list[str]) -> pa.RecordBatchReader:
+    schema = pa.schema([(c, pa.string()) for c in columns])
+    return pa.RecordBatchReader.from_batches(schema, iter(()))
+
+
+@contextmanager
+def open_file(unit: FileUnit, connector, dialect: Dialect | None = None) -> Iterator[OpenedFile]:
+    """Open ``unit`` as Arrow batches (source columns only); nested values become JSON text."""
+    con = duckdb.connect()
+    try:
+        with tempfile.TemporaryDirectory(prefix="passerelle-") as tmp:
+            try:
+                if isinstance(connector, CsvConnector):
+                    assert dialect is not None
+                    yield _open_csv(con, unit, dialect, Path(tmp))
+                elif isinstance(connector, ParquetConnector):
+                    yield OpenedFile(_open_parquet(con, unit))
+                elif isinstance(connector, JsonlConnector):
+                    yield OpenedFile(_open_jsonl(con, unit))
+                else:  # pragma: no cover - models allow only the three
+                    raise TypeError(connector)
+            except duckdb.Error as exc:
+                raise read_error(unit, exc) from exc
+    finally:
+        con.close()
+
+
+def read_error(unit: FileUnit, exc: BaseException) -> ConnectorError:
+    message = str(exc).strip().split("\n\n")[0]
+    return ConnectorError(
+        f"Cannot read {unit.name}: {message}",
+        "Fix the file (the error above says where), or check the connector's type and options.",
+    )
+
+
+def _open_csv(con: duckdb.DuckDBPyConnection, unit: FileUnit, dialect: Dialect,
+              tmp: Path) -> OpenedFile:
+    check_no_lineage_clash(dialect.columns, unit.name)
+    if unit.size == 0 or not dialect.columns:
+        return OpenedFile(_empty(dialect.columns))
+    path = unit.path
+    if not dialect.is_utf8:
+        path = tmp / "utf8.csv"
+        transcode_to_utf8(unit.path, dialect.encoding, path)
+    relation = con.read_csv(
+        str(path),
+        header=dialect.header,
+        delimiter=dialect.delimiter,
+        quotechar=dialect.quote,
+        escapechar=dialect.quote,
+        columns={c: "VARCHAR" for c in dialect.columns},
+        auto_detect=False,
+        all_varchar=True,
+        store_rejects=True,
+        max_line_size=MAX_LINE_BYTES,
+    )
+    return OpenedFile(relation.to_arrow_reader(BATCH_ROWS), con, dialect.header)
+
+
+def _nested_as_json(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
+    types = [t.id for t in relation.types]
+    if not any(t in _NESTED for t in types):
+        return relation
+    parts = [
+        f"CAST(to_json({_quoted(c)}) AS VARCHAR) AS {_quoted(c)}" if t in _NESTED
+        else _quoted(c)
+        for c, t in zip(relation.columns, types, strict=True)
+    ]
+    return relation.select(", ".join(parts))
+
+
+def _open_parquet(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatchReader:
+    relation = con.read_parquet(str(unit.path))
+    check_no_lineage_clash(list(relation.columns), unit.name)
+    return _nested_as_json(relation).to_arrow_reader(BATCH_ROWS)
+
+
+def _open_jsonl(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatchReader:
+    if unit.size == 0 or (unit.size < 1 << 16 and not unit.path.read_bytes().strip()):
+        return _empty([])  # DuckDB would invent a column named "json" for blank lines
+    # Detect types on the whole file (a key first seen late must not be dropped), then read
+    # nested values as JSON text so heterogeneous objects keep exactly their own keys.
+    probe = con.read_json(str(unit.path), format="newline_delimited", sample_size=-1)
+    columns = {c: ("JSON" if t.id in _NESTED else str(t))
+               for c, t in zip(probe.columns, probe.types, strict=True)}
+    check_no_lineage_clash(list(columns), unit.name)
+    relation = con.read_json(str(unit.path), format="newline_delimited", columns=columns)
+    return relation.to_arrow_reader(BATCH_ROWS)
+
+
+def file_columns(unit: FileUnit, connector, dialect: Dialect | None) -> list[str]:
+    """Column names a file offers, without reading its rows."""
+    if isinstance(connector, CsvConnector):
+        assert dialect is not None
+        return list(dialect.columns)
+    with open_file(unit, connector, dialect) as opened:
+        return list(opened.reader.schema.names)
