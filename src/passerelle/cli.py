@@ -77,7 +77,8 @@ def validate(
 
 @app.command()
 def schema(
-    kind: Annotated[str, typer.Argument(help="passerelle | source | checks")] = "passerelle",
+    kind: Annotated[str, typer.Argument(help="passerelle | identity | source | checks")]
+    = "passerelle",
     out: Annotated[Path | None, typer.Option(help="Write every schema into this folder.")]
     = None,
 ) -> None:

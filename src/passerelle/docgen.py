@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from passerelle.model import ENTITIES
+from passerelle.project import identity_models as idm
 from passerelle.project import models as m
 
 REFERENCE = Path(__file__).resolve().parents[2] / "docs" / "reference"
@@ -50,6 +51,8 @@ def project_files_page() -> str:
         ("sources/*.yml", [m.SourceConfig, m.ColumnMapping, m.Incremental, m.CsvConnector,
                            m.ParquetConnector, m.JsonlConnector, m.PostgresConnector,
                            m.MySQLConnector]),
+        ("identity.yml", [idm.IdentityConfig, idm.DeterministicKey, idm.Probabilistic,
+                          idm.Comparison, idm.Training, idm.Graph, idm.Survivorship, idm.Pin]),
         ("checks/*.yml", [m.ChecksFile, m.NotNullCheck, m.UniqueCheck, m.AcceptedValuesCheck,
                           m.RelationshipsCheck, m.RowCountCheck, m.FreshnessCheck]),
     ]

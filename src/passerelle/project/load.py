@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from passerelle.errors import ConnectorError, Problems
 from passerelle.model import ENTITIES
+from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.models import (
     CheckConfig,
     ChecksFile,
@@ -51,6 +52,7 @@ class ProjectDefinition:
     config: ProjectConfig
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     checks: list[CheckConfig] = field(default_factory=list)
+    identity: IdentityConfig | None = None  # None: the project has no identity.yml
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
 
@@ -153,7 +155,8 @@ def load_project(root: Path | str) -> ProjectDefinition:
         problems.raise_if_any()
 
     docs: list[tuple[str, YamlDoc]] = []
-    for kind, pattern in (("project", PROJECT_FILE), ("source", "sources/*.yml"),
+    for kind, pattern in (("project", PROJECT_FILE), ("identity", "identity.yml"),
+                          ("source", "sources/*.yml"),
                           ("source", "sources/*.yaml"), ("checks", "checks/*.yml"),
                           ("checks", "checks/*.yaml")):
         for path in sorted(root.glob(pattern)):
@@ -164,6 +167,8 @@ def load_project(root: Path | str) -> ProjectDefinition:
                              hint="check indentation and that ':' is followed by a space")
 
     config: ProjectConfig | None = None
+    identity: IdentityConfig | None = None
+    identity_at: Located | None = None
     definition_sources: dict[str, SourceConfig] = {}
     checks: list[tuple[CheckConfig, Located]] = []
     where: dict[int, Located] = {}
@@ -179,6 +184,9 @@ def load_project(root: Path | str) -> ProjectDefinition:
             continue
         if kind == "project":
             config = _parse(ProjectConfig, doc, problems)
+        elif kind == "identity":
+            identity = _parse(IdentityConfig, doc, problems)
+            identity_at = Located(doc)
         elif kind == "source":
             stem = Path(doc.file).stem
             doc.data.setdefault("name", stem)
@@ -218,11 +226,14 @@ def load_project(root: Path | str) -> ProjectDefinition:
             continue
         _cross_check_check(check, located, definition_sources, problems)
 
+    if identity is not None and identity_at is not None:
+        _cross_check_identity(identity, identity_at, definition_sources, problems)
+
     problems.raise_if_any()
     assert config is not None  # a project file that failed to parse left a problem
     return ProjectDefinition(
         root=root, config=config, sources=definition_sources,
-        checks=[c for c, _ in checks], where=where,
+        checks=[c for c, _ in checks], identity=identity, where=where,
         warnings=[str(p) for p in problems.warnings],
     )
 
@@ -284,6 +295,36 @@ def _cross_check_check(check: CheckConfig, at: Located, sources: dict[str, Sourc
         elif check.field not in [*ENTITIES[ref.entity].field_names, *LINEAGE_COLUMNS]:
             problems.add(at.doc.file, f"'{check.field}' is not a column of stg_{ref.name}",
                          at.line("field"), _closest(check.field, ENTITIES[ref.entity].field_names))
+
+
+def _cross_check_identity(identity: IdentityConfig, at: Located,
+                          sources: dict[str, SourceConfig], problems: Problems) -> None:
+    customer_sources = [s.name for s in sources.values() if s.entity == "customers"]
+
+    def known(name: str, *loc: str | int) -> None:
+        if name not in customer_sources:
+            problems.add(at.doc.file, f"'{name}' is not a customers source", at.line(*loc),
+                         _closest(name, customer_sources)
+                         or f"customers sources: {', '.join(customer_sources) or 'none'}")
+
+    for i, key in enumerate(identity.keys):
+        for name in key.sources or []:
+            known(name, "keys", i, "sources")
+    for name in identity.survivorship.source_priority:
+        known(name, "survivorship", "source_priority")
+    fields = ENTITIES["customers"].field_names
+    for name in identity.survivorship.fields:
+        if name not in fields:
+            problems.add(at.doc.file, f"'{name}' is not a field of customers",
+                         at.line("survivorship", "fields", name), _closest(name, fields))
+    for i, pin in enumerate(identity.pins):
+        for ref in pin.records:
+            source, sep, record = ref.partition(":")
+            if not sep or not record:
+                problems.add(at.doc.file, f"pin record '{ref}' is not source:record_id",
+                             at.line("pins", i, "records"), "e.g. crm_contacts:CRM-000123")
+            else:
+                known(source, "pins", i, "records")
 
 
 def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Problems:

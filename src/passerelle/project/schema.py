@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
 
 SCHEMAS = {
     "passerelle": ProjectConfig,
+    "identity": IdentityConfig,
     "source": SourceConfig,
     "checks": ChecksFile,
 }

@@ -1,0 +1,123 @@
+"""Pydantic model of ``identity.yml``: how records become people.
+
+IT declares deterministic keys (exact after normalisation), probabilistic comparisons
+(Splink), the guards against over-merging, survivorship of the golden record, and pins
+reviewed in git. The CLI and API add pins of their own, kept in the warehouse and audited.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from passerelle.project.models import Strict
+
+# Fields of the customers entity that identity may use.
+IDENTITY_FIELDS = (
+    "customer_id", "email", "phone", "first_name", "last_name", "birth_date", "address_line1",
+    "address_line2", "postcode", "city", "country", "loyalty_card",
+)
+
+
+class DeterministicKey(Strict):
+    """Records that share this field's normalised value are the same person."""
+
+    field: Literal[IDENTITY_FIELDS]  # type: ignore[valid-type]
+    sources: list[str] | None = Field(
+        None, description="Only records of these sources (e.g. systems sharing one customer id)")
+    max_names: int | None = Field(
+        3, ge=1, description="A value seen with more distinct names than this is a shared key "
+                             "(family e-mail, shop phone) and is not used; null: no guard")
+
+
+class Comparison(Strict):
+    """One field compared by the probabilistic model."""
+
+    field: Literal[IDENTITY_FIELDS]  # type: ignore[valid-type]
+    method: Literal["exact", "name", "text", "date", "postcode"] = Field(
+        "exact", description="exact; name: typos (Jaro-Winkler) and nicknames; text: edit "
+                             "distance; date: typos and day/month swaps; postcode: same "
+                             "department")
+
+
+class Training(Strict):
+    max_pairs: int = Field(2_000_000, ge=10_000,
+                           description="Random pairs sampled to estimate u-probabilities")
+    em_blocking: list[list[str]] = Field(
+        default_factory=lambda: [["birth_date"], ["postcode", "last_name"]],
+        description="Blocking rules of the EM passes that estimate m-probabilities")
+    seed: int = 42
+
+
+class Probabilistic(Strict):
+    enabled: bool = True
+    threshold: float = Field(0.95, gt=0, lt=1,
+                             description="Match probability above which two records are linked")
+    comparisons: list[Comparison] = Field(default_factory=lambda: [
+        Comparison(field="first_name", method="name"),
+        Comparison(field="last_name", method="name"),
+        Comparison(field="birth_date", method="date"),
+        Comparison(field="postcode", method="postcode"),
+        Comparison(field="address_line1", method="text"),
+        Comparison(field="city", method="exact"),
+    ])
+    blocking: list[list[str]] = Field(
+        default_factory=lambda: [["last_name", "birth_date"], ["first_name", "birth_date"],
+                                 ["last_name", "postcode"]],
+        description="Candidate pairs: records equal on every field of at least one rule")
+    training: Training = Field(default_factory=Training)
+    model_path: str = Field("identity/model.json",
+                            description="Trained model, relative to the project (commit it)")
+
+    @model_validator(mode="after")
+    def _fields_known(self) -> Probabilistic:
+        compared = {c.field for c in self.comparisons}
+        for rule in [*self.blocking, *self.training.em_blocking]:
+            for f in rule:
+                if f not in IDENTITY_FIELDS:
+                    raise ValueError(f"blocking field '{f}' is not an identity field "
+                                     f"({', '.join(IDENTITY_FIELDS)})")
+        if not compared:
+            raise ValueError("give at least one comparison, or set enabled: false")
+        return self
+
+
+class Graph(Strict):
+    max_cluster_size: int = Field(
+        50, ge=2, description="A person with more records than this is cut along its weakest "
+                              "links and reported")
+
+
+Rule = Literal["source_priority", "most_recent", "most_frequent", "first_non_empty"]
+
+
+class Survivorship(Strict):
+    """Which value the golden record keeps for each field."""
+
+    default: Rule = "most_recent"
+    source_priority: list[str] = Field(
+        default_factory=list, description="Most trusted source first")
+    fields: dict[str, Rule] = Field(default_factory=dict, description="Per-field rule")
+
+
+class Pin(Strict):
+    """A decision by a person, which every run respects: ``source:record_id`` references."""
+
+    kind: Literal["merge", "split"]
+    records: list[str] = Field(min_length=2, max_length=2)
+    reason: str = Field(min_length=3)
+    author: str | None = None
+
+
+class IdentityConfig(Strict):
+    """``identity.yml``."""
+
+    keys: list[DeterministicKey] = Field(default_factory=lambda: [
+        DeterministicKey(field="email"), DeterministicKey(field="phone"),
+        DeterministicKey(field="loyalty_card", max_names=None),
+    ])
+    probabilistic: Probabilistic = Field(default_factory=Probabilistic)
+    graph: Graph = Field(default_factory=Graph)
+    survivorship: Survivorship = Field(default_factory=Survivorship)
+    pins: list[Pin] = Field(default_factory=list)
