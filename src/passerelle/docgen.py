@@ -35,10 +35,10 @@ def _model_table(model: type[BaseModel]) -> list[str]:
     lines = ["| key | type | default | description |", "|---|---|---|---|"]
     for name, f in model.model_fields.items():
         key = f.alias or name
-        default = "required" if f.is_required() else repr(
-            f.default_factory() if f.default_factory else f.default)  # type: ignore[call-arg]
-        if isinstance(default, str) and "Config(" in default:
-            default = "see below"
+        value = f.default_factory() if f.default_factory else f.default  # type: ignore[call-arg]
+        nested = isinstance(value, BaseModel) or (
+            isinstance(value, list) and value and isinstance(value[0], BaseModel))
+        default = "required" if f.is_required() else ("see below" if nested else repr(value))
         desc = (f.description or "").replace("|", "\\|")
         lines.append(f"| `{key}` | `{_type_name(f.annotation)}` | `{default}` | {desc} |")
     return lines
