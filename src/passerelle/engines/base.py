@@ -15,10 +15,16 @@ from dataclasses import dataclass
 from typing import Any
 
 import ibis
+import ibis.backends.sql.dialects
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
+
+# Ibis patches sqlglot's dialects (Postgres ``make_date``, ``string_to_array``...) when
+# ``ibis.backends.sql.dialects`` is imported, but sqlglot 30 caches each generator's
+# dispatch table the first time it generates SQL. Importing it here, before any engine
+# turns a statement into SQL, keeps the patches from being silently lost.
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,260 @@
+"""The demo project's YAML files: ``passerelle.yml``, one ``sources/*.yml`` a source, checks.
+
+Every file is built as plain data, validated by the project's pydantic models before it
+is written (a demo that does not validate is a bug here, not the user's problem), and
+dumped with a fixed key order so the bytes only depend on the seed and the date.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
+
+DMY = "%d/%m/%Y"
+DMY_HM = "%d/%m/%Y %H:%M"
+
+_CUSTOMER_MAPPINGS: dict[str, dict[str, Any]] = {
+    "crm_contacts": {
+        "customer_id": "contact_id", "first_name": "first_name", "last_name": "last_name",
+        "email": "email", "phone": "phone", "birth_date": "birth_date",
+        "address_line1": "street", "address_line2": "street_2", "postcode": "postal_code",
+        "city": "city", "country": "country", "consent_email": "consent_email",
+        "consent_sms": "consent_sms", "created_at": "created_at", "updated_at": "updated_at",
+    },
+    "eshop_customers": {
+        "customer_id": "id_customer", "first_name": "firstname", "last_name": "lastname",
+        "email": "email", "birth_date": "birthday", "consent_email": "newsletter",
+        "country": {"value": "FR"}, "created_at": "date_add", "updated_at": "date_upd",
+    },
+    "loyalty_members": {
+        "customer_id": "N° carte", "loyalty_card": "N° carte", "first_name": "Prénom",
+        "last_name": "Nom", "birth_date": {"column": "Date de naissance", "format": DMY},
+        "address_line1": "Adresse", "address_line2": "Complément",
+        "postcode": "Code postal", "city": "Ville", "country": {"value": "FR"},
+        "phone": "Téléphone", "email": "E-mail", "consent_email": "Optin e-mail",
+        "consent_sms": "Optin SMS",
+        "created_at": {"column": "Date d'adhésion", "format": DMY},
+        "updated_at": {"column": "Dernière modification", "format": DMY_HM},
+    },
+    "newsletter_signups": {
+        "customer_id": "ID contact", "email": "E-mail", "first_name": "Prénom",
+        "postcode": "Code postal", "country": {"value": "FR"}, "consent_email": "Consentement",
+        "created_at": {"column": "Date d'inscription", "format": DMY},
+        "consent_updated_at": {"column": "Date d'inscription", "format": DMY},
+    },
+}  # fmt: skip
+
+_OTHER_MAPPINGS: dict[str, dict[str, Any]] = {
+    "eshop_orders": {
+        "order_id": "id_order", "customer_id": "id_customer", "ordered_at": "date_add",
+        "amount": "total_paid_tax_incl", "status": "current_state",
+        "currency": {"value": "EUR"}, "channel": {"value": "web"},
+    },
+    "eshop_order_lines": {
+        "order_id": "id_order", "line_number": "id_order_detail", "product_id": "product_id",
+        "product_name": "product_name", "category": "category_name",
+        "quantity": "product_quantity", "unit_price": "unit_price_tax_incl",
+        "amount": "total_price_tax_incl",
+    },
+    "store_tickets": {
+        "order_id": "N° ticket", "ordered_at": {"column": "Date", "format": DMY_HM},
+        "store_id": "Magasin", "loyalty_card": "N° carte fidélité",
+        "customer_id": "N° carte fidélité", "amount": "Montant TTC",
+        "currency": {"value": "EUR"}, "channel": {"value": "store"},
+    },
+    "web_events": {
+        "message_id": "messageId", "type": "type", "event": "event", "user_id": "userId",
+        "anonymous_id": "anonymousId", "email": "email", "timestamp": "timestamp",
+        "channel": "channel", "campaign_id": "campaign", "properties": "properties",
+        "context": "context",
+    },
+    "ad_spend": {
+        "date": "date", "channel": "channel", "campaign_id": "campaign_id", "spend": "spend",
+        "currency": "currency", "impressions": "impressions", "clicks": "clicks",
+    },
+    "campaign_sends": {
+        "send_id": "send_id", "campaign_id": "campaign_id", "channel": "channel",
+        "customer_id": "contact_id", "email": "email", "phone": "phone",
+        "sent_at": "sent_at", "opened_at": "opened_at", "clicked_at": "clicked_at",
+    },
+}  # fmt: skip
+MAPPINGS = {**_CUSTOMER_MAPPINGS, **_OTHER_MAPPINGS}
+
+_FRENCH = {"type": "csv", "delimiter": ";", "encoding": "cp1252", "decimal": ","}
+_UTF8 = {"type": "csv", "delimiter": ",", "encoding": "utf-8", "decimal": "."}
+ESHOP_TABLES = {"eshop_customers": "ps_customer", "eshop_orders": "ps_orders",
+                "eshop_order_lines": "ps_order_detail"}
+ESHOP_INCREMENTAL = {"ps_customer": "date_upd", "ps_orders": "date_upd",
+                     "ps_order_detail": "id_order_detail"}
+PASSWORD_ENV = "PASSERELLE_ESHOP_PASSWORD"
+
+SOURCES: dict[str, dict[str, Any]] = {
+    "crm_contacts": {
+        "entity": "customers", "owner": "Relation client (CRM team)",
+        "description": "CRM contacts export (UTF-8, comma): people the customer service knows",
+        "connector": {**_UTF8, "path": "data/crm_contacts.csv"},
+    },
+    "eshop_customers": {
+        "entity": "customers", "owner": "E-commerce",
+        "description": "PrestaShop customer accounts (ps_customer)",
+    },
+    "eshop_orders": {
+        "entity": "orders", "owner": "E-commerce", "customer_source": "eshop_customers",
+        "description": "PrestaShop orders (ps_orders); current_state 6 = cancelled, 7 = refunded",
+    },
+    "eshop_order_lines": {
+        "entity": "order_lines", "owner": "E-commerce",
+        "description": "PrestaShop order lines (ps_order_detail)",
+    },
+    "loyalty_members": {
+        "entity": "customers", "owner": "Magasins (retail operations)",
+        "description": "Loyalty card members, till system export (cp1252, semicolon)",
+        "connector": {**_FRENCH, "path": "data/store/loyalty_members.csv"},
+    },
+    "store_tickets": {
+        "entity": "orders", "owner": "Magasins (retail operations)",
+        "customer_source": "loyalty_members",
+        "description": "Till tickets of the 12 stores; the loyalty card is scanned on some",
+        "connector": {**_FRENCH, "path": "data/store/tickets.csv"},
+    },
+    "newsletter_signups": {
+        "entity": "customers", "owner": "Marketing CRM",
+        "description": "Newsletter sign-ups exported from the e-mailing tool (cp1252, semicolon)",
+        "connector": {**_FRENCH, "path": "data/newsletter/inscriptions.csv"},
+    },
+    "web_events": {
+        "entity": "events", "owner": "Digital analytics",
+        "description": "Web and app events, Segment-Spec JSON lines, one file a month",
+        "connector": {"type": "jsonl", "path": "data/events/events-*.jsonl"},
+    },
+    "ad_spend": {
+        "entity": "ad_spend", "owner": "Acquisition",
+        "description": "Daily paid media spend per channel and campaign (EUR)",
+        "connector": {**_UTF8, "path": "data/marketing/ad_spend.csv"},
+    },
+    "campaign_sends": {
+        "entity": "campaign_sends", "owner": "Marketing CRM", "customer_source": "crm_contacts",
+        "description": "E-mail and SMS campaign sends with opens and clicks",
+        "connector": {**_UTF8, "path": "data/marketing/campaign_sends.csv"},
+    },
+}  # fmt: skip
+
+
+def source_configs(eshop_mysql: dict | None) -> dict[str, dict[str, Any]]:
+    out = {}
+    for name, spec in SOURCES.items():
+        doc: dict[str, Any] = {"name": name, "entity": spec["entity"],
+                               "description": spec["description"], "owner": spec["owner"]}
+        if name in ESHOP_TABLES:
+            table = ESHOP_TABLES[name]
+            if eshop_mysql is None:
+                doc["connector"] = {"type": "parquet", "path": f"data/eshop/{table}.parquet"}
+            else:
+                doc["connector"] = _mysql(eshop_mysql, table)
+                doc["incremental"] = {"key": ESHOP_INCREMENTAL[table]}
+        else:
+            doc["connector"] = dict(spec["connector"])
+        doc["columns"] = MAPPINGS[name]
+        if "customer_source" in spec:
+            doc["customer_source"] = spec["customer_source"]
+        SourceConfig.model_validate(doc)
+        out[name] = doc
+    return out
+
+
+def _mysql(conn: dict, table: str) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "mysql", "host": str(conn.get("host", "127.0.0.1")),
+                           "port": int(conn.get("port", 3306)),
+                           "user": str(conn.get("user", "root"))}
+    if conn.get("password"):
+        out["password"] = "${" + PASSWORD_ENV + "}"  # never a literal secret in the project
+    out["database"] = str(conn["database"])
+    out["table"] = table
+    return out
+
+
+def project_config() -> dict[str, Any]:
+    doc = {"name": "Maison Lumière (démo)",
+           "engine": {"type": "duckdb", "path": "warehouse.duckdb"},
+           "timezone": "Europe/Paris", "currency": "EUR", "default_region": "FR"}
+    ProjectConfig.model_validate(doc)
+    return doc
+
+
+def checks(counts: dict[str, int]) -> dict[str, Any]:
+    owner = "Data team"
+    items: list[dict[str, Any]] = [
+        {"type": "not_null", "source": "crm_contacts", "column": "customer_id"},
+        {"type": "unique", "source": "crm_contacts", "column": "customer_id"},
+        {"type": "unique", "source": "eshop_orders", "column": "order_id"},
+        {"type": "unique", "source": "store_tickets", "column": "order_id"},
+        {"type": "accepted_values", "source": "store_tickets", "column": "channel",
+         "values": ["store"]},
+        {"type": "accepted_values", "source": "campaign_sends", "column": "channel",
+         "values": ["email", "sms"]},
+        {"type": "relationships", "source": "eshop_orders", "column": "customer_id",
+         "to": "eshop_customers", "field": "customer_id"},
+        {"type": "row_count", "source": "crm_contacts",
+         "min": max(1, counts.get("crm_contacts", 0) // 2), "max_change": 0.5},
+        {"type": "row_count", "source": "web_events", "min": 1},
+        {"type": "freshness", "source": "web_events", "column": "timestamp",
+         "max_age_hours": 72, "severity": "warn",
+         "description": "The demo ends yesterday: regenerate it when this warns"},
+        {"type": "freshness", "source": "store_tickets", "column": "ordered_at",
+         "max_age_hours": 96, "severity": "warn"},
+    ]  # fmt: skip
+    for item in items:
+        item.setdefault("owner", owner)
+    doc = {"checks": items}
+    ChecksFile.model_validate(doc)
+    return doc
+
+
+def dump(doc: dict[str, Any], comment: str = "") -> str:
+    head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
+    return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
+
+
+def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str, int],
+                  end_date: str) -> None:
+    (project_dir / "sources").mkdir(parents=True, exist_ok=True)
+    (project_dir / "checks").mkdir(parents=True, exist_ok=True)
+    for old in (project_dir / "sources").glob("*.yml"):
+        old.unlink()
+    (project_dir / "passerelle.yml").write_text(
+        dump(project_config(), "Demo project generated by `passerelle demo`."), "utf-8")
+    for name, doc in source_configs(eshop_mysql).items():
+        (project_dir / "sources" / f"{name}.yml").write_text(dump(doc), "utf-8")
+    (project_dir / "checks" / "quality.yml").write_text(
+        dump(checks(counts), "Data-quality checks run after staging."), "utf-8")
+    (project_dir / "README.md").write_text(readme(eshop_mysql, end_date), "utf-8")
+
+
+def readme(eshop_mysql: dict | None, end_date: str) -> str:
+    where = ("MariaDB tables `ps_customer`, `ps_orders`, `ps_order_detail` in database "
+             f"`{eshop_mysql['database']}`" if eshop_mysql else "Parquet files in `data/eshop/`")
+    return f"""# Maison Lumière — Passerelle demo project
+
+A fictitious French home & fashion retailer: 12 stores, an e-shop (PrestaShop), a loyalty
+programme, a newsletter, web tracking, paid media and CRM campaigns. Data ends on {end_date}.
+
+| source | what | file |
+|---|---|---|
+| `crm_contacts` | CRM contacts (UTF-8, `,`) | `data/crm_contacts.csv` |
+| `eshop_customers`, `eshop_orders`, `eshop_order_lines` | PrestaShop shop | {where} |
+| `loyalty_members` | loyalty cards, till export (cp1252, `;`) | `data/store/loyalty_members.csv` |
+| `store_tickets` | till tickets, decimal commas, card on some | `data/store/tickets.csv` |
+| `newsletter_signups` | sign-ups (cp1252, `;`) | `data/newsletter/inscriptions.csv` |
+| `web_events` | Segment-Spec events, one file a month | `data/events/events-YYYY-MM.jsonl` |
+| `ad_spend` | daily spend per channel and campaign | `data/marketing/ad_spend.csv` |
+| `campaign_sends` | e-mail and SMS sends, opens, clicks | `data/marketing/campaign_sends.csv` |
+
+The same person appears in several sources with typos, nicknames, old addresses and other
+e-mails, as in real life; a few till lines are broken on purpose (quarantine). The ground
+truth (who is who, planted campaign and test effects) is in the `truth/` folder beside this
+project, never read by the pipeline. Run `passerelle run` here to load and stage everything.
+"""

@@ -1,0 +1,322 @@
+"""Staging: ``raw_<source>`` -> ``stg_<source>`` (typed, normalised) and ``quarantine``.
+
+One SQL query does the work: the source's columns are mapped to the entity's fields,
+normalised (:mod:`passerelle.staging.normalize`), the latest version of each record is
+kept (latest ``_loaded_at``, then highest ``_source_row``), and each row either lands in
+``stg_<source>`` (invalid optional values NULL and named in ``_issues``) or, when a required
+field is missing or unparseable, in ``quarantine`` with a groupable reason. Python only
+touches distinct values a library must judge (e-mails, phones, names), once each.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError, Problem, ProjectError
+from passerelle.model import ENTITIES, Entity, Kind
+from passerelle.project.models import CsvConnector, ProjectConfig, SourceConfig
+from passerelle.reporter import Reporter
+from passerelle.staging import dictionaries as dicts
+from passerelle.staging.normalize import (
+    Context,
+    FieldPlan,
+    Join,
+    field_plan,
+    raw_column,
+    run_layers,
+    target_type,
+)
+from passerelle.staging.temporal import UnsupportedFormat
+
+LINEAGE = ("_load_id", "_loaded_at", "_source_file", "_source_row")
+QUARANTINE = "quarantine"
+QUARANTINE_SCHEMA = ibis.schema({
+    "source": "string", "load_id": "string", "source_file": "string", "source_row": "int64",
+    "reason": "string", "detail": "string", "quarantined_at": "timestamp", "stage": "string",
+})
+DETAIL_LIMIT = 200
+
+# issue -> how a quarantine reason says it ("ordered_at: not a valid timestamp")
+_PHRASES = {
+    "bad_date": "not a valid date", "implausible_date": "implausible date",
+    "bad_timestamp": "not a valid timestamp", "bad_number": "not a valid number",
+    "bad_boolean": "not a valid boolean", "invalid_email": "not a valid e-mail address",
+    "invalid_phone": "not a valid phone number", "invalid_postcode": "not a valid postcode",
+    "invalid_country": "not a known country", "too_long": "too long",
+}
+
+
+@dataclass
+class StageResult:
+    source: str
+    stg_table: str
+    rows_in: int  # distinct records in raw (latest version of each)
+    rows_staged: int
+    rows_quarantined: int
+    issues_by_field: dict[str, int] = field(default_factory=dict)
+    top_reasons: list[tuple[str, int]] = field(default_factory=list)
+    new_dictionary_values: dict[str, int] = field(default_factory=dict)  # sent to Python
+
+
+@dataclass
+class CompiledStaging:
+    """The staging query of one source, not yet run.
+
+    ``rows`` has one row a record: the stg columns plus ``_reason`` and ``_detail`` (NULL
+    unless the row goes to quarantine). ``dictionary_keys`` are the lookups to fill first.
+    """
+
+    source: SourceConfig
+    entity: Entity
+    rows: ir.Table
+    dictionary_keys: list[tuple[Join, ir.Table]]
+
+    @property
+    def stg(self) -> ir.Table:
+        return self.rows.filter(self.rows._reason.isnull()).drop("_reason", "_detail")
+
+    def quarantine(self, at: datetime) -> ir.Table:
+        return quarantine_rows(self.rows, self.source.name, at)
+
+
+def quarantine_rows(rows: ir.Table, source: str, at: datetime) -> ir.Table:
+    """The ``quarantine`` rows among staging ``rows`` (those with a ``_reason``)."""
+    q = rows.filter(rows._reason.notnull())
+    return q.select(
+        source=ibis.literal(source), load_id=q._load_id, source_file=q._source_file,
+        source_row=q._source_row, reason=q._reason, detail=q._detail,
+        quarantined_at=ibis.literal(at, type=dt.timestamp), stage=ibis.literal("stage"),
+    )
+
+
+def stg_table_name(source: SourceConfig) -> str:
+    return f"stg_{source.name}"
+
+
+def raw_table_name(source: SourceConfig) -> str:
+    return f"raw_{source.name}"
+
+
+def stg_schema(entity: Entity) -> ibis.Schema:
+    """The columns every ``stg_`` table of ``entity`` has, in order."""
+    cols: dict[str, dt.DataType] = {"_source": dt.string, "_record_id": dt.string}
+    cols.update({f.name: target_type(f.kind) for f in entity.fields})
+    cols["_issues"] = dt.string
+    cols.update({"_load_id": dt.string, "_loaded_at": target_type(Kind.TIMESTAMP),
+                 "_source_file": dt.string,
+                 "_source_row": dt.int64})
+    return ibis.schema(cols)
+
+
+def _decimal_mark(source: SourceConfig, csv_decimal: str | None) -> str:
+    if csv_decimal in (".", ","):
+        return csv_decimal
+    if isinstance(source.connector, CsvConnector):
+        return source.connector.decimal
+    return "auto"
+
+
+def _check_mapping(source: SourceConfig, entity: Entity, raw: ir.Table) -> None:
+    file = f"sources/{source.name}.yml"
+    problems: list[Problem] = []
+    available = ", ".join(c for c in raw.columns if c not in LINEAGE)
+    for target, mapping in source.mappings().items():
+        if target not in entity.field_names:
+            problems.append(Problem(file, f"'{target}' is not a field of {entity.name}",
+                                    hint=f"fields: {', '.join(entity.field_names)}"))
+        elif mapping.column is not None and mapping.column not in raw.columns:
+            problems.append(Problem(
+                file, f"field '{target}' maps to column '{mapping.column}', which "
+                f"{raw_table_name(source)} does not have", hint=f"available columns: {available}"))
+    mapped = source.mappings()
+    for f in entity.fields:
+        if f.required and f.name not in mapped:
+            problems.append(Problem(file, f"required field '{f.name}' of {entity.name} is not "
+                                    "mapped", hint="map it to a column, or give a constant value"))
+    if problems:
+        raise ProjectError(problems)
+
+
+def _mapped_value(raw: ir.Table, source: SourceConfig, target: str) -> ir.Value:
+    mapping = source.mappings()[target]
+    if mapping.column is not None:
+        return raw[mapping.column]
+    value = mapping.value
+    text = ("true" if value else "false") if isinstance(value, bool) else str(value)
+    return ibis.literal(text, type=dt.string)
+
+
+def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig,
+                    csv_decimal: str | None = None) -> CompiledStaging:
+    """Build the staging query of ``source`` without running it.
+
+    The dictionary tables must exist (:func:`dictionaries.ensure_tables`,
+    :func:`dictionaries.write_countries`); they are read when the query runs.
+    """
+    entity = ENTITIES[source.entity]
+    raw_name = raw_table_name(source)
+    if not engine.exists(raw_name):
+        raise PasserelleError(f"Source '{source.name}' has not been loaded: no table {raw_name}.",
+                              "Run `passerelle run --step load` first.")
+    raw = engine.table(raw_name)
+    _check_mapping(source, entity, raw)
+    region = source.default_region or project.default_region
+    mapped = [f for f in entity.fields if f.name in source.mappings()]
+    base = raw.select(
+        *[raw[c] for c in LINEAGE],
+        **{raw_column(f.name): _mapped_value(raw, source, f.name) for f in mapped},
+    )
+    lookups = {
+        dicts.EMAIL_TABLE: dicts.lookup(engine, dicts.EMAIL_TABLE),
+        dicts.PHONE_TABLE: dicts.lookup(engine, dicts.PHONE_TABLE, region),
+        dicts.NAME_TABLE: dicts.lookup(engine, dicts.NAME_TABLE),
+        dicts.COUNTRY_TABLE: dicts.lookup(engine, dicts.COUNTRY_TABLE),
+    }
+    ctx = Context(zone=project.timezone, region=region,
+                  decimal=_decimal_mark(source, csv_decimal), lookups=lookups,
+                  country_column="__country_v" if "country" in source.mappings() else None)
+    plans: list[FieldPlan] = []
+    for f in mapped:
+        try:
+            plans.append(field_plan(f.name, f.kind, base[raw_column(f.name)].type(),
+                                    source.mappings()[f.name].formats, ctx,
+                                    birth=f.name == "birth_date"))
+        except UnsupportedFormat as exc:
+            raise ProjectError([Problem(f"sources/{source.name}.yml",
+                                        f"field '{f.name}': format {exc}")]) from exc
+    table, keys = run_layers(base, plans)
+    by_name = {p.name: p for p in plans}
+
+    key_values = [table[by_name[k].value].cast("string") for k in entity.key]
+    any_missing = ibis.or_(*[v.isnull() for v in key_values])
+    record_id = ibis.ifelse(any_missing, ibis.null("string"), ibis.literal("|").join(key_values))
+    table = table.mutate(_record_id=record_id)
+    row_ref = ibis.literal("|").join([ibis.literal("#row"), table._load_id.cast("string"),
+                                      table._source_file.cast("string"),
+                                      table._source_row.cast("string")])
+    table = table.mutate(__part=ibis.coalesce(table._record_id, row_ref))
+    order = [ibis.desc(table._loaded_at), ibis.desc(table._source_row)]
+    table = table.mutate(__n=ibis.row_number().over(group_by=table.__part, order_by=order))
+    table = table.filter(table.__n == 0)
+
+    reasons, details, issues = [], [], []
+    for f in entity.fields:
+        if f.name not in by_name:
+            continue
+        plan = by_name[f.name]
+        value, issue, present = table[plan.value], table[plan.issue], table[plan.present]
+        issues.append(ibis.literal(f"{f.name}:") + issue)
+        if f.required:
+            phrase = issue.substitute(_PHRASES, else_="not valid")
+            reasons.append((value.isnull() & present.isnull(), ibis.literal(f"{f.name}: missing")))
+            reasons.append((value.isnull(), ibis.literal(f"{f.name}: ") + phrase))
+            detail = table[raw_column(f.name)].cast("string").substr(0, DETAIL_LIMIT)
+            details.append((value.isnull(), detail))
+    reason = ibis.cases(*reasons, else_=ibis.null("string")) if reasons else ibis.null("string")
+    detail = ibis.cases(*details, else_=ibis.null("string")) if details else ibis.null("string")
+
+    columns: dict[str, ir.Value] = {"_source": ibis.literal(source.name),
+                                    "_record_id": table._record_id}
+    for f in entity.fields:
+        kind_type = target_type(f.kind)
+        columns[f.name] = (table[by_name[f.name].value].cast(kind_type) if f.name in by_name
+                           else ibis.null(kind_type))
+    columns["_issues"] = ibis.literal(";").join(issues).nullif("") if issues else ibis.null(
+        "string")
+    columns["_load_id"] = table._load_id.cast("string")
+    columns["_loaded_at"] = table._loaded_at.cast(target_type(Kind.TIMESTAMP))
+    columns["_source_file"] = table._source_file.cast("string")
+    columns["_source_row"] = table._source_row.cast("int64")
+    columns["_reason"] = reason
+    columns["_detail"] = detail
+    return CompiledStaging(source, entity, table.select(**columns), keys)
+
+
+def ensure_quarantine(engine: Engine) -> None:
+    """Create ``quarantine`` (shared with the loader) or add the columns it lacks."""
+    if engine.exists(QUARANTINE):
+        engine.add_missing_columns(QUARANTINE, QUARANTINE_SCHEMA)
+    else:
+        engine.create_empty(QUARANTINE, QUARANTINE_SCHEMA)
+
+
+def _delete_own_quarantine(engine: Engine, source: str) -> None:
+    engine.execute(sge.delete(
+        sg.table(QUARANTINE, quoted=True),
+        where=sge.and_(
+            sg.column("source", quoted=True).eq(sge.convert(source)),
+            sg.column("stage", quoted=True).eq(sge.convert("stage")),
+        ),
+    ))
+
+
+def fill_dictionaries(engine: Engine, compiled: CompiledStaging) -> dict[str, int]:
+    """Send the distinct values no dictionary knows yet to Python; returns counts."""
+    sent: dict[str, int] = {}
+    for join, keys in compiled.dictionary_keys:
+        if join.normalise is None:
+            continue
+        n = dicts.fill(engine, join.dictionary, keys, join.normalise, region=join.region)
+        sent[join.dictionary] = sent.get(join.dictionary, 0) + n
+    return sent
+
+
+def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
+                 reporter: Reporter, run_id: str, csv_decimal: str | None = None) -> StageResult:
+    """Rebuild ``stg_<source>`` and this source's staging rows of ``quarantine``."""
+    stg_name = stg_table_name(source)
+    work = f"_stg_work_{source.name}"
+    with reporter.step(f"Staging {source.name}"):
+        dicts.ensure_tables(engine)
+        dicts.write_countries(engine)
+        ensure_quarantine(engine)
+        compiled = compile_staging(engine, source, project, csv_decimal)
+        sent = fill_dictionaries(engine, compiled)
+        engine.replace_table(work, compiled.rows)
+        try:
+            rows = engine.table(work)
+            engine.replace_table(stg_name, rows.filter(rows._reason.isnull())
+                                 .drop("_reason", "_detail"))
+            at = datetime.now(UTC).replace(tzinfo=None)
+            _delete_own_quarantine(engine, source.name)
+            engine.con.insert(QUARANTINE, quarantine_rows(rows, source.name, at))
+            result = _summarise(engine, compiled.entity, source, rows)
+        finally:
+            engine.drop(work)
+    result.new_dictionary_values = sent
+    if result.rows_quarantined:
+        reporter.warning(f"{source.name}: {result.rows_quarantined:,} record(s) quarantined "
+                         f"(run {run_id}); most frequent: {result.top_reasons[0][0]}")
+    return result
+
+
+def _summarise(engine: Engine, entity: Entity, source: SourceConfig,
+               rows: ir.Table) -> StageResult:
+    staged = rows.filter(rows._reason.isnull())
+    padded = ";" + staged._issues.fill_null("")
+    aggs = {"_n": staged.count()}
+    for f in entity.fields:
+        aggs[f.name] = padded.contains(f";{f.name}:").sum()
+    counts = engine.to_arrow(staged.aggregate(**aggs)).to_pylist()[0]
+    q = rows.filter(rows._reason.notnull())
+    by_reason = q.group_by("_reason").aggregate(n=q.count()).order_by(
+        [ibis.desc("n"), "_reason"])
+    reasons = [(r["_reason"], int(r["n"])) for r in engine.to_arrow(by_reason).to_pylist()]
+    staged_n, quarantined_n = int(counts["_n"] or 0), sum(n for _, n in reasons)
+    return StageResult(
+        source=source.name, stg_table=stg_table_name(source),
+        rows_in=staged_n + quarantined_n, rows_staged=staged_n, rows_quarantined=quarantined_n,
+        issues_by_field={k: int(v) for k, v in counts.items() if k != "_n" and v},
+        top_reasons=reasons,
+    )
+
+
+__all__ = ["CompiledStaging", "StageResult", "compile_staging", "stage_source", "stg_schema"]
