@@ -98,12 +98,14 @@ def schema(
 def run(
     project: ProjectOpt = Path("."),
     source: Annotated[str | None, typer.Option(help="Run only this source.")] = None,
+    full: Annotated[bool, typer.Option(help="Re-stage every source, even unchanged ones.")]
+    = False,
 ) -> None:
     """Load new data from every source, stage it, check it."""
     from passerelle.render import run_summary
 
     with _open(project) as proj:
-        result = proj.run(source=source)
+        result = proj.run(source=source, full=full)
     console.print(run_summary(result))
     _exit_for(result)
 
@@ -159,7 +161,8 @@ def demo(
         f"(ground truth in {outcome.truth_dir}).\n"
         f"  passerelle status -p {outcome.project_dir}    last runs\n"
         f"  passerelle run -p {outcome.project_dir}       re-run: only new data is loaded\n"
-        f"  duckdb {outcome.project_dir / 'warehouse.duckdb'}   query the tables directly"
+        f"  passerelle validate -p {outcome.project_dir}  check the project files\n"
+        "The tables are in warehouse.duckdb inside the project; docs/ explains each one."
     )
     _exit_for(outcome.result)
 

@@ -56,14 +56,16 @@ class Project:
                              hint=exc.instruction)
         return problems
 
-    def run(self, source: str | None = None) -> RunResult:
+    def run(self, source: str | None = None, full: bool = False) -> RunResult:
+        """Load what is new, stage, check, then the later steps. ``full`` re-stages all."""
         if source is not None and source not in self.sources:
             from passerelle.errors import PasserelleError
 
             known = ", ".join(sorted(self.sources)) or "none"
             raise PasserelleError(f"There is no source named '{source}'.",
                                   f"Sources of this project: {known}.")
-        return run_pipeline(self.definition, self.engine, self.reporter, only_source=source)
+        return run_pipeline(self.definition, self.engine, self.reporter, only_source=source,
+                            full=full)
 
     def status(self, limit: int = 10) -> list[dict]:
         return last_runs(self.engine, limit)

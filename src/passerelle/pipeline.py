@@ -37,6 +37,8 @@ class RunResult:
     stages: dict[str, Any] = field(default_factory=dict)  # source -> StageResult
     checks: list[Any] = field(default_factory=list)  # CheckResult
     errors: list[PasserelleError] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)  # sources skipped: nothing new
+    quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
     def failed_checks(self) -> list[Any]:
@@ -74,9 +76,10 @@ class _Recorder:
 
 
 def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
-                 only_source: str | None = None) -> RunResult:
+                 only_source: str | None = None, full: bool = False) -> RunResult:
+    """Run every step; ``full`` re-stages every source even if nothing changed."""
     from passerelle.sources import load_source
-    from passerelle.staging import stage_source
+    from passerelle.staging import stage_source, state
     from passerelle.staging.checks import error_failures, run_checks
 
     result = RunResult(run_id=new_run_id())
@@ -92,14 +95,19 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         if source.name not in result.loads:
             rec.skipped("stage", source.name, "the load failed")
             continue
+        if not full and state.is_current(engine, source, project.config):
+            rec.skipped("stage", source.name, "nothing new since the last staging")
+            result.unchanged.append(source.name)
+            continue
         with rec.step("stage", source.name) as step:
             dialect = result.loads[source.name].csv_dialect or {}
             staged = stage_source(engine, source, project.config, reporter, result.run_id,
                                   csv_decimal=dialect.get("decimal"))
+            state.remember(engine, source, project.config, result.run_id)
             result.stages[source.name] = staged
             step.rows_in, step.rows_out = staged.rows_in, staged.rows_staged
 
-    staged_names = set(result.stages)
+    staged_names = set(result.stages) | set(result.unchanged)
     checks = [c for c in project.checks
               if c.source in staged_names or getattr(c, "to", None) in staged_names]
     if checks:
@@ -120,7 +128,19 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
             continue
         with rec.step(name):
             run_step()
+    result.quarantine = quarantine_summary(engine)
     return result
+
+
+def quarantine_summary(engine: Engine) -> list[dict]:
+    """Rows in quarantine now, by source and reason, most frequent first."""
+    from passerelle.sources import QUARANTINE_TABLE
+
+    if not engine.exists(QUARANTINE_TABLE):
+        return []
+    q = engine.table(QUARANTINE_TABLE)
+    counts = q.group_by(["source", "reason"]).aggregate(rows=q.count())
+    return engine.to_arrow(counts.order_by([counts.rows.desc(), "source", "reason"])).to_pylist()
 
 
 def unify_entities(project: ProjectDefinition, engine: Engine) -> list[str]:

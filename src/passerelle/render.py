@@ -34,32 +34,36 @@ def run_summary(result: RunResult) -> Group:
     seconds: Counter[str] = Counter()
     for step in result.steps:
         seconds[step.target] += step.seconds
-    reasons: Counter[str] = Counter()
     names = sorted(set(result.loads) | set(result.stages) | {s.target for s in result.steps
                                                            if s.step in ("load", "stage")})
+    quarantined: Counter[str] = Counter()
+    for row in result.quarantine:
+        quarantined[row["source"]] += row["rows"]
     for name in names:
         load, stage = result.loads.get(name), result.stages.get(name)
         failed = next((s for s in result.steps if s.target == name and s.status == "failed"), None)
         loaded = f"{load.rows_loaded:,}" if load else "[red]failed[/red]"
-        if load and load.units_skipped and not load.rows_loaded:
+        if load and not load.rows_loaded and load.units_skipped:
             loaded = "[dim]unchanged[/dim]"
         if stage:
-            for reason, count in stage.top_reasons:
-                reasons[f"{name}: {reason}"] += count
-            invalid = sum(stage.issues_by_field.values())
-            sources.add_row(name, loaded, f"{stage.rows_staged:,}",
-                            _warn(stage.rows_quarantined), _warn(invalid, "yellow"),
+            sources.add_row(name, loaded, f"{stage.rows_staged:,}", _warn(quarantined[name]),
+                            _warn(sum(stage.issues_by_field.values()), "yellow"),
+                            f"{seconds[name]:.1f}s")
+        elif name in result.unchanged:
+            sources.add_row(name, loaded, "[dim]unchanged[/dim]", _warn(quarantined[name]), "",
                             f"{seconds[name]:.1f}s")
         else:
             why = failed.message.splitlines()[0][:60] if failed else ""
             sources.add_row(name, loaded, f"[red]{why}[/red]", "", "", f"{seconds[name]:.1f}s")
     parts: list = [sources]
-    if reasons:
-        top = Table(title="Top quarantine reasons", title_justify="left", header_style="bold")
+    if result.quarantine:
+        top = Table(title="In quarantine: top reasons", title_justify="left",
+                    header_style="bold")
+        top.add_column("source")
         top.add_column("reason")
         top.add_column("rows", justify="right")
-        for reason, count in reasons.most_common(5):
-            top.add_row(reason, f"{count:,}")
+        for row in result.quarantine[:5]:
+            top.add_row(row["source"], row["reason"], f"{row['rows']:,}")
         parts.append(top)
     if result.checks:
         checks = Table(title="Checks", title_justify="left", header_style="bold")
