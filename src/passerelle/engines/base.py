@@ -119,6 +119,16 @@ class Engine(ABC):
             )
         return list(missing.names)
 
+    def drop_columns(self, table: str, columns: Sequence[str]) -> None:
+        for column in columns:
+            self.execute(sge.Alter(this=sg.table(table, quoted=True), kind="TABLE", actions=[
+                sge.Drop(this=sg.to_identifier(column, quoted=True), kind="COLUMN")]))
+
+    def rename(self, old: str, new: str) -> None:
+        """Rename a table (metadata only: no copy of the rows)."""
+        self.execute(sge.Alter(this=sg.table(old, quoted=True), kind="TABLE",
+                               actions=[sge.AlterRename(this=sg.table(new, quoted=True))]))
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Statements inside are committed together or not at all."""

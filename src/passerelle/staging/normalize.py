@@ -271,7 +271,8 @@ def field_plan(name: str, kind: Kind, raw_type: dt.DataType, formats: list[str],
     layers: list[Step]
     joins: dict[int, Join] = {}
     if kind in (Kind.TEXT, Kind.CODE):
-        layers = _text(p, TEXT_LIMIT, collapse=True)
+        # identifiers are kept as typed (trimmed only); free text gets whitespace collapsed
+        layers = _text(p, TEXT_LIMIT, collapse=kind == Kind.TEXT)
     elif kind == Kind.JSON:
         layers = _text(p, JSON_LIMIT, collapse=False)
     elif kind == Kind.EMAIL:

@@ -281,14 +281,24 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
         compiled = compile_staging(engine, source, project, csv_decimal)
         sent = fill_dictionaries(engine, compiled)
         engine.replace_table(work, compiled.rows)
+        # The work table becomes the staged table: quarantined rows move out, the two
+        # bookkeeping columns are dropped and it is renamed, so the rows are written once.
         try:
             rows = engine.table(work)
-            engine.replace_table(stg_name, rows.filter(rows._reason.isnull())
-                                 .drop("_reason", "_detail"))
-            at = datetime.now(UTC).replace(tzinfo=None)
-            _delete_own_quarantine(engine, source.name)
-            engine.con.insert(QUARANTINE, quarantine_rows(rows, source.name, at))
             result = _summarise(engine, compiled.entity, source, rows)
+            at = datetime.now(UTC).replace(tzinfo=None)
+            with engine.transaction():
+                _delete_own_quarantine(engine, source.name)
+                if result.rows_quarantined:
+                    engine.con.insert(QUARANTINE, quarantine_rows(rows, source.name, at))
+                    engine.execute(sge.delete(sg.table(work, quoted=True),
+                                              where=sg.column("_reason", quoted=True)
+                                              .is_(sge.null()).not_()))
+            # DuckDB refuses to alter a table in the transaction that deleted from it
+            engine.drop_columns(work, ["_reason", "_detail"])
+            with engine.transaction():
+                engine.drop(stg_name)
+                engine.rename(work, stg_name)
         finally:
             engine.drop(work)
     result.new_dictionary_values = sent
