@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
+from passerelle.demo.project import PASSWORD_ENV
 from passerelle.errors import PasserelleError
 from passerelle.pipeline import RunResult
 from passerelle.reporter import Reporter, SilentReporter
@@ -57,6 +59,10 @@ def run_demo(directory: Path, size: int = 2000, seed: int = 42, eshop_mysql: str
         manifest = generate_demo(directory, truth_dir, size=size, seed=seed, eshop_mysql=mysql,
                                  reporter=reporter)
     (directory / MARKER).write_text(f"size={size}\nseed={seed}\n")
+    if mysql and mysql["password"]:
+        # the project reads the password from the environment, never from its files
+        os.environ[PASSWORD_ENV] = mysql["password"]
+        reporter.warning(f"Export {PASSWORD_ENV} before running this project again.")
     with passerelle.open(directory, reporter=reporter) as project:
         result = project.run()
     return DemoOutcome(directory, truth_dir, manifest, result)

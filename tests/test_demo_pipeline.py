@@ -1,0 +1,82 @@
+"""`passerelle demo` end to end: generate, load, stage, check; the e-shop through MariaDB."""
+
+from __future__ import annotations
+
+import csv
+
+import pytest
+
+from passerelle.demo.run import parse_mysql_url, run_demo
+from passerelle.errors import PasserelleError
+from conftest import MARIADB
+
+
+def test_demo_runs_end_to_end(tmp_path):
+    outcome = run_demo(tmp_path / "demo", size=300, seed=7)
+    result = outcome.result
+    assert result.ok, [e.reason for e in result.errors]
+    assert set(result.stages) == {
+        "crm_contacts", "eshop_customers", "eshop_orders", "eshop_order_lines",
+        "loyalty_members", "store_tickets", "newsletter_signups", "web_events", "ad_spend",
+        "campaign_sends"}
+    assert all(c.passed for c in result.checks if c.severity == "error")
+    # the planted bad till lines are in quarantine, with their reasons
+    reasons = {(q["source"], q["reason"]): q["rows"] for q in result.quarantine}
+    assert reasons[("store_tickets", "order_id: missing")] == 2
+    assert reasons[("store_tickets", "csv_too_many_columns")] == 1
+    # ground truth sits beside the project, never inside it
+    truth = outcome.truth_dir
+    assert truth.parent == outcome.project_dir.parent
+    with open(truth / "records.csv", newline="") as f:
+        records = list(csv.DictReader(f))
+    assert {"source", "source_id", "true_person_id"} <= set(records[0])
+
+    # every customer record staged is in the truth
+    with outcome.project_dir.joinpath(".passerelle-demo").open() as f:
+        assert "size=300" in f.read()
+    import passerelle
+
+    with passerelle.open(outcome.project_dir) as project:
+        staged = project.engine.to_arrow(
+            project.engine.table("customer_records").select("_source", "_record_id")).to_pylist()
+        again = project.run()
+    truth_keys = {(r["source"], r["source_id"]) for r in records}
+    assert {(r["_source"], r["_record_id"]) for r in staged} <= truth_keys
+    # a re-run loads nothing and re-stages nothing
+    assert sum(r.rows_loaded for r in again.loads.values()) == 0
+    assert set(again.unchanged) == set(result.stages)
+
+
+def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep me")
+    with pytest.raises(PasserelleError, match="is not a Passerelle demo"):
+        run_demo(tmp_path / "mine", size=100)
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+def test_mysql_url_parsing():
+    assert parse_mysql_url("mysql://root@127.0.0.1:3306/shop") == {
+        "host": "127.0.0.1", "port": 3306, "user": "root", "password": "", "database": "shop"}
+    assert parse_mysql_url("mariadb://u:p%40ss@db/x")["password"] == "p@ss"
+    with pytest.raises(PasserelleError, match="not a MySQL/MariaDB URL"):
+        parse_mysql_url("postgres://x/y")
+
+
+@pytest.mark.mariadb
+def test_demo_with_the_eshop_in_mariadb(tmp_path, mariadb_database):
+    url = f"mysql://{MARIADB['user']}@{MARIADB['host']}:{MARIADB['port']}/{mariadb_database}"
+    outcome = run_demo(tmp_path / "demo", size=200, seed=3, eshop_mysql=url)
+    result = outcome.result
+    assert result.ok, [e.reason for e in result.errors]
+    for name in ("eshop_customers", "eshop_orders", "eshop_order_lines"):
+        assert result.loads[name].rows_loaded > 0
+        assert result.stages[name].rows_staged == result.loads[name].rows_loaded
+    import passerelle
+
+    with passerelle.open(outcome.project_dir) as project:
+        assert project.sources["eshop_orders"].connector.type == "mysql"
+        files = project.engine.to_arrow(
+            project.engine.table("raw_eshop_orders")._source_file.name("f")
+            .as_table().distinct()).to_pylist()
+    assert files == [{"f": "mysql:ps_orders"}]
