@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
+from conftest import MARIADB
 from passerelle.demo.run import parse_mysql_url, run_demo
 from passerelle.errors import PasserelleError
-from conftest import MARIADB
 
 
 def test_demo_runs_end_to_end(tmp_path):
