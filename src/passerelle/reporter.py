@@ -73,21 +73,25 @@ class RichReporter:
     def step(self, name: str, total: float | None = None) -> Iterator[Progress]:
         from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}")]
-        if total is not None:
-            columns += [BarColumn(), TextColumn("{task.completed:,.0f}/{task.total:,.0f}")]
-        columns.append(TimeElapsedColumn())
         started = time.perf_counter()
-        with Progress(*columns, console=self.console, transient=True) as bar:
-            task = bar.add_task(name, total=total)
+        try:
+            if not self.console.is_terminal:  # logs and pipes get the final line only
+                yield _NoProgress()
+            else:
+                columns = [SpinnerColumn(), TextColumn("{task.description}")]
+                if total is not None:
+                    columns += [BarColumn(),
+                                TextColumn("{task.completed:,.0f}/{task.total:,.0f}")]
+                columns.append(TimeElapsedColumn())
+                with Progress(*columns, console=self.console, transient=True) as bar:
+                    task = bar.add_task(name, total=total)
 
-            class _Advance:
-                def advance(self, amount: float = 1) -> None:
-                    bar.advance(task, amount)
+                    class _Advance:
+                        def advance(self, amount: float = 1) -> None:
+                            bar.advance(task, amount)
 
-            try:
-                yield _Advance()
-            finally:
-                elapsed = time.perf_counter() - started
-                self.step_seconds[name] = self.step_seconds.get(name, 0.0) + elapsed
+                    yield _Advance()
+        finally:
+            elapsed = time.perf_counter() - started
+            self.step_seconds[name] = self.step_seconds.get(name, 0.0) + elapsed
         self.console.print(f"[green]✓[/green] {name} [dim]({elapsed:.1f}s)[/dim]", highlight=False)
