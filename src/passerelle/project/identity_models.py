@@ -45,7 +45,8 @@ class Training(Strict):
     max_pairs: int = Field(2_000_000, ge=10_000,
                            description="Random pairs sampled to estimate u-probabilities")
     em_blocking: list[list[str]] = Field(
-        default_factory=lambda: [["birth_date"], ["postcode", "last_name"]],
+        # not [postcode, last_name]: that pass teaches EM that a household is one person
+        default_factory=lambda: [["birth_date"], ["first_name", "last_name"]],
         description="Blocking rules of the EM passes that estimate m-probabilities")
     seed: int = 42
 

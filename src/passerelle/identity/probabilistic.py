@@ -1,0 +1,472 @@
+"""Probabilistic matching with Splink, on the pipeline's own engine.
+
+Splink (Fellegi-Sunter) scores candidate pairs of customer records; this module prepares
+its input from ``customer_records``, trains or reuses the saved model, and turns Splink's
+predictions into ``identity_edges`` rows with per-comparison evidence.
+
+Why a pre-pass: records identical on every prepared column Splink reads (a CRM contact and
+the same person's loyalty card, typed the same way) get identical comparison vectors. Splink
+scores one representative per distinct *signature*; its edges are expanded back to every
+record of both signatures, and records of one signature are linked together with the
+weight Splink would give them (exact level on each non-null field). Blocking reads the same
+columns, so the expanded edges are exactly those Splink would find on all records.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.identity import splink_settings as ss
+from passerelle.project.identity_models import Probabilistic
+from passerelle.reporter import Reporter
+
+MIN_RECORDS = 50
+EDGES_TABLE = "identity_edges_splink"
+INPUT_TABLE = "__passerelle_splink_input"
+MEMBERS_TABLE = "__passerelle_splink_members"
+PAIR_TABLES = ("__passerelle_splink_pair_l", "__passerelle_splink_pair_r")
+PRIOR_RECALL = 0.7  # assumed recall of "same names and birth date" when estimating the prior
+
+EDGE_SCHEMA = ibis.schema({
+    "node_a": "string", "node_b": "string", "rule": "string", "weight": "float64",
+    "match_probability": "float64", "evidence": "string", "run_id": "string",
+    "first_seen_run": "string",
+})
+
+RETRAIN = "Retrain the model with `passerelle identity train`."
+
+
+class ModelError(PasserelleError, ValueError):
+    """The saved Splink model cannot be used with this identity.yml."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    path: Path
+    trained: bool  # False: the saved model was reused, no training ran
+    fingerprint: str
+    records: int  # records given to training (after the signature pre-pass)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class MatchResult:
+    edges: ir.Table
+    model: ModelInfo | None  # None: matching skipped (too few records)
+    records: int
+    representatives: int  # records Splink scored after the pre-pass
+    edge_count: int
+
+
+# -- input ----------------------------------------------------------------------------
+def node_expr(records: ir.Table) -> ir.StringValue:
+    return records["_source"].cast("string").concat(":", records["_record_id"].cast("string"))
+
+
+def _fold(value: ir.StringValue) -> ir.StringValue:
+    """Lower-case ASCII, hyphens and apostrophes as spaces, trimmed; empty -> NULL."""
+    for ligature, plain in ss.LIGATURES.items():
+        value = value.replace(ligature, plain)
+    value = value.translate(ss.ACCENTED, ss.PLAIN).lower()
+    value = value.replace("-", " ").replace("'", " ").replace("’", " ").strip()
+    return value.nullif("")
+
+
+def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
+    """``node`` + the prepared columns Splink compares (names folded, nickname forms)."""
+    shape = ss.model_shape(config)
+    methods = dict(shape.compared)
+    columns: dict[str, ir.Value] = {"node": node_expr(records)}
+    for field in shape.columns:
+        if field.endswith(ss.CANON_SUFFIX):
+            continue
+        column = records[field]
+        if column.type().is_string():
+            text = column.strip()
+            column = _fold(text) if methods.get(field, "name") != "postcode" else text.nullif("")
+        elif column.type().is_temporal():
+            column = column.cast("date")
+        columns[field] = column
+    prepared = records.select(**columns)
+    if shape.nickname_fields:
+        nicknames = ss.nickname_map()
+        prepared = prepared.mutate(**{
+            f + ss.CANON_SUFFIX: prepared[f].substitute(nicknames, else_=prepared[f])
+            for f in shape.nickname_fields})
+    return prepared
+
+
+def signatures(prepared: ir.Table) -> ir.Table:
+    """Each record with the representative of its signature (smallest node) and its size."""
+    cols = [c for c in prepared.columns if c != "node"]
+    window = ibis.window(group_by=[prepared[c] for c in cols])
+    return prepared.mutate(rep=prepared.node.min().over(window),
+                           sig_size=prepared.node.count().over(window))
+
+
+# -- engines --------------------------------------------------------------------------
+def _duckdb_api(engine: Engine) -> Any:
+    from splink.backends.duckdb import DuckDBAPI
+
+    return DuckDBAPI(connection=engine.con.con)
+
+
+def _postgres_api(engine: Engine) -> Any:
+    import sqlalchemy as sa
+    from splink.backends.postgres import PostgresAPI
+
+    params = engine.params  # type: ignore[attr-defined]
+    schema = engine.schema  # type: ignore[attr-defined]
+    url = sa.URL.create("postgresql+psycopg", username=params["user"],
+                        password=params["password"], host=params["host"],
+                        port=params["port"], database=params["dbname"])
+    sa_engine = sa.create_engine(
+        url, poolclass=sa.pool.StaticPool,
+        connect_args={"options": f"-c search_path={schema},public"})
+    with sa_engine.begin() as con:
+        try:
+            con.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS fuzzystrmatch SCHEMA public")
+        except sa.exc.DBAPIError as exc:
+            raise PasserelleError(
+                f"PostgreSQL refused the fuzzystrmatch extension Splink needs: {exc.orig}",
+                "Ask a database administrator to run `CREATE EXTENSION fuzzystrmatch` "
+                "in this database.") from exc
+        con.exec_driver_sql(ss.POSTGRES_JARO_WINKLER)
+    return PostgresAPI(engine=sa_engine, schema=schema)
+
+
+SPLINK_BACKENDS = {"duckdb": _duckdb_api, "postgres": _postgres_api}
+
+
+def _db_api(engine: Engine) -> Any:
+    try:
+        return SPLINK_BACKENDS[engine.name](engine)
+    except KeyError:
+        raise PasserelleError(
+            f"Probabilistic matching is not available on the {engine.name} engine yet.",
+            "Set `probabilistic: {enabled: false}` in identity.yml.") from None
+
+
+class _ToReporter(logging.Handler):
+    """Splink's warnings (a level never observed in training...) go to the reporter."""
+
+    def __init__(self, reporter: Reporter | None) -> None:
+        super().__init__(logging.WARNING)
+        self.reporter = reporter
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = " ".join(record.getMessage().split())
+        # sampling notes are about Splink's own speed-ups, not about the model
+        if self.reporter is not None and not message.startswith("[EM sampling]"):
+            self.reporter.warning(f"Splink: {message}")
+
+
+@contextmanager
+def _splink_session(engine: Engine, input_table: str, settings: Any,
+                    reporter: Reporter | None = None) -> Iterator[Any]:
+    """A Linker on ``input_table``; every ``__splink__`` table is dropped afterwards."""
+    from splink import Linker
+
+    splink_logger = logging.getLogger("splink")
+    handler = _ToReporter(reporter)
+    saved = splink_logger.level, splink_logger.propagate
+    splink_logger.setLevel(logging.WARNING)
+    splink_logger.propagate = False
+    splink_logger.addHandler(handler)
+    db_api = _db_api(engine)
+    try:
+        linker = Linker(db_api.register(input_table), settings, log_level=None)
+        yield linker
+    finally:
+        splink_logger.removeHandler(handler)
+        splink_logger.setLevel(saved[0])
+        splink_logger.propagate = saved[1]
+        drop_splink_tables(engine)
+        engine_sa = getattr(db_api, "_engine", None)
+        if engine_sa is not None:
+            engine_sa.dispose()
+
+
+def drop_splink_tables(engine: Engine) -> None:
+    for name in engine.list_tables():
+        if name.startswith("__splink__"):
+            engine.drop(name)
+
+
+# -- model file -----------------------------------------------------------------------
+def load_model(model_path: Path, config: Probabilistic) -> dict:
+    """The Splink settings dict saved at ``model_path``, checked against ``config``."""
+    try:
+        data = json.loads(model_path.read_text(encoding="utf-8"))
+        meta = data.pop("passerelle")
+        saved = meta["fingerprint"]
+        levels = [lv for c in data["comparisons"] for lv in c["comparison_levels"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ModelError(f"The Splink model {model_path} is unreadable or corrupt ({exc}).",
+                         RETRAIN) from exc
+    if saved != ss.fingerprint(config):
+        raise ModelError(
+            f"The Splink model {model_path} was trained for other comparisons or blocking "
+            "rules than identity.yml now declares.", RETRAIN)
+    if not any(lv.get("m_probability") is not None for lv in levels):
+        raise ModelError(f"The Splink model {model_path} was never trained.", RETRAIN)
+    # Splink keeps the gamma_ and mw_ columns (the evidence) only with these
+    data["retain_matching_columns"] = data["retain_intermediate_calculation_columns"] = True
+    return data
+
+
+def _save_model(model: dict, model_path: Path, config: Probabilistic, info: dict) -> None:
+    model_path.parent.mkdir(parents=True, exist_ok=True)
+    payload = {**model, "passerelle": {"fingerprint": ss.fingerprint(config), **info}}
+    tmp = model_path.with_suffix(model_path.suffix + ".tmp")
+    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False), encoding="utf-8")
+    tmp.replace(model_path)
+
+
+def _materialise_input(engine: Engine, records: ir.Table, config: Probabilistic,
+                       prepass: bool) -> tuple[int, int]:
+    """Write the Splink input (representatives) and the member map; return counts."""
+    members = signatures(prepare(records, config))
+    if not prepass:
+        members = members.mutate(rep=members.node, sig_size=ibis.literal(1, "int64"))
+    engine.replace_table(MEMBERS_TABLE, members.select("node", "rep", "sig_size"))
+    stored = engine.table(MEMBERS_TABLE)
+    reps = members.filter(members.node == members.rep).drop("rep", "sig_size")
+    engine.replace_table(INPUT_TABLE, reps)
+    return int(stored.count().to_pyarrow().as_py()), engine.count(INPUT_TABLE)
+
+
+def _drop_own_tables(engine: Engine) -> None:
+    for name in (INPUT_TABLE, MEMBERS_TABLE, *PAIR_TABLES):
+        engine.drop(name)
+
+
+def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
+                    reporter: Reporter, representatives: int) -> ModelInfo:
+    from splink import block_on
+
+    started = time.perf_counter()
+    settings = ss.build_settings(config)
+    shape = ss.model_shape(config)
+    with reporter.step("Training the Splink model"), \
+            _splink_session(engine, INPUT_TABLE, settings, reporter) as linker:
+        training = linker.training
+        strict = [f for f, m in shape.compared if m in ("name", "date")]
+        try:
+            if len(strict) >= 2:
+                training.estimate_probability_two_random_records_match(
+                    [block_on(*strict)], recall=PRIOR_RECALL)
+            training.estimate_u_using_random_sampling(
+                max_pairs=config.training.max_pairs, seed=config.training.seed)
+            for rule in config.training.em_blocking:
+                training.estimate_parameters_using_expectation_maximisation(
+                    block_on(*rule), max_pairs=config.training.max_pairs)
+        except Exception as exc:  # Splink raises plain exceptions on degenerate data
+            raise PasserelleError(
+                f"Splink could not train the identity model: {exc}",
+                "Check `probabilistic.training.em_blocking` in identity.yml: each rule must "
+                "give pairs where some records are the same person and some are not.",
+            ) from exc
+        model = linker.misc.save_model_to_json()
+    seconds = time.perf_counter() - started
+    _save_model(model, model_path, config, {"records": representatives})
+    reporter.info(f"Splink model trained on {representatives:,} records in {seconds:.1f}s, "
+                  f"saved to {model_path}")
+    return ModelInfo(model_path, True, ss.fingerprint(config), representatives, seconds)
+
+
+def train(engine: Engine, records: ir.Table, config: Probabilistic, model_path: Path,
+          reporter: Reporter) -> ModelInfo:
+    """Estimate the model (prior from exact names + birth date, u by random sampling, m by
+    EM over ``training.em_blocking``) on the signature representatives, and save it."""
+    try:
+        _, representatives = _materialise_input(engine, records, config, prepass=True)
+        if representatives < MIN_RECORDS:
+            raise PasserelleError(
+                f"Only {representatives} distinct customer records: too few to train the "
+                f"Splink model (at least {MIN_RECORDS}).",
+                "Load more customer records, or set `probabilistic: {enabled: false}`.")
+        return _train_on_input(engine, config, model_path, reporter, representatives)
+    finally:
+        _drop_own_tables(engine)
+
+
+# -- edges ----------------------------------------------------------------------------
+def _weight_text(weight: ir.FloatingValue) -> ir.StringValue:
+    return weight.fill_null(0).clip(-99.0, 99.0).round(2).cast("string")
+
+
+def _evidence(parts: dict[str, tuple[ir.StringValue, ir.FloatingValue]]) -> ir.StringValue:
+    text = ibis.literal("{")
+    for i, (field, (label, weight)) in enumerate(parts.items()):
+        text = text.concat(", " if i else "", json.dumps(field), ': {"level": "', label,
+                           '", "weight": ', _weight_text(weight), "}")
+    return text.concat("}")
+
+
+def _predicted_pairs(engine: Engine, predictions: str, config: Probabilistic) -> ir.Table:
+    pred = engine.table(predictions)
+    labels = ss.level_labels(config)
+    parts = {}
+    for field, by_gamma in labels.items():
+        gamma = pred[f"gamma_{field}"]
+        label = ibis.cases(*[(gamma == g, lbl) for g, lbl in by_gamma.items()], else_="?")
+        parts[field] = (label, pred[f"mw_{field}"])
+    return pred.select(rep_l=pred.node_l, rep_r=pred.node_r, weight=pred.match_weight,
+                       match_probability=pred.match_probability, evidence=_evidence(parts))
+
+
+def _probability(value: Any) -> float:
+    """A saved m or u: Splink writes a text marker for a level never observed (1e-6)."""
+    return float(value) if isinstance(value, int | float) else 1e-6
+
+
+def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) -> ir.Table:
+    """Pairs of records sharing a signature, scored as Splink would: exact level on every
+    non-null field, null level (weight 0) elsewhere; only where a blocking rule would have
+    paired them (all its fields non-null)."""
+    members = engine.table(MEMBERS_TABLE)
+    reps = engine.table(INPUT_TABLE)
+    prior = model["probability_two_random_records_match"]
+    weight: ir.FloatingValue = ibis.literal(math.log2(prior / (1 - prior)))
+    parts = {}
+    for comparison in model["comparisons"]:
+        field = comparison["output_column_name"]
+        exact = next(lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level"))
+        exact_weight = math.log2(_probability(exact["m_probability"])
+                                 / _probability(exact["u_probability"]))
+        present = reps[field].notnull()
+        field_weight = ibis.ifelse(present, exact_weight, 0.0)
+        weight = weight + field_weight
+        parts[field] = (ibis.ifelse(present, exact["label_for_charts"], "null"), field_weight)
+    blocked = ibis.or_(*[ibis.and_(*[reps[f].notnull() for f in rule])
+                         for rule in config.blocking])
+    odds = ibis.literal(2.0) ** weight
+    scored = reps.filter(blocked).select(
+        sig=reps.node, weight=weight, match_probability=odds / (1 + odds),
+        evidence=_evidence(parts))
+    scored = scored.filter(scored.match_probability >= config.threshold)
+    a, b = members.view(), members.view()
+    pairs = a.join(b, (a.rep == b.rep) & (a.node < b.node)).select(
+        node_a=a.node, node_b=b.node, sig=a.rep)
+    joined = pairs.join(scored, pairs.sig == scored.sig)
+    return joined.select("node_a", "node_b", "weight", "match_probability", "evidence")
+
+
+def _expand(engine: Engine, pairs: ir.Table) -> ir.Table:
+    """Representative pairs -> every pair of their members, ordered node_a < node_b."""
+    m_l = engine.table(MEMBERS_TABLE).view()
+    m_r = engine.table(MEMBERS_TABLE).view()
+    joined = pairs.join(m_l, pairs.rep_l == m_l.rep).join(m_r, pairs.rep_r == m_r.rep)
+    out = joined.select(x=m_l.node, y=m_r.node, weight=pairs.weight,
+                        match_probability=pairs.match_probability, evidence=pairs.evidence)
+    return out.select(node_a=ibis.least(out.x, out.y), node_b=ibis.greatest(out.x, out.y),
+                      weight=out.weight, match_probability=out.match_probability,
+                      evidence=out.evidence)
+
+
+def _empty_edges(engine: Engine) -> ir.Table:
+    engine.drop(EDGES_TABLE)
+    engine.create_empty(EDGES_TABLE, EDGE_SCHEMA)
+    return engine.table(EDGES_TABLE)
+
+
+def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root: Path,
+          run_id: str, reporter: Reporter, retrain: bool = False,
+          prepass: bool = True) -> MatchResult:
+    """Score candidate pairs with the saved model (trained first if missing or ``retrain``)
+    and write ``identity_edges_splink``. ``prepass=False`` gives Splink every record (for
+    comparison; the result is the same)."""
+    model_path = Path(project_root) / config.model_path
+    try:
+        total, representatives = _materialise_input(engine, records, config, prepass)
+        if representatives < MIN_RECORDS:
+            reporter.warning(
+                f"Probabilistic matching skipped: {representatives} distinct customer records, "
+                f"too few to train a Splink model (at least {MIN_RECORDS}).")
+            return MatchResult(_empty_edges(engine), None, total, representatives, 0)
+        if prepass:
+            saved = total - representatives
+            reporter.info(f"Splink pre-pass: {total:,} records -> {representatives:,} distinct "
+                          f"signatures ({saved:,} records, {saved / max(total, 1):.0%}, "
+                          "scored through their representative)")
+        if retrain or not model_path.exists():
+            info = _train_on_input(engine, config, model_path, reporter, representatives)
+        else:
+            load_model(model_path, config)
+            info = ModelInfo(model_path, False, ss.fingerprint(config), 0, 0.0)
+            reporter.info(f"Reusing the Splink model {model_path}")
+        model = load_model(model_path, config)
+        with reporter.step("Scoring candidate pairs with Splink"), \
+                _splink_session(engine, INPUT_TABLE, model, reporter) as linker:
+            predictions = linker.inference.predict(threshold_match_probability=config.threshold)
+            pairs = _expand(engine, _predicted_pairs(engine, predictions.physical_name, config))
+            edges = pairs.union(_within_signature_pairs(engine, model, config))
+            edges = edges.select("node_a", "node_b", rule=ibis.literal("splink"),
+                                 weight=edges.weight, match_probability=edges.match_probability,
+                                 evidence=edges.evidence, run_id=ibis.literal(run_id),
+                                 first_seen_run=ibis.literal(run_id))
+            engine.replace_table(EDGES_TABLE, edges.cast(EDGE_SCHEMA))
+        count = engine.count(EDGES_TABLE)
+        reporter.info(f"Splink linked {count:,} record pairs at match probability >= "
+                      f"{config.threshold}")
+        return MatchResult(engine.table(EDGES_TABLE), info, total, representatives, count)
+    finally:
+        _drop_own_tables(engine)
+
+
+def probabilistic_edges(engine: Engine, records: ir.Table, config: Probabilistic,
+                        project_root: Path, run_id: str, reporter: Reporter,
+                        retrain: bool = False) -> ir.Table:
+    """``identity_edges`` rows (rule 'splink') for pairs at or above the threshold."""
+    return match(engine, records, config, project_root, run_id, reporter, retrain).edges
+
+
+# -- one pair, for the 360° "why" -----------------------------------------------------
+def explain_pair(engine: Engine, records: ir.Table, node_a: str, node_b: str,
+                 config: Probabilistic, project_root: Path) -> dict:
+    """Score one pair with the saved model: per-comparison level and match weight, the
+    prior's weight and the total (the sum of them all)."""
+    model = load_model(Path(project_root) / config.model_path, config)
+    prepared = prepare(records, config)
+    try:
+        for table, node in zip(PAIR_TABLES, (node_a, node_b), strict=True):
+            engine.replace_table(table, prepared.filter(prepared.node == node))
+            if engine.count(table) != 1:
+                raise PasserelleError(f"No customer record {node}.",
+                                      "Give a node as `<source>:<record id>`.")
+        with _splink_session(engine, PAIR_TABLES[0], model) as linker:
+            db_api = linker._db_api
+            scored = linker.inference.score_pairs(
+                db_api.register(PAIR_TABLES[0], table_name="pair_l"),
+                db_api.register(PAIR_TABLES[1], table_name="pair_r"))
+            row = engine.table(scored.physical_name).to_pyarrow().to_pylist()[0]
+    finally:
+        _drop_own_tables(engine)
+    labels = ss.level_labels(config)
+    comparisons = {
+        field: {"level": by_gamma.get(row[f"gamma_{field}"], "?"),
+                "weight": round(float(row[f"mw_{field}"]), 2)}
+        for field, by_gamma in labels.items()}
+    prior = model["probability_two_random_records_match"]
+    return {
+        "node_a": node_a, "node_b": node_b,
+        "prior_weight": round(math.log2(prior / (1 - prior)), 2),
+        "comparisons": comparisons,
+        "match_weight": round(float(row["match_weight"]), 2),
+        "match_probability": float(row["match_probability"]),
+        "linked": float(row["match_probability"]) >= config.threshold,
+    }

@@ -1,0 +1,281 @@
+"""The Splink model that ``identity.yml`` describes: comparisons, levels, blocking rules.
+
+Every SQL condition here is written once in the subset of SQL that DuckDB and PostgreSQL
+share (``=``, ``substr``, ``levenshtein``, ``abs`` of a date difference, and a
+``jaro_winkler_similarity`` function that Passerelle installs on PostgreSQL), so one saved
+model scores the same pairs the same way on every engine. Splink would otherwise write
+engine-specific SQL into the model file, and its PostgreSQL dialect has no Jaro-Winkler.
+
+The conditions read *prepared* columns (see :mod:`passerelle.identity.probabilistic`):
+names and free text folded to lower-case ASCII, first names also through a nickname table.
+Folding first keeps the two engines equal: DuckDB's string distances count bytes and
+PostgreSQL's count characters, which agree only on ASCII.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+
+from splink import SettingsCreator, block_on
+from splink.comparison_library import CustomComparison
+
+from passerelle.project.identity_models import Probabilistic
+
+# Bump when a level definition below changes: saved models then ask to be retrained.
+LEVELS_VERSION = 1
+
+NAME_JW_THRESHOLDS = (0.92, 0.88)
+TEXT_LEVENSHTEIN = (1, 3)
+CANON_SUFFIX = "__canon"
+
+# Accented letters -> ASCII, applied before lower() (PostgreSQL's lower() leaves non-ASCII
+# letters alone under the C locale). Ligatures are replaced separately (two letters).
+ACCENTED = "àâäáãåçéèêëíìîïñóòôöõúùûüýÿÀÂÄÁÃÅÇÉÈÊËÍÌÎÏÑÓÒÔÖÕÚÙÛÜÝŸ"
+PLAIN = "aaaaaaceeeeiiiinooooouuuuyyAAAAAACEEEEIIIINOOOOOUUUUYY"
+LIGATURES = {"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"}
+
+# French and English nicknames, folded (lower-case ASCII, hyphens as spaces), mapped to one
+# canonical first name. Shipped in code: nothing is downloaded.
+NICKNAMES: dict[str, tuple[str, ...]] = {
+    "jean baptiste": ("jb", "jeanbaptiste"),
+    "jean christophe": ("jc",),
+    "jean francois": ("jf",),
+    "jean philippe": ("jp",),
+    "jean michel": ("jm",),
+    "marie christine": ("mc",),
+    "catherine": ("cathy", "cath", "kathy", "katherine", "catharine"),
+    "alexandre": ("alex", "alexander"),
+    "nicolas": ("nico", "nick", "nicholas"),
+    "christophe": ("chris", "christopher", "kris"),
+    "stephanie": ("steph", "stef", "stephany"),
+    "frederic": ("fred", "frederick", "freddy", "frederik"),
+    "guillaume": ("william", "will", "bill", "willy"),
+    "elisabeth": ("babeth", "elizabeth", "liz", "beth", "betty", "lisbeth"),
+    "isabelle": ("isa", "isabel", "isabella"),
+    "sebastien": ("seb", "sebastian"),
+    "maximilien": ("max", "maximilian"),
+    "thomas": ("tom", "tommy"),
+    "matthieu": ("mathieu", "matt", "matthew"),
+    "antoine": ("tony", "anthony", "antony"),
+    "benjamin": ("ben", "benji"),
+    "charles": ("charlie", "chuck", "charly"),
+    "dominique": ("dom", "domi"),
+    "emmanuel": ("manu",),
+    "jacques": ("jacky", "james", "jim", "jimmy"),
+    "joseph": ("jo", "jojo", "joe", "joey"),
+    "marguerite": ("margot", "margaret", "maggie", "peggy"),
+    "michel": ("michael", "mike", "mickael"),
+    "patrick": ("pat", "patou", "paddy"),
+    "philippe": ("phil", "philip", "phillip"),
+    "pierre": ("pierrot", "peter", "pete"),
+    "robert": ("rob", "bob", "bobby", "robbie"),
+    "samuel": ("sam", "sammy"),
+    "valerie": ("val", "valou"),
+    "veronique": ("vero",),
+    "victoria": ("vicky",),
+    "daniel": ("dan", "dany", "danny"),
+    "edouard": ("edward", "eddie", "ed", "ted"),
+    "henri": ("henry", "harry", "riri"),
+    "louis": ("lewis", "loulou"),
+    "richard": ("rick", "richie", "ricky"),
+    "caroline": ("caro",),
+    "virginie": ("virginia", "ginny"),
+    "jennifer": ("jenny", "jen"),
+    "suzanne": ("suzy", "susan", "sue"),
+}
+
+
+def nickname_map() -> dict[str, str]:
+    """variant -> canonical first name (both folded)."""
+    mapping: dict[str, str] = {}
+    for canonical, variants in NICKNAMES.items():
+        for variant in variants:
+            if variant != canonical:
+                mapping.setdefault(variant, canonical)
+    return mapping
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """What the prepared Splink input holds, derived from the config.
+
+    ``compared`` are the comparisons actually in the model: a ``city`` compared exactly
+    beside a ``postcode`` becomes a level of the postcode comparison, since the city is
+    (nearly) a function of the postcode and two correlated comparisons would count the
+    same evidence twice (EM learns it as one strong signal; see docs/identity-matching.md).
+    """
+
+    compared: tuple[tuple[str, str], ...]  # (field, method) in model order
+    city_in_postcode: bool
+    nickname_fields: tuple[str, ...]  # fields with a canonical-form column
+    columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
+
+
+def model_shape(config: Probabilistic) -> ModelShape:
+    pairs = [(c.field, c.method) for c in config.comparisons]
+    fields = [f for f, _ in pairs]
+    city_in_postcode = ("postcode", "postcode") in pairs and "city" in fields and all(
+        m in ("exact", "text", "name") for f, m in pairs if f == "city")
+    compared = tuple((f, m) for f, m in pairs if not (city_in_postcode and f == "city"))
+    nickname_fields = tuple(f for f, m in compared if f == "first_name" and m == "name")
+    columns: list[str] = []
+    for f in [*fields, *(f for rule in config.blocking for f in rule),
+              *(f for rule in config.training.em_blocking for f in rule)]:
+        if f not in columns:
+            columns.append(f)
+    columns += [f + CANON_SUFFIX for f in nickname_fields]
+    return ModelShape(compared, city_in_postcode, nickname_fields, tuple(columns))
+
+
+# -- levels ------------------------------------------------------------------------------
+def _q(column: str, side: str) -> str:
+    # Field names come from a Literal list in the config model, never free user text.
+    return f'"{column}_{side}"'
+
+
+def _level(sql: str, label: str, null: bool = False) -> dict:
+    level: dict = {"sql_condition": sql, "label_for_charts": label}
+    if null:
+        level["is_null_level"] = True
+    return level
+
+
+def _null(field: str) -> dict:
+    return _level(f"{_q(field, 'l')} IS NULL OR {_q(field, 'r')} IS NULL", "null", null=True)
+
+
+def _exact(field: str, label: str = "exact") -> dict:
+    return _level(f"{_q(field, 'l')} = {_q(field, 'r')}", label)
+
+
+ELSE = {"sql_condition": "ELSE", "label_for_charts": "different"}
+
+
+def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
+    left, r = _q(field, "l"), _q(field, "r")
+    levels = [_null(field), _exact(field)]
+    if method == "name":
+        if field in shape.nickname_fields:
+            levels.append(_exact(field + CANON_SUFFIX, "nickname"))
+        levels += [_level(f"jaro_winkler_similarity({left}, {r}) >= {t}", f"Jaro-Winkler >={t}")
+                   for t in NAME_JW_THRESHOLDS]
+    elif method == "text":
+        levels += [_level(f"levenshtein({left}, {r}) <= {d}", f"Levenshtein <={d}")
+                   for d in TEXT_LEVENSHTEIN]
+    elif method == "date":
+        ls, rs = f"CAST({left} AS VARCHAR)", f"CAST({r} AS VARCHAR)"
+        levels += [
+            _level(f"levenshtein({ls}, {rs}) <= 1", "one character typo"),
+            _level(f"substr({ls}, 1, 4) = substr({rs}, 1, 4) AND substr({ls}, 6, 2) = "
+                   f"substr({rs}, 9, 2) AND substr({ls}, 9, 2) = substr({rs}, 6, 2)",
+                   "day/month swapped"),
+            _level(f"abs({left} - {r}) <= 365", "within a year"),
+        ]
+    elif method == "postcode":
+        if shape.city_in_postcode:
+            levels.append(_exact("city", "same city"))
+        levels.append(_level(f"substr({left}, 1, 2) = substr({r}, 1, 2)", "same department"))
+    levels.append(ELSE)
+    return levels
+
+
+def build_settings(config: Probabilistic) -> SettingsCreator:
+    """Splink settings for ``identity.yml``'s probabilistic section (untrained).
+
+    Per-comparison gamma levels and match weights (``gamma_<field>``, ``mw_<field>``) are
+    kept in the predictions: they are the evidence the 360° view shows.
+    """
+    shape = model_shape(config)
+    comparisons = [
+        CustomComparison(_levels(field, method, shape), output_column_name=field,
+                         comparison_description=f"{field} ({method})")
+        for field, method in shape.compared
+    ]
+    return SettingsCreator(
+        link_type="dedupe_only",
+        unique_id_column_name="node",
+        comparisons=comparisons,
+        blocking_rules_to_generate_predictions=[block_on(*rule) for rule in config.blocking],
+        retain_matching_columns=True,  # Splink keeps gamma_ columns only with this
+        retain_intermediate_calculation_columns=True,
+        probability_two_random_records_match=1e-4,
+    )
+
+
+def level_labels(config: Probabilistic) -> dict[str, dict[int, str]]:
+    """comparison -> {gamma value: label}, gamma counted down from the first non-null level
+    as Splink does (null = -1)."""
+    shape = model_shape(config)
+    labels: dict[str, dict[int, str]] = {}
+    for field, method in shape.compared:
+        levels = _levels(field, method, shape)
+        non_null = [lv for lv in levels if not lv.get("is_null_level")]
+        labels[field] = {-1: "null"} | {
+            len(non_null) - 1 - i: lv["label_for_charts"] for i, lv in enumerate(non_null)}
+    return labels
+
+
+def fingerprint(config: Probabilistic) -> str:
+    """Hash of what the trained parameters depend on: the comparisons and their levels,
+    the prediction blocking rules, the EM blocking. Thresholds do not change a model."""
+    shape = model_shape(config)
+    payload = {
+        "levels_version": LEVELS_VERSION,
+        "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.compared],
+        "blocking": config.blocking,
+        "em_blocking": config.training.em_blocking,
+    }
+    text = json.dumps(payload, sort_keys=True, ensure_ascii=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+# PostgreSQL has no Jaro-Winkler: Passerelle installs this one, equal to DuckDB's
+# (rapidfuzz) on ASCII input: window max(len)/2-1, Winkler boost of a common prefix of up
+# to 4 characters when Jaro > 0.7. A test compares both engines on thousands of pairs.
+POSTGRES_JARO_WINKLER = """
+CREATE OR REPLACE FUNCTION jaro_winkler_similarity(s1 text, s2 text)
+RETURNS double precision LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $$
+DECLARE
+  l1 int := length(s1);
+  l2 int := length(s2);
+  win int;
+  m int := 0;
+  t int := 0;
+  k int := 1;
+  f1 boolean[];
+  f2 boolean[];
+  jaro double precision;
+  p int := 0;
+BEGIN
+  IF l1 = 0 OR l2 = 0 THEN RETURN 0.0; END IF;
+  win := greatest(greatest(l1, l2) / 2 - 1, 0);
+  f1 := array_fill(false, ARRAY[l1]);
+  f2 := array_fill(false, ARRAY[l2]);
+  FOR i IN 1..l1 LOOP
+    FOR j IN greatest(1, i - win)..least(l2, i + win) LOOP
+      IF NOT f2[j] AND substr(s1, i, 1) = substr(s2, j, 1) THEN
+        f1[i] := true; f2[j] := true; m := m + 1; EXIT;
+      END IF;
+    END LOOP;
+  END LOOP;
+  IF m = 0 THEN RETURN 0.0; END IF;
+  FOR i IN 1..l1 LOOP
+    IF f1[i] THEN
+      WHILE NOT f2[k] LOOP k := k + 1; END LOOP;
+      IF substr(s1, i, 1) <> substr(s2, k, 1) THEN t := t + 1; END IF;
+      k := k + 1;
+    END IF;
+  END LOOP;
+  jaro := (m::float8 / l1 + m::float8 / l2 + (m - t / 2)::float8 / m) / 3.0;
+  IF jaro > 0.7 THEN
+    WHILE p < least(4, l1, l2) AND substr(s1, p + 1, 1) = substr(s2, p + 1, 1) LOOP
+      p := p + 1;
+    END LOOP;
+    jaro := jaro + p * 0.1 * (1.0 - jaro);
+  END IF;
+  RETURN jaro;
+END
+$$
+"""

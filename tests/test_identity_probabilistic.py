@@ -1,0 +1,246 @@
+"""Splink matching on real engines, against synthetic records with a known truth."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from passerelle.engines.base import Engine
+from passerelle.engines.duckdb import DuckDBEngine
+from passerelle.errors import PasserelleError
+from passerelle.identity import probabilistic as pr
+from passerelle.identity import splink_settings as ss
+from passerelle.project.identity_models import Comparison, Probabilistic
+from passerelle.reporter import SilentReporter
+from splink_synthetic import (
+    cluster_pairs,
+    precision_recall,
+    synthetic_records,
+    true_pairs,
+)
+
+# The default blocking plus two rules that catch typos in both names (the synthetic
+# variants carry up to four mistakes); the test measures the model, not the blocking.
+CONFIG = Probabilistic(blocking=[
+    ["last_name", "birth_date"], ["first_name", "birth_date"], ["last_name", "postcode"],
+    ["birth_date", "postcode"], ["first_name", "postcode"]])
+
+
+def load(engine: Engine, table: pa.Table, name: str = "customer_records") -> None:
+    engine.append_arrow(name, pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+
+
+def edge_rows(engine: Engine, edges) -> list[dict]:
+    return sorted(engine.to_arrow(edges).to_pylist(), key=lambda r: (r["node_a"], r["node_b"]))
+
+
+FIRST_RUN_EDGES: list[dict] = []
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory):
+    """One DuckDB warehouse with ~1,300 synthetic records and a model trained on them."""
+    root = tmp_path_factory.mktemp("project")
+    table, truth = synthetic_records(700)
+    engine = DuckDBEngine(root / "warehouse.duckdb")
+    load(engine, table)
+    reporter = SilentReporter()
+    result = pr.match(engine, engine.table("customer_records"), CONFIG, root, "run-1", reporter)
+    # later tests rewrite identity_edges_splink: keep the first run's edges
+    FIRST_RUN_EDGES[:] = edge_rows(engine, result.edges)
+    yield engine, root, table, truth, result, reporter
+    engine.close()
+
+
+def test_training_saves_a_model_that_finds_the_duplicates(trained) -> None:
+    engine, root, table, truth, result, reporter = trained
+    assert table.num_rows == 1294
+    assert result.model is not None and result.model.trained
+    model_file = root / "identity" / "model.json"
+    assert result.model.path == model_file
+    saved = json.loads(model_file.read_text())
+    assert saved["passerelle"]["fingerprint"] == ss.fingerprint(CONFIG)
+    assert [c["output_column_name"] for c in saved["comparisons"]] == [
+        "first_name", "last_name", "birth_date", "postcode", "address_line1"]  # city in postcode
+    # the pre-pass: records identical on every compared column are scored once
+    assert (result.records, result.representatives) == (1294, 984)
+    assert any("1,294 records -> 984 distinct signatures" in m for _, m in reporter.messages)
+
+    found = {(r["node_a"], r["node_b"]) for r in FIRST_RUN_EDGES}
+    assert len(found) == result.edge_count
+    edge_p, edge_r = precision_recall(found, true_pairs(truth))
+    p, r = precision_recall(cluster_pairs(list(found)), true_pairs(truth))
+    # measured: edges 0.990 / 0.896, clusters 0.987 / 0.908 (blocking allows 0.938)
+    assert edge_p >= 0.97 and edge_r >= 0.87
+    assert p >= 0.95 and r >= 0.85
+    # Splink's working tables and ours are gone
+    assert not [t for t in engine.list_tables() if t.startswith("__")]
+
+
+def test_saved_model_is_reused_without_training(trained) -> None:
+    engine, root, _, _, first, _ = trained
+    reporter = SilentReporter()
+    again = pr.match(engine, engine.table("customer_records"), CONFIG, root, "run-2", reporter)
+    assert again.model is not None and again.model.trained is False
+    assert "Training the Splink model" not in reporter.step_seconds
+    assert any(m.startswith("Reusing the Splink model") for _, m in reporter.messages)
+    assert again.edge_count == first.edge_count
+    # probabilistic_edges is the same call, returning the table
+    edges = pr.probabilistic_edges(engine, engine.table("customer_records"), CONFIG, root,
+                                   "run-3", SilentReporter())
+    assert engine.count(pr.EDGES_TABLE) == first.edge_count
+    assert set(engine.to_arrow(edges.select("rule", "run_id")).to_pylist()[0].values()) == {
+        "splink", "run-3"}
+
+
+def test_changed_settings_require_retraining(trained, tmp_path: Path) -> None:
+    engine, root, *_ = trained
+    shutil.copytree(root / "identity", tmp_path / "identity")
+    changed = CONFIG.model_copy(update={"comparisons": [
+        c for c in CONFIG.comparisons if c.field != "address_line1"]})
+    records = engine.table("customer_records")
+    with pytest.raises(pr.ModelError) as err:
+        pr.match(engine, records, changed, tmp_path, "run-x", SilentReporter())
+    assert "other comparisons or blocking rules" in err.value.reason
+    assert "passerelle identity train" in err.value.instruction
+    result = pr.match(engine, records, changed, tmp_path, "run-x", SilentReporter(),
+                      retrain=True)
+    assert result.model is not None and result.model.trained
+    assert json.loads((tmp_path / "identity" / "model.json").read_text())["passerelle"][
+        "fingerprint"] == ss.fingerprint(changed) != ss.fingerprint(CONFIG)
+    # a threshold is not part of the model: no retraining for it
+    stricter = CONFIG.model_copy(update={"threshold": 0.99})
+    assert ss.fingerprint(stricter) == ss.fingerprint(CONFIG)
+
+
+def test_corrupt_model_is_a_clear_error(trained, tmp_path: Path) -> None:
+    engine, *_ = trained
+    (tmp_path / "identity").mkdir()
+    (tmp_path / "identity" / "model.json").write_text('{"comparisons": [')
+    with pytest.raises(pr.ModelError) as err:
+        pr.match(engine, engine.table("customer_records"), CONFIG, tmp_path, "r",
+                 SilentReporter())
+    assert "unreadable or corrupt" in err.value.reason
+    assert "passerelle identity train" in err.value.instruction
+
+
+def test_evidence_names_every_comparison(trained) -> None:
+    _ = trained
+    rows = FIRST_RUN_EDGES
+    labels = ss.level_labels(CONFIG)
+    for row in rows:
+        evidence = json.loads(row["evidence"])
+        assert list(evidence) == list(labels)
+        for field, item in evidence.items():
+            assert item["level"] in labels[field].values()
+            assert isinstance(item["weight"], int | float)
+        assert row["rule"] == "splink" and row["match_probability"] >= CONFIG.threshold
+        assert row["node_a"] < row["node_b"]
+    levels = {json.loads(r["evidence"])["first_name"]["level"] for r in rows}
+    assert {"exact", "nickname", "Jaro-Winkler >=0.92"} <= levels
+    assert {json.loads(r["evidence"])["birth_date"]["level"] for r in rows} >= {
+        "exact", "one character typo", "day/month swapped", "null"}
+
+
+def test_explain_pair(trained) -> None:
+    engine, root, _, truth, _, _ = trained
+    records = engine.table("customer_records")
+    edge = next(r for r in FIRST_RUN_EDGES
+                if json.loads(r["evidence"])["first_name"]["level"] == "nickname")
+    why = pr.explain_pair(engine, records, edge["node_a"], edge["node_b"], CONFIG, root)
+    assert why["match_weight"] == pytest.approx(edge["weight"], abs=0.01)
+    assert why["match_weight"] > 0 and why["linked"]
+    assert why["comparisons"]["first_name"]["level"] == "nickname"
+    assert why["match_weight"] == pytest.approx(
+        why["prior_weight"] + sum(c["weight"] for c in why["comparisons"].values()), abs=0.05)
+    # two different people (different truth) with the same surname
+    by_node = {r["_source"] + ":" + r["_record_id"]: r
+               for r in engine.to_arrow(records).to_pylist()}
+    a = edge["node_a"]
+    b = next(n for n, r in by_node.items() if truth[n] != truth[a]
+             and r["last_name"] == by_node[a]["last_name"])
+    why_not = pr.explain_pair(engine, records, a, b, CONFIG, root)
+    assert why_not["match_weight"] < 0 and not why_not["linked"]
+    assert why_not["comparisons"]["last_name"]["level"] == "exact"
+    with pytest.raises(PasserelleError, match="No customer record nowhere:0"):
+        pr.explain_pair(engine, records, a, "nowhere:0", CONFIG, root)
+
+
+def test_prepass_gives_the_same_edges(trained) -> None:
+    engine, root, _, _, _, _ = trained
+    records = engine.table("customer_records")
+    with_prepass = pr.match(engine, records, CONFIG, root, "r", SilentReporter())
+    rows_with = edge_rows(engine, with_prepass.edges)
+    without = pr.match(engine, records, CONFIG, root, "r", SilentReporter(), prepass=False)
+    rows_without = edge_rows(engine, without.edges)
+    assert without.representatives == without.records == 1294
+    assert [(r["node_a"], r["node_b"]) for r in rows_with] == [
+        (r["node_a"], r["node_b"]) for r in rows_without]
+    for x, y in zip(rows_with, rows_without, strict=True):
+        assert x["weight"] == pytest.approx(y["weight"], abs=1e-9)
+        assert json.loads(x["evidence"]) == json.loads(y["evidence"])
+    assert cluster_pairs([(r["node_a"], r["node_b"]) for r in rows_with]) == cluster_pairs(
+        [(r["node_a"], r["node_b"]) for r in rows_without])
+
+
+def test_too_few_records_skip_matching(tmp_path: Path) -> None:
+    table, _ = synthetic_records(20)
+    with DuckDBEngine(tmp_path / "w.duckdb") as engine:
+        load(engine, table)
+        reporter = SilentReporter()
+        edges = pr.probabilistic_edges(engine, engine.table("customer_records"), CONFIG,
+                                       tmp_path, "r", reporter)
+        assert engine.count(pr.EDGES_TABLE) == 0
+        assert edges.schema() == pr.EDGE_SCHEMA
+        assert any(kind == "warning" and "too few" in m for kind, m in reporter.messages)
+        assert not (tmp_path / "identity" / "model.json").exists()
+
+
+def test_names_are_folded_and_nicknames_canonical(duckdb_engine: DuckDBEngine) -> None:
+    rows = [{"_source": "crm", "_record_id": str(i), "first_name": first, "last_name": last,
+             "birth_date": None, "postcode": " 75011 ", "city": "Saint-Étienne",
+             "address_line1": "Rue de l'Œuvre"}
+            for i, (first, last) in enumerate([("Jean-Baptiste", "Lefèvre"), ("JB", "LEFEVRE"),
+                                               ("Élisabeth", "D'Ornano"), ("Babeth", "")])]
+    load(duckdb_engine, pa.Table.from_pylist(rows))
+    config = Probabilistic(comparisons=[Comparison(field="first_name", method="name"),
+                                        Comparison(field="last_name", method="name"),
+                                        Comparison(field="postcode", method="postcode"),
+                                        Comparison(field="city", method="exact"),
+                                        Comparison(field="address_line1", method="text")])
+    out = duckdb_engine.to_arrow(pr.prepare(duckdb_engine.table("customer_records"), config))
+    assert out.column("first_name").to_pylist() == ["jean baptiste", "jb", "elisabeth", "babeth"]
+    assert out.column("first_name__canon").to_pylist() == [
+        "jean baptiste", "jean baptiste", "elisabeth", "elisabeth"]
+    assert out.column("last_name").to_pylist() == ["lefevre", "lefevre", "d ornano", None]
+    assert set(out.column("postcode").to_pylist()) == {"75011"}
+    assert set(out.column("city").to_pylist()) == {"saint etienne"}
+    assert set(out.column("address_line1").to_pylist()) == {"rue de l oeuvre"}
+
+
+@pytest.mark.postgres
+def test_postgres_scores_like_duckdb(trained, engine: Engine, tmp_path: Path) -> None:
+    """A few hundred records scored with the saved model: same edges on both engines."""
+    _, root, _, _, _, _ = trained
+    shutil.copytree(root / "identity", tmp_path / "identity")
+    table, _ = synthetic_records(150, seed=11)
+    with DuckDBEngine(tmp_path / "reference.duckdb") as reference:
+        load(reference, table)
+        expected = pr.match(reference, reference.table("customer_records"), CONFIG, tmp_path,
+                            "r", SilentReporter())
+        want = edge_rows(reference, expected.edges)
+    load(engine, table)
+    got_result = pr.match(engine, engine.table("customer_records"), CONFIG, tmp_path, "r",
+                          SilentReporter())
+    assert got_result.model is not None and got_result.model.trained is False
+    got = edge_rows(engine, got_result.edges)
+    assert len(want) == expected.edge_count > 100
+    assert [(r["node_a"], r["node_b"]) for r in got] == [(r["node_a"], r["node_b"]) for r in want]
+    for x, y in zip(got, want, strict=True):
+        assert x["weight"] == pytest.approx(y["weight"], abs=1e-6)
+        assert json.loads(x["evidence"]) == json.loads(y["evidence"])
+    assert not [t for t in engine.list_tables() if t.startswith("__")]
