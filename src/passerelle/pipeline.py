@@ -38,6 +38,7 @@ class RunResult:
     checks: list[Any] = field(default_factory=list)  # CheckResult
     errors: list[PasserelleError] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # sources skipped: nothing new
+    identity: Any = None  # IdentityResult when the project has identity.yml
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -76,8 +77,10 @@ class _Recorder:
 
 
 def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
-                 only_source: str | None = None, full: bool = False) -> RunResult:
-    """Run every step; ``full`` re-stages every source even if nothing changed."""
+                 only_source: str | None = None, full: bool = False,
+                 retrain: bool = False) -> RunResult:
+    """Run every step; ``full`` re-stages every source even if nothing changed, ``retrain``
+    re-trains the identity model."""
     from passerelle.sources import load_source
     from passerelle.staging import stage_source, state
     from passerelle.staging.checks import error_failures, run_checks
@@ -119,15 +122,28 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 step.status = "failed"
                 step.message = "; ".join(c.message for c in failed)[:2000]
 
+    def identity() -> None:
+        from passerelle.identity.resolve import resolve_identity
+
+        result.identity = resolve_identity(project, engine, reporter, result.run_id,
+                                           retrain=retrain)
+
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
     ]
+    if project.identity is not None:
+        downstream.append(("identity", identity))
     for name, run_step in downstream:
         if result.failed_checks:
             rec.skipped(name, "", "an error-severity check failed")
             continue
-        with rec.step(name):
+        if result.errors and name != "unify":
+            rec.skipped(name, "", "an earlier step failed")
+            continue
+        with rec.step(name) as step:
             run_step()
+            if name == "identity":
+                step.rows_in, step.rows_out = result.identity.records, result.identity.persons
     result.quarantine = quarantine_summary(engine)
     return result
 

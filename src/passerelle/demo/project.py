@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
 
 DMY = "%d/%m/%Y"
@@ -214,6 +215,44 @@ def checks(counts: dict[str, int]) -> dict[str, Any]:
     return doc
 
 
+IDENTITY_YML = """\
+# How records become people. Reference: docs/identity-matching.md and docs/profiles.md.
+keys:                       # exact matches after normalisation
+  - field: email
+    max_names: 2            # an address seen with more names is shared (a couple): not used
+  - field: phone
+    max_names: 2
+  - field: loyalty_card
+    max_names: null
+probabilistic:              # Splink, for records without a shared key
+  enabled: true
+  threshold: 0.95
+  comparisons:
+    - {field: first_name, method: name}
+    - {field: last_name, method: name}
+    - {field: birth_date, method: date}
+    - {field: postcode, method: postcode}
+    - {field: address_line1, method: text}
+    - {field: city, method: exact}
+  blocking:
+    - [last_name, birth_date]
+    - [first_name, birth_date]
+    - [last_name, postcode]
+    - [first_name, postcode]
+  training:
+    em_blocking: [[birth_date], [first_name, last_name]]
+graph:
+  max_cluster_size: 50
+survivorship:
+  default: most_recent
+  source_priority: [crm_contacts, eshop_customers, loyalty_members, newsletter_signups]
+  fields:
+    first_name: most_frequent
+    last_name: most_frequent
+    birth_date: source_priority
+"""
+
+
 def dump(doc: dict[str, Any], comment: str = "") -> str:
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
@@ -231,6 +270,8 @@ def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str,
         (project_dir / "sources" / f"{name}.yml").write_text(dump(doc), "utf-8")
     (project_dir / "checks" / "quality.yml").write_text(
         dump(checks(counts), "Data-quality checks run after staging."), "utf-8")
+    IdentityConfig.model_validate(yaml.safe_load(IDENTITY_YML))
+    (project_dir / "identity.yml").write_text(IDENTITY_YML, "utf-8")
     (project_dir / "README.md").write_text(readme(eshop_mysql, end_date), "utf-8")
 
 

@@ -1,0 +1,1 @@
+"""Identity resolution: from source records to people (see docs/profiles.md)."""
