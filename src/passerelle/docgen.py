@@ -92,8 +92,8 @@ def cli_page() -> str:
            "Every command takes `--help`. Exit codes: 0 success, 1 a problem you can fix "
            "(project, input, failed check), 2 an outside system refused (file, database), "
            "3 a bug in Passerelle.", ""]
-    for name, command in sorted(group.commands.items()):  # type: ignore[attr-defined]
-        out += [f"## `passerelle {name}`", "", (command.help or "").strip(), ""]
+    for name, command in _commands(group, "passerelle"):
+        out += [f"## `{name}`", "", (command.help or "").strip(), ""]
         rows = []
         for param in command.params:
             if param.name == "help":
@@ -104,6 +104,18 @@ def cli_page() -> str:
         if rows:
             out += ["| argument / option | meaning |", "|---|---|", *rows, ""]
     return "\n".join(out).rstrip() + "\n"
+
+
+def _commands(group: Any, prefix: str) -> list[tuple[str, Any]]:
+    """Every leaf command as ('passerelle identity merge', command), sorted."""
+    found = []
+    for name, command in sorted(group.commands.items()):
+        sub = getattr(command, "commands", None)
+        if sub:
+            found += _commands(command, f"{prefix} {name}")
+        else:
+            found.append((f"{prefix} {name}", command))
+    return found
 
 
 PAGES = {"project-files.md": project_files_page, "model.md": model_page, "cli.md": cli_page}

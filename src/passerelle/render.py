@@ -114,3 +114,31 @@ def print_error(console: Console, reason: str, instruction: str | None) -> None:
     console.print(f"[bold red]Error:[/bold red] {reason}", highlight=False)
     if instruction:
         console.print(f"[dim]→ {instruction}[/dim]", highlight=False)
+
+
+def identity_diff_text(diff: dict) -> Group:
+    """What a candidate identity.yml would change, with examples."""
+    head = Text()
+    head.append(f"Persons now: {diff['persons_now']:,}  →  with the candidate rules: "
+                f"{diff['persons_after']:,}\n", style="bold")
+    m, s = diff["merges"], diff["splits"]
+    head.append(f"Would merge: {m['groups']:,} groups of {m['persons']:,} current persons "
+                f"({m['records']:,} records)\n")
+    head.append(f"Would split: {s['groups']:,} persons into {s['persons']:,} parts "
+                f"({s['records']:,} records)\n")
+    if diff.get("model_trained_for_preview"):
+        head.append("The comparisons changed: a model was trained for this preview only.\n",
+                    style="dim")
+    parts: list = [head]
+    for title, key, inner in (("Merge examples", "merge_examples", "component"),
+                              ("Split examples", "split_examples", "person_id")):
+        if not diff[key]:
+            continue
+        table = Table(title=title, title_justify="left", header_style="bold")
+        table.add_column("group")
+        table.add_column("parts (records)")
+        for example in diff[key]:
+            lines = [f"{part}: {', '.join(nodes)}" for part, nodes in example["parts"].items()]
+            table.add_row(str(example.get(inner)), "\n".join(lines))
+        parts.append(table)
+    return Group(*parts)

@@ -75,7 +75,7 @@ def _hint_for(error_type: str, loc: tuple[Any, ...], valid: list[str] | None) ->
     return None
 
 
-def _parse(model: type[BaseModel], doc: YamlDoc, problems: Problems) -> Any:
+def parse_document(model: type[BaseModel], doc: YamlDoc, problems: Problems) -> Any:
     """Validate ``doc.data`` against ``model``; every pydantic error becomes a located problem."""
     missing_env: list[str] = []
     data = substitute_env(doc.data, missing_env)
@@ -183,14 +183,14 @@ def load_project(root: Path | str) -> ProjectDefinition:
             problems.add(doc.file, "expected a mapping of keys at the top level", doc.line_of(()))
             continue
         if kind == "project":
-            config = _parse(ProjectConfig, doc, problems)
+            config = parse_document(ProjectConfig, doc, problems)
         elif kind == "identity":
-            identity = _parse(IdentityConfig, doc, problems)
+            identity = parse_document(IdentityConfig, doc, problems)
             identity_at = Located(doc)
         elif kind == "source":
             stem = Path(doc.file).stem
             doc.data.setdefault("name", stem)
-            source = _parse(SourceConfig, doc, problems)
+            source = parse_document(SourceConfig, doc, problems)
             if source is None:
                 unparsed.add(str(doc.data.get("name", stem)))
                 continue
@@ -201,7 +201,7 @@ def load_project(root: Path | str) -> ProjectDefinition:
             definition_sources[source.name] = source
             where[id(source)] = Located(doc)
         else:
-            parsed = _parse(ChecksFile, doc, problems)
+            parsed = parse_document(ChecksFile, doc, problems)
             if parsed is not None:
                 for i, check in enumerate(parsed.checks):
                     located = Located(doc, ("checks", i))
