@@ -1,0 +1,168 @@
+"""The golden record: one row a person in ``profiles``, each value with the source it came from.
+
+Survivorship is decided per field in SQL: every record of a person is ranked with a window
+function under the field's rule (records without a value come last), and the first-ranked
+record gives both the value and ``<field>__source``. Ties always end on ``_source`` then
+``_record_id`` so every engine picks the same winner.
+
+Rules (``identity.yml`` -> ``survivorship``):
+
+- ``source_priority``: the first source of ``source_priority`` that has a value; sources not
+  listed come after, then the most recent record wins.
+- ``most_recent``: the value of the record updated last (``updated_at``, else ``_loaded_at``).
+- ``most_frequent``: the value most records agree on; ties go to the most recent.
+- ``first_non_empty``: the oldest value (``created_at``, else ``updated_at``, else
+  ``_loaded_at``): what the person first told us.
+
+Consents never follow these rules: ``consent_email`` and ``consent_sms`` keep the latest choice
+the person expressed (``consent_updated_at``, then the record's recency), whichever source
+recorded it. A withdrawal in the newest system must win over an older opt-in in the most
+trusted one.
+"""
+
+from __future__ import annotations
+
+import ibis
+import ibis.expr.types as ir
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP, PROFILES, node_of
+from passerelle.project.identity_models import IDENTITY_FIELDS, Rule, Survivorship
+
+# Golden fields in the order of the ``profiles`` columns; each is followed by ``<field>__source``.
+GOLDEN_FIELDS: tuple[str, ...] = IDENTITY_FIELDS
+CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
+RULES: tuple[str, ...] = ("source_priority", "most_recent", "most_frequent", "first_non_empty")
+
+
+class SurvivorshipError(PasserelleError, ValueError):
+    """``identity.yml`` names a survivorship field the golden record does not have."""
+
+
+def records_with_person(engine: Engine) -> ir.Table:
+    """``customer_records`` with the ``person_id`` each record belongs to (inner join)."""
+    records = engine.table(CUSTOMER_RECORDS)
+    pmap = engine.table(PERSON_MAP).select("node", "person_id")
+    records = records.mutate(_node=node_of(records))
+    return records.join(pmap, records._node == pmap.node).drop("node")
+
+
+def recency(t: ir.Table) -> ir.Value:
+    """When a record last changed: ``updated_at``, else when it was loaded."""
+    return ibis.coalesce(t.updated_at, t._loaded_at)
+
+
+def _helper_columns(t: ir.Table, rules: dict[str, Rule], priority: list[str]) -> ir.Table:
+    """Sort keys computed once: recency, age, source rank, value frequencies.
+
+    They are materialised before the ranking windows because SQL forbids a window function
+    (the frequency count) inside another window's ORDER BY.
+    """
+    rank = (t._source.cases(*[(s, i) for i, s in enumerate(priority)], else_=len(priority))
+            if priority else ibis.literal(0))
+    helpers: dict[str, ir.Value] = {
+        "_recency": recency(t),
+        "_age": ibis.coalesce(t.created_at, t.updated_at, t._loaded_at),
+        "_priority": rank,
+    }
+    for f, rule in rules.items():
+        if rule == "most_frequent":
+            same = ibis.window(group_by=[t.person_id, t[f]])
+            helpers[f"_n_{f}"] = t._record_id.count().over(same)
+    return t.mutate(**helpers)
+
+
+def _order_key(rule: str, field: str) -> str:
+    """Fields whose rankings sort records the same way share one window (one sort)."""
+    return f"most_frequent:{field}" if rule == "most_frequent" else rule
+
+
+def _order(t: ir.Table, key: str) -> list[ir.Value]:
+    """ORDER BY ranking a person's records under one rule (the winner first).
+
+    Whether the field has a value is left out on purpose: the winner is the best-ranked
+    record *among those with a value*, found afterwards, so fields under the same rule
+    share this sort.
+    """
+    latest = ibis.desc(t._recency, nulls_first=False)
+    rule, _, field = key.partition(":")
+    if rule == "source_priority":
+        keys = [t._priority, latest]
+    elif rule == "most_recent":
+        keys = [latest]
+    elif rule == "most_frequent":
+        keys = [ibis.desc(t[f"_n_{field}"]), latest]
+    elif rule == "first_non_empty":
+        keys = [ibis.asc(t._age, nulls_first=False)]
+    elif rule == "consent":
+        keys = [ibis.desc(t.consent_updated_at, nulls_first=False), latest]
+    else:  # pragma: no cover - the config model restricts the rules
+        raise SurvivorshipError(f"Unknown survivorship rule '{rule}'.",
+                                f"Use one of: {', '.join(RULES)}.")
+    return [*keys, t._source, t._record_id]
+
+
+def field_rules(survivorship: Survivorship) -> dict[str, Rule]:
+    """The rule of every golden field; refuses fields the golden record does not have."""
+    unknown = sorted(set(survivorship.fields) - set(GOLDEN_FIELDS))
+    if unknown:
+        consent = [f for f in unknown if f in CONSENT_FIELDS]
+        hint = (" Consents always keep the latest choice the person expressed; remove "
+                f"{', '.join(consent)}." if consent else "")
+        raise SurvivorshipError(
+            f"identity.yml: survivorship.fields names unknown field(s): {', '.join(unknown)}.",
+            f"Use golden fields only ({', '.join(GOLDEN_FIELDS)}).{hint}")
+    return {f: survivorship.fields.get(f, survivorship.default) for f in GOLDEN_FIELDS}
+
+
+def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str) -> ir.Table:
+    """The ``profiles`` table as one Ibis expression.
+
+    One sorted window a distinct ordering (a rule, or a most-frequent field) ranks every
+    record; a partition-only window finds, per field, the best rank among records with a
+    value; one GROUP BY keeps that record's value and source.
+    """
+    rules = field_rules(survivorship)
+    t = _helper_columns(records_with_person(engine), rules, survivorship.source_priority)
+    keys = {f: _order_key(rules[f], f) for f in GOLDEN_FIELDS} | {f: "consent"
+                                                                 for f in CONSENT_FIELDS}
+    ranks: dict[str, ir.Value] = {
+        f"_rk_{i}": ibis.row_number().over(group_by=t.person_id, order_by=_order(t, key))
+        for i, key in enumerate(dict.fromkeys(keys.values()))
+    }
+    ranks["_r_source"] = ibis.row_number().over(group_by=[t.person_id, t._source],
+                                                order_by=t._record_id)
+    ranked = t.mutate(**ranks)
+    slot = {key: f"_rk_{i}" for i, key in enumerate(dict.fromkeys(keys.values()))}
+    # the best rank among the records that have a value: a partition-only window, no sort
+    best = {f"_best_{f}": ranked[slot[k]].min(where=ranked[f].notnull()).over(
+        group_by=ranked.person_id) for f, k in keys.items()}
+    r = ranked.mutate(**best)
+
+    metrics: dict[str, ir.Value] = {}
+    won = {f: r[slot[k]] == r[f"_best_{f}"] for f, k in keys.items()}
+    for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
+        metrics[f] = r[f].max(where=won[f])
+        metrics[f"{f}__source"] = r._source.max(where=won[f])
+    metrics["record_count"] = r.count().cast("int64")
+    metrics["sources"] = r._source.group_concat(",", where=r._r_source == 0, order_by=r._source)
+    metrics["first_seen_at"] = ibis.coalesce(r.created_at, r._loaded_at).min()
+    metrics["last_updated_at"] = r._recency.max()
+    for f in CONSENT_FIELDS:
+        metrics[f"{f}__updated_at"] = r.consent_updated_at.max(where=won[f])
+    profiles = r.group_by("person_id").aggregate(**metrics)
+    return profiles.mutate(run_id=ibis.literal(run_id, "string"))
+
+
+def build_profiles(engine: Engine, survivorship: Survivorship, run_id: str) -> int:
+    """Rebuild ``profiles`` from ``customer_records`` and ``person_map``; returns its row count.
+
+    Columns: ``person_id``; each golden field then ``<field>__source``; ``consent_email``,
+    ``consent_email__source``, ``consent_sms``, ``consent_sms__source``; ``record_count``,
+    ``sources`` (sorted, comma-separated), ``first_seen_at``, ``last_updated_at``; and, after
+    the contract's columns, ``consent_email__updated_at``, ``consent_sms__updated_at`` (when
+    the winning choice was expressed) and ``run_id``.
+    """
+    engine.replace_table(PROFILES, profiles_expr(engine, survivorship, run_id))
+    return engine.count(PROFILES)

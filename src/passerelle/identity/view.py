@@ -1,0 +1,375 @@
+"""The 360° view of one person, and finding a person from any identifier.
+
+:func:`person_view` returns plain dicts and lists (JSON-serialisable: dates as ISO strings,
+amounts as floats) so the CLI, the HTTP API and the web app all show the same thing. Every
+query filters on one person's handful of records and is built with Ibis literals; no user
+input becomes SQL text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
+from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
+from passerelle.identity.tables import (
+    CUSTOMER_RECORDS,
+    IDENTITY_EDGES,
+    IDENTITY_PINS,
+    PERSON_MAP,
+    PROFILES,
+    node_of,
+)
+
+MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2")
+# How a query matched, best first: the order of find_persons' results.
+MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card")
+
+
+class IdentityNotBuilt(PasserelleError, LookupError):
+    """There is no identity graph yet in this warehouse."""
+
+
+class PersonNotFound(PasserelleError, LookupError):
+    """No person has this id."""
+
+
+# ------------------------------------------------------------------------------ lookup
+def normalise_email(text: str) -> str:
+    """The staging rule for e-mail keys: trimmed and lower-cased."""
+    return text.strip().lower()
+
+
+def normalise_phone(text: str, default_region: str | None) -> str | None:
+    """E.164 as staging writes it (``06 12 34 56 78`` -> ``+33612345678`` in FR), else None."""
+    from passerelle.staging.dictionaries import normalize_phone
+
+    number, _issue = normalize_phone(text.strip(), default_region)  # type: ignore[arg-type]
+    return number
+
+
+def _require_identity(engine: Engine) -> None:
+    if not engine.exists(PERSON_MAP):
+        raise IdentityNotBuilt(
+            "Identity has not been resolved in this warehouse yet (no person_map table).",
+            "Run `passerelle run` to load the sources and resolve identity.")
+
+
+def find_persons(engine: Engine, query: str, limit: int = 20, *,
+                 default_region: str | None = None) -> list[dict[str, Any]]:
+    """Persons matching any identifier: person id, node, customer id, e-mail, phone, card.
+
+    Returns ``[{"person_id", "matched_by": [kinds], "nodes": [matched records]}]``, exact ids
+    first, at most ``limit`` persons. ``default_region`` is the project's phone region.
+    """
+    _require_identity(engine)
+    text = query.strip()
+    if not text:
+        return []
+    pm = engine.table(PERSON_MAP)
+    lit = ibis.literal
+
+    def hits(t: ir.Table, kind: str, node: ir.StringValue) -> ir.Table:
+        return t.select(person_id=t.person_id, node=node, kind=lit(kind, "string"),
+                        prio=lit(MATCH_KINDS.index(kind), "int64"))
+
+    by_id, by_node = pm.filter(pm.person_id == lit(text)), pm.filter(pm.node == lit(text))
+    parts = [hits(by_id, "person_id", lit(None, "string")), hits(by_node, "node", by_node.node)]
+    if engine.exists(CUSTOMER_RECORDS):
+        cr = engine.table(CUSTOMER_RECORDS)
+        conds: list[tuple[ir.BooleanValue, str]] = [
+            ((cr._record_id == lit(text)) | (cr.customer_id == lit(text)), "customer_id"),
+            (cr.loyalty_card == lit(text), "loyalty_card"),
+        ]
+        if "@" in text:
+            conds.append((cr.email == lit(normalise_email(text)), "email"))
+        phone = normalise_phone(text, default_region)
+        if phone:
+            conds.append((cr.phone == lit(phone), "phone"))
+        for cond, kind in conds:
+            found = cr.filter(cond)
+            found = found.mutate(_node=node_of(found))
+            joined = found.join(pm, found._node == pm.node)
+            parts.append(hits(joined, kind, joined.node))
+    union = ibis.union(*parts, distinct=True)
+    best = union.group_by("person_id").aggregate(best=union.prio.min())
+    chosen = best.order_by(["best", "person_id"]).limit(limit)
+    rows = engine.to_arrow(union.join(chosen, "person_id").order_by(
+        ["best", "person_id", "prio", "node"])).to_pylist()
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:  # at most `limit` persons' matches
+        item = out.setdefault(r["person_id"], {"person_id": r["person_id"], "matched_by": [],
+                                               "nodes": []})
+        if r["kind"] not in item["matched_by"]:
+            item["matched_by"].append(r["kind"])
+        if r["node"] and r["node"] not in item["nodes"]:
+            item["nodes"].append(r["node"])
+    return list(out.values())
+
+
+# ----------------------------------------------------------------------------- masking
+def mask_email(value: str | None) -> str | None:
+    """``helene@example.fr`` -> ``h***@example.fr``."""
+    if not value:
+        return value
+    local, at, domain = value.partition("@")
+    return f"{local[:1]}***@{domain}" if at else "***"
+
+
+def mask_phone(value: str | None) -> str | None:
+    """``+33612345678`` -> ``+33 6** ** ** 78``: country, first and last two digits kept."""
+    if not value:
+        return value
+    import phonenumbers
+
+    try:
+        number = phonenumbers.parse(value, None)
+        prefix, digits = f"+{number.country_code} ", phonenumbers.national_significant_number(
+            number)
+    except phonenumbers.NumberParseException:
+        prefix, digits = "", "".join(c for c in value if c.isdigit())
+    if len(digits) <= 3:
+        return prefix + "*" * len(digits)
+    masked = digits[0] + "*" * (len(digits) - 3) + digits[-2:]
+    head = 3 if len(masked) % 2 else 2  # pairs from the right; an odd digit joins the first
+    groups = [masked[:head]] + [masked[i:i + 2] for i in range(head, len(masked), 2)]
+    return prefix + " ".join(groups)
+
+
+def _mask(field: str, value: Any) -> Any:
+    if value is None or field not in MASKED_FIELDS:
+        return value
+    if field == "email":
+        return mask_email(value)
+    if field == "phone":
+        return mask_phone(value)
+    if field == "birth_date":
+        return str(value)[:4]  # the year only
+    if field in ("address_line1", "address_line2"):
+        return "***"
+    return value
+
+
+# ------------------------------------------------------------------------------ helpers
+def _plain(value: Any) -> Any:
+    """A value as JSON can carry it."""
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _rows(engine: Engine, expr: ir.Table) -> list[dict[str, Any]]:
+    return [{k: _plain(v) for k, v in r.items()} for r in engine.to_arrow(expr).to_pylist()]
+
+
+def _json(text: Any) -> Any:
+    """Parse JSON text (evidence, event properties); anything else is returned as is."""
+    if not isinstance(text, str):
+        return text
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _mask_row(row: dict[str, Any], mask: bool) -> dict[str, Any]:
+    return {k: _mask(k, v) for k, v in row.items()} if mask else row
+
+
+def _isin(column: ir.Value, values: Iterable[Any]) -> ir.BooleanValue:
+    values = sorted({v for v in values if v is not None})
+    return column.isin([ibis.literal(v) for v in values]) if values else ibis.literal(False)
+
+
+# --------------------------------------------------------------------------------- view
+def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str],
+                events_sources: dict[str, str], recent_events: int = 20,
+                recent_orders: int = 20, mask_pii: bool = False) -> dict[str, Any]:
+    """Everything known about one person, and why their records are one person.
+
+    ``orders_sources`` maps each orders source to the customer source its ``customer_id``
+    refers to; ``events_sources`` does the same for events' ``user_id``. ``mask_pii`` hides
+    e-mails, phones, birth dates (year kept) and address lines, for roles that must not see
+    raw personal data.
+    """
+    _require_identity(engine)
+    pm = engine.table(PERSON_MAP)
+    nodes = [r["node"] for r in _rows(engine, pm.filter(pm.person_id == ibis.literal(person_id))
+                                      .select("node").order_by("node"))]
+    if not nodes:
+        raise PersonNotFound(
+            f"No person has the id {person_id}.",
+            "Look the person up by e-mail, phone, card or customer id: "
+            "`passerelle profile <identifier>`; ids change when people are merged.")
+    records = _records(engine, nodes)
+    golden, summary = _golden(engine, person_id, records, mask_pii)
+    orders = _orders(engine, records, orders_sources, recent_orders, mask_pii)
+    events = _events(engine, records, events_sources, recent_events, mask_pii)
+    summary |= {"orders": orders["total"], "revenue": orders["amount"], "events": events["total"]}
+    return {
+        "person_id": person_id,
+        "masked": mask_pii,
+        "summary": summary,
+        "golden": golden,
+        "records": [{**r, "fields": _mask_row(r["fields"], mask_pii)} for r in records],
+        "orders": orders,
+        "events": events,
+        "consents": _consents(golden, records),
+        "traits": _traits(engine, person_id),
+        "why": _why(engine, nodes),
+    }
+
+
+def _records(engine: Engine, nodes: list[str]) -> list[dict[str, Any]]:
+    """Every linked source record: its fields and its lineage (``_``-prefixed columns)."""
+    if not engine.exists(CUSTOMER_RECORDS):
+        return []
+    cr = engine.table(CUSTOMER_RECORDS)
+    by_source: dict[str, list[str]] = {}
+    for node in nodes:
+        source, _, record_id = node.partition(":")
+        by_source.setdefault(source, []).append(record_id)
+    # (source, record id) rather than the node text, so engines can use their indexes
+    cr = cr.filter(ibis.or_(*[(cr._source == ibis.literal(source)) & _isin(cr._record_id, ids)
+                              for source, ids in sorted(by_source.items())]))
+    out = []
+    for row in _rows(engine, cr.order_by(["_source", "_record_id"])):
+        source, record_id = row.pop("_source"), row.pop("_record_id")
+        out.append({
+            "node": f"{source}:{record_id}", "source": source, "record_id": record_id,
+            "fields": {k: v for k, v in row.items() if not k.startswith("_")},
+            "lineage": {k: v for k, v in row.items() if k.startswith("_")},
+        })
+    return out
+
+
+def _golden(engine: Engine, person_id: str, records: list[dict[str, Any]],
+            mask: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    row: dict[str, Any] = {}
+    if engine.exists(PROFILES):
+        p = engine.table(PROFILES)
+        found = _rows(engine, p.filter(p.person_id == ibis.literal(person_id)))
+        row = found[0] if found else {}
+    golden = {}
+    for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
+        entry = {"value": _mask(f, row.get(f)) if mask else row.get(f),
+                 "source": row.get(f"{f}__source")}
+        if f in CONSENT_FIELDS:
+            entry["updated_at"] = row.get(f"{f}__updated_at")
+        golden[f] = entry
+    sources = sorted({r["source"] for r in records})
+    summary = {
+        "record_count": row.get("record_count", len(records)),
+        "sources": row["sources"].split(",") if row.get("sources") else sources,
+        "first_seen_at": row.get("first_seen_at"),
+        "last_updated_at": row.get("last_updated_at"),
+        "profile_built": bool(row),
+    }
+    return golden, summary
+
+
+def _customer_match(table: ir.Table, id_column: str, mapping: dict[str, str],
+                    records: list[dict[str, Any]]) -> ir.BooleanValue:
+    """(the row's source's customer source, its customer id) is one of the person's records."""
+    ids: dict[str, set[str]] = {}
+    for r in records:
+        ids.setdefault(r["source"], set()).add(r["record_id"])
+    cond: ir.BooleanValue = ibis.literal(False)
+    for customer_source, record_ids in sorted(ids.items()):
+        sources = [s for s, cs in mapping.items() if cs == customer_source]
+        if sources:
+            cond |= _isin(table._source, sources) & _isin(table[id_column], record_ids)
+    return cond
+
+
+def _values(records: list[dict[str, Any]], field: str) -> set[Any]:
+    return {r["fields"].get(field) for r in records} - {None}
+
+
+def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
+            limit: int, mask: bool) -> dict[str, Any]:
+    empty = {"total": 0, "amount": 0.0, "recent": []}
+    if not records or not engine.exists("orders"):
+        return empty
+    o = engine.table("orders")
+    by_customer = _customer_match(o, "customer_id", mapping, records)
+    by_card = _isin(o.loyalty_card, _values(records, "loyalty_card"))
+    by_email = _isin(o.email, _values(records, "email"))
+    mine = o.filter(by_customer | by_card | by_email).mutate(
+        matched_by=ibis.cases((by_customer, "customer_id"), (by_card, "loyalty_card"),
+                              else_="email"))
+    totals = _rows(engine, mine.aggregate(total=mine.count(), amount=mine.amount.sum()))[0]
+    recent = mine.order_by([ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
+    return {"total": int(totals["total"]), "amount": float(totals["amount"] or 0.0),
+            "recent": [_mask_row(r, mask) for r in _rows(engine, recent)]}
+
+
+def _events(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
+            limit: int, mask: bool) -> dict[str, Any]:
+    if not records or not engine.exists("events"):
+        return {"total": 0, "recent": []}
+    e = engine.table("events")
+    by_user = _customer_match(e, "user_id", mapping, records)
+    by_email = _isin(e.email, _values(records, "email"))
+    mine = e.filter(by_user | by_email).mutate(
+        matched_by=ibis.ifelse(by_user, "user_id", "email"))
+    total = int(engine.to_arrow(mine.count()).as_py())
+    recent = mine.order_by([ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
+    rows = []
+    for r in _rows(engine, recent):
+        for k in ("properties", "context"):
+            if k in r:
+                r[k] = _json(r[k])
+        rows.append(_mask_row(r, mask))
+    return {"total": total, "recent": rows}
+
+
+def _consents(golden: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "golden": {f: golden[f] for f in CONSENT_FIELDS},
+        "by_record": [
+            {"node": r["node"], "source": r["source"],
+             **{f: r["fields"].get(f) for f in (*CONSENT_FIELDS, "consent_updated_at")}}
+            for r in records
+        ],
+    }
+
+
+def _traits(engine: Engine, person_id: str) -> list[dict[str, Any]] | None:
+    if not engine.exists("traits"):
+        return None
+    t = engine.table("traits")
+    rows = _rows(engine, t.filter(t.person_id == ibis.literal(person_id)))
+    return sorted(rows, key=lambda r: str(r.get("trait", "")))
+
+
+def _why(engine: Engine, nodes: list[str]) -> dict[str, Any]:
+    """The edges inside the person (rule, evidence, since which run) and the pins on it."""
+    edges: list[dict[str, Any]] = []
+    if engine.exists(IDENTITY_EDGES):
+        e = engine.table(IDENTITY_EDGES)
+        inside = e.filter(_isin(e.node_a, nodes) & _isin(e.node_b, nodes))
+        for r in _rows(engine, inside.order_by(["rule", "node_a", "node_b"])):
+            r["evidence"] = _json(r.get("evidence"))
+            edges.append(r)
+    pins: list[dict[str, Any]] = []
+    if engine.exists(IDENTITY_PINS):
+        p = engine.table(IDENTITY_PINS)
+        touching = p.filter(_isin(p.node_a, nodes) | _isin(p.node_b, nodes))
+        pins = _rows(engine, touching.order_by(["created_at", "pin_id"]))
+    return {"edges": edges, "pins": pins}
