@@ -177,7 +177,7 @@ def test_json_schema_is_generated_from_models():
     connector_kinds = {ref["$ref"].rsplit("/", 1)[-1]
                        for ref in schema["properties"]["connector"]["oneOf"]}
     assert connector_kinds == {"CsvConnector", "ParquetConnector", "JsonlConnector",
-                               "PostgresConnector", "MySQLConnector"}
+                               "PostgresConnector", "MySQLConnector", "CollectorConnector"}
     assert "customers" in json.dumps(schema["properties"]["entity"])
 
 
@@ -191,4 +191,40 @@ def test_duplicate_check_names(tmp_path):
     assert problems_of(tmp_path) == [
         "checks/two.yml:2: check name 'not_null_a_email' is used twice "
         "(hint: first used in checks/one.yml:2; give one of them a `name:`)"
+    ]
+
+
+def test_identity_yml_cross_checked(tmp_path):
+    write(tmp_path, {
+        "passerelle.yml": "name: t\n",
+        "sources/crm.yml": GOOD_SOURCE,
+        "identity.yml": """
+            keys:
+              - field: email
+                sources: [crm, shop]
+              - field: emial
+            survivorship:
+              source_priority: [crm]
+              fields:
+                first_nam: most_recent
+                consent_email: source_priority
+            pins:
+              - kind: merge
+                records: ["crm:1", "nowhere"]
+                reason: same person
+        """,
+    })
+    problems = problems_of(tmp_path)
+    assert problems[0].startswith("identity.yml:4: keys.1.field: Input should be")
+    assert len(problems) == 1  # a file that does not parse is not cross-checked
+    (tmp_path / "identity.yml").write_text((tmp_path / "identity.yml").read_text()
+                                           .replace("  - field: emial\n", ""))
+    assert problems_of(tmp_path) == [
+        "identity.yml:3: 'shop' is not a customers source (hint: customers sources: crm)",
+        "identity.yml:7: 'first_nam' is not a field of the golden record "
+        "(hint: did you mean 'first_name'?)",
+        "identity.yml:8: 'consent_email' has no survivorship rule: consent always follows the "
+        "latest choice (hint: remove this line)",
+        "identity.yml:11: pin record 'nowhere' is not source:record_id "
+        "(hint: e.g. crm_contacts:CRM-000123)",
     ]

@@ -312,11 +312,17 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
             known(name, "keys", i, "sources")
     for name in identity.survivorship.source_priority:
         known(name, "survivorship", "source_priority")
-    fields = ENTITIES["customers"].field_names
+    from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
+
     for name in identity.survivorship.fields:
-        if name not in fields:
-            problems.add(at.doc.file, f"'{name}' is not a field of customers",
-                         at.line("survivorship", "fields", name), _closest(name, fields))
+        if name in CONSENT_FIELDS:
+            problems.add(at.doc.file, f"'{name}' has no survivorship rule: consent always "
+                         "follows the latest choice", at.line("survivorship", "fields", name),
+                         "remove this line")
+        elif name not in GOLDEN_FIELDS:
+            problems.add(at.doc.file, f"'{name}' is not a field of the golden record",
+                         at.line("survivorship", "fields", name),
+                         _closest(name, list(GOLDEN_FIELDS)))
     for i, pin in enumerate(identity.pins):
         for ref in pin.records:
             source, sep, record = ref.partition(":")
