@@ -1,0 +1,128 @@
+"""Identity through `passerelle run` on the demo: stable ids, pins, diff, the 360° view."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+import passerelle
+from passerelle.demo.run import run_demo
+from passerelle.errors import PasserelleError
+from passerelle.identity import service
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    """One small demo for the module; tests that change it work on a copy."""
+    base = tmp_path_factory.mktemp("identity")
+    outcome = run_demo(base / "demo", size=300, seed=11)
+    assert outcome.result.ok, [e.reason for e in outcome.result.errors]
+    return outcome
+
+
+def copy_of(demo, tmp_path):
+    target = tmp_path / "demo"
+    shutil.copytree(demo.project_dir, target)
+    return target
+
+
+def person_map(project):
+    rows = project.engine.to_arrow(project.engine.table("person_map")).to_pylist()
+    return {r["node"]: r["person_id"] for r in rows}
+
+
+def test_run_resolves_every_record_to_a_person(demo):
+    identity = demo.result.identity
+    assert identity.records > 300 and 0 < identity.persons < identity.records
+    with passerelle.open(demo.project_dir) as project:
+        pm = person_map(project)
+        records = project.engine.count("customer_records")
+        profiles = project.engine.count("profiles")
+    assert len(pm) == records == identity.records
+    assert profiles == len(set(pm.values())) == identity.persons
+
+
+def test_ids_are_stable_and_a_rerun_changes_nothing(demo, tmp_path):
+    project_dir = copy_of(demo, tmp_path)
+    with passerelle.open(project_dir) as project:
+        before = person_map(project)
+        result = project.run(full=True)  # re-stage and re-resolve everything
+        assert result.ok
+        assert person_map(project) == before
+        changes = project.engine.table("person_id_changes")
+        mine = changes.filter(changes.run_id == result.run_id)
+        assert mine.count().to_pyarrow().as_py() == 0
+
+
+def test_pins_merge_and_split_survive_runs(demo, tmp_path):
+    project_dir = copy_of(demo, tmp_path)
+    with passerelle.open(project_dir) as project:
+        pm = person_map(project)
+        by_person: dict[str, list[str]] = {}
+        for node, person in pm.items():
+            by_person.setdefault(person, []).append(node)
+        together = next(sorted(nodes) for nodes in by_person.values() if len(nodes) >= 2)
+        apart = sorted(by_person)[:2]
+        a, b = together[0], together[1]
+        c, d = by_person[apart[0]][0], by_person[apart[1]][0]
+
+        service.pin(project.definition, project.engine, "split", a, b, "two cousins")
+        service.pin(project.definition, project.engine, "merge", c, d, "same client, confirmed")
+        with pytest.raises(PasserelleError, match="conflict|contradict"):
+            service.pin(project.definition, project.engine, "merge", a, b, "changed my mind")
+        project.run()
+        after = person_map(project)
+        assert after[a] != after[b]
+        assert after[c] == after[d]
+        # pins survive every later run
+        project.run(full=True)
+        again = person_map(project)
+        assert again[a] != again[b] and again[c] == again[d]
+        path = service.why(project.engine, c, d)
+        assert any(step["rule"] == "pin" for step in path)
+        ledger = project.engine.to_arrow(project.engine.table("identity_ledger")).to_pylist()
+        assert {"pin_merge", "pin_split"} <= {r["action"] for r in ledger}
+
+
+def test_diff_previews_a_rule_change(demo, tmp_path):
+    project_dir = copy_of(demo, tmp_path)
+    candidate = tmp_path / "identity-candidate.yml"
+    text = (project_dir / "identity.yml").read_text()
+    candidate.write_text(text.replace("  - field: phone\n    max_names: 2\n", ""))
+    with passerelle.open(project_dir) as project:
+        before = person_map(project)
+        diff = service.diff(project.definition, project.engine, candidate, project.reporter)
+        assert diff["persons_now"] == len(set(before.values()))
+        # dropping a key can only split persons, never merge them
+        assert diff["merges"]["groups"] == 0
+        assert diff["splits"]["groups"] >= 1
+        assert diff["persons_after"] > diff["persons_now"]
+        assert person_map(project) == before  # a preview changes nothing
+
+
+def test_profile_by_any_identifier(demo):
+    with passerelle.open(demo.project_dir) as project:
+        profiles = project.engine.table("profiles")
+        row = project.engine.to_arrow(
+            profiles.filter(profiles.email.notnull() & (profiles.record_count > 1))
+            .order_by("person_id").limit(1)).to_pylist()[0]
+        by_email = service.profile(project.definition, project.engine, row["email"].upper())
+        by_id = service.profile(project.definition, project.engine, row["person_id"])
+        masked = service.profile(project.definition, project.engine, row["person_id"],
+                                 mask_pii=True)
+    assert by_email["person_id"] == by_id["person_id"] == row["person_id"]
+    assert len(by_id["records"]) == row["record_count"]
+    assert row["email"] not in str(masked)
+    with pytest.raises(PasserelleError, match="No person matches"):
+        with passerelle.open(demo.project_dir) as project:
+            service.profile(project.definition, project.engine, "nobody@nowhere.example")
+
+
+def test_identity_report_scores_against_the_demo_truth(demo):
+    with passerelle.open(demo.project_dir) as project:
+        report = service.report(project.engine, demo.truth_dir / "records.csv")
+    overall = report["truth"]["overall"]
+    assert report["profiles"] == demo.result.identity.persons
+    # a floor for a 300-person demo; the benchmark measures the real figures at scale
+    assert overall["precision"] > 0.8 and overall["recall"] > 0.7
