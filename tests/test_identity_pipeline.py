@@ -53,6 +53,11 @@ def test_ids_are_stable_and_a_rerun_changes_nothing(demo, tmp_path):
         changes = project.engine.table("person_id_changes")
         mine = changes.filter(changes.run_id == result.run_id)
         assert mine.count().to_pyarrow().as_py() == 0
+        # with nothing new, a plain run does not redo identity at all
+        quiet = project.run()
+        [step] = [s for s in quiet.steps if s.step == "identity"]
+        assert step.status == "skipped" and quiet.identity is None
+        assert person_map(project) == before
 
 
 def test_pins_merge_and_split_survive_runs(demo, tmp_path):
@@ -69,9 +74,10 @@ def test_pins_merge_and_split_survive_runs(demo, tmp_path):
 
         service.pin(project.definition, project.engine, "split", a, b, "two cousins")
         service.pin(project.definition, project.engine, "merge", c, d, "same client, confirmed")
-        with pytest.raises(PasserelleError, match="conflict|contradict"):
+        with pytest.raises(PasserelleError, match=r"conflict|contradict"):
             service.pin(project.definition, project.engine, "merge", a, b, "changed my mind")
-        project.run()
+        applied = project.run()  # new pins are new inputs: identity runs again
+        assert applied.identity is not None
         after = person_map(project)
         assert after[a] != after[b]
         assert after[c] == after[d]
@@ -114,9 +120,9 @@ def test_profile_by_any_identifier(demo):
     assert by_email["person_id"] == by_id["person_id"] == row["person_id"]
     assert len(by_id["records"]) == row["record_count"]
     assert row["email"] not in str(masked)
-    with pytest.raises(PasserelleError, match="No person matches"):
-        with passerelle.open(demo.project_dir) as project:
-            service.profile(project.definition, project.engine, "nobody@nowhere.example")
+    with pytest.raises(PasserelleError, match="No person matches"), passerelle.open(
+            demo.project_dir) as project:
+        service.profile(project.definition, project.engine, "nobody@nowhere.example")
 
 
 def test_identity_report_scores_against_the_demo_truth(demo):

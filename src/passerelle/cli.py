@@ -98,7 +98,8 @@ def schema(
 def run(
     project: ProjectOpt = Path("."),
     source: Annotated[str | None, typer.Option(help="Run only this source.")] = None,
-    full: Annotated[bool, typer.Option(help="Re-stage every source, even unchanged ones.")]
+    full: Annotated[bool, typer.Option(help="Redo every step, even those whose inputs did not "
+                                            "change.")]
     = False,
 ) -> None:
     """Load new data from every source, stage it, check it."""

@@ -56,8 +56,10 @@ class Project:
                              hint=exc.instruction)
         return problems
 
-    def run(self, source: str | None = None, full: bool = False) -> RunResult:
-        """Load what is new, stage, check, then the later steps. ``full`` re-stages all."""
+    def run(self, source: str | None = None, full: bool = False,
+            retrain: bool = False) -> RunResult:
+        """Load what is new, stage, check, then the later steps. ``full`` redoes every step
+        even when its inputs did not change; ``retrain`` re-trains the identity model."""
         if source is not None and source not in self.sources:
             from passerelle.errors import PasserelleError
 
@@ -65,7 +67,7 @@ class Project:
             raise PasserelleError(f"There is no source named '{source}'.",
                                   f"Sources of this project: {known}.")
         return run_pipeline(self.definition, self.engine, self.reporter, only_source=source,
-                            full=full)
+                            full=full, retrain=retrain)
 
     def status(self, limit: int = 10) -> list[dict]:
         return last_runs(self.engine, limit)

@@ -52,6 +52,10 @@ class RunResult:
         return not self.errors and not self.failed_checks
 
 
+class _Unchanged(Exception):
+    """A downstream step found its inputs unchanged and did nothing."""
+
+
 class _Recorder:
     def __init__(self, engine: Engine, result: RunResult) -> None:
         self.engine, self.result = engine, result
@@ -81,8 +85,9 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                  retrain: bool = False) -> RunResult:
     """Run every step; ``full`` re-stages every source even if nothing changed, ``retrain``
     re-trains the identity model."""
+    from passerelle import state
     from passerelle.sources import load_source
-    from passerelle.staging import stage_source, state
+    from passerelle.staging import stage_source
     from passerelle.staging.checks import error_failures, run_checks
 
     result = RunResult(run_id=new_run_id())
@@ -98,7 +103,11 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         if source.name not in result.loads:
             rec.skipped("stage", source.name, "the load failed")
             continue
-        if not full and state.is_current(engine, source, project.config):
+        print_ = state.fingerprint(source.model_dump_json(), project.config.timezone,
+                                   project.config.default_region,
+                                   state.raw_state(engine, source.name))
+        if not full and engine.exists(f"stg_{source.name}") and state.is_current(
+                engine, f"stage:{source.name}", print_):
             rec.skipped("stage", source.name, "nothing new since the last staging")
             result.unchanged.append(source.name)
             continue
@@ -106,7 +115,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
             dialect = result.loads[source.name].csv_dialect or {}
             staged = stage_source(engine, source, project.config, reporter, result.run_id,
                                   csv_decimal=dialect.get("decimal"))
-            state.remember(engine, source, project.config, result.run_id)
+            state.remember(engine, f"stage:{source.name}", print_, result.run_id)
             result.stages[source.name] = staged
             step.rows_in, step.rows_out = staged.rows_in, staged.rows_staged
 
@@ -123,10 +132,17 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 step.message = "; ".join(c.message for c in failed)[:2000]
 
     def identity() -> None:
-        from passerelle.identity.resolve import resolve_identity
+        from passerelle.identity.resolve import inputs_fingerprint, resolve_identity
+        from passerelle.identity.tables import PROFILES
 
+        before = inputs_fingerprint(project, engine)
+        if (not full and not retrain and engine.exists(PROFILES)
+                and state.is_current(engine, "identity", before)):
+            raise _Unchanged("nothing changed since the last resolution")
         result.identity = resolve_identity(project, engine, reporter, result.run_id,
                                            retrain=retrain)
+        # training may have written the model: remember the inputs as they are now
+        state.remember(engine, "identity", inputs_fingerprint(project, engine), result.run_id)
 
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
@@ -141,7 +157,11 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
             rec.skipped(name, "", "an earlier step failed")
             continue
         with rec.step(name) as step:
-            run_step()
+            try:
+                run_step()
+            except _Unchanged as why:
+                step.status, step.message = "skipped", str(why)
+                continue
             if name == "identity":
                 step.rows_in, step.rows_out = result.identity.records, result.identity.persons
     result.quarantine = quarantine_summary(engine)

@@ -27,6 +27,28 @@ class IdentityResult:
 
 
 
+def inputs_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
+    """What the identity step depends on: its rules, the staged customer sources, the pins
+    made from the CLI or API, and the saved model."""
+    from passerelle import state
+    from passerelle.identity.tables import IDENTITY_PINS
+
+    config = project.identity or IdentityConfig()
+    parts = [config.model_dump_json()]
+    for source in sorted(s.name for s in project.sources.values() if s.entity == "customers"):
+        parts += [source, state.raw_state(engine, source), project.sources[source]
+                  .model_dump_json()]
+    if engine.exists(IDENTITY_PINS):
+        pins = engine.table(IDENTITY_PINS)
+        parts.append(str(engine.to_arrow(pins.aggregate(
+            n=pins.count(), active=pins.active.cast("int64").sum(),
+            last=pins.created_at.max())).to_pylist()))
+    model = project.root / config.probabilistic.model_path
+    if config.probabilistic.enabled and model.is_file():
+        parts.append(state.fingerprint(model.read_text(encoding="utf-8")))
+    return state.fingerprint(*parts)
+
+
 def resolve_identity(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                      run_id: str, retrain: bool = False) -> IdentityResult:
     """Resolve every customer record to a person and rebuild the golden records."""
