@@ -1,0 +1,277 @@
+"""Read ``metrics/*.yml`` and check them together, with the file and line of every problem.
+
+The pydantic models catch shapes and unknown keys; this module checks what needs every
+file at once: names used twice, measures and metrics that do not exist, cycles between
+derived metrics, expressions outside the safe subset or naming unknown columns, filters on
+dimensions the metric's semantic model cannot join to.
+"""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+from passerelle.errors import Problems
+from passerelle.metrics.expr import UnsafeExpression, parse_expression, references
+from passerelle.metrics.semantic import METRIC_TIME, MetricsQueryError, ProjectMetrics
+from passerelle.model import ENTITIES
+from passerelle.project.load import LINEAGE_COLUMNS, Located, _rel, parse_document
+from passerelle.project.metrics_models import (
+    MetricDef,
+    MetricsFile,
+    MetricTypeParams,
+    SemanticModelDef,
+)
+from passerelle.project.yamlio import YamlSyntaxError, read_yaml
+
+CUMULATIVE_AGGS = ("sum", "count", "min", "max", "sum_boolean")
+
+
+def _view_columns() -> dict[str, list[str]]:
+    """Columns of the views the pipeline builds, so column names can be checked offline."""
+    from passerelle.pipeline import ENTITY_VIEWS
+
+    return {view: [*ENTITIES[entity].field_names, *LINEAGE_COLUMNS]
+            for entity, view in ENTITY_VIEWS.items()}
+
+
+def load_metrics(root: Path | str) -> ProjectMetrics:
+    """Parse and check every ``metrics/*.yml`` of a project; raises ProjectError."""
+    problems = Problems()
+    metrics = read_metrics(Path(root), problems)
+    problems.raise_if_any()
+    return metrics
+
+
+def read_metrics(root: Path, problems: Problems) -> ProjectMetrics:
+    """Like :func:`load_metrics` but adds problems to ``problems`` (for ``validate``)."""
+    root = Path(root).resolve()
+    pm = ProjectMetrics()
+    paths = sorted([*root.glob("metrics/*.yml"), *root.glob("metrics/*.yaml")])
+    for path in paths:
+        try:
+            doc = read_yaml(path, _rel(root, path))
+        except YamlSyntaxError as exc:
+            problems.add(exc.file, exc.message, exc.line,
+                         hint="check indentation and that ':' is followed by a space")
+            continue
+        if doc.data is None:
+            problems.add(doc.file, "file is empty", severity="warning")
+            continue
+        if not isinstance(doc.data, dict):
+            problems.add(doc.file, "expected semantic_models: and metrics: at the top level",
+                         doc.line_of(()))
+            continue
+        parsed: MetricsFile | None = parse_document(MetricsFile, doc, problems)
+        if parsed is None:
+            continue
+        for i, sm in enumerate(parsed.semantic_models):
+            at = Located(doc, ("semantic_models", i))
+            if sm.name in pm.semantic_models:
+                _twice(problems, pm, at, "semantic_model", sm.name)
+                continue
+            pm.semantic_models[sm.name] = sm
+            pm.located[("semantic_model", sm.name)] = at
+        for i, metric in enumerate(parsed.metrics):
+            at = Located(doc, ("metrics", i))
+            if metric.name in pm.metrics:
+                _twice(problems, pm, at, "metric", metric.name)
+                continue
+            pm.metrics[metric.name] = metric
+            pm.located[("metric", metric.name)] = at
+    _check_semantic_models(pm, problems)
+    _add_measure_metrics(pm)
+    _check_metrics(pm, problems)
+    return pm
+
+
+def _twice(problems: Problems, pm: ProjectMetrics, at: Located, kind: str, name: str) -> None:
+    file, line = pm.where(kind, name)
+    problems.add(at.doc.file, f"{kind.replace('_', ' ')} name '{name}' is used twice",
+                 at.line("name"), f"first defined in {file}:{line}")
+
+
+def _hint(word: str, options: list[str]) -> str | None:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean '{close[0]}'?" if close else None
+
+
+def _check_expr(text: str, columns: list[str] | None, at: Located, loc: tuple[str | int, ...],
+                problems: Problems, what: str) -> None:
+    try:
+        tree = parse_expression(text)
+    except UnsafeExpression as exc:
+        problems.add(at.doc.file, f"{what}: {exc.reason}", at.line(*loc), exc.instruction)
+        return
+    if columns is None:
+        return
+    for name in references(tree):
+        if name not in columns:
+            problems.add(at.doc.file, f"{what}: '{name}' is not a column of the model",
+                         at.line(*loc), _hint(name, columns))
+
+
+def _check_semantic_models(pm: ProjectMetrics, problems: Problems) -> None:
+    views = _view_columns()
+    measures: dict[str, str] = {}
+    for sm in pm.semantic_models.values():
+        at = pm.located[("semantic_model", sm.name)]
+        columns = views.get(sm.model)  # None: a table we cannot know offline
+        primaries = [e.name for e in sm.entities if e.type != "foreign"]
+        if len(primaries) > 1:
+            problems.add(at.doc.file, f"semantic model '{sm.name}' has {len(primaries)} "
+                         "primary entities", at.line("entities"), "keep one; others are foreign")
+        dims = {d.name: d for d in sm.dimensions}
+        seen: set[str] = set()
+        for kind, items in (("entities", sm.entities), ("dimensions", sm.dimensions),
+                            ("measures", sm.measures)):
+            for i, item in enumerate(items):
+                if kind != "entities" and item.name in seen:
+                    problems.add(at.doc.file, f"'{item.name}' is defined twice in '{sm.name}'",
+                                 at.line(kind, i, "name"))
+                seen.add(item.name)
+                loc = (kind, i, "expr") if item.expr else (kind, i, "name")
+                _check_expr(item.column_expr, columns, at, loc, problems,
+                            f"{kind[:-1].replace('entitie', 'entity')} '{item.name}'")
+        for i, m in enumerate(sm.measures):
+            if m.name in measures:
+                problems.add(at.doc.file, f"measure '{m.name}' is already defined in semantic "
+                             f"model '{measures[m.name]}'", at.line("measures", i, "name"),
+                             "measure names are unique across the project")
+            measures.setdefault(m.name, sm.name)
+        times = [d for d, v in dims.items() if v.type == "time"]
+        checks = [(sm.defaults.agg_time_dimension, ("defaults", "agg_time_dimension"))]
+        checks += [(m.agg_time_dimension, ("measures", i, "agg_time_dimension"))
+                   for i, m in enumerate(sm.measures)]
+        for time_dim, loc in checks:
+            if time_dim is not None and (time_dim not in dims or dims[time_dim].type != "time"):
+                problems.add(at.doc.file, f"'{time_dim}' is not a time dimension of "
+                             f"'{sm.name}'", at.line(*loc),
+                             _hint(time_dim, times) or f"time dimensions: {', '.join(times)}")
+
+
+def _add_measure_metrics(pm: ProjectMetrics) -> None:
+    """``create_metric: true`` on a measure exposes it as a simple metric of the same name."""
+    for sm in pm.semantic_models.values():
+        for i, m in enumerate(sm.measures):
+            if m.create_metric and m.name not in pm.metrics:
+                pm.metrics[m.name] = MetricDef(
+                    name=m.name, type="simple", description=m.description, label=m.label,
+                    type_params=MetricTypeParams(measure=m.name))
+                at = pm.located[("semantic_model", sm.name)]
+                pm.located[("metric", m.name)] = Located(at.doc, (*at.prefix, "measures", i))
+
+
+def _check_metrics(pm: ProjectMetrics, problems: Problems) -> None:
+    all_measures = [m.name for sm in pm.semantic_models.values() for m in sm.measures]
+    broken: set[str] = set()
+    for metric in pm.metrics.values():
+        at = pm.located[("metric", metric.name)]
+        p = metric.type_params
+        if metric.type in ("simple", "cumulative"):
+            mi = p.measure_input
+            assert mi is not None  # the model requires it
+            found = pm.measure(mi.name)
+            if found is None:
+                problems.add(at.doc.file, f"metric '{metric.name}': unknown measure '{mi.name}'",
+                             at.line("type_params", "measure"),
+                             _hint(mi.name, all_measures)
+                             or f"measures: {', '.join(all_measures) or 'none'}")
+                broken.add(metric.name)
+            elif metric.type == "cumulative" and found[1].agg not in CUMULATIVE_AGGS:
+                problems.add(at.doc.file, f"cumulative metric '{metric.name}': a running "
+                             f"{found[1].agg} cannot be built from per-period values",
+                             at.line("type_params", "measure"),
+                             f"use a measure with agg {', '.join(CUMULATIVE_AGGS)}")
+        for dep, loc in _inputs(metric):
+            if dep not in pm.metrics:
+                problems.add(at.doc.file, f"metric '{metric.name}': unknown metric '{dep}'",
+                             at.line("type_params", *loc), _hint(dep, list(pm.metrics)))
+                broken.add(metric.name)
+        if metric.type == "derived" and p.expr:
+            _check_expr(p.expr, [i.ref for i in p.metric_inputs], at, ("type_params", "expr"),
+                        problems, f"metric '{metric.name}' expr")
+    cyclic = _check_cycles(pm, problems)
+    for metric in pm.metrics.values():
+        if metric.name not in broken and metric.name not in cyclic:
+            _check_filters(pm, metric, problems)
+
+
+def _inputs(metric: MetricDef) -> list[tuple[str, tuple[str | int, ...]]]:
+    p = metric.type_params
+    if metric.type == "ratio":
+        return [(i.name, (k,)) for k, i in (("numerator", p.numerator_input),
+                                            ("denominator", p.denominator_input)) if i]
+    if metric.type == "derived":
+        return [(i.name, ("metrics", n)) for n, i in enumerate(p.metric_inputs)]
+    return []
+
+
+def _check_cycles(pm: ProjectMetrics, problems: Problems) -> set[str]:
+    state: dict[str, int] = {}  # 1 visiting, 2 done
+    cyclic: set[str] = set()
+
+    def visit(name: str, stack: list[str]) -> None:
+        state[name] = 1
+        for dep in pm.dependencies(pm.metrics[name]):
+            if dep not in pm.metrics:
+                continue
+            if state.get(dep) == 1:
+                loop = [*stack[stack.index(dep):], dep]
+                cyclic.update(loop)
+                at = pm.located[("metric", name)]
+                problems.add(at.doc.file, "metrics depend on each other in a cycle: "
+                             + " -> ".join(loop), at.line("type_params"),
+                             "a derived or ratio metric cannot use itself, even indirectly")
+            elif state.get(dep) is None:
+                visit(dep, [*stack, dep])
+        state[name] = 2
+
+    for name in pm.metrics:
+        if name not in state:
+            visit(name, [name])
+    return cyclic
+
+
+def _check_filters(pm: ProjectMetrics, metric: MetricDef, problems: Problems) -> None:
+    """Every filter must parse and name dimensions reachable from each measure's model."""
+    at = pm.located[("metric", metric.name)]
+    p = metric.type_params
+    filters: list[tuple[str, tuple[str | int, ...]]] = []
+    if metric.filter:
+        filters.append((metric.filter, ("filter",)))
+    mi = p.measure_input
+    if mi and mi.filter:
+        filters.append((mi.filter, ("type_params", "measure", "filter")))
+    for key, inp in (("numerator", p.numerator_input), ("denominator", p.denominator_input)):
+        if inp and inp.filter:
+            filters.append((inp.filter, ("type_params", key, "filter")))
+    for n, inp in enumerate(p.metric_inputs):
+        if inp.filter:
+            filters.append((inp.filter, ("type_params", "metrics", n, "filter")))
+    if not filters:
+        return
+    models = []
+    for measure in pm.measures_of(metric):
+        found = pm.measure(measure)
+        if found:
+            models.append((found[0], found[1]))
+    for text, loc in filters:
+        try:
+            tree = parse_expression(text)
+        except UnsafeExpression as exc:
+            problems.add(at.doc.file, f"metric '{metric.name}' filter: {exc.reason}",
+                         at.line(*loc), exc.instruction)
+            continue
+        for ref in references(tree):
+            for sm, measure in models:
+                time_dim = measure.agg_time_dimension or sm.defaults.agg_time_dimension
+                try:
+                    pm.resolve(sm.name, ref, time_dim)
+                except MetricsQueryError as exc:
+                    problems.add(at.doc.file, f"metric '{metric.name}' filter: {exc.reason}",
+                                 at.line(*loc), exc.instruction)
+                    break
+
+
+__all__ = ["METRIC_TIME", "SemanticModelDef", "load_metrics", "read_metrics"]

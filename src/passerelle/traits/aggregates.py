@@ -1,0 +1,118 @@
+"""Aggregate traits (count, sum, avg, min, max, count_distinct, first, last, mode) as Ibis.
+
+Each trait becomes one expression with the long ``traits`` shape: ``person_id, trait,
+value_number, value_text, value_date``. Rows after ``now`` are ignored (a run "as of" a date
+must not see the future); ``window_days`` keeps rows in ``(now - N days, now]``.
+
+Counts are 0 for every known person with no matching row (a person who did not buy in the
+last 90 days has 0 orders in the last 90 days, not an unknown number); every other function
+gives no row at all for such a person (unknown).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from passerelle.project.traits_models import TIME_COLUMN, AggregateTrait, value_kind
+from passerelle.traits.expr import compile_where
+
+DECIMALS = 6  # numbers are rounded so that engines agree and history sees no float noise
+
+
+def in_scope(rows: ir.Table, time_column: str, now: datetime, window_days: int | None,
+             where: str | None) -> ir.Table:
+    """The rows a trait looks at: not after ``now``, inside the window, passing ``where``."""
+    at = rows[time_column]
+    keep = at <= ibis.literal(now, type=dt.timestamp)
+    if window_days is not None:
+        keep &= at > ibis.literal(now - timedelta(days=window_days), type=dt.timestamp)
+    if where:
+        keep &= compile_where(where, rows)
+    return rows.filter(keep)
+
+
+def long_rows(table: ir.Table, name: str, *, number: ir.Value | None = None,
+              text: ir.Value | None = None, date: ir.Value | None = None) -> ir.Table:
+    """Select ``table`` into the long traits shape (one of the three values filled)."""
+    return table.select(
+        person_id=table.person_id.cast(dt.string),
+        trait=ibis.literal(name, type=dt.string),
+        value_number=(number.cast(dt.float64).round(DECIMALS) if number is not None
+                      else ibis.null(dt.float64)),
+        value_text=text.cast(dt.string) if text is not None else ibis.null(dt.string),
+        value_date=date.cast(dt.date) if date is not None else ibis.null(dt.date),
+    )
+
+
+def typed(table: ir.Table, name: str, value: ir.Value, kind: str) -> ir.Table:
+    if kind == "number":
+        return long_rows(table, name, number=value)
+    if kind == "date":
+        return long_rows(table, name, date=value)
+    return long_rows(table, name, text=value)
+
+
+def aggregate_trait(trait: AggregateTrait, rows: ir.Table, persons: ir.Table,
+                    now: datetime) -> ir.Table:
+    """The long rows of one aggregate trait; ``rows`` carry ``person_id``."""
+    scoped = in_scope(rows, TIME_COLUMN[trait.entity], now, trait.window_days, trait.where)
+    kind = value_kind(trait)
+    fn, col = trait.function, trait.column
+    if fn in ("first", "last"):
+        chosen = _first_last(scoped, col, TIME_COLUMN[trait.entity],  # type: ignore[arg-type]
+                             fn == "last")
+        return typed(chosen, trait.name, chosen.value, kind)
+    if fn == "mode":
+        best = mode_per_person(scoped, col, TIME_COLUMN[trait.entity])  # type: ignore[arg-type]
+        return typed(best, trait.name, best.value, kind)
+    value = scoped[col] if col else None
+    metric = {
+        "count": lambda: value.count() if value is not None else scoped.count(),
+        "count_distinct": lambda: value.nunique(),
+        "sum": lambda: value.sum(),
+        "avg": lambda: value.mean(),
+        "min": lambda: value.min(),
+        "max": lambda: value.max(),
+    }[fn]()
+    per_person = scoped.group_by("person_id").aggregate(value=metric)
+    if fn in ("count", "count_distinct"):
+        # every known person gets a count, 0 when nothing matched
+        joined = persons.left_join(per_person, persons.person_id == per_person.person_id)
+        per_person = joined.select(person_id=persons.person_id,
+                                   value=ibis.coalesce(joined.value, 0))
+    else:
+        per_person = per_person.filter(per_person.value.notnull())
+    return typed(per_person, trait.name, per_person.value, kind)
+
+
+def _first_last(rows: ir.Table, column: str, time_column: str, last: bool) -> ir.Table:
+    """Value of ``column`` on the person's earliest (or latest) row where it is set; rows at
+    the same instant are broken by the value itself (smallest first), so the answer is
+    deterministic."""
+    present = rows.filter(rows[column].notnull())
+    at = present[time_column]
+    order = [at.desc() if last else at.asc(), present[column].asc()]
+    ranked = present.mutate(_rank=ibis.row_number().over(group_by=present.person_id,
+                                                         order_by=order))
+    chosen = ranked.filter(ranked._rank == 0)
+    return chosen.select(person_id=chosen.person_id, value=chosen[column])
+
+
+def mode_per_person(rows: ir.Table, column: str, time_column: str) -> ir.Table:
+    """Most frequent value of ``column`` per person (``person_id, value``).
+
+    Ties: the value bought/seen most recently wins; if still tied (same instant), the
+    alphabetically first. NULLs are not a value.
+    """
+    present = rows.filter(rows[column].notnull())
+    counts = present.group_by(person_id=present.person_id, value=present[column]).aggregate(
+        _n=present.count(), _latest=present[time_column].max())
+    ranked = counts.mutate(_rank=ibis.row_number().over(
+        group_by=counts.person_id,
+        order_by=[counts._n.desc(), counts._latest.desc(), counts.value.asc()]))
+    best = ranked.filter(ranked._rank == 0)
+    return best.select("person_id", "value")

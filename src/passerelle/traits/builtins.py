@@ -1,0 +1,206 @@
+"""Built-in traits: RFM quintiles, favourites, days since last visit, CLV and churn risk.
+
+All per-person work is SQL (Ibis). The one step SQL cannot do, the BG/NBD conditional
+expectation (it needs the Gauss hypergeometric function), is computed in Python once per
+*distinct* (frequency, recency, T) triple, uploaded as a small lookup table and joined back.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import numpy as np
+import pyarrow as pa
+
+from passerelle.engines.base import Engine
+from passerelle.project.traits_models import BuiltinTrait
+from passerelle.traits import clv
+from passerelle.traits.aggregates import in_scope, long_rows, mode_per_person
+
+WEEK = 7.0  # BG/NBD time unit: weeks, as in Fader, Hardie & Lee (2005)
+CLV_LOOKUP = "_traits_clv_lookup"
+
+
+def outputs(trait: BuiltinTrait) -> list[str]:
+    """The trait names a builtin writes (RFM and CLV write their parts too)."""
+    if trait.builtin == "rfm":
+        return [trait.name, f"{trait.name}_recency", f"{trait.name}_frequency",
+                f"{trait.name}_monetary"]
+    if trait.builtin == "clv":
+        return [trait.name, f"{trait.name}_expected_purchases", f"{trait.name}_p_alive"]
+    return [trait.name]
+
+
+def _today(now: datetime) -> ir.DateValue:
+    return ibis.literal(now.date(), type=dt.date)
+
+
+# ------------------------------------------------------------------------ simple builtins
+def favourite(trait: BuiltinTrait, rows: ir.Table, now: datetime) -> ir.Table:
+    """favourite_channel (orders.channel) / favourite_category (order_lines.category)."""
+    column = "channel" if trait.builtin == "favourite_channel" else "category"
+    scoped = in_scope(rows, "ordered_at", now, trait.window_days, trait.where)
+    best = mode_per_person(scoped, column, "ordered_at")
+    return long_rows(best, trait.name, text=best.value)
+
+
+def days_since_last_visit(trait: BuiltinTrait, events: ir.Table, now: datetime) -> ir.Table:
+    """Whole days between the day of the person's last event and the run's day."""
+    scoped = in_scope(events, "timestamp", now, None, trait.where)
+    last = scoped.group_by("person_id").aggregate(_last=scoped.timestamp.max())
+    days = _today(now).delta(last._last.date(), unit="day")
+    return long_rows(last, trait.name, number=days)
+
+
+def order_summary(orders: ir.Table, now: datetime, window_days: int | None,
+                  where: str | None) -> ir.Table:
+    """Per person: ``recency_days`` (days since the last order), ``orders``, ``spend``."""
+    scoped = in_scope(orders, "ordered_at", now, window_days, where)
+    per = scoped.group_by("person_id").aggregate(
+        _last=scoped.ordered_at.max(), orders=scoped.count(), spend=scoped.amount.sum())
+    return per.select("person_id", "orders", "spend",
+                      recency_days=_today(now).delta(per._last.date(), unit="day"))
+
+
+def rfm(trait: BuiltinTrait, orders: ir.Table, now: datetime) -> ir.Table:
+    """RFM quintile scores 1-5 (5 = best: most recent, most orders, most spend).
+
+    Scores come from ``ntile(5)`` over recency (most days first), order count and spend.
+    ntile splits equal values arbitrarily, so a tie group then takes the *lowest* quintile
+    any of its members reached: equal values always get equal scores, and a score is only
+    given when the whole tie group earned it. The text trait is the three digits, "545".
+    """
+    per = order_summary(orders, now, trait.window_days, trait.where)
+    per = per.mutate(
+        _r=ibis.ntile(5).over(order_by=[per.recency_days.desc()]) + 1,
+        _f=ibis.ntile(5).over(order_by=[per.orders.asc()]) + 1,
+        _m=ibis.ntile(5).over(order_by=[per.spend.asc()]) + 1,
+    )
+    scored = per.mutate(
+        r=per._r.min().over(group_by=per.recency_days),
+        f=per._f.min().over(group_by=per.orders),
+        m=per._m.min().over(group_by=per.spend),
+    )
+    code = scored.r.cast(dt.string) + scored.f.cast(dt.string) + scored.m.cast(dt.string)
+    name = trait.name
+    parts = [long_rows(scored, name, text=code),
+             long_rows(scored, f"{name}_recency", number=scored.r),
+             long_rows(scored, f"{name}_frequency", number=scored.f),
+             long_rows(scored, f"{name}_monetary", number=scored.m)]
+    return parts[0].union(*parts[1:], distinct=False)
+
+
+# ---------------------------------------------------------------------------------- CLV
+def clv_statistics(orders: ir.Table, now: datetime, where: str | None) -> ir.Table:
+    """BG/NBD / Gamma-Gamma sufficient statistics per person, in days.
+
+    Purchases are counted per *day* (two orders on one day are one purchase occasion, as in
+    the CDNOW data): ``frequency`` = purchase days - 1, ``recency_days`` = last - first
+    purchase day, ``t_days`` = run day - first purchase day, ``monetary`` = mean spend of
+    the repeat purchase days (the first day is left out, as Gamma-Gamma requires).
+    """
+    scoped = in_scope(orders, "ordered_at", now, None, where)
+    daily = scoped.group_by(person_id=scoped.person_id, day=scoped.ordered_at.date()).aggregate(
+        amount=scoped.amount.sum())
+    daily = daily.mutate(_first=daily.day.min().over(group_by=daily.person_id))
+    per = daily.group_by("person_id").aggregate(
+        _days=daily.count(), _first=daily._first.min(), _last=daily.day.max(),
+        _total=daily.amount.sum(),
+        _first_amount=(daily.day == daily._first).ifelse(daily.amount, 0.0).sum())
+    frequency = (per._days - 1).cast(dt.int64)
+    repeat = (per._total - per._first_amount).cast(dt.float64)
+    return per.select(
+        "person_id",
+        frequency=frequency,
+        recency_days=per._last.delta(per._first, unit="day").cast(dt.int64),
+        t_days=_today(now).delta(per._first, unit="day").cast(dt.int64),
+        monetary=(frequency > 0).ifelse(repeat / frequency.cast(dt.float64), 0.0),
+    )
+
+
+@dataclass
+class ClvModel:
+    """The two fits behind clv and churn_risk, and the statistics they were fitted on."""
+
+    bgnbd: clv.Fit
+    gamma_gamma: clv.Fit | None  # None when too few repeat buyers: clv is then not computed
+    statistics: ir.Table
+
+
+def fit_models(engine: Engine, orders: ir.Table, now: datetime, where: str | None) -> ClvModel:
+    """Fit BG/NBD on distinct (frequency, recency, T) with counts, Gamma-Gamma on repeat
+    buyers' (frequency, monetary); only these aggregates leave the engine."""
+    stats = clv_statistics(orders, now, where)
+    triples = stats.group_by(["frequency", "recency_days", "t_days"]).aggregate(
+        people=stats.count())
+    arr = engine.to_arrow(triples)
+    bgnbd = clv.fit_bgnbd(_col(arr, "frequency"), _col(arr, "recency_days") / WEEK,
+                          _col(arr, "t_days") / WEEK, weights=_col(arr, "people"))
+    repeat = stats.filter((stats.frequency > 0) & (stats.monetary > 0))
+    spend = engine.to_arrow(repeat.group_by(["frequency", "monetary"]).aggregate(
+        people=repeat.count()))
+    try:
+        gg: clv.Fit | None = clv.fit_gamma_gamma(_col(spend, "frequency"),
+                                                 _col(spend, "monetary"),
+                                                 weights=_col(spend, "people"))
+    except clv.FitError:
+        gg = None
+    return ClvModel(bgnbd, gg, stats)
+
+
+def clv_traits(engine: Engine, trait: BuiltinTrait, model: ClvModel) -> ir.Table:
+    """clv (expected spend over ``horizon_days``), its expected purchases and P(alive), or
+    churn_risk = 1 - P(alive)."""
+    params: clv.BGNBDParams = model.bgnbd.params  # type: ignore[assignment]
+    stats = model.statistics
+    if trait.builtin == "churn_risk":
+        alive = _p_alive_sql(stats, params)
+        return long_rows(stats, trait.name, number=(1 - alive).round(4))
+    if model.gamma_gamma is None:
+        raise clv.FitError("Gamma-Gamma could not be fitted: too few repeat buyers.",
+                           "CLV needs customers with at least two purchase days.")
+    lookup = _upload_expected_purchases(engine, stats, params, trait.horizon_days / WEEK)
+    joined = stats.join(lookup, [stats.frequency == lookup.l_frequency,
+                                 stats.recency_days == lookup.l_recency_days,
+                                 stats.t_days == lookup.l_t_days])
+    gg: clv.GammaGammaParams = model.gamma_gamma.params  # type: ignore[assignment]
+    x = joined.frequency.cast(dt.float64)
+    spend = gg.p * (gg.v + x * joined.monetary) / (gg.p * x + gg.q - 1)
+    value = (joined.expected_purchases * spend).round(2)
+    name = trait.name
+    parts = [long_rows(joined, name, number=value),
+             long_rows(joined, f"{name}_expected_purchases",
+                       number=joined.expected_purchases.round(4)),
+             long_rows(joined, f"{name}_p_alive", number=_p_alive_sql(joined, params).round(4))]
+    return parts[0].union(*parts[1:], distinct=False)
+
+
+def _p_alive_sql(stats: ir.Table, p: clv.BGNBDParams) -> ir.FloatingValue:
+    """P(alive) in SQL: 1 / (1 + [x>0] a/(b+x-1) ((α+T)/(α+t_x))^(r+x)), T and t_x in weeks."""
+    x = stats.frequency.cast(dt.float64)
+    t_x, t_cal = stats.recency_days / WEEK, stats.t_days / WEEK
+    odds = p.a / (p.b + x - 1) * ((p.alpha + t_cal) / (p.alpha + t_x)).pow(p.r + x)
+    return 1.0 / (1.0 + (x > 0).ifelse(odds, 0.0))
+
+
+def _upload_expected_purchases(engine: Engine, stats: ir.Table, params: clv.BGNBDParams,
+                               horizon: float) -> ir.Table:
+    triples = engine.to_arrow(stats.select("frequency", "recency_days", "t_days").distinct())
+    x, t_x, t_cal = (_col(triples, c) for c in ("frequency", "recency_days", "t_days"))
+    expected = clv.expected_purchases(horizon, x, t_x / WEEK, t_cal / WEEK, params)
+    table = pa.table({"l_frequency": pa.array(x.astype(np.int64)),
+                      "l_recency_days": pa.array(t_x.astype(np.int64)),
+                      "l_t_days": pa.array(t_cal.astype(np.int64)),
+                      "expected_purchases": pa.array(np.asarray(expected, dtype=float))})
+    engine.drop(CLV_LOOKUP)
+    engine.append_arrow(CLV_LOOKUP, pa.RecordBatchReader.from_batches(table.schema,
+                                                                      table.to_batches()))
+    return engine.table(CLV_LOOKUP)
+
+
+def _col(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_numpy(zero_copy_only=False), dtype=float)
