@@ -47,6 +47,29 @@ def test_demo_runs_end_to_end(tmp_path):
     assert set(again.unchanged) == set(result.stages)
 
 
+def test_demo_traits_metrics_and_glossary(tmp_path):
+    import passerelle
+    from passerelle.metrics import query
+
+    outcome = run_demo(tmp_path / "demo", size=300, seed=5)
+    traits = outcome.result.traits
+    assert traits is not None and not traits.failed, traits.failed if traits else None
+    assert traits.persons["total_spend"] > 0 and traits.persons["rfm"] > 0
+    with passerelle.open(outcome.project_dir) as project:
+        engine = project.engine
+        orders = engine.table("orders")
+        expected = {r["channel"]: round(float(r["s"]), 2) for r in engine.to_arrow(
+            orders.group_by("channel").aggregate(s=orders.amount.sum())).to_pylist()}
+        answer = query(engine, project.metrics(), ["revenue"], group_by=["channel"])
+        assert {r["channel"]: round(float(r["revenue"]), 2)
+                for r in answer.to_pylist()} == expected
+        entries = {e["name"]: e for e in project.glossary()}
+    assert entries["revenue"]["kind"] == "metric" and entries["revenue"]["owner"] == "Finance"
+    assert "stg_store_tickets.amount" in entries["revenue"]["lineage"]
+    assert entries["clv"]["kind"] == "trait" and entries["clv"]["status"] == "ok"
+    assert "stg_eshop_orders.amount" in entries["clv"]["lineage"]
+
+
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep me")

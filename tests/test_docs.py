@@ -24,7 +24,6 @@ def test_every_command_is_documented():
     import typer.main
 
     from passerelle.cli import app
-
     from passerelle.docgen import _commands
 
     page = (REFERENCE / "cli.md").read_text(encoding="utf-8")

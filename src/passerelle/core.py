@@ -69,6 +69,26 @@ class Project:
         return run_pipeline(self.definition, self.engine, self.reporter, only_source=source,
                             full=full, retrain=retrain)
 
+    def metrics(self):
+        """The project's metric definitions (metrics/*.yml)."""
+        if self.definition.metrics is None:
+            from passerelle.errors import PasserelleError
+
+            raise PasserelleError("This project defines no metric.",
+                                  "Add metrics/*.yml (see docs/metrics.md).")
+        return self.definition.metrics
+
+    def glossary(self) -> list[dict]:
+        """Metrics and traits with definition, owner, lineage and use, sorted by name."""
+        from passerelle.metrics import glossary
+        from passerelle.traits.glossary import trait_entries
+
+        entries = glossary(self.definition.metrics, self.engine) if self.definition.metrics \
+            else []
+        if self.definition.traits is not None:
+            entries += trait_entries(self.definition.traits, self.engine, self.sources)
+        return sorted(entries, key=lambda e: (e["name"], e["kind"]))
+
     def status(self, limit: int = 10) -> list[dict]:
         return last_runs(self.engine, limit)
 

@@ -39,6 +39,7 @@ class RunResult:
     errors: list[PasserelleError] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # sources skipped: nothing new
     identity: Any = None  # IdentityResult when the project has identity.yml
+    traits: Any = None  # TraitsSummary when the project has traits/*.yml
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -144,11 +145,25 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         # training may have written the model: remember the inputs as they are now
         state.remember(engine, "identity", inputs_fingerprint(project, engine), result.run_id)
 
+    def traits() -> None:
+        from passerelle.identity.tables import PERSON_MAP
+        from passerelle.runlog import utcnow
+        from passerelle.traits import compute_traits
+
+        if not engine.exists(PERSON_MAP):
+            raise _Unchanged("identity has not been resolved: traits need persons")
+        result.traits = compute_traits(engine, project.traits, project.sources, result.run_id,
+                                       utcnow(), reporter)
+        for trait, why in result.traits.failed.items():
+            reporter.warning(f"trait {trait} was not recomputed (previous values kept): {why}")
+
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
     ]
     if project.identity is not None:
         downstream.append(("identity", identity))
+    if project.traits is not None:
+        downstream.append(("traits", traits))
     for name, run_step in downstream:
         if result.failed_checks:
             rec.skipped(name, "", "an error-severity check failed")
@@ -164,6 +179,12 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 continue
             if name == "identity":
                 step.rows_in, step.rows_out = result.identity.records, result.identity.persons
+            if name == "traits":
+                step.rows_out = sum(result.traits.persons.values())
+                if result.traits.failed:
+                    step.status = "failed"
+                    step.message = "; ".join(f"{k}: {v}" for k, v in
+                                             result.traits.failed.items())[:2000]
     result.quarantine = quarantine_summary(engine)
     return result
 

@@ -142,3 +142,41 @@ def identity_diff_text(diff: dict) -> Group:
             table.add_row(str(example.get(inner)), "\n".join(lines))
         parts.append(table)
     return Group(*parts)
+
+
+def arrow_table(table) -> Table:  # table: pyarrow.Table
+    out = Table(header_style="bold")
+    for name in table.column_names:
+        out.add_column(name, justify="right" if _numeric(table.schema.field(name).type)
+                       else "left")
+    for row in table.to_pylist():
+        out.add_row(*[_cell(v) for v in row.values()])
+    return out
+
+
+def _numeric(arrow_type) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_integer(arrow_type) or pa.types.is_floating(arrow_type) or \
+        pa.types.is_decimal(arrow_type)
+
+
+def _cell(value) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def glossary_table(entries: list[dict]) -> Table:
+    table = Table(header_style="bold", show_lines=True)
+    for col in ("name", "kind", "definition", "owner", "status", "lineage", "used by"):
+        table.add_column(col)
+    for e in entries:
+        table.add_row(e["name"], e["kind"], e.get("definition") or e.get("description") or "",
+                      e.get("owner") or "", e.get("status") or "",
+                      "\n".join(e.get("lineage") or []), ", ".join(e.get("used_by") or []))
+    return table

@@ -128,7 +128,7 @@ SOURCES: dict[str, dict[str, Any]] = {
         "connector": {**_FRENCH, "path": "data/newsletter/inscriptions.csv"},
     },
     "web_events": {
-        "entity": "events", "owner": "Digital analytics",
+        "entity": "events", "owner": "Digital analytics", "customer_source": "eshop_customers",
         "description": "Web and app events, Segment-Spec JSON lines, one file a month",
         "connector": {"type": "jsonl", "path": "data/events/events-*.jsonl"},
     },
@@ -219,20 +219,23 @@ IDENTITY_YML = """\
 # How records become people. Reference: docs/identity-matching.md and docs/profiles.md.
 keys:                       # exact matches after normalisation
   - field: email
-    max_names: 2            # an address seen with more names is shared (a couple): not used
+    max_names: 2            # an address seen with more names is shared (a family): not used
+    first_names_must_agree: true   # a couple giving one address stays two people
   - field: phone
     max_names: 2
+    first_names_must_agree: true
   - field: loyalty_card
     max_names: null
 probabilistic:              # Splink, for records without a shared key
   enabled: true
   threshold: 0.95
+  last_name_from_email: true  # newsletter sign-ups: marie.dupont@... gives the last name
   comparisons:
     - {field: first_name, method: name}
     - {field: last_name, method: name}
     - {field: birth_date, method: date}
     - {field: postcode, method: postcode}
-    - {field: address_line1, method: text}
+    - {field: address_line1, method: address}  # same street only counts with the postcode
     - {field: city, method: exact}
   blocking:
     - [last_name, birth_date]
@@ -250,6 +253,145 @@ survivorship:
     first_name: most_frequent
     last_name: most_frequent
     birth_date: source_priority
+"""
+
+
+TRAITS_YML = """\
+# Computed traits on every person. Reference: docs/traits.md.
+traits:
+  - name: orders_90d
+    description: Orders placed in the last 90 days, web and store
+    owner: CRM team
+    type: aggregate
+    entity: orders
+    function: count
+    window_days: 90
+  - name: total_spend
+    description: Spend on every order that was not cancelled or refunded (EUR)
+    owner: Finance
+    type: aggregate
+    entity: orders
+    function: sum
+    column: amount
+    where: "status IS NULL OR status NOT IN ('cancelled', 'refunded')"
+  - name: last_purchase
+    description: Date of the last order
+    owner: CRM team
+    type: aggregate
+    entity: orders
+    function: max
+    column: ordered_at
+  - name: favourite_category
+    description: Category bought most often
+    owner: Merchandising
+    type: builtin
+    builtin: favourite_category
+  - name: favourite_channel
+    description: Channel (web, app, store) used most often to buy
+    owner: CRM team
+    type: builtin
+    builtin: favourite_channel
+  - name: days_since_last_visit
+    description: Whole days since the last web or app event
+    owner: Digital analytics
+    type: builtin
+    builtin: days_since_last_visit
+    history: false
+  - name: rfm
+    description: Recency, frequency, monetary quintile scores (555 = best customers)
+    owner: CRM team
+    type: builtin
+    builtin: rfm
+  - name: clv
+    description: Spend expected over the next 12 months (BG/NBD x Gamma-Gamma)
+    owner: Data team
+    type: builtin
+    builtin: clv
+    horizon_days: 365
+  - name: churn_risk
+    description: Probability the customer has stopped buying (1 - P(alive), BG/NBD)
+    owner: Data team
+    type: builtin
+    builtin: churn_risk
+"""
+
+
+METRICS_YML = """\
+# The shared glossary of metrics. Reference: docs/metrics.md.
+semantic_models:
+  - name: orders
+    description: Purchases from the e-shop and the store tills
+    model: orders
+    defaults:
+      agg_time_dimension: ordered_at
+    entities:
+      - {name: order, type: primary, expr: order_id}
+    measures:
+      - {name: revenue, agg: sum, expr: amount}
+      - {name: order_count, agg: count, expr: order_id}
+    dimensions:
+      - {name: ordered_at, type: time, type_params: {time_granularity: day}}
+      - {name: channel, type: categorical}
+      - {name: source, type: categorical, expr: _source}
+  - name: ad_spend
+    description: Paid media spend per day, channel and campaign
+    model: ad_spend
+    defaults:
+      agg_time_dimension: date
+    entities:
+      - {name: spend_line, type: primary, expr: "campaign_id || '|' || channel"}
+    measures:
+      - {name: spend, agg: sum, expr: spend}
+      - {name: clicks, agg: sum, expr: clicks}
+    dimensions:
+      - {name: date, type: time, type_params: {time_granularity: day}}
+      - {name: media, type: categorical, expr: channel}
+      - {name: campaign, type: categorical, expr: campaign_id}
+metrics:
+  - name: revenue
+    type: simple
+    type_params: {measure: revenue}
+    owner: Finance
+    definition: Chiffre d'affaires TTC de toutes les commandes (web, appli, magasins).
+    synonyms: [CA, chiffre d'affaires]
+    status: approved
+  - name: orders
+    type: simple
+    type_params: {measure: order_count}
+    owner: Finance
+    definition: Nombre de commandes et de tickets de caisse.
+    status: approved
+  - name: aov
+    type: ratio
+    type_params: {numerator: revenue, denominator: orders}
+    owner: Finance
+    definition: Panier moyen TTC (chiffre d'affaires / nombre de commandes).
+    synonyms: [panier moyen]
+    status: approved
+  - name: revenue_mtd
+    type: cumulative
+    type_params: {measure: revenue, grain_to_date: month}
+    owner: Finance
+    definition: Chiffre d'affaires cumulé depuis le début du mois.
+    status: draft
+  - name: media_spend
+    type: simple
+    type_params: {measure: spend}
+    owner: Acquisition
+    definition: Dépenses média payantes (search, social, display, affiliation), en euros.
+    status: approved
+  - name: cost_per_click
+    type: ratio
+    type_params: {numerator: media_spend, denominator: media_clicks}
+    owner: Acquisition
+    definition: Coût moyen d'un clic payé.
+    status: draft
+  - name: media_clicks
+    type: simple
+    type_params: {measure: clicks}
+    owner: Acquisition
+    definition: Clics sur les publicités payantes.
+    status: approved
 """
 
 
@@ -272,6 +414,10 @@ def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str,
         dump(checks(counts), "Data-quality checks run after staging."), "utf-8")
     IdentityConfig.model_validate(yaml.safe_load(IDENTITY_YML))
     (project_dir / "identity.yml").write_text(IDENTITY_YML, "utf-8")
+    (project_dir / "traits").mkdir(exist_ok=True)
+    (project_dir / "traits" / "customer.yml").write_text(TRAITS_YML, "utf-8")
+    (project_dir / "metrics").mkdir(exist_ok=True)
+    (project_dir / "metrics" / "sales.yml").write_text(METRICS_YML, "utf-8")
     (project_dir / "README.md").write_text(readme(eshop_mysql, end_date), "utf-8")
 
 

@@ -53,6 +53,8 @@ class ProjectDefinition:
     sources: dict[str, SourceConfig] = field(default_factory=dict)
     checks: list[CheckConfig] = field(default_factory=list)
     identity: IdentityConfig | None = None  # None: the project has no identity.yml
+    traits: Any = None  # TraitDefinitions (traits/*.yml), None when there is none
+    metrics: Any = None  # ProjectMetrics (metrics/*.yml), None when there is none
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
 
@@ -228,12 +230,20 @@ def load_project(root: Path | str) -> ProjectDefinition:
 
     if identity is not None and identity_at is not None:
         _cross_check_identity(identity, identity_at, definition_sources, problems)
+    from passerelle.project.traits_models import load_traits
+
+    traits = load_traits(root, problems)
+    from passerelle.metrics.load import read_metrics
+
+    metrics = read_metrics(root, problems)
 
     problems.raise_if_any()
     assert config is not None  # a project file that failed to parse left a problem
     return ProjectDefinition(
         root=root, config=config, sources=definition_sources,
-        checks=[c for c, _ in checks], identity=identity, where=where,
+        checks=[c for c, _ in checks], identity=identity,
+        traits=traits if traits.traits else None,
+        metrics=metrics if metrics.metrics else None, where=where,
         warnings=[str(p) for p in problems.warnings],
     )
 

@@ -1,0 +1,66 @@
+"""Traits as glossary entries: definition, owner, lineage, last computation.
+
+Lineage is derived from each trait's definition and the project's sources: the entity a
+trait aggregates is a view over the staged tables of its sources, so the columns are
+``stg_<source>.<column>`` for every source of that entity (and the filter's columns).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from passerelle.engines.base import Engine
+from passerelle.metrics.expr import parse_expression, references
+from passerelle.project.traits_models import AggregateTrait, TraitDefinitions
+
+# What each built-in reads: (entity, column) pairs.
+BUILTIN_INPUTS: dict[str, list[tuple[str, str]]] = {
+    "rfm": [("orders", "ordered_at"), ("orders", "amount")],
+    "clv": [("orders", "ordered_at"), ("orders", "amount")],
+    "churn_risk": [("orders", "ordered_at")],
+    "days_since_last_visit": [("events", "timestamp")],
+    "favourite_category": [("order_lines", "category")],
+    "favourite_channel": [("orders", "channel")],
+}
+
+
+def _inputs(trait: Any) -> list[tuple[str, str]]:
+    if not isinstance(trait, AggregateTrait):
+        return BUILTIN_INPUTS.get(trait.builtin, [])
+    columns = [trait.column] if trait.column else []
+    if trait.where:
+        columns += sorted(references(parse_expression(trait.where)))
+    time_column = {"orders": "ordered_at", "events": "timestamp"}.get(trait.entity)
+    if trait.window_days and time_column:
+        columns.append(time_column)
+    return [(trait.entity, c) for c in dict.fromkeys(columns)]
+
+
+def trait_entries(traits: TraitDefinitions, engine: Engine | None,
+                  sources: dict[str, Any]) -> list[dict[str, Any]]:
+    from passerelle.pipeline import ENTITY_VIEWS
+    from passerelle.traits.store import TRAIT_DEFINITIONS
+
+    computed: dict[str, dict] = {}
+    if engine is not None and engine.exists(TRAIT_DEFINITIONS):
+        table = engine.table(TRAIT_DEFINITIONS)
+        computed = {r["name"]: r for r in engine.to_arrow(
+            table.select("name", "computed_at", "persons", "status")).to_pylist()}
+    views = {view: entity for entity, view in ENTITY_VIEWS.items()}
+    entries = []
+    for trait in traits.traits:
+        file, line = traits.origin.get(trait.name, (None, None))
+        lineage = []
+        for entity_view, column in _inputs(trait):
+            entity = views.get(entity_view, entity_view)
+            lineage += [f"stg_{s.name}.{column}" for s in sources.values()
+                        if s.entity == entity]
+        last = computed.get(trait.name, {})
+        entries.append({
+            "name": trait.name, "kind": "trait", "definition": trait.description,
+            "owner": trait.owner, "status": last.get("status") or "not computed yet",
+            "type": trait.type, "file": file, "line": line, "lineage": sorted(lineage),
+            "used_by": [], "last_computed_at": last.get("computed_at"),
+            "persons": last.get("persons"),
+        })
+    return entries
