@@ -15,14 +15,13 @@ from passerelle.errors import Problems
 from passerelle.metrics.expr import UnsafeExpression, parse_expression, references
 from passerelle.metrics.semantic import METRIC_TIME, MetricsQueryError, ProjectMetrics
 from passerelle.model import ENTITIES
-from passerelle.project.load import LINEAGE_COLUMNS, Located, _rel, parse_document
+from passerelle.project.load import LINEAGE_COLUMNS, Located, parse_document, read_documents
 from passerelle.project.metrics_models import (
     MetricDef,
     MetricsFile,
     MetricTypeParams,
     SemanticModelDef,
 )
-from passerelle.project.yamlio import YamlSyntaxError, read_yaml
 
 CUMULATIVE_AGGS = ("sum", "count", "min", "max", "sum_boolean")
 
@@ -47,21 +46,8 @@ def read_metrics(root: Path, problems: Problems) -> ProjectMetrics:
     """Like :func:`load_metrics` but adds problems to ``problems`` (for ``validate``)."""
     root = Path(root).resolve()
     pm = ProjectMetrics()
-    paths = sorted([*root.glob("metrics/*.yml"), *root.glob("metrics/*.yaml")])
-    for path in paths:
-        try:
-            doc = read_yaml(path, _rel(root, path))
-        except YamlSyntaxError as exc:
-            problems.add(exc.file, exc.message, exc.line,
-                         hint="check indentation and that ':' is followed by a space")
-            continue
-        if doc.data is None:
-            problems.add(doc.file, "file is empty", severity="warning")
-            continue
-        if not isinstance(doc.data, dict):
-            problems.add(doc.file, "expected semantic_models: and metrics: at the top level",
-                         doc.line_of(()))
-            continue
+    for doc in read_documents(root, "metrics/*", problems,
+                              expected="expected semantic_models: and metrics: at the top level"):
         parsed: MetricsFile | None = parse_document(MetricsFile, doc, problems)
         if parsed is None:
             continue

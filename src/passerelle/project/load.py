@@ -146,6 +146,31 @@ def _model_in(annotation: Any, loc: tuple[Any, ...]) -> Any:
     return annotation
 
 
+def read_documents(root: Path, pattern: str, problems: Problems, *, required: bool = False,
+                   expected: str = "expected a mapping of keys at the top level",
+                   ) -> list[YamlDoc]:
+    """The YAML files matching ``pattern`` (``folder/*`` means its .yml and .yaml files) that
+    parse to a mapping; syntax errors, empty files and other shapes become problems.
+    An empty file is only a warning unless the file is ``required``."""
+    globs = [f"{pattern}.yml", f"{pattern}.yaml"] if pattern.endswith("/*") else [pattern]
+    docs = []
+    for path in sorted(p for g in globs for p in root.glob(g)):
+        try:
+            doc = read_yaml(path, _rel(root, path))
+        except YamlSyntaxError as exc:
+            problems.add(exc.file, exc.message, exc.line,
+                         hint="check indentation and that ':' is followed by a space")
+            continue
+        if doc.data is None and not required:
+            problems.add(doc.file, "file is empty", hint="remove it or fill it in",
+                         severity="warning")
+        elif not isinstance(doc.data, dict):
+            problems.add(doc.file, expected, doc.line_of(()))
+        else:
+            docs.append(doc)
+    return docs
+
+
 def load_project(root: Path | str) -> ProjectDefinition:
     """Parse and cross-check a project folder; raises :class:`ProjectError` with all problems."""
     root = Path(root).resolve()
@@ -157,16 +182,10 @@ def load_project(root: Path | str) -> ProjectDefinition:
         problems.raise_if_any()
 
     docs: list[tuple[str, YamlDoc]] = []
-    for kind, pattern in (("project", PROJECT_FILE), ("identity", "identity.yml"),
-                          ("source", "sources/*.yml"),
-                          ("source", "sources/*.yaml"), ("checks", "checks/*.yml"),
-                          ("checks", "checks/*.yaml")):
-        for path in sorted(root.glob(pattern)):
-            try:
-                docs.append((kind, read_yaml(path, _rel(root, path))))
-            except YamlSyntaxError as exc:
-                problems.add(exc.file, exc.message, exc.line,
-                             hint="check indentation and that ':' is followed by a space")
+    for kind, folder in (("project", PROJECT_FILE), ("identity", "identity.yml"),
+                         ("source", "sources/*"), ("checks", "checks/*")):
+        docs += [(kind, doc) for doc in read_documents(root, folder, problems,
+                                                       required=kind == "project")]
 
     config: ProjectConfig | None = None
     identity: IdentityConfig | None = None
@@ -177,13 +196,6 @@ def load_project(root: Path | str) -> ProjectDefinition:
     unparsed: set[str] = set()  # sources whose file has problems: checks on them wait
 
     for kind, doc in docs:
-        if doc.data is None and kind != "project":
-            problems.add(doc.file, "file is empty", hint="remove it or fill it in",
-                         severity="warning")
-            continue
-        if not isinstance(doc.data, dict):
-            problems.add(doc.file, "expected a mapping of keys at the top level", doc.line_of(()))
-            continue
         if kind == "project":
             config = parse_document(ProjectConfig, doc, problems)
         elif kind == "identity":

@@ -20,7 +20,7 @@ from pydantic import Field, TypeAdapter, ValidationError, field_validator
 from passerelle.errors import Problems
 from passerelle.model import ENTITIES, Kind
 from passerelle.project.models import Strict, _check_name
-from passerelle.project.yamlio import YamlDoc, YamlSyntaxError, read_yaml
+from passerelle.project.yamlio import YamlDoc
 
 AggregateEntity = Literal["orders", "order_lines", "events"]
 Function = Literal["count", "sum", "avg", "min", "max", "count_distinct", "last", "first", "mode"]
@@ -119,28 +119,15 @@ BUILTIN_ENTITY = {"rfm": "orders", "clv": "orders", "churn_risk": "orders",
 def load_traits(root: Path | str, problems: Problems | None = None) -> TraitDefinitions:
     """Read ``traits/*.yml`` under ``root``. Problems go to ``problems`` when given (so
     `passerelle validate` reports them with the others), else raise :class:`ProjectError`."""
-    from passerelle.project.load import _rel, parse_document
+    from passerelle.project.load import parse_document, read_documents
 
     root = Path(root)
     own = problems is None
     problems = problems if problems is not None else Problems()
     traits: list[AggregateTrait | BuiltinTrait] = []
     origin: dict[str, tuple[str, int | None]] = {}
-    paths = sorted([*root.glob("traits/*.yml"), *root.glob("traits/*.yaml")])
-    for path in paths:
-        try:
-            doc = read_yaml(path, _rel(root, path))
-        except YamlSyntaxError as exc:
-            problems.add(exc.file, exc.message, exc.line,
-                         hint="check indentation and that ':' is followed by a space")
-            continue
-        if doc.data is None:
-            problems.add(doc.file, "file is empty", hint="remove it or fill it in",
-                         severity="warning")
-            continue
-        if not isinstance(doc.data, dict):
-            problems.add(doc.file, "expected a mapping with a `traits:` list", doc.line_of(()))
-            continue
+    for doc in read_documents(root, "traits/*", problems,
+                              expected="expected a mapping with a `traits:` list"):
         parsed = parse_document(TraitsFile, doc, problems)
         items = parsed.traits if parsed is not None else _valid_items(doc)
         for i, trait in items if parsed is None else enumerate(items):
