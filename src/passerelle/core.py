@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from passerelle.engines import Engine, open_engine
-from passerelle.errors import Problems
+from passerelle.errors import PasserelleError, Problems
 from passerelle.pipeline import RunResult, run_pipeline
 from passerelle.project.load import ProjectDefinition, inspect_sources, load_project
 from passerelle.reporter import Reporter, SilentReporter
@@ -47,13 +47,8 @@ class Project:
             problems.items.extend(inspect_sources(self.definition).items)
             try:
                 self.engine.con  # noqa: B018 - opening is the check
-            except Exception as exc:  # EngineError carries reason + instruction
-                from passerelle.errors import PasserelleError
-
-                if not isinstance(exc, PasserelleError):
-                    raise
-                problems.add("passerelle.yml", exc.reason,
-                             hint=exc.instruction)
+            except PasserelleError as exc:  # EngineError carries reason + instruction
+                problems.add("passerelle.yml", exc.reason, hint=exc.instruction)
         return problems
 
     def run(self, source: str | None = None, full: bool = False,
@@ -61,8 +56,6 @@ class Project:
         """Load what is new, stage, check, then the later steps. ``full`` redoes every step
         even when its inputs did not change; ``retrain`` re-trains the identity model."""
         if source is not None and source not in self.sources:
-            from passerelle.errors import PasserelleError
-
             known = ", ".join(sorted(self.sources)) or "none"
             raise PasserelleError(f"There is no source named '{source}'.",
                                   f"Sources of this project: {known}.")
@@ -72,8 +65,6 @@ class Project:
     def metrics(self):
         """The project's metric definitions (metrics/*.yml)."""
         if self.definition.metrics is None:
-            from passerelle.errors import PasserelleError
-
             raise PasserelleError("This project defines no metric.",
                                   "Add metrics/*.yml (see docs/metrics.md).")
         return self.definition.metrics
