@@ -149,8 +149,71 @@ class MySQLConnector(_DatabaseConnector):
     user: str = "root"
 
 
+class FileSpool(Strict):
+    """Write-ahead files on this machine (one collector process per folder)."""
+
+    type: Literal["file"] = "file"
+    path: str = Field("spool", description="Folder, relative to the project")
+
+
+class NatsSpool(Strict):
+    """A NATS JetStream stream: several collectors behind a load balancer share it."""
+
+    type: Literal["nats"]
+    url: str = "nats://127.0.0.1:4222"
+    stream: str = Field("PASSERELLE_EVENTS", pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class RedisSpool(Strict):
+    """A Redis stream (durable only as far as the Redis server's appendfsync setting)."""
+
+    type: Literal["redis"]
+    url: str = "redis://127.0.0.1:6379/0"
+    stream: str = Field("passerelle:events", description="Key prefix of the streams")
+
+
+SpoolConfig = Annotated[FileSpool | NatsSpool | RedisSpool, Field(discriminator="type")]
+
+
+class CollectorConnector(Strict):
+    """Events sent to `passerelle serve` by Segment-Spec tracking libraries (``/v1/...``)."""
+
+    type: Literal["collector"]
+    write_keys: list[SecretStr] = Field(
+        min_length=1, description="Keys the tracking libraries send (use ${ENV_VAR})"
+    )
+    spool: SpoolConfig = Field(default_factory=FileSpool)
+    tracking_plan: str | None = Field(
+        None, description="YAML file of event names -> JSON Schema of their properties"
+    )
+    max_backlog: int = Field(
+        2_000_000, ge=1000, description="Events spooled but not loaded before answering 503"
+    )
+    future_tolerance_seconds: int = Field(
+        300, ge=0, description="Corrected timestamps further in the future are clamped"
+    )
+
+
+class EventSpec(Strict):
+    """One planned event: who owns it and the JSON Schema its properties must follow."""
+
+    description: str = ""
+    owner: str | None = None
+    properties: dict = Field(default_factory=dict, description="JSON Schema of `properties`")
+
+
+class TrackingPlan(Strict):
+    """``tracking-plan.yml``: the contract between the people who tag and those who read."""
+
+    events: dict[str, EventSpec] = Field(default_factory=dict)
+    unplanned: Literal["allow", "flag"] = Field(
+        "flag", description="Track calls whose event is not in the plan: accept, or flag"
+    )
+
+
 ConnectorConfig = Annotated[
-    CsvConnector | ParquetConnector | JsonlConnector | PostgresConnector | MySQLConnector,
+    CsvConnector | ParquetConnector | JsonlConnector | PostgresConnector | MySQLConnector
+    | CollectorConnector,
     Field(discriminator="type"),
 ]
 FILE_CONNECTORS = (CsvConnector, ParquetConnector, JsonlConnector)

@@ -245,7 +245,14 @@ def load_source(engine: Engine, project_root: Path, source: SourceConfig, run_id
         message = f"Removed {removed} row(s) left by an unfinished earlier load of {source.name}."
         result.messages.append(message)
         reporter.warning(message)
-    if source.is_file:
+    if source.connector.type == "collector":  # events spooled by `passerelle serve`
+        from passerelle.collect.loader import drain
+
+        drained = drain(engine, Path(project_root), source, run_id)
+        result.units_loaded, result.rows_loaded = drained.units_loaded, drained.rows_loaded
+        result.units_skipped = drained.units_skipped
+        result.messages.extend(drained.messages)
+    elif source.is_file:
         _load_files(engine, Path(project_root), source, run_id, reporter, result)
     else:
         _load_table(engine, source, run_id, reporter, result)
@@ -260,6 +267,10 @@ def load_source(engine: Engine, project_root: Path, source: SourceConfig, run_id
 def source_columns(project_root: Path, source: SourceConfig) -> list[str]:
     """The columns the source offers (union over a glob's files, in first-seen order)."""
     connector = source.connector
+    if connector.type == "collector":
+        from passerelle.collect.loader import RAW_COLUMNS
+
+        return list(RAW_COLUMNS)
     if not source.is_file:
         return databases.columns(connector)
     seen: dict[str, None] = {}
@@ -272,6 +283,8 @@ def source_columns(project_root: Path, source: SourceConfig) -> list[str]:
 
 def check_connection(source: SourceConfig, project_root: Path | None = None) -> None:
     """Raise :class:`ConnectorError` if the source cannot be reached (file or database)."""
+    if source.connector.type == "collector":
+        return  # the spool is checked when the collector starts
     if source.is_file:
         files.resolve(Path(project_root or "."), source.connector.path)
     else:

@@ -1,0 +1,299 @@
+"""The HTTP side: ``/v1/track`` ... ``/v1/batch`` as the Segment HTTP Tracking API defines them.
+
+Every answer is JSON. Success: ``{"success": true}`` (``/v1/batch`` adds ``accepted`` and,
+when some events were refused, ``rejected``: one ``{index, code, message}`` each). Errors:
+``{"success": false, "code": ..., "message": ...}`` (the official clients read ``code`` and
+``message``), with 400 (malformed JSON, missing ids, wrong types), 401 (write key), 413
+(32 KB an event, 500 KB a request, after gzip decoding) or 503 + ``Retry-After`` when the
+loader is behind (backpressure) or the spool cannot be written.
+
+A batch is not all-or-nothing: valid events are kept and acknowledged, refused ones are
+listed; only a batch with no valid event at all gets a 4xx.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import zlib
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import orjson
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from passerelle.collect.events import EventError, Preparer, arrival
+from passerelle.collect.loader import Loader
+from passerelle.collect.plan import load_plan
+from passerelle.collect.spool import Spool, SpoolError, open_spool
+from passerelle.project.models import CollectorConnector, SourceConfig
+
+EVENT_LIMIT = 32 * 1024
+BATCH_LIMIT = 500 * 1024
+RETRY_AFTER = 5  # seconds a client should wait when the collector sheds load
+KINDS = ("track", "identify", "page", "screen", "group", "alias")
+_OK = orjson.dumps({"success": True})
+
+
+def _json(status: int, body: dict, headers: dict | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+def _error(status: int, code: str, message: str, **extra) -> Response:
+    headers = {"Retry-After": str(RETRY_AFTER)} if status == 503 else None
+    return _json(status, {"success": False, "code": code, "message": message, **extra},
+                 headers)
+
+
+class _Refused(Exception):
+    def __init__(self, status: int, code: str, message: str) -> None:
+        self.status, self.code, self.message = status, code, message
+
+
+class _Recent:
+    """Message ids acknowledged lately: a client's retry is answered without a second copy."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self.size, self.ids = size, OrderedDict()
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self.ids
+
+    def add(self, keys: list[tuple[str, str]]) -> None:
+        ids = self.ids
+        for key in keys:
+            ids[key] = None
+        while len(ids) > self.size:
+            ids.popitem(last=False)
+
+
+@dataclass
+class Route:
+    """Where one write key's events go."""
+
+    source: str
+    spool: Spool
+    preparer: Preparer
+    max_backlog: int
+
+
+def collector_sources(sources: dict[str, SourceConfig]) -> list[SourceConfig]:
+    return [s for s in sources.values() if isinstance(s.connector, CollectorConnector)]
+
+
+def _spool_key(source: SourceConfig) -> tuple:
+    spool = source.connector.spool
+    return (spool.type, getattr(spool, "path", None), getattr(spool, "url", None),
+            getattr(spool, "stream", None))
+
+
+def build_routes(project_root: Path, sources: list[SourceConfig]) -> dict[str, Route]:
+    """Write key -> route. Sources sharing a spool setting share one spool object."""
+    spools: dict[tuple, Spool] = {}
+    routes: dict[str, Route] = {}
+    for source in sources:
+        connector: CollectorConnector = source.connector
+        spool = spools.setdefault(_spool_key(source), open_spool(connector.spool, project_root))
+        plan = load_plan(project_root, connector.tracking_plan) if connector.tracking_plan else None
+        route = Route(source.name, spool, Preparer(plan, connector.future_tolerance_seconds),
+                      connector.max_backlog)
+        for key in connector.write_keys:
+            routes[key.get_secret_value()] = route
+    return routes
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The request body, decoded from gzip, refused beyond ``limit`` bytes."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit + 1024:
+        raise _Refused(413, "request_too_large", f"requests are limited to {limit} bytes")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit + 1024:
+            raise _Refused(413, "request_too_large", f"requests are limited to {limit} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
+    encoding = request.headers.get("content-encoding", "").lower()
+    if encoding in ("gzip", "x-gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if "gzip" in encoding else zlib.MAX_WBITS
+        try:
+            inflater = zlib.decompressobj(wbits)
+            body = inflater.decompress(body, limit + 1)
+        except zlib.error:
+            raise _Refused(400, "invalid_encoding", "the body is not valid gzip") from None
+        if inflater.unconsumed_tail or len(body) > limit:
+            raise _Refused(413, "request_too_large", f"requests are limited to {limit} bytes")
+    elif encoding not in ("", "identity"):
+        raise _Refused(400, "invalid_encoding", f"unsupported Content-Encoding {encoding!r}")
+    if len(body) > limit:
+        raise _Refused(413, "request_too_large", f"requests are limited to {limit} bytes")
+    return body
+
+
+def _header_key(request: Request) -> str | None:
+    auth = request.headers.get("authorization")
+    if not auth:
+        return None
+    scheme, _, value = auth.partition(" ")
+    if scheme.lower() != "basic":
+        raise _Refused(401, "invalid_write_key", "use HTTP Basic auth with the write key as user")
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        raise _Refused(401, "invalid_write_key", "malformed Authorization header") from None
+    return decoded.partition(":")[0]
+
+
+class Collector:
+    """The routes' state: write keys, spools, the loader, recent message ids."""
+
+    def __init__(self, routes: dict[str, Route], loader: Loader | None = None) -> None:
+        self.routes, self.loader = routes, loader
+        self.recent = _Recent()
+        self.spools = list({id(r.spool): r.spool for r in routes.values()}.values())
+
+    def route(self, key: str | None) -> Route:
+        if not key:
+            raise _Refused(401, "invalid_write_key", "no write key (HTTP Basic user or writeKey)")
+        route = self.routes.get(key)
+        if route is None:
+            raise _Refused(401, "invalid_write_key", "unknown write key")
+        return route
+
+    async def handle(self, request: Request, kind: str | None) -> Response:
+        try:
+            return await self._handle(request, kind)
+        except _Refused as refused:
+            return _error(refused.status, refused.code, refused.message)
+        except SpoolError as exc:
+            return _error(503, "spool_unavailable", exc.reason)
+
+    async def _handle(self, request: Request, kind: str | None) -> Response:
+        header_key = _header_key(request)
+        route = self.route(header_key) if header_key is not None else None
+        if route is not None and route.spool.backlog() > route.max_backlog:
+            raise _Refused(503, "backpressure", "the loader is behind; retry later")
+        body = await _read_body(request, BATCH_LIMIT if kind is None else EVENT_LIMIT)
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            raise _Refused(400, "invalid_json", "the body is not valid JSON") from None
+        if not isinstance(payload, dict):
+            raise _Refused(400, "invalid_json", "the body must be a JSON object")
+        if route is None:
+            key = payload.get("writeKey")
+            route = self.route(key if isinstance(key, str) else None)
+            if route.spool.backlog() > route.max_backlog:
+                raise _Refused(503, "backpressure", "the loader is behind; retry later")
+        received = arrival()
+        if kind is not None:
+            return await self._single(route, payload, kind, received)
+        return await self._batch(route, payload, body, received)
+
+    async def _single(self, route: Route, event: dict, kind: str, received) -> Response:
+        try:
+            message_id, line = route.preparer.prepare(event, kind, received)
+        except EventError as exc:
+            raise _Refused(400, exc.code, exc.message) from None
+        key = (route.source, message_id)
+        if key not in self.recent:
+            await route.spool.append(route.source, line + b"\n", 1)
+            self.recent.add([key])
+        return Response(_OK, media_type="application/json")
+
+    async def _batch(self, route: Route, payload: dict, body: bytes, received) -> Response:
+        events = payload.get("batch")
+        if not isinstance(events, list):
+            raise _Refused(400, "invalid_batch", "a batch needs a `batch` array of events")
+        sent_at = payload.get("sentAt")
+        shared = {k: payload[k] for k in ("context", "integrations")
+                  if isinstance(payload.get(k), dict)}
+        check_size = len(body) > EVENT_LIMIT
+        lines, keys, rejected, seen = [], [], [], set()
+        prepare, recent, source = route.preparer.prepare, self.recent, route.source
+        for index, event in enumerate(events):
+            try:
+                if check_size and len(orjson.dumps(event)) > EVENT_LIMIT:
+                    raise EventError("event_too_large", f"events are limited to {EVENT_LIMIT} "
+                                     "bytes")
+                if shared and isinstance(event, dict):
+                    event = {**shared, **event}
+                message_id, line = prepare(event, None, received, sent_at)
+            except EventError as exc:
+                rejected.append({"index": index, "code": exc.code, "message": exc.message})
+                continue
+            key = (source, message_id)
+            if key in recent or key in seen:
+                continue
+            seen.add(key)
+            lines.append(line)
+            keys.append(key)
+        if rejected and not lines and not seen:
+            status = 413 if all(r["code"] == "event_too_large" for r in rejected) else 400
+            return _error(status, rejected[0]["code"], "no event of the batch is valid",
+                          rejected=rejected)
+        if lines:
+            lines.append(b"")
+            await route.spool.append(source, b"\n".join(lines), len(keys))
+            recent.add(keys)
+        answer: dict = {"success": True, "accepted": len(events) - len(rejected)}
+        if rejected:
+            answer["rejected"] = rejected
+        return _json(200, answer)
+
+
+def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: bool = True,
+               open_engine=None, loader_interval: float = 0.5) -> FastAPI:
+    """The collector as an ASGI app. ``open_engine()`` opens the warehouse for the loader."""
+    chosen = collector_sources(sources)
+    routes = build_routes(project_root, chosen)
+    collector = Collector(routes)
+    by_source = {r.source: r.spool for r in routes.values()}
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        for spool in collector.spools:
+            await spool.start([s for s, sp in by_source.items() if sp is spool])
+        if loader and open_engine is not None:
+            collector.loader = Loader(open_engine, project_root, chosen, by_source,
+                                      interval=loader_interval)
+            collector.loader.start()
+        try:
+            yield
+        finally:
+            for spool in collector.spools:
+                await spool.stop()
+            if collector.loader is not None:
+                collector.loader.stop()
+            for spool in collector.spools:
+                spool.close()
+
+    app = FastAPI(title="Passerelle collector", lifespan=lifespan,
+                  description="Segment-Spec compatible HTTP Tracking API")
+    app.state.collector = collector
+
+    def endpoint(kind: str | None):
+        async def receive(request: Request) -> Response:
+            return await collector.handle(request, kind)
+        receive.__name__ = f"v1_{kind or 'batch'}"
+        return receive
+
+    for kind in KINDS:
+        app.post(f"/v1/{kind}", summary=f"Segment {kind} call")(endpoint(kind))
+    app.post("/v1/batch", summary="Several calls at once")(endpoint(None))
+    app.post("/v1/import", summary="Alias of /v1/batch", include_in_schema=False)(endpoint(None))
+
+    @app.get("/v1/health", summary="Backlog and loader state")
+    async def health() -> Response:
+        lag = {r.source: r.spool.backlog() for r in routes.values()}
+        error = collector.loader.last_error if collector.loader else None
+        return _json(200, {"success": True, "backlog": lag,
+                           "loader_error": str(error) if error else None})
+
+    return app
