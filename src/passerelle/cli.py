@@ -168,6 +168,50 @@ def demo(
     _exit_for(outcome.result)
 
 
+@app.command()
+def serve(
+    project: ProjectOpt = Path("."),
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
+    loader: Annotated[bool, typer.Option(help="Move collected events into the warehouse "
+                                               "continuously.")] = True,
+) -> None:
+    """Serve the event collector (/v1, Segment-Spec) and the REST API (/api, /docs)."""
+    from passerelle.api.app import serve as run_server
+
+    with _open(project) as proj:
+        console.print(f"Passerelle on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
+        run_server(proj, host=host, port=port, loader=loader)
+
+
+events_app = typer.Typer(no_args_is_help=True, help="Collected events and the tracking plan.")
+app.add_typer(events_app, name="events")
+
+
+@events_app.command("violations")
+def events_violations(
+    project: ProjectOpt = Path("."),
+    source: Annotated[str | None, typer.Option(help="Only this collector source.")] = None,
+) -> None:
+    """Events that broke the tracking plan, grouped by event and rule."""
+    from rich.table import Table
+
+    from passerelle.collect import list_violations
+
+    with _open(project) as proj:
+        rows = list_violations(proj.engine, source)
+    if not rows:
+        console.print("No violation of the tracking plan.")
+        return
+    table = Table(header_style="bold")
+    for col in ("source", "event", "rule", "field", "events", "last seen", "example"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["source"], r["event"] or "", r["rule"], r["field"] or "",
+                      f"{r['events']:,}", str(r["last_seen"])[:19], str(r["example"] or "")[:60])
+    console.print(table)
+
+
 # ------------------------------------------------------------------------------ identity
 identity_app = typer.Typer(no_args_is_help=True, help="Identity: who is who, and why.")
 app.add_typer(identity_app, name="identity")

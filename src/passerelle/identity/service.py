@@ -48,11 +48,11 @@ def find(project: ProjectDefinition, engine: Engine, query: str,
 def profile(project: ProjectDefinition, engine: Engine, query: str,
             mask_pii: bool = False) -> dict[str, Any]:
     """The 360° view of the one person ``query`` identifies."""
-    from passerelle.identity.view import person_view
+    from passerelle.identity.view import PersonNotFound, person_view
 
     found = find(project, engine, query, limit=5)
     if not found:
-        raise PasserelleError(f"No person matches '{query}'.",
+        raise PersonNotFound(f"No person matches '{query}'.",
                               "Try a person id (P...), a source record (source:id), a customer "
                               "id, an e-mail, a phone number or a loyalty card.")
     if len(found) > 1:

@@ -1,0 +1,35 @@
+"""`passerelle serve`: one ASGI app with the collector (/v1) and the REST API (/api)."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from passerelle.api import errors
+from passerelle.api.routes import build_router
+from passerelle.core import Project
+
+
+def create_server(project: Project, *, loader: bool = True,
+                  loader_interval: float = 0.5) -> FastAPI:
+    from passerelle.collect import create_app
+    from passerelle.engines import open_engine
+
+    def opener():
+        return open_engine(project.config.engine, project.root)
+
+    app = create_app(project.root, project.sources, loader=loader, open_engine=opener,
+                     loader_interval=loader_interval)
+    app.title = "Passerelle"
+    app.description = ("Segment-Spec compatible collector (/v1) and the REST API (/api) "
+                       "of a Passerelle project.")
+    errors.install(app)
+    app.include_router(build_router(project))
+    return app
+
+
+def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
+          loader: bool = True) -> None:
+    import uvicorn
+
+    uvicorn.run(create_server(project, loader=loader), host=host, port=port,
+                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
