@@ -86,7 +86,10 @@ def write_project(project: Path, data: Path) -> None:
     if project.exists():
         shutil.rmtree(project)
     (project / "sources").mkdir(parents=True)
-    (project / "passerelle.yml").write_text("name: bench\nengine: {type: duckdb}\n")
+    # The 4 GB target is met by telling DuckDB its budget, as a team would on a 4 GB host
+    # (DuckDB's own default is 80% of the machine's memory, used as cache).
+    (project / "passerelle.yml").write_text(
+        "name: bench\nengine: {type: duckdb, memory_limit: 2GB}\n")
     (project / "sources" / "crm.yml").write_text(textwrap.dedent(f"""
         entity: customers
         connector: {{type: parquet, path: "{data}/contacts.parquet"}}

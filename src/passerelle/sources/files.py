@@ -117,10 +117,15 @@ def _empty(columns: list[str]) -> pa.RecordBatchReader:
     return pa.RecordBatchReader.from_batches(schema, iter(()))
 
 
+READER_MEMORY = "4GB"
+
+
 @contextmanager
 def open_file(unit: FileUnit, connector, dialect: Dialect | None = None) -> Iterator[OpenedFile]:
     """Open ``unit`` as Arrow batches (source columns only); nested values become JSON text."""
-    con = duckdb.connect()
+    # This DuckDB only streams the file to the warehouse: a small memory budget (it spills to
+    # disk when a CSV's rejects need more) keeps it from competing with the warehouse's own.
+    con = duckdb.connect(config={"memory_limit": READER_MEMORY})
     try:
         with tempfile.TemporaryDirectory(prefix="passerelle-") as tmp:
             try:
