@@ -1,0 +1,149 @@
+"""CSV exports in the column layouts e-mailing tools import (Brevo, Mailchimp, generic).
+
+The warehouse computes the rows; DuckDB's CSV writer writes them from an Arrow stream
+(``COPY ... TO``), so a million-row audience never passes through Python one row at a time.
+The file is written under a temporary name, hashed (SHA-256) and renamed, so a reader never
+sees half a file and the hash in the export log is the hash of the file on disk.
+
+Layouts (sources in docs/activation.md):
+
+- brevo: ``EMAIL;PRENOM;NOM;SMS`` (``FIRSTNAME;LASTNAME`` for an English-language account),
+  ``;`` separator, UTF-8, phone numbers in E.164 (``+33612345678``);
+- mailchimp: ``Email Address,First Name,Last Name,Phone Number,Tags``, ``,`` separator,
+  UTF-8, tags comma-separated inside one quoted cell; rows without an e-mail are left out
+  (Mailchimp requires the address of an e-mail contact);
+- generic: ``person_id,email,phone,first_name,last_name``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import duckdb
+import ibis
+import ibis.expr.types as ir
+import sqlglot.expressions as sge
+
+from passerelle.activation.log import (
+    ExportResult,
+    finish_export,
+    record_members,
+    start_export,
+)
+from passerelle.activation.members import treated, with_fields
+from passerelle.activation.models import CsvDestination, DestinationError
+from passerelle.engines.base import Engine
+from passerelle.runlog import utcnow
+
+# standard column -> header, per layout (attributes follow under their own names)
+LAYOUTS: dict[str, dict[str, str]] = {
+    "brevo_fr": {"email": "EMAIL", "first_name": "PRENOM", "last_name": "NOM", "phone": "SMS"},
+    "brevo_en": {"email": "EMAIL", "first_name": "FIRSTNAME", "last_name": "LASTNAME",
+                 "phone": "SMS"},
+    "mailchimp": {"email": "Email Address", "first_name": "First Name",
+                  "last_name": "Last Name", "phone": "Phone Number"},
+    "generic": {"person_id": "person_id", "email": "email", "phone": "phone",
+                "first_name": "first_name", "last_name": "last_name"},
+}
+
+
+def exported_people(engine: Engine, audience: str, destination: CsvDestination) -> ir.Table:
+    """The people a file of this format holds: the treated members with an identifier the
+    tool needs (no join, no sort: what the export log records)."""
+    people = treated(engine, audience)
+    if destination.format == "mailchimp":
+        return people.filter(people.email.notnull())
+    if destination.format == "brevo":
+        return people.filter(people.email.notnull() | people.phone.notnull())
+    return people
+
+
+def export_rows(engine: Engine, audience: str, destination: CsvDestination) -> ir.Table:
+    """The rows of the file, in person order."""
+    people = exported_people(engine, audience, destination)
+    fields = with_fields(engine, people, destination.attributes)
+    key = f"{destination.format}_{destination.language}" if destination.format == "brevo" \
+        else destination.format
+    layout = LAYOUTS[key]
+    clash = sorted(set(destination.attributes) & set(layout.values()))
+    if clash:
+        raise DestinationError(f"The attribute {', '.join(clash)} has the name of a standard "
+                               f"{destination.format} column.", "Rename the attribute.")
+    columns: dict[str, ir.Value] = {header: fields[col] for col, header in layout.items()}
+    if destination.format == "mailchimp":
+        tags = ",".join(destination.tags or [audience])
+        columns["Tags"] = ibis.literal(tags, "string")
+    columns.update({name: fields[name] for name in destination.attributes})
+    return fields.order_by("person_id").select(**columns)
+
+
+def resolve_path(template: str, audience: str, root: Path) -> Path:
+    """``{audience}`` and ``{date}`` (UTC, YYYYMMDD-HHMMSS) substituted; relative to ``root``."""
+    text = template.replace("{audience}", audience).replace(
+        "{date}", f"{utcnow():%Y%m%d-%H%M%S}")
+    path = Path(text)
+    return path if path.is_absolute() else root / path
+
+
+def write_csv(engine: Engine, rows: ir.Table, path: Path, delimiter: str) -> tuple[int, str]:
+    """Write ``rows`` to ``path`` through DuckDB's CSV writer; returns (rows, SHA-256)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.part")
+    reader = engine.con.to_pyarrow_batches(rows, chunk_size=100_000)
+    writer = duckdb.connect()  # in memory: only its CSV writer is used
+    try:
+        writer.register("rows", reader)
+        options = (f"FORMAT csv, HEADER true, DELIMITER {sge.convert(delimiter).sql('duckdb')}, "
+                   "QUOTE '\"', ESCAPE '\"', NULLSTR ''")
+        target = sge.convert(str(tmp)).sql("duckdb")
+        # COPY answers with the number of rows written
+        count = int(writer.execute(
+            f"COPY (SELECT * FROM rows) TO {target} ({options})").fetchall()[0][0])
+    except duckdb.Error as exc:
+        tmp.unlink(missing_ok=True)
+        raise DestinationError(f"Cannot write {path}: {exc}",
+                               "Check that the folder is writable and the disk not full.") \
+            from exc
+    finally:
+        writer.close()
+    digest = sha256_of(tmp)
+    os.replace(tmp, path)
+    return count, digest
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
+               name: str = "csv", root: Path | str = ".", user: str | None = None,
+               ) -> ExportResult:
+    """Export the treated members of ``audience`` as a CSV file and log it.
+
+    Returns the :class:`ExportResult` (file path, SHA-256, people). The holdout is never
+    exported; the people in the file are recorded in ``activation_log_members``.
+    """
+    rows = export_rows(engine, audience, destination)
+    path = resolve_path(destination.path, audience, Path(root))
+    delimiter = destination.delimiter or (";" if destination.format == "brevo" else ",")
+    export_id = start_export(engine, audience, name, "csv", str(path), user)
+    result = ExportResult(export_id, audience, name, "csv", str(path), "failed", 0,
+                          file_path=str(path))
+    try:
+        count, digest = write_csv(engine, rows, path, delimiter)
+    except Exception as exc:
+        result.detail = str(exc)
+        finish_export(engine, result)
+        raise
+    with engine.transaction():
+        record_members(engine, export_id, exported_people(engine, audience, destination))
+        result.status, result.people, result.sha256 = "delivered", count, digest
+        result.detail = f"{destination.format} layout, {count} people"
+        finish_export(engine, result)
+    return result
