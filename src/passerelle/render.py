@@ -180,3 +180,16 @@ def glossary_table(entries: list[dict]) -> Table:
                       e.get("owner") or "", e.get("status") or "",
                       "\n".join(e.get("lineage") or []), ", ".join(e.get("used_by") or []))
     return table
+
+
+def rows_table(rows: list[dict], columns: tuple[str, ...]) -> Table | str:
+    """A plain table of ``columns`` from dict rows (or a sentence when there is none)."""
+    if not rows:
+        return "Nothing yet."
+    table = Table(header_style="bold")
+    for col in columns:
+        table.add_column(col.replace("_", " "))
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) if not isinstance(row.get(c), str) else row[c][:60]
+                        for c in columns])
+    return table

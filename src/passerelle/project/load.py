@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from passerelle.errors import ConnectorError, Problems
+from passerelle.errors import ConnectorError, Problems, ProjectError
 from passerelle.model import ENTITIES
 from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.models import (
@@ -248,6 +248,12 @@ def load_project(root: Path | str) -> ProjectDefinition:
     from passerelle.metrics.load import read_metrics
 
     metrics = read_metrics(root, problems)
+    from passerelle.activation.models import load_destinations
+
+    try:
+        load_destinations(root)  # destinations are read when used; here only checked
+    except ProjectError as exc:
+        problems.items.extend(exc.problems)
 
     problems.raise_if_any()
     assert config is not None  # a project file that failed to parse left a problem

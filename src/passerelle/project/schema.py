@@ -6,14 +6,20 @@ import json
 from pathlib import Path
 from typing import Any
 
+from passerelle.activation.models import DestinationFile
 from passerelle.project.identity_models import IdentityConfig
+from passerelle.project.metrics_models import MetricsFile
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
+from passerelle.project.traits_models import TraitsFile
 
 SCHEMAS = {
     "passerelle": ProjectConfig,
     "identity": IdentityConfig,
     "source": SourceConfig,
     "checks": ChecksFile,
+    "metrics": MetricsFile,
+    "traits": TraitsFile,
+    "destination": DestinationFile,
 }
 
 
