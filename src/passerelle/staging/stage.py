@@ -154,6 +154,23 @@ def _mapped_value(raw: ir.Table, source: SourceConfig, target: str) -> ir.Value:
     return ibis.literal(text, type=dt.string)
 
 
+def _may_repeat_records(engine: Engine, raw: ir.Table, source: SourceConfig,
+                        entity: Entity) -> bool:
+    """False when no record key appears twice in the raw table, so the costly keep-the-latest
+    window (it sorts every column of every row) can be skipped: the common case of
+    append-only sources such as events. Exact only for identifier keys, which staging only
+    trims; any other key kind (dates, numbers) is always deduplicated."""
+    mappings = source.mappings()
+    if any(entity.field(k).kind != Kind.CODE or k not in mappings or mappings[k].column is None
+           for k in entity.key):
+        return True
+    keys = [raw[mappings[k].column].cast("string").strip().nullif("") for k in entity.key]
+    complete = raw.select(*[k.name(f"k{i}") for i, k in enumerate(keys)]).drop_null()
+    distinct = complete.distinct().count() if len(keys) > 1 else complete.k0.nunique()
+    rows = complete.count()
+    return rows.to_pyarrow().as_py() != distinct.to_pyarrow().as_py()
+
+
 def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig,
                     csv_decimal: str | None = None) -> CompiledStaging:
     """Build the staging query of ``source`` without running it.
@@ -203,9 +220,10 @@ def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig
                                       table._source_file.cast("string"),
                                       table._source_row.cast("string")])
     table = table.mutate(__part=ibis.coalesce(table._record_id, row_ref))
-    order = [ibis.desc(table._loaded_at), ibis.desc(table._source_row)]
-    table = table.mutate(__n=ibis.row_number().over(group_by=table.__part, order_by=order))
-    table = table.filter(table.__n == 0)
+    if _may_repeat_records(engine, raw, source, entity):
+        order = [ibis.desc(table._loaded_at), ibis.desc(table._source_row)]
+        table = table.mutate(__n=ibis.row_number().over(group_by=table.__part, order_by=order))
+        table = table.filter(table.__n == 0)
 
     reasons, details, issues = [], [], []
     for f in entity.fields:
