@@ -153,7 +153,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         if not engine.exists(PERSON_MAP):
             raise _Unchanged("identity has not been resolved: traits need persons")
         result.traits = compute_traits(engine, project.traits, project.sources, result.run_id,
-                                       utcnow(), reporter)
+                                       utcnow(), reporter, full=full)
         for trait, why in result.traits.failed.items():
             reporter.warning(f"trait {trait} was not recomputed (previous values kept): {why}")
 

@@ -66,6 +66,7 @@ class Fit:
     n: int  # people (sum of weights) the fit used
     converged: bool
     message: str = ""
+    sample_of: int = 0  # people the n were drawn from when the fit used a sample (0: all)
     covariance: np.ndarray = field(default_factory=lambda: np.zeros((0, 0)), repr=False)
 
     def summary(self) -> dict[str, dict[str, float]]:

@@ -2,8 +2,12 @@
 
 Order of work: each trait's rows are inserted into a work table (one INSERT ... SELECT per
 trait, compiled by Ibis for the engine), then changed values are appended to the history and
-the work table replaces ``traits``. A trait that fails (e.g. CLV with too few repeat buyers)
-keeps its previous values and is reported; the others are published.
+the work table replaces ``traits`` in one transaction. A trait that fails (e.g. CLV with too
+few repeat buyers) keeps its previous values and is reported; the others are published.
+
+A trait whose inputs, definition and time did not move since its last computation
+(:mod:`passerelle.traits.incremental`) is not recomputed: its values are carried over, and
+when every trait is current nothing is written at all.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from passerelle.project.traits_models import (
     TraitDefinitions,
 )
 from passerelle.reporter import Reporter, SilentReporter
-from passerelle.traits import builtins, store
+from passerelle.traits import builtins, incremental, store
 from passerelle.traits.aggregates import aggregate_trait
 from passerelle.traits.clv import Fit
 from passerelle.traits.persons import PERSON_MAP, person_events, person_order_lines, person_orders
@@ -40,6 +44,7 @@ class TraitsSummary:
     history_rows: int = 0  # rows appended to traits_history (values that changed)
     fits: dict[str, dict[str, Fit | None]] = field(default_factory=dict)  # clv trait -> fits
     failed: dict[str, str] = field(default_factory=dict)  # trait -> reason (kept old values)
+    skipped: list[str] = field(default_factory=list)  # traits whose inputs did not change
 
 
 class _Inputs:
@@ -70,12 +75,13 @@ def outputs(trait: Trait) -> list[str]:
 
 def compute_traits(engine: Engine, traits: TraitDefinitions | Sequence[Trait],
                    sources: Mapping[str, SourceConfig], run_id: str, now: datetime,
-                   reporter: Reporter | None = None) -> TraitsSummary:
-    """Recompute every trait as of ``now`` (naive UTC) and publish them.
+                   reporter: Reporter | None = None, *, full: bool = False) -> TraitsSummary:
+    """Recompute the traits as of ``now`` (naive UTC) and publish them.
 
     Needs ``person_map`` and the unified ``orders`` / ``order_lines`` / ``events`` the traits
     use. Returns how many persons got each value, the CLV fits (with standard errors), the
-    number of history rows appended and the traits that failed.
+    number of history rows appended, the traits that failed and those skipped because
+    nothing they depend on changed (``full`` recomputes them all).
     """
     if isinstance(traits, TraitDefinitions):
         trait_list, origin = list(traits.traits), traits.origin
@@ -86,12 +92,28 @@ def compute_traits(engine: Engine, traits: TraitDefinitions | Sequence[Trait],
         raise PasserelleError("traits need person_map, which does not exist yet",
                               "run the identity step first (`passerelle run`)")
     summary = TraitsSummary(run_id, now)
+    store.recover(engine)
+    prints = incremental.fingerprints(engine, trait_list, sources, now)
+    previous = store.read_definitions(engine)
+    skip = set() if full or not engine.exists(store.TRAITS) else {
+        name for name in incremental.current(engine, prints)
+        if previous.get(name, {}).get("status") == "ok"}
+    summary.skipped = [t.name for t in trait_list if t.name in skip]
+    if len(skip) == len(trait_list) and set(previous) == skip:
+        summary.persons = _persons(engine)
+        return summary
     inputs = _Inputs(engine, sources)
     models: dict[str | None, builtins.ClvModel] = {}
     definitions: list[dict] = []
     store.start_next(engine)
     with reporter.step("traits", total=len(trait_list)) as progress:
         for trait in trait_list:
+            if trait.name in skip:  # unchanged inputs: carry values and definition row over
+                store.keep_previous(engine, outputs(trait))
+                file, line = origin.get(trait.name, (None, None))
+                definitions.append({**previous[trait.name], "file": file, "line": line})
+                progress.advance(1)
+                continue
             status, message, fit_info = "ok", None, None
             try:
                 rows, fit_info = _rows(engine, trait, inputs, models, now)
@@ -107,18 +129,26 @@ def compute_traits(engine: Engine, traits: TraitDefinitions | Sequence[Trait],
             definitions.append(_definition_row(trait, file, line, fit_info, status, message,
                                                now, run_id))
             progress.advance(1)
-    computed = [o for t in trait_list if t.name not in summary.failed for o in outputs(t)]
-    tracked = [o for t in trait_list if t.history and t.name not in summary.failed
-               for o in outputs(t)]
+    done = [t for t in trait_list if t.name not in summary.failed and t.name not in skip]
+    computed = [o for t in done for o in outputs(t)]
+    tracked = [o for t in done if t.history for o in outputs(t)]
     summary.history_rows = store.publish(engine, tracked, computed, now, run_id)
-    table = engine.table(store.TRAITS)
-    counts = engine.to_arrow(table.group_by("trait").aggregate(n=table.count())).to_pylist()
-    summary.persons = {r["trait"]: int(r["n"]) for r in counts}
+    summary.persons = _persons(engine)
     for row in definitions:
         row["persons"] = summary.persons.get(row["name"], 0)
     store.write_definitions(engine, definitions)
+    # remembered only once published: a crash before this point recomputes next time
+    incremental.remember(engine, prints, [t.name for t in done], run_id)
     engine.drop(builtins.CLV_LOOKUP)
+    for model in models.values():
+        engine.drop(model.table)
     return summary
+
+
+def _persons(engine: Engine) -> dict[str, int]:
+    table = engine.table(store.TRAITS)
+    counts = engine.to_arrow(table.group_by("trait").aggregate(n=table.count())).to_pylist()
+    return {r["trait"]: int(r["n"]) for r in counts}
 
 
 def _rows(engine: Engine, trait: Trait, inputs: _Inputs,
@@ -134,7 +164,8 @@ def _rows(engine: Engine, trait: Trait, inputs: _Inputs,
     if trait.builtin == "rfm":
         return builtins.rfm(trait, rows, now), None
     if trait.where not in models:  # clv and churn_risk on the same orders share one fit
-        models[trait.where] = builtins.fit_models(engine, rows, now, trait.where)
+        models[trait.where] = builtins.fit_models(engine, rows, now, trait.where,
+                                                  f"{builtins.CLV_STATS}_{len(models)}")
     model = models[trait.where]
     fits = {"bgnbd": model.bgnbd, "gamma_gamma": model.gamma_gamma}
     return builtins.clv_traits(engine, trait, model), fits
@@ -147,7 +178,7 @@ def _definition_row(trait: Trait, file: str | None, line: int | None,
     if fits:
         fit_json = {name: None if f is None else {
             "parameters": f.summary(), "log_likelihood": f.log_likelihood, "n": f.n,
-            "converged": f.converged} for name, f in fits.items()}
+            "converged": f.converged, "sample_of": f.sample_of} for name, f in fits.items()}
     return {
         "name": trait.name, "type": trait.type,
         "entity": getattr(trait, "entity", None) or BUILTIN_ENTITY.get(

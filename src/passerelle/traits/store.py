@@ -23,6 +23,7 @@ TRAITS = "traits"
 TRAITS_HISTORY = "traits_history"
 TRAIT_DEFINITIONS = "trait_definitions"
 TRAITS_NEXT = "_traits_next"
+TRAITS_BACKUP = "_traits_previous"  # the old ``traits`` during the swap, never longer
 
 VALUE_SCHEMA = {"person_id": dt.string, "trait": dt.string, "value_number": dt.float64,
                 "value_text": dt.string, "value_date": dt.date}
@@ -38,8 +39,24 @@ DEFINITIONS_SCHEMA = pa.schema([
 ])
 
 
+def recover(engine: Engine) -> bool:
+    """Put ``traits`` back if a swap was interrupted where the engine could not roll it back.
+
+    Both DuckDB and PostgreSQL run the swap in one transaction (a crash rolls it back), so
+    this only matters for an engine without transactional DDL, or a swap done by hand.
+    Returns True when the backup was restored.
+    """
+    if engine.exists(TRAITS_BACKUP):
+        if not engine.exists(TRAITS):
+            engine.rename(TRAITS_BACKUP, TRAITS)
+            return True
+        engine.drop(TRAITS_BACKUP)
+    return False
+
+
 def start_next(engine: Engine) -> None:
     """An empty work table that this run's values are inserted into, trait by trait."""
+    recover(engine)
     engine.drop(TRAITS_NEXT)
     engine.con.create_table(TRAITS_NEXT, schema=TRAITS_SCHEMA)
 
@@ -87,11 +104,23 @@ def publish(engine: Engine, tracked: Sequence[str], computed: Sequence[str], now
         run_id=ibis.literal(run_id, type=dt.string),
     )
     before = engine.count(TRAITS_HISTORY)
-    engine.con.insert(TRAITS_HISTORY, changes)
-    appended = engine.count(TRAITS_HISTORY) - before
-    engine.drop(TRAITS)
+    with engine.transaction():  # history and swap commit together or not at all
+        if tracked:
+            engine.con.insert(TRAITS_HISTORY, changes)
+        swap(engine)
+    return engine.count(TRAITS_HISTORY) - before
+
+
+def swap(engine: Engine) -> None:
+    """Make the work table the current ``traits``: old -> backup, work -> traits, drop backup.
+
+    Call it inside a transaction: DuckDB and PostgreSQL both roll renames back, so a failure
+    (or a crash) at any step leaves the previous ``traits`` readable under its own name. On
+    an engine that could not roll back, the backup is what :func:`recover` restores.
+    """
+    engine.rename(TRAITS, TRAITS_BACKUP)
     engine.rename(TRAITS_NEXT, TRAITS)
-    return appended
+    engine.drop(TRAITS_BACKUP)
 
 
 def write_definitions(engine: Engine, rows: list[dict]) -> None:
@@ -101,9 +130,18 @@ def write_definitions(engine: Engine, rows: list[dict]) -> None:
             if row.get(key) is not None and not isinstance(row[key], str):
                 row[key] = json.dumps(row[key], sort_keys=True, default=str)
     table = pa.Table.from_pylist(rows, schema=DEFINITIONS_SCHEMA)
-    engine.drop(TRAIT_DEFINITIONS)
-    engine.append_arrow(TRAIT_DEFINITIONS,
-                        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+    with engine.transaction():
+        engine.drop(TRAIT_DEFINITIONS)
+        engine.append_arrow(TRAIT_DEFINITIONS,
+                            pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+
+
+def read_definitions(engine: Engine) -> dict[str, dict]:
+    """The ``trait_definitions`` rows of the last run, by trait name."""
+    if not engine.exists(TRAIT_DEFINITIONS):
+        return {}
+    rows = engine.to_arrow(engine.table(TRAIT_DEFINITIONS)).to_pylist()
+    return {r["name"]: r for r in rows}
 
 
 def changed_since(engine: Engine, since: datetime | None = None, *,
