@@ -395,6 +395,25 @@ metrics:
 """
 
 
+def experiment_yml(exp_id: str, description: str, owner: str) -> str:
+    """One planted A/B test as ``experiments/<id>.yml`` (metric as in truth/effects.csv)."""
+    return f"""\
+# A/B test read by `passerelle experiment`. Reference: docs/measurement.md.
+name: {exp_id}
+description: {description}
+owner: {owner}
+variants:
+  - {{name: control, weight: 50}}
+  - {{name: treatment, weight: 50}}
+exposure: {{event: Experiment Viewed, experiment_property: experiment_id,
+           variant_property: variation_id}}
+primary_metric: {{name: web_conversion_14d, type: conversion, window_days: 14, channels: [web]}}
+guardrails:
+  - {{name: web_revenue_14d, type: revenue, window_days: 14, channels: [web]}}
+mde: 0.10
+"""
+
+
 def dump(doc: dict[str, Any], comment: str = "") -> str:
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
@@ -418,6 +437,14 @@ def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str,
     (project_dir / "traits" / "customer.yml").write_text(TRAITS_YML, "utf-8")
     (project_dir / "metrics").mkdir(exist_ok=True)
     (project_dir / "metrics" / "sales.yml").write_text(METRICS_YML, "utf-8")
+    (project_dir / "experiments").mkdir(exist_ok=True)
+    from passerelle.demo.activity import EXPERIMENTS
+    from passerelle.project.experiments_models import ExperimentConfig
+
+    for exp in EXPERIMENTS:
+        text = experiment_yml(exp.id, exp.description.split(" (")[0], "E-commerce")
+        ExperimentConfig.model_validate(yaml.safe_load(text))
+        (project_dir / "experiments" / f"{exp.id}.yml").write_text(text, "utf-8")
     (project_dir / "README.md").write_text(readme(eshop_mysql, end_date), "utf-8")
 
 

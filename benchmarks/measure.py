@@ -1,0 +1,201 @@
+"""Measurement benchmark and planted-effect validation.
+
+Two modes:
+
+``python benchmarks/measure.py --size 1000000 --events-per-person 20``
+    Synthetic warehouse in DuckDB (people, ~N x 20 events with utm channels and experiment
+    exposures, orders), then the timed work: visits from events, attribution with every
+    model, and the analysis of two experiments. Prints time and peak memory (RSS).
+
+``python benchmarks/measure.py --coverage DEMO_PROJECT``
+    VALIDATION ONLY: reads the demo's ground truth (``truth/`` beside the project) to score
+    what the pipeline's warehouse gives: each experiment's estimated lift and 95 % interval
+    vs its planted effect, and each campaign's holdout lift vs its planted effect. Campaign
+    audiences are not in the warehouse yet, so ``truth/campaign_audiences.csv`` is loaded as a
+    table here, and only here: product code never reads the truth.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import ibis
+import pyarrow.csv as pacsv
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# -- planted-effect coverage (validation only) -------------------------------------------
+
+
+def coverage(project_dir: Path) -> dict:
+    import passerelle
+    from passerelle.measure import holdout_stats, incrementality
+    from passerelle.measure.report import analyse_experiment
+    from passerelle.measure.warehouse import conversions
+
+    truth = project_dir.resolve().parent / "truth"
+    effects = list(csv.DictReader((truth / "effects.csv").open()))
+    out: dict = {"experiments": [], "campaigns": []}
+    with passerelle.open(project_dir) as project:
+        engine = project.engine
+        for e in (x for x in effects if x["kind"] == "experiment"):
+            res = analyse_experiment(project, engine, e["id"])
+            c = next(c for c in res["comparisons"] if c["primary"])
+            true = float(e["true_effect"])
+            out["experiments"].append({
+                "id": e["id"], "true": true, "people": [v["people"] for v in res["variants"]],
+                "lift": c["lift"], "method": c["decision"],
+                "frequentist_lift": c["frequentist"]["lift"],
+                "covered": c["lift"]["low"] <= true <= c["lift"]["high"],
+                "winner_declared": c.get("significant", False)
+                and c["difference"]["estimate"] > 0,
+                "verdict": res["verdict"]})
+        # campaigns: truth audiences -> warehouse persons (through the CRM records)
+        con = engine.con
+        aud = con.create_table("_truth_audiences", pacsv.read_csv(truth /
+                               "campaign_audiences.csv"), overwrite=True)
+        rec = con.create_table("_truth_records", pacsv.read_csv(
+            truth / "records.csv", convert_options=pacsv.ConvertOptions(
+                column_types={"source_id": "string"})), overwrite=True)
+        pm = engine.table("person_map")
+        crm = rec.filter(rec.source == "crm_contacts")
+        owner = crm.join(pm, (pm.source == crm.source) & (pm.record_id == crm.source_id))
+        owner = owner.group_by("true_person_id").aggregate(person_id=owner.person_id.min())
+        sends = engine.table("campaign_sends")
+        start = sends.group_by("campaign_id").aggregate(assigned_at=sends.sent_at.min())
+        a = aud.join(owner, "true_person_id").join(start, "campaign_id")
+        a = a.select(campaign_id=a.campaign_id, person_id=a.person_id, group=a.group,
+                     assigned_at=a.assigned_at.cast("timestamp"))
+        a = a.distinct(on=["campaign_id", "person_id"], keep="first")
+        rows = engine.to_arrow(holdout_stats(a, conversions(engine, project.sources),
+                                             timedelta(days=14))).to_pylist()
+        for e in (x for x in effects if x["kind"] == "campaign"):
+            g = {r["group"]: r for r in rows if r["campaign_id"] == e["id"]}
+            if "treated" not in g or "holdout" not in g:
+                continue
+            stat = [(g[k]["people"], g[k]["converters"], g[k]["revenue_sum"], g[k]["revenue_sq"])
+                    for k in ("treated", "holdout")]
+            inc = incrementality(*stat)
+            true = float(e["true_effect"])
+            rel = inc.relative_lift
+            out["campaigns"].append({
+                "id": e["id"], "true": true, "treated": inc.treated_people,
+                "holdout": inc.holdout_people,
+                "lift": {"estimate": rel.estimate, "low": rel.low, "high": rel.high},
+                "covered": rel.low <= true <= rel.high})
+        con.drop_table("_truth_audiences")
+        con.drop_table("_truth_records")
+    for kind in ("experiments", "campaigns"):
+        items = out[kind]
+        out[f"{kind}_coverage"] = f"{sum(i['covered'] for i in items)}/{len(items)}"
+    return out
+
+
+# -- performance on a synthetic warehouse ------------------------------------------------
+
+
+def synthetic(path: Path, people: int, per_person: int, seed: int = 7) -> None:
+    """People, events (visits of 3 events with a utm channel, exposures) and orders."""
+    import duckdb
+
+    con = duckdb.connect(str(path))
+    con.execute(f"SELECT setseed({seed / 100})")
+    con.execute(f"""
+        CREATE OR REPLACE TABLE events AS
+        SELECT 'P' || (i % {people}) AS person_id,
+               TIMESTAMP '2025-01-01' + to_seconds(CAST(random() * 365 * 86400 AS BIGINT))
+                 AS timestamp,
+               ['direct','organic','search','social','display','email','affiliate']
+                 [1 + CAST(floor(random() * 7) AS INT)] AS channel,
+               NULL::VARCHAR AS campaign_id,
+               'Page Viewed' AS event, '{{}}' AS properties
+        FROM range({people * per_person}) t(i)""").fetchall()
+    con.execute(f"""
+        INSERT INTO events
+        SELECT 'P' || i, TIMESTAMP '2025-03-01' + to_seconds(CAST(random() * 40 * 86400 AS BIGINT)),
+               'direct', NULL, 'Experiment Viewed',
+               json_object('experiment_id', CASE WHEN i % 2 = 0 THEN 'exp_a' ELSE 'exp_b' END,
+                           'variation_id', CASE WHEN random() < 0.5 THEN 'control'
+                                                ELSE 'treatment' END)::VARCHAR
+        FROM range(0, {people}, 3) t(i)""").fetchall()
+    con.execute(f"""
+        CREATE OR REPLACE TABLE orders AS
+        SELECT 'P' || CAST(floor(random() * {people}) AS BIGINT) AS person_id,
+               TIMESTAMP '2025-01-01' + to_seconds(CAST(random() * 365 * 86400 AS BIGINT))
+                 AS ordered_at,
+               round(20 + random() * 150, 2) AS amount,
+               CASE WHEN random() < 0.5 THEN 'web' ELSE 'store' END AS channel,
+               CASE WHEN random() < 0.03 THEN 'cancelled' ELSE NULL END AS status
+        FROM range({people * 2}) t(i)""").fetchall()
+    con.close()
+
+
+def perf(path: Path, people: int, per_person: int, skip_generate: bool) -> dict:
+    from passerelle.engines.duckdb import DuckDBEngine
+    from passerelle.measure.analysis import analyse_tables
+    from passerelle.measure.report import attribution_from_tables
+    from passerelle.measure.warehouse import visits
+    from passerelle.project.experiments_models import ExperimentConfig
+
+    t0 = time.perf_counter()
+    if not skip_generate:
+        synthetic(path, people, per_person)
+    generated = time.perf_counter() - t0
+    engine = DuckDBEngine(path)
+    n_events = engine.count("events")
+    t1 = time.perf_counter()
+    engine.replace_table("touches", visits(engine.table("events")))
+    o = engine.table("orders")
+    engine.replace_table("conversions", o.filter(o.status.isnull()).select(
+        person_id=o.person_id, conversion_time=o.ordered_at, revenue=o.amount))
+    t2 = time.perf_counter()
+    attribution = attribution_from_tables(engine.table("touches"), engine.table("conversions"),
+                                          engine, timedelta(days=30))
+    t3 = time.perf_counter()
+    verdicts = {}
+    for name in ("exp_a", "exp_b"):
+        cfg = ExperimentConfig.model_validate({
+            "name": name, "description": "synthetic", "owner": "bench",
+            "variants": [{"name": "control"}, {"name": "treatment"}],
+            "primary_metric": {"name": "conv", "type": "conversion", "window_days": 14},
+            "guardrails": [{"name": "rev", "type": "revenue", "window_days": 14}]})
+        verdicts[name] = analyse_tables(cfg, engine.table("events"), engine.table("orders"),
+                                        lambda e: engine.to_arrow(e).to_pylist())["verdict"]
+    t4 = time.perf_counter()
+    engine.close()
+    return {"people": people, "events": n_events, "generate_s": round(generated, 1),
+            "touches_s": round(t2 - t1, 1), "attribution_s": round(t3 - t2, 1),
+            "experiments_s": round(t4 - t3, 1), "total_s": round(t4 - t1, 1),
+            "peak_rss_mb": round(_peak_mb()), "summary": attribution["summary"],
+            "verdicts": verdicts, "ibis": ibis.__version__}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--coverage", type=Path, help="demo project folder (truth/ beside it)")
+    ap.add_argument("--size", type=int, default=1_000_000)
+    ap.add_argument("--events-per-person", type=int, default=20)
+    ap.add_argument("--db", type=Path, default=Path("/tmp/passerelle-measure-bench.duckdb"))
+    ap.add_argument("--reuse", action="store_true", help="reuse the synthetic DuckDB file")
+    args = ap.parse_args(argv)
+    if args.coverage:
+        result = coverage(args.coverage)
+    else:
+        result = perf(args.db, args.size, args.events_per_person, args.reuse)
+    json.dump(result, sys.stdout, indent=2, default=str)
+    print()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

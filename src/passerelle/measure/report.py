@@ -1,0 +1,272 @@
+"""What the project object calls: results read from the warehouse, as plain dicts and tables.
+
+- :func:`analyse_experiment`: one experiment of ``experiments/*.yml``, fully analysed;
+- :func:`experiments_coverage`: experiments defined vs experiments seen in exposure events;
+- :func:`campaign_results`: per campaign, channel (and period): spend, reach, conversions,
+  revenue, CPA, ROAS, ROI, each with its interval;
+- :func:`attribution_report`: every attribution model side by side.
+
+The ``*_from_tables`` variants take the touches / conversions / exposure tables directly
+(tests, benchmarks, and callers that built them another way).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from datetime import timedelta
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+import pyarrow as pa
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.measure import warehouse as jr
+from passerelle.measure.analysis import analyse_tables
+from passerelle.measure.attribution import (
+    RULE_MODELS,
+    compare_models,
+    journeys,
+    markov,
+    path_counts,
+    paths_from_rows,
+    rule_based,
+    shapley,
+)
+from passerelle.measure.campaigns import (
+    _check_window,
+    campaign_result,
+    campaign_stats,
+    check_currencies,
+    spend_totals,
+)
+from passerelle.measure.intervals import Interval, MeasureError, Moments, welch_mean, wilson
+from passerelle.project.experiments_models import ExperimentConfig, load_experiments
+
+ALL_MODELS = (*RULE_MODELS, "markov", "shapley")
+
+
+def _rows(engine: Engine):
+    return lambda expr: engine.to_arrow(expr).to_pylist()
+
+
+def _experiments(project: Any) -> dict[str, ExperimentConfig]:
+    defs = getattr(getattr(project, "definition", None), "experiments", None)
+    if defs is None:
+        defs = load_experiments(project.root)
+    return dict(getattr(defs, "experiments", defs))
+
+
+# -- experiments -------------------------------------------------------------------------
+
+
+def analyse_experiment(project: Any, engine: Engine, name: str,
+                       level: float | None = None) -> dict[str, Any]:
+    """Analyse experiment ``name``: SRM, per variant x metric frequentist, CUPED, Bayesian and
+    sequential results, adjusted p-values, sample size needed vs achieved, and a verdict.
+
+    See :func:`passerelle.measure.analysis.analyse_stats` for the dict returned.
+    """
+    from passerelle.traits.persons import person_events, person_orders
+
+    found = _experiments(project)
+    if name not in found:
+        known = ", ".join(sorted(found)) or "none"
+        raise PasserelleError(f"There is no experiment named '{name}'.",
+                              f"Experiments of this project: {known} (experiments/*.yml).")
+    jr.require_tables(engine, ["events", "orders", "person_map"])
+    return analyse_tables(found[name], person_events(engine, project.sources),
+                          person_orders(engine, project.sources), _rows(engine), level)
+
+
+def experiments_coverage(project: Any, engine: Engine) -> list[dict[str, Any]]:
+    """Experiments defined and experiments seen in exposure events, side by side.
+
+    One row per experiment id: ``experiment, defined, people, first_seen, last_seen,
+    status`` (``ok``, ``defined, never seen``, ``seen, not defined``), so a test launched
+    without its definition, or a definition whose event never fires, is visible.
+    """
+    from passerelle.traits.persons import person_events
+
+    defined = _experiments(project)
+    jr.require_tables(engine, ["events", "person_map"])
+    ev = person_events(engine, project.sources)
+    keys = {(c.exposure.event, c.exposure.experiment_property) for c in defined.values()}
+    keys.add(("Experiment Viewed", "experiment_id"))
+    seen: dict[str, dict[str, Any]] = {}
+    for event, prop in sorted(keys):
+        e = ev.filter(ev.event == event)
+        e = e.mutate(_exp=e.properties.cast("json")[prop].unwrap_as("string"))
+        e = e.filter(e._exp.notnull())
+        agg = e.group_by("_exp").aggregate(people=e.person_id.nunique(),
+                                           first_seen=e.timestamp.min(),
+                                           last_seen=e.timestamp.max())
+        for r in engine.to_arrow(agg).to_pylist():
+            seen.setdefault(r["_exp"], r)
+    values = {c.experiment_value: n for n, c in defined.items()}
+    out = []
+    for exp in sorted(set(values) | set(seen)):
+        s = seen.get(exp, {})
+        status = ("ok" if exp in values and s else "defined, never seen" if exp in values
+                  else "seen, not defined")
+        out.append({"experiment": values.get(exp, exp), "experiment_id": exp,
+                    "defined": exp in values, "people": int(s.get("people") or 0),
+                    "first_seen": s.get("first_seen"), "last_seen": s.get("last_seen"),
+                    "status": status})
+    return out
+
+
+# -- campaign results --------------------------------------------------------------------
+
+_FIGURES = ("conversions", "revenue", "cpa", "roas", "roi")
+
+
+def _no_spend_result(reach: int, converters: float, rev_sum: float, rev_sq: float,
+                     level: float) -> dict[str, Interval | None]:
+    conv = wilson(converters, reach, level).scaled(reach)
+    m = Moments(reach, rev_sum, rev_sq)
+    revenue = (welch_mean(m, level).scaled(reach) if reach >= 2 and m.variance > 0
+               else Interval(rev_sum, rev_sum, rev_sum, level, "exact"))
+    return {"conversions": conv, "revenue": revenue, "cpa": None, "roas": None, "roi": None}
+
+
+def campaign_results_from_tables(touches: ir.Table, conversions: ir.Table,
+                                 ad_spend: ir.Table | None, engine: Engine, window: timedelta,
+                                 grain: str | None = None, currency: str = "EUR",
+                                 rates: Mapping[str, float] | None = None,
+                                 level: float = 0.95) -> pa.Table:
+    """Per ``campaign_id, channel`` (and ``period`` of the first touch when ``grain`` is
+    day, week or month): spend, reach, conversions, revenue, CPA, ROAS, ROI, each as
+    ``x, x_low, x_high``, and ``notes``. Campaigns without a campaign id are left out."""
+    _check_window(window)
+    t = touches.filter(touches.campaign_id.notnull())
+    stats = engine.to_arrow(campaign_stats(t, conversions, window, grain=grain)).to_pylist()
+    spend_rows: list[dict[str, Any]] = []
+    if ad_spend is not None:
+        found = engine.to_arrow(ad_spend.select("currency").distinct()).column(0).to_pylist()
+        check_currencies(found, currency, rates)
+        spend_rows = engine.to_arrow(spend_totals(ad_spend, currency, rates,
+                                                  grain=grain)).to_pylist()
+    merged: dict[tuple, dict[str, Any]] = {}
+    for r in stats:
+        merged[(r["campaign_id"], r["channel"], r["period"])] = {**r, "spend": 0.0}
+    for r in spend_rows:
+        key = (r["campaign_id"], r["channel"], r["period"])
+        merged.setdefault(key, {"campaign_id": key[0], "channel": key[1], "period": key[2],
+                                "reach": 0, "converters": 0, "revenue_sum": 0.0,
+                                "revenue_sq": 0.0})["spend"] = float(r["spend"] or 0.0)
+    out: list[dict[str, Any]] = []
+    for key in sorted(merged, key=lambda k: tuple("" if x is None else str(x) for x in k)):
+        r = merged[key]
+        reach, spend = int(r["reach"] or 0), float(r["spend"])
+        conv, rev_sum, rev_sq = (float(r["converters"] or 0), float(r["revenue_sum"] or 0),
+                                 float(r["revenue_sq"] or 0))
+        row: dict[str, Any] = {"campaign_id": key[0], "channel": key[1], "period": key[2],
+                               "spend": spend, "reach": reach}
+        notes: list[str] = []
+        figures: dict[str, Interval | None] = dict.fromkeys(_FIGURES)
+        if reach == 0:
+            notes.append("Nobody touched in this window: no result.")
+        elif spend > 0:
+            res = campaign_result(spend, reach, conv, rev_sum, rev_sq, level)
+            figures = {f: getattr(res, f) for f in _FIGURES}
+            notes.extend(res.notes)
+        else:
+            figures = _no_spend_result(reach, conv, rev_sum, rev_sq, level)
+            notes.append("No spend recorded: CPA, ROAS and ROI do not exist.")
+        for f in _FIGURES:
+            iv = figures[f]
+            for suffix, attr in (("", "estimate"), ("_low", "low"), ("_high", "high")):
+                value = getattr(iv, attr) if iv is not None else None
+                row[f + suffix] = None if value is None or math.isinf(value) else value
+        row["notes"] = " ".join(notes)
+        out.append(row)
+    schema = pa.schema([("campaign_id", pa.string()), ("channel", pa.string()),
+                        ("period", pa.date32()), ("spend", pa.float64()), ("reach", pa.int64()),
+                        *[(f + s, pa.float64()) for f in _FIGURES for s in ("", "_low", "_high")],
+                        ("notes", pa.string())])
+    return pa.Table.from_pylist(out, schema=schema)
+
+
+def campaign_results(project: Any, engine: Engine, window: timedelta = timedelta(days=14),
+                     grain: str | None = None, rates: Mapping[str, float] | None = None,
+                     level: float = 0.95) -> pa.Table:
+    """Campaign results of the project's warehouse (see :func:`campaign_results_from_tables`).
+
+    Touches are sends and visits carrying a campaign (utm campaign); conversions are orders
+    within ``window`` after a person's first touch of the campaign, any channel.
+    """
+    jr.require_tables(engine, ["orders", "person_map"])
+    return campaign_results_from_tables(
+        jr.touches(engine, project.sources), jr.conversions(engine, project.sources),
+        engine.table("ad_spend") if engine.exists("ad_spend") else None, engine, window,
+        grain, getattr(project.config, "currency", None) or "EUR", rates, level)
+
+
+# -- attribution -------------------------------------------------------------------------
+
+
+def attribution_from_tables(touches: ir.Table, conversions: ir.Table, engine: Engine,
+                            lookback: timedelta = timedelta(days=30),
+                            models: Sequence[str] | None = None,
+                            half_life: timedelta = timedelta(days=7),
+                            direct: str = jr.DIRECT) -> dict[str, Any]:
+    """Every model side by side, per channel.
+
+    Returns ``{"conversions": pa.Table, "revenue": pa.Table, "summary": dict}``: one row per
+    channel, one column per model (all columns add up to the same total), and counts of
+    conversions, attributed conversions (with a touch in their window), single-touch
+    journeys and distinct paths.
+    """
+    models = list(models or ALL_MODELS)
+    unknown = [m for m in models if m not in ALL_MODELS]
+    if unknown:
+        raise MeasureError(f"Unknown attribution model(s): {', '.join(unknown)}.",
+                           f"Choose among {', '.join(ALL_MODELS)}.")
+    j = journeys(touches, conversions, lookback)
+    # pandas, not Arrow: PostgreSQL returns sums of numeric literals as Decimal
+    rules = engine.con.execute(rule_based(j, ("channel",), half_life, direct))
+    for col in rules.columns[1:]:
+        rules[col] = rules[col].astype(float)
+    need_paths = "markov" in models or "shapley" in models
+    paths = []
+    if need_paths:
+        pc = engine.con.execute(path_counts(touches, conversions, lookback)).to_dict("records")
+        paths = paths_from_rows((r["path"], r["conversions"], r["revenue"],
+                                 r["non_conversions"]) for r in pc)
+    converting = [p for p in paths if p.conversions > 0]
+    mk = markov(paths) if "markov" in models and converting else None
+    sh = shapley(converting) if "shapley" in models and converting else None
+    summary_expr = j.aggregate(attributed=j.conversion_id.nunique(),
+                               single=ibis.ifelse(j.touches == 1, 1, 0).sum())
+    s = engine.con.execute(summary_expr).to_dict("records")[0]
+    total = engine.to_arrow(conversions.aggregate(n=conversions.count())).to_pylist()[0]["n"]
+    out: dict[str, Any] = {"summary": {
+        "conversions": int(total or 0), "attributed": int(s["attributed"] or 0),
+        "single_touch_journeys": int(s["single"] or 0), "distinct_paths": len(paths),
+        "lookback_days": lookback.total_seconds() / 86400, "models": models}}
+    for value in ("conversions", "revenue"):
+        table = compare_models(rules, mk, sh, value=value) if len(rules) else None
+        if table is None:
+            out[value] = pa.table({"channel": pa.array([], pa.string()),
+                                   **{m: pa.array([], pa.float64()) for m in models}})
+            continue
+        for m in models:
+            if m not in table:
+                table[m] = 0.0
+        out[value] = pa.Table.from_pandas(table[["channel", *models]], preserve_index=False)
+    return out
+
+
+def attribution_report(project: Any, engine: Engine, lookback: timedelta = timedelta(days=30),
+                       models: Sequence[str] | None = None,
+                       half_life: timedelta = timedelta(days=7),
+                       include_sends: bool = True) -> dict[str, Any]:
+    """Attribution of the project's orders to channels (see :func:`attribution_from_tables`);
+    journeys are visits and sends, stitched by person."""
+    jr.require_tables(engine, ["orders", "person_map"])
+    return attribution_from_tables(jr.touches(engine, project.sources, include_sends),
+                                   jr.conversions(engine, project.sources), engine, lookback,
+                                   models, half_life)
