@@ -455,6 +455,82 @@ def deliveries_retry(
         raise typer.Exit(ExitCode.EXTERNAL_ERROR)
 
 
+# ---------------------------------------------------------------------------- measurement
+experiments_app = typer.Typer(no_args_is_help=True, help="A/B tests: coverage and analysis.")
+app.add_typer(experiments_app, name="experiments")
+
+
+def _print_json(data) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+@experiments_app.command("list")
+def experiments_list(project: ProjectOpt = Path(".")) -> None:
+    """Experiments defined and experiments seen in exposure events, side by side."""
+    from passerelle.measure.report import experiments_coverage
+    from passerelle.render import rows_table
+
+    with _open(project) as proj:
+        rows = experiments_coverage(proj, proj.engine)
+    console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen",
+                                    "last_seen", "status")))
+
+
+@experiments_app.command("analyse")
+def experiments_analyse(
+    name: Annotated[str, typer.Argument(help="Experiment name (experiments/<name>.yml).")],
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full analysis.")] = False,
+) -> None:
+    """Analyse an A/B/n test: sample ratio, lifts with intervals, chance to win, verdict."""
+    from passerelle.measure.report import analyse_experiment
+    from passerelle.render import experiment_text
+
+    with _open(project) as proj:
+        analysis = analyse_experiment(proj, proj.engine, name)
+    _print_json(analysis) if as_json else console.print(experiment_text(analysis))
+
+
+@app.command()
+def campaigns(
+    project: ProjectOpt = Path("."),
+    window: Annotated[int, typer.Option(help="Days after a touch in which a purchase counts.")]
+    = 14,
+    grain: Annotated[str | None, typer.Option(help="day, week or month (default: all time).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Spend, reach, conversions, revenue, CPA, ROAS and ROI per campaign, with intervals."""
+    from datetime import timedelta
+
+    from passerelle.measure.report import campaign_results
+    from passerelle.render import arrow_table
+
+    with _open(project) as proj:
+        table = campaign_results(proj, proj.engine, timedelta(days=window), grain)
+    _print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+
+
+@app.command()
+def attribution(
+    project: ProjectOpt = Path("."),
+    lookback: Annotated[int, typer.Option(help="Days of touches before a purchase.")] = 30,
+    revenue: Annotated[bool, typer.Option(help="Attribute revenue rather than conversions.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Conversions (or revenue) per channel under every attribution model, side by side."""
+    from datetime import timedelta
+
+    from passerelle.measure.report import attribution_report
+    from passerelle.render import arrow_table
+
+    with _open(project) as proj:
+        report = attribution_report(proj, proj.engine, timedelta(days=lookback))
+    table = report["revenue" if revenue else "conversions"]
+    _print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+
+
 # ------------------------------------------------------------------------------- metrics
 metrics_app = typer.Typer(no_args_is_help=True, help="Metrics of the shared glossary.")
 app.add_typer(metrics_app, name="metrics")

@@ -193,3 +193,39 @@ def rows_table(rows: list[dict], columns: tuple[str, ...]) -> Table | str:
         table.add_row(*[_cell(row.get(c)) if not isinstance(row.get(c), str) else row[c][:60]
                         for c in columns])
     return table
+
+
+def experiment_text(analysis: dict) -> Group:
+    """The verdict first, then each comparison with its interval."""
+    head = Text()
+    head.append(f"{analysis.get('experiment', '')}: {analysis.get('verdict', '')}\n",
+                style="bold")
+    srm = analysis.get("srm") or {}
+    if srm.get("mismatch"):
+        head.append(f"SAMPLE RATIO MISMATCH: {srm.get('message', '')}\n", style="bold red")
+    for warning in analysis.get("warnings") or []:
+        head.append(f"warning: {warning}\n", style="yellow")
+    table = Table(header_style="bold")
+    for col in ("variant", "metric", "lift", "95% interval", "p (adjusted)", "chance to win",
+                "decision"):
+        table.add_column(col)
+    for c in analysis.get("comparisons") or []:
+        lift = c.get("lift") or {}
+        bayes = c.get("bayesian") or {}
+        table.add_row(str(c.get("variant", "")), str(c.get("metric", "")),
+                      _pct(lift.get("estimate")),
+                      f"{_pct(lift.get('low'))} to {_pct(lift.get('high'))}",
+                      _num(c.get("p_adjusted")), _pct(bayes.get("chance_to_win"), sign=False),
+                      f"{'significant' if c.get('significant') else 'not significant'} "
+                      f"({c.get('decision', '')})")
+    return Group(head, table)
+
+
+def _pct(value, sign: bool = True) -> str:
+    if value is None:
+        return "—"
+    return f"{value:+.1%}" if sign else f"{value:.1%}"
+
+
+def _num(value) -> str:
+    return "—" if value is None else f"{value:.3f}"

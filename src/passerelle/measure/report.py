@@ -43,7 +43,7 @@ from passerelle.measure.campaigns import (
     spend_totals,
 )
 from passerelle.measure.intervals import Interval, MeasureError, Moments, welch_mean, wilson
-from passerelle.project.experiments_models import ExperimentConfig, load_experiments
+from passerelle.project.experiments_models import ExperimentConfig
 
 ALL_MODELS = (*RULE_MODELS, "markov", "shapley")
 
@@ -53,10 +53,7 @@ def _rows(engine: Engine):
 
 
 def _experiments(project: Any) -> dict[str, ExperimentConfig]:
-    defs = getattr(getattr(project, "definition", None), "experiments", None)
-    if defs is None:
-        defs = load_experiments(project.root)
-    return dict(getattr(defs, "experiments", defs))
+    return dict(project.definition.experiments.experiments)
 
 
 # -- experiments -------------------------------------------------------------------------

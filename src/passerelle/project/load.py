@@ -55,6 +55,7 @@ class ProjectDefinition:
     identity: IdentityConfig | None = None  # None: the project has no identity.yml
     traits: Any = None  # TraitDefinitions (traits/*.yml), None when there is none
     metrics: Any = None  # ProjectMetrics (metrics/*.yml), None when there is none
+    experiments: Any = None  # ExperimentDefinitions (experiments/*.yml)
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
 
@@ -248,6 +249,9 @@ def load_project(root: Path | str) -> ProjectDefinition:
     from passerelle.metrics.load import read_metrics
 
     metrics = read_metrics(root, problems)
+    from passerelle.project.experiments_models import load_experiments
+
+    experiments = load_experiments(root, problems)
     from passerelle.activation.models import load_destinations
 
     try:
@@ -261,7 +265,7 @@ def load_project(root: Path | str) -> ProjectDefinition:
         root=root, config=config, sources=definition_sources,
         checks=[c for c, _ in checks], identity=identity,
         traits=traits if traits.traits else None,
-        metrics=metrics if metrics.metrics else None, where=where,
+        metrics=metrics if metrics.metrics else None, experiments=experiments, where=where,
         warnings=[str(p) for p in problems.warnings],
     )
 
