@@ -1,0 +1,186 @@
+"""Audiences: a segment for one channel, with consent, a reachable identifier and a holdout.
+
+Who may be contacted, per channel (the standard model's consent fields):
+
+- ``email``: ``consent_email`` is true and ``email`` is known;
+- ``sms``: ``consent_sms`` is true and ``phone`` is known;
+- ``push``: the standard model has no push opt-in (the device's permission is checked by the
+  push tool), so a push audience needs a marketing consent (e-mail or SMS) and the app's
+  user id (``customer_id``) to address the device;
+- ``ads``: customer-match uploads hashed e-mails and phones, so a person counts when an
+  identifier they consented to be contacted on is known (``consent_email`` with an
+  ``email``, or ``consent_sms`` with a ``phone``); only those identifiers are written.
+
+A consent that is NULL (never expressed) is no consent. Among eligible people a holdout
+(default 10 %) is drawn by hashing the audience salt and the person id
+(:func:`passerelle.measure.design.assign_expr`, identical in Python and SQL), so a person
+stays in or out of the holdout across refreshes; holdout people are written with
+``group = 'holdout'`` and must never be sent. Raising the percentage keeps everyone who
+was already held out (the holdout takes the lowest hash buckets).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass
+from datetime import datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+
+from passerelle.engines.base import Engine
+from passerelle.measure.design import assign, assign_expr
+from passerelle.project.segments_models import AudienceConfig, SegmentConfig
+from passerelle.segments.compiler import PROFILES, compile_segment
+from passerelle.segments.kinds import SegmentError
+from passerelle.segments.membership import MEMBERSHIP
+
+AUDIENCE_MEMBERS = "audience_members"
+AUDIENCE_HOLDOUTS = "audience_holdouts"
+HOLDOUT, TARGET = "holdout", "target"
+_TS = dt.Timestamp()
+MEMBERS_SCHEMA = ibis.schema({
+    "audience": dt.string, "person_id": dt.string, "group": dt.string, "email": dt.string,
+    "phone": dt.string, "run_id": dt.string, "built_at": _TS})
+HOLDOUTS_SCHEMA = ibis.schema({
+    "audience": dt.string, "person_id": dt.string, "salt": dt.string,
+    "first_held_at": _TS, "run_id": dt.string})
+
+
+@dataclass
+class AudienceSummary:
+    audience: str
+    segment: str
+    channel: str
+    segment_members: int
+    no_consent: int  # excluded: no consent for the channel
+    no_identifier: int  # excluded: consent, but no address to reach them on
+    eligible: int
+    holdout: int
+    target: int  # people to send to
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def _rules(p: ir.Table, channel: str) -> tuple[ir.BooleanValue, ir.BooleanValue,
+                                               ir.Value, ir.Value]:
+    """(has consent, reachable, email written, phone written) for a channel."""
+    email_ok = p.consent_email.fill_null(False)
+    sms_ok = p.consent_sms.fill_null(False)
+    null = ibis.null(dt.string)
+    if channel == "email":
+        return email_ok, p.email.notnull(), p.email, null
+    if channel == "sms":
+        return sms_ok, p.phone.notnull(), null, p.phone
+    if channel == "push":
+        return email_ok | sms_ok, p.customer_id.notnull(), null, null
+    if channel == "ads":
+        email = ibis.ifelse(email_ok, p.email, null)
+        phone = ibis.ifelse(sms_ok, p.phone, null)
+        return email_ok | sms_ok, email.notnull() | phone.notnull(), email, phone
+    raise SegmentError(f"Unknown channel '{channel}'.", "Use email, sms, push or ads.")
+
+
+def _segment_members(engine: Engine, audience: AudienceConfig, now: datetime,
+                     segments: Mapping[str, SegmentConfig] | None,
+                     trait_kinds: Mapping[str, str] | None) -> ir.Table:
+    if audience.segment is None:
+        raise SegmentError(f"Audience '{audience.name}' names no segment.",
+                           "Declare the audience under its segment's `audiences:`.")
+    if segments is not None:
+        if audience.segment not in segments:
+            raise SegmentError(f"Audience '{audience.name}': unknown segment "
+                               f"'{audience.segment}'.", "Check the segment name.")
+        return compile_segment(engine, segments[audience.segment], segments, now, trait_kinds)
+    if not engine.exists(MEMBERSHIP):
+        raise SegmentError(f"Segment '{audience.segment}' has never been refreshed.",
+                           "Run `passerelle run` (or `passerelle segment refresh`) first.")
+    m = engine.table(MEMBERSHIP)
+    return m.filter(m.segment == ibis.literal(audience.segment, type=dt.string)).select(
+        "person_id")
+
+
+def build_audience(engine: Engine, audience: AudienceConfig, now: datetime, *,
+                   segments: Mapping[str, SegmentConfig] | None = None,
+                   trait_kinds: Mapping[str, str] | None = None,
+                   run_id: str = "") -> tuple[ir.Table, AudienceSummary]:
+    """The audience's people (eligible ones, each with ``group`` holdout or target) and the
+    count excluded and why.
+
+    With ``segments`` the segment is compiled live as of ``now``; without, the members of
+    its last refresh (``segment_membership``) are used.
+    """
+    members = _segment_members(engine, audience, now, segments, trait_kinds).distinct()
+    p = engine.table(PROFILES)
+    j = members.join(p, members.person_id == p.person_id)
+    consent, reachable, email, phone = _rules(j, audience.channel)
+    flagged = j.select(person_id=members.person_id, _consent=consent,
+                       _reach=consent & reachable, email=email, phone=phone)
+    eligible = flagged.filter(flagged._reach)
+    out = eligible.select(
+        audience=ibis.literal(audience.name, type=dt.string), person_id=eligible.person_id,
+        group=_group_expr(eligible.person_id, audience),
+        email=eligible.email.cast(dt.string), phone=eligible.phone.cast(dt.string),
+        run_id=ibis.literal(run_id, type=dt.string), built_at=ibis.literal(now, type=_TS))
+    g = _group_expr(flagged.person_id, audience)
+    stats = flagged.aggregate(
+        n=flagged.count(),
+        no_consent=(~flagged._consent).sum(),
+        no_identifier=(flagged._consent & ~flagged._reach).sum(),
+        eligible=flagged._reach.sum(),
+        holdout=(flagged._reach & (g == HOLDOUT)).sum())
+    row = engine.to_arrow(stats).to_pylist()[0]
+    eligible_n = int(row["eligible"] or 0)
+    held = int(row["holdout"] or 0)
+    summary = AudienceSummary(
+        audience=audience.name, segment=audience.segment or "", channel=audience.channel,
+        segment_members=int(row["n"] or 0), no_consent=int(row["no_consent"] or 0),
+        no_identifier=int(row["no_identifier"] or 0), eligible=eligible_n, holdout=held,
+        target=eligible_n - held)
+    return out.cast(MEMBERS_SCHEMA), summary
+
+
+def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_id: str, *,
+                   segments: Mapping[str, SegmentConfig] | None = None,
+                   trait_kinds: Mapping[str, str] | None = None) -> AudienceSummary:
+    """Build the audience and store it: ``audience_members`` (this audience's rows replaced)
+    and ``audience_holdouts`` (people held out, appended the first time, kept for
+    measurement even after they leave the segment)."""
+    rows, summary = build_audience(engine, audience, now, segments=segments,
+                                   trait_kinds=trait_kinds, run_id=run_id)
+    engine.create_empty(AUDIENCE_MEMBERS, MEMBERS_SCHEMA)
+    engine.create_empty(AUDIENCE_HOLDOUTS, HOLDOUTS_SCHEMA)
+    staged = f"_audience_next_{hashlib.sha256(audience.name.encode()).hexdigest()[:10]}"
+    engine.replace_table(staged, rows)
+    new = engine.table(staged)
+    held = new.filter(new.group == HOLDOUT)
+    known = engine.table(AUDIENCE_HOLDOUTS)
+    known = known.filter(known.audience == ibis.literal(audience.name, type=dt.string))
+    fresh = held.anti_join(known, "person_id").select(
+        audience=held.audience, person_id=held.person_id,
+        salt=ibis.literal(audience.holdout_salt, type=dt.string), first_held_at=held.built_at,
+        run_id=held.run_id).cast(HOLDOUTS_SCHEMA)
+    with engine.transaction():
+        engine.delete_where_in(AUDIENCE_MEMBERS, "audience", [audience.name])
+        engine.con.insert(AUDIENCE_MEMBERS, new.select(*MEMBERS_SCHEMA.names))
+        engine.con.insert(AUDIENCE_HOLDOUTS, fresh)
+    engine.drop(staged)
+    return summary
+
+
+def _group_expr(person_id: ir.Value, audience: AudienceConfig) -> ir.StringValue:
+    pct = audience.holdout_percent
+    if pct <= 0:
+        return ibis.literal(TARGET, type=dt.string)
+    return assign_expr(person_id, audience.holdout_salt, {HOLDOUT: pct, TARGET: 100 - pct})
+
+
+def holdout_group(person_id: str, audience: AudienceConfig) -> str:
+    """The group of one person, computed in Python (the API's answer, same as SQL)."""
+    pct = audience.holdout_percent
+    if pct <= 0:
+        return TARGET
+    return assign(person_id, audience.holdout_salt, {HOLDOUT: pct, TARGET: 100 - pct})
