@@ -78,7 +78,8 @@ def validate(
 @app.command()
 def schema(
     kind: Annotated[str, typer.Argument(
-        help="passerelle | identity | source | checks | metrics | traits | destination")]
+        help="passerelle | identity | source | checks | metrics | traits | destination | "
+             "segment")]
     = "passerelle",
     out: Annotated[Path | None, typer.Option(help="Write every schema into this folder.")]
     = None,
@@ -361,6 +362,120 @@ def train(project: ProjectOpt = Path(".")) -> None:
         info = service.train(proj.definition, proj.engine, proj.reporter)
     console.print(f"Model trained on {info.records:,} records and saved to {info.path}. "
                   "Commit it; the next runs use it.")
+
+
+# ------------------------------------------------------------------------------ segments
+segment_app = typer.Typer(no_args_is_help=True, help="Segments: count, look, refresh.")
+app.add_typer(segment_app, name="segment")
+audience_app = typer.Typer(no_args_is_help=True, help="Audiences: consented, with holdouts.")
+app.add_typer(audience_app, name="audience")
+SegmentArg = Annotated[str, typer.Argument(help="Segment name (segments/<name>.yml).")]
+
+
+@segment_app.command("count")
+def segment_count(name: SegmentArg, project: ProjectOpt = Path(".")) -> None:
+    """How many people are in the segment right now (computed live)."""
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        n = service.count(proj, name)
+    console.print(f"{name}: {n:,} people")
+
+
+@segment_app.command("sample")
+def segment_sample(
+    name: SegmentArg, project: ProjectOpt = Path("."),
+    n: Annotated[int, typer.Option(help="How many people.")] = 20,
+    mask: Annotated[bool, typer.Option(help="Mask e-mails and phones.")] = True,
+) -> None:
+    """A few members, personal data masked unless --no-mask."""
+    from passerelle.render import rows_table
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        rows = service.sample(proj, name, n=n, mask_pii=mask)
+    columns = tuple(rows[0]) if rows else ("person_id",)
+    console.print(rows_table(rows, columns))
+
+
+@segment_app.command("overlap")
+def segment_overlap(
+    names: Annotated[list[str], typer.Argument(help="Two to eight segments.")],
+    project: ProjectOpt = Path("."),
+) -> None:
+    """How the segments overlap: every intersection, with counts."""
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        _print_json(service.overlap(proj, names))
+
+
+@segment_app.command("members")
+def segment_members(
+    name: SegmentArg, project: ProjectOpt = Path("."),
+    since: Annotated[str | None, typer.Option(help="Only members who entered since (ISO).")]
+    = None,
+    on: Annotated[str | None, typer.Option(help="Members on that date (ISO).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Maximum rows.")] = 50,
+) -> None:
+    """Stored members: now, new since a date, or on a past date."""
+    from datetime import datetime
+
+    from passerelle.render import rows_table
+    from passerelle.segments import service
+
+    def parse(text: str | None) -> datetime | None:
+        if text is None:
+            return None
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise PasserelleError(f"'{text}' is not a date.", "Use 2026-11-01 or "
+                                  "2026-11-01T08:00.") from exc
+
+    with _open(project) as proj:
+        rows = service.members(proj, name, since=parse(since), on=parse(on), limit=limit)
+    console.print(rows_table(rows, tuple(rows[0]) if rows else ("person_id",)))
+
+
+@segment_app.command("refresh")
+def segment_refresh(
+    names: Annotated[list[str] | None, typer.Argument(help="Segments (default: all due).")]
+    = None,
+    project: ProjectOpt = Path("."),
+    full: Annotated[bool, typer.Option(help="Refresh even fresh segments.")] = False,
+) -> None:
+    """Refresh stored memberships now (`passerelle run` does it after traits)."""
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        summary = service.refresh(proj, names or None, full=full)
+    _print_json(vars(summary))
+
+
+@segment_app.command("status")
+def segment_status(project: ProjectOpt = Path(".")) -> None:
+    """Freshness of every segment: last and next refresh, stale or not."""
+    from passerelle.render import rows_table
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        rows = service.status(proj)
+    console.print(rows_table(rows, ("segment", "members", "last_refreshed_at",
+                                    "next_refresh_at", "stale", "status")))
+
+
+@audience_app.command("build")
+def audience_build(
+    name: Annotated[str, typer.Argument(help="Audience name.")],
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Rebuild an audience: consent and reachability applied, holdout drawn."""
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        summary = service.build(proj, name)
+    _print_json(vars(summary))
 
 
 # ---------------------------------------------------------------------------- activation

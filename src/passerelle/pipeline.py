@@ -40,6 +40,7 @@ class RunResult:
     unchanged: list[str] = field(default_factory=list)  # sources skipped: nothing new
     identity: Any = None  # IdentityResult when the project has identity.yml
     traits: Any = None  # TraitsSummary when the project has traits/*.yml
+    segments: Any = None  # SegmentsSummary when the project has segments/*.yml
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -157,6 +158,18 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         for trait, why in result.traits.failed.items():
             reporter.warning(f"trait {trait} was not recomputed (previous values kept): {why}")
 
+    def segments() -> None:
+        from passerelle.identity.tables import PROFILES
+        from passerelle.runlog import utcnow
+        from passerelle.segments import run_segments_step, trait_kinds
+
+        if not engine.exists(PROFILES):
+            raise _Unchanged("identity has not been resolved: segments need profiles")
+        kinds = trait_kinds(project.traits) if project.traits is not None else None
+        result.segments = run_segments_step(engine, project.segments, project.sources,
+                                            result.run_id, utcnow(), trait_kinds=kinds,
+                                            full=full)
+
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
     ]
@@ -164,6 +177,8 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         downstream.append(("identity", identity))
     if project.traits is not None:
         downstream.append(("traits", traits))
+    if project.segments is not None:
+        downstream.append(("segments", segments))
     for name, run_step in downstream:
         if result.failed_checks:
             rec.skipped(name, "", "an error-severity check failed")

@@ -414,6 +414,52 @@ mde: 0.10
 """
 
 
+SEGMENTS_YML = {
+    "best_customers.yml": """\
+# Segments: who marketing wants to reach. Reference: docs/segments.md.
+description: Best customers (RFM) who bought in the last 90 days
+owner: CRM team
+refresh_every: 1d
+where:
+  all:
+    - trait: orders_90d
+      op: ">="
+      value: 1
+    - trait: total_spend
+      op: ">="
+      value: 300
+audiences:
+  - name: best_customers_email
+    channel: email
+    holdout_percent: 10
+""",
+    "lapsed_home_buyers.yml": """\
+description: Bought home decoration before, not in the last 60 days, still visiting the site
+owner: Merchandising
+refresh_every: 1d
+where:
+  all:
+    - bought: {category: Décoration}
+    - not:
+        bought: {category: Décoration, in_last_days: 60}
+    - did: {event: Product Viewed, at_least: 1, in_last_days: 30}
+audiences:
+  - name: lapsed_home_sms
+    channel: sms
+""",
+}
+DESTINATIONS_YML = {
+    "brevo.yml": """\
+# Where audiences go. Reference: docs/activation.md.
+type: csv
+format: brevo
+path: exports/{audience}-{date}.csv
+attributes:
+  VILLE: city
+""",
+}
+
+
 def dump(doc: dict[str, Any], comment: str = "") -> str:
     head = "".join(f"# {line}\n" for line in comment.splitlines()) if comment else ""
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)
@@ -435,6 +481,10 @@ def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str,
     (project_dir / "identity.yml").write_text(IDENTITY_YML, "utf-8")
     (project_dir / "traits").mkdir(exist_ok=True)
     (project_dir / "traits" / "customer.yml").write_text(TRAITS_YML, "utf-8")
+    for folder, files in (("segments", SEGMENTS_YML), ("destinations", DESTINATIONS_YML)):
+        (project_dir / folder).mkdir(exist_ok=True)
+        for name, text in files.items():
+            (project_dir / folder / name).write_text(text, "utf-8")
     (project_dir / "metrics").mkdir(exist_ok=True)
     (project_dir / "metrics" / "sales.yml").write_text(METRICS_YML, "utf-8")
     (project_dir / "experiments").mkdir(exist_ok=True)

@@ -56,6 +56,7 @@ class ProjectDefinition:
     traits: Any = None  # TraitDefinitions (traits/*.yml), None when there is none
     metrics: Any = None  # ProjectMetrics (metrics/*.yml), None when there is none
     experiments: Any = None  # ExperimentDefinitions (experiments/*.yml)
+    segments: Any = None  # SegmentDefinitions (segments/*.yml), None when there is none
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
 
@@ -249,6 +250,9 @@ def load_project(root: Path | str) -> ProjectDefinition:
     from passerelle.metrics.load import read_metrics
 
     metrics = read_metrics(root, problems)
+    from passerelle.segments import read_segments, trait_kinds
+
+    segments = read_segments(root, problems, trait_kinds(traits) if traits.traits else {})
     from passerelle.project.experiments_models import load_experiments
 
     experiments = load_experiments(root, problems)
@@ -265,7 +269,8 @@ def load_project(root: Path | str) -> ProjectDefinition:
         root=root, config=config, sources=definition_sources,
         checks=[c for c, _ in checks], identity=identity,
         traits=traits if traits.traits else None,
-        metrics=metrics if metrics.metrics else None, experiments=experiments, where=where,
+        metrics=metrics if metrics.metrics else None, experiments=experiments,
+        segments=segments if segments.segments else None, where=where,
         warnings=[str(p) for p in problems.warnings],
     )
 

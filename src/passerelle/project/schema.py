@@ -10,6 +10,7 @@ from passerelle.activation.models import DestinationFile
 from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.metrics_models import MetricsFile
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
+from passerelle.project.segments_models import SegmentConfig
 from passerelle.project.traits_models import TraitsFile
 
 SCHEMAS = {
@@ -20,6 +21,7 @@ SCHEMAS = {
     "metrics": MetricsFile,
     "traits": TraitsFile,
     "destination": DestinationFile,
+    "segment": SegmentConfig,
 }
 
 
