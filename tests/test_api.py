@@ -63,6 +63,21 @@ def test_metrics_and_glossary(client):
     assert names["revenue"] == "metric" and names["clv"] == "trait"
 
 
+def test_segments_exports_and_experiments(client):
+    status = {s["segment"]: s for s in client.get("/api/segments").json()}
+    assert {"best_customers", "lapsed_home_buyers"} <= set(status)
+    live = client.get("/api/segments/best_customers/count").json()["people"]
+    assert live == status["best_customers"]["members"]
+    sample = client.get("/api/segments/best_customers/sample", params={"n": 3}).json()
+    assert len(sample) == min(3, live)
+    overlap = client.get("/api/segments/overlap/", params={
+        "names": ["best_customers", "lapsed_home_buyers"]})
+    assert overlap.status_code == 200
+    assert client.get("/api/exports").json() == []
+    analysis = client.get("/api/experiments/checkout_express").json()
+    assert analysis["verdict"] and analysis["srm"]["mismatch"] in (True, False)
+
+
 def test_every_error_has_the_same_shape(client):
     assert_error(client.get("/api/persons/nobody@nowhere.example"), 404, "not_found")
     assert_error(client.get("/api/persons/P000000000000"), 404, "not_found")
@@ -74,6 +89,8 @@ def test_every_error_has_the_same_shape(client):
     assert_error(client.post("/api/identity/pins", json={"kind": "merge"}), 422,
                  "invalid_request")
     assert_error(client.get("/api/no-such-route"), 404, "not_found")
+    assert_error(client.get("/api/segments/nope/count"), 400, "bad_request")
+    assert_error(client.get("/api/experiments/nope"), 400, "bad_request")
     assert_error(client.delete("/api/identity/pins/pin-unknown"), 400, "bad_request")
     # the collector answers in the same shape
     assert_error(client.post("/v1/track", json={"event": "x", "userId": "u"}), 401,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, Field
@@ -110,6 +110,50 @@ def build_router(project: Project) -> APIRouter:
     @router.get("/glossary", summary="Metrics and traits: definition, owner, lineage")
     def glossary() -> list[dict[str, Any]]:
         return locked(project.glossary)
+
+    @router.get("/segments", summary="Every segment's freshness and size")
+    def segments_status() -> list[dict[str, Any]]:
+        from passerelle.segments import service as segments
+
+        return locked(lambda: segments.status(project))
+
+    @router.get("/segments/{name}/count", summary="Live size of a segment")
+    def segment_count(name: str) -> dict[str, Any]:
+        from passerelle.segments import service as segments
+
+        return {"segment": name, "people": locked(lambda: segments.count(project, name))}
+
+    @router.get("/segments/{name}/sample", summary="A few members (masked by default)")
+    def segment_sample(name: str, n: int = Query(20, ge=1, le=200),
+                       mask: bool = True) -> list[dict[str, Any]]:
+        from passerelle.segments import service as segments
+
+        return locked(lambda: segments.sample(project, name, n=n, mask_pii=mask))
+
+    @router.get("/segments/overlap/", summary="Overlap of two to eight segments")
+    def segment_overlap(names: Annotated[list[str], Query(min_length=2, max_length=8)]) -> dict:
+        from passerelle.segments import service as segments
+
+        return locked(lambda: segments.overlap(project, names))
+
+    @router.get("/exports", summary="The export log")
+    def exports(audience: str | None = None,
+                limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
+        from passerelle.activation import list_exports
+
+        return locked(lambda: list_exports(project.engine, audience, limit))
+
+    @router.get("/deliveries/dead-letters", summary="Failed webhook batches waiting for retry")
+    def dead_letters(audience: str | None = None) -> list[dict[str, Any]]:
+        from passerelle.activation import list_dead_letters
+
+        return locked(lambda: list_dead_letters(project.engine, "open", audience))
+
+    @router.get("/experiments/{name}", summary="Analysis of an A/B/n test")
+    def experiment(name: str) -> dict[str, Any]:
+        from passerelle.measure.report import analyse_experiment
+
+        return locked(lambda: analyse_experiment(project, project.engine, name))
 
     @router.get("/events/violations", summary="Tracking-plan violations by event and rule")
     def violations(source: str | None = None) -> list[dict[str, Any]]:
