@@ -11,6 +11,13 @@ is an equality join, done in SQL. Two things keep it safe and small:
   already in ``person_map`` (earlier runs) are preferred as the root, so a new record
   with a smaller reference adds one edge instead of re-wiring the k-1 existing ones
   (which the ledger would report as k-1 unlinks and k links).
+
+With ``first_names_must_agree`` a key also asks the first names to agree (see
+:func:`first_names_agree`): a couple sharing one e-mail address is two people, each linked
+to their own records. The records of a value are then grouped by first name (folded,
+nicknames mapped to one form); each group is spanned as above and two groups are joined by
+one edge between their roots when their names agree. Records without a first name join the
+value only when every name on it agrees (else nobody can tell whose record it is).
 """
 
 from __future__ import annotations
@@ -42,38 +49,123 @@ def key_rule(field: str) -> str:
 
 
 def _keyed(records: ir.Table, key: DeterministicKey) -> ir.Table:
-    """(node, value, name) of the records that hold a usable value for ``key``."""
+    """(node, value, name) of the records that hold a usable value for ``key``; with
+    ``first_names_must_agree`` the name is the folded first name (nicknames mapped to one
+    form) and ``last`` the folded last name."""
     if key.sources:
         records = records.filter(records["_source"].isin(list(key.sources)))
     first, last = records["first_name"], records["last_name"]
-    # NULL names say nothing: they never count as a distinct name.
-    name = ibis.ifelse(
-        first.isnull() & last.isnull(), ibis.null("string"),
-        first.cast("string").fill_null("") + "|" + last.cast("string").fill_null(""),
-    )
+    extra: dict[str, ir.Value] = {}
+    if key.first_names_must_agree:
+        from passerelle.identity.probabilistic import fold
+        from passerelle.identity.splink_settings import nickname_map
+
+        folded = fold(first.cast("string"))
+        name = folded.substitute(nickname_map(), else_=folded)
+        extra["last"] = fold(last.cast("string"))
+    else:
+        # NULL names say nothing: they never count as a distinct name.
+        name = ibis.ifelse(
+            first.isnull() & last.isnull(), ibis.null("string"),
+            first.cast("string").fill_null("") + "|" + last.cast("string").fill_null(""),
+        )
     keyed = records.select(
-        node=node_of(records), value=records[key.field].cast("string"), name=name)
+        node=node_of(records), value=records[key.field].cast("string"), name=name, **extra)
     return keyed.filter(keyed.value.notnull() & (keyed.value.strip() != ""))
 
 
-def _edges_for_key(keyed: ir.Table, key: DeterministicKey, run_id: str,
-                   known: ir.Table | None) -> ir.Table:
-    if known is not None:  # records of earlier runs first: a newcomer never moves the root
+def first_names_agree(a: ir.StringValue, b: ir.StringValue, last_a: ir.StringValue,
+                      last_b: ir.StringValue) -> ir.BooleanValue:
+    """Folded first names that may be one person's: equal, one the start or the end of the
+    other (an initial, a short form: Alex, Manue), the same first three letters (Margot and
+    Margaux, a typo late in the name), one typo apart (same first letter, lengths within
+    one, same last letters), or first and last names swapped. Written with
+    portable string functions, so every engine gives the same answer."""
+    la, lb = a.length(), b.length()
+    typo = (a.substr(0, 3) == b.substr(0, 3)) | (
+        (a.substr(0, 1) == b.substr(0, 1)) & ((la - lb).abs() <= 1)
+        & ((a.right(3) == b.right(3))
+           | ((a.substr(0, 2) == b.substr(0, 2)) & (a.right(2) == b.right(2)))))
+    short = (a.startswith(b) | b.startswith(a)
+             | ((lb >= 4) & a.endswith(b)) | ((la >= 4) & b.endswith(a)))
+    swapped = (a == last_b.fill_null("")) | (b == last_a.fill_null(""))
+    return (a == b) | short | typo | swapped
+
+
+def _roots(keyed: ir.Table, by: list[str], known: ir.Table | None) -> ir.Table:
+    """The root of each group of ``by``: its smallest node, records of earlier runs first
+    (a newcomer never moves the root)."""
+    if known is not None:
         marked = keyed.left_join(known, "node")
         rank = ibis.ifelse(marked.seen.isnull(), "1", "0") + marked.node
-        roots = marked.group_by("value").agg(root=rank.min().substr(1))
-    else:
-        roots = keyed.group_by("value").agg(root=keyed.node.min())
-    joined = keyed.join(roots, "value")
-    joined = joined.filter(joined.node != joined.root)
-    return joined.select(
-        node_a=joined.root, node_b=joined.node,
+        return marked.group_by(by).agg(root=rank.min().substr(1))
+    return keyed.group_by(by).agg(root=keyed.node.min())
+
+
+def _as_edges(pairs: ir.Table, key: DeterministicKey, run_id: str) -> ir.Table:
+    return pairs.select(
+        node_a=pairs.root, node_b=pairs.node,
         rule=ibis.literal(key_rule(key.field)),
         weight=ibis.literal(KEY_WEIGHT, "float64"),
         match_probability=ibis.literal(1.0, "float64"),
         evidence=ibis.literal(json.dumps({"field": key.field})),
         run_id=ibis.literal(run_id),
     ).distinct()
+
+
+def _span(keyed: ir.Table, by: list[str], known: ir.Table | None) -> ir.Table:
+    """(root, node) for every record of a group but its root."""
+    joined = keyed.join(_roots(keyed, by, known), by)
+    joined = joined.filter(joined.node != joined.root)
+    return joined.select("root", "node")
+
+
+def _name_pairs(named: ir.Table, known: ir.Table | None) -> ir.Table:
+    """Every two first-name groups of a value: their roots, the later name, and whether
+    the two names agree."""
+    groups = _roots(named, ["value", "name"], known).join(
+        named.group_by(["value", "name"]).agg(last=named["last"].min()), ["value", "name"])
+    g1, g2 = groups.view(), groups.view()
+    return g1.join(g2, (g1.value == g2.value) & (g1.name < g2.name)).select(
+        value=g1.value, root=g1.root, node=g2.root, later=g2.name,
+        agree=first_names_agree(g1.name, g2.name, g1["last"], g2["last"]))
+
+
+def _name_stats(keyed: ir.Table, key: DeterministicKey, known: ir.Table | None) -> ir.Table:
+    """(value, distinct_names, records). With ``first_names_must_agree`` a first name that
+    agrees with an earlier one (a nickname, a typo, swapped names) is not a new name."""
+    stats = keyed.group_by("value").agg(
+        distinct_names=keyed.name.nunique(), records=keyed.count())
+    if not key.first_names_must_agree:
+        return stats
+    pairs = _name_pairs(keyed.filter(keyed.name.notnull()), known)
+    echoes = pairs.filter(pairs.agree).select("value", "later").distinct()
+    echoes = echoes.group_by("value").agg(echoes=echoes.count())
+    joined = stats.left_join(echoes, "value")
+    return joined.select(joined.value, distinct_names=joined.distinct_names
+                         - joined.echoes.fill_null(0), records=joined.records)
+
+
+def _edges_for_key(keyed: ir.Table, key: DeterministicKey, run_id: str,
+                   known: ir.Table | None) -> ir.Table:
+    if not key.first_names_must_agree:
+        return _as_edges(_span(keyed, ["value"], known), key, run_id)
+    named = keyed.filter(keyed.name.notnull())
+    pairs = _name_pairs(named, known)
+    # a value whose names all agree: its records without a first name join its first group
+    mixed = pairs.filter(~pairs.agree).select("value").distinct()
+    unnamed = keyed.filter(keyed.name.isnull()).anti_join(mixed, "value")
+    anchor = _roots(named, ["value"], known).rename(anchor="root")
+    unnamed = unnamed.left_join(anchor, "value").select("value", "node", "anchor")
+    lone = _span(unnamed.filter(unnamed.anchor.isnull()).drop("anchor"), ["value"], known)
+    parts = [
+        _span(named, ["value", "name"], known),  # same first name
+        pairs.filter(pairs.agree).select("root", "node"),  # agreeing names, root to root
+        unnamed.filter(unnamed.anchor.notnull()).select(root=unnamed.anchor,
+                                                        node=unnamed.node),
+        lone,  # nobody on the value has a first name
+    ]
+    return _as_edges(ibis.union(*parts, distinct=True), key, run_id)
 
 
 def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[DeterministicKey],
@@ -95,8 +187,7 @@ def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[Determ
     for key in keys:
         keyed = _keyed(records, key)
         if key.max_names is not None:
-            stats = keyed.group_by("value").agg(
-                distinct_names=keyed.name.nunique(), records=keyed.count())
+            stats = _name_stats(keyed, key, known)
             refused = stats.filter(stats.distinct_names > key.max_names)
             shared_parts.append(refused.select(
                 field=ibis.literal(key.field), value=refused.value,

@@ -76,13 +76,38 @@ def node_expr(records: ir.Table) -> ir.StringValue:
     return records["_source"].cast("string").concat(":", records["_record_id"].cast("string"))
 
 
-def _fold(value: ir.StringValue) -> ir.StringValue:
+def fold(value: ir.StringValue) -> ir.StringValue:
     """Lower-case ASCII, hyphens and apostrophes as spaces, trimmed; empty -> NULL."""
     for ligature, plain in ss.LIGATURES.items():
         value = value.replace(ligature, plain)
     value = value.translate(ss.ACCENTED, ss.PLAIN).lower()
     value = value.replace("-", " ").replace("'", " ").replace("’", " ").strip()
     return value.nullif("")
+
+
+def last_name_from_email(email: ir.StringValue, first: ir.StringValue) -> ir.StringValue:
+    """The last name an e-mail address spells beside a (folded) first name, folded; NULL
+    when the address does not hold the first name (a partner's address, a pseudonym).
+
+    Local parts read: ``first.last``, ``first_last``, ``last.first``, ``firstlast`` and
+    ``flast`` (initial), trailing digits dropped (``marie.dupont85``).
+    """
+    local = email.cast("string").lower().re_extract(r"^([^@]+)@", 1)
+    local = local.re_replace(r"[0-9]+$", "").replace("-", " ")
+    n = first.length()
+    rest = ibis.cases(
+        (local.startswith(first.concat(".")) | local.startswith(first.concat("_")),
+         local.substr(n + 1)),
+        (local.endswith(ibis.literal(".").concat(first))
+         | local.endswith(ibis.literal("_").concat(first)),
+         local.substr(0, local.length() - n - 1)),
+        (local.startswith(first), local.substr(n)),
+        (local.substr(0, 1) == first.substr(0, 1), local.substr(1)),
+        else_=ibis.null("string"),
+    )
+    rest = rest.strip()
+    return ibis.ifelse(rest.re_search(r"^[a-z][a-z ]*[a-z]$") & (rest.length() >= 2),
+                       rest, ibis.null("string"))
 
 
 def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
@@ -96,10 +121,13 @@ def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
         column = records[field]
         if column.type().is_string():
             text = column.strip()
-            column = _fold(text) if methods.get(field, "name") != "postcode" else text.nullif("")
+            column = fold(text) if methods.get(field, "name") != "postcode" else text.nullif("")
         elif column.type().is_temporal():
             column = column.cast("date")
         columns[field] = column
+    if config.last_name_from_email and "last_name" in columns and "first_name" in columns:
+        columns["last_name"] = ibis.coalesce(
+            columns["last_name"], last_name_from_email(records["email"], columns["first_name"]))
     prepared = records.select(**columns)
     if shape.nickname_fields:
         nicknames = ss.nickname_map()
@@ -271,21 +299,81 @@ def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
                     [block_on(*strict)], recall=PRIOR_RECALL)
             training.estimate_u_using_random_sampling(
                 max_pairs=config.training.max_pairs, seed=config.training.seed)
-            for rule in config.training.em_blocking:
-                training.estimate_parameters_using_expectation_maximisation(
-                    block_on(*rule), max_pairs=config.training.max_pairs)
+            with _em_floor():
+                for rule in config.training.em_blocking:
+                    training.estimate_parameters_using_expectation_maximisation(
+                        block_on(*rule), max_pairs=config.training.max_pairs)
         except Exception as exc:  # Splink raises plain exceptions on degenerate data
             raise PasserelleError(
                 f"Splink could not train the identity model: {exc}",
                 "Check `probabilistic.training.em_blocking` in identity.yml: each rule must "
                 "give pairs where some records are the same person and some are not.",
             ) from exc
-        model = linker.misc.save_model_to_json()
+        model = _fill_unobserved(linker.misc.save_model_to_json(), config.training.max_pairs)
     seconds = time.perf_counter() - started
     _save_model(model, model_path, config, {"records": representatives})
     reporter.info(f"Splink model trained on {representatives:,} records in {seconds:.1f}s, "
                   f"saved to {model_path}")
     return ModelInfo(model_path, True, ss.fingerprint(config), representatives, seconds)
+
+
+M_FLOOR = 1e-6  # the m Splink itself uses for a level never observed
+
+
+@contextmanager
+def _em_floor() -> Iterator[None]:
+    """Keep EM's m-probabilities at or above :data:`M_FLOOR` while training.
+
+    EM can drive the m of a rare level geometrically towards zero (pairs at that level get
+    a tiny match probability, which shrinks its m at the next iteration...); Splink 5
+    then refuses the value once it falls below 1e-300 and the whole training fails. A
+    floor keeps such a level at "very strong evidence against" instead. This wraps a
+    Splink internal; if it moves, training runs unwrapped.
+    """
+    try:
+        from splink.internals import expectation_maximisation as em
+    except ImportError:  # pragma: no cover - another Splink layout
+        yield
+        return
+    original = getattr(em, "populate_m_u_from_lookup", None)
+    if original is None:  # pragma: no cover
+        yield
+        return
+
+    def floored(fixed: Any, level: Any, column: str, lookup: dict) -> None:
+        entry = lookup.get(column, {}).get(level.comparison_vector_value)
+        if entry is not None:
+            m = entry.get("m_probability")
+            if isinstance(m, int | float) and m < M_FLOOR:
+                entry["m_probability"] = M_FLOOR
+        original(fixed, level, column, lookup)
+
+    em.populate_m_u_from_lookup = floored
+    try:
+        yield
+    finally:
+        em.populate_m_u_from_lookup = original
+
+
+def _fill_unobserved(model: dict, max_pairs: int) -> dict:
+    """Give a value to the probabilities training could not estimate, instead of the
+    arbitrary defaults Splink would use at prediction.
+
+    - a u never observed among ``max_pairs`` random pairs (two strangers at the same
+      address in a big file) is below 1/max_pairs: it takes that bound;
+    - an m never observed in EM (no birth-date typo in the data) carries no evidence
+      either way: it takes the level's u (match weight 0).
+    """
+    for comparison in model["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if level.get("is_null_level"):
+                continue
+            u = level.get("u_probability")
+            if not isinstance(u, int | float) or u <= 0:
+                level["u_probability"] = u = 1.0 / max_pairs
+            if not isinstance(level.get("m_probability"), int | float):
+                level["m_probability"] = u
+    return model
 
 
 def train(engine: Engine, records: ir.Table, config: Probabilistic, model_path: Path,
@@ -343,15 +431,27 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) 
     prior = model["probability_two_random_records_match"]
     weight: ir.FloatingValue = ibis.literal(math.log2(prior / (1 - prior)))
     parts = {}
+    address = ss.model_shape(config).address
     for comparison in model["comparisons"]:
         field = comparison["output_column_name"]
-        exact = next(lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level"))
-        exact_weight = math.log2(_probability(exact["m_probability"])
-                                 / _probability(exact["u_probability"]))
+        levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         present = reps[field].notnull()
-        field_weight = ibis.ifelse(present, exact_weight, 0.0)
+
+        def level_weight(level: dict) -> float:
+            return math.log2(_probability(level["m_probability"])
+                             / _probability(level["u_probability"]))
+
+        exact = levels[0]
+        label: ir.StringValue = ibis.literal(exact["label_for_charts"])
+        value: ir.FloatingValue = ibis.literal(level_weight(exact))
+        if field == "postcode" and address is not None:
+            # "same address" needs the street line on both sides; else the exact postcode
+            has_street = reps[address].notnull()
+            label = ibis.ifelse(has_street, label, levels[1]["label_for_charts"])
+            value = ibis.ifelse(has_street, value, level_weight(levels[1]))
+        field_weight = ibis.ifelse(present, value, 0.0)
         weight = weight + field_weight
-        parts[field] = (ibis.ifelse(present, exact["label_for_charts"], "null"), field_weight)
+        parts[field] = (ibis.ifelse(present, label, "null"), field_weight)
     blocked = ibis.or_(*[ibis.and_(*[reps[f].notnull() for f in rule])
                          for rule in config.blocking])
     odds = ibis.literal(2.0) ** weight

@@ -24,7 +24,7 @@ from splink.comparison_library import CustomComparison
 from passerelle.project.identity_models import Probabilistic
 
 # Bump when a level definition below changes: saved models then ask to be retrained.
-LEVELS_VERSION = 1
+LEVELS_VERSION = 2
 
 NAME_JW_THRESHOLDS = (0.92, 0.88)
 TEXT_LEVENSHTEIN = (1, 3)
@@ -51,7 +51,7 @@ NICKNAMES: dict[str, tuple[str, ...]] = {
     "christophe": ("chris", "christopher", "kris"),
     "stephanie": ("steph", "stef", "stephany"),
     "frederic": ("fred", "frederick", "freddy", "frederik"),
-    "guillaume": ("william", "will", "bill", "willy"),
+    "guillaume": ("william", "will", "bill", "willy", "guigui"),
     "elisabeth": ("babeth", "elizabeth", "liz", "beth", "betty", "lisbeth"),
     "isabelle": ("isa", "isabel", "isabella"),
     "sebastien": ("seb", "sebastian"),
@@ -84,6 +84,9 @@ NICKNAMES: dict[str, tuple[str, ...]] = {
     "virginie": ("virginia", "ginny"),
     "jennifer": ("jenny", "jen"),
     "suzanne": ("suzy", "susan", "sue"),
+    "emmanuelle": ("manue", "manou"),
+    "christine": ("titine", "kristine"),
+    "sandrine": ("sandy",),
 }
 
 
@@ -109,6 +112,7 @@ class ModelShape:
 
     compared: tuple[tuple[str, str], ...]  # (field, method) in model order
     city_in_postcode: bool
+    address: str | None  # the street-line field folded into the postcode comparison
     nickname_fields: tuple[str, ...]  # fields with a canonical-form column
     columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
 
@@ -118,7 +122,9 @@ def model_shape(config: Probabilistic) -> ModelShape:
     fields = [f for f, _ in pairs]
     city_in_postcode = ("postcode", "postcode") in pairs and "city" in fields and all(
         m in ("exact", "text", "name") for f, m in pairs if f == "city")
-    compared = tuple((f, m) for f, m in pairs if not (city_in_postcode and f == "city"))
+    address = next((f for f, m in pairs if m == "address"), None)
+    compared = tuple((f, m) for f, m in pairs
+                     if not (city_in_postcode and f == "city") and m != "address")
     nickname_fields = tuple(f for f, m in compared if f == "first_name" and m == "name")
     columns: list[str] = []
     for f in [*fields, *(f for rule in config.blocking for f in rule),
@@ -126,7 +132,8 @@ def model_shape(config: Probabilistic) -> ModelShape:
         if f not in columns:
             columns.append(f)
     columns += [f + CANON_SUFFIX for f in nickname_fields]
-    return ModelShape(compared, city_in_postcode, nickname_fields, tuple(columns))
+    return ModelShape(compared, city_in_postcode, address, nickname_fields,
+                      tuple(columns))
 
 
 # -- levels ------------------------------------------------------------------------------
@@ -153,12 +160,24 @@ def _exact(field: str, label: str = "exact") -> dict:
 ELSE = {"sql_condition": "ELSE", "label_for_charts": "different"}
 
 
+def _short_form(left: str, right: str) -> str:
+    """One first name starts or ends the other, three letters at least: Alex/Alexandre,
+    Jean-Bap/Jean-Baptiste, Manue/Emmanuelle. Written with substr and length only."""
+    conditions = []
+    for a, b in ((left, right), (right, left)):
+        conditions.append(f"(length({a}) >= 3 AND length({a}) < length({b}) AND "
+                          f"(substr({b}, 1, length({a})) = {a} OR "
+                          f"substr({b}, length({b}) - length({a}) + 1) = {a}))")
+    return " OR ".join(conditions)
+
+
 def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
     left, r = _q(field, "l"), _q(field, "r")
     levels = [_null(field), _exact(field)]
     if method == "name":
         if field in shape.nickname_fields:
             levels.append(_exact(field + CANON_SUFFIX, "nickname"))
+            levels.append(_level(_short_form(left, r), "short form"))
         levels += [_level(f"jaro_winkler_similarity({left}, {r}) >= {t}", f"Jaro-Winkler >={t}")
                    for t in NAME_JW_THRESHOLDS]
     elif method == "text":
@@ -174,6 +193,9 @@ def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
             _level(f"abs({left} - {r}) <= 365", "within a year"),
         ]
     elif method == "postcode":
+        if shape.address:  # before the exact postcode: same postcode and same street line
+            a_l, a_r = _q(shape.address, "l"), _q(shape.address, "r")
+            levels.insert(1, _level(f"{left} = {r} AND {a_l} = {a_r}", "same address"))
         if shape.city_in_postcode:
             levels.append(_exact("city", "same city"))
         levels.append(_level(f"substr({left}, 1, 2) = substr({r}, 1, 2)", "same department"))

@@ -29,16 +29,25 @@ class DeterministicKey(Strict):
     max_names: int | None = Field(
         3, ge=1, description="A value seen with more distinct names than this is a shared key "
                              "(family e-mail, shop phone) and is not used; null: no guard")
+    first_names_must_agree: bool = Field(
+        False, description="Link two records sharing the value only when their first names "
+                           "agree (equal once folded, a nickname, a one-letter typo, an initial, "
+                           "or swapped with the last name): a couple giving one e-mail stays "
+                           "two people. Names are then counted by first name for max_names, "
+                           "and a record without a first name is linked only when every first "
+                           "name seen with the value agrees")
 
 
 class Comparison(Strict):
     """One field compared by the probabilistic model."""
 
     field: Literal[IDENTITY_FIELDS]  # type: ignore[valid-type]
-    method: Literal["exact", "name", "text", "date", "postcode"] = Field(
+    method: Literal["exact", "name", "text", "date", "postcode", "address"] = Field(
         "exact", description="exact; name: typos (Jaro-Winkler) and nicknames; text: edit "
                              "distance; date: typos and day/month swaps; postcode: same "
-                             "department")
+                             "department; address: a street line that counts only as the "
+                             "top level of the postcode comparison (same postcode and same "
+                             "street), so one address is not counted twice")
 
 
 class Training(Strict):
@@ -68,6 +77,10 @@ class Probabilistic(Strict):
                                  ["last_name", "postcode"]],
         description="Candidate pairs: records equal on every field of at least one rule")
     training: Training = Field(default_factory=Training)
+    last_name_from_email: bool = Field(
+        False, description="A record without a last name takes the one its e-mail address "
+                           "spells beside its first name (marie.dupont@, dupont.marie@, "
+                           "mariedupont@, mdupont@): sign-up forms often ask only a first name")
     model_path: str = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
 
@@ -81,6 +94,10 @@ class Probabilistic(Strict):
                                      f"({', '.join(IDENTITY_FIELDS)})")
         if not compared:
             raise ValueError("give at least one comparison, or set enabled: false")
+        methods = {(c.field, c.method) for c in self.comparisons}
+        if any(m == "address" for _, m in methods) and ("postcode", "postcode") not in methods:
+            raise ValueError("method 'address' is a level of the postcode comparison: "
+                             "also compare {field: postcode, method: postcode}")
         return self
 
 
