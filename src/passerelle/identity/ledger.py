@@ -22,7 +22,7 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
-from passerelle.identity.pins import now_utc, write_ledger
+from passerelle.identity.pins import write_ledger
 from passerelle.identity.tables import (
     EDGE_SCHEMA,
     IDENTITY_EDGES,
@@ -36,6 +36,7 @@ from passerelle.identity.tables import (
     PIN_RULE,
     ensure_tables,
 )
+from passerelle.runlog import utcnow
 
 _OVERLAP = "_identity_id_overlap"
 _IDS = "_identity_ids"
@@ -122,7 +123,7 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str) -> IdSu
     person's record count after the change (before, for ``removed``).
     """
     ensure_tables(engine)
-    at = now_utc()
+    at = utcnow()
     comp = components.select("node", "component")
     prev = engine.table(PERSON_MAP)
     sizes = comp.group_by("component").agg(size=comp.count())
@@ -237,7 +238,7 @@ def record_edges(engine: Engine, run_id: str,
     Cut edges (``action`` cap_cut / pin_split) are written unless the pair's last entry is
     already that cut, so a cut that holds run after run is written once.
     """
-    at = now_utc()
+    at = utcnow()
     prev, nxt = engine.table(IDENTITY_EDGES), engine.table(NEXT_EDGES)
     pm = engine.table(PERSON_MAP)
     on = ["node_a", "node_b", "rule"]

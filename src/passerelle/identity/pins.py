@@ -15,7 +15,7 @@ import uuid
 from collections import defaultdict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import ibis
 import pyarrow as pa
@@ -36,6 +36,7 @@ from passerelle.identity.tables import (
     node_of,
 )
 from passerelle.project.identity_models import Pin
+from passerelle.runlog import utcnow
 
 KINDS = ("merge", "split")
 ORIGINS = ("yml", "cli", "api")
@@ -53,11 +54,6 @@ class ActivePin:
 
     def describe(self) -> str:
         return f"pin {self.pin_id} ({self.kind} {self.node_a} + {self.node_b}, {self.origin})"
-
-
-def now_utc() -> datetime:
-    """Naive UTC, as every identity timestamp."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _ordered(a: str, b: str) -> tuple[str, str]:
@@ -243,7 +239,7 @@ def add_pin(engine: Engine, kind: str, node_a: str, node_b: str, reason: str,
             return p.pin_id
     pin = ActivePin("pin-" + uuid.uuid4().hex[:12], kind, a, b, reason.strip(), author, origin)
     check_conflicts([*pins, pin])
-    at = now_utc()
+    at = utcnow()
     with engine.transaction():
         _insert_pin(engine, pin, at)
         write_ledger(engine, [_pin_ledger(engine, pin, f"pin_{kind}", author, None, at)])
@@ -266,7 +262,7 @@ def remove_pin(engine: Engine, pin_id: str, author: str | None) -> ActivePin:
                     r["origin"])
     with engine.transaction():
         _deactivate(engine, pin_id)
-        write_ledger(engine, [_pin_ledger(engine, pin, "unpin", author, None, now_utc())])
+        write_ledger(engine, [_pin_ledger(engine, pin, "unpin", author, None, utcnow())])
     return pin
 
 
@@ -277,7 +273,7 @@ def sync_yml_pins(engine: Engine, yml_pins: Sequence[Pin], run_id: str) -> None:
     t = engine.table(IDENTITY_PINS)
     stored = engine.to_arrow(t.filter((t.origin == "yml") & t.active)).to_pylist()
     stored_ids = {r["pin_id"] for r in stored}
-    at = now_utc()
+    at = utcnow()
     for pin_id in sorted(set(declared) - stored_ids):
         pin = declared[pin_id]
         _insert_pin(engine, pin, at)

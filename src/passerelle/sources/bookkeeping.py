@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 import ibis
 import pyarrow as pa
@@ -18,6 +18,7 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
+from passerelle.runlog import utcnow
 
 LOADS_TABLE = "_passerelle_loads"
 QUARANTINE_TABLE = "quarantine"
@@ -52,11 +53,6 @@ LINEAGE = pa.schema([
     ("_source_file", pa.string()),
     ("_source_row", pa.int64()),
 ])
-
-
-def utcnow() -> datetime:
-    """Naive UTC timestamp (the warehouse stores naive UTC)."""
-    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def new_load_id(now: datetime | None = None) -> str:

@@ -11,7 +11,7 @@ touches distinct values a library must judge (e-mails, phones, names), once each
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -24,6 +24,7 @@ from passerelle.errors import PasserelleError, Problem, ProjectError
 from passerelle.model import ENTITIES, Entity, Kind
 from passerelle.project.models import CsvConnector, ProjectConfig, SourceConfig
 from passerelle.reporter import Reporter
+from passerelle.runlog import utcnow
 from passerelle.staging import dictionaries as dicts
 from passerelle.staging.normalize import (
     Context,
@@ -304,7 +305,7 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
         try:
             rows = engine.table(work)
             result = _summarise(engine, compiled.entity, source, rows)
-            at = datetime.now(UTC).replace(tzinfo=None)
+            at = utcnow()
             with engine.transaction():
                 _delete_own_quarantine(engine, source.name)
                 if result.rows_quarantined:
