@@ -73,8 +73,8 @@ def test_schema_prints_json_schema(tmp_path):
     assert written.returncode == 0
     assert sorted(p.name for p in (tmp_path / "s").iterdir()) == [
         "checks.schema.json", "destination.schema.json", "identity.schema.json",
-        "metrics.schema.json", "passerelle.schema.json", "source.schema.json",
-        "traits.schema.json"]
+        "metrics.schema.json", "passerelle.schema.json", "segment.schema.json",
+        "source.schema.json", "traits.schema.json"]
     bad = cli("schema", "nope")
     assert bad.returncode == 1 and "Unknown schema 'nope'" in bad.stderr
 
