@@ -53,3 +53,13 @@ def test_yaml_examples_in_docs_are_valid(doc):
             ChecksFile.model_validate(data)
         elif "name" in data and "engine" in data:
             ProjectConfig.model_validate(data)
+
+
+def test_every_api_route_is_documented():
+    from passerelle.api.routes import build_router
+
+    page = (DOCS / "api.md").read_text(encoding="utf-8")
+    router = build_router(project=None)  # routes only; no request is served
+    for route in router.routes:
+        for method in route.methods:
+            assert f"`{method} {route.path}" in page, f"{method} {route.path} not in docs/api.md"
