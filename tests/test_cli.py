@@ -34,7 +34,7 @@ def test_init_validate_run_status(tmp_path):
 
     status = cli("status", "-p", str(project))
     assert status.returncode == 0
-    for step in ("load", "stage", "checks", "unify"):
+    for step in ("load", "stage", "checks", "unify", "identity"):
         assert step in status.stdout
 
     again = cli("init", str(project))
