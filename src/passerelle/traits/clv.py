@@ -76,8 +76,10 @@ class Fit:
         for name, value in vars(self.params).items():
             se = self.standard_errors.get(name, float("nan"))
             half = 1.959963984540054 * se / value if value > 0 else float("nan")
-            out[name] = {"estimate": value, "se": se, "lower_95": value * np.exp(-half),
-                         "upper_95": value * np.exp(half)}
+            with np.errstate(over="ignore"):  # a degenerate fit: the bound is infinite
+                bounds = value * np.exp(-half), value * np.exp(half)
+            out[name] = {"estimate": value, "se": se, "lower_95": bounds[0],
+                         "upper_95": bounds[1]}
         return out
 
 
