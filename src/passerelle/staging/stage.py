@@ -166,10 +166,13 @@ def _may_repeat_records(engine: Engine, raw: ir.Table, source: SourceConfig,
            for k in entity.key):
         return True
     keys = [raw[mappings[k].column].cast("string").strip().nullif("") for k in entity.key]
-    complete = raw.select(*[k.name(f"k{i}") for i, k in enumerate(keys)]).drop_null()
-    distinct = complete.distinct().count() if len(keys) > 1 else complete.k0.nunique()
-    rows = complete.count()
-    return rows.to_pyarrow().as_py() != distinct.to_pyarrow().as_py()
+    key = keys[0] if len(keys) == 1 else ibis.ifelse(
+        ibis.or_(*[k.isnull() for k in keys]), ibis.null("string"),
+        ibis.literal("\x1f").join(keys))
+    # one pass: non-null keys and distinct keys (a hash aggregate over the key column only)
+    counts = engine.to_arrow(raw.aggregate(rows=key.count(), distinct=key.nunique())
+                             ).to_pylist()[0]
+    return counts["rows"] != counts["distinct"]
 
 
 def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig,
