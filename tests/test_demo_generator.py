@@ -309,7 +309,8 @@ def test_truth_inside_project_is_refused(tmp_path: Path) -> None:
 @pytest.mark.mariadb
 def test_eshop_in_mariadb(tmp_path: Path, mariadb_database: str) -> None:
     import pymysql
-    from tests.conftest import MARIADB
+
+    from conftest import MARIADB
 
     conn = {**MARIADB, "database": mariadb_database}
     manifest = generate_demo(tmp_path / "p", tmp_path / "t", size=300, seed=3, today=TODAY,
