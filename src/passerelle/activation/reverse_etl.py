@@ -13,6 +13,7 @@ PostgreSQL ``COPY`` from Arrow batches written as CSV, MariaDB ``executemany`` i
 from __future__ import annotations
 
 import io
+from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,7 +75,7 @@ def write_table(engine: Engine, audience: str,
     return result
 
 
-class _Target:
+class _Target(ABC):
     """One target database: its dialect, connection and the statements it needs."""
 
     dialect: str
@@ -141,8 +142,9 @@ class _Target:
         values = ", ".join(["%s"] * len(self.columns))
         return f"INSERT INTO {table} ({cols}) VALUES ({values})"
 
+    @abstractmethod
     def write(self, reader: pa.RecordBatchReader, destination: Any) -> int:
-        raise NotImplementedError
+        """Bulk-write the batches into the table; returns the rows written."""
 
     text_type = staticmethod(lambda col: "text")
 
