@@ -23,7 +23,6 @@ from passerelle.project.segments_models import (
     SegmentConfig,
     TraitCondition,
 )
-from passerelle.project.yamlio import YamlSyntaxError, read_yaml
 from passerelle.segments.kinds import PROFILE_KINDS, SegmentError, close_names, mismatch
 
 Loc = tuple[str | int, ...]
@@ -131,27 +130,15 @@ def read_segments(root: Path | str, problems: Problems,
     ``trait_kinds`` (from :func:`passerelle.segments.kinds.trait_kinds` over the project's
     traits) enables the trait checks; without it trait names are not checked.
     """
-    from passerelle.project.load import _rel, parse_document
+    from passerelle.project.load import parse_document, read_documents
 
     root = Path(root).resolve()
     defs = SegmentDefinitions()
     docs = {}
-    for path in sorted([*root.glob("segments/*.yml"), *root.glob("segments/*.yaml")]):
-        try:
-            doc = read_yaml(path, _rel(root, path))
-        except YamlSyntaxError as exc:
-            problems.add(exc.file, exc.message, exc.line,
-                         hint="check indentation and that ':' is followed by a space")
-            continue
-        if doc.data is None:
-            problems.add(doc.file, "file is empty", hint="remove it or fill it in",
-                         severity="warning")
-            continue
-        if not isinstance(doc.data, dict):
-            problems.add(doc.file, "expected a mapping with name, description, owner, where",
-                         doc.line_of(()))
-            continue
-        doc.data.setdefault("name", path.stem)
+    for doc in read_documents(root, "segments/*", problems,
+                              expected="expected a mapping with name, description, owner, "
+                                       "where"):
+        doc.data.setdefault("name", Path(doc.file).stem)
         seg = parse_document(SegmentConfig, doc, problems)
         if seg is None:
             continue
