@@ -89,6 +89,42 @@ class Spool(ABC):
 
 
 # ------------------------------------------------------------------------------ files
+
+class ServerSpool(Spool):
+    """A spool kept by a server (NATS, Redis): the backlog is measured by polling it."""
+
+    POLL_SECONDS = 0.5
+
+    def __init__(self) -> None:
+        self._sources: list[str] = []
+        self._backlog = 0
+        self._poller: asyncio.Task | None = None
+
+    @abstractmethod
+    async def _pending(self, source: str) -> int:
+        """Events of ``source`` stored in the server and not yet acknowledged by the loader."""
+
+    def _start_polling(self, sources: list[str]) -> None:
+        self._sources = sources
+        self._poller = asyncio.create_task(self._poll())
+
+    def _stop_polling(self) -> None:
+        if self._poller is not None:
+            self._poller.cancel()
+
+    async def _poll(self) -> None:
+        while True:
+            total = 0
+            for source in self._sources:
+                with contextlib.suppress(Exception):  # a hiccup: keep the last measure
+                    total += await self._pending(source)
+            self._backlog = total
+            await asyncio.sleep(self.POLL_SECONDS)
+
+    def backlog(self) -> int:
+        return self._backlog
+
+
 def _segment_name(pid: int, seq: int) -> str:
     return f"{datetime.now(UTC).strftime('%Y%m%dT%H%M%S%f')}-{pid}-{seq:06d}"
 

@@ -21,7 +21,7 @@ import nats
 from nats.js.api import AckPolicy, ConsumerConfig, StorageType
 from nats.js.errors import NotFoundError
 
-from passerelle.collect.spool import Spool, SpoolError, Unit
+from passerelle.collect.spool import ServerSpool, SpoolError, Unit
 
 FETCH = 2000  # messages a unit at most
 
@@ -30,15 +30,13 @@ def _durable(source: str) -> str:
     return f"passerelle_{source}"
 
 
-class NatsSpool(Spool):
+class NatsSpool(ServerSpool):
     kind = "nats"
 
     def __init__(self, url: str, stream: str) -> None:
+        super().__init__()
         self.url, self.stream = url, stream
         self._nc = self._js = None
-        self._sources: list[str] = []
-        self._backlog = 0
-        self._poller: asyncio.Task | None = None
         self._reader_loop: asyncio.AbstractEventLoop | None = None
         self._reader: tuple | None = None
 
@@ -69,24 +67,16 @@ class NatsSpool(Spool):
     # -- writer -----------------------------------------------------------------------
     async def start(self, sources: list[str]) -> None:
         self._nc, self._js = await self._connect()
-        self._sources = sources
         for source in sources:
             await self._consumer(self._js, source)
-        self._poller = asyncio.create_task(self._poll())
+        self._start_polling(sources)
 
-    async def _poll(self) -> None:
-        while True:
-            total = 0
-            for source in self._sources:
-                with contextlib.suppress(Exception):
-                    info = await self._js.consumer_info(self.stream, _durable(source))
-                    total += info.num_pending + info.num_ack_pending
-            self._backlog = total
-            await asyncio.sleep(0.5)
+    async def _pending(self, source: str) -> int:
+        info = await self._js.consumer_info(self.stream, _durable(source))
+        return info.num_pending + info.num_ack_pending
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        self._stop_polling()
         if self._nc is not None:
             await self._nc.drain()
             self._nc = None
@@ -98,9 +88,6 @@ class NatsSpool(Spool):
             raise SpoolError(f"NATS did not store the events: {exc}",
                              "Check the NATS server and its JetStream storage.") from exc
         self._backlog += count
-
-    def backlog(self) -> int:
-        return self._backlog
 
     # -- reader -----------------------------------------------------------------------
     def _run(self, coro):

@@ -19,7 +19,7 @@ from pathlib import Path
 import redis
 import redis.asyncio as aredis
 
-from passerelle.collect.spool import Spool, SpoolError, Unit
+from passerelle.collect.spool import ServerSpool, SpoolError, Unit
 
 GROUP, CONSUMER = "passerelle", "loader"
 COUNT = 2000
@@ -30,16 +30,14 @@ def _id_key(entry_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-class RedisSpool(Spool):
+class RedisSpool(ServerSpool):
     kind = "redis"
 
     def __init__(self, url: str, prefix: str) -> None:
+        super().__init__()
         self.url, self.prefix = url, prefix
         self._client: aredis.Redis | None = None
         self._reader: redis.Redis | None = None
-        self._sources: list[str] = []
-        self._backlog = 0
-        self._poller = None
 
     def key(self, source: str) -> str:
         return f"{self.prefix}:{source}"
@@ -50,9 +48,6 @@ class RedisSpool(Spool):
 
     # -- writer -----------------------------------------------------------------------
     async def start(self, sources: list[str]) -> None:
-        import asyncio
-
-        self._sources = sources
         self._client = aredis.from_url(self.url)
         try:
             for source in sources:
@@ -62,24 +57,16 @@ class RedisSpool(Spool):
         except redis.ConnectionError as exc:
             raise SpoolError(f"Cannot connect to Redis at {self.url}: {exc}",
                              "Start Redis or fix spool.url.") from exc
-        self._poller = asyncio.create_task(self._poll())
+        self._start_polling(sources)
 
-    async def _poll(self) -> None:
-        import asyncio
-
-        while True:
-            total = 0
-            for source in self._sources:
-                with contextlib.suppress(Exception):
-                    for group in await self._client.xinfo_groups(self.key(source)):
-                        if group["name"] in (GROUP, GROUP.encode()):
-                            total += int(group.get("lag") or 0) + int(group["pending"])
-            self._backlog = total
-            await asyncio.sleep(0.5)
+    async def _pending(self, source: str) -> int:
+        for group in await self._client.xinfo_groups(self.key(source)):
+            if group["name"] in (GROUP, GROUP.encode()):
+                return int(group.get("lag") or 0) + int(group["pending"])
+        return 0
 
     async def stop(self) -> None:
-        if self._poller is not None:
-            self._poller.cancel()
+        self._stop_polling()
         if self._client is not None:
             await self._client.aclose()
             self._client = None
@@ -91,9 +78,6 @@ class RedisSpool(Spool):
             raise SpoolError(f"Redis did not store the events: {exc}",
                              "Check the Redis server.") from exc
         self._backlog += count
-
-    def backlog(self) -> int:
-        return self._backlog
 
     # -- reader -----------------------------------------------------------------------
     def units(self, source: str, loaded_position: str | None) -> Iterator[Unit]:
