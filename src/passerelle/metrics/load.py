@@ -51,20 +51,16 @@ def read_metrics(root: Path, problems: Problems) -> ProjectMetrics:
         parsed: MetricsFile | None = parse_document(MetricsFile, doc, problems)
         if parsed is None:
             continue
-        for i, sm in enumerate(parsed.semantic_models):
-            at = Located(doc, ("semantic_models", i))
-            if sm.name in pm.semantic_models:
-                _twice(problems, pm, at, "semantic_model", sm.name)
-                continue
-            pm.semantic_models[sm.name] = sm
-            pm.located[("semantic_model", sm.name)] = at
-        for i, metric in enumerate(parsed.metrics):
-            at = Located(doc, ("metrics", i))
-            if metric.name in pm.metrics:
-                _twice(problems, pm, at, "metric", metric.name)
-                continue
-            pm.metrics[metric.name] = metric
-            pm.located[("metric", metric.name)] = at
+        for kind, key, items, into in (
+                ("semantic_model", "semantic_models", parsed.semantic_models, pm.semantic_models),
+                ("metric", "metrics", parsed.metrics, pm.metrics)):
+            for i, item in enumerate(items):
+                at = Located(doc, (key, i))
+                if item.name in into:
+                    _twice(problems, pm, at, kind, item.name)
+                    continue
+                into[item.name] = item
+                pm.located[(kind, item.name)] = at
     _check_semantic_models(pm, problems)
     _add_measure_metrics(pm)
     _check_metrics(pm, problems)

@@ -32,22 +32,20 @@ def _kinds(project: Any) -> dict[str, str] | None:
     return trait_kinds(traits) if traits is not None else None
 
 
+def _named(kind: str, known: dict[str, Any], name: str) -> Any:
+    if name not in known:
+        raise PasserelleError(f"There is no {kind} named '{name}'.",
+                              close_names(name, known)
+                              or f"{kind.capitalize()}s: {', '.join(sorted(known)) or 'none'}.")
+    return known[name]
+
+
 def segment(project: Any, name: str) -> SegmentConfig:
-    defs = definitions(project)
-    if name not in defs.segments:
-        raise PasserelleError(f"There is no segment named '{name}'.",
-                              close_names(name, defs.segments)
-                              or f"Segments: {', '.join(sorted(defs.segments))}.")
-    return defs.segments[name]
+    return _named("segment", definitions(project).segments, name)
 
 
 def audience(project: Any, name: str) -> AudienceConfig:
-    defs = definitions(project)
-    if name not in defs.audiences:
-        raise PasserelleError(f"There is no audience named '{name}'.",
-                              close_names(name, defs.audiences)
-                              or f"Audiences: {', '.join(sorted(defs.audiences)) or 'none'}.")
-    return defs.audiences[name]
+    return _named("audience", definitions(project).audiences, name)
 
 
 def count(project: Any, name: str, now: datetime | None = None) -> int:
