@@ -191,6 +191,24 @@ def test_orders_and_events(warehouse):
     assert p2["events"] == {"total": 0, "recent": []}
 
 
+def test_events_of_a_stitched_device(warehouse):
+    from passerelle.identity.anonymous import stitch_anonymous
+    from traits_helpers import put_entity, source
+
+    put_entity(warehouse, "events", "events", [
+        {"_source": "web", "message_id": "a1", "type": "page", "anonymous_id": "dev-1",
+         "timestamp": day(2024, 2, 20)},  # before the login: anonymous
+        {"_source": "web", "message_id": "a2", "type": "identify", "user_id": "E1",
+         "anonymous_id": "dev-1", "timestamp": day(2024, 2, 21)},
+    ])
+    sources = {"eshop": source("eshop", "customers"), "web": source("web", "events", "eshop")}
+    assert stitch_anonymous(warehouse, sources, "R3").stitched == 1
+    v = view(warehouse)
+    assert [(e["message_id"], e["matched_by"]) for e in v["events"]["recent"]] == [
+        ("a2", "user_id"), ("a1", "anonymous_id")]
+    assert v["why"]["anonymous_ids"] == ["dev-1"]
+
+
 def test_consents_and_traits(warehouse):
     v = view(warehouse)
     assert v["consents"]["golden"]["consent_email"] == {

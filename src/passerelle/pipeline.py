@@ -39,6 +39,7 @@ class RunResult:
     errors: list[PasserelleError] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)  # sources skipped: nothing new
     identity: Any = None  # IdentityResult when the project has identity.yml
+    stitched: Any = None  # StitchResult: anonymous ids attributed to persons
     traits: Any = None  # TraitsSummary when the project has traits/*.yml
     segments: Any = None  # SegmentsSummary when the project has segments/*.yml
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
@@ -146,6 +147,26 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         # training may have written the model: remember the inputs as they are now
         state.remember(engine, "identity", inputs_fingerprint(project, engine), result.run_id)
 
+    def stitch() -> None:
+        from passerelle.identity.anonymous import ALIASES_VIEW, ANONYMOUS_IDS, stitch_anonymous
+        from passerelle.identity.tables import PERSON_MAP
+
+        if not engine.exists(PERSON_MAP) or not engine.exists("events"):
+            raise _Unchanged("no events, or identity has not been resolved")
+        pm = engine.table(PERSON_MAP)
+        parts = [str(engine.to_arrow(pm.aggregate(n=pm.count(), last=pm.assigned_at.max()))
+                     .to_pylist())]
+        parts += [state.raw_state(engine, s.name) for s in project.sources.values()
+                  if s.entity == "events"]
+        if engine.exists(ALIASES_VIEW):
+            parts.append(str(engine.count(ALIASES_VIEW)))
+        print_ = state.fingerprint(*parts)
+        if not full and engine.exists(ANONYMOUS_IDS) and state.is_current(
+                engine, "stitch", print_):
+            raise _Unchanged("no new events and no identity change since the last stitching")
+        result.stitched = stitch_anonymous(engine, project.sources, result.run_id)
+        state.remember(engine, "stitch", print_, result.run_id)
+
     def traits() -> None:
         from passerelle.identity.tables import PERSON_MAP
         from passerelle.runlog import utcnow
@@ -175,6 +196,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
     ]
     if project.identity is not None:
         downstream.append(("identity", identity))
+        downstream.append(("stitch", stitch))
     if project.traits is not None:
         downstream.append(("traits", traits))
     if project.segments is not None:
@@ -194,6 +216,11 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 continue
             if name == "identity":
                 step.rows_in, step.rows_out = result.identity.records, result.identity.persons
+            if name == "stitch" and result.stitched is not None:
+                step.rows_out = result.stitched.stitched
+                step.message = (f"{result.stitched.stitched} anonymous ids stitched, "
+                                f"{result.stitched.ambiguous} seen with several people "
+                                "(left unattributed)")
             if name == "traits":
                 step.rows_out = sum(result.traits.persons.values())
                 if result.traits.failed:

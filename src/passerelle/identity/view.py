@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
 from passerelle.identity.tables import (
@@ -219,7 +220,8 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
     records = _records(engine, nodes)
     golden, summary = _golden(engine, person_id, records, mask_pii)
     orders = _orders(engine, records, orders_sources, recent_orders, mask_pii)
-    events = _events(engine, records, events_sources, recent_events, mask_pii)
+    anonymous_ids = anonymous_ids_of(engine, person_id)
+    events = _events(engine, records, anonymous_ids, events_sources, recent_events, mask_pii)
     summary |= {"orders": orders["total"], "revenue": orders["amount"], "events": events["total"]}
     return {
         "person_id": person_id,
@@ -231,7 +233,7 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
         "events": events,
         "consents": _consents(golden, records),
         "traits": _traits(engine, person_id),
-        "why": _why(engine, nodes),
+        "why": {**_why(engine, nodes), "anonymous_ids": anonymous_ids},
     }
 
 
@@ -319,15 +321,18 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
             "recent": [_mask_row(r, mask) for r in _rows(engine, recent)]}
 
 
-def _events(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
-            limit: int, mask: bool) -> dict[str, Any]:
+def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[str],
+            mapping: dict[str, str], limit: int, mask: bool) -> dict[str, Any]:
     if not records or not engine.exists("events"):
         return {"total": 0, "recent": []}
     e = engine.table("events")
     by_user = _customer_match(e, "user_id", mapping, records)
     by_email = _isin(e.email, _values(records, "email"))
-    mine = e.filter(by_user | by_email).mutate(
-        matched_by=ibis.ifelse(by_user, "user_id", "email"))
+    # the device's visits from before the login, and user ids replaced by an alias call
+    by_anon = _isin(e.anonymous_id, anonymous_ids) | _isin(e.user_id, anonymous_ids)
+    mine = e.filter(by_user | by_email | by_anon).mutate(
+        matched_by=ibis.cases((by_user, "user_id"), (by_email, "email"),
+                              else_="anonymous_id"))
     total = int(engine.to_arrow(mine.count()).as_py())
     recent = mine.order_by([ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
     rows = []

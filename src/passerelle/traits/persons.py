@@ -8,7 +8,10 @@ belong to" is written once:
    ``loyalty_card``, then its ``email``, equal to that of customer records of exactly one
    person (a card or address shared by several people attributes nothing);
 2. events: ``user_id`` through the events source's ``customer_source`` the same way, then
-   ``email`` (identify calls carry one);
+   ``email`` (identify calls carry one), then ``anonymous_id`` through the anonymous
+   identifiers stitched to persons (``identity_anonymous_ids``, see
+   :mod:`passerelle.identity.anonymous`), then ``user_id`` through the same table (a user
+   id the site replaced, named by an alias call's ``previousId``);
 3. order lines: the person of their order, matched on ``order_id`` (lines sources do not say
    which orders source they detail: an order id used by two orders sources matches both).
 
@@ -17,7 +20,7 @@ Rows attributed to nobody are left out. ``matched_by`` says which rule attribute
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -40,7 +43,20 @@ def person_orders(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Tab
 
 
 def person_events(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
-    """The ``events`` view with ``person_id`` and ``matched_by``."""
+    """The ``events`` view with ``person_id`` and ``matched_by``, anonymous visits included."""
+    from passerelle.identity.anonymous import ANONYMOUS_IDS
+
+    stitched = []
+    if engine.exists(ANONYMOUS_IDS):
+        anon = engine.table(ANONYMOUS_IDS)
+        stitched = [("anonymous_id", "anonymous_id", anon), ("alias", "user_id", anon)]
+    return _attribute(engine, engine.table("events"), sources, "events", "user_id", ("email",),
+                      stitched)
+
+
+def attributed_events(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
+    """Events attributed by their own ``user_id`` or ``email`` only: the evidence from which
+    anonymous identifiers are stitched."""
     return _attribute(engine, engine.table("events"), sources, "events", "user_id", ("email",))
 
 
@@ -60,7 +76,10 @@ def person_order_lines(engine: Engine, sources: Mapping[str, SourceConfig]) -> i
 
 
 def _attribute(engine: Engine, rows: ir.Table, sources: Mapping[str, SourceConfig],
-               entity: str, id_column: str, keys: tuple[str, ...]) -> ir.Table:
+               entity: str, id_column: str, keys: tuple[str, ...],
+               stitched: Sequence[tuple[str, str, ir.Table]] = ()) -> ir.Table:
+    """Rows with the person they belong to. ``stitched`` adds, after the keys, lookups
+    (name, column, table of ``anonymous_id`` -> ``person_id``) tried in order."""
     person_map = engine.table(PERSON_MAP)
     pairs = [(rows._source == name, ibis.literal(cfg.customer_source))
              for name, cfg in sorted(sources.items())
@@ -78,6 +97,11 @@ def _attribute(engine: Engine, rows: ir.Table, sources: Mapping[str, SourceConfi
             lookup = _unique_key_owner(engine, person_map, key)
             joined = joined.left_join(lookup, joined[key] == lookup[f"_k_{key}"])
             candidates.append((key, joined[f"_by_{key}"]))
+    for name, column, table in stitched:
+        view = table.view()
+        lookup = view.select(**{f"_s_{name}": view.anonymous_id, f"_by_{name}": view.person_id})
+        joined = joined.left_join(lookup, joined[column] == lookup[f"_s_{name}"])
+        candidates.append((name, joined[f"_by_{name}"]))
     person = ibis.coalesce(*[value for _, value in candidates])
     matched_by = ibis.cases(*[(value.notnull(), ibis.literal(name))
                               for name, value in candidates])
