@@ -1,6 +1,8 @@
 """Segments benchmark: a 10-condition live count on 1M profiles / 20M events, against the
-same question written by hand in SQL; a full membership refresh of 50 segments; a 1M-person
-audience build.
+same question written by hand in SQL; a full membership refresh of 50 segments; the
+event-driven refresh of the segments over events after 10,000 new events, against a full
+refresh of the same segments; a 1M-person audience build; a 1M-row Brevo CSV export against
+a hand-written DuckDB ``COPY`` of the same columns (the two files must be identical).
 
 The synthetic warehouse (profiles, traits, and the activity tables the segments step
 materialises: ``segment_events``, ``segment_orders``, ``segment_purchases``) is generated
@@ -234,14 +236,150 @@ def main() -> None:
     t_audience = time.perf_counter() - t0
     print(f"audience build ({a.segment_members} members, {a.eligible} eligible, "
           f"{a.holdout} holdout): {t_audience:.1f}s", flush=True)
+    incremental = event_refresh(engine, segments, NOW.replace(hour=13))
+    prepare_export(con)
     report = {"profiles": args.profiles, "events": args.events,
               "count_ms": round(t_ours * 1000, 1), "hand_sql_ms": round(t_hand * 1000, 1),
               "ratio": round(t_ours / t_hand, 3), "count": n_ours,
               "refresh_50_s": round(t_refresh, 2), "refresh_50_again_s": round(t_refresh2, 2),
               "memberships": members, "audience_s": round(t_audience, 2),
-              "audience": a.as_dict()}
-    print(save_report("segments", report))
+              "audience": a.as_dict(), "event_refresh": incremental}
     engine.close()
+    report["export"] = export_phases(path)
+    print(save_report("segments", report))
+
+
+NEW_EVENTS = 10_000
+
+
+def event_refresh(engine, segments: dict, evaluated: datetime) -> dict:
+    """New events arrive for 10,000 random people after the last refresh: the segments over
+    events are refreshed from the people concerned, then in full at the same instant (which
+    must find nothing left to change)."""
+    from passerelle.segments import refresh_memberships
+    from passerelle.segments.activity import ARRIVALS, EVENTS, ensure_tracking
+    from passerelle.segments.incremental import event_segments, refresh_after_events
+
+    now = evaluated.replace(minute=30)
+    con = engine.con.con
+    profiles = engine.count("profiles")
+    con.execute(f"""
+    CREATE OR REPLACE TEMP TABLE new_events AS
+    SELECT 'P' || lpad((hash(i, 90) % {profiles})::VARCHAR, 8, '0') AS person_id,
+           'Product Viewed' AS event,
+           TIMESTAMP '{evaluated}' + INTERVAL (hash(i, 91) % 1800) SECOND AS "at",
+           '{{"category": "shoes"}}'::JSON AS properties
+    FROM range({NEW_EVENTS}) t(i)""")
+    con.execute(f"INSERT INTO {EVENTS} SELECT * FROM new_events")
+    # what refresh_events logs after rebuilding segment_events from the staged events
+    ensure_tracking(engine)
+    con.execute(f"""
+    INSERT INTO {ARRIVALS}
+    SELECT DISTINCT person_id, event, TIMESTAMP '{now}' - INTERVAL 1 SECOND FROM new_events""")
+    names = event_segments(segments)
+    t0 = time.perf_counter()
+    quick = refresh_after_events(engine, segments, "B5", now, trait_kinds=TRAIT_KINDS)
+    t_quick = time.perf_counter() - t0
+    assert set(quick.incremental) == set(names), quick
+    t0 = time.perf_counter()
+    full = refresh_memberships(engine, segments, "B6", now, full=True,
+                               trait_kinds=TRAIT_KINDS, only=names)
+    t_full = time.perf_counter() - t0
+    moved = sum(c["entered"] + c["exited"] for c in full.refreshed.values())
+    assert moved == 0, full.refreshed  # the incremental refresh left nothing to do
+    changes = sum(c["entered"] + c["exited"] for c in quick.refreshed.values())
+    print(f"event-driven refresh of {len(names)} segments over events after "
+          f"{NEW_EVENTS:,} new events: {t_quick:.2f}s ({sum(quick.incremental.values()):,} "
+          f"people re-evaluated, {changes:,} entries/exits); full refresh of the same "
+          f"segments: {t_full:.2f}s, same memberships", flush=True)
+    return {"segments": len(names), "new_events": NEW_EVENTS,
+            "incremental_s": round(t_quick, 2), "full_s": round(t_full, 2),
+            "people_reevaluated": sum(quick.incremental.values()),
+            "entries_exits": changes}
+
+
+EXPORT_AUDIENCE = "bench_export"
+
+
+def prepare_export(con) -> None:
+    """An audience of every profile, all treated: the 1M-row export."""
+    con.execute("DELETE FROM audience_members WHERE audience = ?", [EXPORT_AUDIENCE])
+    con.execute(f"""
+    INSERT INTO audience_members
+    SELECT '{EXPORT_AUDIENCE}', person_id, 'treated', email, phone, 'B7',
+           TIMESTAMP '{NOW}' FROM profiles""")
+
+
+# The Brevo file (French account, one attribute) written by hand: same columns, order,
+# separator and quoting as Passerelle's, so the two files must be byte for byte the same.
+HAND_EXPORT = f"""
+COPY (
+  SELECT a.email AS "EMAIL", p.first_name AS "PRENOM", NULL::VARCHAR AS "NOM",
+         a.phone AS "SMS", p.city AS "VILLE"
+  FROM audience_members a LEFT JOIN profiles p ON p.person_id = a.person_id
+  WHERE a.audience = '{EXPORT_AUDIENCE}' AND a."group" = 'treated'
+    AND (a.email IS NOT NULL OR a.phone IS NOT NULL)
+  ORDER BY a.person_id
+) TO '{{out}}' (FORMAT csv, HEADER true, DELIMITER ';', QUOTE '"', ESCAPE '"', NULLSTR '')
+"""
+
+
+def export_phases(path: Path) -> dict:
+    """The export and its hand-written equivalent, each in its own process (own peak
+    memory), three times each, interleaved; the two files are compared."""
+    from _common import run_phase
+
+    out_dir = DATA / "exports"
+    out_dir.mkdir(exist_ok=True)
+    ours_code = f"""
+import sys
+sys.path.insert(0, {str(Path(__file__).resolve().parents[1] / "src")!r})
+from pathlib import Path
+from passerelle.activation import export_csv, parse_destination
+from passerelle.engines.duckdb import DuckDBEngine
+engine = DuckDBEngine(Path({str(path)!r}))
+dest = parse_destination({{"type": "csv", "format": "brevo", "path": "ours.csv",
+                          "attributes": {{"VILLE": "city"}}}})
+import time
+t = time.perf_counter()
+r = export_csv(engine, {EXPORT_AUDIENCE!r}, dest, root=Path({str(out_dir)!r}), user="bench")
+t = time.perf_counter() - t
+engine.close()
+DETAIL = {{"people": r.people, "sha256": r.sha256, "export_s": t}}
+"""
+    hand_code = f"""
+import duckdb, hashlib, time
+con = duckdb.connect({str(path)!r})
+out = {str(out_dir / "hand.csv")!r}
+t = time.perf_counter()
+n = con.execute({HAND_EXPORT!r}.replace("{{out}}", out)).fetchall()[0][0]
+h = hashlib.sha256()
+with open(out, "rb") as f:
+    for chunk in iter(lambda: f.read(1 << 20), b""):
+        h.update(chunk)
+t = time.perf_counter() - t
+con.close()
+DETAIL = {{"people": n, "sha256": h.hexdigest(), "export_s": t}}
+"""
+    ours, hand = [], []
+    for _ in range(3):
+        hand.append(run_phase("hand-written COPY + SHA-256", hand_code))
+        ours.append(run_phase("passerelle export_csv (brevo)", ours_code))
+    # the export itself (a process start and Python imports are not part of it)
+    t_ours = statistics.median(p.detail["export_s"] for p in ours)
+    t_hand = statistics.median(p.detail["export_s"] for p in hand)
+    same = ours[-1].detail["sha256"] == hand[-1].detail["sha256"]
+    print(f"1M-row audience export: passerelle {t_ours:.2f}s, hand SQL {t_hand:.2f}s, "
+          f"ratio {t_ours / t_hand:.2f} ({ours[-1].detail['people']:,} rows, identical files: "
+          f"{same}); peak {max(p.peak_mb for p in ours):.0f} MB vs "
+          f"{max(p.peak_mb for p in hand):.0f} MB", flush=True)
+    return {"rows": ours[-1].detail["people"], "passerelle_s": round(t_ours, 2),
+            "hand_sql_s": round(t_hand, 2), "ratio": round(t_ours / t_hand, 3),
+            "passerelle_process_s": round(statistics.median(p.seconds for p in ours), 2),
+            "hand_process_s": round(statistics.median(p.seconds for p in hand), 2),
+            "identical_files": same,
+            "passerelle_peak_mb": round(max(p.peak_mb for p in ours)),
+            "hand_peak_mb": round(max(p.peak_mb for p in hand))}
 
 
 if __name__ == "__main__":

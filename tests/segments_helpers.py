@@ -26,8 +26,8 @@ PROFILE_SCHEMA = pa.schema([
 ])
 PEOPLE: list[dict[str, Any]] = [
     dict(person_id="P1", customer_id="C1", email="alice@example.fr", phone="+33611111111",
-         first_name="Alice", birth_date=date(1980, 5, 1), postcode="75011", city="Paris",
-         country="FR", consent_email=True, consent_sms=True),
+         first_name="Alice", last_name="Martin", birth_date=date(1980, 5, 1),
+         postcode="75011", city="Paris", country="FR", consent_email=True, consent_sms=True),
     dict(person_id="P2", customer_id="C2", email="bruno@example.fr", phone=None,
          first_name="Bruno", birth_date=date(1995, 2, 2), postcode="69001", city="Lyon",
          country="FR", consent_email=True, consent_sms=False),
@@ -117,7 +117,7 @@ def build_world(engine: Engine) -> None:
     put_entity(engine, "order_lines", "order_lines", [
         dict(_source="lines", order_id=o, line_number=i + 1, category=cat, amount=5)
         for o, _, _, cats in ORDERS for i, cat in enumerate(cats)])
-    prepare_activity(engine, SOURCES)
+    prepare_activity(engine, SOURCES, NOW)
 
 
 def seg(where: dict, name: str = "s", **extra: Any) -> SegmentConfig:

@@ -104,8 +104,9 @@ def test_mailchimp_default_tag_and_generic(duckdb_engine: Engine, tmp_path: Path
     assert len(list_exports(duckdb_engine)) == 2
 
 
-def test_target_group_of_the_segments_package(duckdb_engine: Engine, tmp_path: Path) -> None:
-    """passerelle.segments names the sent group 'target': it is sent, the holdout is not."""
+def test_builds_of_the_old_vocabulary_are_sent(duckdb_engine: Engine, tmp_path: Path) -> None:
+    """Builds written before 'treated' was the only name said 'target': still sent, the
+    holdout still not."""
     build_profiles(duckdb_engine)
     build_audience(duckdb_engine, "vip", ["p2"], ["p1"], "r", T0, sent_label="target")
     dest = parse_destination({"type": "csv", "path": "t.csv"})

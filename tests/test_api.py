@@ -70,6 +70,13 @@ def test_segments_exports_and_experiments(client):
     assert live == status["best_customers"]["members"]
     sample = client.get("/api/segments/best_customers/sample", params={"n": 3}).json()
     assert len(sample) == min(3, live)
+    clear = client.get("/api/segments/best_customers/sample",
+                       params={"n": 3, "role": "it"}).json()
+    assert [r["person_id"] for r in clear] == [r["person_id"] for r in sample]
+    assert all("***" not in (r["email"] or "") for r in clear)
+    assert all("***" in r["email"] for r in sample if r["email"])
+    audiences = client.get("/api/audiences").json()
+    assert audiences and all(not a["stale"] and a["built_at"] for a in audiences)
     overlap = client.get("/api/segments/overlap/", params={
         "names": ["best_customers", "lapsed_home_buyers"]})
     assert overlap.status_code == 200

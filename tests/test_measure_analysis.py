@@ -161,6 +161,19 @@ def test_zero_variance_metric_has_no_answer(engine):
     assert res["verdict"].startswith("Treatment: no answer (Nobody converted")
 
 
+def test_a_refund_alone_is_no_conversion_but_counts_in_revenue(engine):
+    events = [_exposure(p, "control", T0) for p in "abc"] + [
+        _exposure(p, "treatment", T0) for p in "def"]
+    orders = [_order("a", 1, -30.0), _order("b", 2, 25.0), _order("d", 1, 40.0),
+              _order("e", 1, 10.0), _order("e", 2, -10.0)]
+    ev, od = _load(engine, events, orders)
+    res = analyse_tables(_cfg(), ev, od, _rows(engine))
+    conv = next(c for c in res["comparisons"] if c["metric"] == "conv")
+    rev = next(c for c in res["comparisons"] if c["metric"] == "rev")
+    assert (conv["control_mean"], conv["variant_mean"]) == pytest.approx((1 / 3, 2 / 3))
+    assert (rev["control_mean"], rev["variant_mean"]) == pytest.approx((-5 / 3, 40 / 3))
+
+
 def test_channels_filter_and_window_of_guardrail(engine):
     cfg = _cfg(primary_metric={"name": "conv", "type": "conversion", "window_days": 1,
                                "channels": ["web"]}, guardrails=[], cuped=False)

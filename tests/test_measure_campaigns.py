@@ -86,8 +86,9 @@ def test_incrementality_matches_references():
 def test_incrementality_bad_inputs():
     with pytest.raises(MeasureError, match="holdout group of this campaign is empty"):
         incrementality((100, 10, 0, 0), (0, 0, 0, 0))
-    with pytest.raises(MeasureError, match="Nobody in the holdout converted"):
-        incrementality((100, 10, 0, 0), (20, 0, 0, 0))
+    none = incrementality((100, 10, 0, 0), (20, 0, 0, 0))  # the relative lift does not exist
+    assert none.relative_lift is None and none.absolute_lift.estimate == pytest.approx(0.1)
+    assert "Nobody in the holdout converted" in " ".join(none.notes)
     flat = incrementality((100, 10, 0.0, 0.0), (20, 1, 0.0, 0.0))
     assert flat.incremental_revenue is None and flat.notes
 

@@ -193,6 +193,8 @@ def test_bad_experiment_inputs_have_clear_messages():
         z_test(0, 0, 3, 10)
     with pytest.raises(MeasureError, match="Nobody converted"):
         z_test(0, 100, 0, 100)
+    with pytest.raises(MeasureError, match="control arm's mean is 0"):
+        z_test(0, 100, 5, 100)
     with pytest.raises(MeasureError):
         sample_size_proportions(0.1, 0.0)
 

@@ -45,7 +45,7 @@ def test_consent_and_identifier_exclusions(duckdb_engine, channel, expected):
     assert summary.segment_members == 6
     assert (summary.no_consent, summary.no_identifier, summary.eligible) == (
         expected["no_consent"], expected["no_identifier"], expected["eligible"])
-    assert summary.holdout == 0 and summary.target == expected["eligible"]
+    assert summary.holdout == 0 and summary.treated == expected["eligible"]
     got = engine.to_arrow(rows).to_pylist()
     assert {r["person_id"] for r in got} == expected["ids"]
     if channel == "ads":  # only identifiers the person consented to are written
@@ -60,12 +60,16 @@ def test_audience_from_refreshed_members_is_written(engine):
     assert summary.eligible == 3
     rows = engine.to_arrow(engine.table(AUDIENCE_MEMBERS).order_by("person_id")).to_pylist()
     assert [(r["audience"], r["person_id"], r["group"], r["email"], r["run_id"]) for r in rows] \
-        == [("all_email", "P1", "target", "alice@example.fr", "R1"),
-            ("all_email", "P2", "target", "bruno@example.fr", "R1"),
-            ("all_email", "P6", "target", "fanny@example.fr", "R1")]
+        == [("all_email", "P1", "treated", "alice@example.fr", "R1"),
+            ("all_email", "P2", "treated", "bruno@example.fr", "R1"),
+            ("all_email", "P6", "treated", "fanny@example.fr", "R1")]
     # rebuilding replaces this audience's rows, it does not add to them
     write_audience(engine, _audience("email"), NOW, "R2")
     assert engine.count(AUDIENCE_MEMBERS) == 3
+    # activation sends exactly the group the audience calls treated
+    from passerelle.activation.members import treated
+
+    assert engine.to_arrow(treated(engine, "all_email")).num_rows == summary.treated
 
 
 def test_never_refreshed_segment_is_a_clear_error(duckdb_engine):
@@ -96,7 +100,7 @@ def test_holdout_is_about_ten_percent_and_stable(engine):
     # Python and SQL agree on every person
     sample = sorted(held1)[:20] + [f"Q{i:05d}" for i in range(20)]
     for pid in sample:
-        assert holdout_group(pid, audience) == ("holdout" if pid in held1 else "target")
+        assert holdout_group(pid, audience) == ("holdout" if pid in held1 else "treated")
     # the holdout list is kept for measurement, once per person
     assert engine.count(AUDIENCE_HOLDOUTS) == len(held1)
     # a larger holdout keeps everyone already held out

@@ -100,8 +100,13 @@ def test_count_sample_and_overlap(engine):
     by_id = {r["person_id"]: r for r in sample(engine, fr, {}, NOW, n=10)}
     assert by_id["P1"]["email"] == "a***@example.fr"
     assert by_id["P1"]["phone"] == "+33 6** ** ** 11"
-    raw = {r["person_id"]: r for r in sample(engine, fr, {}, NOW, n=10, mask_pii=False)}
+    assert (by_id["P1"]["first_name"], by_id["P1"]["last_name"]) == ("Alice", "M.")
+    raw = {r["person_id"]: r for r in sample(engine, fr, {}, NOW, n=10, role="it")}
     assert raw["P1"]["email"] == "alice@example.fr"
+    assert (raw["P1"]["phone"], raw["P1"]["last_name"]) == ("+33611111111", "Martin")
+    assert sample(engine, fr, {}, NOW, n=10, role="admin") == list(raw.values())
+    with pytest.raises(SegmentError, match="Unknown role 'boss'"):
+        sample(engine, fr, {}, NOW, role="boss")
 
     out = overlap(engine, [fr, shoes, optin], {}, NOW)
     # fr {1,2,4}, shoes {1,3,4}, optin {1,2,3,6}

@@ -386,14 +386,16 @@ def segment_count(name: SegmentArg, project: ProjectOpt = Path(".")) -> None:
 def segment_sample(
     name: SegmentArg, project: ProjectOpt = Path("."),
     n: Annotated[int, typer.Option(help="How many people.")] = 20,
-    mask: Annotated[bool, typer.Option(help="Mask e-mails and phones.")] = True,
+    role: Annotated[str, typer.Option(
+        help="Who looks: marketer (e-mail, phone and last name masked), it or admin "
+             "(shown).")] = "marketer",
 ) -> None:
-    """A few members, personal data masked unless --no-mask."""
+    """A few members, personal data masked for the role (marketer by default)."""
     from passerelle.render import rows_table
     from passerelle.segments import service
 
     with _open(project) as proj:
-        rows = service.sample(proj, name, n=n, mask_pii=mask)
+        rows = service.sample(proj, name, n=n, role=role)
     columns = tuple(rows[0]) if rows else ("person_id",)
     console.print(rows_table(rows, columns))
 
@@ -444,13 +446,36 @@ def segment_refresh(
     = None,
     project: ProjectOpt = Path("."),
     full: Annotated[bool, typer.Option(help="Refresh even fresh segments.")] = False,
+    events: Annotated[bool, typer.Option(
+        "--events", help="After new events were loaded: stage them and refresh only the "
+                         "segments over events, incrementally.")] = False,
+    watch: Annotated[float | None, typer.Option(
+        help="With --events: look for new events every this many seconds until stopped.")]
+    = None,
 ) -> None:
     """Refresh stored memberships now (`passerelle run` does it after traits)."""
+    import time
+
     from passerelle.segments import service
 
-    with _open(project) as proj:
-        summary = service.refresh(proj, names or None, full=full)
-    _print_json(vars(summary))
+    if watch is not None and not events:
+        raise PasserelleError("--watch goes with --events.",
+                              "Run `passerelle segment refresh --events --watch 60`.")
+    if not events:
+        with _open(project) as proj:
+            _print_json(service.refresh(proj, names or None, full=full))
+        return
+    while True:
+        # the warehouse is opened for each round only, so the collector's loader and
+        # `passerelle run` can use a DuckDB file in between
+        with _open(project) as proj:
+            result = service.refresh_events(proj, force=full)
+        if result.staged or watch is None:
+            _print_json(vars(result) | {"memberships": vars(result.memberships)
+                                        if result.memberships else None})
+        if watch is None:
+            return
+        time.sleep(watch)
 
 
 @segment_app.command("status")
@@ -463,6 +488,18 @@ def segment_status(project: ProjectOpt = Path(".")) -> None:
         rows = service.status(proj)
     console.print(rows_table(rows, ("segment", "members", "last_refreshed_at",
                                     "next_refresh_at", "stale", "status")))
+
+
+@audience_app.command("status")
+def audience_status(project: ProjectOpt = Path(".")) -> None:
+    """Freshness of every audience: built when, next refresh, stale and why."""
+    from passerelle.render import rows_table
+    from passerelle.segments import service
+
+    with _open(project) as proj:
+        rows = service.audience_status(proj)
+    console.print(rows_table(rows, ("audience", "segment", "treated", "holdout", "built_at",
+                                    "next_refresh_at", "stale", "why")))
 
 
 @audience_app.command("build")
@@ -646,6 +683,44 @@ def attribution(
     _print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
 
 
+@app.command()
+def incrementality(
+    project: ProjectOpt = Path("."),
+    audience: Annotated[list[str] | None, typer.Option(
+        "--audience", help="Only this audience (repeat for several; default: all).")] = None,
+    window: Annotated[int, typer.Option(help="Days after each send in which a purchase "
+                                              "counts.")] = 14,
+    campaign: Annotated[list[str] | None, typer.Option(
+        "--campaign", help="AUDIENCE=CAMPAIGN_ID: the ad_spend campaign of an audience "
+                           "(default: the audience's name).")] = None,
+    spend: Annotated[list[str] | None, typer.Option(
+        "--spend", help="AUDIENCE=AMOUNT: what the audience's sends cost, in the project "
+                        "currency (instead of ad_spend).")] = None,
+    rate: Annotated[list[str] | None, typer.Option(
+        "--rate", help="CURRENCY=RATE to convert ad spend, e.g. USD=0.92.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
+    = False,
+) -> None:
+    """What each audience's sends caused: sent vs held out, lifts and incremental ROI."""
+    from datetime import timedelta
+
+    from passerelle.measure.holdouts import (
+        incrementality_report,
+        incrementality_text,
+        parse_pairs,
+    )
+
+    with _open(project) as proj:
+        report = incrementality_report(
+            proj, proj.engine, timedelta(days=window), audience or None,
+            parse_pairs(campaign, "AUDIENCE=CAMPAIGN_ID"), parse_pairs(spend, "AUDIENCE=AMOUNT"),
+            parse_pairs(rate, "CURRENCY=RATE"))
+    if as_json:
+        _print_json(report)
+    else:
+        sys.stdout.write(incrementality_text(report))
+
+
 # ------------------------------------------------------------------------------- metrics
 metrics_app = typer.Typer(no_args_is_help=True, help="Metrics of the shared glossary.")
 app.add_typer(metrics_app, name="metrics")
@@ -702,6 +777,91 @@ def glossary(
         sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
         console.print(glossary_table(entries))
+
+
+privacy_app = typer.Typer(no_args_is_help=True,
+                          help="GDPR requests: access, erasure, and their register.")
+app.add_typer(privacy_app, name="privacy")
+SubjectArg = Annotated[str, typer.Argument(
+    help="The person: person id, source:id, customer id, e-mail, phone or loyalty card.")]
+RequestedByOpt = Annotated[str | None, typer.Option(
+    "--by", help="Who handles the request (default: your user name).")]
+
+
+@privacy_app.command("access")
+def privacy_access(
+    subject: SubjectArg,
+    out: Annotated[Path, typer.Option("--out", "-o", help="JSON file to write.")],
+    by: RequestedByOpt = None,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Write everything held about a person to a JSON file (access and portability)."""
+    from passerelle.identity import service
+    from passerelle.privacy import access_report
+
+    with _open(project) as proj:
+        person = service.person_id_of(proj.definition, proj.engine, subject)
+        report = access_report(proj.definition, proj.engine, person,
+                               requested_by=by or service.default_author())
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n",
+                   encoding="utf-8")
+    rows = sum(len(v) for v in report["source_rows"].values())
+    derived = sum(len(v) for v in report["derived_rows"].values())
+    console.print(f"Wrote {out}: {len(report['records'])} record(s), {rows} source row(s), "
+                  f"{derived} derived row(s), {len(report['exports'])} export(s). "
+                  f"Request {report['request_id']} registered.")
+
+
+@privacy_app.command("erase")
+def privacy_erase(
+    subject: SubjectArg,
+    reason: Annotated[str, typer.Option(help="Why: the request and its date, for the "
+                                             "register.")],
+    by: RequestedByOpt = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Erase without asking to confirm.")]
+    = False,
+    project: ProjectOpt = Path("."),
+) -> None:
+    """Erase a person everywhere and keep them out of later loads (shows what first)."""
+    from passerelle.identity import service
+    from passerelle.privacy import erase_person, preview_erasure
+    from passerelle.render import erasure_text
+
+    with _open(project) as proj:
+        person = service.person_id_of(proj.definition, proj.engine, subject)
+        console.print(erasure_text(preview_erasure(proj.definition, proj.engine, person),
+                                   done=False))
+        if not yes and not typer.confirm("Erase this person? This cannot be undone"):
+            console.print("Nothing erased.")
+            raise typer.Exit(1)
+        done = erase_person(proj.definition, proj.engine, person,
+                            requested_by=by or service.default_author(), reason=reason)
+    console.print(erasure_text(done, done=True))
+
+
+@privacy_app.command("requests")
+def privacy_requests(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the register as JSON.")]
+    = False,
+) -> None:
+    """The register of access and erasure requests, latest first."""
+    from rich.table import Table
+
+    from passerelle.privacy import list_requests
+
+    with _open(project) as proj:
+        rows = list_requests(proj.engine)
+    if as_json:
+        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
+        return
+    table = Table(header_style="bold")
+    for col in ("request", "kind", "person", "by", "at", "reason"):
+        table.add_column(col)
+    for r in rows:
+        table.add_row(r["request_id"], r["kind"], r["person_id"], r["requested_by"] or "",
+                      str(r["at"])[:19], r["reason"] or "")
+    console.print(table if rows else "No request registered.")
 
 
 def main() -> None:

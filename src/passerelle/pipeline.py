@@ -15,6 +15,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.model import ENTITIES
 from passerelle.project.load import ProjectDefinition
+from passerelle.project.models import SourceConfig
 from passerelle.reporter import Reporter
 from passerelle.runlog import StepRecord, new_run_id, record, utcnow
 
@@ -106,9 +107,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         if source.name not in result.loads:
             rec.skipped("stage", source.name, "the load failed")
             continue
-        print_ = state.fingerprint(source.model_dump_json(), project.config.timezone,
-                                   project.config.default_region,
-                                   state.raw_state(engine, source.name))
+        print_ = stage_fingerprint(project, engine, source)
         if not full and engine.exists(f"stg_{source.name}") and state.is_current(
                 engine, f"stage:{source.name}", print_):
             rec.skipped("stage", source.name, "nothing new since the last staging")
@@ -121,6 +120,29 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
             state.remember(engine, f"stage:{source.name}", print_, result.run_id)
             result.stages[source.name] = staged
             step.rows_in, step.rows_out = staged.rows_in, staged.rows_staged
+
+    if result.stages:
+        from passerelle.privacy import apply_to_sources, has_suppressions
+
+        if has_suppressions(engine):
+            with rec.step("privacy") as step:
+                # people erased earlier come back with every new export of their source
+                applied = apply_to_sources(
+                    engine, [project.sources[name] for name in result.stages],
+                    request_id=f"run:{result.run_id}")
+                step.rows_out = sum(a.staged_rows for a in applied)
+                step.message = "rows of erased people removed after staging: " + ", ".join(
+                    f"{a.source} {a.staged_rows}" for a in applied if a.staged_rows)
+
+    retention = project.config.retention
+    if any(v is not None for v in retention.model_dump().values()):
+        from passerelle.privacy.retention import apply_retention
+
+        with rec.step("retention") as step:
+            removed = apply_retention(engine, sources, retention, utcnow())
+            step.rows_out = sum(r.staged_rows for r in removed)
+            step.message = "rows past their retention deleted: " + (", ".join(
+                f"{r.source} {r.staged_rows}" for r in removed) or "none")
 
     staged_names = set(result.stages) | set(result.unchanged)
     checks = [c for c in project.checks
@@ -229,6 +251,15 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                                              result.traits.failed.items())[:2000]
     result.quarantine = quarantine_summary(engine)
     return result
+
+
+def stage_fingerprint(project: ProjectDefinition, engine: Engine, source: SourceConfig) -> str:
+    """What staging a source depends on: its definition, the project's time zone and phone
+    region, and its committed loads. Unchanged, the staged table is current."""
+    from passerelle import state
+
+    return state.fingerprint(source.model_dump_json(), project.config.timezone,
+                             project.config.default_region, state.raw_state(engine, source.name))
 
 
 def quarantine_summary(engine: Engine) -> list[dict]:

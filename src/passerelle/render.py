@@ -229,3 +229,32 @@ def _pct(value, sign: bool = True) -> str:
 
 def _num(value) -> str:
     return "—" if value is None else f"{value:.3f}"
+
+
+def erasure_text(summary: dict, done: bool) -> Group:
+    """What an erasure removes (``done=False``: the preview) or removed."""
+    verb = "Erased" if done else "Would erase"
+    head = Text()
+    head.append(f"{verb} person {summary['person_id']}: records "
+                f"{', '.join(summary['records'])}\n", style="bold")
+    table = Table(header_style="bold", title="Rows")
+    for col in ("table", "rows", "raw rows"):
+        table.add_column(col)
+    for source, counts in summary["source_rows"].items():
+        table.add_row(f"{source} (source)", f"{counts['staged']:,}", f"{counts['raw']:,}")
+    for name, rows in summary["derived_rows"].items():
+        table.add_row(name, f"{rows:,}", "")
+    parts: list = [head, table]
+    tail = Text()
+    if summary["shared_identifiers_kept"]:
+        kept = ", ".join(f"{n} {k}" for k, n in summary["shared_identifiers_kept"].items())
+        tail.append(f"Kept, as other people hold them too: {kept}.\n")
+    for export in summary["exports_to_follow_up"]:
+        tail.append(f"Sent earlier by export {export['export_id']} ({export['kind']} to "
+                    f"{export['destination']}, {str(export['started_at'])[:10]}): ask that "
+                    "destination to erase the person too.\n", style="yellow")
+    if done:
+        tail.append(f"Registered as {summary['request_id']}; later loads will not bring the "
+                    "person back.\n")
+    parts.append(tail)
+    return Group(*parts)

@@ -1,7 +1,8 @@
 """CSV exports in the column layouts e-mailing tools import (Brevo, Mailchimp, generic).
 
-The warehouse computes the rows; DuckDB's CSV writer writes them from an Arrow stream
-(``COPY ... TO``), so a million-row audience never passes through Python one row at a time.
+The warehouse computes the rows and DuckDB's CSV writer writes them (``COPY ... TO``: in
+the warehouse itself on DuckDB, from an Arrow stream otherwise), so a million-row audience
+never passes through Python one row at a time.
 The file is written under a temporary name, hashed (SHA-256) and renamed, so a reader never
 sees half a file and the hash in the export log is the hash of the file on disk.
 
@@ -88,29 +89,45 @@ def resolve_path(template: str, audience: str, root: Path) -> Path:
 
 
 def write_csv(engine: Engine, rows: ir.Table, path: Path, delimiter: str) -> tuple[int, str]:
-    """Write ``rows`` to ``path`` through DuckDB's CSV writer; returns (rows, SHA-256)."""
+    """Write ``rows`` to ``path`` with DuckDB's CSV writer; returns (rows, SHA-256).
+
+    On a DuckDB warehouse the query and the writer run in one ``COPY (query) TO`` of the
+    warehouse itself: no row leaves the engine. Elsewhere the rows stream as Arrow batches
+    into an in-memory DuckDB that writes the file. Either way, the same writer and options,
+    so the bytes are the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
-    reader = engine.con.to_pyarrow_batches(rows, chunk_size=100_000)
-    writer = duckdb.connect()  # in memory: only its CSV writer is used
+    options = (f"FORMAT csv, HEADER true, DELIMITER {sge.convert(delimiter).sql('duckdb')}, "
+               "QUOTE '\"', ESCAPE '\"', NULLSTR ''")
+    target = sge.convert(str(tmp)).sql("duckdb")
     try:
-        writer.register("rows", reader)
-        options = (f"FORMAT csv, HEADER true, DELIMITER {sge.convert(delimiter).sql('duckdb')}, "
-                   "QUOTE '\"', ESCAPE '\"', NULLSTR ''")
-        target = sge.convert(str(tmp)).sql("duckdb")
-        # COPY answers with the number of rows written
-        count = int(writer.execute(
-            f"COPY (SELECT * FROM rows) TO {target} ({options})").fetchall()[0][0])
+        if engine.dialect == "duckdb":
+            # the query text is Ibis's compilation of an expression (user values are
+            # literals in it); COPY answers with the number of rows written
+            query = engine.con.compile(rows)
+            count = int(engine.con.raw_sql(
+                f"COPY ({query}) TO {target} ({options})").fetchall()[0][0])
+        else:
+            count = _copy_from_arrow(engine, rows, target, options)
     except duckdb.Error as exc:
         tmp.unlink(missing_ok=True)
         raise DestinationError(f"Cannot write {path}: {exc}",
                                "Check that the folder is writable and the disk not full.") \
             from exc
-    finally:
-        writer.close()
     digest = sha256_of(tmp)
     os.replace(tmp, path)
     return count, digest
+
+
+def _copy_from_arrow(engine: Engine, rows: ir.Table, target: str, options: str) -> int:
+    reader = engine.con.to_pyarrow_batches(rows, chunk_size=100_000)
+    writer = duckdb.connect()  # in memory: only its CSV writer is used
+    try:
+        writer.register("rows", reader)
+        return int(writer.execute(
+            f"COPY (SELECT * FROM rows) TO {target} ({options})").fetchall()[0][0])
+    finally:
+        writer.close()
 
 
 def sha256_of(path: Path) -> str:

@@ -17,9 +17,10 @@ AUDIENCE_MEMBERS = "audience_members"  # written by passerelle.segments
 PROFILES = "profiles"
 TRAITS = "traits"
 BASE_COLUMNS = ("person_id", "email", "phone", "first_name", "last_name")
-# The group an audience sends to. The brief's contract names it 'treated'; the segments
-# package names it 'target': both are accepted, and nothing else (the holdout, or a group
-# this module does not know) is ever sent.
+# The group an audience sends to: 'treated' (passerelle.segments.audience.TREATED, the name
+# measurement uses too). 'target' is how audiences built before the vocabulary was unified
+# named it; such a build is still sent until the next run rebuilds it. Nothing else (the
+# holdout, or a group this module does not know) is ever sent.
 SENT_GROUPS = ("treated", "target")
 
 
@@ -39,8 +40,8 @@ def latest_build(engine: Engine, audience: str) -> ir.Table:
 
 
 def treated(engine: Engine, audience: str) -> ir.Table:
-    """``person_id, email, phone`` of the group sent to (``treated``, also called ``target``):
-    the people a destination receives. The holdout never is."""
+    """``person_id, email, phone`` of the ``treated`` group: the people a destination
+    receives. The holdout never is."""
     build = latest_build(engine, audience)
     am = engine.table(AUDIENCE_MEMBERS)
     if engine.to_arrow(am.filter(am.audience == audience).select("run_id").limit(1)) \

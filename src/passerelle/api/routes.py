@@ -24,6 +24,14 @@ class PinRequest(BaseModel):
     author: str | None = None
 
 
+class PrivacyRequest(BaseModel):
+    subject: str = Field(min_length=1, description="Person id, source:id, customer id, "
+                                                   "e-mail, phone or loyalty card")
+    requested_by: str = Field(min_length=1, description="Who handles the request")
+    reason: str | None = Field(None, description="The request and its date (erasure)")
+    confirm: bool = Field(False, description="Erasure: false previews, true erases")
+
+
 class MetricsQuery(BaseModel):
     metrics: list[str] = Field(min_length=1)
     group_by: list[str] = Field(default_factory=list)
@@ -117,18 +125,27 @@ def build_router(project: Project) -> APIRouter:
 
         return locked(lambda: segments.status(project))
 
+    @router.get("/audiences", summary="Every audience's freshness, size and holdout")
+    def audiences_status() -> list[dict[str, Any]]:
+        from passerelle.segments import service as segments
+
+        return locked(lambda: segments.audience_status(project))
+
     @router.get("/segments/{name}/count", summary="Live size of a segment")
     def segment_count(name: str) -> dict[str, Any]:
         from passerelle.segments import service as segments
 
         return {"segment": name, "people": locked(lambda: segments.count(project, name))}
 
-    @router.get("/segments/{name}/sample", summary="A few members (masked by default)")
+    @router.get("/segments/{name}/sample", summary="A few members, masked for the role")
     def segment_sample(name: str, n: int = Query(20, ge=1, le=200),
-                       mask: bool = True) -> list[dict[str, Any]]:
+                       role: Literal["marketer", "it", "admin"] = Query(
+                           "marketer", description="marketer: e-mail, phone and last name "
+                                                   "masked; it, admin: shown")
+                       ) -> list[dict[str, Any]]:
         from passerelle.segments import service as segments
 
-        return locked(lambda: segments.sample(project, name, n=n, mask_pii=mask))
+        return locked(lambda: segments.sample(project, name, n=n, role=role))
 
     @router.get("/segments/overlap/", summary="Overlap of two to eight segments")
     def segment_overlap(names: Annotated[list[str], Query(min_length=2, max_length=8)]) -> dict:
@@ -155,10 +172,91 @@ def build_router(project: Project) -> APIRouter:
 
         return locked(lambda: analyse_experiment(project, project.engine, name))
 
+    @router.get("/experiments", summary="Experiments defined and seen in exposure events")
+    def experiments() -> list[dict[str, Any]]:
+        from passerelle.measure.report import experiments_coverage
+
+        return locked(lambda: experiments_coverage(project, project.engine))
+
+    @router.get("/campaigns", summary="Campaign results with intervals (spend, CPA, ROAS, ROI)")
+    def campaigns(window: int = Query(14, ge=1, le=365, description="Days after a touch"),
+                  grain: Literal["day", "week", "month"] | None = None) -> list[dict[str, Any]]:
+        from datetime import timedelta
+
+        from passerelle.measure.report import campaign_results
+
+        return locked(lambda: campaign_results(project, project.engine,
+                                               timedelta(days=window), grain).to_pylist())
+
+    @router.get("/attribution", summary="Every attribution model side by side, per channel")
+    def attribution(lookback: int = Query(30, ge=1, le=365, description="Days of touches"),
+                    value: Literal["conversions", "revenue"] = "conversions") -> dict[str, Any]:
+        from datetime import timedelta
+
+        from passerelle.measure.report import attribution_report
+
+        report = locked(lambda: attribution_report(project, project.engine,
+                                                   timedelta(days=lookback)))
+        return {"summary": report["summary"], "rows": report[value].to_pylist()}
+
+    @router.get("/incrementality", summary="What each audience's sends caused (holdouts), "
+                                           "with the incremental ROI")
+    def incrementality(
+        window: int = Query(14, ge=1, le=365, description="Days after each send"),
+        audience: Annotated[list[str] | None, Query(description="Only these audiences")]
+        = None,
+        campaign: Annotated[list[str] | None, Query(
+            description="AUDIENCE=CAMPAIGN_ID of ad_spend (default: the audience's name)")]
+        = None,
+        spend: Annotated[list[str] | None, Query(
+            description="AUDIENCE=AMOUNT in the project currency, instead of ad_spend")] = None,
+        rate: Annotated[list[str] | None, Query(description="CURRENCY=RATE, e.g. USD=0.92")]
+        = None,
+    ) -> dict[str, Any]:
+        from datetime import timedelta
+
+        from passerelle.measure.holdouts import incrementality_report, parse_pairs
+
+        args = (parse_pairs(campaign, "AUDIENCE=CAMPAIGN_ID"),
+                parse_pairs(spend, "AUDIENCE=AMOUNT"), parse_pairs(rate, "CURRENCY=RATE"))
+        return locked(lambda: incrementality_report(project, project.engine,
+                                                    timedelta(days=window), audience or None,
+                                                    *args))
+
     @router.get("/events/violations", summary="Tracking-plan violations by event and rule")
     def violations(source: str | None = None) -> list[dict[str, Any]]:
         from passerelle.collect import list_violations
 
         return locked(lambda: list_violations(project.engine, source))
+
+    @router.post("/privacy/access", summary="Everything held about a person (GDPR art. 15)")
+    def privacy_access(body: PrivacyRequest) -> dict[str, Any]:
+        from passerelle.privacy import access_report
+
+        def work() -> dict[str, Any]:
+            person = service.person_id_of(project.definition, project.engine, body.subject)
+            return access_report(project.definition, project.engine, person,
+                                 requested_by=body.requested_by)
+        return locked(work)
+
+    @router.post("/privacy/erasure", summary="Preview, then erase a person (GDPR art. 17)")
+    def privacy_erasure(body: PrivacyRequest) -> dict[str, Any]:
+        from passerelle.privacy import erase_person, preview_erasure
+
+        def work() -> dict[str, Any]:
+            person = service.person_id_of(project.definition, project.engine, body.subject)
+            if not body.confirm:
+                return {"erased": False,
+                        **preview_erasure(project.definition, project.engine, person)}
+            return {"erased": True, **erase_person(
+                project.definition, project.engine, person, requested_by=body.requested_by,
+                reason=body.reason)}
+        return locked(work)
+
+    @router.get("/privacy/requests", summary="The register of access and erasure requests")
+    def privacy_requests(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:
+        from passerelle.privacy import list_requests
+
+        return locked(lambda: list_requests(project.engine, limit))
 
     return router

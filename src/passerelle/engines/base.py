@@ -75,6 +75,14 @@ class Engine(ABC):
     def list_tables(self, like: str | None = None) -> list[str]:
         return self.con.list_tables(like=like)
 
+    def base_tables(self) -> list[str]:
+        """The tables of the project, views left out (they hold no rows of their own)."""
+        info = sg.table("tables", db="information_schema")
+        query = sg.select("table_name").from_(info).where(sge.and_(
+            sg.column("table_type").eq(sge.convert("BASE TABLE")),
+            sg.column("table_schema").eq(sge.Anonymous(this="current_schema", expressions=[]))))
+        return sorted(r[0] for r in self.execute(query))
+
     def replace_table(self, name: str, expr: ir.Table) -> None:
         """Materialise ``expr`` as ``name``, replacing the previous table atomically."""
         self.con.create_table(name, obj=expr, overwrite=True)
@@ -83,7 +91,13 @@ class Engine(ABC):
         if not self.exists(name):
             self.con.create_table(name, schema=schema)
 
-    def drop(self, name: str) -> None:
+    def drop(self, name: str, cascade: bool = False) -> None:
+        """Drop a table if it exists; ``cascade`` also drops the views built on it (on
+        PostgreSQL, which binds views to tables; DuckDB re-reads a view's tables by name)."""
+        if cascade and self.exists(name):
+            self.execute(sge.Drop(this=sg.table(name, quoted=True), kind="TABLE", exists=True,
+                                  cascade=True))
+            return
         self.con.drop_table(name, force=True)
 
     def count(self, name: str) -> int:
@@ -91,6 +105,10 @@ class Engine(ABC):
 
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         return self.con.to_pyarrow(expr)
+
+    @abstractmethod
+    def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
+        """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
 
     # -- statements -------------------------------------------------------------------
     def execute(self, statement: sge.Expression) -> list[tuple]:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 
@@ -46,6 +47,9 @@ class DuckDBEngine(Engine):
                 ) from exc
             raise EngineError(f"Cannot open the warehouse {self.path}: {exc}") from exc
 
+    def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
+        return _duckdb_sha256(value)
+
     def _run(self, sql: str) -> list[tuple]:
         result = self.con.con.execute(sql)
         # Read every result: an unread one makes the next query on this connection fail.
@@ -65,3 +69,8 @@ class DuckDBEngine(Engine):
         finally:
             raw.unregister(view)
         return int(after - before)
+
+
+@ibis.udf.scalar.builtin(name="sha256")
+def _duckdb_sha256(value: str) -> str:  # DuckDB's sha256(VARCHAR) returns hex text
+    ...

@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlglot as sg
@@ -48,6 +49,9 @@ class PostgresEngine(Engine):
                 "passerelle.yml are right.",
             ) from exc
 
+    def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
+        return _pg_encode(_pg_sha256(_pg_convert_to(value, "UTF8")), "hex")
+
     def _run(self, sql: str) -> list[tuple]:
         with self.con.con.cursor() as cursor:
             cursor.execute(sql)
@@ -82,3 +86,15 @@ class PostgresEngine(Engine):
                 rows += batch.num_rows
         return rows
 
+
+# PostgreSQL hashes bytes: sha256(convert_to(text, 'UTF8')), then hex text with encode()
+@ibis.udf.scalar.builtin(name="sha256")
+def _pg_sha256(value: bytes) -> bytes: ...
+
+
+@ibis.udf.scalar.builtin(name="convert_to")
+def _pg_convert_to(value: str, encoding: str) -> bytes: ...
+
+
+@ibis.udf.scalar.builtin(name="encode")
+def _pg_encode(value: bytes, format: str) -> str: ...

@@ -41,7 +41,7 @@ def inputs_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
     if engine.exists(IDENTITY_PINS):
         pins = engine.table(IDENTITY_PINS)
         parts.append(str(engine.to_arrow(pins.aggregate(
-            n=pins.count(), active=pins.active.cast("int64").sum(),
+            n=pins.count(), active=pins.active.ifelse(1, 0).sum(),
             last=pins.created_at.max())).to_pylist()))
     model = project.root / config.probabilistic.model_path
     if config.probabilistic.enabled and model.is_file():

@@ -45,10 +45,9 @@ def find(project: ProjectDefinition, engine: Engine, query: str,
     return find_persons(engine, query, limit, default_region=project.config.default_region)
 
 
-def profile(project: ProjectDefinition, engine: Engine, query: str,
-            mask_pii: bool = False) -> dict[str, Any]:
-    """The 360° view of the one person ``query`` identifies."""
-    from passerelle.identity.view import PersonNotFound, person_view
+def person_id_of(project: ProjectDefinition, engine: Engine, query: str) -> str:
+    """The id of the one person ``query`` (any identifier) designates, or a clear error."""
+    from passerelle.identity.view import PersonNotFound
 
     found = find(project, engine, query, limit=5)
     if not found:
@@ -59,7 +58,15 @@ def profile(project: ProjectDefinition, engine: Engine, query: str,
         ids = ", ".join(p["person_id"] for p in found)
         raise PasserelleError(f"'{query}' matches {len(found)} persons: {ids}.",
                               "Give one of these person ids.")
-    return person_view(engine, found[0]["person_id"],
+    return found[0]["person_id"]
+
+
+def profile(project: ProjectDefinition, engine: Engine, query: str,
+            mask_pii: bool = False) -> dict[str, Any]:
+    """The 360° view of the one person ``query`` identifies."""
+    from passerelle.identity.view import person_view
+
+    return person_view(engine, person_id_of(project, engine, query),
                        orders_sources=customer_sources(project, "orders"),
                        events_sources=customer_sources(project, "events"), mask_pii=mask_pii)
 

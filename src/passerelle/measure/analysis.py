@@ -111,9 +111,11 @@ def person_metrics(exposed: ir.Table, orders: ir.Table, cfg: ExperimentConfig) -
             aggs[m.name] = ibis.ifelse(post, joined._amount, 0.0).sum()
             aggs[f"{m.name}_pre"] = ibis.ifelse(pre, joined._amount, 0.0).sum()
         else:
-            count = ibis.ifelse(post, 1, 0).sum()
+            # a refund row (negative amount) is not an order: a refund alone is no conversion
+            bought = joined._amount >= 0
+            count = ibis.ifelse(post & bought, 1, 0).sum()
             aggs[m.name] = (ibis.ifelse(count > 0, 1, 0) if m.type == "conversion" else count)
-            aggs[f"{m.name}_pre"] = ibis.ifelse(pre, 1, 0).sum()
+            aggs[f"{m.name}_pre"] = ibis.ifelse(pre & bought, 1, 0).sum()
     per = joined.group_by([x.person_id, x.variant]).aggregate(**aggs)
     return per.mutate(**{c: per[c].cast("float64").fill_null(0.0) for c in aggs})
 

@@ -32,7 +32,7 @@ RULE_MODELS = ("first", "last", "last_non_direct", "linear", "time_decay", "posi
 SEPARATOR = " > "
 
 
-def _check_window(lookback: timedelta) -> None:
+def check_lookback(lookback: timedelta) -> None:
     if lookback < timedelta(days=1):
         raise MeasureError(f"A look-back window of {lookback} is shorter than a day.",
                            "Use a window of at least one day (7, 30 or 90 days are usual).")
@@ -44,16 +44,20 @@ def journeys(touches: ir.Table, conversions: ir.Table, lookback: timedelta) -> i
     A touch counts for a conversion when it happened at or before the conversion, less than
     ``lookback`` before it, and after the person's previous conversion (so each touch is
     credited once). Conversions without any touch in their window are not in the result.
-    Columns: ``conversion_id, person_id, conversion_time, revenue, touch_time, channel,
-    campaign_id, position`` (1 = first), ``touches`` (journey length), ``seconds_before``.
+    Columns: ``conversion_id`` (``person_id#n``, the person's n-th conversion), ``person_id,
+    conversion_time, revenue, touch_time, channel, campaign_id, position`` (1 = first),
+    ``touches`` (journey length), ``seconds_before``.
     """
-    _check_window(lookback)
+    check_lookback(lookback)
+    # one window per person (not a global row_number, which engines run on one thread)
+    w_person = ibis.window(group_by=conversions.person_id,
+                           order_by=[conversions.conversion_time, conversions.revenue])
     conv = conversions.mutate(
-        conversion_id=ibis.row_number().over(
-            order_by=[conversions.person_id, conversions.conversion_time, conversions.revenue]),
-        previous_time=conversions.conversion_time.lag().over(
-            group_by=conversions.person_id, order_by=conversions.conversion_time),
+        _seq=ibis.row_number().over(w_person),
+        previous_time=conversions.conversion_time.lag().over(w_person),
     )
+    conv = conv.mutate(conversion_id=conv.person_id.cast("string") + ibis.literal("#")
+                       + conv._seq.cast("string"))
     t = touches.select("person_id", "touch_time", "channel", "campaign_id")
     start = conv.conversion_time - ibis.interval(seconds=int(lookback.total_seconds()))
     joined = conv.join(
@@ -87,21 +91,18 @@ def rule_weights(journey: ir.Table, half_life: timedelta = timedelta(days=7),
     if half_life <= timedelta(0):
         raise MeasureError("The time-decay half-life must be positive.", "Use e.g. 7 days.")
     j = journey
-    n = j.touches
     non_direct = j.channel.notnull() & (j.channel != direct)
     decay = (-(math.log(2) / half_life.total_seconds()) * j.seconds_before).exp()
-    j = j.mutate(_nd=ibis.ifelse(non_direct, 1, 0), _decay=decay)
-    j = j.mutate(
-        _nd_rank=ibis.row_number().over(group_by=[j.conversion_id, j._nd],
-                                        order_by=[ibis.desc(j.touch_time), ibis.desc(j.channel)]),
-        _nd_count=j._nd.sum().over(group_by=j.conversion_id),
-        _decay_sum=j._decay.sum().over(group_by=j.conversion_id),
-    )
+    j = j.mutate(_nd_pos=ibis.ifelse(non_direct, j.position, ibis.null("int64")),
+                 _decay=decay)
+    # both over the same partition, with no ordering: one cheap window pass
+    j = j.mutate(_nd_last=j._nd_pos.max().over(group_by=j.conversion_id),
+                 _decay_sum=j._decay.sum().over(group_by=j.conversion_id))
     first = ibis.ifelse(j.position == 1, 1.0, 0.0)
     last = ibis.ifelse(j.position == j.touches, 1.0, 0.0)
     # PostgreSQL cannot cast a boolean to a number: flags are CASE expressions
-    lnd = ibis.ifelse(((j._nd == 1) & (j._nd_rank == 0))
-                      | ((j._nd_count == 0) & (j.position == j.touches)), 1.0, 0.0)
+    lnd = ibis.ifelse((j.position == j._nd_last)
+                      | (j._nd_last.isnull() & (j.position == j.touches)), 1.0, 0.0)
     middle = 0.2 / (j.touches - 2).cast("float64").nullif(0)
     position_based = ibis.cases(
         (j.touches == 1, 1.0),
@@ -110,9 +111,9 @@ def rule_weights(journey: ir.Table, half_life: timedelta = timedelta(days=7),
         else_=middle,
     )
     return j.mutate(first=first, last=last, last_non_direct=lnd,
-                    linear=1.0 / n.cast("float64"), time_decay=j._decay / j._decay_sum,
+                    linear=1.0 / j.touches.cast("float64"), time_decay=j._decay / j._decay_sum,
                     position_based=position_based.cast("float64")
-                    ).drop("_nd", "_decay", "_nd_rank", "_nd_count", "_decay_sum")
+                    ).drop("_nd_pos", "_decay", "_nd_last", "_decay_sum")
 
 
 def rule_based(journey: ir.Table, by: Sequence[str] = ("channel",),
@@ -129,32 +130,60 @@ def rule_based(journey: ir.Table, by: Sequence[str] = ("channel",),
     return w.group_by(list(by)).aggregate(**aggs).order_by(list(by))
 
 
-def path_counts(touches: ir.Table, conversions: ir.Table, lookback: timedelta) -> ir.Table:
-    """Distinct channel paths with their conversions, revenue and non-conversions.
+_PATH_COLUMNS = ("path", "conversions", "revenue", "non_conversions")
 
-    Converting paths are the journeys of :func:`journeys`. A non-converting path is a
-    person's touches after their last conversion (all touches for people who never
-    converted), within ``lookback`` of their last touch. Channels are joined with ``' > '``.
-    Columns: ``path, conversions, revenue, non_conversions``.
-    """
-    j = journeys(touches, conversions, lookback)
-    converting = j.group_by("conversion_id").aggregate(
-        path=j.channel.group_concat(SEPARATOR, order_by=[j.touch_time, j.channel]),
-        revenue=j.revenue.cast("float64").max(),
-    ).mutate(conversions=ibis.literal(1, type="int64"), non_conversions=ibis.literal(0, "int64"))
-    last_conv = conversions.group_by("person_id").aggregate(
+
+def converting_paths(journey: ir.Table) -> ir.Table:
+    """Distinct channel paths of the converting journeys (a :func:`journeys` table):
+    ``path, conversions, revenue, non_conversions`` (0), ``single_touch`` (conversions
+    whose journey has one touch)."""
+    j = journey
+    # an ordered list joined afterwards: cheaper than an ordered string aggregate in DuckDB
+    per = j.group_by("conversion_id").aggregate(
+        _channels=j.channel.collect(order_by=[j.position]),
+        revenue=j.revenue.cast("float64").max(), _n=j.touches.max())
+    per = per.mutate(path=per._channels.join(SEPARATOR))
+    return per.group_by("path").aggregate(
+        conversions=per.count().cast("int64"), revenue=per.revenue.sum(),
+        non_conversions=ibis.literal(0, type="int64"),
+        single_touch=ibis.ifelse(per._n == 1, 1, 0).sum().cast("int64"))
+
+
+def lost_paths(touches: ir.Table, conversions: ir.Table, lookback: timedelta) -> ir.Table:
+    """Distinct channel paths that did not convert: a person's touches after their last
+    conversion (all touches for people who never converted), within ``lookback`` of their
+    last touch. Columns ``path, conversions`` (0), ``revenue`` (0), ``non_conversions``."""
+    check_lookback(lookback)
+    last_conv = conversions.group_by(_pid="person_id").aggregate(
         last_time=conversions.conversion_time.max())
-    t = touches.left_join(last_conv, touches.person_id == last_conv.person_id).select(
+    t = touches.left_join(last_conv, touches.person_id == last_conv._pid).select(
         touches.person_id, touches.touch_time, touches.channel, last_conv.last_time)
     t = t.filter(t.last_time.isnull() | (t.touch_time > t.last_time))
-    t = t.mutate(last_touch=t.touch_time.max().over(group_by=t.person_id))
+    # a GROUP BY joined back costs less than a window over every remaining touch
+    last = t.group_by(_lpid=t.person_id).aggregate(last_touch=t.touch_time.max())
+    t = t.join(last, t.person_id == last._lpid)
     t = t.filter(t.touch_time > t.last_touch - ibis.interval(seconds=int(lookback.total_seconds())))
-    lost = t.group_by("person_id").aggregate(
-        path=t.channel.group_concat(SEPARATOR, order_by=[t.touch_time, t.channel]),
-    ).mutate(revenue=ibis.literal(0.0), conversions=ibis.literal(0, type="int64"),
-             non_conversions=ibis.literal(1, type="int64"))
-    cols = ["path", "conversions", "revenue", "non_conversions"]
-    both = converting.select(*cols).union(lost.select(*cols))
+    per = t.group_by("person_id").aggregate(
+        _channels=t.channel.collect(order_by=[t.touch_time, t.channel]))
+    per = per.mutate(path=per._channels.join(SEPARATOR))
+    return per.group_by("path").aggregate(
+        conversions=ibis.literal(0, type="int64"), revenue=ibis.literal(0.0),
+        non_conversions=per.count().cast("int64"))
+
+
+def path_counts(touches: ir.Table, conversions: ir.Table, lookback: timedelta,
+                journey: ir.Table | None = None) -> ir.Table:
+    """Distinct channel paths with their conversions, revenue and non-conversions.
+
+    Converting paths are the journeys of :func:`journeys` (pass ``journey`` when it is
+    already built); non-converting paths come from :func:`lost_paths`. Channels are joined
+    with ``' > '``. Everything is aggregated by the engine: Python receives one row per
+    distinct path. Columns: ``path, conversions, revenue, non_conversions``.
+    """
+    j = journey if journey is not None else journeys(touches, conversions, lookback)
+    cols = list(_PATH_COLUMNS)
+    both = converting_paths(j).select(*cols).union(
+        lost_paths(touches, conversions, lookback).select(*cols), distinct=False)
     return both.group_by("path").aggregate(
         conversions=both.conversions.sum(), revenue=both.revenue.sum(),
         non_conversions=both.non_conversions.sum()).order_by("path")

@@ -66,6 +66,12 @@ def _check_window(window: timedelta) -> None:
                            "Use a window of at least one day (7 or 14 days are usual).")
 
 
+def _purchases(c: ir.Table) -> ir.IntegerValue:
+    """1 for a purchase, 0 for a refund row (negative amount) or no row at all: a refund
+    alone is not a conversion, though its amount still counts in revenue."""
+    return ibis.ifelse(c.conversion_time.notnull() & (c.revenue >= 0), 1, 0)
+
+
 def _period(ts: ir.TimestampValue, grain: str | None) -> ir.Value:
     if grain is None:
         return ibis.literal(None, type="date")
@@ -107,7 +113,7 @@ def campaign_stats(touches: ir.Table, conversions: ir.Table, window: timedelta,
                 seconds=int(window.total_seconds()))])
     per_person = joined.group_by([first.person_id, *[first[b] for b in by],
                                   first.first_touch]).aggregate(
-        converted=c.conversion_time.count().clip(upper=1),
+        converted=_purchases(c).sum().clip(upper=1),
         revenue=c.revenue.cast("float64").sum().fill_null(0.0))
     per_person = per_person.mutate(period=_period(per_person.first_touch, grain))
     return per_person.group_by([*by, "period"]).aggregate(
@@ -177,7 +183,7 @@ def holdout_stats(audience: ir.Table, conversions: ir.Table, window: timedelta) 
                              c.conversion_time < a.assigned_at + ibis.interval(
                                  seconds=int(window.total_seconds()))])
     per = joined.group_by([a.campaign_id, a.group, a.person_id]).aggregate(
-        converted=c.conversion_time.count().clip(upper=1),
+        converted=_purchases(c).sum().clip(upper=1),
         revenue=c.revenue.cast("float64").sum().fill_null(0.0))
     return per.group_by(["campaign_id", "group"]).aggregate(
         people=per.count(), converters=per.converted.sum(), revenue_sum=per.revenue.sum(),
@@ -186,19 +192,32 @@ def holdout_stats(audience: ir.Table, conversions: ir.Table, window: timedelta) 
 
 @dataclass(frozen=True)
 class Incrementality:
-    """What the campaign caused, from treated vs held-out people of one audience."""
+    """What the campaign caused, from treated vs held-out people of one audience.
+
+    A figure is None where it does not exist for this data; ``notes`` then says why.
+    """
 
     treated_people: int
     holdout_people: int
     conversion_treated: Interval
     conversion_holdout: Interval
     absolute_lift: Interval  # points of conversion rate caused
-    relative_lift: Interval  # the number to read: +0.12 = 12 % more buyers
+    relative_lift: Interval | None  # +0.12 = 12 % more buyers; None when no holdout buyer
     incremental_conversions: Interval
     revenue_per_person_lift: Interval | None
     incremental_revenue: Interval | None
     incremental_roi: Interval | None  # (incremental revenue - spend) / spend
     notes: tuple[str, ...] = field(default=())
+    revenue_treated: Interval | None = None  # revenue per person
+    revenue_holdout: Interval | None = None
+    revenue_relative_lift: Interval | None = None  # revenue per person, treated / holdout - 1
+    spend: float | None = None
+
+
+def _mean_interval(m: Moments, level: float) -> Interval:
+    if m.n >= 2 and m.variance > 0:
+        return welch_mean(m, level)
+    return Interval(m.mean, m.mean, m.mean, level, "exact")
 
 
 def incrementality(treated: Sequence[float], holdout: Sequence[float],
@@ -206,11 +225,12 @@ def incrementality(treated: Sequence[float], holdout: Sequence[float],
     """Lift caused by a campaign: ``treated`` and ``holdout`` are ``(people, converters,
     revenue_sum, revenue_sq)`` as returned by :func:`holdout_stats`.
 
-    Conversion rates use Wilson, their difference Newcombe, the relative lift the delta
+    Conversion rates use Wilson, their difference Newcombe, the relative lifts the delta
     method; revenue per person uses Welch. Incremental figures scale the per-person lift
-    to the treated people. An empty group, or no buyer in the holdout, is refused for the
-    relative lift (there is no answer); revenue figures are left out when revenue has no
-    variance.
+    to the treated people; the incremental ROI takes ``spend`` as known. An empty group is
+    refused (no answer at all). Figures that do not exist are None with a note: the relative
+    conversion lift when nobody in the holdout bought, revenue lifts when revenue does not
+    vary, the ROI without spend.
     """
     nt, ct, rt, qt = (float(x) for x in treated)
     nh, ch, rh, qh = (float(x) for x in holdout)
@@ -220,15 +240,27 @@ def incrementality(treated: Sequence[float], holdout: Sequence[float],
                            "be measured.", "Keep a holdout (10 % is usual) when sending.")
     notes: list[str] = []
     abs_lift = newcombe(ch, nh, ct, nt, level)
+    rel: Interval | None = None
     if ch == 0:
-        raise MeasureError("Nobody in the holdout converted, so a relative lift is undefined.",
-                           "Read the absolute lift, or wait for a longer window.")
-    rel = relative_lift(Moments.proportion(ch, nh), Moments.proportion(ct, nt), level, "normal")
+        notes.append("Nobody in the holdout converted, so a relative lift is undefined: read "
+                     "the absolute lift, or wait for a longer window.")
+    elif nt < 2 or nh < 2:
+        notes.append("A group has a single person: no relative lift.")
+    else:
+        rel = relative_lift(Moments.proportion(ch, nh), Moments.proportion(ct, nt), level,
+                            "normal")
     rev_t, rev_h = Moments(nt, rt, qt), Moments(nh, rh, qh)
-    rev_lift = incr_rev = roi = None
+    rev_lift = incr_rev = roi = rev_rel = None
     if nt >= 2 and nh >= 2 and (rev_t.variance > 0 or rev_h.variance > 0):
         rev_lift = welch_diff(rev_h, rev_t, level)
         incr_rev = rev_lift.scaled(nt)
+        try:
+            rev_rel = relative_lift(rev_h, rev_t, level, "t") if rev_h.mean > 0 else None
+        except MeasureError:
+            rev_rel = None
+        if rev_rel is None:
+            notes.append("No relative revenue lift: held-out people spent nothing (net of "
+                         "refunds), or revenue has no spread to put an interval on.")
         if spend is not None and spend > 0:
             roi = incr_rev.scaled(1 / spend, -1.0)
         elif spend is not None:
@@ -237,4 +269,5 @@ def incrementality(treated: Sequence[float], holdout: Sequence[float],
         notes.append("Revenue does not vary between people: no revenue lift is computed.")
     return Incrementality(int(nt), int(nh), wilson(ct, nt, level), wilson(ch, nh, level),
                           abs_lift, rel, abs_lift.scaled(nt), rev_lift, incr_rev, roi,
-                          tuple(notes))
+                          tuple(notes), _mean_interval(rev_t, level),
+                          _mean_interval(rev_h, level), rev_rel, spend)

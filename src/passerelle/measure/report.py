@@ -13,11 +13,12 @@ The ``*_from_tables`` variants take the touches / conversions / exposure tables 
 from __future__ import annotations
 
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-import ibis
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
 
@@ -27,10 +28,12 @@ from passerelle.measure import warehouse as jr
 from passerelle.measure.analysis import analyse_tables
 from passerelle.measure.attribution import (
     RULE_MODELS,
+    check_lookback,
     compare_models,
+    converting_paths,
     journeys,
+    lost_paths,
     markov,
-    path_counts,
     paths_from_rows,
     rule_based,
     shapley,
@@ -205,6 +208,16 @@ def campaign_results(project: Any, engine: Engine, window: timedelta = timedelta
 # -- attribution -------------------------------------------------------------------------
 
 
+def _materialize(engine: Engine, expr: ir.Table, stem: str, made: list[str]) -> ir.Table:
+    """``expr`` computed once into a temporary table (dropped by the caller), so that the
+    queries reading it several times do not recompute it; a stored table is used as is."""
+    if isinstance(expr.op(), ops.DatabaseTable):
+        return expr
+    name = f"_measure_{stem}_{uuid.uuid4().hex[:10]}"
+    made.append(name)
+    return engine.con.create_table(name, expr, temp=True)
+
+
 def attribution_from_tables(touches: ir.Table, conversions: ir.Table, engine: Engine,
                             lookback: timedelta = timedelta(days=30),
                             models: Sequence[str] | None = None,
@@ -215,34 +228,47 @@ def attribution_from_tables(touches: ir.Table, conversions: ir.Table, engine: En
     Returns ``{"conversions": pa.Table, "revenue": pa.Table, "summary": dict}``: one row per
     channel, one column per model (all columns add up to the same total), and counts of
     conversions, attributed conversions (with a touch in their window), single-touch
-    journeys and distinct paths.
+    journeys and distinct paths (converting ones, plus non-converting ones when the Markov
+    model is asked for).
+
+    The engine builds the touches and the journeys once each (temporary tables), then
+    answers three aggregates from them: credits per channel for the rule-based models, and
+    the distinct converting and non-converting paths with their counts. Python receives a
+    row per channel and a row per distinct path.
     """
     models = list(models or ALL_MODELS)
     unknown = [m for m in models if m not in ALL_MODELS]
     if unknown:
         raise MeasureError(f"Unknown attribution model(s): {', '.join(unknown)}.",
                            f"Choose among {', '.join(ALL_MODELS)}.")
-    j = journeys(touches, conversions, lookback)
-    # pandas, not Arrow: PostgreSQL returns sums of numeric literals as Decimal
-    rules = engine.con.execute(rule_based(j, ("channel",), half_life, direct))
-    for col in rules.columns[1:]:
-        rules[col] = rules[col].astype(float)
-    need_paths = "markov" in models or "shapley" in models
-    paths = []
-    if need_paths:
-        pc = engine.con.execute(path_counts(touches, conversions, lookback)).to_dict("records")
-        paths = paths_from_rows((r["path"], r["conversions"], r["revenue"],
-                                 r["non_conversions"]) for r in pc)
-    converting = [p for p in paths if p.conversions > 0]
-    mk = markov(paths) if "markov" in models and converting else None
+    check_lookback(lookback)  # before any work
+    made: list[str] = []
+    try:
+        touches = _materialize(engine, touches, "touches", made)
+        conversions = _materialize(engine, conversions, "conversions", made)
+        j = _materialize(engine, journeys(touches, conversions, lookback), "journeys", made)
+        # pandas, not Arrow: PostgreSQL returns sums of numeric literals as Decimal
+        rules = engine.con.execute(rule_based(j, ("channel",), half_life, direct))
+        for col in rules.columns[1:]:
+            rules[col] = rules[col].astype(float)
+        conv_rows = engine.con.execute(converting_paths(j)).to_dict("records")
+        lost_rows = (engine.con.execute(lost_paths(touches, conversions, lookback))
+                     .to_dict("records") if "markov" in models else [])
+        total = engine.to_arrow(conversions.aggregate(n=conversions.count())).to_pylist()[0]["n"]
+    finally:
+        for name in made:
+            engine.con.drop_table(name, force=True)
+    converting = paths_from_rows((r["path"], r["conversions"], r["revenue"], 0)
+                                 for r in conv_rows)
+    lost = paths_from_rows((r["path"], 0, 0.0, r["non_conversions"]) for r in lost_rows)
+    mk = markov(converting + lost) if "markov" in models and converting else None
     sh = shapley(converting) if "shapley" in models and converting else None
-    summary_expr = j.aggregate(attributed=j.conversion_id.nunique(),
-                               single=ibis.ifelse(j.touches == 1, 1, 0).sum())
-    s = engine.con.execute(summary_expr).to_dict("records")[0]
-    total = engine.to_arrow(conversions.aggregate(n=conversions.count())).to_pylist()[0]["n"]
+    distinct = len({p.channels for p in converting} | {p.channels for p in lost})
     out: dict[str, Any] = {"summary": {
-        "conversions": int(total or 0), "attributed": int(s["attributed"] or 0),
-        "single_touch_journeys": int(s["single"] or 0), "distinct_paths": len(paths),
+        "conversions": int(total or 0),
+        "attributed": int(sum(p.conversions for p in converting)),
+        "single_touch_journeys": int(sum(int(r["single_touch"] or 0) for r in conv_rows)),
+        "distinct_paths": distinct,
         "lookback_days": lookback.total_seconds() / 86400, "models": models}}
     for value in ("conversions", "revenue"):
         table = compare_models(rules, mk, sh, value=value) if len(rules) else None

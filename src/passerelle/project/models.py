@@ -59,6 +59,19 @@ class PostgresEngineConfig(Strict):
 EngineConfig = Annotated[DuckDBEngineConfig | PostgresEngineConfig, Field(discriminator="type")]
 
 
+class RetentionConfig(Strict):
+    """How long personal data is kept, in days, counted from each row's own time; older
+    rows are deleted (staged and raw) at every `passerelle run`. Unset: kept."""
+
+    events: int | None = Field(None, ge=1, description=(
+        "Web and app events, by event time (the CNIL's guideline for audience measurement is "
+        "25 months: 760 days)"))
+    campaign_sends: int | None = Field(None, ge=1, description="Messages sent, by send time")
+    orders: int | None = Field(None, ge=1, description=(
+        "Orders, by order time; their order lines go with them (French accounting law keeps "
+        "invoices 10 years: 3653 days)"))
+
+
 class ProjectConfig(Strict):
     """``passerelle.yml``: the project's engine and defaults."""
 
@@ -69,6 +82,8 @@ class ProjectConfig(Strict):
     default_region: str = Field(
         "FR", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +"
     )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig,
+                                       description="Days to keep personal data, per entity")
 
     @field_validator("timezone")
     @classmethod

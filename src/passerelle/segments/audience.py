@@ -39,7 +39,8 @@ from passerelle.segments.membership import MEMBERSHIP
 
 AUDIENCE_MEMBERS = "audience_members"
 AUDIENCE_HOLDOUTS = "audience_holdouts"
-HOLDOUT, TARGET = "holdout", "target"
+# The two groups, named as measurement names them (passerelle.measure.campaigns).
+HOLDOUT, TREATED = "holdout", "treated"
 _TS = dt.Timestamp()
 MEMBERS_SCHEMA = ibis.schema({
     "audience": dt.string, "person_id": dt.string, "group": dt.string, "email": dt.string,
@@ -59,7 +60,7 @@ class AudienceSummary:
     no_identifier: int  # excluded: consent, but no address to reach them on
     eligible: int
     holdout: int
-    target: int  # people to send to
+    treated: int  # people to send to
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -107,7 +108,7 @@ def build_audience(engine: Engine, audience: AudienceConfig, now: datetime, *,
                    segments: Mapping[str, SegmentConfig] | None = None,
                    trait_kinds: Mapping[str, str] | None = None,
                    run_id: str = "") -> tuple[ir.Table, AudienceSummary]:
-    """The audience's people (eligible ones, each with ``group`` holdout or target) and the
+    """The audience's people (eligible ones, each with ``group`` holdout or treated) and the
     count excluded and why.
 
     With ``segments`` the segment is compiled live as of ``now``; without, the members of
@@ -139,7 +140,7 @@ def build_audience(engine: Engine, audience: AudienceConfig, now: datetime, *,
         audience=audience.name, segment=audience.segment or "", channel=audience.channel,
         segment_members=int(row["n"] or 0), no_consent=int(row["no_consent"] or 0),
         no_identifier=int(row["no_identifier"] or 0), eligible=eligible_n, holdout=held,
-        target=eligible_n - held)
+        treated=eligible_n - held)
     return out.cast(MEMBERS_SCHEMA), summary
 
 
@@ -174,13 +175,58 @@ def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_
 def _group_expr(person_id: ir.Value, audience: AudienceConfig) -> ir.StringValue:
     pct = audience.holdout_percent
     if pct <= 0:
-        return ibis.literal(TARGET, type=dt.string)
-    return assign_expr(person_id, audience.holdout_salt, {HOLDOUT: pct, TARGET: 100 - pct})
+        return ibis.literal(TREATED, type=dt.string)
+    return assign_expr(person_id, audience.holdout_salt, {HOLDOUT: pct, TREATED: 100 - pct})
 
 
 def holdout_group(person_id: str, audience: AudienceConfig) -> str:
     """The group of one person, computed in Python (the API's answer, same as SQL)."""
     pct = audience.holdout_percent
     if pct <= 0:
-        return TARGET
-    return assign(person_id, audience.holdout_salt, {HOLDOUT: pct, TARGET: 100 - pct})
+        return TREATED
+    return assign(person_id, audience.holdout_salt, {HOLDOUT: pct, TREATED: 100 - pct})
+
+
+def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
+                       now: datetime) -> list[dict]:
+    """Each audience's freshness as of ``now``: when its people were last computed
+    (``built_at``), its segment's last and next refresh, and ``stale`` with the reason
+    (never built, segment due or failed, or the segment's members changed after the build).
+    """
+    from passerelle.segments.membership import HISTORY, freshness
+
+    segments = {r["segment"]: r for r in freshness(engine, now)}
+    built: dict[str, dict] = {}
+    if engine.exists(AUDIENCE_MEMBERS):
+        a = engine.table(AUDIENCE_MEMBERS)
+        built = {r["audience"]: r for r in engine.to_arrow(a.group_by("audience").aggregate(
+            built_at=a.built_at.max(), treated=(a.group == TREATED).sum(),
+            holdout=(a.group == HOLDOUT).sum())).to_pylist()}
+    changed: dict[str, datetime] = {}
+    if engine.exists(HISTORY):
+        h = engine.table(HISTORY)
+        last = ibis.greatest(h.entered_at, h.exited_at.fill_null(h.entered_at)).max()
+        changed = {r["segment"]: r["at"] for r in engine.to_arrow(
+            h.group_by("segment").aggregate(at=last)).to_pylist()}
+    rows = []
+    for name, aud in sorted(audiences.items()):
+        b = built.get(name, {})
+        s = segments.get(aud.segment or "", {})
+        why = None
+        if not b:
+            why = "never built: run `passerelle run`"
+        elif not s:
+            why = "its segment was never refreshed"
+        elif s["stale"]:
+            why = ("its segment failed to refresh" if s["status"] == "failed"
+                   else "its segment is due for a refresh")
+        elif changed.get(aud.segment or "") and changed[aud.segment] > b["built_at"]:
+            why = "its segment's members changed after the audience was built"
+        rows.append({"audience": name, "segment": aud.segment, "channel": aud.channel,
+                     "built_at": b.get("built_at"), "treated": int(b.get("treated") or 0),
+                     "holdout": int(b.get("holdout") or 0),
+                     "segment_refreshed_at": s.get("last_refreshed_at"),
+                     "members_as_of": s.get("evaluated_at"),
+                     "next_refresh_at": s.get("next_refresh_at"),
+                     "stale": why is not None, "why": why})
+    return rows

@@ -248,17 +248,22 @@ def compile_segment(engine: Engine, segment: SegmentConfig,
 
 def compile_many(engine: Engine, names: Sequence[str],
                  segments: Mapping[str, SegmentConfig], now: datetime,
-                 trait_kinds: Mapping[str, str] | None = None
+                 trait_kinds: Mapping[str, str] | None = None,
+                 within: Mapping[str, ir.Table] | None = None,
                  ) -> dict[str, ir.Table | SegmentError]:
     """Several segments with one catalog lookup: each name maps to its members, or to the
-    error that keeps it from compiling (the others still compile)."""
+    error that keeps it from compiling (the others still compile). ``within[name]`` (a
+    table with ``person_id``) limits the people that segment is evaluated for."""
     c = _Compiler(engine, segments, now, trait_kinds)
     out: dict[str, ir.Table | SegmentError] = {}
     for name in names:
         try:
             check_all({n: segments[n] for n in _closure(name, segments)}, c.kinds,
                       trait_kinds)
-            out[name] = c.profiles.filter(c.segment_predicate(name)).select("person_id")
+            pred = c.segment_predicate(name)
+            if within is not None and name in within:
+                pred = c.profiles.person_id.isin(within[name].person_id) & pred
+            out[name] = c.profiles.filter(pred).select("person_id")
         except SegmentError as exc:
             out[name] = exc
     return out
@@ -288,17 +293,34 @@ def count(engine: Engine, segment: SegmentConfig,
 
 SAMPLE_COLUMNS = ("person_id", "first_name", "last_name", "email", "phone", "postcode", "city",
                   "country")
+# Who sees what in a sample. There is no user system: the caller (CLI option, API parameter,
+# the web app's session) states the role, and the role decides what is masked.
+ROLES: dict[str, tuple[str, ...]] = {
+    "marketer": ("email", "phone", "last_name"),  # enough to recognise, not to contact
+    "it": (),
+    "admin": (),
+}
+DEFAULT_ROLE = "marketer"
+
+
+def masked_columns(role: str) -> tuple[str, ...]:
+    if role not in ROLES:
+        raise SegmentError(f"Unknown role '{role}'.", f"Roles: {', '.join(ROLES)}.")
+    return ROLES[role]
 
 
 def sample(engine: Engine, segment: SegmentConfig,
            segments_by_name: Mapping[str, SegmentConfig] | None, now: datetime, n: int = 20,
-           mask_pii: bool = True, trait_kinds: Mapping[str, str] | None = None) -> list[dict]:
-    """``n`` members with a few profile columns, e-mail and phone masked unless
-    ``mask_pii`` is False (the caller checks the role). The same members come back each
-    time (ordered by a hash of the person id), so a sample does not flicker while editing."""
+           role: str = DEFAULT_ROLE, trait_kinds: Mapping[str, str] | None = None
+           ) -> list[dict]:
+    """``n`` members with a few profile columns, masked for ``role`` (:data:`ROLES`): a
+    ``marketer`` sees ``a***@example.fr``, ``+33 6** ** ** 11`` and ``D.``; ``it`` and
+    ``admin`` see the values. The same members come back each time (ordered by a hash of
+    the person id), so a sample does not flicker while editing."""
     from passerelle.identity.view import mask_email, mask_phone
     from passerelle.measure.hashing import bucket_expr, join_key
 
+    hidden = masked_columns(role)
     c = _Compiler(engine, _segments_with(segment, segments_by_name), now, trait_kinds)
     c.check()
     p = c.profiles
@@ -306,13 +328,16 @@ def sample(engine: Engine, segment: SegmentConfig,
     rows = p.filter(c.segment_predicate(segment.name)).select(*cols)
     rows = rows.order_by([bucket_expr(join_key("sample", rows.person_id)), rows.person_id])
     out = engine.to_arrow(rows.limit(n)).to_pylist()
-    if mask_pii:
-        for row in out:
-            if "email" in row:
-                row["email"] = mask_email(row["email"])
-            if "phone" in row:
-                row["phone"] = mask_phone(row["phone"])
+    maskers = {"email": mask_email, "phone": mask_phone, "last_name": _initial}
+    for row in out:
+        for col in hidden:
+            if col in row:
+                row[col] = maskers[col](row[col])
     return out
+
+
+def _initial(value: str | None) -> str | None:
+    return f"{value.strip()[:1]}." if value and value.strip() else value
 
 
 def overlap(engine: Engine, segments: Sequence[SegmentConfig],

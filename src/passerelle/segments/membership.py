@@ -9,12 +9,15 @@ Tables:
   ``exit_reason`` is ``condition`` (no longer matches) or ``person_id_changed`` (the id was
   merged into another, split or removed by identity: the new id enters on the same refresh);
 - ``segment_status(segment, definition_hash, inputs, members, entered, exited,
-  last_refreshed_at, refresh_every, next_refresh_at, stale, status, message, run_id)``.
+  last_refreshed_at, refresh_every, next_refresh_at, stale, status, message, run_id,
+  evaluated_at)``; ``evaluated_at`` is the clock time the stored members are exact for.
 
 A segment is recomputed when its definition (or that of a segment it references) changed,
-when its inputs changed (profiles, traits, activity tables, person id changes), or when it
-is due (``refresh_every``) and depends on time (an ``in_last_days`` window). Otherwise it
-is only marked fresh.
+when an input it reads changed (profiles, traits, orders, person id changes; events only
+for segments with ``did`` conditions), or when it is due (``refresh_every``) and depends on
+time (an ``in_last_days`` window). Otherwise it is only marked fresh. Segments over events
+can also be brought up to date between runs, incrementally
+(:mod:`passerelle.segments.incremental`).
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ STATUS_SCHEMA = ibis.schema({
     "segment": dt.string, "definition_hash": dt.string, "inputs": dt.string,
     "members": dt.int64, "entered": dt.int64, "exited": dt.int64, "last_refreshed_at": _TS,
     "refresh_every": dt.string, "next_refresh_at": _TS, "stale": dt.boolean,
-    "status": dt.string, "message": dt.string, "run_id": dt.string})
+    "status": dt.string, "message": dt.string, "run_id": dt.string, "evaluated_at": _TS})
 
 
 @dataclass
@@ -63,6 +66,8 @@ class RefreshSummary:
     refreshed: dict[str, dict[str, int]] = field(default_factory=dict)  # members/entered/exited
     unchanged: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    # refreshed from the people whose events changed: segment -> people re-evaluated
+    incremental: dict[str, int] = field(default_factory=dict)
 
 
 def ensure_tables(engine: Engine) -> None:
@@ -86,37 +91,64 @@ def definition_hash(name: str, segments: Mapping[str, SegmentConfig]) -> str:
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def time_dependent(name: str, segments: Mapping[str, SegmentConfig]) -> bool:
-    """Does membership move with the clock alone (an ``in_last_days`` window)?"""
-    todo, seen = [name], set()
+def activity_conditions(name: str, segments: Mapping[str, SegmentConfig]
+                        ) -> list[DidCondition | BoughtCondition]:
+    """Every event and order condition of a segment and of the segments it references."""
+    todo, seen, found = [name], set(), []
     while todo:
         current = todo.pop()
         if current in seen or current not in segments:
             continue
         seen.add(current)
-        for cond, _ in walk(segments[current].where):
-            if isinstance(cond, (DidCondition, BoughtCondition)):
-                spec = cond.did if isinstance(cond, DidCondition) else cond.bought
-                if spec.in_last_days is not None:
-                    return True
+        found.extend(c for c, _ in walk(segments[current].where)
+                     if isinstance(c, (DidCondition, BoughtCondition)))
         todo.extend(references(segments[current]))
-    return False
+    return found
 
 
-def inputs_fingerprint(engine: Engine) -> str:
-    """Changes whenever a table a segment reads changes (one small query a table)."""
-    parts = []
+def time_dependent(name: str, segments: Mapping[str, SegmentConfig]) -> bool:
+    """Does membership move with the clock alone (an ``in_last_days`` window)?"""
+    return any((c.did if isinstance(c, DidCondition) else c.bought).in_last_days is not None
+               for c in activity_conditions(name, segments))
+
+
+def reads_events(name: str, segments: Mapping[str, SegmentConfig]) -> bool:
+    """Does the segment (or one it references) have a ``did`` condition?"""
+    return any(isinstance(c, DidCondition) for c in activity_conditions(name, segments))
+
+
+def input_parts(engine: Engine) -> dict[str, str]:
+    """A summary of each table segments read (one small query a table): it changes
+    whenever the table does."""
+    parts = {}
     for name, stamp in ((PROFILES, "run_id"), (TRAITS, "computed_at"),
                         (activity.EVENTS, "at"), (activity.ORDERS, "at"),
                         (activity.PURCHASES, "at"), ("person_id_changes", "run_id")):
         if not engine.exists(name):
-            parts.append(f"{name}:-")
+            parts[name] = "-"
             continue
         t = engine.table(name)
         last = t[stamp].max().cast(dt.string) if stamp in t.columns else ibis.literal("")
         row = engine.to_arrow(t.aggregate(n=t.count(), last=last)).to_pylist()[0]
-        parts.append(f"{name}:{row['n']}:{row['last']}")
-    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:16]
+        parts[name] = f"{row['n']}:{row['last']}"
+    return parts
+
+
+def segment_inputs(name: str, segments: Mapping[str, SegmentConfig],
+                   parts: Mapping[str, str]) -> str:
+    """``<everything but events>:<events>`` as two short hashes; the events half is ``-``
+    for a segment without ``did`` conditions, so new events do not make it stale."""
+    def digest(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    base = "|".join(f"{k}:{v}" for k, v in sorted(parts.items()) if k != activity.EVENTS)
+    events = parts.get(activity.EVENTS, "-") if reads_events(name, segments) else "-"
+    return f"{digest(base)}:{digest(events) if events != '-' else '-'}"
+
+
+def base_inputs(inputs: str | None) -> str:
+    """The half of :func:`segment_inputs` that event-driven refreshes must find unchanged."""
+    return (inputs or "").split(":")[0]
 
 
 def _status_rows(engine: Engine) -> dict[str, dict]:
@@ -124,15 +156,16 @@ def _status_rows(engine: Engine) -> dict[str, dict]:
     return {r["segment"]: r for r in engine.to_arrow(s).to_pylist()}
 
 
-def _to_refresh(engine: Engine, segments: Mapping[str, SegmentConfig], now: datetime,
-                full: bool, inputs: str) -> tuple[list[str], list[str]]:
+def _to_refresh(engine: Engine, segments: Mapping[str, SegmentConfig], names: list[str],
+                now: datetime, full: bool, parts: Mapping[str, str]
+                ) -> tuple[list[str], list[str]]:
     status = _status_rows(engine)
     todo, unchanged = [], []
-    for name in segments:
+    for name in names:
         prev = status.get(name)
         if full or prev is None or prev["status"] == "failed" \
                 or prev["definition_hash"] != definition_hash(name, segments) \
-                or prev["inputs"] != inputs \
+                or prev["inputs"] != segment_inputs(name, segments, parts) \
                 or (time_dependent(name, segments) and prev["next_refresh_at"] is not None
                     and now >= prev["next_refresh_at"]):
             todo.append(name)
@@ -154,9 +187,9 @@ def refresh_memberships(engine: Engine, segments: Mapping[str, SegmentConfig], r
     """
     ensure_tables(engine)
     summary = RefreshSummary(run_id)
-    inputs = inputs_fingerprint(engine)
-    chosen = {n: s for n, s in segments.items() if only is None or n in only}
-    todo, summary.unchanged = _to_refresh(engine, chosen, now, full, inputs)
+    inputs = input_parts(engine)
+    chosen = [n for n in segments if only is None or n in only]
+    todo, summary.unchanged = _to_refresh(engine, segments, chosen, now, full, inputs)
 
     engine.drop(_NEXT)
     engine.create_empty(_NEXT, ibis.schema({"segment": dt.string, "person_id": dt.string}))
@@ -184,7 +217,7 @@ def refresh_memberships(engine: Engine, segments: Mapping[str, SegmentConfig], r
         counts = _counts(engine, done, run_id)
         summary.refreshed = {n: counts.get(n, {"members": 0, "entered": 0, "exited": 0})
                              for n in done}
-    _write_status(engine, chosen, summary, inputs, now, run_id)
+    _write_status(engine, segments, chosen, summary, inputs, now, run_id)
     for name in (_NEXT, _EXITED, _MEMBERSHIP_NEXT):
         engine.drop(name)
     return summary
@@ -211,9 +244,24 @@ def _apply(engine: Engine, done: list[str], run_id: str, now: datetime) -> None:
     engine.replace_table(_MEMBERSHIP_NEXT, others.cast(MEMBERSHIP_SCHEMA).union(
         new_rows.cast(MEMBERSHIP_SCHEMA)))
 
+    close = close_history(now, run_id)
+    opened = entered.select(
+        segment=entered.segment, person_id=entered.person_id, entered_at=at,
+        exited_at=ibis.null(_TS), entered_run=run, exited_run=ibis.null(dt.string),
+        exit_reason=ibis.null(dt.string)).cast(HISTORY_SCHEMA)
+    with engine.transaction():
+        engine.execute(close)
+        engine.con.insert(HISTORY, opened)
+        engine.drop(MEMBERSHIP)
+        engine.rename(_MEMBERSHIP_NEXT, MEMBERSHIP)
+
+
+def close_history(now: datetime, run_id: str) -> sge.Expression:
+    """UPDATE closing the open stays of the people in ``_segment_exited(segment, person_id,
+    reason)``."""
     h = sg.table(HISTORY, quoted=True)
     x = sg.table(_EXITED, quoted=True)
-    close = sge.Update(
+    return sge.Update(
         this=h,
         expressions=[
             sge.EQ(this=sg.column("exited_at", quoted=True), expression=_ts_literal(now)),
@@ -229,15 +277,13 @@ def _apply(engine: Engine, done: list[str], run_id: str, now: datetime) -> None:
                 sg.column("person_id", table=_EXITED, quoted=True)),
             sg.column("exited_at", table=HISTORY, quoted=True).is_(sge.null()))),
     )
-    opened = entered.select(
-        segment=entered.segment, person_id=entered.person_id, entered_at=at,
-        exited_at=ibis.null(_TS), entered_run=run, exited_run=ibis.null(dt.string),
-        exit_reason=ibis.null(dt.string)).cast(HISTORY_SCHEMA)
-    with engine.transaction():
-        engine.execute(close)
-        engine.con.insert(HISTORY, opened)
-        engine.drop(MEMBERSHIP)
-        engine.rename(_MEMBERSHIP_NEXT, MEMBERSHIP)
+
+
+def _unchanged_at(name: str, segments: Mapping[str, SegmentConfig], prev: Mapping,
+                  now: datetime) -> datetime | None:
+    """Members left as they were are exact for now unless time moves them: a window
+    slides, and even without one an event stamped in the future counts once it is past."""
+    return prev.get("evaluated_at") if activity_conditions(name, segments) else now
 
 
 def _ts_literal(now: datetime) -> sge.Expression:
@@ -259,13 +305,17 @@ def _counts(engine: Engine, done: list[str], run_id: str) -> dict[str, dict[str,
     return out
 
 
-def _write_status(engine: Engine, segments: Mapping[str, SegmentConfig],
-                  summary: RefreshSummary, inputs: str, now: datetime, run_id: str) -> None:
+def _write_status(engine: Engine, segments: Mapping[str, SegmentConfig], names: list[str],
+                  summary: RefreshSummary, parts: Mapping[str, str], now: datetime,
+                  run_id: str) -> None:
+    """Status rows of ``names`` (the others are kept). ``evaluated_at`` is the clock time
+    the stored members are exact for: now when recomputed, unchanged otherwise."""
     import pyarrow as pa
 
     previous = _status_rows(engine)
     rows = []
-    for name, seg in segments.items():
+    for name in names:
+        seg = segments[name]
         prev = previous.get(name, {})
         nxt = now + timedelta(minutes=seg.refresh_minutes)
         if name in summary.failed:
@@ -277,15 +327,16 @@ def _write_status(engine: Engine, segments: Mapping[str, SegmentConfig],
         else:
             c = summary.refreshed.get(name)
             row = {"segment": name, "definition_hash": definition_hash(name, segments),
-                   "inputs": inputs,
+                   "inputs": segment_inputs(name, segments, parts),
                    "members": c["members"] if c else prev.get("members"),
                    "entered": c["entered"] if c else 0, "exited": c["exited"] if c else 0,
                    "last_refreshed_at": now, "refresh_every": seg.refresh_every,
                    "next_refresh_at": nxt, "stale": False,
                    "status": "refreshed" if c else "unchanged", "message": None,
-                   "run_id": run_id}
+                   "run_id": run_id,
+                   "evaluated_at": now if c else _unchanged_at(name, segments, prev, now)}
         rows.append(row)
-    kept = [r for n, r in previous.items() if n not in segments]
+    kept = [r for n, r in previous.items() if n not in names]
     table = pa.Table.from_pylist(kept + rows, schema=STATUS_SCHEMA.to_pyarrow())
     engine.drop(STATUS)
     engine.append_arrow(STATUS, pa.RecordBatchReader.from_batches(table.schema,

@@ -14,7 +14,7 @@ from passerelle.errors import PasserelleError
 from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.runlog import new_run_id, utcnow
 from passerelle.segments import audience as _audience
-from passerelle.segments import compiler, membership
+from passerelle.segments import compiler, incremental, membership
 from passerelle.segments.kinds import close_names, trait_kinds
 from passerelle.segments.validate import SegmentDefinitions
 
@@ -54,12 +54,12 @@ def count(project: Any, name: str, now: datetime | None = None) -> int:
                           now or utcnow(), _kinds(project))
 
 
-def sample(project: Any, name: str, n: int = 20, mask_pii: bool = True,
+def sample(project: Any, name: str, n: int = 20, role: str = compiler.DEFAULT_ROLE,
            now: datetime | None = None) -> list[dict]:
+    """A few members, personal data masked for ``role`` (see ``compiler.ROLES``)."""
     defs = definitions(project)
     return compiler.sample(project.engine, segment(project, name), defs.segments,
-                           now or utcnow(), n=n, mask_pii=mask_pii,
-                           trait_kinds=_kinds(project))
+                           now or utcnow(), n=n, role=role, trait_kinds=_kinds(project))
 
 
 def overlap(project: Any, names: list[str], now: datetime | None = None) -> dict:
@@ -85,18 +85,49 @@ def members(project: Any, name: str, since: datetime | None = None,
     return engine.to_arrow(expr.limit(limit) if limit else expr).to_pylist()
 
 
-def refresh(project: Any, names: list[str] | None = None,
-            full: bool = False) -> membership.RefreshSummary:
+def refresh(project: Any, names: list[str] | None = None, full: bool = False) -> dict:
+    """Refresh memberships, then rebuild the audiences whose segment gained or lost people
+    (so an audience is never older than its segment)."""
     defs = definitions(project)
     for name in names or []:
         segment(project, name)
-    return membership.refresh_memberships(project.engine, defs.segments, new_run_id(),
-                                          utcnow(), full=full, trait_kinds=_kinds(project),
-                                          only=names)
+    run_id, now = new_run_id(), utcnow()
+    summary = membership.refresh_memberships(project.engine, defs.segments, run_id, now,
+                                             full=full, trait_kinds=_kinds(project),
+                                             only=names)
+    out = vars(summary)
+    out["audiences"] = _rebuild_audiences(project, summary, now, run_id)
+    return out
+
+
+def refresh_events(project: Any, force: bool = False) -> incremental.EventRefreshSummary:
+    """After new events were loaded: stage them, refresh the segments over events
+    (incrementally where possible) and their audiences. See
+    :func:`passerelle.segments.incremental.refresh_after_load`."""
+    definitions(project)
+    return incremental.refresh_after_load(project.engine, project.definition,
+                                          reporter=project.reporter, force=force)
+
+
+def _rebuild_audiences(project: Any, summary: membership.RefreshSummary, now: datetime,
+                       run_id: str) -> dict[str, dict]:
+    moved = {n for n, c in summary.refreshed.items() if c["entered"] or c["exited"]}
+    built = {}
+    for name, aud in definitions(project).audiences.items():
+        if aud.segment in moved:
+            built[name] = _audience.write_audience(project.engine, aud, now, run_id).as_dict()
+    return built
 
 
 def status(project: Any) -> list[dict]:
     return membership.freshness(project.engine, utcnow())
+
+
+def audience_status(project: Any) -> list[dict]:
+    """Freshness of every audience: built when, segment refreshed when, next refresh,
+    stale and why."""
+    return _audience.audience_freshness(project.engine, definitions(project).audiences,
+                                        utcnow())
 
 
 def build(project: Any, name: str) -> _audience.AudienceSummary:

@@ -29,7 +29,7 @@ def run_segments_step(engine: Engine, definitions: SegmentDefinitions,
                       full: bool = False) -> SegmentsSummary:
     """Rebuild the activity tables, refresh the memberships that need it, and rebuild every
     audience (one join a channel: cheap, and consent changes apply at once)."""
-    out = SegmentsSummary(activity=prepare_activity(engine, sources))
+    out = SegmentsSummary(activity=prepare_activity(engine, sources, now))
     out.memberships = refresh_memberships(engine, definitions.segments, run_id, now, full=full,
                                           trait_kinds=trait_kinds)
     for name, audience in definitions.audiences.items():

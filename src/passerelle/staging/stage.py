@@ -319,7 +319,8 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
             # DuckDB refuses to alter a table in the transaction that deleted from it
             engine.drop_columns(work, ["_reason", "_detail"])
             with engine.transaction():
-                engine.drop(stg_name)
+                # the entity views over it go too; the pipeline's unify step recreates them
+                engine.drop(stg_name, cascade=True)
                 engine.rename(work, stg_name)
         finally:
             engine.drop(work)

@@ -1,0 +1,264 @@
+"""Access and erasure requests on a small hand-made project, on DuckDB and PostgreSQL:
+what is found, what is removed, what is kept, and that the person stays out of later runs."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import pytest
+
+import passerelle
+from conftest import PG
+from passerelle.errors import PasserelleError
+from passerelle.identity.service import person_id_of
+from passerelle.privacy import access_report, erase_person, list_requests, preview_erasure
+
+CRM = """customer_id,email,phone,first_name,last_name,loyalty_card
+C1,marie.dupont@example.fr,06 12 34 56 78,Marie,Dupont,L1
+C2,famille.martin@example.fr,06 11 11 11 11,Paul,Martin,
+C3,famille.martin@example.fr,06 12 34 56 78,Julie,Martin,
+"""
+SHOP = """customer_id,email,first_name,last_name
+S1,MARIE.DUPONT@example.fr,Marie,Dupont
+S2,paul@example.fr,Paul,Martin
+"""
+ORDERS = """order_id,customer_id,email,loyalty_card,ordered_at,amount
+O1,S1,,,2026-01-10,50
+O2,,famille.martin@example.fr,,2026-01-11,20
+O3,,,L1,2026-01-12,15
+O4,S2,,,2026-01-13,30
+"""
+LINES = """order_id,line_number,category,amount
+O1,1,shoes,50
+O2,1,hats,20
+O3,1,socks,15
+O4,1,bags,30
+"""
+EVENTS = [
+    {"messageId": "e1", "type": "page", "anonymousId": "dev-1",
+     "timestamp": "2026-01-01T10:00:00Z"},
+    {"messageId": "e2", "type": "identify", "userId": "S1", "anonymousId": "dev-1",
+     "timestamp": "2026-01-02T10:00:00Z"},
+    {"messageId": "e3", "type": "track", "event": "Cart Viewed", "userId": "S2",
+     "timestamp": "2026-01-03T10:00:00Z"},
+    {"messageId": "e4", "type": "page", "anonymousId": "dev-9",
+     "timestamp": "2026-01-04T10:00:00Z"},
+]
+
+
+def source(name, entity, path, columns, connector="csv", customer_source=None):
+    lines = [f"entity: {entity}", "connector:", f"  type: {connector}", f"  path: {path}",
+             "columns:"] + [f"  {k}: {v}" for k, v in columns.items()]
+    if customer_source:
+        lines.append(f"customer_source: {customer_source}")
+    return "\n".join(lines) + "\n"
+
+
+def same(*names):
+    return {n: n for n in names}
+
+
+@pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])
+def shop(request, tmp_path: Path):
+    project = build_shop(tmp_path, request.param)
+    yield project
+    if request.param == "postgres":
+        project.engine.drop_schema()
+    project.close()
+
+
+@pytest.fixture
+def duckdb_shop(tmp_path: Path):
+    project = build_shop(tmp_path, "duckdb")
+    yield project
+    project.close()
+
+
+def build_shop(tmp_path: Path, engine_kind: str):
+    """The project, run once: Marie (crm C1 and shop S1, card L1, device dev-1), Paul and
+    Julie Martin (one family e-mail; Julie gives Marie's phone), Paul's shop account S2."""
+    root = tmp_path / "project"
+    (root / "sources").mkdir(parents=True)
+    (root / "data").mkdir()
+    if engine_kind == "duckdb":
+        engine = "engine:\n  type: duckdb\n"
+    else:
+        schema = f"pt_{uuid.uuid4().hex[:10]}"
+        engine = (f"engine:\n  type: postgres\n  host: {PG['host']}\n  port: {PG['port']}\n"
+                  f"  user: {PG['user']}\n  schema: {schema}\n")
+    (root / "passerelle.yml").write_text(f"name: privacy-test\n{engine}default_region: FR\n")
+    (root / "identity.yml").write_text(
+        "keys:\n  - field: email\n    first_names_must_agree: true\n"
+        "  - field: phone\n    first_names_must_agree: true\n"
+        "  - field: loyalty_card\nprobabilistic:\n  enabled: false\n")
+    files = {"crm.csv": CRM, "shop.csv": SHOP, "orders.csv": ORDERS, "lines.csv": LINES,
+             "events.jsonl": "".join(json.dumps(e) + "\n" for e in EVENTS)}
+    for name, text in files.items():
+        (root / "data" / name).write_text(text)
+    sources = {
+        "crm": source("crm", "customers", "data/crm.csv", same(
+            "customer_id", "email", "phone", "first_name", "last_name", "loyalty_card")),
+        "shop": source("shop", "customers", "data/shop.csv", same(
+            "customer_id", "email", "first_name", "last_name")),
+        "orders": source("orders", "orders", "data/orders.csv", same(
+            "order_id", "customer_id", "email", "loyalty_card", "ordered_at", "amount"),
+            customer_source="shop"),
+        "lines": source("lines", "order_lines", "data/lines.csv", same(
+            "order_id", "line_number", "category", "amount")),
+        "web": source("web", "events", "data/events.jsonl", {
+            "message_id": "messageId", "type": "type", "event": "event", "user_id": "userId",
+            "anonymous_id": "anonymousId", "timestamp": "timestamp"}, connector="jsonl",
+            customer_source="shop"),
+    }
+    for name, text in sources.items():
+        (root / "sources" / f"{name}.yml").write_text(text)
+    project = passerelle.open(root)
+    result = project.run()
+    assert result.ok, [e.reason for e in result.errors]
+    return project
+
+
+def ids(project, table, column="_record_id"):
+    return sorted(project.engine.to_arrow(project.engine.table(table)[column]).to_pylist())
+
+
+def test_access_report_holds_every_row_of_the_person(shop):
+    marie = person_id_of(shop.definition, shop.engine, "marie.dupont@example.fr")
+    report = access_report(shop.definition, shop.engine, marie, requested_by="dpo@shop.fr")
+    assert report["records"] == ["crm:C1", "shop:S1"]
+    rows = {name: sorted(r["_record_id"] for r in found)
+            for name, found in report["source_rows"].items()}
+    # the family e-mail (O2) and the phone Julie also gives are not Marie's alone
+    assert rows == {"crm": ["C1"], "shop": ["S1"], "orders": ["O1", "O3"],
+                    "web": ["e1", "e2"]}
+    assert report["identifiers"]["email"] == ["marie.dupont@example.fr"]
+    assert report["identifiers"]["anonymous_id"] == ["dev-1"]
+    assert report["source_rows"]["crm"][0]["_source_file"].endswith("crm.csv")
+    assert {r["person_id"] for r in report["derived_rows"]["profiles"]} == {marie}
+    [logged] = list_requests(shop.engine)
+    assert (logged["kind"], logged["person_id"], logged["requested_by"]) == (
+        "access", marie, "dpo@shop.fr")
+
+
+def test_erasure_removes_the_person_and_keeps_the_others(shop):
+    engine = shop.engine
+    marie = person_id_of(shop.definition, engine, "marie.dupont@example.fr")
+    preview = preview_erasure(shop.definition, engine, marie)
+    assert ids(shop, "stg_crm") == ["C1", "C2", "C3"]  # a preview removes nothing
+    assert preview["source_rows"] == {
+        "crm": {"staged": 1, "raw": 1}, "shop": {"staged": 1, "raw": 1},
+        "orders": {"staged": 2, "raw": 2}, "lines": {"staged": 2, "raw": 2},
+        "web": {"staged": 2, "raw": 2}}
+    assert preview["shared_identifiers_kept"] == {"phone": 1}
+
+    done = erase_person(shop.definition, engine, marie, requested_by="dpo@shop.fr",
+                        reason="art. 17 request of 2026-02-01")
+    assert done["source_rows"] == preview["source_rows"]
+    assert ids(shop, "stg_crm") == ["C2", "C3"] and ids(shop, "stg_shop") == ["S2"]
+    assert ids(shop, "stg_orders") == ["O2", "O4"]
+    assert ids(shop, "stg_lines") == ["O2|1", "O4|1"]
+    assert ids(shop, "stg_web") == ["e3", "e4"]
+    assert ids(shop, "raw_crm", "customer_id") == ["C2", "C3"]
+    assert ids(shop, "raw_web", "messageId") == ["e3", "e4"]
+    for table in ("person_map", "profiles", "identity_anonymous_ids", "identity_ledger"):
+        assert marie not in ids(shop, table, "person_id"), table
+    assert not [n for n in ids(shop, "identity_edges", "node_a") if n in ("crm:C1", "shop:S1")]
+    assert "marie.dupont@example.fr" not in ids(shop, "_norm_email", "value")
+    # the suppression list holds hashes, never the values themselves
+    hashes = ids(shop, "privacy_suppressions", "value_sha256")
+    assert all(len(h) == 64 for h in hashes)
+    assert not {"marie.dupont@example.fr", "crm:C1", "dev-1"} & set(hashes)
+    [logged] = list_requests(engine)
+    assert (logged["kind"], logged["reason"]) == ("erasure", "art. 17 request of 2026-02-01")
+    assert logged["detail"]["source_rows"]["crm"] == {"staged": 1, "raw": 1}
+    with pytest.raises(PasserelleError, match="No person"):
+        person_id_of(shop.definition, engine, "marie.dupont@example.fr")
+
+
+def test_an_erased_person_stays_out_of_later_loads(shop):
+    engine = shop.engine
+    marie = person_id_of(shop.definition, engine, "marie.dupont@example.fr")
+    erase_person(shop.definition, engine, marie, requested_by=None, reason=None)
+    data = shop.root / "data"
+    # tomorrow's exports still hold her, with a new spelling, a new order and its line
+    (data / "crm.csv").write_text(CRM.replace("marie.dupont@", "Marie.Dupont@")
+                                  + "C4,zoe@example.fr,,Zoé,Bernard,\n")
+    (data / "orders.csv").write_text(ORDERS + "O5,S1,,,2026-02-10,80\n")
+    (data / "lines.csv").write_text(LINES + "O5,1,coats,80\n")
+    with (data / "events.jsonl").open("a") as f:
+        f.write(json.dumps({"messageId": "e5", "type": "page", "anonymousId": "dev-1",
+                            "timestamp": "2026-02-11T10:00:00Z"}) + "\n")
+    result = shop.run()
+    assert result.ok, [e.reason for e in result.errors]
+    [step] = [s for s in result.steps if s.step == "privacy"]
+    # changed files are loaded again whole: her old rows come back with the new ones
+    assert step.message.endswith("crm 1, orders 3, web 3, lines 3")
+    assert ids(shop, "stg_crm") == ["C2", "C3", "C4"]
+    assert ids(shop, "raw_crm", "customer_id") == ["C2", "C3", "C4"]
+    assert ids(shop, "stg_orders") == ["O2", "O4"]
+    assert ids(shop, "stg_lines") == ["O2|1", "O4|1"]
+    assert ids(shop, "stg_web") == ["e3", "e4"]
+    assert "zoe@example.fr" in ids(shop, "customer_records", "email")
+
+
+def test_unknown_and_ambiguous_people_are_clear_errors(shop):
+    with pytest.raises(PasserelleError, match="No person matches"):
+        person_id_of(shop.definition, shop.engine, "nobody@example.fr")
+    with pytest.raises(PasserelleError, match="No person has the id"):
+        erase_person(shop.definition, shop.engine, "P-404", requested_by=None, reason=None)
+
+
+def test_api_previews_then_erases_and_registers(duckdb_shop):
+    from fastapi.testclient import TestClient
+
+    from passerelle.api import create_server
+
+    with TestClient(create_server(duckdb_shop, loader=False)) as client:
+        body = {"subject": "marie.dupont@example.fr", "requested_by": "dpo@shop.fr"}
+        access = client.post("/api/privacy/access", json=body)
+        assert access.status_code == 200
+        assert sorted(access.json()["source_rows"]) == ["crm", "orders", "shop", "web"]
+        preview = client.post("/api/privacy/erasure", json=body).json()
+        assert preview["erased"] is False and preview["source_rows"]["crm"]["staged"] == 1
+        assert client.get("/api/persons", params={"q": "marie.dupont@example.fr"}).json()
+        done = client.post("/api/privacy/erasure", json={**body, "confirm": True,
+                                                          "reason": "art. 17"}).json()
+        assert done["erased"] is True and done["request_id"].startswith("erasure-")
+        gone = client.post("/api/privacy/erasure", json={**body, "confirm": True})
+        assert gone.status_code == 404 and gone.json()["code"] == "not_found"
+        kinds = [r["kind"] for r in client.get("/api/privacy/requests").json()]
+        assert kinds == ["erasure", "access"]
+
+
+def test_retention_deletes_rows_past_their_time_and_order_lines_follow(shop):
+    from datetime import datetime
+
+    from passerelle.privacy.retention import apply_retention
+    from passerelle.project.models import RetentionConfig
+
+    removed = apply_retention(shop.engine, shop.sources.values(),
+                              RetentionConfig(events=30, orders=20), datetime(2026, 2, 1))
+    # cut-offs: before 2026-01-02 and 2026-01-12 UTC; the order dates are Paris days, so
+    # O3 of 2026-01-12 started at 2026-01-11 23:00 UTC and is past its time too
+    assert {r.source: (r.staged_rows, r.raw_rows) for r in removed} == {
+        "web": (1, 1), "orders": (3, 3), "lines": (3, 3)}
+    assert ids(shop, "stg_web") == ["e2", "e3", "e4"]
+    assert ids(shop, "raw_web", "messageId") == ["e2", "e3", "e4"]
+    assert ids(shop, "stg_orders") == ["O4"]
+    assert ids(shop, "stg_lines") == ["O4|1"]
+    assert ids(shop, "stg_crm") == ["C1", "C2", "C3"]  # customers: no retention set
+
+
+def test_retention_runs_at_every_run(duckdb_shop):
+    root = duckdb_shop.root
+    duckdb_shop.close()
+    config = root / "passerelle.yml"
+    config.write_text(config.read_text() + "retention:\n  events: 1\n")
+    with passerelle.open(root) as project:
+        result = project.run()  # nothing new to load: rows age out all the same
+        assert result.ok, [e.reason for e in result.errors]
+        [step] = [s for s in result.steps if s.step == "retention"]
+        assert (step.rows_out, step.message) == (4, "rows past their retention deleted: web 4")
+        assert project.engine.count("stg_web") == project.engine.count("raw_web") == 0
