@@ -35,14 +35,16 @@ if TYPE_CHECKING:
 def serve(project: Project, host: str = "127.0.0.1", port: int = 8080, loader: bool = True,
           log_level: str = "warning") -> None:
     """Run the collector until SIGINT/SIGTERM (then the spool is sealed and loaded)."""
+    import functools
+
     import uvicorn
 
     from passerelle.engines import open_engine
 
-    def opener():
-        return open_engine(project.config.engine, project.root)
-
-    app = create_app(project.root, project.sources, loader=loader, open_engine=opener)
+    opener = functools.partial(open_engine, project.config.engine, project.root)
+    # nothing else in this process opens the warehouse: the loader gets a process of its own
+    app = create_app(project.root, project.sources, loader=loader, open_engine=opener,
+                     loader_process=True)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 timeout_graceful_shutdown=10)
 

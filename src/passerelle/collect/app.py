@@ -13,12 +13,14 @@ listed; only a batch with no valid event at all gets a 4xx.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import contextlib
+import functools
+import gc
 import zlib
-from collections import OrderedDict
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,10 +28,10 @@ import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from passerelle.collect.events import EventError, Preparer, arrival
-from passerelle.collect.loader import Loader
+from passerelle.collect.events import EventError, Preparer, epoch_ms, received_ms
+from passerelle.collect.loader import LoaderProcess, LoaderThread
 from passerelle.collect.plan import load_plan
-from passerelle.collect.spool import Spool, SpoolError, open_spool
+from passerelle.collect.spool import Spool, SpoolError, open_spool, spool_key
 from passerelle.project.models import CollectorConnector, SourceConfig
 
 EVENT_LIMIT = 32 * 1024
@@ -56,20 +58,22 @@ class _Refused(Exception):
 
 
 class _Recent:
-    """Message ids acknowledged lately: a client's retry is answered without a second copy."""
+    """Message ids of one source acknowledged lately: a client's retry is answered without
+    a second copy. Two generations of plain dicts (C-speed lookups and inserts): between
+    ``size / 2`` and ``size`` ids are remembered."""
 
     def __init__(self, size: int = 200_000) -> None:
-        self.size, self.ids = size, OrderedDict()
+        self.half = size // 2
+        self.current: dict[str, None] = {}
+        self.previous: dict[str, None] = {}
 
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self.ids
+    def __contains__(self, message_id: str) -> bool:
+        return message_id in self.current or message_id in self.previous
 
-    def add(self, keys: list[tuple[str, str]]) -> None:
-        ids = self.ids
-        for key in keys:
-            ids[key] = None
-        while len(ids) > self.size:
-            ids.popitem(last=False)
+    def add(self, message_ids: dict[str, None]) -> None:
+        self.current.update(message_ids)
+        if len(self.current) >= self.half:
+            self.previous, self.current = self.current, {}
 
 
 @dataclass
@@ -86,19 +90,15 @@ def collector_sources(sources: dict[str, SourceConfig]) -> list[SourceConfig]:
     return [s for s in sources.values() if isinstance(s.connector, CollectorConnector)]
 
 
-def _spool_key(source: SourceConfig) -> tuple:
-    spool = source.connector.spool
-    return (spool.type, getattr(spool, "path", None), getattr(spool, "url", None),
-            getattr(spool, "stream", None))
-
-
 def build_routes(project_root: Path, sources: list[SourceConfig]) -> dict[str, Route]:
     """Write key -> route. Sources sharing a spool setting share one spool object."""
     spools: dict[tuple, Spool] = {}
     routes: dict[str, Route] = {}
     for source in sources:
         connector: CollectorConnector = source.connector
-        spool = spools.setdefault(_spool_key(source), open_spool(connector.spool, project_root))
+        key = spool_key(connector.spool)
+        spool = spools.get(key) or spools.setdefault(key, open_spool(connector.spool,
+                                                                     project_root))
         plan = load_plan(project_root, connector.tracking_plan) if connector.tracking_plan else None
         route = Route(source.name, spool, Preparer(plan, connector.future_tolerance_seconds),
                       connector.max_backlog)
@@ -140,6 +140,11 @@ def _header_key(request: Request) -> str | None:
     auth = request.headers.get("authorization")
     if not auth:
         return None
+    return _basic_user(auth)
+
+
+@functools.lru_cache(maxsize=1024)  # a site sends the same few headers all day
+def _basic_user(auth: str) -> str:
     scheme, _, value = auth.partition(" ")
     if scheme.lower() != "basic":
         raise _Refused(401, "invalid_write_key", "use HTTP Basic auth with the write key as user")
@@ -153,9 +158,10 @@ def _header_key(request: Request) -> str | None:
 class Collector:
     """The routes' state: write keys, spools, the loader, recent message ids."""
 
-    def __init__(self, routes: dict[str, Route], loader: Loader | None = None) -> None:
+    def __init__(self, routes: dict[str, Route],
+                 loader: LoaderProcess | LoaderThread | None = None) -> None:
         self.routes, self.loader = routes, loader
-        self.recent = _Recent()
+        self.recent = {r.source: _Recent() for r in routes.values()}
         self.spools = list({id(r.spool): r.spool for r in routes.values()}.values())
 
     def route(self, key: str | None) -> Route:
@@ -191,66 +197,117 @@ class Collector:
             route = self.route(key if isinstance(key, str) else None)
             if route.spool.backlog() > route.max_backlog:
                 raise _Refused(503, "backpressure", "the loader is behind; retry later")
-        received = arrival()
+        received = received_ms()
         if kind is not None:
             return await self._single(route, payload, kind, received)
         return await self._batch(route, payload, body, received)
 
-    async def _single(self, route: Route, event: dict, kind: str, received) -> Response:
+    async def _single(self, route: Route, event: dict, kind: str, received: int) -> Response:
+        event.pop("writeKey", None)  # a credential: not kept in the spool
         try:
             message_id, line = route.preparer.prepare(event, kind, received)
         except EventError as exc:
             raise _Refused(400, exc.code, exc.message) from None
-        key = (route.source, message_id)
-        if key not in self.recent:
-            await route.spool.append(route.source, line + b"\n", 1)
-            self.recent.add([key])
+        recent = self.recent[route.source]
+        if message_id not in recent:
+            await route.spool.append(route.source, line, 1)
+            recent.add({message_id: None})
         return Response(_OK, media_type="application/json")
 
-    async def _batch(self, route: Route, payload: dict, body: bytes, received) -> Response:
+    async def _batch(self, route: Route, payload: dict, body: bytes, received: int) -> Response:
         events = payload.get("batch")
         if not isinstance(events, list):
             raise _Refused(400, "invalid_batch", "a batch needs a `batch` array of events")
         sent_at = payload.get("sentAt")
+        try:  # parsed once for the whole batch; a bad one is refused per event that needs it
+            sent_ms = epoch_ms(sent_at, "sentAt") if sent_at is not None else None
+        except EventError:
+            sent_ms = None
         shared = {k: payload[k] for k in ("context", "integrations")
                   if isinstance(payload.get(k), dict)}
+        # only a body over the limit can hold an event over it; the spool line holds the
+        # event, so only a line over the limit needs the exact (as sent) measure
         check_size = len(body) > EVENT_LIMIT
-        lines, keys, rejected, seen = [], [], [], set()
-        prepare, recent, source = route.preparer.prepare, self.recent, route.source
+        lines: list[bytes] = []
+        rejected: list[dict] = []
+        seen: dict[str, None] = {}  # message ids of this batch, in order
+        prepare, source = route.preparer.prepare, route.source
+        recent = self.recent[source]
+        current, previous = recent.current, recent.previous
         for index, event in enumerate(events):
             try:
-                if check_size and len(orjson.dumps(event)) > EVENT_LIMIT:
-                    raise EventError("event_too_large", f"events are limited to {EVENT_LIMIT} "
-                                     "bytes")
-                if shared and isinstance(event, dict):
-                    event = {**shared, **event}
-                message_id, line = prepare(event, None, received, sent_at)
+                if shared and event.__class__ is dict:
+                    for k, v in shared.items():
+                        if k not in event:
+                            event[k] = v
+                message_id, line = prepare(event, None, received, sent_at, sent_ms)
+                if check_size and len(line) > EVENT_LIMIT and _sent_size(event,
+                                                                          shared) > EVENT_LIMIT:
+                    raise EventError("event_too_large", _TOO_LARGE)
             except EventError as exc:
-                rejected.append({"index": index, "code": exc.code, "message": exc.message})
+                code, message = exc.code, exc.message
+                if check_size and code != "event_too_large" and _sent_size(
+                        event, shared) > EVENT_LIMIT:
+                    code, message = "event_too_large", _TOO_LARGE
+                rejected.append({"index": index, "code": code, "message": message})
                 continue
-            key = (source, message_id)
-            if key in recent or key in seen:
+            if message_id in seen or message_id in current or message_id in previous:
                 continue
-            seen.add(key)
+            seen[message_id] = None
             lines.append(line)
-            keys.append(key)
-        if rejected and not lines and not seen:
+        if rejected and len(rejected) == len(events):  # nothing valid (duplicates are)
             status = 413 if all(r["code"] == "event_too_large" for r in rejected) else 400
             return _error(status, rejected[0]["code"], "no event of the batch is valid",
                           rejected=rejected)
         if lines:
-            lines.append(b"")
-            await route.spool.append(source, b"\n".join(lines), len(keys))
-            recent.add(keys)
+            await route.spool.append(source, b"".join(lines), len(lines))
+            recent.add(seen)
         answer: dict = {"success": True, "accepted": len(events) - len(rejected)}
         if rejected:
             answer["rejected"] = rejected
         return _json(200, answer)
 
 
+_TOO_LARGE = f"events are limited to {EVENT_LIMIT} bytes"
+
+
+def _sent_size(event: object, shared: dict) -> int:
+    """Bytes of an event of a batch as sent: without the batch-level keys merged into it
+    (those are the very objects of ``shared``)."""
+    if shared and event.__class__ is dict:
+        event = {k: v for k, v in event.items() if not (k in shared and v is shared[k])}
+    return len(orjson.dumps(event))
+
+
+@contextlib.contextmanager
+def _tuned_gc() -> Iterator[None]:
+    """Requests live for milliseconds, but the libraries this process imported (Ibis,
+    DuckDB, Arrow...) leave some 200,000 long-lived objects that every full garbage
+    collection walks; requests waiting for an fsync survive the young collections, so full
+    ones come often. Freezing what exists once started, and collecting young objects less
+    eagerly, halves the CPU a request costs (measured: benchmarks/collector.py). Undone when
+    the app stops (an app served inside tests leaves the process as it found it)."""
+    thresholds = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 10, 10)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
+
+
 def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: bool = True,
-               open_engine=None, loader_interval: float = 0.5) -> FastAPI:
-    """The collector as an ASGI app. ``open_engine()`` opens the warehouse for the loader."""
+               open_engine=None, loader_interval: float = 0.25,
+               loader_process: bool = False) -> FastAPI:
+    """The collector as an ASGI app. ``open_engine()`` opens the warehouse for the loader.
+
+    ``loader_process``: run the loader in a process of its own (``open_engine`` must then
+    be picklable: a module-level function or a ``functools.partial`` of one) instead of a
+    thread of this one. Only when nothing else in this process opens the warehouse: a DuckDB
+    file admits one process at a time.
+    """
     chosen = collector_sources(sources)
     routes = build_routes(project_root, chosen)
     collector = Collector(routes)
@@ -261,16 +318,23 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
         for spool in collector.spools:
             await spool.start([s for s, sp in by_source.items() if sp is spool])
         if loader and open_engine is not None:
-            collector.loader = Loader(open_engine, project_root, chosen, by_source,
-                                      interval=loader_interval)
+            if loader_process and LoaderProcess.can_run(open_engine):
+                collector.loader = LoaderProcess(open_engine, project_root, chosen,
+                                                 interval=loader_interval)
+            else:
+                collector.loader = LoaderThread(open_engine, project_root, chosen, by_source,
+                                                interval=loader_interval)
+            for spool in collector.spools:
+                spool.on_loadable = collector.loader.wake
             collector.loader.start()
         try:
-            yield
+            with _tuned_gc():
+                yield
         finally:
             for spool in collector.spools:
                 await spool.stop()
             if collector.loader is not None:
-                collector.loader.stop()
+                await asyncio.get_running_loop().run_in_executor(None, collector.loader.stop)
             for spool in collector.spools:
                 spool.close()
 

@@ -11,8 +11,10 @@ Two sides share one interface:
 :class:`FileSpool` keeps segments on local disk. Requests hand their lines to one writer
 thread, which appends everything that queued up while the previous ``fsync`` ran and then
 syncs once (group commit): one ``fsync`` per round, not per request. A segment is sealed
-(``.open`` renamed ``.jsonl``) after ``seal_seconds`` or ``seal_bytes``; only sealed segments
-are loaded. A process killed mid-write leaves an ``.open`` segment whose last line may be
+(``.open`` renamed ``.jsonl``) after ``seal_seconds`` or ``seal_bytes``, or as soon as it was
+idle ``idle_seconds`` while the loader has nothing else of that source waiting (so a quiet
+collector's events are queryable quickly, and a busy one makes few, large loads); only sealed
+segments are loaded. A process killed mid-write leaves an ``.open`` segment whose last line may be
 torn; the next writer truncates it after the last newline (that line was never
 acknowledged) and seals it.
 """
@@ -59,6 +61,12 @@ class Spool(ABC):
     """Writer and reader sides of one spool."""
 
     kind: str = ""
+    #: Called (from any thread) when new events became loadable: wakes the loader.
+    on_loadable: Callable[[], None] | None = None
+
+    def _loadable(self) -> None:
+        if self.on_loadable is not None:
+            self.on_loadable()
 
     # -- writer side (async, in the server's event loop) ------------------------------
     async def start(self, sources: list[str]) -> None:  # noqa: B027 - optional hook
@@ -171,7 +179,7 @@ class _Segment:
     def __init__(self, folder: Path, name: str) -> None:
         self.path = folder / f"{name}.open"
         self.fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
-        self.opened = time.monotonic()
+        self.opened = self.written = time.monotonic()
         self.size = 0
         self.events = 0
 
@@ -182,9 +190,10 @@ class FileSpool(Spool):
     kind = "file"
 
     def __init__(self, root: Path, seal_seconds: float = 1.0,
-                 seal_bytes: int = 32 * 1024 * 1024) -> None:
+                 seal_bytes: int = 32 * 1024 * 1024, idle_seconds: float = 0.03) -> None:
         self.root = Path(root)
         self.seal_seconds, self.seal_bytes = seal_seconds, seal_bytes
+        self.idle_seconds = idle_seconds
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
         self._segments: dict[str, _Segment] = {}
         self._sealed: dict[Path, int] = {}  # sealed segment -> events, until it disappears
@@ -192,6 +201,7 @@ class FileSpool(Spool):
         self._thread: threading.Thread | None = None
         self._seq = 0
         self._backlog = 0
+        self._pruned = 0.0
         self._error: BaseException | None = None
 
     def folder(self, source: str) -> Path:
@@ -248,8 +258,9 @@ class FileSpool(Spool):
     def _run(self) -> None:
         stopping = False
         while not stopping:
+            wait = self.idle_seconds if self._segments else min(0.2, self.seal_seconds)
             try:
-                first = self._queue.get(timeout=min(0.2, self.seal_seconds))
+                first = self._queue.get(timeout=wait)
             except queue.Empty:
                 first = ()
             items = [first] if first else []
@@ -288,6 +299,7 @@ class FileSpool(Spool):
                 segment.size += len(payload)
             for segment in touched.values():
                 os.fdatasync(segment.fd)
+                segment.written = time.monotonic()
             self._backlog += sum(item[2] for item in items)
             outcome: BaseException | None = None
         except OSError as exc:
@@ -308,23 +320,29 @@ class FileSpool(Spool):
         return segment
 
     def _seal(self, force: bool = False) -> None:
-        now = time.monotonic()
+        now, sealed = time.monotonic(), False
+        if now - self._pruned >= 0.02:  # what the loader released (a stat a sealed segment)
+            self._pruned = now
+            for path in [p for p in self._sealed if not p.exists()]:
+                self._backlog -= self._sealed.pop(path)
         for source, segment in list(self._segments.items()):
             if not (force or segment.size >= self.seal_bytes
-                    or now - segment.opened >= self.seal_seconds):
+                    or now - segment.opened >= self.seal_seconds
+                    or (now - segment.written >= self.idle_seconds
+                        and not any(p.parent == segment.path.parent for p in self._sealed))):
                 continue
             os.close(segment.fd)
             del self._segments[source]
             if segment.size == 0:
                 segment.path.unlink()
                 continue
-            sealed = segment.path.with_suffix(".jsonl")
-            segment.path.rename(sealed)
-            _fsync_dir(sealed.parent)
-            self._sealed[sealed] = segment.events
-        gone = [p for p in self._sealed if not p.exists()]
-        for path in gone:
-            self._backlog -= self._sealed.pop(path)
+            path = segment.path.with_suffix(".jsonl")
+            segment.path.rename(path)
+            _fsync_dir(path.parent)
+            self._sealed[path] = segment.events
+            sealed = True
+        if sealed:
+            self._loadable()
 
     # -- reader ---------------------------------------------------------------------
     def reader_lock(self, source: str) -> contextlib.AbstractContextManager[bool]:
@@ -350,6 +368,12 @@ def _settle(futures: list[asyncio.Future], error: BaseException | None) -> None:
 def _count_lines(path: Path) -> int:
     with open(path, "rb") as f:
         return sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 20), b""))
+
+
+def spool_key(config) -> tuple:
+    """Equal for two ``spool:`` settings that name the same spool."""
+    return (config.type, getattr(config, "path", None), getattr(config, "url", None),
+            getattr(config, "stream", None))
 
 
 def open_spool(config, project_root: Path) -> Spool:

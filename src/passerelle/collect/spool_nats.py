@@ -88,6 +88,7 @@ class NatsSpool(ServerSpool):
             raise SpoolError(f"NATS did not store the events: {exc}",
                              "Check the NATS server and its JetStream storage.") from exc
         self._backlog += count
+        self._loadable()
 
     # -- reader -----------------------------------------------------------------------
     def _run(self, coro):

@@ -78,6 +78,7 @@ class RedisSpool(ServerSpool):
             raise SpoolError(f"Redis did not store the events: {exc}",
                              "Check the Redis server.") from exc
         self._backlog += count
+        self._loadable()
 
     # -- reader -----------------------------------------------------------------------
     def units(self, source: str, loaded_position: str | None) -> Iterator[Unit]:
