@@ -3,7 +3,7 @@
 People are drawn from small name lists, so unrelated people share first names, surnames,
 postcodes and even households (same surname and address, another first name and birth
 date). A person's extra records carry the mistakes real sources make: typos, nicknames,
-day/month swaps, a missing or moved postcode, accents dropped.
+day/month swaps, a missing or moved postcode, accents dropped, swapped names.
 """
 
 from __future__ import annotations
@@ -101,6 +101,8 @@ def _variant(rng: np.random.Generator, person: dict) -> dict:
         postcode, city = None, None
     if address and r[4] < 0.15:
         address = _typo(rng, address)
+    if r[5] < 0.03:  # first and last names typed in each other's field
+        first, last = last, first
     return {"first_name": first, "last_name": last, "birth_date": born, "postcode": postcode,
             "city": city, "address_line1": address}
 

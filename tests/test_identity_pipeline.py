@@ -132,3 +132,30 @@ def test_identity_report_scores_against_the_demo_truth(demo):
     assert report["profiles"] == demo.result.identity.persons
     # a floor for a 300-person demo; the benchmark measures the real figures at scale
     assert overall["precision"] > 0.8 and overall["recall"] > 0.7
+
+
+def test_new_records_take_the_incremental_path_and_match_a_full_rebuild(demo, tmp_path):
+    project_dir = copy_of(demo, tmp_path)
+    crm = project_dir / "data" / "crm_contacts.csv"
+    lines = crm.read_text(encoding="utf-8").splitlines()
+    header, first = lines[0].split(","), lines[1].split(",")
+    # the same person typed again under a new contact id, and someone new
+    again = dict(zip(header, first, strict=True)) | {"contact_id": "CRM-NEW-1"}
+    stranger = dict(again, contact_id="CRM-NEW-2", first_name="Zéphyrin",
+                    last_name="Quasimodo", email="zq@example.org", phone="", birth_date="")
+    lines += [",".join(row[h] for h in header) for row in (again, stranger)]
+    crm.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with passerelle.open(project_dir) as project:
+        before = person_map(project)
+        result = project.run()
+        assert result.ok and result.identity.mode == "incremental"
+        assert result.identity.new_records == 2
+        [step] = [s for s in result.steps if s.step == "identity"]
+        assert step.message.startswith("incremental")
+        after = person_map(project)
+        assert after["crm_contacts:CRM-NEW-1"] == after[f"crm_contacts:{first[0]}"]
+        assert after["crm_contacts:CRM-NEW-2"] not in set(before.values())
+        assert {n: p for n, p in after.items() if n in before} == before
+        rebuilt = project.run(full=True)
+        assert rebuilt.identity.mode == "full"
+        assert person_map(project) == after

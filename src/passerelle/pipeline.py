@@ -165,7 +165,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 and state.is_current(engine, "identity", before)):
             raise _Unchanged("nothing changed since the last resolution")
         result.identity = resolve_identity(project, engine, reporter, result.run_id,
-                                           retrain=retrain)
+                                           retrain=retrain, full=full)
         # training may have written the model: remember the inputs as they are now
         state.remember(engine, "identity", inputs_fingerprint(project, engine), result.run_id)
 
@@ -238,6 +238,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                 continue
             if name == "identity":
                 step.rows_in, step.rows_out = result.identity.records, result.identity.persons
+                step.message = result.identity.summary[:2000]
             if name == "stitch" and result.stitched is not None:
                 step.rows_out = result.stitched.stitched
                 step.message = (f"{result.stitched.stitched} anonymous ids stitched, "

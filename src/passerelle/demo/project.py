@@ -230,6 +230,7 @@ probabilistic:              # Splink, for records without a shared key
   enabled: true
   threshold: 0.95
   last_name_from_email: true  # newsletter sign-ups: marie.dupont@... gives the last name
+  first_name_from_email: true  # no first name either: marie.dupont@ gives both
   comparisons:
     - {field: first_name, method: name}
     - {field: last_name, method: name}

@@ -54,24 +54,36 @@ def _keyed(records: ir.Table, key: DeterministicKey) -> ir.Table:
     form) and ``last`` the folded last name."""
     if key.sources:
         records = records.filter(records["_source"].isin(list(key.sources)))
+    value = records[key.field].cast("string")
+    records = records.filter(value.notnull() & (value.strip() != ""))
     first, last = records["first_name"], records["last_name"]
-    extra: dict[str, ir.Value] = {}
     if key.first_names_must_agree:
-        from passerelle.identity.probabilistic import fold
-        from passerelle.identity.splink_settings import nickname_map
+        firsts, lasts = _folded_names(records)
+        j = records.left_join(firsts, records.first_name.cast("string") == firsts.raw_first)
+        j = j.left_join(lasts, j.last_name.cast("string") == lasts.raw_last)
+        return j.select(node=node_of(j), value=j[key.field].cast("string"),
+                        name=j.folded_first, last=j.folded_last)
+    # NULL names say nothing: they never count as a distinct name.
+    name = ibis.ifelse(
+        first.isnull() & last.isnull(), ibis.null("string"),
+        first.cast("string").fill_null("") + "|" + last.cast("string").fill_null(""),
+    )
+    return records.select(node=node_of(records), value=value, name=name)
 
-        folded = fold(first.cast("string"))
-        name = folded.substitute(nickname_map(), else_=folded)
-        extra["last"] = fold(last.cast("string"))
-    else:
-        # NULL names say nothing: they never count as a distinct name.
-        name = ibis.ifelse(
-            first.isnull() & last.isnull(), ibis.null("string"),
-            first.cast("string").fill_null("") + "|" + last.cast("string").fill_null(""),
-        )
-    keyed = records.select(
-        node=node_of(records), value=records[key.field].cast("string"), name=name, **extra)
-    return keyed.filter(keyed.value.notnull() & (keyed.value.strip() != ""))
+
+def _folded_names(records: ir.Table) -> tuple[ir.Table, ir.Table]:
+    """(raw_first, folded_first) with nicknames mapped to one form, and (raw_last,
+    folded_last), over distinct names: folding runs once per name, not once per record (a
+    million records hold a few hundred thousand names). A NULL name joins nothing and
+    stays NULL, as folding it would give."""
+    from passerelle.identity.probabilistic import fold
+    from passerelle.identity.splink_settings import nickname_map
+
+    firsts = records.select(raw_first=records.first_name.cast("string")).distinct()
+    folded = fold(firsts.raw_first)
+    lasts = records.select(raw_last=records.last_name.cast("string")).distinct()
+    return (firsts.mutate(folded_first=folded.substitute(nickname_map(), else_=folded)),
+            lasts.mutate(folded_last=fold(lasts.raw_last)))
 
 
 def first_names_agree(a: ir.StringValue, b: ir.StringValue, last_a: ir.StringValue,
@@ -131,14 +143,13 @@ def _name_pairs(named: ir.Table, known: ir.Table | None) -> ir.Table:
         agree=first_names_agree(g1.name, g2.name, g1["last"], g2["last"]))
 
 
-def _name_stats(keyed: ir.Table, key: DeterministicKey, known: ir.Table | None) -> ir.Table:
+def _name_stats(keyed: ir.Table, key: DeterministicKey, pairs: ir.Table | None) -> ir.Table:
     """(value, distinct_names, records). With ``first_names_must_agree`` a first name that
     agrees with an earlier one (a nickname, a typo, swapped names) is not a new name."""
     stats = keyed.group_by("value").agg(
         distinct_names=keyed.name.nunique(), records=keyed.count())
-    if not key.first_names_must_agree:
+    if pairs is None:
         return stats
-    pairs = _name_pairs(keyed.filter(keyed.name.notnull()), known)
     echoes = pairs.filter(pairs.agree).select("value", "later").distinct()
     echoes = echoes.group_by("value").agg(echoes=echoes.count())
     joined = stats.left_join(echoes, "value")
@@ -147,11 +158,12 @@ def _name_stats(keyed: ir.Table, key: DeterministicKey, known: ir.Table | None) 
 
 
 def _edges_for_key(keyed: ir.Table, key: DeterministicKey, run_id: str,
-                   known: ir.Table | None) -> ir.Table:
+                   known: ir.Table | None, pairs: ir.Table | None) -> ir.Table:
     if not key.first_names_must_agree:
         return _as_edges(_span(keyed, ["value"], known), key, run_id)
     named = keyed.filter(keyed.name.notnull())
-    pairs = _name_pairs(named, known)
+    if pairs is None:
+        pairs = _name_pairs(named, known)
     # a value whose names all agree: its records without a first name join its first group
     mixed = pairs.filter(~pairs.agree).select("value").distinct()
     unnamed = keyed.filter(keyed.name.isnull()).anti_join(mixed, "value")
@@ -168,15 +180,37 @@ def _edges_for_key(keyed: ir.Table, key: DeterministicKey, run_id: str,
     return _as_edges(ibis.union(*parts, distinct=True), key, run_id)
 
 
+def key_values(records: ir.Table, key: DeterministicKey) -> ir.Table:
+    """``(node, value)``: the usable values of ``key`` the records hold."""
+    return _keyed(records, key).select("node", "value")
+
+
+def _holding(records: ir.Table, values_of: ir.Table, key: DeterministicKey) -> ir.Table:
+    """The records holding a value of ``key`` that one of ``values_of``'s records holds."""
+    values = key_values(values_of, key).select("value").distinct()
+    return records.semi_join(values, records[key.field].cast("string") == values.value)
+
+
+def holders(records: ir.Table, values_of: ir.Table, key: DeterministicKey) -> ir.Table:
+    """``(node, value)`` of every record holding a value of ``key`` that one of
+    ``values_of``'s records holds: the records whose edges on ``key`` those values decide."""
+    return key_values(_holding(records, values_of, key), key)
+
+
 def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[DeterministicKey],
                         run_id: str, *, edges_table: str = KEY_EDGES,
-                        shared_table: str = IDENTITY_SHARED_KEYS) -> tuple[ir.Table, ir.Table]:
+                        shared_table: str = IDENTITY_SHARED_KEYS,
+                        values_of: ir.Table | None = None) -> tuple[ir.Table, ir.Table]:
     """Link the records sharing a value of each key; refuse values shared by many names.
 
     Writes the edges to the working table ``_identity_key_edges`` (identity_edges columns
     without ``first_seen_run``, which the graph step adds) and the refused values to
     ``identity_shared_keys`` (replaced: it describes this run). Returns both tables. A
     preview (`identity diff`) passes other table names so the current graph is untouched.
+
+    ``values_of`` (an incremental run: the new records) limits the work to the values those
+    records hold: every edge and refusal of such a value is computed on all the records
+    holding it, exactly as a full run would, and no other value is looked at.
     """
     known = None
     if engine.exists(PERSON_MAP):
@@ -184,17 +218,34 @@ def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[Determ
         known = pm.select(node=pm.node, seen=ibis.literal(True))
     edge_parts: list[ir.Table] = []
     shared_parts: list[ir.Table] = []
-    for key in keys:
-        keyed = _keyed(records, key)
+    scratch: list[str] = []
+
+    def materialised(name: str, expr: ir.Table) -> ir.Table:
+        # Each key's records and name pairs are read by the guard and by the edges: written
+        # once, they are not folded and self-joined twice.
+        engine.replace_table(name, expr)
+        scratch.append(name)
+        return engine.table(name)
+
+    for i, key in enumerate(keys):
+        holders = records if values_of is None else _holding(records, values_of, key)
+        keyed = materialised(f"_{edges_table}_keyed_{i}", _keyed(holders, key))
+        pairs = None
+        if key.first_names_must_agree:
+            pairs = materialised(f"_{edges_table}_pairs_{i}",
+                                 _name_pairs(keyed.filter(keyed.name.notnull()), known))
         if key.max_names is not None:
-            stats = _name_stats(keyed, key, known)
-            refused = stats.filter(stats.distinct_names > key.max_names)
+            stats = _name_stats(keyed, key, pairs)
+            refused = materialised(f"_{edges_table}_refused_{i}", stats.filter(
+                stats.distinct_names > key.max_names))
             shared_parts.append(refused.select(
                 field=ibis.literal(key.field), value=refused.value,
                 distinct_names=refused.distinct_names.cast("int64"),
                 records=refused.records.cast("int64"), run_id=ibis.literal(run_id)))
             keyed = keyed.anti_join(refused.select("value"), "value")
-        edge_parts.append(_edges_for_key(keyed, key, run_id, known))
+            if pairs is not None:
+                pairs = pairs.anti_join(refused.select("value"), "value")
+        edge_parts.append(_edges_for_key(keyed, key, run_id, known, pairs))
 
     if edge_parts:
         edges = ibis.union(*edge_parts, distinct=True) if len(edge_parts) > 1 else edge_parts[0]
@@ -210,4 +261,6 @@ def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[Determ
     else:
         engine.drop(shared_table)
         engine.create_empty(shared_table, SHARED_KEYS_SCHEMA)
+    for name in scratch:
+        engine.drop(name)
     return engine.table(edges_table), engine.table(shared_table)

@@ -23,16 +23,24 @@ trusted one.
 from __future__ import annotations
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
-from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP, PROFILES, node_of
+from passerelle.identity.tables import (
+    CUSTOMER_RECORDS,
+    PERSON_MAP,
+    PROFILES,
+    node_of,
+    replace_rows,
+)
 from passerelle.project.identity_models import IDENTITY_FIELDS, Rule, Survivorship
 
 # Golden fields in the order of the ``profiles`` columns; each is followed by ``<field>__source``.
 GOLDEN_FIELDS: tuple[str, ...] = IDENTITY_FIELDS
 CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
+_PROFILES_NEXT = "_identity_profiles_next"
 RULES: tuple[str, ...] = ("source_priority", "most_recent", "most_frequent", "first_non_empty")
 
 
@@ -40,10 +48,13 @@ class SurvivorshipError(PasserelleError, ValueError):
     """``identity.yml`` names a survivorship field the golden record does not have."""
 
 
-def records_with_person(engine: Engine) -> ir.Table:
-    """``customer_records`` with the ``person_id`` each record belongs to (inner join)."""
+def records_with_person(engine: Engine, persons: ir.Table | None = None) -> ir.Table:
+    """``customer_records`` with the ``person_id`` each record belongs to (inner join);
+    only the records of ``persons`` (a table of ``person_id``) when given."""
     records = engine.table(CUSTOMER_RECORDS)
     pmap = engine.table(PERSON_MAP).select("node", "person_id")
+    if persons is not None:
+        pmap = pmap.semi_join(persons, "person_id")
     records = records.mutate(_node=node_of(records))
     return records.join(pmap, records._node == pmap.node).drop("node")
 
@@ -116,7 +127,8 @@ def field_rules(survivorship: Survivorship) -> dict[str, Rule]:
     return {f: survivorship.fields.get(f, survivorship.default) for f in GOLDEN_FIELDS}
 
 
-def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str) -> ir.Table:
+def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str,
+                  persons: ir.Table | None = None) -> ir.Table:
     """The ``profiles`` table as one Ibis expression.
 
     One sorted window a distinct ordering (a rule, or a most-frequent field) ranks every
@@ -124,9 +136,12 @@ def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str) -> ir
     value; one GROUP BY keeps that record's value and source.
     """
     rules = field_rules(survivorship)
-    t = _helper_columns(records_with_person(engine), rules, survivorship.source_priority)
+    t = _helper_columns(records_with_person(engine, persons), rules,
+                        survivorship.source_priority)
     keys = {f: _order_key(rules[f], f) for f in GOLDEN_FIELDS} | {f: "consent"
                                                                  for f in CONSENT_FIELDS}
+    if engine.name == "duckdb":
+        return _profiles_by_arg_min(t, keys, run_id)
     ranks: dict[str, ir.Value] = {
         f"_rk_{i}": ibis.row_number().over(group_by=t.person_id, order_by=_order(t, key))
         for i, key in enumerate(dict.fromkeys(keys.values()))
@@ -155,7 +170,87 @@ def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str) -> ir
     return profiles.mutate(run_id=ibis.literal(run_id, "string"))
 
 
-def build_profiles(engine: Engine, survivorship: Survivorship, run_id: str) -> int:
+@ibis.udf.scalar.builtin(name="epoch_us")
+def _epoch_us(value: dt.timestamp) -> dt.int64: ...
+
+
+def _sort_key(t: ir.Table, key: str) -> ir.StructValue:
+    """The ORDER BY of :func:`_order` as one value that sorts the same way ascending: a
+    struct, descending timestamps negated (a NULL field sorts last, as NULLS LAST does)."""
+    def desc(ts: ir.Value) -> ir.Value:
+        return -_epoch_us(ts.cast("timestamp"))
+
+    latest = desc(t._recency)
+    rule, _, field = key.partition(":")
+    if rule == "source_priority":
+        parts = [t._priority, latest]
+    elif rule == "most_recent":
+        parts = [latest]
+    elif rule == "most_frequent":
+        parts = [-t[f"_n_{field}"], latest]
+    elif rule == "first_non_empty":
+        parts = [_epoch_us(t._age.cast("timestamp"))]
+    elif rule == "consent":
+        parts = [desc(t.consent_updated_at), latest]
+    else:  # pragma: no cover - the config model restricts the rules
+        raise SurvivorshipError(f"Unknown survivorship rule '{rule}'.",
+                                f"Use one of: {', '.join(RULES)}.")
+    parts += [t._source, t._record_id]
+    return ibis.struct({f"k{i}": v for i, v in enumerate(parts)})
+
+
+def _arg_min(value: ir.Value, key: ir.StructValue, where: ir.BooleanValue) -> ir.Scalar:
+    """DuckDB's ``arg_min``: ``value`` on the row with the smallest ``key``."""
+    fn = ibis.udf.agg.builtin(lambda arg, key: None, name="arg_min",
+                              signature=((value.type(), key.type()), value.type()))
+    return fn(value, key, where=where)
+
+
+def _profiles_by_arg_min(t: ir.Table, keys: dict[str, str], run_id: str) -> ir.Table:
+    """:func:`profiles_expr` on DuckDB: the same winners, found by one hash aggregation
+    (``arg_min`` over each rule's sort key) instead of a sorted window per rule. A person
+    of one record (most of them) is that record: it skips the aggregation altogether."""
+    sizes = t.group_by("person_id").aggregate(_n=t.count())
+    t = t.join(sizes, "person_id")
+    many = _aggregated(t.filter(t._n > 1), keys)
+    one = t.filter(t._n == 1)
+    single: dict[str, ir.Value] = {"person_id": one.person_id}
+    for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
+        single[f] = one[f]
+        single[f"{f}__source"] = ibis.ifelse(one[f].notnull(), one._source,
+                                             ibis.null("string"))
+    single["record_count"] = ibis.literal(1, "int64")
+    single["sources"] = one._source
+    single["first_seen_at"] = ibis.coalesce(one.created_at, one._loaded_at)
+    single["last_updated_at"] = one._recency
+    for f in CONSENT_FIELDS:
+        single[f"{f}__updated_at"] = ibis.ifelse(one[f].notnull(), one.consent_updated_at,
+                                                 ibis.null("timestamp"))
+    singles = one.select(**single).cast(many.schema()).select(many.columns)
+    return ibis.union(many, singles).mutate(run_id=ibis.literal(run_id, "string"))
+
+
+def _aggregated(t: ir.Table, keys: dict[str, str]) -> ir.Table:
+    slots = {k: f"_key_{i}" for i, k in enumerate(dict.fromkeys(keys.values()))}
+    t = t.mutate(**{slot: _sort_key(t, k) for k, slot in slots.items()})
+    sort = {k: t[slot] for k, slot in slots.items()}
+    metrics: dict[str, ir.Value] = {}
+    for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
+        has = t[f].notnull()
+        metrics[f] = _arg_min(t[f], sort[keys[f]], has)
+        metrics[f"{f}__source"] = _arg_min(t._source, sort[keys[f]], has)
+    metrics["record_count"] = t.count().cast("int64")
+    metrics["sources"] = t._source.collect(distinct=True).sort().join(",")
+    metrics["first_seen_at"] = ibis.coalesce(t.created_at, t._loaded_at).min()
+    metrics["last_updated_at"] = t._recency.max()
+    for f in CONSENT_FIELDS:
+        metrics[f"{f}__updated_at"] = _arg_min(t.consent_updated_at, sort[keys[f]],
+                                               t[f].notnull())
+    return t.group_by("person_id").aggregate(**metrics)
+
+
+def build_profiles(engine: Engine, survivorship: Survivorship, run_id: str,
+                   persons: ir.Table | None = None) -> int:
     """Rebuild ``profiles`` from ``customer_records`` and ``person_map``; returns its row count.
 
     Columns: ``person_id``; each golden field then ``<field>__source``; ``consent_email``,
@@ -163,6 +258,16 @@ def build_profiles(engine: Engine, survivorship: Survivorship, run_id: str) -> i
     ``sources`` (sorted, comma-separated), ``first_seen_at``, ``last_updated_at``; and, after
     the contract's columns, ``consent_email__updated_at``, ``consent_sms__updated_at`` (when
     the winning choice was expressed) and ``run_id``.
+
+    ``persons`` (an incremental run: a table of ``person_id``, the persons whose records
+    changed, ids gone included) limits the work to them: their rows are deleted and
+    rebuilt, every other profile is kept as it is.
     """
-    engine.replace_table(PROFILES, profiles_expr(engine, survivorship, run_id))
+    if persons is None or not engine.exists(PROFILES):
+        engine.replace_table(PROFILES, profiles_expr(engine, survivorship, run_id))
+    else:
+        engine.replace_table(_PROFILES_NEXT, profiles_expr(engine, survivorship, run_id,
+                                                           persons))
+        replace_rows(engine, PROFILES, "person_id", persons, engine.table(_PROFILES_NEXT))
+        engine.drop(_PROFILES_NEXT)
     return engine.count(PROFILES)

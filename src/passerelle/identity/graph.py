@@ -34,11 +34,15 @@ from passerelle.identity.tables import (
     CANDIDATE_EDGES,
     COMPONENTS,
     CUSTOMER_RECORDS,
+    CUT_EDGES,
+    CUT_NODES,
     EDGE_SCHEMA,
     NEXT_EDGES,
     PIN_RULE,
     ensure_tables,
     node_of,
+    replace_rows,
+    swap_in,
 )
 from passerelle.project.identity_models import Pin
 from passerelle.reporter import Reporter, SilentReporter
@@ -49,6 +53,7 @@ _STEP = "_identity_cc_step"
 _IDS = "_identity_cc_ids"
 _FIXES = "_identity_cc_fixes"
 _CUTS = "_identity_cuts"
+_GUARDED = "_identity_guarded"
 MAX_ITERATIONS = 200
 _EDGE_COLUMNS = [c for c in EDGE_SCHEMA.names if c != "first_seen_run"]
 
@@ -70,6 +75,9 @@ class GuardReport:
     split_components: int = 0  # components cut to honour split pins
     cuts: list[CutEdge] = field(default_factory=list)
     over_cap_by_pins: list[int] = field(default_factory=list)  # parts held over cap by pins
+    # node -> component before the cut, for every component the guards looked at (an
+    # incremental run reopens the whole component when new records touch one part)
+    guarded: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -103,7 +111,10 @@ def label_components(engine: Engine, edges: ir.Table, nodes: ir.Table,
     e = e.join(other, e.node_b == other.node).select(a=e.a, b=other.id)
     arcs = ibis.union(e.select(src=e.a, dst=e.b), e.select(src=e.b, dst=e.a), distinct=True)
     engine.replace_table(_ARCS, arcs)
-    engine.replace_table(_LABELS[0], ids.select(node=ids.id, label=ids.id))
+    # only nodes with an edge take part: a record linked to nobody is its own component
+    stored = engine.table(_ARCS)
+    linked = stored.select(node=stored.src).distinct()
+    engine.replace_table(_LABELS[0], linked.select(node=linked.node, label=linked.node))
 
     iterations, current = 0, 0
     total = _label_sum(engine, _LABELS[0])
@@ -131,6 +142,8 @@ def label_components(engine: Engine, edges: ir.Table, nodes: ir.Table,
             raise RuntimeError("connected components did not converge")
     final = engine.table(_LABELS[current])
     final = final.select(fid=final.node, label=final.label)
+    alone = ids.anti_join(final, ids.id == final.fid)
+    final = ibis.union(final, alone.select(fid=alone.id, label=alone.id))
     named = final.join(ids, final.fid == ids.id).select("node", "label")
     comp = ids.select(cid=ids.id, component=ids.node)
     named = named.join(comp, named.label == comp.cid)
@@ -254,6 +267,7 @@ def enforce_guards(engine: Engine, edges: ir.Table, components: ir.Table, *,
     for n, c in comp_of.items():
         nodes_of[c].append(n)
 
+    report.guarded = comp_of
     fixes: dict[str, str] = {}
     for comp in sorted(targets):
         local_splits = [(a, b) for a, b in split_pairs if comp_of.get(a) == comp_of.get(b) == comp]
@@ -274,8 +288,7 @@ def enforce_guards(engine: Engine, edges: ir.Table, components: ir.Table, *,
     joined = components.left_join(fix, "node")
     engine.replace_table(staged, joined.select(
         node=joined.node, component=joined.fixed.fill_null(joined.component)))
-    engine.replace_table(table, engine.table(staged))
-    engine.drop(staged)
+    swap_in(engine, staged, table)
     engine.drop(_FIXES)
     return report
 
@@ -320,19 +333,70 @@ def resolve_graph(engine: Engine, edges: Sequence[ir.Table], *, run_id: str,
     ensure_tables(engine)
     records = records if records is not None else engine.table(CUSTOMER_RECORDS)
     nodes = records.select(node=node_of(records)).distinct()
+    applied, warnings = _pins(engine, yml_pins, run_id, reporter)
 
+    parts = [_normalised(e, run_id) for e in edges]
+    parts.append(_normalised(pins.merge_pin_edges(applied, run_id), run_id))
+    engine.replace_table(CANDIDATE_EDGES, ibis.union(*parts) if len(parts) > 1 else parts[0])
+    return _resolve(engine, engine.table(CANDIDATE_EDGES), nodes, applied, warnings,
+                    run_id=run_id, max_cluster_size=max_cluster_size, reporter=reporter)
+
+
+def resolve_subgraph(engine: Engine, candidate: str, scope: str, *, run_id: str,
+                     max_cluster_size: int, yml_pins: Sequence[Pin] = (),
+                     reporter: Reporter | None = None) -> GraphResult:
+    """The graph step of an incremental run, on part of the graph only.
+
+    ``scope`` (a table of ``node``) holds new records and whole components of the
+    previous graph (before the guards' cuts); ``candidate`` (a materialised table) every
+    edge within it, pins included. Components, guards, person ids, the ledger and the
+    guards' state are computed for the scope alone, with the functions of a full run;
+    everything outside keeps its rows.
+    """
+    reporter = reporter or SilentReporter()
+    ensure_tables(engine)
+    applied, warnings = _pins(engine, yml_pins, run_id, reporter)
+    return _resolve(engine, engine.table(candidate), engine.table(scope), applied, warnings,
+                    run_id=run_id, max_cluster_size=max_cluster_size, reporter=reporter,
+                    scope=engine.table(scope))
+
+
+def _pins(engine: Engine, yml_pins: Sequence[Pin], run_id: str,
+          reporter: Reporter) -> tuple[list[pins.ActivePin], list[str]]:
     pins.sync_yml_pins(engine, yml_pins, run_id)
     every_pin = pins.active_pins(engine, yml_pins)
     pins.check_conflicts(every_pin)
     applied, warnings = pins.usable_pins(engine, every_pin)
     for w in warnings:
         reporter.warning(w)
+    return applied, warnings
 
-    parts = [_normalised(e, run_id) for e in edges]
-    parts.append(_normalised(pins.merge_pin_edges(applied, run_id), run_id))
-    engine.replace_table(CANDIDATE_EDGES, ibis.union(*parts) if len(parts) > 1 else parts[0])
-    candidate = engine.table(CANDIDATE_EDGES)
 
+def _keep_guard_state(engine: Engine, candidate: ir.Table, guards: GuardReport,
+                      scope: ir.Table | None) -> None:
+    """What an incremental run needs to reopen a cut component: its nodes before the cut
+    and the edges refused (they are not in identity_edges)."""
+    nodes = pa.table({"node": pa.array(list(guards.guarded), pa.string()),
+                      "component": pa.array(list(guards.guarded.values()), pa.string())})
+    refused = (candidate.semi_join(engine.table(_CUTS), ["node_a", "node_b", "rule"])
+               if guards.cuts else candidate.limit(0))
+    if scope is None:
+        engine.drop(CUT_NODES)
+        engine.append_arrow(CUT_NODES, nodes.to_reader())
+        engine.replace_table(CUT_EDGES, refused)
+        return
+    engine.drop(_GUARDED)
+    engine.append_arrow(_GUARDED, nodes.to_reader())
+    replace_rows(engine, CUT_NODES, "node", scope, engine.table(_GUARDED))
+    engine.replace_table(_GUARDED, refused)
+    replace_rows(engine, CUT_EDGES, "node_a", scope, engine.table(_GUARDED))
+    engine.drop(_GUARDED)
+
+
+def _resolve(engine: Engine, candidate: ir.Table, nodes: ir.Table,
+             applied: list[pins.ActivePin], warnings: list[str], *, run_id: str,
+             max_cluster_size: int, reporter: Reporter,
+             scope: ir.Table | None = None) -> GraphResult:
     with reporter.step("identity graph"):
         components, iterations = label_components(engine, candidate, nodes)
         guards = enforce_guards(engine, candidate, components,
@@ -346,11 +410,13 @@ def resolve_graph(engine: Engine, edges: Sequence[ir.Table], *, run_id: str,
                          f"{max_cluster_size} records.")
 
     kept = _without_cuts(engine, candidate, guards.cuts)
-    ledger.stage_edges(engine, kept, run_id)
-    ids = ledger.assign_person_ids(engine, engine.table(COMPONENTS), run_id)
-    links, unlinks = ledger.record_edges(engine, run_id, guards_cuts=[
-        dict(node_a=c.node_a, node_b=c.node_b, rule=c.rule, evidence=c.evidence,
-             action=c.action) for c in guards.cuts])
+    with reporter.step("Identity: person ids and ledger"):
+        _keep_guard_state(engine, candidate, guards, scope)
+        ledger.stage_edges(engine, kept, run_id, scope)
+        ids = ledger.assign_person_ids(engine, engine.table(COMPONENTS), run_id, scope)
+        links, unlinks = ledger.record_edges(engine, run_id, guards_cuts=[
+            dict(node_a=c.node_a, node_b=c.node_b, rule=c.rule, evidence=c.evidence,
+                 action=c.action) for c in guards.cuts], scope=scope)
     for name in (CANDIDATE_EDGES, NEXT_EDGES, _CUTS):
         engine.drop(name)
     return GraphResult(iterations=iterations, persons=ids.persons, guards=guards, ids=ids,

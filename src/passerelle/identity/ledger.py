@@ -35,6 +35,8 @@ from passerelle.identity.tables import (
     PERSON_MAP_SCHEMA,
     PIN_RULE,
     ensure_tables,
+    replace_rows,
+    swap_in,
 )
 from passerelle.runlog import utcnow
 
@@ -113,10 +115,14 @@ def _resolve_collisions(engine: Engine, prev: ir.Table) -> None:
     raise RuntimeError("could not find free person ids")  # pragma: no cover
 
 
-def assign_person_ids(engine: Engine, components: ir.Table, run_id: str) -> IdSummary:
+def assign_person_ids(engine: Engine, components: ir.Table, run_id: str,
+                      scope: ir.Table | None = None) -> IdSummary:
     """Write ``person_map`` (replaced) and append ``person_id_changes`` for this run.
 
     ``components(node, component)``: component is the smallest node of the cluster.
+    ``scope`` (an incremental run: a table of ``node``) says which records ``components``
+    covers: whole previous persons plus new records. Only their rows of ``person_map`` are
+    rewritten; every other person keeps its id, untouched, as a full run would give it.
     Changes: ``new`` (only new records), ``merge`` (a kept id that absorbed other persons'
     or new records; related = the absorbed ids), ``split`` (a new id made of records of
     related ids), ``removed`` (an id whose records are all gone). ``records`` is the
@@ -125,7 +131,8 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str) -> IdSu
     ensure_tables(engine)
     at = utcnow()
     comp = components.select("node", "component")
-    prev = engine.table(PERSON_MAP)
+    every = engine.table(PERSON_MAP)
+    prev = every if scope is None else every.semi_join(scope, "node")
     sizes = comp.group_by("component").agg(size=comp.count())
     ov = comp.join(prev.select(node=prev.node, prev_id=prev.person_id), "node")
     engine.replace_table(_OVERLAP, ov.group_by("component", "prev_id").agg(n=ov.count()))
@@ -142,7 +149,7 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str) -> IdSu
     engine.replace_table(_IDS, ids.select(
         component=ids.component, size=ids.size.cast("int64"),
         person_id=ids.kept_id.fill_null(new_id), is_new=ids.kept_id.isnull()))
-    _resolve_collisions(engine, prev)
+    _resolve_collisions(engine, every)
     ids = engine.table(_IDS)
 
     # -- person_id_changes (SQL, appended) --
@@ -186,12 +193,22 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str) -> IdSu
         run_id=ibis.ifelse(same, j.old_run, ibis.literal(run_id)),
         assigned_at=ibis.ifelse(same, j.old_at, ibis.literal(at, "timestamp")),
     ).cast(PERSON_MAP_SCHEMA))
-    engine.replace_table(PERSON_MAP, engine.table(_MAP_NEXT))
+    if scope is None:
+        swap_in(engine, _MAP_NEXT, PERSON_MAP)
+    else:
+        replace_rows(engine, PERSON_MAP, "node", scope, engine.table(_MAP_NEXT))
 
     counts = dict(zip(*_kind_counts(engine, run_id), strict=True))
     totals = engine.to_arrow(ids.aggregate(
         persons=ids.count(), records=ids.size.sum(),
         kept=ids.is_new.ifelse(0, 1).sum())).to_pylist()[0]
+    if scope is not None:  # the persons outside the scope kept their ids
+        pm = engine.table(PERSON_MAP)
+        whole = engine.to_arrow(pm.aggregate(persons=pm.person_id.nunique(),
+                                             records=pm.count())).to_pylist()[0]
+        outside = int(whole["persons"]) - int(totals["persons"])
+        totals = {"persons": whole["persons"], "records": whole["records"],
+                  "kept": int(totals["kept"] or 0) + outside}
     for name in (_OVERLAP, _IDS, _MAP_NEXT):
         engine.drop(name)
     return IdSummary(persons=int(totals["persons"]), records=int(totals["records"] or 0),
@@ -208,10 +225,18 @@ def _kind_counts(engine: Engine, run_id: str) -> tuple[list[str], list[int]]:
 
 
 # -- edges across runs ----------------------------------------------------------------------
-def stage_edges(engine: Engine, kept: ir.Table, run_id: str) -> ir.Table:
+def _scoped_edges(engine: Engine, scope: ir.Table | None) -> ir.Table:
+    """``identity_edges``, or its edges within ``scope``: an edge never joins two persons,
+    and a scope is made of whole persons, so ``node_a`` tells."""
+    edges = engine.table(IDENTITY_EDGES)
+    return edges if scope is None else edges.semi_join(scope, edges.node_a == scope.node)
+
+
+def stage_edges(engine: Engine, kept: ir.Table, run_id: str,
+                scope: ir.Table | None = None) -> ir.Table:
     """The run's final edges with the run each was first seen in (``_identity_edges_next``)."""
     ensure_tables(engine)
-    prev = engine.table(IDENTITY_EDGES)
+    prev = _scoped_edges(engine, scope)
     p = prev.select("node_a", "node_b", "rule", seen=prev.first_seen_run)
     j = kept.left_join(p, ["node_a", "node_b", "rule"])
     engine.replace_table(NEXT_EDGES, j.select(
@@ -230,16 +255,17 @@ def _ledger_rows(edges: ir.Table, person_map: ir.Table, action: str, run_id: str
     ).cast(LEDGER_SCHEMA)
 
 
-def record_edges(engine: Engine, run_id: str,
-                 guards_cuts: Sequence[dict] = ()) -> tuple[int, int]:
+def record_edges(engine: Engine, run_id: str, guards_cuts: Sequence[dict] = (),
+                 scope: ir.Table | None = None) -> tuple[int, int]:
     """Ledger the difference between the previous and this run's edges, then replace
-    ``identity_edges`` with ``_identity_edges_next``. Returns (links, unlinks).
+    ``identity_edges`` with ``_identity_edges_next``. Returns (links, unlinks). With
+    ``scope`` (an incremental run), only the edges within it are compared and replaced.
 
     Cut edges (``action`` cap_cut / pin_split) are written unless the pair's last entry is
     already that cut, so a cut that holds run after run is written once.
     """
     at = utcnow()
-    prev, nxt = engine.table(IDENTITY_EDGES), engine.table(NEXT_EDGES)
+    prev, nxt = _scoped_edges(engine, scope), engine.table(NEXT_EDGES)
     pm = engine.table(PERSON_MAP)
     on = ["node_a", "node_b", "rule"]
     linked = nxt.anti_join(prev, on)
@@ -255,7 +281,10 @@ def record_edges(engine: Engine, run_id: str,
     if unlinks:
         engine.con.insert(IDENTITY_LEDGER, _ledger_rows(unlinked, pm, "unlink", run_id, at))
     _ledger_cuts(engine, run_id, at, guards_cuts)
-    engine.replace_table(IDENTITY_EDGES, nxt)
+    if scope is None:
+        swap_in(engine, NEXT_EDGES, IDENTITY_EDGES)
+    else:
+        replace_rows(engine, IDENTITY_EDGES, "node_a", scope, nxt)
     return links, unlinks
 
 

@@ -30,6 +30,7 @@ import ibis.expr.types as ir
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity import splink_settings as ss
+from passerelle.identity.tables import KEY_EDGES, SPLINK_INPUT, SPLINK_MEMBERS
 from passerelle.project.identity_models import Probabilistic
 from passerelle.reporter import Reporter
 
@@ -38,6 +39,7 @@ EDGES_TABLE = "identity_edges_splink"
 INPUT_TABLE = "__passerelle_splink_input"
 MEMBERS_TABLE = "__passerelle_splink_members"
 PAIR_TABLES = ("__passerelle_splink_pair_l", "__passerelle_splink_pair_r")
+TF_TABLE = "__passerelle_splink_tf_"  # + field: term frequencies Splink is given
 PRIOR_RECALL = 0.7  # assumed recall of "same names and birth date" when estimating the prior
 
 EDGE_SCHEMA = ibis.schema({
@@ -110,24 +112,48 @@ def last_name_from_email(email: ir.StringValue, first: ir.StringValue) -> ir.Str
                        rest, ibis.null("string"))
 
 
+def names_from_email(email: ir.StringValue) -> tuple[ir.StringValue, ir.StringValue]:
+    """(first, last) that an address of two words spells, folded: ``marie.dupont85@`` and
+    ``marie_dupont@`` give (marie, dupont); NULLs for any other form. ``dupont.marie@``
+    gives them swapped, which the "swapped names" level of the model recognises."""
+    local = email.cast("string").lower().re_extract(r"^([^@]+)@", 1).re_replace(r"[0-9]+$", "")
+    two = local.re_search(r"^[a-z][a-z-]*[a-z][._][a-z][a-z-]*[a-z]$")
+    words = [local.re_extract(r"^([a-z-]+)[._]([a-z-]+)$", i).replace("-", " ") for i in (1, 2)]
+    return (ibis.ifelse(two, words[0], ibis.null("string")),
+            ibis.ifelse(two, words[1], ibis.null("string")))
+
+
 def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
     """``node`` + the prepared columns Splink compares (names folded, nickname forms)."""
     shape = ss.model_shape(config)
     methods = dict(shape.compared)
+    # names repeat (street lines hardly do): theirs are folded once per distinct value
+    records = _with_folded(records, [
+        f for f in shape.columns if not f.endswith(ss.CANON_SUFFIX)
+        and records[f].type().is_string() and methods.get(f, "name") == "name"])
     columns: dict[str, ir.Value] = {"node": node_expr(records)}
     for field in shape.columns:
         if field.endswith(ss.CANON_SUFFIX):
             continue
         column = records[field]
-        if column.type().is_string():
+        if f"{_FOLDED}{field}" in records.columns:
+            column = records[f"{_FOLDED}{field}"]
+        elif column.type().is_string():
             text = column.strip()
             column = fold(text) if methods.get(field, "name") != "postcode" else text.nullif("")
         elif column.type().is_temporal():
             column = column.cast("date")
         columns[field] = column
-    if config.last_name_from_email and "last_name" in columns and "first_name" in columns:
-        columns["last_name"] = ibis.coalesce(
-            columns["last_name"], last_name_from_email(records["email"], columns["first_name"]))
+    if "last_name" in columns and "first_name" in columns:
+        if config.last_name_from_email:
+            columns["last_name"] = ibis.coalesce(columns["last_name"], last_name_from_email(
+                records["email"], columns["first_name"]))
+        if config.first_name_from_email:
+            first, last = names_from_email(records["email"])
+            nameless = columns["first_name"].isnull()
+            columns["last_name"] = ibis.ifelse(
+                nameless, ibis.coalesce(columns["last_name"], last), columns["last_name"])
+            columns["first_name"] = ibis.ifelse(nameless, first, columns["first_name"])
     prepared = records.select(**columns)
     if shape.nickname_fields:
         nicknames = ss.nickname_map()
@@ -135,6 +161,22 @@ def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
             f + ss.CANON_SUFFIX: prepared[f].substitute(nicknames, else_=prepared[f])
             for f in shape.nickname_fields})
     return prepared
+
+
+_FOLDED = "_folded_"
+
+
+def _with_folded(records: ir.Table, fields: list[str]) -> ir.Table:
+    """``records`` with ``_folded_<field>`` = ``fold(field.strip())`` for each field, folded
+    once per distinct value and joined back: names repeat, and a million records hold far
+    fewer distinct names, so the string functions run a fraction of the times. A NULL
+    joins nothing and stays NULL, as folding it gives."""
+    for field in fields:
+        values = records.select(**{f"_raw_{field}": records[field]}).distinct()
+        values = values.mutate(**{f"{_FOLDED}{field}": fold(values[f"_raw_{field}"].strip())})
+        joined = records.left_join(values, records[field] == values[f"_raw_{field}"])
+        records = joined.drop(f"_raw_{field}")
+    return records
 
 
 def signatures(prepared: ir.Table) -> ir.Table:
@@ -204,8 +246,13 @@ class _ToReporter(logging.Handler):
 
 @contextmanager
 def _splink_session(engine: Engine, input_table: str, settings: Any,
-                    reporter: Reporter | None = None) -> Iterator[Any]:
-    """A Linker on ``input_table``; every ``__splink__`` table is dropped afterwards."""
+                    reporter: Reporter | None = None,
+                    tf_among: str | None = None) -> Iterator[Any]:
+    """A Linker on ``input_table``; every ``__splink__`` table is dropped afterwards.
+
+    ``tf_among``: the table whose records give the term frequencies (every customer
+    record), instead of Splink's default (its input, the representatives): the same
+    frequencies with or without the pre-pass, and in an incremental run."""
     from splink import Linker
 
     splink_logger = logging.getLogger("splink")
@@ -215,10 +262,21 @@ def _splink_session(engine: Engine, input_table: str, settings: Any,
     splink_logger.propagate = False
     splink_logger.addHandler(handler)
     db_api = _db_api(engine)
+    tf_tables: list[str] = []
     try:
         linker = Linker(db_api.register(input_table), settings, log_level=None)
+        if tf_among is not None:
+            for column in linker._settings_obj._term_frequency_columns:
+                field = column.unquote().name
+                tf_tables.append(TF_TABLE + field)
+                engine.replace_table(tf_tables[-1],
+                                     term_frequencies(engine.table(tf_among), field))
+                linker.table_management.register_term_frequency_lookup(
+                    db_api.register(tf_tables[-1]), field)
         yield linker
     finally:
+        for name in tf_tables:
+            engine.drop(name)
         splink_logger.removeHandler(handler)
         splink_logger.setLevel(saved[0])
         splink_logger.propagate = saved[1]
@@ -266,19 +324,22 @@ def _save_model(model: dict, model_path: Path, config: Probabilistic, info: dict
 
 def _materialise_input(engine: Engine, records: ir.Table, config: Probabilistic,
                        prepass: bool) -> tuple[int, int]:
-    """Write the Splink input (representatives) and the member map; return counts."""
+    """Write the Splink input (representatives) and the member map; return counts.
+
+    The member map keeps the prepared columns, so the representatives are read from it
+    instead of preparing and grouping every record a second time."""
     members = signatures(prepare(records, config))
     if not prepass:
         members = members.mutate(rep=members.node, sig_size=ibis.literal(1, "int64"))
-    engine.replace_table(MEMBERS_TABLE, members.select("node", "rep", "sig_size"))
+    engine.replace_table(MEMBERS_TABLE, members)
     stored = engine.table(MEMBERS_TABLE)
-    reps = members.filter(members.node == members.rep).drop("rep", "sig_size")
-    engine.replace_table(INPUT_TABLE, reps)
+    engine.replace_table(INPUT_TABLE, stored.filter(stored.node == stored.rep).drop(
+        "rep", "sig_size"))
     return int(stored.count().to_pyarrow().as_py()), engine.count(INPUT_TABLE)
 
 
 def _drop_own_tables(engine: Engine) -> None:
-    for name in (INPUT_TABLE, MEMBERS_TABLE, *PAIR_TABLES):
+    for name in (INPUT_TABLE, MEMBERS_TABLE, TRAIN_TABLE, *PAIR_TABLES):
         engine.drop(name)
 
 
@@ -289,14 +350,17 @@ def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
     started = time.perf_counter()
     settings = ss.build_settings(config)
     shape = ss.model_shape(config)
+    source, sampled = _training_sample(engine, representatives)
     with reporter.step("Training the Splink model"), \
-            _splink_session(engine, INPUT_TABLE, settings, reporter) as linker:
+            _splink_session(engine, source, settings, reporter,
+                            tf_among=MEMBERS_TABLE) as linker:
         training = linker.training
         strict = [f for f, m in shape.compared if m in ("name", "date")]
         try:
             if len(strict) >= 2:
+                recall = _prior_recall(engine, strict, reporter)
                 training.estimate_probability_two_random_records_match(
-                    [block_on(*strict)], recall=PRIOR_RECALL)
+                    [block_on(*strict)], recall=recall)
             training.estimate_u_using_random_sampling(
                 max_pairs=config.training.max_pairs, seed=config.training.seed)
             with _em_floor():
@@ -311,10 +375,70 @@ def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
             ) from exc
         model = _fill_unobserved(linker.misc.save_model_to_json(), config.training.max_pairs)
     seconds = time.perf_counter() - started
-    _save_model(model, model_path, config, {"records": representatives})
-    reporter.info(f"Splink model trained on {representatives:,} records in {seconds:.1f}s, "
+    engine.drop(TRAIN_TABLE)
+    _save_model(model, model_path, config, {"records": sampled})
+    of = f" (a sample of the {representatives:,})" if sampled < representatives else ""
+    reporter.info(f"Splink model trained on {sampled:,} records{of} in {seconds:.1f}s, "
                   f"saved to {model_path}")
-    return ModelInfo(model_path, True, ss.fingerprint(config), representatives, seconds)
+    return ModelInfo(model_path, True, ss.fingerprint(config), sampled, seconds)
+
+
+TRAINING_RECORDS = 250_000
+TRAIN_TABLE = "__passerelle_splink_train"
+
+
+def _training_sample(engine: Engine, representatives: int) -> tuple[str, int]:
+    """The table training reads: the representatives, or past :data:`TRAINING_RECORDS` a
+    uniform sample of them (a hash of the node: the same sample run after run).
+
+    Every estimate is a proportion that a uniform sample keeps: u over random pairs, the
+    prior over pairs agreeing on names and birth date, m over EM's blocked pairs (a sample
+    of 250,000 records still holds tens of thousands of true pairs). The cost is not: EM
+    blocks pairs among all the records it reads, which grows with their square.
+    """
+    if representatives <= TRAINING_RECORDS:
+        return INPUT_TABLE, representatives
+    reps = engine.table(INPUT_TABLE)
+    share = int(1_000_000 * TRAINING_RECORDS / representatives)
+    engine.replace_table(TRAIN_TABLE, reps.filter(reps.node.hash().abs() % 1_000_000 < share))
+    return TRAIN_TABLE, engine.count(TRAIN_TABLE)
+
+
+MIN_KNOWN_PAIRS = 100  # key links needed to measure the prior rule's recall on them
+
+
+def _prior_recall(engine: Engine, strict: list[str], reporter: Reporter) -> float:
+    """The share of true matches that agree on every ``strict`` field, measured on the
+    pairs the deterministic keys linked (:data:`KEY_EDGES`, written by this run or the
+    last one), between records of different signatures as Splink sees them.
+
+    The prior (probability that two random records match) is the number of pairs agreeing
+    on those fields divided by this recall. A fixed guess is wrong by a factor of several
+    when birth dates are often missing (sign-up forms), which shifts every match
+    probability; key links are matches whose fields were typed independently of the rule.
+    Without enough key links, :data:`PRIOR_RECALL` is assumed.
+    """
+    if not engine.exists(KEY_EDGES):
+        return PRIOR_RECALL
+    edges = engine.table(KEY_EDGES)
+    members = engine.table(MEMBERS_TABLE).select("node", "rep")
+    m_a, m_b = members.view(), members.view()
+    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
+    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
+    pairs = pairs.filter(pairs.a != pairs.b).distinct()
+    reps = engine.table(INPUT_TABLE)
+    r_a, r_b = reps.view(), reps.view()
+    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    agree = ibis.and_(*[(r_a[f] == r_b[f]).fill_null(False) for f in strict])
+    row = engine.to_arrow(joined.aggregate(
+        n=joined.count(), agree=agree.cast("int64").sum())).to_pylist()[0]
+    known, agreeing = int(row["n"] or 0), int(row["agree"] or 0)
+    if known < MIN_KNOWN_PAIRS or agreeing == 0:
+        return PRIOR_RECALL
+    recall = agreeing / known
+    reporter.info(f"Prior: {recall:.0%} of the {known:,} pairs linked by keys agree on "
+                  f"{', '.join(strict)}")
+    return recall
 
 
 M_FLOOR = 1e-6  # the m Splink itself uses for a level never observed
@@ -405,6 +529,15 @@ def _evidence(parts: dict[str, tuple[ir.StringValue, ir.FloatingValue]]) -> ir.S
     return text.concat("}")
 
 
+def field_weight(scored: ir.Table, field: str) -> ir.FloatingValue:
+    """A comparison's match weight in Splink's scored pairs, its term-frequency
+    adjustment (a separate column) included."""
+    weight = scored[f"mw_{field}"]
+    if f"mw_tf_adj_{field}" in scored.columns:
+        weight = weight + scored[f"mw_tf_adj_{field}"].fill_null(0.0)
+    return weight
+
+
 def _predicted_pairs(engine: Engine, predictions: str, config: Probabilistic) -> ir.Table:
     pred = engine.table(predictions)
     labels = ss.level_labels(config)
@@ -412,7 +545,7 @@ def _predicted_pairs(engine: Engine, predictions: str, config: Probabilistic) ->
     for field, by_gamma in labels.items():
         gamma = pred[f"gamma_{field}"]
         label = ibis.cases(*[(gamma == g, lbl) for g, lbl in by_gamma.items()], else_="?")
-        parts[field] = (label, pred[f"mw_{field}"])
+        parts[field] = (label, field_weight(pred, field))
     return pred.select(rep_l=pred.node_l, rep_r=pred.node_r, weight=pred.match_weight,
                        match_probability=pred.match_probability, evidence=_evidence(parts))
 
@@ -422,12 +555,48 @@ def _probability(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else 1e-6
 
 
+def _tf_columns(model: dict) -> list[str]:
+    return sorted({lv["tf_adjustment_column"] for c in model["comparisons"]
+                   for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")})
+
+
+def term_frequencies(among: ir.Table, field: str) -> ir.Table:
+    """(value, ``tf_<field>``): the share of ``among``'s non-null values of ``field`` equal
+    to the value, as Splink computes its term-frequency tables."""
+    known = among.filter(among[field].notnull())
+    total = known.count().as_scalar().cast("float64")
+    tf = known.group_by(field).aggregate(n=known.count())
+    return tf.select(tf[field], **{f"tf_{field}": tf.n.cast("float64") / total})
+
+
+def with_term_frequencies(table: ir.Table, model: dict, among: ir.Table) -> ir.Table:
+    """``table`` with ``tf_<field>`` for each term-frequency field of ``model``."""
+    for field in _tf_columns(model):
+        table = table.left_join(term_frequencies(among, field), field).drop(f"{field}_right")
+    return table
+
+
+def _exact_weight(level: dict, values: ir.Table) -> ir.FloatingValue:
+    """The match weight of an agreeing level for records holding ``values``' values, with
+    Splink's term-frequency adjustment where the level has one (the value's frequency
+    replaces the level's u)."""
+    u = _probability(level["u_probability"])
+    weight = ibis.literal(math.log2(_probability(level["m_probability"]) / u))
+    column = level.get("tf_adjustment_column")
+    if not column:
+        return weight
+    tf = ibis.greatest(values[f"tf_{column}"], level.get("tf_minimum_u_value", 0.0))
+    adjust = level.get("tf_adjustment_weight", 1.0) * (math.log2(u) - tf.log2())
+    return weight + adjust.fill_null(0.0)
+
+
 def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) -> ir.Table:
     """Pairs of records sharing a signature, scored as Splink would: exact level on every
     non-null field, null level (weight 0) elsewhere; only where a blocking rule would have
     paired them (all its fields non-null)."""
     members = engine.table(MEMBERS_TABLE)
-    reps = engine.table(INPUT_TABLE)
+    reps = with_term_frequencies(engine.table(INPUT_TABLE), model,
+                                 among=engine.table(MEMBERS_TABLE))
     prior = model["probability_two_random_records_match"]
     weight: ir.FloatingValue = ibis.literal(math.log2(prior / (1 - prior)))
     parts = {}
@@ -437,13 +606,12 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) 
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         present = reps[field].notnull()
 
-        def level_weight(level: dict) -> float:
-            return math.log2(_probability(level["m_probability"])
-                             / _probability(level["u_probability"]))
+        def level_weight(level: dict) -> ir.FloatingValue:
+            return _exact_weight(level, reps)
 
         exact = levels[0]
         label: ir.StringValue = ibis.literal(exact["label_for_charts"])
-        value: ir.FloatingValue = ibis.literal(level_weight(exact))
+        value: ir.FloatingValue = level_weight(exact)
         if field == "postcode" and address is not None:
             # "same address" needs the street line on both sides; else the exact postcode
             has_street = reps[address].notnull()
@@ -486,11 +654,16 @@ def _empty_edges(engine: Engine) -> ir.Table:
 
 def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root: Path,
           run_id: str, reporter: Reporter, retrain: bool = False,
-          prepass: bool = True) -> MatchResult:
+          prepass: bool = True, keep: bool = False) -> MatchResult:
     """Score candidate pairs with the saved model (trained first if missing or ``retrain``)
     and write ``identity_edges_splink``. ``prepass=False`` gives Splink every record (for
-    comparison; the result is the same)."""
+    comparison; the result is the same). ``keep`` keeps what Splink scored (the prepared
+    representatives and the member map) for the next incremental run (:func:`match_new`).
+    """
     model_path = Path(project_root) / config.model_path
+    if keep:
+        for name in (SPLINK_INPUT, SPLINK_MEMBERS):
+            engine.drop(name)
     try:
         total, representatives = _materialise_input(engine, records, config, prepass)
         if representatives < MIN_RECORDS:
@@ -511,7 +684,8 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
             reporter.info(f"Reusing the Splink model {model_path}")
         model = load_model(model_path, config)
         with reporter.step("Scoring candidate pairs with Splink"), \
-                _splink_session(engine, INPUT_TABLE, model, reporter) as linker:
+                _splink_session(engine, INPUT_TABLE, model, reporter,
+                                tf_among=MEMBERS_TABLE) as linker:
             predictions = linker.inference.predict(threshold_match_probability=config.threshold)
             pairs = _expand(engine, _predicted_pairs(engine, predictions.physical_name, config))
             edges = pairs.union(_within_signature_pairs(engine, model, config))
@@ -523,9 +697,79 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
         count = engine.count(EDGES_TABLE)
         reporter.info(f"Splink linked {count:,} record pairs at match probability >= "
                       f"{config.threshold}")
+        if keep:
+            engine.rename(INPUT_TABLE, SPLINK_INPUT)
+            engine.rename(MEMBERS_TABLE, SPLINK_MEMBERS)
         return MatchResult(engine.table(EDGES_TABLE), info, total, representatives, count)
     finally:
         _drop_own_tables(engine)
+
+
+NEW_TABLE = "__passerelle_splink_new"
+
+
+def match_new(engine: Engine, new_records: ir.Table, config: Probabilistic,
+              project_root: Path, run_id: str, reporter: Reporter) -> MatchResult:
+    """Score the new records of an incremental run against what the last run scored.
+
+    Uses Splink's incremental API with the saved model and the prediction blocking rules:
+    ``predict_between`` pairs every new record with the representatives kept by
+    :func:`match` (each pair then stands for every record of that representative's
+    signature), and ``predict_within`` pairs the new records with each other. A new
+    record identical to an old one meets its representative, so it gets the same edges as
+    in a full run. Pairs of two old records are not scored again: the model and those
+    records did not change. Writes ``identity_edges_splink``; the new records are added to
+    the kept input by :func:`keep_new`.
+    """
+    model = load_model(Path(project_root) / config.model_path, config)
+    engine.replace_table(NEW_TABLE, prepare(new_records, config))
+    new = engine.count(NEW_TABLE)
+    with reporter.step("Scoring new records with Splink"), \
+            _splink_session(engine, SPLINK_INPUT, model, reporter,
+                            tf_among=SPLINK_MEMBERS) as linker:
+        db_api = linker._db_api
+        kept = db_api.register(SPLINK_INPUT, table_name="passerelle_kept")
+        fresh = db_api.register(NEW_TABLE, table_name="passerelle_new")
+        between = linker.inference.predict_between(
+            kept, fresh, threshold_match_probability=config.threshold, warning_mode="never")
+        within = linker.inference.predict_within(
+            fresh, threshold_match_probability=config.threshold, warning_mode="never")
+        # old representative (left) -> every record of its signature
+        members = engine.table(SPLINK_MEMBERS).select("node", "rep")
+        old = _predicted_pairs(engine, between.physical_name, config)
+        old = old.join(members, old.rep_l == members.rep).select(
+            x=members.node, y=old.rep_r, weight=old.weight,
+            match_probability=old.match_probability, evidence=old.evidence)
+        both = _predicted_pairs(engine, within.physical_name, config)
+        both = both.select(x=both.rep_l, y=both.rep_r, weight=both.weight,
+                           match_probability=both.match_probability, evidence=both.evidence)
+        pairs = old.union(both)
+        edges = pairs.select(
+            node_a=ibis.least(pairs.x, pairs.y), node_b=ibis.greatest(pairs.x, pairs.y),
+            rule=ibis.literal("splink"), weight=pairs.weight,
+            match_probability=pairs.match_probability, evidence=pairs.evidence,
+            run_id=ibis.literal(run_id), first_seen_run=ibis.literal(run_id))
+        engine.replace_table(EDGES_TABLE, edges.cast(EDGE_SCHEMA))
+    count = engine.count(EDGES_TABLE)
+    reporter.info(f"Splink linked {count:,} record pairs involving the {new:,} new records "
+                  f"at match probability >= {config.threshold}")
+    info = ModelInfo(Path(project_root) / config.model_path, False, ss.fingerprint(config),
+                     0, 0.0)
+    return MatchResult(engine.table(EDGES_TABLE), info, new, new, count)
+
+
+def keep_new(engine: Engine) -> None:
+    """Add the records :func:`match_new` scored to the kept Splink input, each its own
+    representative, once the incremental run has succeeded."""
+    if not engine.exists(NEW_TABLE):
+        return
+    new = engine.table(NEW_TABLE)
+    for name, rows in ((SPLINK_INPUT, new),
+                       (SPLINK_MEMBERS, new.mutate(rep=new.node,
+                                                   sig_size=ibis.literal(1, "int64")))):
+        target = engine.table(name)
+        engine.con.insert(name, rows.select(target.columns).cast(target.schema()))
+    engine.drop(NEW_TABLE)
 
 
 def probabilistic_edges(engine: Engine, records: ir.Table, config: Probabilistic,
@@ -544,7 +788,9 @@ def explain_pair(engine: Engine, records: ir.Table, node_a: str, node_b: str,
     prepared = prepare(records, config)
     try:
         for table, node in zip(PAIR_TABLES, (node_a, node_b), strict=True):
-            engine.replace_table(table, prepared.filter(prepared.node == node))
+            # Splink reads term frequencies given as tf_ columns of the records scored
+            engine.replace_table(table, with_term_frequencies(
+                prepared.filter(prepared.node == node), model, among=prepared))
             if engine.count(table) != 1:
                 raise PasserelleError(f"No customer record {node}.",
                                       "Give a node as `<source>:<record id>`.")
@@ -553,7 +799,10 @@ def explain_pair(engine: Engine, records: ir.Table, node_a: str, node_b: str,
             scored = linker.inference.score_pairs(
                 db_api.register(PAIR_TABLES[0], table_name="pair_l"),
                 db_api.register(PAIR_TABLES[1], table_name="pair_r"))
-            row = engine.table(scored.physical_name).to_pyarrow().to_pylist()[0]
+            scored_table = engine.table(scored.physical_name)
+            row = engine.to_arrow(scored_table.mutate(**{
+                f"mw_{field}": field_weight(scored_table, field)
+                for field in ss.level_labels(config)})).to_pylist()[0]
     finally:
         _drop_own_tables(engine)
     labels = ss.level_labels(config)

@@ -24,7 +24,18 @@ class IdentityResult:
     shared_keys: int
     splink: dict[str, Any] = field(default_factory=dict)  # model info and pre-pass counts
     graph: GraphResult | None = None
+    mode: str = "full"  # 'full' | 'incremental'
+    mode_reason: str = ""  # why this path: shown in the run report
+    new_records: int = 0  # incremental: records matched this run
+    touched_records: int = 0  # incremental: old records whose components were recomputed
 
+    @property
+    def summary(self) -> str:
+        """One line for the run report."""
+        if self.mode == "incremental":
+            return (f"incremental: {self.mode_reason}; {self.touched_records:,} earlier "
+                    f"record(s) re-examined; {self.persons:,} persons")
+        return f"full: {self.mode_reason}; {self.persons:,} persons"
 
 
 def inputs_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
@@ -50,10 +61,44 @@ def inputs_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
 
 
 def resolve_identity(project: ProjectDefinition, engine: Engine, reporter: Reporter,
-                     run_id: str, retrain: bool = False) -> IdentityResult:
-    """Resolve every customer record to a person and rebuild the golden records."""
-    from passerelle.identity.probabilistic import match
+                     run_id: str, retrain: bool = False, full: bool = False) -> IdentityResult:
+    """Resolve every customer record to a person and rebuild the golden records.
 
+    When only new records arrived since the last run (see :mod:`incremental`), they alone
+    are matched and the graph is updated around them; otherwise, or with ``full``, the
+    whole graph is rebuilt. ``IdentityResult.mode`` and ``mode_reason`` say which, and why.
+    """
+    from passerelle.identity import incremental
+
+    with reporter.step("Identity: what changed"):
+        plan = incremental.plan(project, engine, full=full, retrain=retrain)
+    incremental.forget(engine, run_id)
+    if plan.incremental:
+        reporter.info(f"Identity: incremental run ({plan.reason})")
+        try:
+            outcome = incremental.resolve_new(project, engine, reporter, run_id)
+        except incremental.Fallback as why:
+            plan = incremental.Plan(False, f"the incremental path gave up: {why}")
+        else:
+            incremental.remember(project, engine, run_id)
+            return IdentityResult(
+                records=engine.count(CUSTOMER_RECORDS), persons=outcome.persons,
+                key_edges=outcome.key_edges, splink_edges=outcome.splink_edges,
+                shared_keys=outcome.shared_keys, splink=outcome.splink, graph=outcome.graph,
+                mode="incremental", mode_reason=plan.reason, new_records=plan.new_records,
+                touched_records=outcome.touched_records)
+    reporter.info(f"Identity: full run ({plan.reason})")
+    result = _resolve_all(project, engine, reporter, run_id, retrain)
+    result.mode_reason = plan.reason
+    incremental.remember(project, engine, run_id)
+    return result
+
+
+def _resolve_all(project: ProjectDefinition, engine: Engine, reporter: Reporter,
+                 run_id: str, retrain: bool) -> IdentityResult:
+    from passerelle.identity.probabilistic import NEW_TABLE, match
+
+    engine.drop(NEW_TABLE)  # left by an incremental attempt that gave up
     config = project.identity or IdentityConfig()
     records = engine.table(CUSTOMER_RECORDS)
     with reporter.step("Identity: deterministic keys"):
@@ -64,7 +109,7 @@ def resolve_identity(project: ProjectDefinition, engine: Engine, reporter: Repor
     if config.probabilistic.enabled:
         with reporter.step("Identity: probabilistic matching (Splink)"):
             outcome = match(engine, records, config.probabilistic, project.root, run_id,
-                            reporter, retrain=retrain)
+                            reporter, retrain=retrain, keep=True)
         edges.append(outcome.edges)
         splink_edges = outcome.edge_count
         splink = {"records": outcome.records, "records_scored": outcome.representatives}

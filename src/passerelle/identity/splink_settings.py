@@ -24,7 +24,7 @@ from splink.comparison_library import CustomComparison
 from passerelle.project.identity_models import Probabilistic
 
 # Bump when a level definition below changes: saved models then ask to be retrained.
-LEVELS_VERSION = 2
+LEVELS_VERSION = 3
 
 NAME_JW_THRESHOLDS = (0.92, 0.88)
 TEXT_LEVENSHTEIN = (1, 3)
@@ -114,6 +114,8 @@ class ModelShape:
     city_in_postcode: bool
     address: str | None  # the street-line field folded into the postcode comparison
     nickname_fields: tuple[str, ...]  # fields with a canonical-form column
+    term_frequency_fields: tuple[str, ...]  # exact level adjusted by the value's frequency
+    swappable: bool  # first and last names both compared as names: a "swapped" level
     columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
 
 
@@ -126,14 +128,17 @@ def model_shape(config: Probabilistic) -> ModelShape:
     compared = tuple((f, m) for f, m in pairs
                      if not (city_in_postcode and f == "city") and m != "address")
     nickname_fields = tuple(f for f, m in compared if f == "first_name" and m == "name")
+    term_frequency_fields = tuple(c.field for c in config.comparisons if c.term_frequencies
+                                  and (c.field, c.method) in compared)
     columns: list[str] = []
     for f in [*fields, *(f for rule in config.blocking for f in rule),
               *(f for rule in config.training.em_blocking for f in rule)]:
         if f not in columns:
             columns.append(f)
     columns += [f + CANON_SUFFIX for f in nickname_fields]
+    swappable = {("first_name", "name"), ("last_name", "name")} <= set(compared)
     return ModelShape(compared, city_in_postcode, address, nickname_fields,
-                      tuple(columns))
+                      term_frequency_fields, swappable, tuple(columns))
 
 
 # -- levels ------------------------------------------------------------------------------
@@ -160,6 +165,13 @@ def _exact(field: str, label: str = "exact") -> dict:
 ELSE = {"sql_condition": "ELSE", "label_for_charts": "different"}
 
 
+SWAPPED = ("first_name", "last_name")
+# First and last names typed in each other's field (a till form, a CRM import): both
+# comparisons get this level, as both get "exact" when the names are in their place.
+SWAPPED_SQL = (f"{_q('first_name', 'l')} = {_q('last_name', 'r')} AND "
+               f"{_q('last_name', 'l')} = {_q('first_name', 'r')}")
+
+
 def _short_form(left: str, right: str) -> str:
     """One first name starts or ends the other, three letters at least: Alex/Alexandre,
     Jean-Bap/Jean-Baptiste, Manue/Emmanuelle. Written with substr and length only."""
@@ -173,7 +185,13 @@ def _short_form(left: str, right: str) -> str:
 
 def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
     left, r = _q(field, "l"), _q(field, "r")
-    levels = [_null(field), _exact(field)]
+    exact = _exact(field)
+    if field in shape.term_frequency_fields:
+        # u of an exact match becomes the frequency of the value (Splink's TF adjustment)
+        exact |= {"tf_adjustment_column": field, "tf_adjustment_weight": 1.0}
+    levels = [_null(field), exact]
+    if method == "name" and shape.swappable and field in SWAPPED:
+        levels.append(_level(SWAPPED_SQL, "swapped names"))
     if method == "name":
         if field in shape.nickname_fields:
             levels.append(_exact(field + CANON_SUFFIX, "nickname"))

@@ -30,6 +30,13 @@ CANDIDATE_EDGES = "_identity_candidate_edges"
 NEXT_EDGES = "_identity_edges_next"
 COMPONENTS = "_identity_components"
 
+# -- kept between runs for the incremental path (safe to drop: the next run is then full) --
+RECORD_DIGESTS = "_identity_record_digests"  # node, digest: the records the graph was built on
+SPLINK_MEMBERS = "_identity_splink_members"  # node, rep: the representative Splink scored
+SPLINK_INPUT = "_identity_splink_input"  # the prepared representatives Splink scored
+CUT_NODES = "_identity_cut_nodes"  # node, component: components the guards cut, before the cut
+CUT_EDGES = "_identity_cut_edges"  # the edges the guards refused (identity_edges columns)
+
 KEY_WEIGHT = 1000.0  # weight of key and pin edges: above any Splink match weight
 PIN_RULE = "pin"
 MACHINE_AUTHOR = None  # ledger entries made by a run, not by a person
@@ -79,6 +86,34 @@ def ensure_tables(engine: Engine) -> None:
     for name, schema in SCHEMAS.items():
         if name not in existing:
             engine.create_empty(name, schema)
+
+
+def swap_in(engine: Engine, staged: str, table: str) -> None:
+    """Replace ``table`` by the materialised ``staged`` (renamed: no copy of the rows)."""
+    with engine.transaction():
+        engine.drop(table)
+        engine.rename(staged, table)
+
+
+def replace_rows(engine: Engine, table: str, column: str, scope: ir.Table,
+                 rows: ir.Table) -> None:
+    """Delete the rows of ``table`` whose ``column`` is in ``scope`` (a one-column table),
+    then insert ``rows`` (already materialised: it must not read ``table``).
+
+    An incremental run rewrites a few thousand rows of million-row tables this way,
+    instead of copying them whole.
+    """
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+
+    target = engine.table(table)
+    (scope_column,) = scope.columns
+    inner = ibis.to_sql(scope.select(scope_column).distinct(), dialect=engine.dialect)
+    condition = sg.column(column, quoted=True).isin(
+        query=sg.parse_one(inner, read=engine.dialect))
+    with engine.transaction():
+        engine.execute(sge.delete(sg.table(table, quoted=True), where=condition))
+        engine.con.insert(table, rows.select(target.columns).cast(target.schema()))
 
 
 def node_of(records: ir.Table) -> ir.StringValue:

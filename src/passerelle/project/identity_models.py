@@ -48,6 +48,13 @@ class Comparison(Strict):
                              "department; address: a street line that counts only as the "
                              "top level of the postcode comparison (same postcode and same "
                              "street), so one address is not counted twice")
+    term_frequencies: bool = Field(
+        False, description="An exact match on a rare value counts more than on a common one "
+                           "(Splink's term-frequency adjustment): two Théodore agree more surely "
+                           "than two Marie, and a default birth date shared by many records "
+                           "counts little. Careful on last names when addresses are compared: "
+                           "a family shares both. Every run is then a full run: new records "
+                           "change the frequencies")
 
 
 class Training(Strict):
@@ -81,6 +88,11 @@ class Probabilistic(Strict):
         False, description="A record without a last name takes the one its e-mail address "
                            "spells beside its first name (marie.dupont@, dupont.marie@, "
                            "mariedupont@, mdupont@): sign-up forms often ask only a first name")
+    first_name_from_email: bool = Field(
+        False, description="A record without a first name takes both names from an e-mail "
+                           "address of two words (marie.dupont@, marie_dupont85@; dupont.marie@ "
+                           "is read swapped, which the model recognises): a newsletter sign-up "
+                           "that asked only an e-mail")
     model_path: str = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
 
