@@ -23,7 +23,7 @@ with warnings.catch_warnings():
     from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 
 from passerelle.traits import clv
-from passerelle.traits.builtins import WEEK, clv_statistics, fit_models
+from passerelle.traits.builtins import WEEK, bounded_statistics, clv_statistics, fit_models
 from passerelle.traits.persons import person_orders
 from traits_helpers import put_entity, put_person_map, source
 
@@ -177,3 +177,27 @@ def test_sql_statistics_reproduce_the_cdnow_summary(engine, cdnow):
     assert model.gamma_gamma is not None
     for name, value in PUBLISHED_GG.items():
         assert getattr(model.gamma_gamma.params, name) == pytest.approx(value, rel=1e-2)
+
+
+def test_large_populations_are_fitted_on_a_stable_hash_sample(engine):
+    """Beyond ``exact_max`` distinct rows the fit reads a sample drawn by a hash of the person
+    id: about the size asked, the same on every run, and still close to the published fit."""
+    sources = _load_cdnow_orders(engine)
+    engine.replace_table("_cdnow_stats", clv_statistics(person_orders(engine, sources),
+                                                        CDNOW_END, None))
+    stats = engine.table("_cdnow_stats")
+    keys = ["frequency", "recency_days", "t_days"]
+    whole, of = bounded_statistics(engine, stats, keys)
+    assert of == 0 and sum(whole.column("people").to_pylist()) == 2357
+    drawn, of = bounded_statistics(engine, stats, keys, exact_max=100, sample=1500)
+    again, _ = bounded_statistics(engine, stats, keys, exact_max=100, sample=1500)
+    assert of == 2357
+    people = sum(drawn.column("people").to_pylist())
+    assert 1300 < people < 1700  # binomial(2357, 0.64): sd 23
+    assert sorted(map(str, drawn.to_pylist())) == sorted(map(str, again.to_pylist()))
+    fit = clv.fit_bgnbd(*(drawn.column(c).to_numpy() / d for c, d in
+                          (("frequency", 1), ("recency_days", WEEK), ("t_days", WEEK))),
+                        weights=drawn.column("people").to_numpy())
+    assert fit.n == people
+    for name, value in PUBLISHED_BGNBD.items():  # within 3 standard errors of the sample
+        assert abs(getattr(fit.params, name) - value) < 3 * fit.standard_errors[name], name

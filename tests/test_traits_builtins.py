@@ -49,6 +49,36 @@ def test_rfm_quintiles_with_ties(engine):
     assert ("Q11", "rfm") not in got  # no order, no score
 
 
+@pytest.mark.parametrize("people", [3, 7, 1003])
+def test_rfm_scores_equal_the_lowest_ntile_of_each_tie_group(engine, people):
+    """The scores come from rank() arithmetic; they must equal ntile(5) followed by the
+    minimum over each tie group, on many ties and on fewer people than quintiles."""
+    import ibis
+    import pyarrow as pa
+
+    from passerelle.traits.builtins import _quintile
+
+    rng = np.random.default_rng(people)
+    table = pa.table({"person_id": [f"P{i}" for i in range(people)],
+                      "v": rng.integers(0, 40, people).astype(float)})
+    table = table.append_column("d", pa.array(np.where(np.arange(people) % 9 == 0, None,
+                                                       table["v"].to_numpy()), pa.float64()))
+    engine.drop("_scores")
+    engine.append_arrow("_scores", pa.RecordBatchReader.from_batches(table.schema,
+                                                                     table.to_batches()))
+    t = engine.table("_scores")
+    n = t.person_id.count().over(ibis.window())
+
+    def scores(expr):
+        rows = engine.to_arrow(expr.select("person_id", "score")).to_pylist()
+        return {r["person_id"]: r["score"] for r in rows}
+
+    for column, order in (("v", t.v.asc()), ("v", t.v.desc()), ("d", t.d.asc())):
+        tiles = t.mutate(_tile=ibis.ntile(5).over(order_by=[order]) + 1)
+        lowest = tiles.mutate(score=tiles._tile.min().over(group_by=tiles[column]))
+        assert scores(t.mutate(score=_quintile(order, n))) == scores(lowest), (column, order)
+
+
 def test_clv_and_churn_traits_match_lifetimes(engine):
     sources = _load_cdnow_orders(engine)
     traits = [builtin("clv_1y", "clv", horizon_days=364), builtin("churn", "churn_risk")]

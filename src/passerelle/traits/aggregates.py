@@ -7,6 +7,12 @@ must not see the future); ``window_days`` keeps rows in ``(now - N days, now]``.
 Counts are 0 for every known person with no matching row (a person who did not buy in the
 last 90 days has 0 orders in the last 90 days, not an unknown number); every other function
 gives no row at all for such a person (unknown).
+
+count, count_distinct, sum, avg, min and max are *reductions*: each is one aggregate whose
+window and ``where`` become a filter on the aggregate (``sum(amount) FILTER (WHERE ...)``), so
+every such trait of an entity is computed in one scan grouped by person (:func:`reduction`,
+then :func:`from_reduction` reads the trait's column). first, last and mode need a ranking
+and have a query of their own (:func:`aggregate_trait`).
 """
 
 from __future__ import annotations
@@ -33,6 +39,25 @@ def in_scope(rows: ir.Table, time_column: str, now: datetime, window_days: int |
     if where:
         keep &= compile_where(where, rows)
     return rows.filter(keep)
+
+
+def scope_filter(rows: ir.Table, time_column: str, now: datetime, window_days: int | None,
+                 where: str | None) -> ir.BooleanValue | None:
+    """The window and ``where`` of :func:`in_scope` as one condition, for rows already cut at
+    ``now`` (None: every row counts)."""
+    keep: ir.BooleanValue | None = None
+    if window_days is not None:
+        start = ibis.literal(now - timedelta(days=window_days), type=dt.timestamp)
+        keep = rows[time_column] > start
+    if where:
+        condition = compile_where(where, rows)
+        keep = condition if keep is None else keep & condition
+    return keep
+
+
+def until(rows: ir.Table, time_column: str, now: datetime) -> ir.Table:
+    """The rows not after ``now``: what every trait of the entity looks at, at most."""
+    return rows.filter(rows[time_column] <= ibis.literal(now, type=dt.timestamp))
 
 
 def long_rows(table: ir.Table, name: str, *, number: ir.Value | None = None,
@@ -87,6 +112,36 @@ def aggregate_trait(trait: AggregateTrait, rows: ir.Table, persons: ir.Table,
     else:
         per_person = per_person.filter(per_person.value.notnull())
     return typed(per_person, trait.name, per_person.value, kind)
+
+
+MERGEABLE = frozenset({"count", "count_distinct", "sum", "avg", "min", "max"})
+
+
+def reduction(trait: AggregateTrait, rows: ir.Table, now: datetime) -> ir.Scalar:
+    """The trait as one aggregate over a person's ``rows`` (already cut at ``now`` by
+    :func:`until`), its window and ``where`` as the aggregate's filter."""
+    keep = scope_filter(rows, TIME_COLUMN[trait.entity], now, trait.window_days, trait.where)
+    value = rows[trait.column] if trait.column else None
+    if value is None:
+        return rows.count(where=keep)
+    method = {"count": "count", "count_distinct": "nunique", "sum": "sum", "avg": "mean",
+              "min": "min", "max": "max"}[trait.function]
+    return getattr(value, method)(where=keep)
+
+
+def from_reduction(trait: AggregateTrait, per_person: ir.Table, column: str,
+                   persons: ir.Table) -> ir.Table:
+    """The long rows of a trait whose :func:`reduction` is ``column`` of ``per_person``."""
+    value = per_person[column]
+    if trait.function in ("count", "count_distinct"):
+        # every known person gets a count, 0 when nothing matched
+        counts = per_person.select("person_id", _value=value)
+        joined = persons.left_join(counts, persons.person_id == counts.person_id)
+        chosen = joined.select(person_id=persons.person_id,
+                               value=ibis.coalesce(joined._value, 0))
+    else:
+        chosen = per_person.filter(value.notnull()).select("person_id", value=value)
+    return typed(chosen, trait.name, chosen.value, value_kind(trait))
 
 
 def _first_last(rows: ir.Table, column: str, time_column: str, last: bool) -> ir.Table:

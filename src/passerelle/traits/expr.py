@@ -12,7 +12,7 @@ import difflib
 import ibis.expr.types as ir
 
 from passerelle.errors import PasserelleError
-from passerelle.metrics.expr import UnsafeExpression, parse_expression, to_ibis
+from passerelle.metrics.expr import UnsafeExpression, parse_expression, references, to_ibis
 
 
 class ExpressionError(PasserelleError, ValueError):
@@ -48,3 +48,12 @@ def compile_where(text: str, table: ir.Table) -> ir.BooleanValue:
                               f"(it computes a {value.type()})",
                               "compare a column with a value, e.g. channel = 'web'")
     return value
+
+
+def referenced_columns(text: str) -> set[str]:
+    """The column names a filter reads (none when it does not parse: compiling it will say
+    why)."""
+    try:
+        return set(references(parse_expression(text)))
+    except UnsafeExpression:
+        return set()

@@ -35,7 +35,7 @@ from passerelle.project.traits_models import (
 from passerelle.sources import LOADS_TABLE
 from passerelle.traits.persons import PERSON_MAP
 
-VERSION = "traits-1"
+VERSION = "traits-2"
 # built-ins whose value moves with the run's *day* even without new rows
 DAILY_BUILTINS = frozenset({"days_since_last_visit", "rfm", "clv", "churn_risk"})
 

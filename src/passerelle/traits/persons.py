@@ -60,10 +60,15 @@ def attributed_events(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir
     return _attribute(engine, engine.table("events"), sources, "events", "user_id", ("email",))
 
 
-def person_order_lines(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
-    """The ``order_lines`` view with the person, time and channel of their order."""
+def person_order_lines(engine: Engine, sources: Mapping[str, SourceConfig],
+                       orders: ir.Table | None = None) -> ir.Table:
+    """The ``order_lines`` view with the person, time and channel of their order.
+
+    ``orders``: :func:`person_orders` already computed (e.g. kept in a work table), with at
+    least ``order_id``, ``person_id``, ``ordered_at``, ``channel`` and ``matched_by``.
+    """
     lines = engine.table("order_lines")
-    orders = person_orders(engine, sources)
+    orders = person_orders(engine, sources) if orders is None else orders
     heads = orders.select(_order_id=orders.order_id, person_id=orders.person_id,
                           ordered_at=orders.ordered_at, channel=orders.channel,
                           matched_by=orders.matched_by)

@@ -87,6 +87,30 @@ def publish(engine: Engine, tracked: Sequence[str], computed: Sequence[str], now
     """
     engine.create_empty(TRAITS_HISTORY, HISTORY_SCHEMA)
     engine.create_empty(TRAITS, TRAITS_SCHEMA)
+    current = engine.table(TRAITS)
+    had = {r["trait"] for r in engine.to_arrow(current.select("trait").distinct()).to_pylist()}
+    # a trait without any previous value: all its values are new, no comparison needed
+    fresh = [t for t in tracked if t not in had]
+    compared = [t for t in tracked if t in had]
+    stamp = {"valid_from": ibis.literal(now, type=dt.timestamp),
+             "run_id": ibis.literal(run_id, type=dt.string)}
+    parts: list[ir.Table] = []
+    if fresh:
+        new = engine.table(TRAITS_NEXT)
+        parts.append(new.filter(new.trait.isin(fresh)).select(*VALUE_SCHEMA, **stamp))
+    if compared:
+        parts.append(_changes(engine, compared, computed, stamp))
+    rows = 0
+    with engine.transaction():  # history and swap commit together or not at all
+        for part in parts:
+            rows += _insert_counted(engine, TRAITS_HISTORY, part)
+        swap(engine)
+    return rows
+
+
+def _changes(engine: Engine, tracked: Sequence[str], computed: Sequence[str],
+             stamp: dict[str, ir.Value]) -> ir.Table:
+    """Values of ``tracked`` traits that differ from the current ones, or disappeared."""
     new, old = engine.table(TRAITS_NEXT), engine.table(TRAITS)
     new = new.filter(new.trait.isin(list(tracked)))
     old = old.filter(old.trait.isin([t for t in tracked if t in computed]))
@@ -95,20 +119,17 @@ def publish(engine: Engine, tracked: Sequence[str], computed: Sequence[str], now
     same = (joined.value_number.identical_to(joined.value_number_old)
             & joined.value_text.identical_to(joined.value_text_old)
             & joined.value_date.identical_to(joined.value_date_old))
-    changes = joined.filter(~same).select(
+    return joined.filter(~same).select(
         person_id=ibis.coalesce(joined.person_id, joined.person_id_old),
         trait=ibis.coalesce(joined.trait, joined.trait_old),
         value_number=joined.value_number, value_text=joined.value_text,
-        value_date=joined.value_date,
-        valid_from=ibis.literal(now, type=dt.timestamp),
-        run_id=ibis.literal(run_id, type=dt.string),
-    )
-    before = engine.count(TRAITS_HISTORY)
-    with engine.transaction():  # history and swap commit together or not at all
-        if tracked:
-            engine.con.insert(TRAITS_HISTORY, changes)
-        swap(engine)
-    return engine.count(TRAITS_HISTORY) - before
+        value_date=joined.value_date, **stamp)
+
+
+def _insert_counted(engine: Engine, table: str, rows: ir.Table) -> int:
+    before = engine.count(table)
+    engine.con.insert(table, rows)
+    return engine.count(table) - before
 
 
 def swap(engine: Engine) -> None:
