@@ -22,13 +22,16 @@ class Phase:
     detail: dict
 
 
-def run_phase(name: str, code: str, cwd: Path | None = None) -> Phase:
+def run_phase(name: str, code: str, cwd: Path | None = None, setup: str = "") -> Phase:
     """Run ``code`` in a fresh Python process so its peak memory is its own.
 
-    The code must print one JSON object as its last line (details of the phase).
+    ``setup`` runs first and is not timed (imports: a second-long query must not be
+    measured with the interpreter's start-up). The code must set ``DETAIL``, a JSON-able
+    dict of details of the phase.
     """
     wrapper = (
         "import json, resource, sys, time\n"
+        f"{setup}\n"
         "t0 = time.perf_counter()\n"
         f"{code}\n"
         "elapsed = time.perf_counter() - t0\n"

@@ -3,7 +3,9 @@ valid events of the same batch kept. Also the tracking plan's violations."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import random
 
 import httpx
 import orjson
@@ -169,3 +171,63 @@ def test_staged_once_with_violations_and_future_timestamps(server):
             ("Product Viewed", "timestamp_in_future", "timestamp", 1),
         ])
     server.start()  # the module fixture stops it again
+
+
+def test_garbage_at_high_rate_loses_no_valid_event(tmp_path):
+    """A misbehaving client floods the collector with garbage over many connections while
+    a well-behaved one sends valid events: every garbage request gets its 4xx with a JSON
+    error body, the server keeps answering, and every valid event is loaded once."""
+    project = write_project(tmp_path / "proj")
+    rng = random.Random(7)
+    garbage = [
+        (b"\x00\xff" * rng.randint(1, 500), {}, 400),  # binary noise
+        (b'{"userId": "u", "event": ', {}, 400),  # truncated JSON
+        (b"[]", {}, 400),  # JSON, but not an object
+        (orjson.dumps({"userId": "u", "event": "x"}), auth("stolen"), 401),  # wrong key
+        (orjson.dumps({"event": "x"}), {}, 400),  # no id
+        (b"z" * 40_000, {}, 413),  # over the event limit
+        (b"garbage", {"Content-Encoding": "gzip"}, 400),  # not gzip
+    ]
+
+    async def flood(client: httpx.AsyncClient, n: int) -> list[tuple[int, int, dict]]:
+        out = []
+        for _ in range(n):
+            body, headers, expected = rng.choice(garbage)
+            r = await client.post("/v1/track", content=body,
+                                  headers={"Content-Type": "application/json",
+                                           **auth(), **headers})
+            out.append((r.status_code, expected, r.json()))
+        return out
+
+    async def valid(client: httpx.AsyncClient, n: int) -> list[int]:
+        statuses = []
+        for i in range(n):
+            r = await client.post("/v1/track", json={
+                "userId": f"u{i}", "event": "Product Viewed", "messageId": f"valid-{i}"},
+                headers=auth())
+            statuses.append(r.status_code)
+        return statuses
+
+    async def main(url: str):
+        limits = httpx.Limits(max_connections=40)
+        async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+            floods = [flood(client, 100) for _ in range(30)]
+            return await asyncio.gather(valid(client, 300), *floods)
+
+    server = Server(project).start()
+    try:
+        valid_statuses, *flooded = asyncio.run(main(server.url))
+    finally:
+        server.stop()
+    answers = [a for part in flooded for a in part]
+    assert len(answers) == 3000
+    wrong = [(got, expected) for got, expected, _ in answers if got != expected]
+    assert wrong == []
+    assert all(body["success"] is False and body["code"] and body["message"]
+               for _, _, body in answers)
+    assert valid_statuses == [200] * 300
+    wait_loaded(project, 0)
+    with open_project(project) as proj:
+        raw = proj.engine.table("raw_web_tracking")
+        ids = proj.engine.to_arrow(raw.messageId).to_pylist()
+    assert sorted(ids) == sorted(f"valid-{i}" for i in range(300))
