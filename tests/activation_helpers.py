@@ -51,10 +51,11 @@ def build_profiles(engine: Engine) -> None:
 
 def build_audience(engine: Engine, audience: str, treated: list[str], holdout: list[str],
                    run_id: str, built_at: datetime, emails: dict[str, str] | None = None,
-                   sent_label: str = "treated") -> None:
-    """Append one build of ``audience`` (e-mail and phone from PROFILES unless overridden)."""
+                   ) -> None:
+    """Append one build of ``audience`` (e-mail and phone from PROFILES unless overridden)
+    and record it as the audience's last build."""
     emails = emails or {}
-    people = [(p, sent_label) for p in treated] + [(p, "holdout") for p in holdout]
+    people = [(p, "treated") for p in treated] + [(p, "holdout") for p in holdout]
     table = pa.table({
         "audience": [audience] * len(people),
         "person_id": [p for p, _ in people],
@@ -68,6 +69,16 @@ def build_audience(engine: Engine, audience: str, treated: list[str], holdout: l
                          ("phone", pa.string()), ("run_id", pa.string()),
                          ("built_at", pa.timestamp("us"))]))
     engine.append_arrow("audience_members", table.to_reader())
+    n_treated = len(treated)
+    build = pa.table({
+        "audience": [audience], "segment": ["seg"], "channel": ["email"], "run_id": [run_id],
+        "built_at": pa.array([built_at], pa.timestamp("us")),
+        "segment_members": [n_treated + len(holdout)], "no_consent": [0],
+        "no_identifier": [0], "eligible": [n_treated + len(holdout)],
+        "holdout": [len(holdout)], "treated": [n_treated]})
+    if engine.exists("audience_builds"):
+        engine.delete_where_in("audience_builds", "audience", [audience])
+    engine.append_arrow("audience_builds", build.to_reader())
 
 
 class Receiver:

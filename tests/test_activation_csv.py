@@ -104,21 +104,18 @@ def test_mailchimp_default_tag_and_generic(duckdb_engine: Engine, tmp_path: Path
     assert len(list_exports(duckdb_engine)) == 2
 
 
-def test_builds_of_the_old_vocabulary_are_sent(duckdb_engine: Engine, tmp_path: Path) -> None:
-    """Builds written before 'treated' was the only name said 'target': still sent, the
-    holdout still not."""
-    build_profiles(duckdb_engine)
-    build_audience(duckdb_engine, "vip", ["p2"], ["p1"], "r", T0, sent_label="target")
-    dest = parse_destination({"type": "csv", "path": "t.csv"})
-    assert export_csv(duckdb_engine, "vip", dest, root=tmp_path).people == 1
-    assert (tmp_path / "t.csv").read_text("utf-8").splitlines()[1].startswith("p2,")
-
-
-def test_empty_treated_group_writes_header_only(duckdb_engine: Engine, tmp_path: Path) -> None:
+def test_empty_audience_is_refused_unless_allowed(duckdb_engine: Engine,
+                                                  tmp_path: Path) -> None:
+    """Nobody to send (here: the one eligible person was held out) is almost always a broken
+    segment: refused with the build's counts; with allow_empty, a header-only file."""
     build_profiles(duckdb_engine)
     build_audience(duckdb_engine, "tiny", [], ["p1"], "r", T0)
     dest = parse_destination({"type": "csv", "format": "brevo", "path": "t.csv"})
-    result = export_csv(duckdb_engine, "tiny", dest, root=tmp_path)
+    with pytest.raises(DestinationError, match="audience 'tiny' is empty.*1 held out") as info:
+        export_csv(duckdb_engine, "tiny", dest, root=tmp_path)
+    assert "--allow-empty" in info.value.instruction
+    assert not (tmp_path / "t.csv").exists() and list_exports(duckdb_engine) == []
+    result = export_csv(duckdb_engine, "tiny", dest, root=tmp_path, allow_empty=True)
     assert (tmp_path / "t.csv").read_text("utf-8") == "EMAIL;PRENOM;NOM;SMS\n"
     assert result.people == 0
 
@@ -126,7 +123,7 @@ def test_empty_treated_group_writes_header_only(duckdb_engine: Engine, tmp_path:
 def test_bad_input_is_explained(duckdb_engine: Engine, tmp_path: Path) -> None:
     _warehouse(duckdb_engine)
     dest = parse_destination({"type": "csv", "format": "brevo", "path": "x.csv"})
-    with pytest.raises(DestinationError, match="audience 'nope' has no member"):
+    with pytest.raises(DestinationError, match="audience 'nope' was never built"):
         export_csv(duckdb_engine, "nope", dest, root=tmp_path)
     bad_col = parse_destination({"type": "csv", "path": "x.csv",
                                  "attributes": {"TOWN": "town"}})

@@ -10,6 +10,7 @@ import pytest
 
 from activation_helpers import SECRET, Receiver, build_audience, build_profiles
 from passerelle.activation import (
+    DestinationError,
     WebhookDestination,
     list_dead_letters,
     list_exports,
@@ -88,6 +89,22 @@ def test_signed_batches_then_only_the_diff(engine: Engine, receiver: Receiver) -
     members = engine.table("activation_log_members")
     second_people = members.filter(members.export_id == second.export_id).person_id
     assert sorted(engine.to_arrow(second_people).to_pylist()) == ["p1", "p2", "p6"]
+
+
+def test_an_empty_audience_does_not_wipe_the_receiver(engine: Engine,
+                                                     receiver: Receiver) -> None:
+    """A segment that broke (nobody in the new build) must not remove everyone the receiver
+    holds: refused, nothing sent, state kept; sent only when asked to."""
+    _warehouse(engine)
+    dest = _dest(receiver.url)
+    sync_webhook(engine, "vip", dest, name="crm_hook")
+    build_audience(engine, "vip", [], [], "run2", T1)
+    with pytest.raises(DestinationError, match="audience 'vip' is empty"):
+        sync_webhook(engine, "vip", dest, name="crm_hook")
+    assert len(receiver.requests) == 1 and len(_state(engine)) == 3
+    emptied = sync_webhook(engine, "vip", dest, name="crm_hook", allow_empty=True)
+    assert [m["person_id"] for m in receiver.requests[1]["json"]["exited"]] == ["p1", "p2", "p3"]
+    assert (emptied.status, _state(engine)) == ("delivered", [])
 
 
 def test_retries_on_500_and_timeout_then_success(duckdb_engine: Engine,

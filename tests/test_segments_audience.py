@@ -72,6 +72,27 @@ def test_audience_from_refreshed_members_is_written(engine):
     assert engine.to_arrow(treated(engine, "all_email")).num_rows == summary.treated
 
 
+def test_an_empty_build_is_recorded_as_built(engine):
+    """Nobody eligible is a build like any other: freshness says built (with the exclusion
+    counts), and activation says empty rather than "never built"."""
+    from passerelle.activation import DestinationError
+    from passerelle.activation.members import sendable_build
+    from passerelle.segments.audience import audience_freshness
+
+    build_world(engine)
+    nobody = seg({"field": "person_id", "op": "=", "value": "P4"}, name="everyone")
+    refresh_memberships(engine, {"everyone": nobody}, "R1", NOW)  # P4 refused e-mails
+    summary = write_audience(engine, _audience("email"), NOW, "R1")
+    assert (summary.segment_members, summary.no_consent, summary.treated) == (1, 1, 0)
+    [row] = audience_freshness(engine, {"all_email": _audience("email")}, NOW)
+    assert row["built_at"] == NOW and row["treated"] == 0 and row["no_consent"] == 1
+    assert row["why"] != "never built: run `passerelle run`"
+    with pytest.raises(DestinationError, match="is empty.*1 without consent for email"):
+        sendable_build(engine, "all_email")
+    with pytest.raises(DestinationError, match="'all_sms' was never built"):
+        sendable_build(engine, "all_sms")
+
+
 def test_never_refreshed_segment_is_a_clear_error(duckdb_engine):
     build_world(duckdb_engine)
     with pytest.raises(SegmentError, match="never been refreshed"):

@@ -523,6 +523,9 @@ def export(
     project: ProjectOpt = Path("."),
     user: Annotated[str | None, typer.Option(help="Who sends it (kept in the export log).")]
     = None,
+    allow_empty: Annotated[bool, typer.Option(
+        "--allow-empty", help="Send the audience even if nobody is in it (a webhook or table "
+                              "sync then removes everyone from the destination).")] = False,
 ) -> None:
     """Send an audience to a destination: CSV file, webhook or database table."""
     from passerelle.activation import activate, load_destinations
@@ -535,7 +538,7 @@ def export(
             raise PasserelleError(f"There is no destination named '{to}'.",
                                   f"Destinations of this project: {known}.")
         result = activate(proj.engine, audience, destinations[to], name=to, root=proj.root,
-                          user=user or default_author())
+                          user=user or default_author(), allow_empty=allow_empty)
     color = {"delivered": "green", "partial": "yellow"}.get(result.status, "red")
     console.print(f"[{color}]{result.status}[/{color}]: {result.people:,} people of "
                   f"{audience} to {to} ({result.kind}: {result.target}). {result.detail}",

@@ -44,20 +44,23 @@ __all__ = [
 
 
 def activate(engine: Engine, audience: str, destination: Any, *, name: str,
-             root: Path | str = ".", user: str | None = None, **webhook_options: Any,
-             ) -> ExportResult:
+             root: Path | str = ".", user: str | None = None, allow_empty: bool = False,
+             **webhook_options: Any) -> ExportResult:
     """Send ``audience`` to ``destination`` (a parsed destination model) and log it.
 
     ``name`` is the destination's name (its file name in ``destinations/``); ``root`` is the
-    project folder that relative CSV paths start from; ``webhook_options`` (``client``,
-    ``sleep``) reach :func:`sync_webhook`.
+    project folder that relative CSV paths start from; ``allow_empty`` sends an audience with
+    nobody in it (refused otherwise); ``webhook_options`` (``client``, ``sleep``) reach
+    :func:`sync_webhook`.
     """
     if isinstance(destination, CsvDestination):
-        return export_csv(engine, audience, destination, name=name, root=root, user=user)
+        return export_csv(engine, audience, destination, name=name, root=root, user=user,
+                          allow_empty=allow_empty)
     if isinstance(destination, WebhookDestination):
         return sync_webhook(engine, audience, destination, name=name, user=user,
-                            **webhook_options)
+                            allow_empty=allow_empty, **webhook_options)
     if isinstance(destination, PostgresDestination | MySQLDestination):
-        return write_table(engine, audience, destination, name=name, user=user)
+        return write_table(engine, audience, destination, name=name, user=user,
+                           allow_empty=allow_empty)
     raise DestinationError(f"Unknown destination {destination!r}.",
                            "Use a destination read by load_destinations().")

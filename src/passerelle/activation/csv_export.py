@@ -33,7 +33,7 @@ from passerelle.activation.log import (
     record_members,
     start_export,
 )
-from passerelle.activation.members import treated, with_fields
+from passerelle.activation.members import sendable_build, treated, with_fields
 from passerelle.activation.models import CsvDestination, DestinationError
 from passerelle.engines.base import Engine
 from passerelle.runlog import utcnow
@@ -140,12 +140,14 @@ def sha256_of(path: Path) -> str:
 
 def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
                name: str = "csv", root: Path | str = ".", user: str | None = None,
-               ) -> ExportResult:
+               allow_empty: bool = False) -> ExportResult:
     """Export the treated members of ``audience`` as a CSV file and log it.
 
     Returns the :class:`ExportResult` (file path, SHA-256, people). The holdout is never
-    exported; the people in the file are recorded in ``activation_log_members``.
+    exported; the people in the file are recorded in ``activation_log_members``. An empty
+    audience is refused unless ``allow_empty`` (then the file holds the header only).
     """
+    sendable_build(engine, audience, allow_empty=allow_empty)
     rows = export_rows(engine, audience, destination)
     path = resolve_path(destination.path, audience, Path(root))
     delimiter = destination.delimiter or (";" if destination.format == "brevo" else ",")

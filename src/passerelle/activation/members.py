@@ -1,4 +1,4 @@
-"""Who an activation sends: the treated members of an audience's latest build, with the
+"""Who an activation sends: the treated members of an audience's last build, with the
 profile fields and traits a destination asks for.
 
 The holdout is filtered out here, once, so no destination can send it by mistake. Everything
@@ -12,45 +12,49 @@ import ibis.expr.types as ir
 
 from passerelle.activation.models import DestinationError
 from passerelle.engines.base import Engine
+from passerelle.segments.audience import AUDIENCE_MEMBERS, MEMBERS_SCHEMA, TREATED, last_build
 
-AUDIENCE_MEMBERS = "audience_members"  # written by passerelle.segments
 PROFILES = "profiles"
 TRAITS = "traits"
 BASE_COLUMNS = ("person_id", "email", "phone", "first_name", "last_name")
-# The group an audience sends to: 'treated' (passerelle.segments.audience.TREATED, the name
-# measurement uses too). 'target' is how audiences built before the vocabulary was unified
-# named it; such a build is still sent until the next run rebuilds it. Nothing else (the
-# holdout, or a group this module does not know) is ever sent.
-SENT_GROUPS = ("treated", "target")
 
 
-def latest_build(engine: Engine, audience: str) -> ir.Table:
-    """Every row (treated and holdout) of the audience's most recent build.
+def sendable_build(engine: Engine, audience: str, *, allow_empty: bool = False) -> dict:
+    """The audience's last build (``audience_builds`` row), checked before anything is sent.
 
-    ``audience_members`` may keep several builds; the latest is the ``run_id`` of the row
-    built last, so a half-written newer build of another audience never leaks in.
+    An audience whose last build has nobody to send is refused unless ``allow_empty``: it
+    is almost always a broken segment or consent import, and a webhook or table sync of it
+    would remove everyone the destination holds.
     """
-    if not engine.exists(AUDIENCE_MEMBERS):
-        raise DestinationError("No audience has been built yet (no audience_members table).",
-                               "Define the audience, then run `passerelle run`.")
-    am = engine.table(AUDIENCE_MEMBERS)
-    mine = am.filter(am.audience == audience)
-    last_run = mine.order_by([ibis.desc("built_at"), ibis.desc("run_id")]).limit(1)
-    return mine.filter(mine.run_id == last_run.select("run_id").as_scalar())
+    build = last_build(engine, audience)
+    if build is None:
+        raise DestinationError(f"The audience '{audience}' was never built, or its name is "
+                               "wrong.",
+                               "Check the name with `passerelle audience status`, then run "
+                               "`passerelle run` (or `passerelle audience build NAME`).")
+    if not build["treated"] and not allow_empty:
+        when = f"{build['built_at']:%Y-%m-%d %H:%M}"
+        raise DestinationError(
+            f"The audience '{audience}' is empty: its last build ({when}) has nobody to "
+            f"send. Segment '{build['segment']}': {build['segment_members']:,} member(s); "
+            f"{build['no_consent']:,} without consent for {build['channel']}, "
+            f"{build['no_identifier']:,} without an address to reach them on, "
+            f"{build['holdout']:,} held out.",
+            f"Check the segment (`passerelle segment count {build['segment']}`) and the "
+            "consents. To send it empty anyway (a webhook or table sync then removes everyone "
+            "from the destination), add --allow-empty.")
+    return build
 
 
 def treated(engine: Engine, audience: str) -> ir.Table:
-    """``person_id, email, phone`` of the ``treated`` group: the people a destination
-    receives. The holdout never is."""
-    build = latest_build(engine, audience)
+    """``person_id, email, phone`` of the ``treated`` group of the audience's last build: the
+    people a destination receives. The holdout never is."""
+    build = sendable_build(engine, audience, allow_empty=True)
+    if not engine.exists(AUDIENCE_MEMBERS):  # an empty build writes no member row
+        engine.create_empty(AUDIENCE_MEMBERS, MEMBERS_SCHEMA)
     am = engine.table(AUDIENCE_MEMBERS)
-    if engine.to_arrow(am.filter(am.audience == audience).select("run_id").limit(1)) \
-            .num_rows == 0:
-        raise DestinationError(f"The audience '{audience}' has no member: it was never built "
-                               "or its name is wrong.",
-                               "Check the name with `passerelle segment list`, then run "
-                               "`passerelle run`.")
-    rows = build.filter(build["group"].isin(SENT_GROUPS))
+    rows = am.filter((am.audience == audience) & (am.run_id == build["run_id"])
+                     & (am["group"] == TREATED))
     return rows.select("person_id", "email", "phone")  # one row a person a build
 
 

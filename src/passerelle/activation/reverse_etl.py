@@ -25,7 +25,7 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.activation.log import ExportResult, finish_export, record_members, start_export
-from passerelle.activation.members import BASE_COLUMNS, treated, with_fields
+from passerelle.activation.members import BASE_COLUMNS, sendable_build, treated, with_fields
 from passerelle.activation.models import (
     DeliveryError,
     DestinationError,
@@ -53,8 +53,11 @@ def audience_rows(engine: Engine, audience: str,
 
 def write_table(engine: Engine, audience: str,
                 destination: PostgresDestination | MySQLDestination, *,
-                name: str = "database", user: str | None = None) -> ExportResult:
-    """Write the treated members of ``audience`` to the destination table and log it."""
+                name: str = "database", user: str | None = None,
+                allow_empty: bool = False) -> ExportResult:
+    """Write the treated members of ``audience`` to the destination table and log it. An
+    empty audience is refused unless ``allow_empty``."""
+    sendable_build(engine, audience, allow_empty=allow_empty)
     target = _Target.of(destination)
     rows = audience_rows(engine, audience, destination)
     export_id = start_export(engine, audience, name, destination.type, target.display, user)

@@ -36,7 +36,7 @@ from passerelle.activation.log import (
     record_members,
     start_export,
 )
-from passerelle.activation.members import treated, with_fields
+from passerelle.activation.members import sendable_build, treated, with_fields
 from passerelle.activation.models import DestinationError, WebhookDestination
 from passerelle.activation.webhook import Attempts, post_batch
 from passerelle.engines.base import Engine
@@ -103,14 +103,17 @@ def changes(engine: Engine, audience: str, name: str, attributes: dict[str, str]
 def sync_webhook(engine: Engine, audience: str, destination: WebhookDestination, *,
                  name: str = "webhook", user: str | None = None,
                  client: httpx.Client | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> ExportResult:
+                 sleep: Callable[[float], None] = time.sleep,
+                 allow_empty: bool = False) -> ExportResult:
     """Send the changes of ``audience`` since the last sync to the webhook, batch by batch.
 
     The result's ``status`` is ``delivered`` (every batch accepted, or nothing to send),
     ``partial`` or ``failed``; ``people`` counts only accepted people; ``dead_letters`` lists
     the dead letters created. Nothing is raised for a receiver that fails: the failure is
-    recorded and returned.
+    recorded and returned. An empty audience is refused unless ``allow_empty`` (its sync
+    would remove everyone the receiver holds).
     """
+    sendable_build(engine, audience, allow_empty=allow_empty)
     _tables(engine)
     export_id = start_export(engine, audience, name, "webhook", _target(destination.url), user)
     pending = f"_activation_pending_{uuid.uuid4().hex[:12]}"

@@ -39,6 +39,9 @@ from passerelle.segments.membership import MEMBERSHIP
 
 AUDIENCE_MEMBERS = "audience_members"
 AUDIENCE_HOLDOUTS = "audience_holdouts"
+# One row a build, even an empty one: "built, nobody eligible" must not read as "never
+# built", and the exclusion counts stay readable after the build (no personal data here).
+AUDIENCE_BUILDS = "audience_builds"
 # The two groups, named as measurement names them (passerelle.measure.campaigns).
 HOLDOUT, TREATED = "holdout", "treated"
 _TS = dt.Timestamp()
@@ -48,6 +51,11 @@ MEMBERS_SCHEMA = ibis.schema({
 HOLDOUTS_SCHEMA = ibis.schema({
     "audience": dt.string, "person_id": dt.string, "salt": dt.string,
     "first_held_at": _TS, "run_id": dt.string})
+BUILDS_SCHEMA = ibis.schema({
+    "audience": dt.string, "segment": dt.string, "channel": dt.string, "run_id": dt.string,
+    "built_at": _TS, "segment_members": dt.int64, "no_consent": dt.int64,
+    "no_identifier": dt.int64, "eligible": dt.int64, "holdout": dt.int64,
+    "treated": dt.int64})
 
 
 @dataclass
@@ -154,6 +162,7 @@ def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_
                                    trait_kinds=trait_kinds, run_id=run_id)
     engine.create_empty(AUDIENCE_MEMBERS, MEMBERS_SCHEMA)
     engine.create_empty(AUDIENCE_HOLDOUTS, HOLDOUTS_SCHEMA)
+    engine.create_empty(AUDIENCE_BUILDS, BUILDS_SCHEMA)
     staged = f"_audience_next_{hashlib.sha256(audience.name.encode()).hexdigest()[:10]}"
     engine.replace_table(staged, rows)
     new = engine.table(staged)
@@ -168,8 +177,24 @@ def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_
         engine.delete_where_in(AUDIENCE_MEMBERS, "audience", [audience.name])
         engine.con.insert(AUDIENCE_MEMBERS, new.select(*MEMBERS_SCHEMA.names))
         engine.con.insert(AUDIENCE_HOLDOUTS, fresh)
+        engine.delete_where_in(AUDIENCE_BUILDS, "audience", [audience.name])
+        engine.con.insert(AUDIENCE_BUILDS, ibis.memtable(
+            [{**summary.as_dict(), "run_id": run_id, "built_at": now}],
+            schema=BUILDS_SCHEMA).select(*BUILDS_SCHEMA.names))
     engine.drop(staged)
     return summary
+
+
+def last_build(engine: Engine, audience: str) -> dict | None:
+    """The audience's last build (``audience_builds`` row: when, run, counts), or None
+    when it was never built."""
+    if not engine.exists(AUDIENCE_BUILDS):
+        return None
+    b = engine.table(AUDIENCE_BUILDS)
+    rows = engine.to_arrow(b.filter(b.audience == ibis.literal(audience, type=dt.string))
+                           .order_by([ibis.desc("built_at"), ibis.desc("run_id")])
+                           .limit(1)).to_pylist()
+    return rows[0] if rows else None
 
 
 def _group_expr(person_id: ir.Value, audience: AudienceConfig) -> ir.StringValue:
@@ -197,11 +222,9 @@ def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
 
     segments = {r["segment"]: r for r in freshness(engine, now)}
     built: dict[str, dict] = {}
-    if engine.exists(AUDIENCE_MEMBERS):
-        a = engine.table(AUDIENCE_MEMBERS)
-        built = {r["audience"]: r for r in engine.to_arrow(a.group_by("audience").aggregate(
-            built_at=a.built_at.max(), treated=(a.group == TREATED).sum(),
-            holdout=(a.group == HOLDOUT).sum())).to_pylist()}
+    if engine.exists(AUDIENCE_BUILDS):  # one row an audience: each build replaces the last
+        built = {r["audience"]: r for r in engine.to_arrow(
+            engine.table(AUDIENCE_BUILDS)).to_pylist()}
     changed: dict[str, datetime] = {}
     if engine.exists(HISTORY):
         h = engine.table(HISTORY)
@@ -225,6 +248,7 @@ def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
         rows.append({"audience": name, "segment": aud.segment, "channel": aud.channel,
                      "built_at": b.get("built_at"), "treated": int(b.get("treated") or 0),
                      "holdout": int(b.get("holdout") or 0),
+                     "no_consent": b.get("no_consent"), "no_identifier": b.get("no_identifier"),
                      "segment_refreshed_at": s.get("last_refreshed_at"),
                      "members_as_of": s.get("evaluated_at"),
                      "next_refresh_at": s.get("next_refresh_at"),
