@@ -308,6 +308,16 @@ def prepare_export(con) -> None:
     INSERT INTO audience_members
     SELECT '{EXPORT_AUDIENCE}', person_id, 'treated', email, phone, 'B7',
            TIMESTAMP '{NOW}' FROM profiles""")
+    # the build record activation reads (written by write_audience in a real run)
+    con.execute("""CREATE TABLE IF NOT EXISTS audience_builds (audience VARCHAR,
+        segment VARCHAR, channel VARCHAR, run_id VARCHAR, built_at TIMESTAMP,
+        segment_members BIGINT, no_consent BIGINT, no_identifier BIGINT, eligible BIGINT,
+        holdout BIGINT, treated BIGINT)""")
+    con.execute("DELETE FROM audience_builds WHERE audience = ?", [EXPORT_AUDIENCE])
+    con.execute(f"""
+    INSERT INTO audience_builds
+    SELECT '{EXPORT_AUDIENCE}', 'everyone', 'email', 'B7', TIMESTAMP '{NOW}', n, 0, 0, n, 0, n
+    FROM (SELECT count(*) AS n FROM profiles)""")
 
 
 # The Brevo file (French account, one attribute) written by hand: same columns, order,
