@@ -87,6 +87,13 @@ class Engine(ABC):
         """Materialise ``expr`` as ``name``, replacing the previous table atomically."""
         self.con.create_table(name, obj=expr, overwrite=True)
 
+    def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
+        """Materialise a work table that only this connection reads and that the step drops
+        when done; returns it. A plain table here; engines where a temporary one is cheaper
+        (no disk write, nothing to checkpoint) override this."""
+        self.replace_table(name, expr)
+        return self.table(name)
+
     def create_empty(self, name: str, schema: ibis.Schema) -> None:
         if not self.exists(name):
             self.con.create_table(name, schema=schema)

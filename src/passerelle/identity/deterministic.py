@@ -223,9 +223,8 @@ def deterministic_edges(engine: Engine, records: ir.Table, keys: Sequence[Determ
     def materialised(name: str, expr: ir.Table) -> ir.Table:
         # Each key's records and name pairs are read by the guard and by the edges: written
         # once, they are not folded and self-joined twice.
-        engine.replace_table(name, expr)
         scratch.append(name)
-        return engine.table(name)
+        return engine.scratch_table(name, expr)
 
     for i, key in enumerate(keys):
         holders = records if values_of is None else _holding(records, values_of, key)

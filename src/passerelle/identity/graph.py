@@ -102,19 +102,17 @@ def label_components(engine: Engine, edges: ir.Table, nodes: ir.Table,
     # Work on dense integers numbered in node order (so the smallest id is the smallest
     # node): joins on integers are several times faster than on strings.
     node_set = nodes.select("node").distinct()
-    engine.replace_table(_IDS, node_set.mutate(id=ibis.row_number().over(order_by="node")))
-    ids = engine.table(_IDS)
+    ids = engine.scratch_table(_IDS, node_set.mutate(id=ibis.row_number().over(order_by="node")))
     e = edges.select("node_a", "node_b")
     e = e.filter(e.node_a != e.node_b)
     e = e.join(ids, e.node_a == ids.node).select(a=ids.id, node_b=e.node_b)
     other = ids.view()
     e = e.join(other, e.node_b == other.node).select(a=e.a, b=other.id)
     arcs = ibis.union(e.select(src=e.a, dst=e.b), e.select(src=e.b, dst=e.a), distinct=True)
-    engine.replace_table(_ARCS, arcs)
+    stored = engine.scratch_table(_ARCS, arcs)
     # only nodes with an edge take part: a record linked to nobody is its own component
-    stored = engine.table(_ARCS)
     linked = stored.select(node=stored.src).distinct()
-    engine.replace_table(_LABELS[0], linked.select(node=linked.node, label=linked.node))
+    engine.scratch_table(_LABELS[0], linked.select(node=linked.node, label=linked.node))
 
     iterations, current = 0, 0
     total = _label_sum(engine, _LABELS[0])
@@ -127,11 +125,10 @@ def label_components(engine: Engine, edges: ir.Table, nodes: ir.Table,
         step = lab.left_join(hop, lab.node == hop.src)
         step = step.select(node=step.node, label=ibis.least(step.label,
                                                             step.m.fill_null(step.label)))
-        engine.replace_table(_STEP, step)  # materialised: the jump joins it to itself
-        step = engine.table(_STEP)
+        step = engine.scratch_table(_STEP, step)  # materialised: the jump joins it to itself
         other = step.view()
         jumped = step.join(other, step.label == other.node)
-        engine.replace_table(nxt, jumped.select(node=jumped.node, label=jumped.label_right))
+        engine.scratch_table(nxt, jumped.select(node=jumped.node, label=jumped.label_right))
         current = 1 - current
         # Labels never increase, so an unchanged sum means no label moved.
         new_total = _label_sum(engine, nxt)

@@ -107,10 +107,10 @@ def _resolve_collisions(engine: Engine, prev: ir.Table) -> None:
         fixes = ibis.memtable({"component": bad,
                                "fixed": [person_id_for(c, attempt) for c in bad]})
         joined = ids.left_join(fixes, "component")
-        engine.replace_table(_IDS + "_fix", joined.select(
+        fixed = engine.scratch_table(_IDS + "_fix", joined.select(
             *[c for c in ids.columns if c != "person_id"],
             person_id=joined.fixed.fill_null(joined.person_id)))
-        engine.replace_table(_IDS, engine.table(_IDS + "_fix"))
+        engine.scratch_table(_IDS, fixed)
         engine.drop(_IDS + "_fix")
     raise RuntimeError("could not find free person ids")  # pragma: no cover
 
@@ -135,8 +135,7 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str,
     prev = every if scope is None else every.semi_join(scope, "node")
     sizes = comp.group_by("component").agg(size=comp.count())
     ov = comp.join(prev.select(node=prev.node, prev_id=prev.person_id), "node")
-    engine.replace_table(_OVERLAP, ov.group_by("component", "prev_id").agg(n=ov.count()))
-    ov = engine.table(_OVERLAP)
+    ov = engine.scratch_table(_OVERLAP, ov.group_by("component", "prev_id").agg(n=ov.count()))
 
     best = ov.mutate(rk=ibis.row_number().over(
         group_by=ov.component, order_by=[ibis.desc(ov.n), ov.prev_id])).filter(
@@ -146,7 +145,7 @@ def assign_person_ids(engine: Engine, components: ir.Table, run_id: str,
         lambda t: t.rk2 == 0).select("component", kept_id="prev_id")
     ids = sizes.left_join(keep, "component")
     new_id = "P" + sha256_hex(engine, ids.component).substr(0, 12)
-    engine.replace_table(_IDS, ids.select(
+    engine.scratch_table(_IDS, ids.select(
         component=ids.component, size=ids.size.cast("int64"),
         person_id=ids.kept_id.fill_null(new_id), is_new=ids.kept_id.isnull()))
     _resolve_collisions(engine, every)
