@@ -6,12 +6,13 @@ from __future__ import annotations
 import asyncio
 import gzip
 import random
+import time
 
 import httpx
 import orjson
 import pytest
 
-from collect_helpers import KEY, Server, auth, wait_loaded, write_project
+from collect_helpers import KEY, Server, auth, running, wait_loaded, write_project
 from passerelle.collect import list_violations
 from passerelle.core import open_project
 
@@ -231,3 +232,38 @@ def test_garbage_at_high_rate_loses_no_valid_event(tmp_path):
         raw = proj.engine.table("raw_web_tracking")
         ids = proj.engine.to_arrow(raw.messageId).to_pylist()
     assert sorted(ids) == sorted(f"valid-{i}" for i in range(300))
+
+
+def test_backpressure_answers_503_until_the_loader_catches_up(tmp_path):
+    """With the loader away, the spool's backlog grows to max_backlog; then every request
+    gets 503 with Retry-After (memory stays bounded, nothing accepted is lost), and once a
+    loader drains it the same requests are accepted again."""
+    project = write_project(tmp_path / "proj", extra_connector={"max_backlog": 1000})
+
+    def batch(start: int) -> dict:
+        return {"batch": [{"type": "track", "userId": "u", "event": "Product Viewed",
+                           "messageId": f"bp-{start + i}"} for i in range(100)]}
+
+    accepted, refused = 0, None
+    server = Server(project, loader=False).start()
+    try:
+        for n in range(40):
+            r = post(server, "/v1/batch", batch(n * 100))
+            if r.status_code == 503:
+                refused = r
+                break
+            assert r.status_code == 200
+            accepted += 100
+            time.sleep(0.05)  # let the group commit count them in the backlog
+    finally:
+        server.stop()
+    assert refused is not None, "no 503 after 4,000 events over a backlog of 1,000"
+    assert 1000 <= accepted < 4000
+    error(refused, 503, "backpressure")
+    assert int(refused.headers["Retry-After"]) > 0
+    with running(project) as server:  # a loader drains the spool
+        wait_loaded(project, accepted)
+        assert post(server, "/v1/batch", batch(100_000)).status_code == 200
+    wait_loaded(project, 0)
+    with open_project(project) as proj:
+        assert proj.engine.count("raw_web_tracking") == accepted + 100
