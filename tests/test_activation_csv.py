@@ -111,7 +111,7 @@ def test_empty_audience_is_refused_unless_allowed(duckdb_engine: Engine,
     build_profiles(duckdb_engine)
     build_audience(duckdb_engine, "tiny", [], ["p1"], "r", T0)
     dest = parse_destination({"type": "csv", "format": "brevo", "path": "t.csv"})
-    with pytest.raises(DestinationError, match="audience 'tiny' is empty.*1 held out") as info:
+    with pytest.raises(DestinationError, match=r"audience 'tiny' is empty.*1 held out") as info:
         export_csv(duckdb_engine, "tiny", dest, root=tmp_path)
     assert "--allow-empty" in info.value.instruction
     assert not (tmp_path / "t.csv").exists() and list_exports(duckdb_engine) == []

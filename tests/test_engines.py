@@ -1,7 +1,9 @@
 import ibis
 import pyarrow as pa
 import pytest
+import sqlglot as sg
 
+from passerelle.engines.postgres import fence_subqueries
 from passerelle.errors import EngineError
 
 
@@ -63,3 +65,23 @@ def test_duckdb_file_locked_by_another_process(tmp_path):
             DuckDBEngine(db).con  # noqa: B018
     finally:
         holder.kill()
+
+
+def test_layered_tables_keep_their_layers_apart_on_postgres(engine):
+    """Layers of columns, each reading the previous one several times: the same rows on
+    every engine; on PostgreSQL every subquery is fenced (OFFSET 0), or the planner copies
+    each layer's expressions into the next and the query grows exponentially."""
+    t = ibis.memtable({"x": ["a", "b"]})
+    expected = ["a", "b"]
+    for _ in range(12):  # each layer reads the last one three times: 3**12 copies unfenced
+        t = t.mutate(x=(t.x + t.x).substr(0, 3) + t.x.length().cast("string"))
+        expected = [(x + x)[:3] + str(len(x)) for x in expected]
+    engine.replace_layered_table("layered", t)
+    assert engine.to_arrow(engine.table("layered").order_by("x")).column("x").to_pylist() == \
+        sorted(expected)
+    fenced = fence_subqueries(sg.parse_one(
+        "SELECT y FROM (SELECT x AS y FROM (SELECT x FROM t) AS a) AS b "
+        "JOIN (SELECT x FROM u LIMIT 5) AS c ON TRUE", read="postgres"))
+    assert fenced.sql("postgres") == (
+        "SELECT y FROM (SELECT x AS y FROM (SELECT x FROM t OFFSET 0) AS a OFFSET 0) AS b "
+        "JOIN (SELECT x FROM u LIMIT 5) AS c ON TRUE")

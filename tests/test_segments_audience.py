@@ -87,7 +87,7 @@ def test_an_empty_build_is_recorded_as_built(engine):
     [row] = audience_freshness(engine, {"all_email": _audience("email")}, NOW)
     assert row["built_at"] == NOW and row["treated"] == 0 and row["no_consent"] == 1
     assert row["why"] != "never built: run `passerelle run`"
-    with pytest.raises(DestinationError, match="is empty.*1 without consent for email"):
+    with pytest.raises(DestinationError, match=r"is empty.*1 without consent for email"):
         sendable_build(engine, "all_email")
     with pytest.raises(DestinationError, match="'all_sms' was never built"):
         sendable_build(engine, "all_sms")

@@ -10,6 +10,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import sqlglot as sg
+import sqlglot.expressions as sge
 
 from passerelle.engines.base import Capabilities, Engine
 from passerelle.errors import EngineError
@@ -48,6 +49,21 @@ class PostgresEngine(Engine):
                 "Check that the server runs and that host, port, user and password in "
                 "passerelle.yml are right.",
             ) from exc
+
+    def replace_layered_table(self, name: str, expr: ir.Table) -> None:
+        # PostgreSQL pulls simple subqueries up into the query above, copying each column's
+        # expression wherever the next layer reads it: over staging's dozen layers the query
+        # grows exponentially (five rows took 70 s). A subquery with an OFFSET is never
+        # pulled up, so OFFSET 0 on each keeps every layer computed once.
+        self.con._run_pre_execute_hooks(expr)  # registers the memtables it reads, if any
+        query = fence_subqueries(self.con.compiler.to_sqlglot(expr))
+        columns = expr.schema().to_sqlglot_column_defs(self.dialect)
+        target = sg.table(name, quoted=True)
+        with self.transaction():
+            self.execute(sge.Drop(this=target, kind="TABLE", exists=True))
+            self.execute(sge.Create(kind="TABLE", this=sge.Schema(this=target,
+                                                                   expressions=columns)))
+            self.execute(sge.Insert(this=target, expression=query))
 
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _pg_encode(_pg_sha256(_pg_convert_to(value, "UTF8")), "hex")
@@ -98,3 +114,15 @@ def _pg_convert_to(value: str, encoding: str) -> bytes: ...
 
 @ibis.udf.scalar.builtin(name="encode")
 def _pg_encode(value: bytes, format: str) -> str: ...
+
+
+def fence_subqueries(query: sge.Expression) -> sge.Expression:
+    """``query`` with ``OFFSET 0`` on every subquery and CTE body that has neither LIMIT
+    nor OFFSET: the same rows, but PostgreSQL plans each on its own instead of pulling it
+    up into the query that reads it (see :meth:`PostgresEngine.replace_layered_table`)."""
+    for node in query.find_all(sge.Subquery, sge.CTE):
+        inner = node.this
+        if isinstance(inner, sge.Select) and not inner.args.get("offset") \
+                and not inner.args.get("limit"):
+            inner.set("offset", sge.Offset(expression=sge.Literal.number(0)))
+    return query

@@ -89,29 +89,37 @@ def _order_key(rule: str, field: str) -> str:
     return f"most_frequent:{field}" if rule == "most_frequent" else rule
 
 
-def _order(t: ir.Table, key: str) -> list[ir.Value]:
-    """ORDER BY ranking a person's records under one rule (the winner first).
+def _rule_keys(t: ir.Table, key: str) -> list[tuple[ir.Value, bool]]:
+    """The keys ranking a person's records under one rule (the winner first), each with
+    whether it sorts descending; NULLs always last, ties end on ``_source`` then
+    ``_record_id``.
 
     Whether the field has a value is left out on purpose: the winner is the best-ranked
     record *among those with a value*, found afterwards, so fields under the same rule
-    share this sort.
+    share one ordering.
     """
-    latest = ibis.desc(t._recency, nulls_first=False)
+    latest = (t._recency, True)
     rule, _, field = key.partition(":")
     if rule == "source_priority":
-        keys = [t._priority, latest]
+        keys = [(t._priority, False), latest]
     elif rule == "most_recent":
         keys = [latest]
     elif rule == "most_frequent":
-        keys = [ibis.desc(t[f"_n_{field}"]), latest]
+        keys = [(t[f"_n_{field}"], True), latest]
     elif rule == "first_non_empty":
-        keys = [ibis.asc(t._age, nulls_first=False)]
+        keys = [(t._age, False)]
     elif rule == "consent":
-        keys = [ibis.desc(t.consent_updated_at, nulls_first=False), latest]
+        keys = [(t.consent_updated_at, True), latest]
     else:  # pragma: no cover - the config model restricts the rules
         raise SurvivorshipError(f"Unknown survivorship rule '{rule}'.",
                                 f"Use one of: {', '.join(RULES)}.")
-    return [*keys, t._source, t._record_id]
+    return [*keys, (t._source, False), (t._record_id, False)]
+
+
+def _order(t: ir.Table, key: str) -> list[ir.Value]:
+    """ORDER BY of a window ranking a person's records under one rule (the winner first)."""
+    return [ibis.desc(v, nulls_first=False) if descending else ibis.asc(v, nulls_first=False)
+            for v, descending in _rule_keys(t, key)]
 
 
 def field_rules(survivorship: Survivorship) -> dict[str, Rule]:
@@ -176,26 +184,13 @@ def _epoch_us(value: dt.timestamp) -> dt.int64: ...
 
 def _sort_key(t: ir.Table, key: str) -> ir.StructValue:
     """The ORDER BY of :func:`_order` as one value that sorts the same way ascending: a
-    struct, descending timestamps negated (a NULL field sorts last, as NULLS LAST does)."""
-    def desc(ts: ir.Value) -> ir.Value:
-        return -_epoch_us(ts.cast("timestamp"))
-
-    latest = desc(t._recency)
-    rule, _, field = key.partition(":")
-    if rule == "source_priority":
-        parts = [t._priority, latest]
-    elif rule == "most_recent":
-        parts = [latest]
-    elif rule == "most_frequent":
-        parts = [-t[f"_n_{field}"], latest]
-    elif rule == "first_non_empty":
-        parts = [_epoch_us(t._age.cast("timestamp"))]
-    elif rule == "consent":
-        parts = [desc(t.consent_updated_at), latest]
-    else:  # pragma: no cover - the config model restricts the rules
-        raise SurvivorshipError(f"Unknown survivorship rule '{rule}'.",
-                                f"Use one of: {', '.join(RULES)}.")
-    parts += [t._source, t._record_id]
+    struct, timestamps as epoch microseconds, descending keys negated (a NULL field sorts
+    last, as NULLS LAST does)."""
+    parts = []
+    for value, descending in _rule_keys(t, key):
+        if value.type().is_temporal():
+            value = _epoch_us(value.cast("timestamp"))
+        parts.append(-value if descending else value)
     return ibis.struct({f"k{i}": v for i, v in enumerate(parts)})
 
 

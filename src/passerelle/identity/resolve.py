@@ -39,24 +39,15 @@ class IdentityResult:
 
 
 def inputs_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
-    """What the identity step depends on: its rules, the staged customer sources, the pins
-    made from the CLI or API, and the saved model."""
+    """What the identity step depends on: its rules, pins, model and code
+    (:func:`incremental.rules_fingerprint`), and the staged customer sources."""
     from passerelle import state
-    from passerelle.identity.tables import IDENTITY_PINS
+    from passerelle.identity.incremental import rules_fingerprint
 
-    config = project.identity or IdentityConfig()
-    parts = [config.model_dump_json()]
+    parts = [rules_fingerprint(project, engine)]
     for source in sorted(s.name for s in project.sources.values() if s.entity == "customers"):
         parts += [source, state.raw_state(engine, source), project.sources[source]
                   .model_dump_json()]
-    if engine.exists(IDENTITY_PINS):
-        pins = engine.table(IDENTITY_PINS)
-        parts.append(str(engine.to_arrow(pins.aggregate(
-            n=pins.count(), active=pins.active.ifelse(1, 0).sum(),
-            last=pins.created_at.max())).to_pylist()))
-    model = project.root / config.probabilistic.model_path
-    if config.probabilistic.enabled and model.is_file():
-        parts.append(state.fingerprint(model.read_text(encoding="utf-8")))
     return state.fingerprint(*parts)
 
 

@@ -302,7 +302,7 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
         ensure_quarantine(engine)
         compiled = compile_staging(engine, source, project, csv_decimal)
         sent = fill_dictionaries(engine, compiled)
-        engine.replace_table(work, compiled.rows)
+        engine.replace_layered_table(work, compiled.rows)
         # The work table becomes the staged table: quarantined rows move out, the two
         # bookkeeping columns are dropped and it is renamed, so the rows are written once.
         try:
