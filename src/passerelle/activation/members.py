@@ -12,7 +12,7 @@ import ibis.expr.types as ir
 
 from passerelle.activation.models import DestinationError
 from passerelle.engines.base import Engine
-from passerelle.segments.audience import AUDIENCE_MEMBERS, MEMBERS_SCHEMA, TREATED, last_build
+from passerelle.segments.audience import AUDIENCE_MEMBERS, TREATED, last_build
 
 PROFILES = "profiles"
 TRAITS = "traits"
@@ -34,12 +34,14 @@ def sendable_build(engine: Engine, audience: str, *, allow_empty: bool = False) 
                                "`passerelle run` (or `passerelle audience build NAME`).")
     if not build["treated"] and not allow_empty:
         when = f"{build['built_at']:%Y-%m-%d %H:%M}"
+        n = {k: "an unknown number" if build[k] is None else f"{build[k]:,}"
+             for k in ("segment_members", "no_consent", "no_identifier", "holdout")}
         raise DestinationError(
             f"The audience '{audience}' is empty: its last build ({when}) has nobody to "
-            f"send. Segment '{build['segment']}': {build['segment_members']:,} member(s); "
-            f"{build['no_consent']:,} without consent for {build['channel']}, "
-            f"{build['no_identifier']:,} without an address to reach them on, "
-            f"{build['holdout']:,} held out.",
+            f"send. Segment '{build['segment']}': {n['segment_members']} member(s); "
+            f"{n['no_consent']} without consent for {build['channel']}, "
+            f"{n['no_identifier']} without an address to reach them on, "
+            f"{n['holdout']} held out.",
             f"Check the segment (`passerelle segment count {build['segment']}`) and the "
             "consents. To send it empty anyway (a webhook or table sync then removes everyone "
             "from the destination), add --allow-empty.")
@@ -50,9 +52,7 @@ def treated(engine: Engine, audience: str) -> ir.Table:
     """``person_id, email, phone`` of the ``treated`` group of the audience's last build: the
     people a destination receives. The holdout never is."""
     build = sendable_build(engine, audience, allow_empty=True)
-    if not engine.exists(AUDIENCE_MEMBERS):  # an empty build writes no member row
-        engine.create_empty(AUDIENCE_MEMBERS, MEMBERS_SCHEMA)
-    am = engine.table(AUDIENCE_MEMBERS)
+    am = engine.table(AUDIENCE_MEMBERS)  # written with every build, even an empty one
     rows = am.filter((am.audience == audience) & (am.run_id == build["run_id"])
                      & (am["group"] == TREATED))
     return rows.select("person_id", "email", "phone")  # one row a person a build

@@ -19,6 +19,7 @@ import binascii
 import contextlib
 import functools
 import gc
+import logging
 import zlib
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -31,9 +32,10 @@ from fastapi.responses import Response
 from passerelle.collect.events import EventError, Preparer, epoch_ms, received_ms
 from passerelle.collect.loader import LoaderProcess, LoaderThread
 from passerelle.collect.plan import load_plan
-from passerelle.collect.spool import Spool, SpoolError, open_spool, spool_key
+from passerelle.collect.spool import Spool, SpoolError, open_spools
 from passerelle.project.models import CollectorConnector, SourceConfig
 
+_log = logging.getLogger("passerelle.collect")
 EVENT_LIMIT = 32 * 1024
 BATCH_LIMIT = 500 * 1024
 RETRY_AFTER = 5  # seconds a client should wait when the collector sheds load
@@ -92,13 +94,11 @@ def collector_sources(sources: dict[str, SourceConfig]) -> list[SourceConfig]:
 
 def build_routes(project_root: Path, sources: list[SourceConfig]) -> dict[str, Route]:
     """Write key -> route. Sources sharing a spool setting share one spool object."""
-    spools: dict[tuple, Spool] = {}
+    spools = open_spools(sources, project_root)
     routes: dict[str, Route] = {}
     for source in sources:
         connector: CollectorConnector = source.connector
-        key = spool_key(connector.spool)
-        spool = spools.get(key) or spools.setdefault(key, open_spool(connector.spool,
-                                                                     project_root))
+        spool = spools[source.name]
         plan = load_plan(project_root, connector.tracking_plan) if connector.tracking_plan else None
         route = Route(source.name, spool, Preparer(plan, connector.future_tolerance_seconds),
                       connector.max_backlog)
@@ -203,7 +203,6 @@ class Collector:
         return await self._batch(route, payload, body, received)
 
     async def _single(self, route: Route, event: dict, kind: str, received: int) -> Response:
-        event.pop("writeKey", None)  # a credential: not kept in the spool
         try:
             message_id, line = route.preparer.prepare(event, kind, received)
         except EventError as exc:
@@ -303,10 +302,11 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
                loader_process: bool = False) -> FastAPI:
     """The collector as an ASGI app. ``open_engine()`` opens the warehouse for the loader.
 
-    ``loader_process``: run the loader in a process of its own (``open_engine`` must then
-    be picklable: a module-level function or a ``functools.partial`` of one) instead of a
-    thread of this one. Only when nothing else in this process opens the warehouse: a DuckDB
-    file admits one process at a time.
+    ``loader_process``: run the loader in a process of its own instead of a thread of this
+    one, when ``open_engine`` can be sent to it (a module-level function or a
+    ``functools.partial`` of one; anything else falls back to a thread, and says so in the
+    log). Only when nothing else in this process opens the warehouse: a DuckDB file admits
+    one process at a time.
     """
     chosen = collector_sources(sources)
     routes = build_routes(project_root, chosen)
@@ -322,6 +322,9 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
                 collector.loader = LoaderProcess(open_engine, project_root, chosen,
                                                  interval=loader_interval)
             else:
+                if loader_process:
+                    _log.warning("the loader runs as a thread of the collector: its "
+                                 "open_engine cannot be sent to another process")
                 collector.loader = LoaderThread(open_engine, project_root, chosen, by_source,
                                                 interval=loader_interval)
             for spool in collector.spools:

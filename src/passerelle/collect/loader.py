@@ -1,14 +1,16 @@
 """Spool -> warehouse, in bulk: one spool unit becomes one load of ``raw_<source>``.
 
-Each unit (a sealed segment file, or a batch of NATS / Redis messages) is parsed by a private
-in-memory DuckDB (``read_json``: C++, no Python loop over events), flattened into the columns
-of :data:`RAW_COLUMNS`, and appended through ``engine.append_arrow`` with the usual lineage
-columns. In the same transaction the loader records the unit in ``_passerelle_loads`` (its
-name as ``source_file``), appends its tracking-plan violations to ``event_violations`` and
-its identifier pairs to the alias log. Only after the commit is the unit released from the
-spool, so a crash anywhere loads it again, and the ledger makes that second load a no-op:
-every event reaches ``raw_<source>`` once (``stg_<source>`` is deduplicated on ``message_id``
-in any case, which also absorbs a client that re-sends an event).
+Each unit (a sealed segment file, or a batch of NATS / Redis messages) is parsed by DuckDB's
+``read_json`` (C++, no Python loop over events) and flattened into the columns of
+:data:`RAW_COLUMNS` with the usual lineage columns: on a DuckDB warehouse by the warehouse
+itself (``INSERT ... SELECT`` from the segment file), elsewhere by a private in-memory DuckDB
+whose Arrow output goes through ``engine.append_arrow``. In the same transaction the loader
+records the unit in ``_passerelle_loads`` (its name as ``source_file``), appends its
+tracking-plan violations to ``event_violations`` and its identifier pairs to the alias log.
+Only after the commit is the unit released from the spool, so a crash anywhere loads it
+again, and the ledger makes that second load a no-op: every event reaches ``raw_<source>``
+once (``stg_<source>`` is deduplicated on ``message_id`` in any case, which also absorbs a
+client that re-sends an event).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import pyarrow as pa
 import sqlglot as sg
 
 from passerelle.collect.plan import VIOLATIONS_TABLE
-from passerelle.collect.spool import Spool, Unit, open_spool, spool_key
+from passerelle.collect.spool import Spool, Unit, open_spool, open_spools
 from passerelle.engines.base import Engine
 from passerelle.project.models import CollectorConnector, SourceConfig
 from passerelle.sources import bookkeeping as books
@@ -181,7 +183,8 @@ def _load_unit_duckdb(engine: Engine, source: SourceConfig, unit: Unit, run_id: 
                        for name, expr in RAW_COLUMNS.items())
     lineage = ("?::VARCHAR AS _load_id, ?::TIMESTAMP AS _loaded_at, "
                "?::VARCHAR AS _source_file, (rowid + 1)::BIGINT AS _source_row")
-    # outside the transaction: then the temporary table's rowid is the line's rank
+    # outside the transaction: then the temporary table's rowid is the rank of the line
+    # among the lines read (a torn or unparsable line is skipped and not counted)
     con.execute("DROP TABLE IF EXISTS temp.seg")
     con.execute(
         "CREATE TEMP TABLE seg AS SELECT * FROM read_json(?, format='newline_delimited', "
@@ -235,18 +238,23 @@ def _load_unit(engine: Engine, source: SourceConfig, unit: Unit, run_id: str) ->
     return count
 
 
-def _ledger(engine: Engine, source: str) -> tuple[set[str], str | None]:
-    """Unit names already loaded for ``source``, and the last spool position committed."""
+def _last_position(engine: Engine, source: str) -> str | None:
+    """The last spool position committed for ``source`` (a NATS sequence or a Redis id
+    ``ms-seq``; file spools record none), compared as numbers in SQL: the load ledger grows
+    with every unit, a round must not read it all."""
     loads = engine.table(books.LOADS_TABLE)
-    mine = loads.filter(loads.source == source)
-    names = engine.to_arrow(mine.select("source_file", "high_water_mark")).to_pylist()
-    positions = [r["high_water_mark"] for r in names if r["high_water_mark"]]
-    return {r["source_file"] for r in names}, (max(positions, key=_position_key)
-                                              if positions else None)
+    mark = loads.high_water_mark
+    mine = loads.filter((loads.source == source) & mark.notnull())
+    parts = [mark.split("-")[i].cast("int64") for i in (0, 1)]
+    last = mine.order_by([ibis.desc(parts[0]), ibis.desc(parts[1].fill_null(0))]).limit(1)
+    rows = engine.to_arrow(last.select("high_water_mark")).to_pylist()
+    return rows[0]["high_water_mark"] if rows else None
 
 
-def _position_key(position: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in position.replace("-", ".").split("."))
+def _was_loaded(engine: Engine, source: str, name: str) -> bool:
+    loads = engine.table(books.LOADS_TABLE)
+    found = loads.filter((loads.source == source) & (loads.source_file == name)).limit(1)
+    return engine.to_arrow(found.select("load_id")).num_rows > 0
 
 
 def drain(engine: Engine, project_root: Path, source: SourceConfig, run_id: str = "collector",
@@ -274,10 +282,10 @@ def drain(engine: Engine, project_root: Path, source: SourceConfig, run_id: str 
                 removed = books.recover(engine, source.name, f"raw_{source.name}")
                 if removed:
                     result.messages.append(f"Removed {removed} row(s) of an unfinished load.")
-            loaded, position = _ledger(engine, source.name)
+            position = _last_position(engine, source.name)
             for unit in spool.units(source.name, position):
                 try:
-                    if unit.name in loaded:
+                    if _was_loaded(engine, source.name, unit.name):
                         result.units_skipped += 1
                     else:
                         result.rows_loaded += _load_unit(engine, source, unit, run_id)
@@ -312,6 +320,10 @@ class Loader:
         self.on_round: Callable[[], None] | None = None
         self._ready: set[str] = set()  # sources whose tables were set up in this loader
         self.one_thread = False
+        # NATS / Redis: fetch on every round, not only when this process's own appends say
+        # events wait (a loader in its own process never sees them; another collector on the
+        # same stream, or a redelivery after ack_wait, never says so)
+        self.poll_servers = False
 
     def _open(self) -> Engine:
         engine = self.open_engine()
@@ -348,12 +360,14 @@ class Loader:
                 if spool.kind == "file" and not any(True for _ in spool.units(source.name,
                                                                               None)):
                     continue  # nothing sealed: do not even open the warehouse
-                if spool.kind != "file" and not force and spool.backlog() == 0:
+                if spool.kind != "file" and not (force or self.poll_servers) \
+                        and spool.backlog() == 0:
                     continue
                 engine = engine or self._open()
-                drain(engine, self.project_root, source, spool=spool,
-                      setup=source.name not in self._ready)
-                self._ready.add(source.name)
+                result = drain(engine, self.project_root, source, spool=spool,
+                               setup=source.name not in self._ready)
+                if not result.busy:  # another loader drained: the setup was not done
+                    self._ready.add(source.name)
             self.last_error = None
         except Exception as exc:
             self.last_error = exc
@@ -392,6 +406,27 @@ class LoaderThread(threading.Thread):
         self.join()
 
 
+class _Wakeup:
+    """What the collector sets to wake a loader process, and what that process waits on.
+
+    Not a ``multiprocessing.Event``: its ``set()`` waits until every process sleeping on it
+    has woken, so a loader killed while it slept would hang the collector for good. A
+    semaphore's ``release()`` never waits."""
+
+    def __init__(self, semaphore) -> None:
+        self.semaphore = semaphore
+
+    def set(self) -> None:
+        self.semaphore.release()
+
+    def wait(self, timeout: float) -> bool:
+        return self.semaphore.acquire(timeout=timeout)
+
+    def clear(self) -> None:
+        while self.semaphore.acquire(False):
+            pass
+
+
 class LoaderProcess:
     """The loader in a process of its own, so its Python work (Ibis, Arrow, bookkeeping)
     never holds the collector's GIL and the OS shares the cores between them. It opens its
@@ -401,13 +436,13 @@ class LoaderProcess:
     def __init__(self, open_engine, project_root: Path, sources: list[SourceConfig],
                  interval: float = 0.25) -> None:
         ctx = mp.get_context("spawn")
-        self._work, self._stop = ctx.Event(), ctx.Event()
+        self._work, self._stop = _Wakeup(ctx.Semaphore(0)), ctx.Event()
         self._errors, errors = ctx.Pipe(duplex=False)
         self._error: str | None = None
         self._proc = ctx.Process(
             target=_loader_main, name="passerelle-loader", daemon=True,
-            args=(open_engine, project_root, sources, interval, self._work, self._stop,
-                  errors, os.getpid()))
+            args=(open_engine, project_root, sources, interval, self._work.semaphore,
+                  self._stop, errors, os.getpid()))
 
     @staticmethod
     def can_run(open_engine) -> bool:
@@ -429,13 +464,22 @@ class LoaderProcess:
         with contextlib.suppress(EOFError, OSError):
             while self._errors.poll():
                 self._error = self._errors.recv()
+        with contextlib.suppress(ValueError):  # closed: stopped on purpose
+            if not self._stop.is_set() and self._proc.exitcode is not None:
+                return (f"the loader process exited (code {self._proc.exitcode}); events are "
+                        "spooled but not loaded until the collector restarts")
         return self._error
 
-    def stop(self) -> None:
+    def stop(self, timeout: float = 60.0) -> None:
         self._stop.set()
         self._work.set()
-        self._proc.join()
-        self._proc.close()
+        with contextlib.suppress(ValueError, AssertionError):  # never started
+            self._proc.join(timeout)
+            if self._proc.is_alive():  # a round stuck past the timeout: the spool keeps
+                self._proc.kill()      # what it did not load, the next loader takes it
+                self._proc.join()
+        with contextlib.suppress(ValueError):
+            self._proc.close()
         self.last_error  # noqa: B018 - read what the last rounds reported before closing
         self._errors.close()
         # the events' semaphores are named OS objects: release them now, not at exit
@@ -451,7 +495,7 @@ def _die_with_parent() -> None:
 
 
 def _loader_main(open_engine, project_root: Path, sources: list[SourceConfig],
-                 interval: float, work, stop, errors, parent: int) -> None:
+                 interval: float, semaphore, stop, errors, parent: int) -> None:
     _die_with_parent()
     # acknowledging events comes first; loading takes the CPU the answers leave (the
     # backlog it lets grow is bounded: the collector answers 503 past max_backlog)
@@ -462,12 +506,9 @@ def _loader_main(open_engine, project_root: Path, sources: list[SourceConfig],
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     if os.getppid() != parent:
         return
-    by_key: dict[tuple, Spool] = {}
-    spools = {s.name: by_key.setdefault(spool_key(s.connector.spool),
-                                        open_spool(s.connector.spool, project_root))
-              for s in sources}
+    spools = open_spools(sources, project_root)
     loader = Loader(open_engine, project_root, sources, spools, interval)
-    loader.one_thread = True
+    loader.one_thread = loader.poll_servers = True
     reported: list[str | None] = [None]
 
     def report() -> None:
@@ -479,7 +520,7 @@ def _loader_main(open_engine, project_root: Path, sources: list[SourceConfig],
     loader.on_round = report
     try:
         loader.round(force=True)  # what a previous collector left
-        loader.loop(work, stop.is_set, lambda: os.getppid() == parent)
+        loader.loop(_Wakeup(semaphore), stop.is_set, lambda: os.getppid() == parent)
     finally:
-        for spool in by_key.values():
+        for spool in {id(sp): sp for sp in spools.values()}.values():
             spool.close()

@@ -376,6 +376,20 @@ def spool_key(config) -> tuple:
             getattr(config, "stream", None))
 
 
+def open_spools(sources, project_root: Path) -> dict[str, Spool]:
+    """Source name -> spool, for collector sources; sources whose ``spool:`` settings name
+    the same spool share one object."""
+    by_key: dict[tuple, Spool] = {}
+    spools = {}
+    for source in sources:
+        config = source.connector.spool
+        key = spool_key(config)
+        if key not in by_key:
+            by_key[key] = open_spool(config, project_root)
+        spools[source.name] = by_key[key]
+    return spools
+
+
 def open_spool(config, project_root: Path) -> Spool:
     """The spool a collector source's ``spool:`` setting describes."""
     if config.type == "file":

@@ -166,7 +166,9 @@ def digests(engine: Engine, records: ir.Table) -> ir.Table:
 def plan(project: ProjectDefinition, engine: Engine, *, full: bool,
          retrain: bool) -> Plan:
     """Decide between the full and the incremental path. Always writes this run's record
-    digests (the full path keeps them too) and, for an incremental run, the new records."""
+    digests (the full path keeps them too) and, for an incremental run, which records are
+    new and which were reloaded (``_identity_new_nodes``, ``_identity_reloaded_nodes``;
+    :func:`resolve_new` reads the records themselves)."""
     decided = _plan(project, engine, full=full, retrain=retrain)
     if not decided.incremental:
         for name in (_NEW_NODES, _RELOADED):

@@ -31,8 +31,11 @@ NEXT_EDGES = "_identity_edges_next"
 COMPONENTS = "_identity_components"
 
 # -- kept between runs for the incremental path (safe to drop: the next run is then full) --
-RECORD_DIGESTS = "_identity_record_digests"  # node, digest: the records the graph was built on
-SPLINK_MEMBERS = "_identity_splink_members"  # node, rep: the representative Splink scored
+# node, digest, loaded_at: the records the graph was built on
+RECORD_DIGESTS = "_identity_record_digests"
+# node, rep, sig_size and the prepared columns: every record and the representative of its
+# signature that Splink scored
+SPLINK_MEMBERS = "_identity_splink_members"
 SPLINK_INPUT = "_identity_splink_input"  # the prepared representatives Splink scored
 CUT_NODES = "_identity_cut_nodes"  # node, component: components the guards cut, before the cut
 CUT_EDGES = "_identity_cut_edges"  # the edges the guards refused (identity_edges columns)

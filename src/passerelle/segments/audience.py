@@ -29,6 +29,8 @@ from datetime import datetime
 import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.measure.design import assign, assign_expr
@@ -162,7 +164,7 @@ def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_
                                    trait_kinds=trait_kinds, run_id=run_id)
     engine.create_empty(AUDIENCE_MEMBERS, MEMBERS_SCHEMA)
     engine.create_empty(AUDIENCE_HOLDOUTS, HOLDOUTS_SCHEMA)
-    engine.create_empty(AUDIENCE_BUILDS, BUILDS_SCHEMA)
+    ensure_builds(engine)
     staged = f"_audience_next_{hashlib.sha256(audience.name.encode()).hexdigest()[:10]}"
     engine.replace_table(staged, rows)
     new = engine.table(staged)
@@ -185,11 +187,36 @@ def write_audience(engine: Engine, audience: AudienceConfig, now: datetime, run_
     return summary
 
 
+def ensure_builds(engine: Engine) -> None:
+    """Create ``audience_builds``. Builds stored before it existed (members only) are
+    recorded from ``audience_members``, their exclusion counts unknown (NULL), and their
+    sent group, once named 'target', renamed 'treated': they stay sendable as they were."""
+    if engine.exists(AUDIENCE_BUILDS):
+        return
+    if not engine.exists(AUDIENCE_MEMBERS):
+        engine.create_empty(AUDIENCE_BUILDS, BUILDS_SCHEMA)
+        return
+    with engine.transaction():
+        group = sg.column("group", quoted=True)
+        engine.execute(sge.Update(this=sg.table(AUDIENCE_MEMBERS, quoted=True),
+                                  expressions=[group.eq(sge.convert(TREATED))],
+                                  where=sge.Where(this=group.eq(sge.convert("target")))))
+        a = engine.table(AUDIENCE_MEMBERS)
+        per = a.group_by(["audience", "run_id"]).aggregate(
+            built_at=a.built_at.max(), treated=(a.group == TREATED).sum().cast("int64"),
+            holdout=(a.group == HOLDOUT).sum().cast("int64"))
+        unknown = ibis.null(dt.int64)
+        engine.replace_table(AUDIENCE_BUILDS, per.select(
+            audience=per.audience, segment=ibis.null(dt.string), channel=ibis.null(dt.string),
+            run_id=per.run_id, built_at=per.built_at, segment_members=unknown,
+            no_consent=unknown, no_identifier=unknown, eligible=per.treated + per.holdout,
+            holdout=per.holdout, treated=per.treated).cast(BUILDS_SCHEMA))
+
+
 def last_build(engine: Engine, audience: str) -> dict | None:
     """The audience's last build (``audience_builds`` row: when, run, counts), or None
     when it was never built."""
-    if not engine.exists(AUDIENCE_BUILDS):
-        return None
+    ensure_builds(engine)
     b = engine.table(AUDIENCE_BUILDS)
     rows = engine.to_arrow(b.filter(b.audience == ibis.literal(audience, type=dt.string))
                            .order_by([ibis.desc("built_at"), ibis.desc("run_id")])
@@ -221,10 +248,9 @@ def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
     from passerelle.segments.membership import HISTORY, freshness
 
     segments = {r["segment"]: r for r in freshness(engine, now)}
-    built: dict[str, dict] = {}
-    if engine.exists(AUDIENCE_BUILDS):  # one row an audience: each build replaces the last
-        built = {r["audience"]: r for r in engine.to_arrow(
-            engine.table(AUDIENCE_BUILDS)).to_pylist()}
+    ensure_builds(engine)  # one row an audience: each build replaces the last
+    built = {r["audience"]: r for r in engine.to_arrow(
+        engine.table(AUDIENCE_BUILDS)).to_pylist()}
     changed: dict[str, datetime] = {}
     if engine.exists(HISTORY):
         h = engine.table(HISTORY)

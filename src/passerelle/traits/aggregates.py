@@ -32,13 +32,9 @@ DECIMALS = 6  # numbers are rounded so that engines agree and history sees no fl
 def in_scope(rows: ir.Table, time_column: str, now: datetime, window_days: int | None,
              where: str | None) -> ir.Table:
     """The rows a trait looks at: not after ``now``, inside the window, passing ``where``."""
-    at = rows[time_column]
-    keep = at <= ibis.literal(now, type=dt.timestamp)
-    if window_days is not None:
-        keep &= at > ibis.literal(now - timedelta(days=window_days), type=dt.timestamp)
-    if where:
-        keep &= compile_where(where, rows)
-    return rows.filter(keep)
+    cut = until(rows, time_column, now)
+    keep = scope_filter(cut, time_column, now, window_days, where)
+    return cut if keep is None else cut.filter(keep)
 
 
 def scope_filter(rows: ir.Table, time_column: str, now: datetime, window_days: int | None,
@@ -81,37 +77,18 @@ def typed(table: ir.Table, name: str, value: ir.Value, kind: str) -> ir.Table:
     return long_rows(table, name, text=value)
 
 
-def aggregate_trait(trait: AggregateTrait, rows: ir.Table, persons: ir.Table,
-                    now: datetime) -> ir.Table:
-    """The long rows of one aggregate trait; ``rows`` carry ``person_id``."""
+def aggregate_trait(trait: AggregateTrait, rows: ir.Table, now: datetime) -> ir.Table:
+    """The long rows of a ``first``, ``last`` or ``mode`` trait (the others are
+    reductions: :func:`reduction`); ``rows`` carry ``person_id``."""
     scoped = in_scope(rows, TIME_COLUMN[trait.entity], now, trait.window_days, trait.where)
     kind = value_kind(trait)
-    fn, col = trait.function, trait.column
-    if fn in ("first", "last"):
-        chosen = _first_last(scoped, col, TIME_COLUMN[trait.entity],  # type: ignore[arg-type]
-                             fn == "last")
-        return typed(chosen, trait.name, chosen.value, kind)
-    if fn == "mode":
-        best = mode_per_person(scoped, col, TIME_COLUMN[trait.entity])  # type: ignore[arg-type]
-        return typed(best, trait.name, best.value, kind)
-    value = scoped[col] if col else None
-    metric = {
-        "count": lambda: value.count() if value is not None else scoped.count(),
-        "count_distinct": lambda: value.nunique(),
-        "sum": lambda: value.sum(),
-        "avg": lambda: value.mean(),
-        "min": lambda: value.min(),
-        "max": lambda: value.max(),
-    }[fn]()
-    per_person = scoped.group_by("person_id").aggregate(value=metric)
-    if fn in ("count", "count_distinct"):
-        # every known person gets a count, 0 when nothing matched
-        joined = persons.left_join(per_person, persons.person_id == per_person.person_id)
-        per_person = joined.select(person_id=persons.person_id,
-                                   value=ibis.coalesce(joined.value, 0))
+    column, time_column = trait.column, TIME_COLUMN[trait.entity]
+    if trait.function == "mode":
+        chosen = mode_per_person(scoped, column, time_column)  # type: ignore[arg-type]
     else:
-        per_person = per_person.filter(per_person.value.notnull())
-    return typed(per_person, trait.name, per_person.value, kind)
+        chosen = _first_last(scoped, column, time_column,  # type: ignore[arg-type]
+                             trait.function == "last")
+    return typed(chosen, trait.name, chosen.value, kind)
 
 
 MERGEABLE = frozenset({"count", "count_distinct", "sum", "avg", "min", "max"})

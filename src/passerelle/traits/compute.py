@@ -319,7 +319,7 @@ def _rows(engine: Engine, trait: Trait, inputs: _Inputs,
             return builtins.rfm(trait, per, columns, now), None
         return builtins.days_since_last_visit(trait, per, columns, now), None
     if isinstance(trait, AggregateTrait):
-        return aggregate_trait(trait, inputs.get(trait.entity), inputs.persons(), now), None
+        return aggregate_trait(trait, inputs.get(trait.entity), now), None
     rows = inputs.get(BUILTIN_ENTITY[trait.builtin])
     if trait.builtin in ("favourite_channel", "favourite_category"):
         return builtins.favourite(trait, rows, now), None
