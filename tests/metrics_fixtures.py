@@ -79,6 +79,7 @@ semantic_models:
       - name: refunded_amount
         agg: sum
         expr: "case when status = 'refunded' then amount else 0 end"
+      - {name: refunded_flags, agg: sum_boolean, expr: "status = 'refunded'"}
     dimensions:
       - name: ordered_at
         type: time
@@ -135,6 +136,9 @@ metrics:
   - name: refunds
     type: simple
     type_params: {measure: refunded_amount}
+  - name: refunded_orders
+    type: simple
+    type_params: {measure: refunded_flags}
   - name: paid_revenue
     type: simple
     type_params: {measure: revenue}

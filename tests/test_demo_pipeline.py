@@ -103,3 +103,52 @@ def test_demo_with_the_eshop_in_mariadb(tmp_path, mariadb_database):
             project.engine.table("raw_eshop_orders")._source_file.name("f")
             .as_table().distinct()).to_pylist()
     assert files == [{"f": "mysql:ps_orders"}]
+
+
+@pytest.mark.postgres
+def test_the_demo_gives_the_same_people_on_postgres(tmp_path):
+    """Engine parity: the demo run on DuckDB, then the same project on PostgreSQL with the
+    same Splink model, group the same records into the same persons, with the same ids,
+    golden records and spend."""
+    import shutil
+    import uuid
+
+    import yaml
+
+    import passerelle
+    from conftest import PG
+
+    outcome = run_demo(tmp_path / "demo", size=300, seed=7)
+    pg_dir = tmp_path / "on_postgres"
+    shutil.copytree(outcome.project_dir, pg_dir,
+                    ignore=shutil.ignore_patterns("warehouse.duckdb*"))
+    config = yaml.safe_load((pg_dir / "passerelle.yml").read_text("utf-8"))
+    schema = f"pt_demo_{uuid.uuid4().hex[:8]}"
+    config["engine"] = {"type": "postgres", "host": PG["host"], "port": PG["port"],
+                        "user": PG["user"], "database": PG["database"], "schema": schema}
+    (pg_dir / "passerelle.yml").write_text(yaml.safe_dump(config), "utf-8")
+
+    golden = ["person_id", "first_name", "last_name", "email", "phone", "postcode",
+              "birth_date", "consent_email", "consent_sms", "record_count"]
+
+    def read(project_dir):
+        with passerelle.open(project_dir) as project:
+            engine = project.engine
+            if project_dir == pg_dir:
+                result = project.run()
+                assert result.ok, [e.reason for e in result.errors]
+            persons = engine.to_arrow(engine.table("person_map").select("node", "person_id"))
+            profiles = engine.to_arrow(engine.table("profiles").select(*golden)).to_pylist()
+            traits = engine.table("traits")
+            spend = engine.to_arrow(traits.filter(traits.trait == "total_spend").select(
+                "person_id", "value_number")).to_pylist()
+            if project_dir == pg_dir:
+                engine.drop_schema()
+        return (sorted(zip(*persons.to_pydict().values(), strict=True)),
+                sorted(profiles, key=lambda r: r["person_id"]),
+                sorted((r["person_id"], round(r["value_number"], 2)) for r in spend))
+
+    on_duckdb, on_postgres = read(outcome.project_dir), read(pg_dir)
+    assert on_postgres[0] == on_duckdb[0]  # every record, the same person id
+    assert on_postgres[1] == on_duckdb[1]
+    assert on_postgres[2] == on_duckdb[2] and len(on_duckdb[2]) > 100

@@ -44,6 +44,12 @@ def test_simple_totals(wh: Engine, pm: ProjectMetrics) -> None:
     assert rows(result) == [(380.0, 7, 4, 90.0)]
 
 
+def test_sum_of_a_condition_counts_the_rows_where_it_holds(wh: Engine,
+                                                           pm: ProjectMetrics) -> None:
+    # agg: sum_boolean over status = 'refunded': O3 and O6 (PostgreSQL has no boolean sum)
+    assert rows(query(wh, pm, ["refunded_orders"])) == [(2,)]
+
+
 def test_by_categorical_dimension(wh: Engine, pm: ProjectMetrics) -> None:
     # app: O4 80 (1 order, C1); store: O2 50 + O6 60 (2 orders, C2 only);
     # web: O1 100 + O3 30 + O5 40 + O7 20 = 190 (4 orders, C1 C3 C4)

@@ -20,7 +20,7 @@ def problems_of(tmp_path: Path, metrics: str, semantic: str = SEMANTIC_MODELS) -
 
 def test_the_fixture_project_is_valid(tmp_path: Path) -> None:
     pm = load_metrics(write_project(tmp_path))
-    assert len(pm.metrics) == 15 and len(pm.semantic_models) == 4
+    assert len(pm.metrics) == 16 and len(pm.semantic_models) == 4
 
 
 def test_unknown_measure(tmp_path: Path) -> None:

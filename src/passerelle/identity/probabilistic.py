@@ -197,6 +197,19 @@ def _duckdb_api(engine: Engine) -> Any:
 def _postgres_api(engine: Engine) -> Any:
     import sqlalchemy as sa
     from splink.backends.postgres import PostgresAPI
+    from splink.internals.misc import to_pyarrow_if_list_tuple_or_dict
+
+    class OfflinePostgresAPI(PostgresAPI):
+        """Splink's PostgreSQL backend, without DuckDB's ``postgres`` extension: Splink
+        writes the small tables it makes in Python (u counts, term frequencies) by
+        downloading that extension, which fails on a machine without internet access (and
+        its fallback misses that error). Written through SQLAlchemy instead."""
+
+        def _table_registration(self, input: Any, table_name: str) -> None:
+            table = to_pyarrow_if_list_tuple_or_dict(input)
+            frame = table.to_pandas() if hasattr(table, "to_pandas") else table
+            frame.to_sql(table_name, con=self._engine, index=False, if_exists="replace",
+                         schema=self._db_schema)
 
     params = engine.params  # type: ignore[attr-defined]
     schema = engine.schema  # type: ignore[attr-defined]
@@ -215,7 +228,7 @@ def _postgres_api(engine: Engine) -> Any:
                 "Ask a database administrator to run `CREATE EXTENSION fuzzystrmatch` "
                 "in this database.") from exc
         con.exec_driver_sql(ss.POSTGRES_JARO_WINKLER)
-    return PostgresAPI(engine=sa_engine, schema=schema)
+    return OfflinePostgresAPI(engine=sa_engine, schema=schema)
 
 
 SPLINK_BACKENDS = {"duckdb": _duckdb_api, "postgres": _postgres_api}
@@ -431,7 +444,7 @@ def _prior_recall(engine: Engine, strict: list[str], reporter: Reporter) -> floa
     joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
     agree = ibis.and_(*[(r_a[f] == r_b[f]).fill_null(False) for f in strict])
     row = engine.to_arrow(joined.aggregate(
-        n=joined.count(), agree=agree.cast("int64").sum())).to_pylist()[0]
+        n=joined.count(), agree=agree.ifelse(1, 0).sum())).to_pylist()[0]
     known, agreeing = int(row["n"] or 0), int(row["agree"] or 0)
     if known < MIN_KNOWN_PAIRS or agreeing == 0:
         return PRIOR_RECALL

@@ -264,8 +264,8 @@ def _group_table(engine: Engine, pm: ProjectMetrics, group: _Group, keys: list[s
 def _aggregate(agg: str, col: ir.Value) -> ir.Value:
     if agg == "sum":
         return col.sum()
-    if agg == "sum_boolean":
-        return col.cast("int64").sum()
+    if agg == "sum_boolean":  # PostgreSQL casts no boolean to bigint: count the true ones
+        return col.cast("boolean").ifelse(1, 0).sum()
     if agg == "count":
         return col.count()
     if agg == "count_distinct":
