@@ -247,6 +247,36 @@ def test_postgres_scores_like_duckdb(trained, engine: Engine, tmp_path: Path) ->
     assert not [t for t in engine.list_tables() if t.startswith("__")]
 
 
+@pytest.mark.postgres
+def test_training_on_postgres_beside_another_project(tmp_path: Path) -> None:
+    """Training on PostgreSQL, offline (no DuckDB extension to download), in a database
+    where another project's schema holds tables of the same names (Splink looked columns up
+    in every schema): a model that finds the duplicates, as on DuckDB."""
+    from conftest import postgres_engine
+
+    table, truth = synthetic_records(400, seed=3)
+    neighbour, engine = postgres_engine(), postgres_engine()
+    try:
+        load(neighbour, table)
+        pr.match(neighbour, neighbour.table("customer_records"), CONFIG, tmp_path / "other",
+                 "r0", SilentReporter())
+        load(engine, table)
+        result = pr.match(engine, engine.table("customer_records"), CONFIG, tmp_path, "r1",
+                          SilentReporter())
+        assert result.model is not None and result.model.trained
+        found = {(r["node_a"], r["node_b"]) for r in edge_rows(engine, result.edges)}
+        p, r = precision_recall(cluster_pairs(list(found)), true_pairs(truth))
+        assert p >= 0.95 and r >= 0.8, (p, r)
+        # what Splink reads of a table both schemas hold (as an incremental run reads the
+        # kept input): this project's columns, once each
+        seen = pr._db_api(engine).table_to_splink_dataframe("edges", pr.EDGES_TABLE).columns
+        assert [c.unquote().name for c in seen] == list(engine.table(pr.EDGES_TABLE).columns)
+    finally:
+        for e in (engine, neighbour):
+            e.drop_schema()
+            e.close()
+
+
 def test_swapped_names_are_a_level_of_both_names(trained) -> None:
     """A record with first and last names in each other's field agrees at "swapped
     names" on both comparisons, which EM learnt as evidence for (the synthetic sources

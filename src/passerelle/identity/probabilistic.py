@@ -196,20 +196,44 @@ def _duckdb_api(engine: Engine) -> Any:
 
 def _postgres_api(engine: Engine) -> Any:
     import sqlalchemy as sa
+    import sqlglot as sg
+    import sqlglot.expressions as sge
     from splink.backends.postgres import PostgresAPI
+    from splink.internals.input_column import InputColumn
     from splink.internals.misc import to_pyarrow_if_list_tuple_or_dict
+    from splink.internals.postgres.dataframe import PostgresDataFrame
+
+    class SchemaDataFrame(PostgresDataFrame):
+        """Columns of the table in this project's schema only: Splink's own lookup reads
+        every schema, so a second project in the same database (a table of the same name
+        in another schema) doubled every column and blocking failed ("column reference is
+        ambiguous")."""
+
+        @property
+        def columns(self) -> list[InputColumn]:
+            query = sg.select("column_name").from_(sg.table("columns", db="information_schema"))
+            query = query.where(sg.column("table_name").eq(sge.convert(self.physical_name)))
+            query = query.where(sg.column("table_schema").eq(sge.convert(self._db_schema)))
+            query = query.order_by("ordinal_position")
+            rows = self.db_api._execute_sql_against_backend(query.sql("postgres")).all()
+            return [InputColumn(r[0], sqlglot_dialect_str="postgres") for r in rows]
 
     class OfflinePostgresAPI(PostgresAPI):
         """Splink's PostgreSQL backend, without DuckDB's ``postgres`` extension: Splink
         writes the small tables it makes in Python (u counts, term frequencies) by
         downloading that extension, which fails on a machine without internet access (and
-        its fallback misses that error). Written through SQLAlchemy instead."""
+        its fallback misses that error). Written through SQLAlchemy instead. Its tables'
+        columns are read in this project's schema only (:class:`SchemaDataFrame`)."""
 
         def _table_registration(self, input: Any, table_name: str) -> None:
             table = to_pyarrow_if_list_tuple_or_dict(input)
             frame = table.to_pandas() if hasattr(table, "to_pandas") else table
             frame.to_sql(table_name, con=self._engine, index=False, if_exists="replace",
                          schema=self._db_schema)
+
+        def table_to_splink_dataframe(self, templated_name: str,
+                                      physical_name: str) -> SchemaDataFrame:
+            return SchemaDataFrame(templated_name, physical_name, self)
 
     params = engine.params  # type: ignore[attr-defined]
     schema = engine.schema  # type: ignore[attr-defined]
