@@ -7,6 +7,8 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 from activation_helpers import build_audience, build_profiles
 from passerelle.activation import (
@@ -104,20 +106,22 @@ def test_mailchimp_default_tag_and_generic(duckdb_engine: Engine, tmp_path: Path
     assert len(list_exports(duckdb_engine)) == 2
 
 
-def test_builds_stored_before_build_records_are_still_sent(duckdb_engine: Engine,
+def test_builds_stored_before_build_records_are_still_sent(engine: Engine,
                                                           tmp_path: Path) -> None:
     """A warehouse from before ``audience_builds`` (members only, the sent group once named
     'target'): its builds are recorded from the members and sent as they were; the holdout
     still is not."""
-    build_profiles(duckdb_engine)
-    build_audience(duckdb_engine, "vip", ["p2"], ["p1"], "r", T0)
-    duckdb_engine.drop("audience_builds")
-    duckdb_engine.con.raw_sql("UPDATE audience_members SET \"group\" = 'target' "
-                              "WHERE \"group\" = 'treated'")
+    build_profiles(engine)
+    build_audience(engine, "vip", ["p2"], ["p1"], "r", T0)
+    engine.drop("audience_builds")
+    group = sg.column("group", quoted=True)
+    engine.execute(sge.Update(this=sg.table("audience_members", quoted=True),
+                              expressions=[group.eq(sge.convert("target"))],
+                              where=sge.Where(this=group.eq(sge.convert("treated")))))
     dest = parse_destination({"type": "csv", "path": "t.csv"})
-    assert export_csv(duckdb_engine, "vip", dest, root=tmp_path).people == 1
+    assert export_csv(engine, "vip", dest, root=tmp_path).people == 1
     assert (tmp_path / "t.csv").read_text("utf-8").splitlines()[1].startswith("p2,")
-    [build] = duckdb_engine.to_arrow(duckdb_engine.table("audience_builds")).to_pylist()
+    [build] = engine.to_arrow(engine.table("audience_builds")).to_pylist()
     assert (build["treated"], build["holdout"], build["no_consent"]) == (1, 1, None)
 
 

@@ -96,9 +96,11 @@ class Engine(ABC):
 
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a work table that only this connection reads and that the step drops
-        when done; returns it. A plain table here; engines where a temporary one is cheaper
-        (no disk write, nothing to checkpoint) override this."""
-        self.replace_table(name, expr)
+        when done; returns it. A temporary table: never written to the warehouse file nor
+        checkpointed on DuckDB (spilled under its memory limit), session-local on
+        PostgreSQL. Never for a table another connection reads (Splink's PostgreSQL backend
+        has its own)."""
+        self.con.create_table(name, obj=expr, temp=True, overwrite=True)
         return self.table(name)
 
     def create_empty(self, name: str, schema: ibis.Schema) -> None:

@@ -47,12 +47,6 @@ class DuckDBEngine(Engine):
                 ) from exc
             raise EngineError(f"Cannot open the warehouse {self.path}: {exc}") from exc
 
-    def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
-        # a temporary table: in memory (spilled under the memory limit), never written to
-        # the file nor checkpointed; other connections never read scratch tables
-        self.con.create_table(name, obj=expr, temp=True, overwrite=True)
-        return self.table(name)
-
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)
 

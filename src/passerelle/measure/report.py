@@ -215,7 +215,7 @@ def _materialize(engine: Engine, expr: ir.Table, stem: str, made: list[str]) -> 
         return expr
     name = f"_measure_{stem}_{uuid.uuid4().hex[:10]}"
     made.append(name)
-    return engine.con.create_table(name, expr, temp=True)
+    return engine.scratch_table(name, expr)
 
 
 def attribution_from_tables(touches: ir.Table, conversions: ir.Table, engine: Engine,

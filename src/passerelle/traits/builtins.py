@@ -162,9 +162,7 @@ def fit_models(engine: Engine, orders: ir.Table, now: datetime, where: str | Non
     buyers' (frequency, monetary); only these aggregates (or those of a bounded sample, see
     :func:`bounded_statistics`) leave the engine. The per-person statistics are materialised
     once in ``table``: every later query (fits, lookup, traits) reads them."""
-    engine.con.create_table(table, obj=clv_statistics(orders, now, where), temp=True,
-                            overwrite=True)
-    stats = engine.table(table)
+    stats = engine.scratch_table(table, clv_statistics(orders, now, where))
     arr, of = bounded_statistics(engine, stats, ["frequency", "recency_days", "t_days"])
     bgnbd = replace(clv.fit_bgnbd(_col(arr, "frequency"), _col(arr, "recency_days") / WEEK,
                                   _col(arr, "t_days") / WEEK, weights=_col(arr, "people")),

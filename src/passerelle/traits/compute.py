@@ -140,9 +140,8 @@ class _Inputs:
 
     def _materialise(self, name: str, expr: ir.Table) -> ir.Table:
         table = f"{WORK}{name}"
-        self.engine.con.create_table(table, obj=expr, temp=True, overwrite=True)
         self.work.append(table)
-        return self.engine.table(table)
+        return self.engine.scratch_table(table, expr)
 
     def close(self) -> None:
         for table in reversed(self.work):
