@@ -131,7 +131,7 @@ fits = {{k: {{m: (f.summary() and {{p: round(v["estimate"], 4) for p, v in f.sum
                f.n, f.sample_of, f.converged) for m, f in v.items() if f}}
         for k, v in s.fits.items()}}
 DETAIL = {{"persons": s.persons, "skipped": s.skipped, "failed": s.failed, "fits": fits,
-          "fit_seconds": FIT[0]}}
+          "fit_seconds": FIT[0], "history_rows": s.history_rows}}
 engine.close()
 """
 
@@ -353,8 +353,12 @@ def main() -> int:
         metric_runs.append(run_phase("passerelle metric", PASSERELLE_METRIC.format(**fmt),
                                      setup=imports))
         assert abs(base_m_runs[-1].detail["revenue"] - metric_runs[-1].detail["revenue"]) < 1
+    # the next run of a project: every value compared with the current one (none changed)
+    recomputed = run_phase("passerelle traits, recomputed",
+                           PASSERELLE_TRAITS.format(**fmt, n=args.repeat + 1, full=True),
+                           setup=imports)
     rerun = run_phase("passerelle traits, nothing changed",
-                      PASSERELLE_TRAITS.format(**fmt, n=args.repeat + 1, full=False),
+                      PASSERELLE_TRAITS.format(**fmt, n=args.repeat + 2, full=False),
                       setup=imports)
     base_t, first, base_m, metric = (min(runs, key=lambda p: p.seconds) for runs in (
         base_runs, first_runs, base_m_runs, metric_runs))
@@ -363,11 +367,14 @@ def main() -> int:
     print(f"{'phase':<36}{'seconds':>9}{'x baseline':>12}{'peak MB':>10}")
     for label, phase, base in (
         ("baseline traits (SQL)", base_t, base_t), ("passerelle traits", first, base_t),
+        ("passerelle traits, recomputed", recomputed, base_t),
         ("passerelle traits, nothing changed", rerun, base_t),
         ("baseline metric (SQL)", base_m, base_m), ("passerelle metric", metric, base_m),
     ):
         print(f"{label:<36}{phase.seconds:>9.2f}{phase.seconds / base.seconds:>12.2f}"
               f"{phase.peak_mb:>10.0f}")
+    print(f"history rows: first computation {first.detail['history_rows']:,}, recomputed "
+          f"with nothing changed {recomputed.detail['history_rows']:,} (must be 0: no noise)")
     fit_s = first.detail["fit_seconds"]
     print(f"{'  of which scipy fits':<36}{fit_s:>9.2f}{fit_s / base_t.seconds:>12.2f}")
     if args.repeat > 1:
@@ -382,11 +389,13 @@ def main() -> int:
     path = save_report("traits_metrics", {
         "rows": {"persons": persons, "orders": orders, "order_lines": 2 * orders,
                  "events": events},
-        "baseline_traits": base_t, "traits": first, "traits_rerun": rerun,
+        "baseline_traits": base_t, "traits": first, "traits_recomputed": recomputed,
+        "traits_rerun": rerun,
         "baseline_metric": base_m, "metric": metric,
         "all_runs": {"baseline_traits": base_runs, "traits": first_runs,
                      "baseline_metric": base_m_runs, "metric": metric_runs},
-        "ratios": {"traits": ratio_t, "traits_rerun": rerun.seconds / base_t.seconds,
+        "ratios": {"traits": ratio_t, "traits_recomputed": recomputed.seconds / base_t.seconds,
+                   "traits_rerun": rerun.seconds / base_t.seconds,
                    "traits_without_fits": (first.seconds - fit_s) / base_t.seconds,
                    "metric": ratio_m},
     })
@@ -399,7 +408,8 @@ def _drop_outputs(db: Path) -> None:
     import duckdb
 
     con = duckdb.connect(str(db))
-    for name in ("traits", "traits_history", "trait_definitions", "_passerelle_step_state",
+    con.execute('DROP VIEW IF EXISTS "traits_history"').fetchall()
+    for name in ("traits", "traits_past", "trait_definitions", "_passerelle_step_state",
                  "baseline_traits"):
         con.execute(f'DROP TABLE IF EXISTS "{name}"').fetchall()
     con.execute("CHECKPOINT").fetchall()

@@ -9,7 +9,7 @@ import ibis
 import pytest
 
 from passerelle.project.traits_models import AggregateTrait, BuiltinTrait
-from passerelle.traits import TRAIT_DEFINITIONS, changed_since, compute_traits
+from passerelle.traits import TRAIT_DEFINITIONS, changed_since, compute_traits, store
 from passerelle.traits.persons import person_events, person_orders
 from traits_helpers import (
     put_customer_records,
@@ -205,6 +205,70 @@ def test_history_records_only_changes(shop):
     assert third.history_rows == 0
     assert shop.to_arrow(changed_since(shop, datetime(2024, 7, 1))).num_rows == 8
     assert shop.to_arrow(changed_since(shop, days=7, now=later)).num_rows == 13 + 8
+
+
+def history_of(engine) -> set[tuple]:
+    h = engine.table("traits_history")
+    return {(r["person_id"], r["trait"], r["value_number"], r["value_text"], r["value_date"],
+             r["valid_from"], r["run_id"]) for r in engine.to_arrow(h).to_pylist()}
+
+
+def test_history_keeps_every_version_without_copying_current_values(shop):
+    spend = agg("total_spend", "sum", "amount")
+    compute_traits(shop, [spend], SOURCES, "R1", NOW)
+    assert shop.count("traits_past") == 0  # first values are held once, in traits
+    assert history_of(shop) == {("P1", "total_spend", 180.0, None, None, NOW, "R1"),
+                                ("P2", "total_spend", 20.0, None, None, NOW, "R1"),
+                                ("P3", "total_spend", 60.0, None, None, NOW, "R1")}
+    later, last = datetime(2024, 7, 1), datetime(2024, 7, 2)
+    put_entity(shop, "orders", "orders", [o for o in ORDERS if o["order_id"] != "O9"])
+    compute_traits(shop, [spend], SOURCES, "R2", later)  # P2: 20 -> 10
+    put_entity(shop, "orders", "orders", ORDERS)
+    compute_traits(shop, [spend], SOURCES, "R3", last)  # P2: 10 -> 20 again
+    p2 = sorted((r[5], r[2], r[6]) for r in history_of(shop) if r[0] == "P2")
+    assert p2 == [(NOW, 20.0, "R1"), (later, 10.0, "R2"), (last, 20.0, "R3")]
+    unchanged = rows_of(shop, trait="total_spend")
+    assert unchanged[("P1", "total_spend")] == 180  # computed by R3, holding since R1:
+    p1 = shop.table("traits").filter(shop.table("traits").person_id == "P1")
+    assert shop.to_arrow(p1.select("run_id", "valid_run_id")).to_pylist() == [
+        {"run_id": "R3", "valid_run_id": "R1"}]
+    # a trait dropped from the project, or no longer tracked, keeps its history
+    compute_traits(shop, [agg("orders_90d", "count", window_days=90)], SOURCES, "R4", last)
+    assert {r[:3] for r in history_of(shop) if r[1] == "total_spend"} == {
+        ("P1", "total_spend", 180.0), ("P2", "total_spend", 20.0),
+        ("P2", "total_spend", 10.0), ("P3", "total_spend", 60.0)}
+    compute_traits(shop, [agg("orders_90d", "count", window_days=90, history=False)],
+                   SOURCES, "R5", last)
+    assert {r[2] for r in history_of(shop) if r[1] == "orders_90d"} == {2.0, 1.0, 0.0}
+    assert shop.to_arrow(shop.table("traits").valid_from.notnull().any()).as_py() is False
+
+
+def test_a_warehouse_with_the_old_history_table_is_converted(shop):
+    """Before the view, traits_history was a table holding every version, current values
+    included, and traits had no valid_from: the first run converts it, losing nothing."""
+    traits = [agg("total_spend", "sum", "amount"),
+              agg("orders_90d", "count", window_days=90, history=False)]
+    compute_traits(shop, traits, SOURCES, "R1", NOW)
+    put_entity(shop, "orders", "orders", [o for o in ORDERS if o["order_id"] != "O9"])
+    compute_traits(shop, traits, SOURCES, "R2", datetime(2024, 7, 1))
+    versions = history_of(shop)
+    current = rows_of(shop)
+    # the old layout, written by hand
+    history_rows = shop.to_arrow(shop.table("traits_history"))
+    old_traits = shop.to_arrow(shop.table("traits").drop("valid_from", "valid_run_id"))
+    shop.con.drop_view("traits_history")
+    for name in ("traits_past", "traits"):
+        shop.drop(name)
+    shop.con.create_table("traits_history", history_rows)
+    shop.con.create_table("traits", old_traits)
+
+    assert store.upgrade(shop) is True
+    assert "traits_history" not in shop.base_tables()
+    assert history_of(shop) == versions and rows_of(shop) == current
+    assert shop.count("traits_past") == 1  # P2's 20, replaced by 10
+    assert store.upgrade(shop) is False
+    third = compute_traits(shop, traits, SOURCES, "R3", datetime(2024, 7, 1))
+    assert third.history_rows == 0 and history_of(shop) == versions
 
 
 def test_a_failed_trait_keeps_its_previous_values(shop):

@@ -200,14 +200,17 @@ def bounded_statistics(engine: Engine, people: ir.Table, keys: list[str],
     grouped = people.group_by(keys).aggregate(people=people.count())
     row = engine.to_arrow(grouped.aggregate(rows=grouped.count(),
                                             total=grouped.people.sum())).to_pylist()[0]
+    # in a fixed order: a fit summing its terms in another order lands a few ulps away, and
+    # the CLV values rounded from it would be recorded as changes on every run
     if (row["rows"] or 0) <= exact_max:
-        return engine.to_arrow(grouped), 0
+        return engine.to_arrow(grouped.order_by(keys)), 0
     population = int(row["total"])
     scale = 16 ** HASH_DIGITS
     cut = f"{min(math.ceil(scale * sample / population), scale - 1):0{HASH_DIGITS}x}"
     digest = engine.sha256_hex(people.person_id.cast(dt.string)).substr(0, HASH_DIGITS)
     drawn = people.filter(digest < cut)
-    return engine.to_arrow(drawn.group_by(keys).aggregate(people=drawn.count())), population
+    sampled = drawn.group_by(keys).aggregate(people=drawn.count())
+    return engine.to_arrow(sampled.order_by(keys)), population
 
 
 def clv_traits(engine: Engine, trait: BuiltinTrait, model: ClvModel) -> ir.Table:

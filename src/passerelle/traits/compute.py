@@ -5,9 +5,10 @@ temporary work table, when several queries read one); every reduction trait of a
 (counts, sums, min/max, averages, RFM's inputs, the last visit) is requested before anything
 runs, so that they come out of one aggregation grouped by person; then each trait's rows are
 inserted into a work table (one INSERT ... SELECT per trait, compiled by Ibis for the
-engine), changed values are appended to the history and the work table replaces ``traits``
-in one transaction. A trait that fails (e.g. CLV with too
-few repeat buyers) keeps its previous values and is reported; the others are published.
+engine, keeping the start of every value that did not change), the values that stopped
+holding move to ``traits_past`` and the work table replaces ``traits`` in one transaction.
+A trait that fails (e.g. CLV with too few repeat buyers) keeps its previous values and is
+reported; the others are published.
 
 A trait whose inputs, definition and time did not move since its last computation
 (:mod:`passerelle.traits.incremental`) is not recomputed: its values are carried over, and
@@ -258,7 +259,7 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
             plans[trait.name] = exc
     models: dict[str | None, builtins.ClvModel] = {}
     definitions: list[dict] = []
-    store.start_next(engine)
+    had = store.start_next(engine)
     with reporter.step("traits", total=len(trait_list)) as progress:
         for trait in trait_list:
             if trait.name in skip:  # unchanged inputs: carry values and definition row over
@@ -273,7 +274,8 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
                 if isinstance(plan, PasserelleError):
                     raise plan
                 rows, fit_info = _rows(engine, trait, inputs, models, now, plan)
-                store.insert_values(engine, rows, now, run_id)
+                store.insert_values(engine, rows, now, run_id, tracked=trait.history,
+                                    compare=bool(had.intersection(outputs(trait))))
                 if fit_info is not None:
                     summary.fits[trait.name] = fit_info
             except PasserelleError as exc:
@@ -286,9 +288,8 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
                                                now, run_id))
             progress.advance(1)
     done = [t for t in trait_list if t.name not in summary.failed and t.name not in skip]
-    computed = [o for t in done for o in outputs(t)]
     tracked = [o for t in done if t.history for o in outputs(t)]
-    summary.history_rows = store.publish(engine, tracked, computed, now, run_id)
+    summary.history_rows = store.publish(engine, tracked, now, run_id)
     summary.persons = _persons(engine)
     for row in definitions:
         row["persons"] = summary.persons.get(row["name"], 0)
