@@ -409,7 +409,8 @@ def _drop_outputs(db: Path) -> None:
 
     con = duckdb.connect(str(db))
     con.execute('DROP VIEW IF EXISTS "traits_history"').fetchall()
-    for name in ("traits", "traits_past", "trait_definitions", "_passerelle_step_state",
+    for name in ("traits", "traits_past", "trait_runs", "trait_definitions",
+                 "_passerelle_step_state",
                  "baseline_traits"):
         con.execute(f'DROP TABLE IF EXISTS "{name}"').fetchall()
     con.execute("CHECKPOINT").fetchall()
