@@ -68,6 +68,10 @@ def test_demo_traits_metrics_and_glossary(tmp_path):
     assert "stg_store_tickets.amount" in entries["revenue"]["lineage"]
     assert entries["clv"]["kind"] == "trait" and entries["clv"]["status"] == "ok"
     assert "stg_eshop_orders.amount" in entries["clv"]["lineage"]
+    # where each trait is used: the demo's best_customers segment reads these two
+    assert entries["orders_90d"]["used_by"] == ["segment best_customers"]
+    assert "segment best_customers" in entries["total_spend"]["used_by"]
+    assert entries["clv"]["used_by"] == []
 
 
 def test_demo_refuses_a_folder_that_is_not_a_demo(tmp_path):

@@ -77,7 +77,7 @@ def test_glossary(views: Engine, pm: ProjectMetrics) -> None:
     assert revenue["owner"] == "finance@example.fr"
     assert revenue["definition"].startswith("Chiffre d'affaires TTC")
     assert revenue["synonyms"] == ["CA", "chiffre d'affaires"]
-    assert revenue["used_by"] == ["aov", "net_revenue"]
+    assert revenue["used_by"] == ["metric aov", "metric net_revenue"]
     assert revenue["lineage"] == ["stg_shop.amount", "stg_till.amount"]
     assert (revenue["file"], revenue["line"]) == ("metrics/metrics.yml", 2)
     assert entries["net_revenue"]["depends_on"] == ["revenue", "refunds"]

@@ -287,3 +287,26 @@ def test_a_failed_trait_keeps_its_previous_values(shop):
     status = {r["name"]: r["status"] for r in
               shop.to_arrow(shop.table(TRAIT_DEFINITIONS)).to_pylist()}
     assert status == {"total_spend": "ok", "clv": "failed"}
+
+
+def test_the_glossary_says_which_segments_use_a_trait():
+    from passerelle.project.segments_models import SegmentConfig
+    from passerelle.project.traits_models import TraitDefinitions
+    from passerelle.segments.validate import SegmentDefinitions
+    from passerelle.traits.glossary import trait_entries
+
+    def segment(name, where):
+        return SegmentConfig(name=name, description=name, owner="tests", where=where)
+
+    segments = SegmentDefinitions(segments={
+        "loyal": segment("loyal", {"all": [
+            {"trait": "spend", "op": ">=", "value": 100},
+            {"not": {"any": [{"trait": "rfm_monetary", "op": "<", "value": 2}]}}]}),
+        "big": segment("big", {"trait": "spend", "op": ">", "value": 1000}),
+        "web": segment("web", {"field": "country", "op": "=", "value": "FR"}),
+    })
+    traits = TraitDefinitions(traits=[agg("spend", "sum", "amount"), builtin("rfm", "rfm"),
+                                      builtin("clv", "clv")], origin={})
+    used = {e["name"]: e["used_by"] for e in trait_entries(traits, None, {}, segments)}
+    assert used == {"spend": ["segment big", "segment loyal"], "rfm": ["segment loyal"],
+                    "clv": []}

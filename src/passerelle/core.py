@@ -77,7 +77,8 @@ class Project:
         entries = glossary(self.definition.metrics, self.engine) if self.definition.metrics \
             else []
         if self.definition.traits is not None:
-            entries += trait_entries(self.definition.traits, self.engine, self.sources)
+            entries += trait_entries(self.definition.traits, self.engine, self.sources,
+                                     self.definition.segments)
         return sorted(entries, key=lambda e: (e["name"], e["kind"]))
 
     def status(self, limit: int = 10) -> list[dict]:

@@ -117,8 +117,8 @@ def glossary(pm: ProjectMetrics, engine: Engine | None = None) -> list[dict[str,
     """Every metric as a glossary entry, sorted by name.
 
     Entries: name, kind ("metric"), label, type, definition, description, owner, synonyms,
-    status, file, line, depends_on (metrics it is computed from), used_by (metrics computed
-    from it; traits and segments will add theirs), measures, lineage (``table.column``
+    status, file, line, depends_on (metrics it is computed from), used_by (``metric <name>``
+    for each metric computed from it), measures, lineage (``table.column``
     strings, only when an engine is given: it needs the compiled SQL and the views).
     """
     entries = []
@@ -130,7 +130,8 @@ def glossary(pm: ProjectMetrics, engine: Engine | None = None) -> list[dict[str,
             "definition": metric.definition, "description": metric.description,
             "owner": metric.owner, "synonyms": list(metric.synonyms), "status": metric.status,
             "file": file, "line": line, "depends_on": pm.dependencies(metric),
-            "used_by": pm.used_by(name), "measures": pm.measures_of(metric),
+            "used_by": [f"metric {m}" for m in pm.used_by(name)],
+            "measures": pm.measures_of(metric),
         }
         if engine is not None:
             try:

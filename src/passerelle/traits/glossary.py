@@ -1,8 +1,11 @@
-"""Traits as glossary entries: definition, owner, lineage, last computation.
+"""Traits as glossary entries: definition, owner, lineage, where they are used, last
+computation.
 
 Lineage is derived from each trait's definition and the project's sources: the entity a
 trait aggregates is a view over the staged tables of its sources, so the columns are
 ``stg_<source>.<column>`` for every source of that entity (and the filter's columns).
+A trait is used by the segments whose conditions name it or one of its parts (``rfm`` for
+``rfm_monetary``).
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from typing import Any
 from passerelle.engines.base import Engine
 from passerelle.metrics.expr import parse_expression, references
 from passerelle.project.traits_models import AggregateTrait, TraitDefinitions
+from passerelle.traits.compute import outputs
 
 # What each built-in reads: (entity, column) pairs.
 BUILTIN_INPUTS: dict[str, list[tuple[str, str]]] = {
@@ -36,8 +40,22 @@ def _inputs(trait: Any) -> list[tuple[str, str]]:
     return [(trait.entity, c) for c in dict.fromkeys(columns)]
 
 
+def segments_using(segments: Any) -> dict[str, set[str]]:
+    """Trait output -> the segments whose conditions name it (``segments``: the project's
+    SegmentDefinitions, or None)."""
+    from passerelle.project.segments_models import TraitCondition
+    from passerelle.segments.validate import walk
+
+    using: dict[str, set[str]] = {}
+    for name, segment in (getattr(segments, "segments", None) or {}).items():
+        for condition, _ in walk(segment.where):
+            if isinstance(condition, TraitCondition):
+                using.setdefault(condition.trait, set()).add(name)
+    return using
+
+
 def trait_entries(traits: TraitDefinitions, engine: Engine | None,
-                  sources: dict[str, Any]) -> list[dict[str, Any]]:
+                  sources: dict[str, Any], segments: Any = None) -> list[dict[str, Any]]:
     from passerelle.pipeline import ENTITY_VIEWS
     from passerelle.traits.store import TRAIT_DEFINITIONS
 
@@ -47,6 +65,7 @@ def trait_entries(traits: TraitDefinitions, engine: Engine | None,
         computed = {r["name"]: r for r in engine.to_arrow(
             table.select("name", "computed_at", "persons", "status")).to_pylist()}
     views = {view: entity for entity, view in ENTITY_VIEWS.items()}
+    using = segments_using(segments)
     entries = []
     for trait in traits.traits:
         file, line = traits.origin.get(trait.name, (None, None))
@@ -56,11 +75,12 @@ def trait_entries(traits: TraitDefinitions, engine: Engine | None,
             lineage += [f"stg_{s.name}.{column}" for s in sources.values()
                         if s.entity == entity]
         last = computed.get(trait.name, {})
+        used_by = set().union(*(using.get(o, set()) for o in outputs(trait)))
         entries.append({
             "name": trait.name, "kind": "trait", "definition": trait.description,
             "owner": trait.owner, "status": last.get("status") or "not computed yet",
             "type": trait.type, "file": file, "line": line, "lineage": sorted(lineage),
-            "used_by": [], "last_computed_at": last.get("computed_at"),
-            "persons": last.get("persons"),
+            "used_by": [f"segment {n}" for n in sorted(used_by)],
+            "last_computed_at": last.get("computed_at"), "persons": last.get("persons"),
         })
     return entries
