@@ -54,7 +54,7 @@ class TraitsSummary:
     run_id: str
     computed_at: datetime
     persons: dict[str, int] = field(default_factory=dict)  # trait output -> persons with a value
-    history_rows: int = 0  # rows appended to traits_history (values that changed)
+    history_rows: int = 0  # history rows added: values that started, NULLs for values gone
     fits: dict[str, dict[str, Fit | None]] = field(default_factory=dict)  # clv trait -> fits
     failed: dict[str, str] = field(default_factory=dict)  # trait -> reason (kept old values)
     skipped: list[str] = field(default_factory=list)  # traits whose inputs did not change

@@ -219,31 +219,27 @@ def upgrade(engine: Engine) -> bool:
         latest = history.mutate(_n=ibis.row_number().over(
             group_by=[history.person_id, history.trait],
             order_by=[history.valid_from.desc(), history.run_id.desc()]))
-        latest = latest.filter(latest._n == 0).select(
-            _person=latest.person_id, _trait=latest.trait, _number=latest.value_number,
-            _text=latest.value_text, _date=latest.value_date, _from=latest.valid_from,
-            _run_id=latest.run_id)
-        joined = current.left_join(latest, [current.person_id == latest._person,
-                                            current.trait == latest._trait])
-        holds = (joined.value_number.identical_to(joined._number)
-                 & joined.value_text.identical_to(joined._text)
-                 & joined.value_date.identical_to(joined._date))
-        joined = joined.mutate(_start=ibis.ifelse(holds, joined._run_id, ibis.null(dt.string)),
-                               _from=ibis.ifelse(holds, joined._from, ibis.null(dt.timestamp)))
+        latest = latest.filter(latest._n == 0)
+        latest = latest.select(*(latest[c].name(f"{c}_h") for c in HISTORY_SCHEMA.names))
+        joined = current.left_join(latest, [current.person_id == latest.person_id_h,
+                                            current.trait == latest.trait_h])
+        holds = _same_values(joined, "_h")
+        started = joined.mutate(
+            _start=ibis.ifelse(holds, joined.run_id_h, ibis.null(dt.string)),
+            _from=ibis.ifelse(holds, joined.valid_from_h, ibis.null(dt.timestamp)))
         computing = runs.select(_computing=runs.run, _computing_id=runs.run_id)
         starting = runs.select(_starting=runs.run, _starting_id=runs.run_id)
-        numbered = joined.left_join(computing, joined.run_id == computing._computing_id)
+        numbered = started.left_join(computing, started.run_id == computing._computing_id)
         numbered = numbered.left_join(starting, numbered._start == starting._starting_id)
         engine.con.create_table(TRAITS_NEXT, numbered.select(
             *VALUES, "computed_at", run=numbered._computing, valid_from=numbered._from,
             valid_run=numbered._starting).select(*TRAITS_SCHEMA.names), overwrite=True)
-        new = engine.table(TRAITS_NEXT)
-        new = new.join(runs, new.valid_run == runs.run).select(
-            _person=new.person_id, _trait=new.trait, _from=new.valid_from, _run_id=runs.run_id)
-        past = history.anti_join(new, [history.person_id == new._person,
-                                       history.trait == new._trait,
-                                       history.valid_from == new._from,
-                                       history.run_id == new._run_id])
+        # the versions that became current values stay out of traits_past
+        held = joined.filter(holds)
+        past = history.anti_join(held, [history.person_id == held.person_id_h,
+                                        history.trait == held.trait_h,
+                                        history.valid_from == held.valid_from_h,
+                                        history.run_id == held.run_id_h])
         engine.create_empty(TRAITS_PAST, HISTORY_SCHEMA)
         engine.con.insert(TRAITS_PAST, past.select(*HISTORY_SCHEMA.names))
         engine.drop(TRAITS_LEGACY)
