@@ -143,7 +143,7 @@ def test_truth_covers_every_customer_record(demo) -> None:
         "newsletter_signups": [r["ID contact"] for r in _read_csv(
             p / "data/newsletter/inscriptions.csv", ";", "cp1252")],
         "eshop_customers": [str(v) for v in pq.read_table(
-            p / "data/eshop/ps_customer.parquet").column("id_customer").to_pylist()],
+            p / "data/eshop/passerelle_customers.parquet").column("id_customer").to_pylist()],
     }
     persons = _persons(demo)
     for source, ids in files.items():
@@ -244,7 +244,8 @@ def test_households_shared_emails_and_garbage(demo) -> None:
     same = [h for h, (a, b) in by_h.items() if a["address_line1"] == b["address_line1"]
             and a["last_name"] == b["last_name"]]
     assert len(same) > 0.7 * len(couples)
-    shop = pq.read_table(demo.project_dir / "data/eshop/ps_customer.parquet").to_pylist()
+    shop = pq.read_table(
+        demo.project_dir / "data/eshop/passerelle_customers.parquet").to_pylist()
     truth = _truth(demo, "eshop_customers")
     owners: dict[str, set] = {}
     for r in shop:
@@ -255,6 +256,24 @@ def test_households_shared_emails_and_garbage(demo) -> None:
     invalid = [r["E-mail"] for r in news
                if r["E-mail"] and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[a-z]+", r["E-mail"])]
     assert invalid
+
+
+def test_eshop_accounts_carry_their_delivery_address(demo) -> None:
+    from passerelle.demo.customers import ESHOP_ELSEWHERE, ESHOP_NO_ADDRESS
+
+    shop = pq.read_table(
+        demo.project_dir / "data/eshop/passerelle_customers.parquet").to_pylist()
+    truth, persons = _truth(demo, "eshop_customers"), _persons(demo)
+    with_address = [r for r in shop if r["address1"] is not None]
+    assert abs(1 - len(with_address) / len(shop) - ESHOP_NO_ADDRESS) < 0.03
+    assert all(r["postcode"] and r["city"] for r in with_address)
+    home = [r for r in with_address
+            if r["address1"] == persons[truth[str(r["id_customer"])]]["address_line1"]]
+    # at home but for a workplace, and an old address for some who moved
+    assert 0.85 < len(home) / len(with_address) < 1 - ESHOP_ELSEWHERE / 2
+    phones = [r["phone_mobile"] for r in with_address if r["phone_mobile"]]
+    assert 0.6 < len(phones) / len(with_address) < 0.9
+    assert all(r["date_upd"] >= r["date_add"] for r in shop)
 
 
 def test_events_are_segment_spec_lines(demo) -> None:
@@ -321,16 +340,26 @@ def test_eshop_in_mariadb(tmp_path: Path, mariadb_database: str) -> None:
     try:
         with con.cursor() as cur:
             counts = {}
-            for table in ("ps_customer", "ps_orders", "ps_order_detail"):
+            for table in ("ps_customer", "passerelle_customers", "ps_orders",
+                          "ps_order_detail"):
                 cur.execute(f"SELECT COUNT(*) FROM `{table}`")
                 counts[table] = cur.fetchone()[0]
             cur.execute("SELECT SUM(total_paid_tax_incl) > 0, MIN(date_add) FROM ps_orders")
             positive, first = cur.fetchone()
+            cur.execute("SELECT COUNT(*), COUNT(DISTINCT id_customer) FROM ps_address")
+            addresses, with_address = cur.fetchone()
+            cur.execute("SELECT COUNT(postcode), COUNT(phone_mobile), "
+                        "SUM(date_upd >= date_add) FROM passerelle_customers")
+            view = cur.fetchone()
     finally:
         con.close()
-    assert counts == {"ps_customer": manifest.counts["eshop_customers"],
+    customers = manifest.counts["eshop_customers"]
+    assert counts == {"ps_customer": customers, "passerelle_customers": customers,
                       "ps_orders": manifest.counts["eshop_orders"],
                       "ps_order_detail": manifest.counts["eshop_order_lines"]}
+    # most accounts have a delivery address, and the view shows it beside the account
+    assert 0.8 * customers < with_address == addresses < customers
+    assert view[0] == with_address and 0 < view[1] < with_address and view[2] == customers
     assert counts["ps_orders"] > 0 and positive == 1 and first.year >= 2025
     assert not (tmp_path / "p" / "data" / "eshop").exists()
     for name, key in (("eshop_customers", "date_upd"), ("eshop_orders", "date_upd"),

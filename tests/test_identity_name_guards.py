@@ -74,7 +74,79 @@ def test_address_is_a_level_of_the_postcode_comparison():
     shape = ss.model_shape(config)
     assert [f for f, _ in shape.compared] == ["first_name", "postcode"]
     labels = list(ss.level_labels(config)["postcode"].values())
-    assert labels == ["null", "same address", "exact", "same city", "same department",
-                      "different"]
+    assert labels == ["null", ss.HOUSEHOLD, ss.SAME_ADDRESS, ss.NO_STREET, ss.OTHER_STREET,
+                      "same city", "same department", "different"]
     with pytest.raises(ValueError, match="level of the postcode comparison"):
         Probabilistic(comparisons=[Comparison(field="address_line1", method="address")])
+
+
+NAMES_AND_ADDRESS = Probabilistic(comparisons=[
+    Comparison(field="first_name", method="name"),
+    Comparison(field="last_name", method="name"),
+    Comparison(field="postcode", method="postcode"),
+    Comparison(field="address_line1", method="address")])
+
+
+def _postcode_level(left: dict, right: dict) -> str:
+    """The postcode level Splink would give a pair, from the levels' own SQL (DuckDB)."""
+    import duckdb
+
+    levels = ss._levels("postcode", "postcode", ss.model_shape(NAMES_AND_ADDRESS))
+    case = " ".join(f"WHEN {lv['sql_condition']} THEN '{lv['label_for_charts']}'"
+                    for lv in levels if lv["sql_condition"] != "ELSE")
+    columns = {}
+    for side, record in (("l", left), ("r", right)):
+        canon = ss.nickname_map().get(record["first_name"], record["first_name"])
+        for field, value in (*record.items(), ("first_name__canon", canon)):
+            columns[f"{field}_{side}"] = value
+    names = ", ".join(f"${i + 1} AS {name}" for i, name in enumerate(columns))
+    sql = f"SELECT CASE {case} ELSE 'different' END FROM (SELECT {names})"
+    return duckdb.connect().execute(sql, list(columns.values())).fetchall()[0][0]
+
+
+HOME = {"postcode": "69003", "address_line1": "12 rue de la paix"}
+
+
+@pytest.mark.parametrize(("left", "right", "expected"), [
+    ({"first_name": "victor", "last_name": "samson"},
+     {"first_name": "capucine", "last_name": "samson"}, ss.HOUSEHOLD),  # his wife
+    ({"first_name": "victor", "last_name": "samson"},
+     {"first_name": "victor", "last_name": "samson"}, ss.SAME_ADDRESS),
+    ({"first_name": "nicolas", "last_name": "roy"},
+     {"first_name": "nico", "last_name": "roy"}, ss.SAME_ADDRESS),  # nickname
+    ({"first_name": "nicolas", "last_name": "roy"},
+     {"first_name": "nicolsa", "last_name": "roy"}, ss.SAME_ADDRESS),  # typo
+    ({"first_name": "alexandre", "last_name": "roy"},
+     {"first_name": "alex", "last_name": "roy"}, ss.SAME_ADDRESS),  # short form
+    ({"first_name": "nicolas", "last_name": "roy"},
+     {"first_name": "roy", "last_name": "nicolas"}, ss.SAME_ADDRESS),  # swapped
+    ({"first_name": None, "last_name": "roy"},
+     {"first_name": "nicolas", "last_name": "roy"}, ss.SAME_ADDRESS),  # cannot tell
+])
+def test_a_partner_at_the_same_address_has_a_level_of_their_own(left, right, expected):
+    assert _postcode_level(left | HOME, right | HOME) == expected
+
+
+def test_a_record_without_a_street_line_compares_its_postcode_alone():
+    someone = {"first_name": "marie", "last_name": "roy"}
+    sign_up = someone | {"postcode": "69003", "address_line1": None}
+    assert _postcode_level(someone | HOME, sign_up) == ss.NO_STREET
+    assert _postcode_level(someone | HOME, someone | HOME | {
+        "address_line1": "3 rue neuve"}) == ss.OTHER_STREET
+    assert _postcode_level(someone | HOME, sign_up | {"postcode": "69004"}) == "same department"
+
+
+def test_the_postcode_without_a_street_weighs_an_equal_postcode():
+    from passerelle.identity.probabilistic import _fill_unobserved
+
+    levels = [{"label_for_charts": "null", "is_null_level": True},
+              {"label_for_charts": ss.HOUSEHOLD, "m_probability": 0.01, "u_probability": 1e-6},
+              {"label_for_charts": ss.SAME_ADDRESS, "m_probability": 0.6,
+               "u_probability": 1e-6},
+              {"label_for_charts": ss.NO_STREET, "u_probability": 0.002},  # EM never saw it
+              {"label_for_charts": ss.OTHER_STREET, "m_probability": 0.2, "u_probability": 0.004},
+              {"label_for_charts": "different", "m_probability": 0.19, "u_probability": 0.99}]
+    model = _fill_unobserved({"comparisons": [{"comparison_levels": levels}]}, 10**6)
+    no_street = model["comparisons"][0]["comparison_levels"][3]
+    ratio = (0.01 + 0.6 + 0.2) / (1e-6 + 1e-6 + 0.004)
+    assert no_street["m_probability"] == pytest.approx(0.002 * ratio)

@@ -219,6 +219,44 @@ def eshop(people: People, pools: Pools, origin: int, rng: np.random.Generator) -
     return CustomerSource("eshop_customers", person, ids, created, columns, {"email": mail})
 
 
+# PrestaShop's delivery addresses (``ps_address``): an account gets one at its first order.
+ESHOP_ADDRESS_NOISE = SourceNoise(phone_missing=0.15, old_address=0.3)
+ESHOP_NO_ADDRESS = 0.10  # accounts that never ordered: no address yet
+ESHOP_ELSEWHERE = 0.05  # delivered to a workplace or a pick-up point, not home
+
+
+def eshop_addresses(people: People, pools: Pools, eshop: CustomerSource, origin: int,
+                    rng: np.random.Generator) -> pa.Table:
+    """``ps_address`` rows, typed: one delivery address for most e-shop accounts, typed by
+    the customer at checkout (an old address for some who moved, a workplace for a few),
+    with the mobile phone the carrier asks for."""
+    noise = ESHOP_ADDRESS_NOISE
+    account = np.nonzero(rng.random(len(eshop.person)) >= ESHOP_NO_ADDRESS)[0]
+    person = eshop.person[account]
+    n = len(person)
+    addr = addresses(people, pools, person, noise, rng)
+    elsewhere = np.nonzero(rng.random(n) < ESHOP_ELSEWHERE)[0]
+    other = addresses(people, pools, rng.integers(0, people.n, len(elsewhere)), noise, rng)
+    for key in ("line1", "line2", "postcode", "city"):
+        addr[key] = t.apply(addr[key], elsewhere, other[key])
+    created = np.maximum(eshop.created[account], 0) + rng.integers(0, 30 * DAY, n)
+    created = np.minimum(created, YEAR - DAY)
+    columns = {
+        "id_address": pa.array(np.arange(1, n + 1, dtype=np.int32)),
+        "id_customer": pa.array((account + 1).astype(np.int32)),
+        "alias": t.where(np.isin(np.arange(n), elsewhere), "Bureau", "Mon adresse"),
+        "firstname": eshop.columns["firstname"].take(pa.array(account)),
+        "lastname": eshop.columns["lastname"].take(pa.array(account)),
+        "address1": addr["line1"], "address2": addr["line2"], "postcode": addr["postcode"],
+        "city": addr["city"], "phone": pa.nulls(n, pa.string()),
+        "phone_mobile": phones(people, person, noise, rng),
+        "deleted": pa.array(np.zeros(n, np.int8)),
+        "date_add": pa.array((origin + created).astype("datetime64[s]")),
+        "date_upd": pa.array((origin + created).astype("datetime64[s]")),
+    }  # fmt: skip
+    return pa.table(columns)
+
+
 def loyalty(people: People, pools: Pools, origin: int, rng: np.random.Generator
             ) -> CustomerSource:
     """The till system's member export: French headers, upper-case surnames, dd/mm/yyyy."""

@@ -1,8 +1,9 @@
 """Write the demo e-shop into a real MariaDB/MySQL database, as PrestaShop would hold it.
 
-So the MySQL connector is exercised end to end: ``ps_customer``, ``ps_orders`` and
-``ps_order_detail`` are dropped and recreated (idempotent), then filled with batched
-``executemany`` inserts of 10,000 rows. Identifiers are quoted with backticks after a
+So the MySQL connector is exercised end to end: ``ps_customer``, ``ps_address``,
+``ps_orders`` and ``ps_order_detail`` are dropped and recreated (idempotent), then filled
+with batched ``executemany`` inserts of 10,000 rows; the view ``passerelle_customers``
+joins each account to its delivery address. Identifiers are quoted with backticks after a
 strict name check; values always travel as query parameters.
 """
 
@@ -33,6 +34,23 @@ DDL = {
   `date_upd` DATETIME NOT NULL,
   PRIMARY KEY (`id_customer`), KEY `date_upd` (`date_upd`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
+    "ps_address": """(
+  `id_address` INT UNSIGNED NOT NULL,
+  `id_customer` INT UNSIGNED NOT NULL,
+  `alias` VARCHAR(32) NOT NULL,
+  `firstname` VARCHAR(255) NOT NULL,
+  `lastname` VARCHAR(255) NOT NULL,
+  `address1` VARCHAR(128) NOT NULL,
+  `address2` VARCHAR(128) NULL,
+  `postcode` VARCHAR(12) NULL,
+  `city` VARCHAR(64) NOT NULL,
+  `phone` VARCHAR(32) NULL,
+  `phone_mobile` VARCHAR(32) NULL,
+  `deleted` TINYINT(1) NOT NULL DEFAULT 0,
+  `date_add` DATETIME NOT NULL,
+  `date_upd` DATETIME NOT NULL,
+  PRIMARY KEY (`id_address`), KEY `id_customer` (`id_customer`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4""",
     "ps_orders": """(
   `id_order` INT UNSIGNED NOT NULL,
   `reference` VARCHAR(9) NOT NULL,
@@ -57,6 +75,20 @@ DDL = {
 }
 
 
+# What the e-shop's customer source reads: each account with its latest delivery address
+# (PrestaShop keeps addresses apart, in ps_address). IT creates such a view for Passerelle;
+# the demo's Parquet export runs the same query (outputs.customers_with_address).
+CUSTOMERS_VIEW_NAME = "passerelle_customers"
+CUSTOMERS_VIEW = """SELECT c.id_customer, c.id_gender, c.firstname, c.lastname, c.email,
+  c.birthday, c.newsletter, c.optin, c.active, c.date_add,
+  GREATEST(c.date_upd, COALESCE(a.date_upd, c.date_upd)) AS date_upd,
+  a.address1, a.address2, a.postcode, a.city, a.phone, a.phone_mobile
+FROM ps_customer c
+LEFT JOIN ps_address a ON a.id_address = (
+  SELECT MAX(x.id_address) FROM ps_address x WHERE x.id_customer = c.id_customer
+  AND x.deleted = 0)"""
+
+
 def _ident(name: str, what: str) -> str:
     if not _NAME.match(name):
         raise ConnectorError(
@@ -73,7 +105,8 @@ def _rows(table: pa.Table) -> Iterator[list[tuple]]:
 
 
 def write_eshop(conn: dict, tables: dict[str, pa.Table]) -> dict[str, int]:
-    """Create the database if missing, replace the three tables, return their row counts."""
+    """Create the database if missing, replace the tables and the customers view; return
+    the tables' row counts."""
     import pymysql
 
     database = _ident(str(conn.get("database", "")), "database")
@@ -105,6 +138,9 @@ def write_eshop(conn: dict, tables: dict[str, pa.Table]) -> dict[str, int]:
                     cur.executemany(sql, rows)
                 con.commit()
                 counts[name] = table.num_rows
+            view = _ident(CUSTOMERS_VIEW_NAME, "view")
+            cur.execute(f"CREATE OR REPLACE VIEW {view} AS {CUSTOMERS_VIEW}")
+            con.commit()
     except pymysql.err.MySQLError as exc:
         con.rollback()
         raise ConnectorError(f"Writing the demo e-shop to MariaDB failed: {exc}",

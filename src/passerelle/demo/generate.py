@@ -17,6 +17,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from passerelle.demo import activity, customers, events, outputs, project
+from passerelle.demo.eshop_mysql import CUSTOMERS_VIEW_NAME
 from passerelle.demo.people import make_people
 from passerelle.demo.pools import build_pools
 from passerelle.errors import PasserelleError
@@ -108,10 +109,16 @@ def generate_demo(
             data / "store" / "loyalty_members.csv", loyal.columns, ";", "cp1252", "\r\n")
         counts["newsletter_signups"] = outputs.write_csv(
             data / "newsletter" / "inscriptions.csv", news.columns, ";", "cp1252", "\r\n")
-        tables = outputs.eshop_tables(orders, eshop, pools, origin, frng)
-        if eshop_mysql is None:
+        # a stream of its own: the addresses came later, the rest of the demo is unchanged
+        addresses = customers.eshop_addresses(people, pools, eshop, origin,
+                                              np.random.default_rng([seed, 41]))
+        tables = outputs.eshop_tables(orders, eshop, addresses, pools, origin, frng)
+        if eshop_mysql is None:  # what the sources read: the customers view, the orders
             (data / "eshop").mkdir(parents=True, exist_ok=True)
-            for name, table in tables.items():
+            files = {CUSTOMERS_VIEW_NAME: outputs.customers_with_address(tables),
+                     "ps_orders": tables["ps_orders"],
+                     "ps_order_detail": tables["ps_order_detail"]}
+            for name, table in files.items():
                 pq.write_table(table, data / "eshop" / f"{name}.parquet", compression="zstd")
         else:
             outputs_counts = _mysql(eshop_mysql, tables)
@@ -121,7 +128,7 @@ def generate_demo(
                 reporter.warning(f"Set {project.PASSWORD_ENV} to the MariaDB password before "
                                  "running the demo project.")
         for source, table in project.ESHOP_TABLES.items():
-            counts[source] = tables[table].num_rows
+            counts[source] = tables.get(table, tables["ps_customer"]).num_rows
         counts["store_tickets"] = outputs.write_tickets(data / "store" / "tickets.csv", orders,
                                                         loyal, origin, frng)
         counts["ad_spend"] = outputs.write_csv(

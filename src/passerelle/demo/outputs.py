@@ -17,9 +17,10 @@ from passerelle.demo.pools import STORES, Pools
 TICKET_CHUNK = 500_000
 
 
-def eshop_tables(orders: Orders, eshop: CustomerSource, pools: Pools, origin: int,
-                 rng: np.random.Generator) -> dict[str, pa.Table]:
-    """PrestaShop's ``ps_customer``, ``ps_orders`` and ``ps_order_detail``, typed."""
+def eshop_tables(orders: Orders, eshop: CustomerSource, addresses: pa.Table, pools: Pools,
+                 origin: int, rng: np.random.Generator) -> dict[str, pa.Table]:
+    """PrestaShop's ``ps_customer``, ``ps_address``, ``ps_orders`` and ``ps_order_detail``,
+    typed."""
     web = np.nonzero(orders.web)[0]  # already sorted by time
     k = len(web)
     web_id = np.full(len(orders.person), -1, dtype=np.int64)
@@ -56,8 +57,21 @@ def eshop_tables(orders: Orders, eshop: CustomerSource, pools: Pools, origin: in
         "total_price_tax_incl": _money(unit * qty),
         "category_name": t.take(pools.product_categories, product),
     })
-    return {"ps_customer": pa.table(eshop.columns), "ps_orders": ps_orders,
-            "ps_order_detail": detail}
+    return {"ps_customer": pa.table(eshop.columns), "ps_address": addresses,
+            "ps_orders": ps_orders, "ps_order_detail": detail}
+
+
+def customers_with_address(tables: dict[str, pa.Table]) -> pa.Table:
+    """Each account with its latest delivery address, for the Parquet export of the demo:
+    the rows of the MariaDB view ``passerelle_customers``, by the view's own query."""
+    import duckdb
+
+    from passerelle.demo.eshop_mysql import CUSTOMERS_VIEW
+
+    con = duckdb.connect()
+    for name in ("ps_customer", "ps_address"):
+        con.register(name, tables[name])
+    return con.execute(f"{CUSTOMERS_VIEW} ORDER BY c.id_customer").fetch_arrow_table()
 
 
 def _money(cents: np.ndarray) -> pa.Array:

@@ -92,6 +92,21 @@ def _dedupe(emails: pa.Array, taken: pa.Array | None = None) -> pa.Array:
     return pa.array(values, pa.string())
 
 
+def _adult_ages(rng: np.random.Generator, again: np.random.Generator, n: int) -> np.ndarray:
+    """Ages in years, normal around 44 and kept between 18 and 88 by drawing again (from
+    ``again``, so the rest of the demo draws what it drew before).
+
+    Clipping would put the 3 % of draws under 18 on one birth date (2007-01-02), which
+    strangers would then share: identity matching would see a birth date that says little.
+    """
+    ages = rng.normal(44, 14, n)
+    outside = np.nonzero((ages < 18) | (ages > 88))[0]
+    while len(outside):
+        ages[outside] = again.normal(44, 14, len(outside))
+        outside = outside[(ages[outside] < 18) | (ages[outside] > 88)]
+    return ages
+
+
 def make_people(n: int, pools: Pools, seed: int) -> People:
     rng = np.random.default_rng([seed, 10])
     gender = (rng.random(n) < 0.45).astype(np.int8)  # the retailer's clientele: 55% women
@@ -101,7 +116,7 @@ def make_people(n: int, pools: Pools, seed: int) -> People:
         mask = gender == g
         first[mask] = rng.choice(ids, mask.sum(), p=pools.first_weights[ids])
     last = rng.choice(len(pools.last), n, p=pools.last_weights)
-    age_days = (np.clip(rng.normal(44, 14, n), 18, 88) * 365.25).astype(np.int64)
+    age_days = (_adult_ages(rng, np.random.default_rng([seed, 12]), n) * 365.25).astype(np.int64)
     birth = (np.datetime64("2025-01-01") - age_days).astype("datetime64[D]")
     place = rng.choice(len(pools.places_weights), n, p=pools.places_weights)
     street = rng.integers(0, len(pools.streets), n)

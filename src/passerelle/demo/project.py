@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from passerelle.demo.eshop_mysql import CUSTOMERS_VIEW_NAME
 from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig
 
@@ -29,7 +30,9 @@ _CUSTOMER_MAPPINGS: dict[str, dict[str, Any]] = {
     "eshop_customers": {
         "customer_id": "id_customer", "first_name": "firstname", "last_name": "lastname",
         "email": "email", "birth_date": "birthday", "consent_email": "newsletter",
-        "country": {"value": "FR"}, "created_at": "date_add", "updated_at": "date_upd",
+        "address_line1": "address1", "address_line2": "address2", "postcode": "postcode",
+        "city": "city", "phone": "phone_mobile", "country": {"value": "FR"},
+        "created_at": "date_add", "updated_at": "date_upd",
     },
     "loyalty_members": {
         "customer_id": "N° carte", "loyalty_card": "N° carte", "first_name": "Prénom",
@@ -87,9 +90,9 @@ MAPPINGS = {**_CUSTOMER_MAPPINGS, **_OTHER_MAPPINGS}
 
 _FRENCH = {"type": "csv", "delimiter": ";", "encoding": "cp1252", "decimal": ","}
 _UTF8 = {"type": "csv", "delimiter": ",", "encoding": "utf-8", "decimal": "."}
-ESHOP_TABLES = {"eshop_customers": "ps_customer", "eshop_orders": "ps_orders",
+ESHOP_TABLES = {"eshop_customers": CUSTOMERS_VIEW_NAME, "eshop_orders": "ps_orders",
                 "eshop_order_lines": "ps_order_detail"}
-ESHOP_INCREMENTAL = {"ps_customer": "date_upd", "ps_orders": "date_upd",
+ESHOP_INCREMENTAL = {CUSTOMERS_VIEW_NAME: "date_upd", "ps_orders": "date_upd",
                      "ps_order_detail": "id_order_detail"}
 PASSWORD_ENV = "PASSERELLE_ESHOP_PASSWORD"
 
@@ -101,7 +104,8 @@ SOURCES: dict[str, dict[str, Any]] = {
     },
     "eshop_customers": {
         "entity": "customers", "owner": "E-commerce",
-        "description": "PrestaShop customer accounts (ps_customer)",
+        "description": "PrestaShop customer accounts with their latest delivery address "
+                       f"(view {CUSTOMERS_VIEW_NAME}: ps_customer joined to ps_address)",
     },
     "eshop_orders": {
         "entity": "orders", "owner": "E-commerce", "customer_source": "eshop_customers",
@@ -500,8 +504,10 @@ def write_project(project_dir: Path, eshop_mysql: dict | None, counts: dict[str,
 
 
 def readme(eshop_mysql: dict | None, end_date: str) -> str:
-    where = ("MariaDB tables `ps_customer`, `ps_orders`, `ps_order_detail` in database "
-             f"`{eshop_mysql['database']}`" if eshop_mysql else "Parquet files in `data/eshop/`")
+    where = (f"MariaDB view `{CUSTOMERS_VIEW_NAME}` (`ps_customer` with its `ps_address`), "
+             f"tables `ps_orders`, `ps_order_detail` in database `{eshop_mysql['database']}`"
+             if eshop_mysql else "Parquet files in `data/eshop/` (customers: the export of "
+             f"the view `{CUSTOMERS_VIEW_NAME}`, accounts with their delivery address)")
     return f"""# Maison Lumière — Passerelle demo project
 
 A fictitious French home & fashion retailer: 12 stores, an e-shop (PrestaShop), a loyalty

@@ -534,7 +534,30 @@ def _fill_unobserved(model: dict, max_pairs: int) -> dict:
                 level["u_probability"] = u = 1.0 / max_pairs
             if not isinstance(level.get("m_probability"), int | float):
                 level["m_probability"] = u
+        _postcode_without_street(comparison["comparison_levels"])
     return model
+
+
+def _postcode_without_street(levels: list[dict]) -> None:
+    """Give the "same postcode, no street to compare" level the likelihood ratio of an
+    equal postcode among the pairs whose streets could be compared.
+
+    EM cannot learn that level: the records without a street line (sign-up forms) have no
+    birth date either, so they only meet in the name blocking rules, where the postcode
+    comparison is not estimated (its household level reads the first name). A missing
+    street says nothing about the person, so an equal postcode then weighs what it weighs
+    when streets are compared, whatever they say: m / u = (sum of m) / (sum of u) over the
+    levels that compare them.
+    """
+    by_label = {level.get("label_for_charts"): level for level in levels}
+    if ss.NO_STREET not in by_label:
+        return
+    compared = [by_label[label] for label in (ss.HOUSEHOLD, ss.SAME_ADDRESS, ss.OTHER_STREET)
+                if label in by_label]
+    ratio = (sum(_probability(lv["m_probability"]) for lv in compared)
+             / sum(_probability(lv["u_probability"]) for lv in compared))
+    level = by_label[ss.NO_STREET]
+    level["m_probability"] = min(1.0, _probability(level["u_probability"]) * ratio)
 
 
 def train(engine: Engine, records: ir.Table, config: Probabilistic, model_path: Path,
@@ -650,10 +673,14 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) 
         label: ir.StringValue = ibis.literal(exact["label_for_charts"])
         value: ir.FloatingValue = level_weight(exact)
         if field == "postcode" and address is not None:
-            # "same address" needs the street line on both sides; else the exact postcode
+            # identical records share their first name: the same address when they have a
+            # street line, else the postcode without a street to compare
+            by_label = {lv["label_for_charts"]: lv for lv in levels}
+            same, no_street = by_label[ss.SAME_ADDRESS], by_label[ss.NO_STREET]
             has_street = reps[address].notnull()
-            label = ibis.ifelse(has_street, label, levels[1]["label_for_charts"])
-            value = ibis.ifelse(has_street, value, level_weight(levels[1]))
+            label = ibis.ifelse(has_street, same["label_for_charts"],
+                                no_street["label_for_charts"])
+            value = ibis.ifelse(has_street, level_weight(same), level_weight(no_street))
         field_weight = ibis.ifelse(present, value, 0.0)
         weight = weight + field_weight
         parts[field] = (ibis.ifelse(present, label, "null"), field_weight)
