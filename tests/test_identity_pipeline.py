@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -134,8 +135,29 @@ def test_identity_report_scores_against_the_demo_truth(demo):
     assert overall["precision"] > 0.8 and overall["recall"] > 0.7
 
 
+def test_with_term_frequencies_every_run_is_a_full_run(demo, tmp_path):
+    project_dir = copy_of(demo, tmp_path)  # the demo compares names with term frequencies
+    crm = project_dir / "data" / "crm_contacts.csv"
+    crm.write_text(crm.read_text(encoding="utf-8") + crm.read_text(
+        encoding="utf-8").splitlines()[1].replace("CRM-", "CRM-NEW-") + "\n", encoding="utf-8")
+    with passerelle.open(project_dir) as project:
+        result = project.run()
+        assert result.ok and result.identity.mode == "full"
+        assert "how frequent a value is" in result.identity.mode_reason
+
+
+def without_term_frequencies(project_dir: Path) -> None:
+    """The demo's rules without term frequencies, and a first full run with them."""
+    identity = project_dir / "identity.yml"
+    identity.write_text(identity.read_text(encoding="utf-8").replace(
+        ", term_frequencies: true", ""), encoding="utf-8")
+    with passerelle.open(project_dir) as project:
+        assert project.run(retrain=True).ok
+
+
 def test_new_records_take_the_incremental_path_and_match_a_full_rebuild(demo, tmp_path):
     project_dir = copy_of(demo, tmp_path)
+    without_term_frequencies(project_dir)
     crm = project_dir / "data" / "crm_contacts.csv"
     lines = crm.read_text(encoding="utf-8").splitlines()
     header, first = lines[0].split(","), lines[1].split(",")
