@@ -196,9 +196,9 @@ def _address_levels(left: str, right: str, shape: ModelShape) -> list[dict]:
     name" are far from independent among non-matches, which the model assumes. A partner
     whose first name differs gets its own level, whose m EM learns as small: otherwise the
     address's +20 bits outweigh the first names' disagreement. A record without a street
-    line (a sign-up form) gets a level of its own too: among matches, the exact postcode
-    without a street to compare is as likely as "same address" and the exact postcode
-    together, which one level averaged with differing streets would understate.
+    line (a sign-up form) gets a level of its own too, weighed after training as an equal
+    postcode (``probabilistic._postcode_without_street``): one level shared with differing
+    streets would weigh it as a postcode whose streets differ.
     """
     a_l, a_r = _q(shape.address, "l"), _q(shape.address, "r")
     same = f"{left} = {right} AND {a_l} = {a_r}"
