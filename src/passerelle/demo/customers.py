@@ -221,7 +221,7 @@ def eshop(people: People, pools: Pools, origin: int, rng: np.random.Generator) -
 
 # PrestaShop's delivery addresses (``ps_address``): an account gets one at its first order.
 ESHOP_ADDRESS_NOISE = SourceNoise(phone_missing=0.15, old_address=0.3)
-ESHOP_NO_ADDRESS = 0.10  # accounts that never ordered: no address yet
+ESHOP_NO_ADDRESS = 0.10  # accounts without an address (in a shop: never ordered)
 ESHOP_ELSEWHERE = 0.05  # delivered to a workplace or a pick-up point, not home
 
 
