@@ -87,10 +87,13 @@ NAMES_AND_ADDRESS = Probabilistic(comparisons=[
     Comparison(field="address_line1", method="address")])
 
 
-def _postcode_level(left: dict, right: dict) -> str:
-    """The postcode level Splink would give a pair, from the levels' own SQL (DuckDB)."""
-    import duckdb
+def _postcode_level(engine, left: dict, right: dict) -> str:
+    """The postcode level Splink would give a pair, from the levels' own SQL, on ``engine``
+    (PostgreSQL with the Jaro-Winkler function Passerelle installs there)."""
+    import sqlglot as sg
 
+    if engine.name == "postgres":
+        engine._run(ss.POSTGRES_JARO_WINKLER)
     levels = ss._levels("postcode", "postcode", ss.model_shape(NAMES_AND_ADDRESS))
     case = " ".join(f"WHEN {lv['sql_condition']} THEN '{lv['label_for_charts']}'"
                     for lv in levels if lv["sql_condition"] != "ELSE")
@@ -98,10 +101,11 @@ def _postcode_level(left: dict, right: dict) -> str:
     for side, record in (("l", left), ("r", right)):
         canon = ss.nickname_map().get(record["first_name"], record["first_name"])
         for field, value in (*record.items(), ("first_name__canon", canon)):
-            columns[f"{field}_{side}"] = value
-    names = ", ".join(f"${i + 1} AS {name}" for i, name in enumerate(columns))
-    sql = f"SELECT CASE {case} ELSE 'different' END FROM (SELECT {names})"
-    return duckdb.connect().execute(sql, list(columns.values())).fetchall()[0][0]
+            columns[f"{field}_{side}"] = sg.exp.convert(value).sql()
+    names = ", ".join(f"CAST({v} AS VARCHAR) AS {k}" for k, v in columns.items())
+    sql = f"SELECT CASE {case} ELSE 'different' END AS level FROM (SELECT {names}) AS pair"
+    # as Splink runs them: the text as written (sqlglot would rename the function)
+    return engine._run(sql)[0][0]
 
 
 HOME = {"postcode": "69003", "address_line1": "12 rue de la paix"}
@@ -123,17 +127,19 @@ HOME = {"postcode": "69003", "address_line1": "12 rue de la paix"}
     ({"first_name": None, "last_name": "roy"},
      {"first_name": "nicolas", "last_name": "roy"}, ss.SAME_ADDRESS),  # cannot tell
 ])
-def test_a_partner_at_the_same_address_has_a_level_of_their_own(left, right, expected):
-    assert _postcode_level(left | HOME, right | HOME) == expected
+def test_a_partner_at_the_same_address_has_a_level_of_their_own(engine, left, right,
+                                                               expected):
+    assert _postcode_level(engine, left | HOME, right | HOME) == expected
 
 
-def test_a_record_without_a_street_line_compares_its_postcode_alone():
+def test_a_record_without_a_street_line_compares_its_postcode_alone(engine):
     someone = {"first_name": "marie", "last_name": "roy"}
     sign_up = someone | {"postcode": "69003", "address_line1": None}
-    assert _postcode_level(someone | HOME, sign_up) == ss.NO_STREET
-    assert _postcode_level(someone | HOME, someone | HOME | {
+    assert _postcode_level(engine, someone | HOME, sign_up) == ss.NO_STREET
+    assert _postcode_level(engine, someone | HOME, someone | HOME | {
         "address_line1": "3 rue neuve"}) == ss.OTHER_STREET
-    assert _postcode_level(someone | HOME, sign_up | {"postcode": "69004"}) == "same department"
+    assert _postcode_level(engine, someone | HOME,
+                           sign_up | {"postcode": "69004"}) == "same department"
 
 
 def test_the_postcode_without_a_street_weighs_an_equal_postcode():
