@@ -127,8 +127,9 @@ def generate_demo(
             if eshop_mysql.get("password"):
                 reporter.warning(f"Set {project.PASSWORD_ENV} to the MariaDB password before "
                                  "running the demo project.")
+        rows_of = {CUSTOMERS_VIEW_NAME: "ps_customer"}  # the view: one row an account
         for source, table in project.ESHOP_TABLES.items():
-            counts[source] = tables.get(table, tables["ps_customer"]).num_rows
+            counts[source] = tables[rows_of.get(table, table)].num_rows
         counts["store_tickets"] = outputs.write_tickets(data / "store" / "tickets.csv", orders,
                                                         loyal, origin, frng)
         counts["ad_spend"] = outputs.write_csv(
