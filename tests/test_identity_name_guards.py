@@ -52,6 +52,8 @@ def test_without_the_option_a_shared_email_links_everyone(engine):
     ("weiss.dominique@wanadoo.fr", "Dominique", "weiss"),
     ("xavier.aubry76@hotmail.fr", "Xavier", "aubry"),
     ("xavieraubry@free.fr", "Xavier", "aubry"),
+    ("xaubry.17000@free.fr", "Xavier", "aubry"),  # a number after a dot
+    ("jean-christophe.pires.93145@free.fr", "Jean-Christophe", "pires"),
     ("xaubry@free.fr", "Xavier", "aubry"),
     ("jean-philippe_le-gall@free.fr", "Jean-Philippe", "le gall"),
     ("xavier76@free.fr", "Xavier", None),  # no last name in it

@@ -389,6 +389,7 @@ def test_prior_recall_is_measured_on_key_links(duckdb_engine: DuckDBEngine) -> N
 
 @pytest.mark.parametrize(("email", "first", "last"), [
     ("marie.dupont85@example.fr", "marie", "dupont"),
+    ("luc.georges.92341@example.fr", "luc", "georges"),  # a number after a dot
     ("Jean-Pierre_Le-Goff@example.com", "jean pierre", "le goff"),
     ("dupont.marie@example.fr", "dupont", "marie"),  # read swapped: the model knows
     ("mdupont@example.fr", None, None),

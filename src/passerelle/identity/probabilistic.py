@@ -87,15 +87,21 @@ def fold(value: ir.StringValue) -> ir.StringValue:
     return value.nullif("")
 
 
+def _email_words(email: ir.StringValue) -> ir.StringValue:
+    """The local part of an address, lower-case, without the number people or mail
+    providers append (``marie.dupont85``, ``luc.georges.92341``, ``croyer_1984``)."""
+    local = email.cast("string").lower().re_extract(r"^([^@]+)@", 1)
+    return local.re_replace(r"[._-]*[0-9]+$", "")
+
+
 def last_name_from_email(email: ir.StringValue, first: ir.StringValue) -> ir.StringValue:
     """The last name an e-mail address spells beside a (folded) first name, folded; NULL
     when the address does not hold the first name (a partner's address, a pseudonym).
 
     Local parts read: ``first.last``, ``first_last``, ``last.first``, ``firstlast`` and
-    ``flast`` (initial), trailing digits dropped (``marie.dupont85``).
+    ``flast`` (initial), a trailing number dropped (``marie.dupont85``, ``mdupont.1985``).
     """
-    local = email.cast("string").lower().re_extract(r"^([^@]+)@", 1)
-    local = local.re_replace(r"[0-9]+$", "").replace("-", " ")
+    local = _email_words(email).replace("-", " ")
     n = first.length()
     rest = ibis.cases(
         (local.startswith(first.concat(".")) | local.startswith(first.concat("_")),
@@ -116,7 +122,7 @@ def names_from_email(email: ir.StringValue) -> tuple[ir.StringValue, ir.StringVa
     """(first, last) that an address of two words spells, folded: ``marie.dupont85@`` and
     ``marie_dupont@`` give (marie, dupont); NULLs for any other form. ``dupont.marie@``
     gives them swapped, which the "swapped names" level of the model recognises."""
-    local = email.cast("string").lower().re_extract(r"^([^@]+)@", 1).re_replace(r"[0-9]+$", "")
+    local = _email_words(email)
     two = local.re_search(r"^[a-z][a-z-]*[a-z][._][a-z][a-z-]*[a-z]$")
     words = [local.re_extract(r"^([a-z-]+)[._]([a-z-]+)$", i).replace("-", " ") for i in (1, 2)]
     return (ibis.ifelse(two, words[0], ibis.null("string")),
