@@ -124,6 +124,10 @@ HOME = {"postcode": "69003", "address_line1": "12 rue de la paix"}
      {"first_name": "nicolsa", "last_name": "roy"}, ss.SAME_ADDRESS),  # typo
     ({"first_name": "alexandre", "last_name": "roy"},
      {"first_name": "alex", "last_name": "roy"}, ss.SAME_ADDRESS),  # short form
+    ({"first_name": "jean pierre", "last_name": "roy"},
+     {"first_name": "jp", "last_name": "roy"}, ss.SAME_ADDRESS),  # initials
+    ({"first_name": "jean pierre", "last_name": "roy"},
+     {"first_name": "jm", "last_name": "roy"}, ss.HOUSEHOLD),  # his brother's initials
     ({"first_name": "nicolas", "last_name": "roy"},
      {"first_name": "roy", "last_name": "nicolas"}, ss.SAME_ADDRESS),  # swapped
     ({"first_name": None, "last_name": "roy"},

@@ -173,13 +173,17 @@ SWAPPED_SQL = (f"{_q('first_name', 'l')} = {_q('last_name', 'r')} AND "
 
 
 def _short_form(left: str, right: str) -> str:
-    """One first name starts or ends the other, three letters at least: Alex/Alexandre,
-    Jean-Bap/Jean-Baptiste, Manue/Emmanuelle. Written with substr and length only."""
+    """One first name starts or ends the other, three letters at least (Alex/Alexandre,
+    Jean-Bap/Jean-Baptiste, Manue/Emmanuelle), or is the initials of a compound name
+    (JP/Jean-Pierre, JP/Jean-Philippe: folded, the hyphen is a space). Written with substr,
+    strpos and length only."""
     conditions = []
     for a, b in ((left, right), (right, left)):
         conditions.append(f"(length({a}) >= 3 AND length({a}) < length({b}) AND "
                           f"(substr({b}, 1, length({a})) = {a} OR "
                           f"substr({b}, length({b}) - length({a}) + 1) = {a}))")
+        conditions.append(f"(length({a}) = 2 AND strpos({b}, ' ') > 1 AND {a} = "
+                          f"substr({b}, 1, 1) || substr({b}, strpos({b}, ' ') + 1, 1))")
     return " OR ".join(conditions)
 
 
