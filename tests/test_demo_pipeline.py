@@ -106,7 +106,16 @@ def test_demo_with_the_eshop_in_mariadb(tmp_path, mariadb_database):
         files = project.engine.to_arrow(
             project.engine.table("raw_eshop_orders")._source_file.name("f")
             .as_table().distinct()).to_pylist()
+        customers = project.engine.table("stg_eshop_customers")
+        staged = project.engine.to_arrow(customers.aggregate(
+            n=customers.count(), postcodes=customers.postcode.count(),
+            phones=customers.phone.count(),
+            file=customers._source_file.max())).to_pylist()[0]
     assert files == [{"f": "mysql:ps_orders"}]
+    # the accounts came through the view, with their delivery address and phone
+    assert staged["file"] == "mysql:passerelle_customers"
+    assert 0.8 * staged["n"] < staged["postcodes"] < staged["n"]
+    assert 0 < staged["phones"] < staged["postcodes"]
 
 
 @pytest.mark.postgres
