@@ -235,7 +235,8 @@ def eshop_addresses(people: People, pools: Pools, eshop: CustomerSource, origin:
     person = eshop.person[account]
     n = len(person)
     addr = addresses(people, pools, person, noise, rng)
-    elsewhere = np.nonzero(rng.random(n) < ESHOP_ELSEWHERE)[0]
+    at_work = rng.random(n) < ESHOP_ELSEWHERE
+    elsewhere = np.nonzero(at_work)[0]
     other = addresses(people, pools, rng.integers(0, people.n, len(elsewhere)), noise, rng)
     for key in ("line1", "line2", "postcode", "city"):
         addr[key] = t.apply(addr[key], elsewhere, other[key])
@@ -244,7 +245,7 @@ def eshop_addresses(people: People, pools: Pools, eshop: CustomerSource, origin:
     columns = {
         "id_address": pa.array(np.arange(1, n + 1, dtype=np.int32)),
         "id_customer": pa.array((account + 1).astype(np.int32)),
-        "alias": t.where(np.isin(np.arange(n), elsewhere), "Bureau", "Mon adresse"),
+        "alias": t.where(at_work, "Bureau", "Mon adresse"),
         "firstname": eshop.columns["firstname"].take(pa.array(account)),
         "lastname": eshop.columns["lastname"].take(pa.array(account)),
         "address1": addr["line1"], "address2": addr["line2"], "postcode": addr["postcode"],

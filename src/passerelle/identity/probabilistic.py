@@ -684,8 +684,7 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) 
             by_label = {lv["label_for_charts"]: lv for lv in levels}
             same, no_street = by_label[ss.SAME_ADDRESS], by_label[ss.NO_STREET]
             has_street = reps[address].notnull()
-            label = ibis.ifelse(has_street, same["label_for_charts"],
-                                no_street["label_for_charts"])
+            label = ibis.ifelse(has_street, ss.SAME_ADDRESS, ss.NO_STREET)
             value = ibis.ifelse(has_street, level_weight(same), level_weight(no_street))
         field_weight = ibis.ifelse(present, value, 0.0)
         weight = weight + field_weight

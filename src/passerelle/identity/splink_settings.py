@@ -208,13 +208,13 @@ def _address_levels(left: str, right: str, shape: ModelShape) -> list[dict]:
     same = f"{left} = {right} AND {a_l} = {a_r}"
     levels = []
     if "first_name" in shape.nickname_fields:
+        # first names that differ: both known, and at none of the first name's agreeing
+        # levels (exact, swapped, nickname, short form, Jaro-Winkler), so the two stay in step
         f_l, f_r = _q("first_name", "l"), _q("first_name", "r")
-        c_l, c_r = _q("first_name" + CANON_SUFFIX, "l"), _q("first_name" + CANON_SUFFIX, "r")
-        differ = (f"{f_l} <> {f_r} AND {c_l} <> {c_r} AND "
-                  f"jaro_winkler_similarity({f_l}, {f_r}) < {min(NAME_JW_THRESHOLDS)} AND "
-                  f"NOT ({_short_form(f_l, f_r)})")
-        if shape.swappable:
-            differ += f" AND NOT ({SWAPPED_SQL})"
+        agree = [lv["sql_condition"] for lv in _levels("first_name", "name", shape)
+                 if not lv.get("is_null_level") and lv is not ELSE]
+        differ = (f"{f_l} IS NOT NULL AND {f_r} IS NOT NULL AND NOT ("
+                  + " OR ".join(f"({c})" for c in agree) + ")")
         levels.append(_level(f"{same} AND {differ}", HOUSEHOLD))
     levels.append(_level(same, SAME_ADDRESS))
     levels.append(_level(f"{left} = {right} AND ({a_l} IS NULL OR {a_r} IS NULL)", NO_STREET))
