@@ -1,0 +1,119 @@
+"""Measurement: experiments, campaigns, attribution, incrementality."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from passerelle.cli.common import ProjectOpt, app, console, open_project, print_json
+
+experiments_app = typer.Typer(no_args_is_help=True, help="A/B tests: coverage and analysis.")
+app.add_typer(experiments_app, name="experiments")
+
+
+@experiments_app.command("list")
+def experiments_list(project: ProjectOpt = Path(".")) -> None:
+    """Experiments defined and experiments seen in exposure events, side by side."""
+    from passerelle.measure.report import experiments_coverage
+    from passerelle.render import rows_table
+
+    with open_project(project) as proj:
+        rows = experiments_coverage(proj, proj.engine)
+    console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen",
+                                    "last_seen", "status")))
+
+
+@experiments_app.command("analyse")
+def experiments_analyse(
+    name: Annotated[str, typer.Argument(help="Experiment name (experiments/<name>.yml).")],
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full analysis.")] = False,
+) -> None:
+    """Analyse an A/B/n test: sample ratio, lifts with intervals, chance to win, verdict."""
+    from passerelle.measure.report import analyse_experiment
+    from passerelle.render import experiment_text
+
+    with open_project(project) as proj:
+        analysis = analyse_experiment(proj, proj.engine, name)
+    print_json(analysis) if as_json else console.print(experiment_text(analysis))
+
+
+@app.command()
+def campaigns(
+    project: ProjectOpt = Path("."),
+    window: Annotated[int, typer.Option(help="Days after a touch in which a purchase counts.")]
+    = 14,
+    grain: Annotated[str | None, typer.Option(help="day, week or month (default: all time).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Spend, reach, conversions, revenue, CPA, ROAS and ROI per campaign, with intervals."""
+    from datetime import timedelta
+
+    from passerelle.measure.report import campaign_results
+    from passerelle.render import arrow_table
+
+    with open_project(project) as proj:
+        table = campaign_results(proj, proj.engine, timedelta(days=window), grain)
+    print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+
+
+@app.command()
+def attribution(
+    project: ProjectOpt = Path("."),
+    lookback: Annotated[int, typer.Option(help="Days of touches before a purchase.")] = 30,
+    revenue: Annotated[bool, typer.Option(help="Attribute revenue rather than conversions.")]
+    = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+) -> None:
+    """Conversions (or revenue) per channel under every attribution model, side by side."""
+    from datetime import timedelta
+
+    from passerelle.measure.report import attribution_report
+    from passerelle.render import arrow_table
+
+    with open_project(project) as proj:
+        report = attribution_report(proj, proj.engine, timedelta(days=lookback))
+    table = report["revenue" if revenue else "conversions"]
+    print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+
+
+@app.command()
+def incrementality(
+    project: ProjectOpt = Path("."),
+    audience: Annotated[list[str] | None, typer.Option(
+        "--audience", help="Only this audience (repeat for several; default: all).")] = None,
+    window: Annotated[int, typer.Option(help="Days after each send in which a purchase "
+                                              "counts.")] = 14,
+    campaign: Annotated[list[str] | None, typer.Option(
+        "--campaign", help="AUDIENCE=CAMPAIGN_ID: the ad_spend campaign of an audience "
+                           "(default: the audience's name).")] = None,
+    spend: Annotated[list[str] | None, typer.Option(
+        "--spend", help="AUDIENCE=AMOUNT: what the audience's sends cost, in the project "
+                        "currency (instead of ad_spend).")] = None,
+    rate: Annotated[list[str] | None, typer.Option(
+        "--rate", help="CURRENCY=RATE to convert ad spend, e.g. USD=0.92.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the full report as JSON.")]
+    = False,
+) -> None:
+    """What each audience's sends caused: sent vs held out, lifts and incremental ROI."""
+    from datetime import timedelta
+
+    from passerelle.measure.holdouts import (
+        incrementality_report,
+        incrementality_text,
+        parse_pairs,
+    )
+
+    with open_project(project) as proj:
+        report = incrementality_report(
+            proj, proj.engine, timedelta(days=window), audience or None,
+            parse_pairs(campaign, "AUDIENCE=CAMPAIGN_ID"), parse_pairs(spend, "AUDIENCE=AMOUNT"),
+            parse_pairs(rate, "CURRENCY=RATE"))
+    if as_json:
+        print_json(report)
+    else:
+        sys.stdout.write(incrementality_text(report))

@@ -1,0 +1,68 @@
+"""`passerelle metrics` and `passerelle glossary`."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from passerelle.cli.common import ProjectOpt, app, console, open_project
+
+metrics_app = typer.Typer(no_args_is_help=True, help="Metrics of the shared glossary.")
+app.add_typer(metrics_app, name="metrics")
+
+
+@metrics_app.command("query")
+def metrics_query(
+    metrics: Annotated[list[str], typer.Argument(help="Metric names (or synonyms).")],
+    project: ProjectOpt = Path("."),
+    by: Annotated[list[str] | None, typer.Option(
+        "--by", help="Dimension to group by (repeat the option for several).")] = None,
+    grain: Annotated[str | None, typer.Option(
+        help="Time grain: day, week, month, quarter, year (groups by metric_time).")] = None,
+    where: Annotated[str | None, typer.Option(
+        help="Filter on dimensions, e.g. \"country = 'FR'\".")] = None,
+    order_by: Annotated[list[str] | None, typer.Option(
+        "--order-by", help="Column to sort by; prefix with - for descending.")] = None,
+    limit: Annotated[int | None, typer.Option(help="Maximum rows.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the compiled SQL only.")] = False,
+) -> None:
+    """Answer a metric question from the warehouse, e.g. revenue by channel and month."""
+    from passerelle.metrics import compile_sql, query
+    from passerelle.render import arrow_table
+
+    group_by = list(by or [])
+    if grain and not any(g.split("__")[0] == "metric_time" for g in group_by):
+        group_by.append("metric_time")
+    with open_project(project) as proj:
+        definitions = proj.metrics()
+        args = dict(group_by=group_by, where=where, order_by=list(order_by or []),
+                    limit=limit, grain=grain)
+        if sql:
+            sys.stdout.write(compile_sql(proj.engine, definitions, metrics, **args) + "\n")
+            return
+        table = query(proj.engine, definitions, metrics, **args)
+    if as_json:
+        sys.stdout.write(json.dumps(table.to_pylist(), indent=2, default=str) + "\n")
+    else:
+        console.print(arrow_table(table))
+
+
+@app.command()
+def glossary(
+    project: ProjectOpt = Path("."),
+    as_json: Annotated[bool, typer.Option("--json", help="Print entries as JSON.")] = False,
+) -> None:
+    """Every metric and trait: definition, owner, status, lineage and where it is used."""
+    from passerelle.render import glossary_table
+
+    with open_project(project) as proj:
+        entries = proj.glossary()
+    if as_json:
+        sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=False, default=str) + "\n")
+    else:
+        console.print(glossary_table(entries))
