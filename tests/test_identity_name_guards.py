@@ -9,7 +9,8 @@ import pytest
 from identity_graph_helpers import load, rec
 from passerelle.identity import splink_settings as ss
 from passerelle.identity.deterministic import deterministic_edges
-from passerelle.identity.probabilistic import fold, last_name_from_email
+from passerelle.identity.names import fold
+from passerelle.identity.probabilistic import last_name_from_email
 from passerelle.identity.tables import CUSTOMER_RECORDS
 from passerelle.project.identity_models import Comparison, DeterministicKey, Probabilistic
 

@@ -101,9 +101,14 @@ def warehouse(engine):
     ])
     import pyarrow as pa
     engine.append_arrow("traits", pa.Table.from_pylist([
-        {"person_id": P1, "trait": "rfm_segment", "value": "loyal"},
-        {"person_id": P1, "trait": "clv", "value": "420"},
-        {"person_id": P2, "trait": "clv", "value": "12"},
+        {"person_id": P1, "trait": "rfm_segment", "value_number": None, "value_text": "loyal",
+         "value_date": None, "computed_at": day(2024, 3, 5)},
+        {"person_id": P1, "trait": "clv", "value_number": 420.5, "value_text": None,
+         "value_date": None, "computed_at": day(2024, 3, 5)},
+        {"person_id": P1, "trait": "first_order", "value_number": None, "value_text": None,
+         "value_date": birth(2024, 1, 10), "computed_at": day(2024, 3, 5)},
+        {"person_id": P2, "trait": "clv", "value_number": 12.0, "value_text": None,
+         "value_date": None, "computed_at": day(2024, 3, 5)},
     ]).to_reader())
     return engine
 
@@ -125,6 +130,10 @@ FIND_CASES = [
     ("+33 6 12 34 56 78", [{"person_id": P1, "matched_by": ["phone"],
                             "nodes": ["crm:C1", "loyalty:L1"]}]),
     ("LC-88", [{"person_id": P2, "matched_by": ["loyalty_card"], "nodes": ["crm:C2"]}]),
+    ("Hélène Dupont", [{"person_id": P1, "matched_by": ["name"], "nodes": ["crm:C1"]}]),
+    ("dupont HELENE", [{"person_id": P1, "matched_by": ["name"], "nodes": ["crm:C1"]}]),
+    ("marc", [{"person_id": P2, "matched_by": ["name"], "nodes": ["crm:C2"]}]),
+    ("Hélène Martin", []),  # every word must be one of the person's names
     ("nobody", []),
     ("   ", []),
 ]
@@ -219,8 +228,11 @@ def test_consents_and_traits(warehouse):
         {"node": "eshop:E1", "source": "eshop", "consent_email": False, "consent_sms": None,
          "consent_updated_at": "2024-02-01T00:00:00"},
     ]
-    assert v["traits"] == [{"person_id": P1, "trait": "clv", "value": "420"},
-                           {"person_id": P1, "trait": "rfm_segment", "value": "loyal"}]
+    # the value comes from whichever typed column holds it (the terminal once showed "—")
+    assert v["traits"] == [
+        {"trait": "clv", "value": 420.5, "computed_at": "2024-03-05T00:00:00"},
+        {"trait": "first_order", "value": "2024-01-10", "computed_at": "2024-03-05T00:00:00"},
+        {"trait": "rfm_segment", "value": "loyal", "computed_at": "2024-03-05T00:00:00"}]
 
 
 def test_why(warehouse):

@@ -76,7 +76,7 @@ def _folded_names(records: ir.Table) -> tuple[ir.Table, ir.Table]:
     folded_last), over distinct names: folding runs once per name, not once per record (a
     million records hold a few hundred thousand names). A NULL name joins nothing and
     stays NULL, as folding it would give."""
-    from passerelle.identity.probabilistic import fold
+    from passerelle.identity.names import fold
     from passerelle.identity.splink_settings import nickname_map
 
     firsts = records.select(raw_first=records.first_name.cast("string")).distinct()

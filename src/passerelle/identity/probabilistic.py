@@ -30,6 +30,7 @@ import ibis.expr.types as ir
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity import splink_settings as ss
+from passerelle.identity.names import fold
 from passerelle.identity.tables import KEY_EDGES, SPLINK_INPUT, SPLINK_MEMBERS
 from passerelle.project.identity_models import Probabilistic
 from passerelle.reporter import Reporter
@@ -76,15 +77,6 @@ class MatchResult:
 # -- input ----------------------------------------------------------------------------
 def node_expr(records: ir.Table) -> ir.StringValue:
     return records["_source"].cast("string").concat(":", records["_record_id"].cast("string"))
-
-
-def fold(value: ir.StringValue) -> ir.StringValue:
-    """Lower-case ASCII, hyphens and apostrophes as spaces, trimmed; empty -> NULL."""
-    for ligature, plain in ss.LIGATURES.items():
-        value = value.replace(ligature, plain)
-    value = value.translate(ss.ACCENTED, ss.PLAIN).lower()
-    value = value.replace("-", " ").replace("'", " ").replace("’", " ").strip()
-    return value.nullif("")
 
 
 def _email_words(email: ir.StringValue) -> ir.StringValue:

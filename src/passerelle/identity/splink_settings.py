@@ -32,9 +32,6 @@ CANON_SUFFIX = "__canon"
 
 # Accented letters -> ASCII, applied before lower() (PostgreSQL's lower() leaves non-ASCII
 # letters alone under the C locale). Ligatures are replaced separately (two letters).
-ACCENTED = "àâäáãåçéèêëíìîïñóòôöõúùûüýÿÀÂÄÁÃÅÇÉÈÊËÍÌÎÏÑÓÒÔÖÕÚÙÛÜÝŸ"
-PLAIN = "aaaaaaceeeeiiiinooooouuuuyyAAAAAACEEEEIIIINOOOOOUUUUYY"
-LIGATURES = {"œ": "oe", "Œ": "OE", "æ": "ae", "Æ": "AE"}
 
 # French and English nicknames, folded (lower-case ASCII, hyphens as spaces), mapped to one
 # canonical first name. Shipped in code: nothing is downloaded.

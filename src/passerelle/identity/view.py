@@ -33,7 +33,9 @@ from passerelle.identity.tables import (
 
 MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2")
 # How a query matched, best first: the order of find_persons' results.
-MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card")
+MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
+# A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
+MAX_NAME_WORDS = 6
 
 
 class IdentityNotBuilt(PasserelleError, LookupError):
@@ -96,6 +98,9 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         phone = normalise_phone(text, default_region)
         if phone:
             conds.append((cr.phone == lit(phone), "phone"))
+        words = _name_words(text)
+        if words:
+            conds.append((_has_words(cr, words), "name"))
         for cond, kind in conds:
             found = cr.filter(cond)
             found = found.mutate(_node=node_of(found))
@@ -115,6 +120,30 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         if r["node"] and r["node"] not in item["nodes"]:
             item["nodes"].append(r["node"])
     return list(out.values())
+
+
+def _name_words(text: str) -> list[str]:
+    """The folded words of a query that reads as a name: letters only (an e-mail, a phone or
+    an id is not a name), at most :data:`MAX_NAME_WORDS` words."""
+    from passerelle.identity.names import fold_text
+
+    words = fold_text(text).split()
+    if not words or len(words) > MAX_NAME_WORDS or not all(w.isalpha() for w in words):
+        return []
+    return words
+
+
+def _has_words(records: ir.Table, words: list[str]) -> ir.BooleanValue:
+    """Every word is a whole word of the record's folded first and last names, in any order:
+    "dupont helene" finds Hélène Dupont, "marie" alone finds every Marie."""
+    from passerelle.identity.names import fold
+
+    full = (ibis.literal(" ") + fold(records.first_name.cast("string")).fill_null("") + " "
+            + fold(records.last_name.cast("string")).fill_null("") + " ")
+    cond = ibis.literal(True)
+    for word in words:
+        cond &= full.contains(ibis.literal(f" {word} "))
+    return cond
 
 
 # ----------------------------------------------------------------------------- masking
@@ -360,7 +389,14 @@ def _traits(engine: Engine, person_id: str) -> list[dict[str, Any]] | None:
         return None
     t = engine.table("traits")
     rows = _rows(engine, t.filter(t.person_id == ibis.literal(person_id)))
-    return sorted(rows, key=lambda r: str(r.get("trait", "")))
+    # each value sits in the one typed column of its kind (traits/store.py)
+    out = [{"trait": r["trait"],
+            "value": next((r[c] for c in _TRAIT_VALUES if r.get(c) is not None), None),
+            "computed_at": r.get("computed_at")} for r in rows]
+    return sorted(out, key=lambda r: str(r["trait"]))
+
+
+_TRAIT_VALUES = ("value_number", "value_text", "value_date")
 
 
 def _why(engine: Engine, nodes: list[str]) -> dict[str, Any]:
