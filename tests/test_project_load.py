@@ -89,8 +89,8 @@ def test_every_problem_reported_with_line_and_hint(tmp_path):
     })
     problems = problems_of(tmp_path)
     assert problems == [
-        "checks/broken.yml:3: YAML syntax error: while parsing a block collection expected "
-        "<block end>, but found '<block mapping start>' "
+        "checks/broken.yml:3: YAML syntax error: while parsing a block collection did not "
+        "find expected '-' indicator "
         "(hint: check indentation and that ':' is followed by a space)",
         "passerelle.yml:4: unknown key 'engine.pth' (hint: did you mean 'path'?)",
         "passerelle.yml:5: timezone: unknown time zone 'Europe/Pariss' (e.g. Europe/Paris)",
