@@ -80,7 +80,7 @@ class RetentionConfig(Strict):
         "invoices 10 years: 3653 days)"))
 
 
-# ------------------------------------------------------------------------- governance
+# ---------------------------------------------------- governance (roles:, app_database:)
 def _check_permission(value: str) -> str:
     from passerelle.governance.permissions import PERMISSIONS, unknown_permission_message
 
@@ -97,9 +97,19 @@ def _check_role_name(value: str) -> str:
     return _check_name(value)
 
 
-class GovernanceSettings(Strict):
-    """Where users, tokens, sessions and the audit log live; the project's own roles."""
+class ProjectConfig(Strict):
+    """``passerelle.yml``: the project's engine and defaults."""
 
+    name: str = Field(description="Project name")
+    engine: EngineConfig = Field(default_factory=DuckDBEngineConfig)
+    timezone: str = Field("Europe/Paris", description="Time zone of naive timestamps in sources")
+    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="Reporting currency")
+    default_region: str = Field(
+        "FR", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +"
+    )
+    retention: RetentionConfig = Field(default_factory=RetentionConfig,
+                                       description="Days to keep personal data, per entity")
+    # governance: where users, tokens, sessions and the audit log live; the project's roles
     app_database: SecretStr | None = Field(None, description=(
         "Application database URL: postgresql://user:${PASSWORD}@host/db (default: the "
         "SQLite file .passerelle/app.db in the project)"))
@@ -115,21 +125,6 @@ class GovernanceSettings(Strict):
                 ("sqlite:///", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with postgresql:// or sqlite:///")
         return v
-
-
-
-class ProjectConfig(GovernanceSettings):
-    """``passerelle.yml``: the project's engine and defaults."""
-
-    name: str = Field(description="Project name")
-    engine: EngineConfig = Field(default_factory=DuckDBEngineConfig)
-    timezone: str = Field("Europe/Paris", description="Time zone of naive timestamps in sources")
-    currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="Reporting currency")
-    default_region: str = Field(
-        "FR", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +"
-    )
-    retention: RetentionConfig = Field(default_factory=RetentionConfig,
-                                       description="Days to keep personal data, per entity")
 
     @field_validator("timezone")
     @classmethod
