@@ -10,7 +10,15 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 
 from passerelle.model import ENTITIES
 
@@ -72,6 +80,23 @@ class RetentionConfig(Strict):
         "invoices 10 years: 3653 days)"))
 
 
+# ---------------------------------------------------- governance (roles:, app_database:)
+def _check_permission(value: str) -> str:
+    from passerelle.governance.permissions import PERMISSIONS, unknown_permission_message
+
+    if value not in PERMISSIONS:
+        raise ValueError(unknown_permission_message(value))
+    return value
+
+
+def _check_role_name(value: str) -> str:
+    from passerelle.governance.permissions import BUILTIN_ROLES
+
+    if value in BUILTIN_ROLES:
+        raise ValueError(f"'{value}' is a built-in role: give yours another name")
+    return _check_name(value)
+
+
 class ProjectConfig(Strict):
     """``passerelle.yml``: the project's engine and defaults."""
 
@@ -84,6 +109,22 @@ class ProjectConfig(Strict):
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="Days to keep personal data, per entity")
+    # governance: where users, tokens, sessions and the audit log live; the project's roles
+    app_database: SecretStr | None = Field(None, description=(
+        "Application database URL: postgresql://user:${PASSWORD}@host/db (default: the "
+        "SQLite file .passerelle/app.db in the project)"))
+    roles: dict[Annotated[str, AfterValidator(_check_role_name)],
+                list[Annotated[str, AfterValidator(_check_permission)]]] = Field(
+        default_factory=dict,
+        description="Custom roles: name -> permissions (docs/governance.md lists them)")
+
+    @field_validator("app_database")
+    @classmethod
+    def _url(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(
+                ("sqlite:///", "postgresql://", "postgresql+psycopg://")):
+            raise ValueError("must start with postgresql:// or sqlite:///")
+        return v
 
     @field_validator("timezone")
     @classmethod
