@@ -49,23 +49,26 @@ def auth(key: str = KEY) -> dict[str, str]:
 
 
 class Server:
-    """``python -m passerelle.collect`` in its own process."""
+    """``python -m passerelle.collect`` in its own process (``cli``: ``passerelle serve``, the
+    collector and the REST API)."""
 
-    def __init__(self, project: Path, loader: bool = True) -> None:
-        self.project, self.loader = project, loader
+    def __init__(self, project: Path, loader: bool = True, cli: bool = False) -> None:
+        self.project, self.loader, self.cli = project, loader, cli
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
     def start(self) -> Server:
-        args = [sys.executable, "-m", "passerelle.collect", "--project", str(self.project),
+        command = (["-c", "from passerelle.cli import main; main()", "serve"] if self.cli
+                   else ["-m", "passerelle.collect"])
+        args = [sys.executable, *command, "--project", str(self.project),
                 "--port", str(self.port)]
         if not self.loader:
             args.append("--no-loader")
         env = {**os.environ, "PYTHONPATH": str(SRC)}
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE,
                                      stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60  # a loaded CI machine takes its time importing
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(self.proc.stdout.read().decode())

@@ -3,9 +3,13 @@
 Every answer is JSON. Success: ``{"success": true}`` (``/v1/batch`` adds ``accepted`` and,
 when some events were refused, ``rejected``: one ``{index, code, message}`` each). Errors:
 ``{"success": false, "code": ..., "message": ...}`` (the official clients read ``code`` and
-``message``), with 400 (malformed JSON, missing ids, wrong types), 401 (write key), 413
-(32 KB an event, 500 KB a request, after gzip decoding) or 503 + ``Retry-After`` when the
-loader is behind (backpressure) or the spool cannot be written.
+``message``), with 400 (malformed JSON, missing ids, wrong types), 401 (write key), 403 (a
+browser page's origin the write key's source does not allow), 413 (32 KB an event, 500 KB a
+request, after gzip decoding) or 503 + ``Retry-After`` when the loader is behind
+(backpressure) or the spool cannot be written.
+
+analytics-next (the browser tag) posts to one-letter paths (``/v1/t``... ``/v1/b``), served as
+aliases, and its own metrics to ``/v1/m``, read and discarded. CORS: see ``cors.py``.
 
 A batch is not all-or-nothing: valid events are kept and acknowledged, refused ones are
 listed; only a batch with no valid event at all gets a 4xx.
@@ -28,7 +32,11 @@ from pathlib import Path
 import orjson
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
+from starlette.requests import ClientDisconnect
+from starlette.types import ASGIApp
 
+from passerelle.collect.cors import REFUSED, CorsMiddleware, Origins, refused_body
 from passerelle.collect.events import EventError, Preparer, epoch_ms, received_ms
 from passerelle.collect.loader import LoaderProcess, LoaderThread
 from passerelle.collect.plan import load_plan
@@ -40,6 +48,8 @@ EVENT_LIMIT = 32 * 1024
 BATCH_LIMIT = 500 * 1024
 RETRY_AFTER = 5  # seconds a client should wait when the collector sheds load
 KINDS = ("track", "identify", "page", "screen", "group", "alias")
+SHORT_PATHS = {"t": "track", "i": "identify", "p": "page", "s": "screen", "g": "group",
+               "a": "alias", "b": None}  # analytics-next's paths; None: batch
 _OK = orjson.dumps({"success": True})
 
 
@@ -57,6 +67,11 @@ def _error(status: int, code: str, message: str, **extra) -> Response:
 class _Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         self.status, self.code, self.message = status, code, message
+
+
+class _OriginRefused(Exception):
+    def __init__(self, origin: str) -> None:
+        self.origin = origin
 
 
 class _Recent:
@@ -86,6 +101,7 @@ class Route:
     spool: Spool
     preparer: Preparer
     max_backlog: int
+    origins: Origins
 
 
 def collector_sources(sources: dict[str, SourceConfig]) -> list[SourceConfig]:
@@ -101,7 +117,7 @@ def build_routes(project_root: Path, sources: list[SourceConfig]) -> dict[str, R
         spool = spools[source.name]
         plan = load_plan(project_root, connector.tracking_plan) if connector.tracking_plan else None
         route = Route(source.name, spool, Preparer(plan, connector.future_tolerance_seconds),
-                      connector.max_backlog)
+                      connector.max_backlog, Origins.of(connector.allowed_origins))
         for key in connector.write_keys:
             routes[key.get_secret_value()] = route
     return routes
@@ -164,17 +180,24 @@ class Collector:
         self.recent = {r.source: _Recent() for r in routes.values()}
         self.spools = list({id(r.spool): r.spool for r in routes.values()}.values())
 
-    def route(self, key: str | None) -> Route:
+    def route(self, key: str | None, request: Request) -> Route:
         if not key:
             raise _Refused(401, "invalid_write_key", "no write key (HTTP Basic user or writeKey)")
         route = self.routes.get(key)
         if route is None:
             raise _Refused(401, "invalid_write_key", "unknown write key")
+        origin = request.headers.get("origin")
+        if origin is not None and not route.origins.allows(origin):
+            request.scope[REFUSED] = True  # no CORS header: the page may not use this key
+            raise _OriginRefused(origin)
         return route
 
     async def handle(self, request: Request, kind: str | None) -> Response:
         try:
             return await self._handle(request, kind)
+        except _OriginRefused as refused:
+            return Response(refused_body(refused.origin), status_code=403,
+                            media_type="application/json")
         except _Refused as refused:
             return _error(refused.status, refused.code, refused.message)
         except SpoolError as exc:
@@ -182,7 +205,7 @@ class Collector:
 
     async def _handle(self, request: Request, kind: str | None) -> Response:
         header_key = _header_key(request)
-        route = self.route(header_key) if header_key is not None else None
+        route = self.route(header_key, request) if header_key is not None else None
         if route is not None and route.spool.backlog() > route.max_backlog:
             raise _Refused(503, "backpressure", "the loader is behind; retry later")
         body = await _read_body(request, BATCH_LIMIT if kind is None else EVENT_LIMIT)
@@ -194,7 +217,7 @@ class Collector:
             raise _Refused(400, "invalid_json", "the body must be a JSON object")
         if route is None:
             key = payload.get("writeKey")
-            route = self.route(key if isinstance(key, str) else None)
+            route = self.route(key if isinstance(key, str) else None, request)
             if route.spool.backlog() > route.max_backlog:
                 raise _Refused(503, "backpressure", "the loader is behind; retry later")
         received = received_ms()
@@ -297,6 +320,23 @@ def _tuned_gc() -> Iterator[None]:
         gc.unfreeze()
 
 
+class _CollectorApp(FastAPI):
+    """CORS wraps the whole stack, so that even an unexpected 500 of a ``/v1`` route (answered
+    by Starlette's outermost middleware) reaches the page that sent the request."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        post_paths = frozenset(r.path for r in self.routes if isinstance(r, APIRoute)
+                               and r.path.startswith("/v1/") and "POST" in r.methods)
+        return CorsMiddleware(super().build_middleware_stack(), self.state.origins, post_paths)
+
+
+async def _client_gone(request: Request, exc: Exception) -> Response:
+    # a closed tab or a dropped mobile connection, not an error of ours: nothing was stored
+    _log.debug("client disconnected before its request was read: %s %s", request.method,
+               request.url.path)
+    return Response(status_code=400)
+
+
 def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: bool = True,
                open_engine=None, loader_interval: float = 0.25,
                loader_process: bool = False) -> FastAPI:
@@ -341,9 +381,11 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
             for spool in collector.spools:
                 spool.close()
 
-    app = FastAPI(title="Passerelle collector", lifespan=lifespan,
-                  description="Segment-Spec compatible HTTP Tracking API")
+    app = _CollectorApp(title="Passerelle collector", lifespan=lifespan,
+                        description="Segment-Spec compatible HTTP Tracking API")
     app.state.collector = collector
+    app.state.origins = Origins.union(r.origins for r in routes.values())
+    app.add_exception_handler(ClientDisconnect, _client_gone)
 
     def endpoint(kind: str | None):
         async def receive(request: Request) -> Response:
@@ -355,6 +397,17 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
         app.post(f"/v1/{kind}", summary=f"Segment {kind} call")(endpoint(kind))
     app.post("/v1/batch", summary="Several calls at once")(endpoint(None))
     app.post("/v1/import", summary="Alias of /v1/batch", include_in_schema=False)(endpoint(None))
+    for short, kind in SHORT_PATHS.items():
+        app.post(f"/v1/{short}", include_in_schema=False)(endpoint(kind))
+
+    @app.post("/v1/m", include_in_schema=False)
+    async def tag_metrics(request: Request) -> Response:
+        """analytics-next's own metrics (every 30 s): read, bounded, and dropped."""
+        try:
+            await _read_body(request, EVENT_LIMIT)
+        except _Refused as refused:
+            return _error(refused.status, refused.code, refused.message)
+        return Response(_OK, media_type="application/json")
 
     @app.get("/v1/health", summary="Backlog and loader state")
     async def health() -> Response:

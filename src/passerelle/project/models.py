@@ -248,6 +248,24 @@ class CollectorConnector(Strict):
     future_tolerance_seconds: int = Field(
         300, ge=0, description="Corrected timestamps further in the future are clamped"
     )
+    allowed_origins: list[str] | None = Field(
+        None,
+        description="Web origins (https://shop.example.fr) whose pages may send events with "
+        "these write keys; unset: any origin (write keys are public in a page anyway)",
+    )
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, v: list[str] | None) -> list[str] | None:
+        if v is None:
+            return None
+        # browsers send an origin lowercased, without a path or a trailing slash
+        origins = [o.strip().rstrip("/").lower() for o in v]
+        for origin in origins:
+            if not re.fullmatch(r"https?://[^/\s?#]+", origin):
+                raise ValueError(f"{origin!r} is not an origin: write scheme://host[:port], "
+                                 "e.g. https://shop.example.fr, without a path")
+        return origins
 
 
 class EventSpec(Strict):
