@@ -153,3 +153,32 @@ columns: {customer_id: id, email: courriel}
     assert found[1].startswith(
         "sources/more.yml:3: column 'courriel' (mapped to email) is not in the source")
     assert len(found) == 2
+
+
+def test_a_broken_metrics_file_leaves_the_others(tmp_path):
+    from metrics_fixtures import write_project
+
+    root = _project(tmp_path / "p", {})
+    write_project(root)
+    (root / "metrics" / "broken.yml").write_text("""\
+metrics:
+  - name: red_revenue
+    type: simple
+    type_params: {measure: revenue}
+    filter: "order__colour = 'red'"
+""")
+    (root / "metrics" / "uses.yml").write_text("""\
+metrics:
+  - name: red_share
+    type: ratio
+    type_params: {numerator: red_revenue, denominator: revenue}
+""")
+    project = load_project(root)
+    assert "revenue" in project.metrics.metrics and "aov" in project.metrics.metrics
+    assert "red_revenue" not in project.metrics.metrics
+    skipped = {s.name: s for s in project.skipped}
+    assert skipped["red_revenue"].broken and skipped["red_revenue"].file == "metrics/broken.yml"
+    assert skipped["red_share"].reason == (
+        "it uses metric 'red_revenue', which is skipped (metrics/broken.yml:2)")
+    assert [p.file for p in project.leaf_problems if p.severity == "error"] == [
+        "metrics/broken.yml"]
