@@ -64,8 +64,8 @@ BROKEN = "its file has problems"
 def load_leaves(root: Path) -> Leaves:
     """Read every leaf definition; the broken ones and their dependants are skipped."""
     out = Leaves()
-    traits = _traits(root, out)
-    _segments(root, out, traits)
+    traits, gone = _traits(root, out)
+    _segments(root, out, traits, gone)
     _metrics(root, out)
     _experiments(root, out)
     _destinations(root, out)
@@ -96,9 +96,10 @@ def _unparsed_names(root: Path, files: set[str], key: str | None, known: set[str
     return found
 
 
-def _traits(root: Path, out: Leaves) -> Any:
-    """Returns every trait that parsed (segments are checked against all of them: a segment
-    on a broken trait is skipped for that reason, not reported as naming an unknown one)."""
+def _traits(root: Path, out: Leaves) -> tuple[Any, dict[tuple[str, str], Skipped]]:
+    """Every trait that parsed (segments are checked against all of them: a segment on a
+    broken trait is skipped for that reason, not reported as naming an unknown one), and
+    the names a segment may use that are skipped (a builtin's parts included)."""
     from passerelle.project.traits_models import TraitDefinitions, load_traits
     from passerelle.traits.compute import outputs
 
@@ -106,24 +107,23 @@ def _traits(root: Path, out: Leaves) -> Any:
     traits = load_traits(root, problems)
     out.problems += problems.items
     bad = _broken(problems)
-    kept = []
+    kept: list[Any] = []
+    gone: dict[tuple[str, str], Skipped] = {}
     for trait in traits.traits:
         origin = traits.origin[trait.name]
         if origin[0] in bad:
-            _skip(out, "trait", trait.name, origin, BROKEN, broken=True)
-            for part in outputs(trait):
-                if part != trait.name:  # a segment may use a builtin's part by its name
-                    _skip(out, "trait", part, origin, f"trait '{trait.name}' is skipped",
-                          broken=True)
+            skipped = _skip(out, "trait", trait.name, origin, BROKEN, broken=True)
+            gone.update({("trait", p): skipped for p in (trait.name, *outputs(trait))})
         else:
             kept.append(trait)
     for name, file, line in _unparsed_names(root, bad, "traits", set(traits.origin)):
-        _skip(out, "trait", name, (file, line), BROKEN, broken=True)
+        gone["trait", name] = _skip(out, "trait", name, (file, line), BROKEN, broken=True)
     out.traits = TraitDefinitions(kept, {t.name: traits.origin[t.name] for t in kept})
-    return traits
+    return traits, gone
 
 
-def _segments(root: Path, out: Leaves, traits: Any) -> None:
+def _segments(root: Path, out: Leaves, traits: Any,
+              gone: dict[tuple[str, str], Skipped]) -> None:
     from passerelle.project.segments_models import InSegmentCondition, TraitCondition
     from passerelle.segments import read_segments, trait_kinds
     from passerelle.segments.validate import walk
@@ -132,8 +132,6 @@ def _segments(root: Path, out: Leaves, traits: Any) -> None:
     defs = read_segments(root, problems, trait_kinds(traits) if traits.traits else {})
     out.problems += problems.items
     bad = _broken(problems)
-    gone: dict[tuple[str, str], Skipped] = {
-        (s.kind, s.name): s for s in out.skipped if s.kind == "trait"}
     for name, seg_origin in list(defs.origin.items()):
         if seg_origin[0] in bad:
             gone["segment", name] = _skip(out, "segment", name, seg_origin, BROKEN, True)
