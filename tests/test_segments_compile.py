@@ -116,3 +116,30 @@ def test_count_sample_and_overlap(engine):
     regions = {tuple(r["in"]): r["people"] for r in out["regions"]}
     assert regions == {("fr", "shoes", "optin"): 1, ("fr", "shoes"): 1, ("fr", "optin"): 1,
                        ("shoes", "optin"): 1, ("optin",): 1}
+
+
+ODD_KEYS = ["a'b", 'a"b', "a.b", "$x", "*", "a/b~c", "", "é ü"]
+
+
+def test_any_property_name_is_a_literal(engine):
+    """A property name is data, never SQL or a JSON path: quotes, dots, '$', '*', '/' and
+    the empty name each match their own top-level key and nothing else."""
+    import json
+
+    from passerelle.segments import prepare_activity
+    from segments_helpers import EVENTS, SOURCES, days_ago
+    from traits_helpers import put_entity
+
+    odd = [(f"o{i}", "C3", "Odd", days_ago(1), json.dumps({key: "yes", "a": {"b": "no"}}))
+           for i, key in enumerate(ODD_KEYS)]
+    # P6 has no customer id: give P4 the event whose keys look like paths into "a"
+    odd.append(("o-nested", "C4", "Odd", days_ago(1), json.dumps({"a": {"b": "yes"}})))
+    build_world(engine)
+    put_entity(engine, "events", "events", [
+        dict(_source="web", message_id=m, type="track", event=e, user_id=c, timestamp=ts,
+             properties=props) for m, c, e, ts, props in [*EVENTS, *odd]])
+    prepare_activity(engine, SOURCES, NOW)
+    for key in ODD_KEYS:
+        where = {"did": {"event": "Odd", "properties": {key: "yes"}}}
+        assert members(engine, seg(where)) == {"P3"}, key
+    assert members(engine, seg({"did": {"event": "Odd", "properties": {"b": "yes"}}})) == set()

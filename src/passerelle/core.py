@@ -5,9 +5,14 @@ from __future__ import annotations
 from pathlib import Path
 
 from passerelle.engines import Engine, open_engine
-from passerelle.errors import PasserelleError, Problems
+from passerelle.errors import PasserelleError, Problem, Problems
 from passerelle.pipeline import RunResult, run_pipeline
-from passerelle.project.load import ProjectDefinition, inspect_sources, load_project
+from passerelle.project.load import (
+    ProjectDefinition,
+    inspect_sources,
+    load_project,
+    read_project,
+)
 from passerelle.reporter import Reporter, SilentReporter
 from passerelle.runlog import last_runs
 
@@ -43,6 +48,7 @@ class Project:
         problems = Problems()
         for warning in self.definition.warnings:
             problems.add("", warning, severity="warning")
+        problems.items += leaf_report(self.definition)
         if connect:
             problems.items.extend(inspect_sources(self.definition).items)
             try:
@@ -94,6 +100,29 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def leaf_report(definition: ProjectDefinition) -> list[Problem]:
+    """Problems of the leaf files, then what each left out of the run and why."""
+    return [*definition.leaf_problems, *(s.problem() for s in definition.skipped)]
+
+
+def validate_folder(project_dir: Path | str = ".", connect: bool = True) -> Problems:
+    """Every problem of a project folder in one pass, even when some files do not parse:
+    the sources that did are still opened and their columns checked (``connect``)."""
+    definition, problems = read_project(project_dir)
+    if definition is None:
+        return problems
+    project = Project(definition)
+    try:
+        if problems.errors:  # the project cannot open: inspect what parsed, no engine
+            problems.items += leaf_report(definition)
+            if connect:
+                problems.items += inspect_sources(definition).items
+            return problems
+        return project.validate(connect=connect)
+    finally:
+        project.close()
 
 
 def open_project(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:

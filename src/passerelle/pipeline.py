@@ -77,9 +77,9 @@ class _Recorder:
             self.result.steps.append(rec)
             record(self.engine, rec)
 
-    def skipped(self, step: str, target: str, why: str) -> None:
+    def skipped(self, step: str, target: str, why: str, status: str = "skipped") -> None:
         now = utcnow()
-        rec = StepRecord(self.result.run_id, step, target, now, now, status="skipped", message=why)
+        rec = StepRecord(self.result.run_id, step, target, now, now, status=status, message=why)
         self.result.steps.append(rec)
         record(self.engine, rec)
 
@@ -250,8 +250,27 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                     step.status = "failed"
                     step.message = "; ".join(f"{k}: {v}" for k, v in
                                              result.traits.failed.items())[:2000]
+    _left_out(project, rec, result)
     result.quarantine = quarantine_summary(engine)
     return result
+
+
+_STEP_OF = {"trait": "traits", "segment": "segments", "audience": "segments",
+            "metric": "metrics", "semantic model": "metrics", "experiment": "experiments"}
+
+
+def _left_out(project: ProjectDefinition, rec: _Recorder, result: RunResult) -> None:
+    """The leaf definitions the load left out (project/leaves.py): a run-log row each, and
+    one error naming them, so the run fails while everything else has run."""
+    if not project.skipped:
+        return
+    for s in project.skipped:
+        rec.skipped(_STEP_OF.get(s.kind, s.kind), s.name, f"{s.where}: {s.reason}"[:2000],
+                    status="failed" if s.broken else "skipped")
+    names = ", ".join(f"{s.kind} '{s.name}' ({s.where})" for s in project.skipped)
+    result.errors.append(PasserelleError(
+        f"{len(project.skipped)} definition(s) left out of this run: {names}",
+        "Run `passerelle validate` to see their problems; everything else ran."))
 
 
 def stage_fingerprint(project: ProjectDefinition, engine: Engine, source: SourceConfig) -> str:

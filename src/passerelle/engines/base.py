@@ -126,6 +126,12 @@ class Engine(ABC):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
 
+    @abstractmethod
+    def json_text(self, doc: ir.JSONValue, key: str) -> ir.StringValue:
+        """The top-level property ``key`` of a JSON document as text (NULL when absent).
+        Any key works, quotes, dots and ``$`` included: it stays a literal, never a path
+        for sqlglot to parse (which fails on quotes, and reads ``a.b`` as nested)."""
+
     # -- statements -------------------------------------------------------------------
     def execute(self, statement: sge.Expression) -> list[tuple]:
         """Run a statement built with sqlglot (never from user text) and fetch all rows."""

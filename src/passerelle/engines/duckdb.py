@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
@@ -53,6 +54,12 @@ class DuckDBEngine(Engine):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)
 
+    def json_text(self, doc: ir.JSONValue, key: str) -> ir.StringValue:
+        # A JSON pointer (RFC 6901) names one key whatever its characters; sqlglot leaves
+        # pointers as they are, where it would parse a '$.key' path.
+        pointer = "/" + key.replace("~", "~0").replace("/", "~1")
+        return _duckdb_json_text(doc, ibis.literal(pointer, type="string"))
+
     def _run(self, sql: str) -> list[tuple]:
         result = self.con.con.execute(sql)
         # Read every result: an unread one makes the next query on this connection fail.
@@ -77,3 +84,7 @@ class DuckDBEngine(Engine):
 @ibis.udf.scalar.builtin(name="sha256")
 def _duckdb_sha256(value: str) -> str:  # DuckDB's sha256(VARCHAR) returns hex text
     ...
+
+
+@ibis.udf.scalar.builtin(name="json_extract_string")
+def _duckdb_json_text(doc: dt.JSON, path: str) -> str: ...

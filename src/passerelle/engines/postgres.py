@@ -6,6 +6,7 @@ import io
 from typing import Any
 
 import ibis
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -68,6 +69,9 @@ class PostgresEngine(Engine):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _pg_encode(_pg_sha256(_pg_convert_to(value, "UTF8")), "hex")
 
+    def json_text(self, doc: ir.JSONValue, key: str) -> ir.StringValue:
+        return _pg_json_text(doc, ibis.literal(key, type="string"))
+
     def _run(self, sql: str) -> list[tuple]:
         with self.con.con.cursor() as cursor:
             cursor.execute(sql)
@@ -114,6 +118,12 @@ def _pg_convert_to(value: str, encoding: str) -> bytes: ...
 
 @ibis.udf.scalar.builtin(name="encode")
 def _pg_encode(value: bytes, format: str) -> str: ...
+
+
+# Schema-qualified so sqlglot keeps the key a plain argument: under its own name sqlglot
+# turns the key into a JSON path and writes it back unescaped (a quote breaks the SQL).
+@ibis.udf.scalar.builtin(name="json_extract_path_text", database="pg_catalog")
+def _pg_json_text(doc: dt.JSON, key: str) -> str: ...
 
 
 def fence_subqueries(query: sge.Expression) -> sge.Expression:

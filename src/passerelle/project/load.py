@@ -16,9 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from passerelle.errors import ConnectorError, Problems, ProjectError
+from passerelle.errors import ConnectorError, Problem, Problems, ProjectError
 from passerelle.model import ENTITIES
 from passerelle.project.identity_models import IdentityConfig
+from passerelle.project.leaves import Skipped, load_leaves
 from passerelle.project.models import (
     CheckConfig,
     ChecksFile,
@@ -59,6 +60,10 @@ class ProjectDefinition:
     segments: Any = None  # SegmentDefinitions (segments/*.yml), None when there is none
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
+    # Problems of leaf files (traits, metrics, segments...) and the definitions they left
+    # out (see project/leaves.py): reported by validate and the run, never a stop.
+    leaf_problems: list[Problem] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
 
     def located(self, model: BaseModel) -> Located | None:
         return self.where.get(id(model))
@@ -174,14 +179,26 @@ def read_documents(root: Path, pattern: str, problems: Problems, *, required: bo
 
 
 def load_project(root: Path | str) -> ProjectDefinition:
-    """Parse and cross-check a project folder; raises :class:`ProjectError` with all problems."""
+    """Parse and cross-check a project folder; raises :class:`ProjectError` with all problems
+    of the files the pipeline depends on. A broken leaf file (trait, metric, segment...) only
+    leaves its definitions out: see ``ProjectDefinition.skipped``."""
+    definition, problems = read_project(root)
+    if problems.errors or definition is None:
+        # every problem in one pass, the leaf files' too
+        raise ProjectError([*problems.items, *(definition.leaf_problems if definition else [])])
+    return definition
+
+
+def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
+    """Like :func:`load_project` but never raises: the definition of what parsed (None when
+    passerelle.yml itself did not), and the problems that stop a run."""
     root = Path(root).resolve()
     problems = Problems()
     project_file = root / PROJECT_FILE
     if not project_file.is_file():
         problems.add(str(root), f"no {PROJECT_FILE} here: this is not a Passerelle project",
                      hint="create one with `passerelle init DIR`, or pass --project DIR")
-        problems.raise_if_any()
+        return None, problems
 
     docs: list[tuple[str, YamlDoc]] = []
     for kind, folder in (("project", PROJECT_FILE), ("identity", "identity.yml"),
@@ -209,6 +226,7 @@ def load_project(root: Path | str) -> ProjectDefinition:
             source = parse_document(SourceConfig, doc, problems)
             if source is None:
                 unparsed.add(str(doc.data.get("name", stem)))
+                _check_targets_alone(doc, problems)
                 continue
             if source.name in definition_sources:
                 problems.add(doc.file, f"source name '{source.name}' is used twice",
@@ -244,35 +262,20 @@ def load_project(root: Path | str) -> ProjectDefinition:
 
     if identity is not None and identity_at is not None:
         _cross_check_identity(identity, identity_at, definition_sources, problems)
-    from passerelle.project.traits_models import load_traits
-
-    traits = load_traits(root, problems)
-    from passerelle.metrics.load import read_metrics
-
-    metrics = read_metrics(root, problems)
-    from passerelle.segments import read_segments, trait_kinds
-
-    segments = read_segments(root, problems, trait_kinds(traits) if traits.traits else {})
-    from passerelle.project.experiments_models import load_experiments
-
-    experiments = load_experiments(root, problems)
-    from passerelle.activation.models import load_destinations
-
-    try:
-        load_destinations(root)  # destinations are read when used; here only checked
-    except ProjectError as exc:
-        problems.items.extend(exc.problems)
-
-    problems.raise_if_any()
-    assert config is not None  # a project file that failed to parse left a problem
+    leaves = load_leaves(root)
+    if config is None:
+        problems.items += leaves.problems
+        return None, problems
     return ProjectDefinition(
         root=root, config=config, sources=definition_sources,
         checks=[c for c, _ in checks], identity=identity,
-        traits=traits if traits.traits else None,
-        metrics=metrics if metrics.metrics else None, experiments=experiments,
-        segments=segments if segments.segments else None, where=where,
+        traits=leaves.traits if leaves.traits.traits else None,
+        metrics=leaves.metrics if leaves.metrics.metrics else None,
+        experiments=leaves.experiments,
+        segments=leaves.segments if leaves.segments.segments else None, where=where,
         warnings=[str(p) for p in problems.warnings],
-    )
+        leaf_problems=leaves.problems, skipped=leaves.skipped,
+    ), problems
 
 
 def _closest(word: str, options: list[str]) -> str | None:
@@ -280,19 +283,39 @@ def _closest(word: str, options: list[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
-def _cross_check_source(source: SourceConfig, at: Located, sources: dict[str, SourceConfig],
-                        problems: Problems) -> None:
-    entity = ENTITIES[source.entity]
+def _check_targets(entity_name: str, columns: dict[str, Any], at: Located,
+                   problems: Problems) -> None:
+    entity = ENTITIES[entity_name]
     fields = entity.field_names
-    for target in source.columns:
+    for target in columns:
         if target not in fields:
             problems.add(at.doc.file, f"'{target}' is not a field of the {entity.name} entity",
                          at.line("columns", target),
                          _closest(target, fields) or f"fields: {', '.join(fields)}")
     for f in entity.fields:
-        if f.required and f.name not in source.columns:
+        if f.required and f.name not in columns:
             problems.add(at.doc.file, f"required field '{f.name}' of {entity.name} is not mapped",
                          at.line("columns"), f"add `{f.name}: <source column>` under columns")
+
+
+def _check_targets_alone(doc: YamlDoc, problems: Problems) -> None:
+    """A source file with a shape error elsewhere still gets its mapping checked, so one
+    `validate` shows every problem of the file."""
+    from pydantic import TypeAdapter
+
+    parts = {}
+    for key in ("entity", "columns"):
+        try:
+            parts[key] = TypeAdapter(SourceConfig.model_fields[key].annotation).validate_python(
+                doc.data.get(key))
+        except ValidationError:
+            return  # already reported with the file's problems
+    _check_targets(parts["entity"], parts["columns"], Located(doc), problems)
+
+
+def _cross_check_source(source: SourceConfig, at: Located, sources: dict[str, SourceConfig],
+                        problems: Problems) -> None:
+    _check_targets(source.entity, source.columns, at, problems)
     if source.customer_source is not None:
         ref = sources.get(source.customer_source)
         if ref is None:

@@ -154,8 +154,12 @@ def _valid_items(doc: YamlDoc) -> list[tuple[int, AggregateTrait | BuiltinTrait]
     items = doc.data.get("traits") if isinstance(doc.data, dict) else None
     valid = []
     for i, item in enumerate(items if isinstance(items, list) else []):
+        # the glossary keys play no part in the checks: a missing owner or description
+        # (reported already) must not hide the problems of the rest of the trait
+        glossary = {"description": "-", "owner": "-"}
         try:
-            valid.append((i, _ONE_TRAIT.validate_python(item)))
+            valid.append((i, _ONE_TRAIT.validate_python(
+                {**glossary, **item} if isinstance(item, dict) else item)))
         except ValidationError:
             continue
     return valid

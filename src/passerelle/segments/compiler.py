@@ -121,7 +121,7 @@ class _Compiler:
             filt = (e.event == ibis.literal(spec.event, type=dt.string)) & self._window(
                 e, spec.in_last_days)
             for key, value in spec.properties.items():
-                filt = filt & _json_value(e.properties, key, value)
+                filt = filt & _json_value(self.engine, e.properties, key, value)
             rows = e.filter(filt)
             return p.person_id.isin(self._persons(rows, spec.at_least))
         if isinstance(cond, BoughtCondition):
@@ -209,15 +209,11 @@ def _compare(col: ir.Value, op: str, value: object, kind: str | None) -> ir.Bool
             ">": col > lit, ">=": col >= lit}[op]
 
 
-@ibis.udf.scalar.builtin(name="json_extract_path_text")
-def _json_text(doc: dt.JSON, key: str) -> str:  # type: ignore[empty-body]
-    """A top-level JSON property as text: same name and meaning in DuckDB and PostgreSQL,
-    and cheaper than Ibis's typed unwrapping (one extraction, no type probe)."""
-
-
-def _json_value(properties: ir.StringValue, key: str, value: object) -> ir.Value:
+def _json_value(engine: Engine, properties: ir.StringValue, key: str,
+                value: object) -> ir.Value:
+    # One text extraction, cheaper than Ibis's typed unwrapping (no type probe)
     doc = properties if properties.type().is_json() else properties.cast(dt.json)
-    text = _json_text(doc, ibis.literal(key, type=dt.string))
+    text = engine.json_text(doc, key)
     if isinstance(value, bool):
         return text == ibis.literal("true" if value else "false")
     if isinstance(value, (int, float)):

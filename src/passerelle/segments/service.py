@@ -19,7 +19,17 @@ from passerelle.segments.kinds import close_names, trait_kinds
 from passerelle.segments.validate import SegmentDefinitions
 
 
-def definitions(project: Any) -> SegmentDefinitions:
+def _left_out(project: Any, kind: str, name: str) -> None:
+    for s in getattr(project.definition, "skipped", []):
+        if s.kind == kind and s.name == name:
+            raise PasserelleError(f"The {kind} '{name}' is skipped: {s.reason} ({s.where}).",
+                                  "Run `passerelle validate` to see the problems to fix.")
+
+
+def definitions(project: Any, name: str | None = None, kind: str = "segment",
+                ) -> SegmentDefinitions:
+    if name is not None:
+        _left_out(project, kind, name)
     defs = getattr(project.definition, "segments", None)
     if not defs or not defs.segments:
         raise PasserelleError("This project defines no segment.",
@@ -41,11 +51,11 @@ def _named(kind: str, known: dict[str, Any], name: str) -> Any:
 
 
 def segment(project: Any, name: str) -> SegmentConfig:
-    return _named("segment", definitions(project).segments, name)
+    return _named("segment", definitions(project, name).segments, name)
 
 
 def audience(project: Any, name: str) -> AudienceConfig:
-    return _named("audience", definitions(project).audiences, name)
+    return _named("audience", definitions(project, name, "audience").audiences, name)
 
 
 def count(project: Any, name: str, now: datetime | None = None) -> int:

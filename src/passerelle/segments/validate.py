@@ -12,11 +12,14 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pydantic import TypeAdapter, ValidationError
+
 from passerelle.errors import Problems
 from passerelle.project.segments_models import (
     AllCondition,
     AnyCondition,
     AudienceConfig,
+    Condition,
     FieldCondition,
     InSegmentCondition,
     NotCondition,
@@ -123,6 +126,17 @@ def check_all(segments: Mapping[str, SegmentConfig], profile_kinds: Mapping[str,
                            "Fix the segment definition (see docs/segments.md).")
 
 
+_CONDITION: TypeAdapter = TypeAdapter(Condition)
+
+
+def _where_alone(data: object) -> object | None:
+    """The condition of a file whose other keys failed, when it is valid on its own."""
+    try:
+        return _CONDITION.validate_python(data) if data is not None else None
+    except ValidationError:
+        return None  # its own problems are already reported with the file's
+
+
 def read_segments(root: Path | str, problems: Problems,
                   trait_kinds: Mapping[str, str] | None = None) -> SegmentDefinitions:
     """Parse and check ``segments/*.yml``; problems go to ``problems`` with file and line.
@@ -135,12 +149,20 @@ def read_segments(root: Path | str, problems: Problems,
     root = Path(root).resolve()
     defs = SegmentDefinitions()
     docs = {}
+    unparsed: set[str] = set()  # named in a file that failed: not reported as unknown
+    partial: list[SegmentConfig] = []  # the file failed, its condition parsed: checked too
     for doc in read_documents(root, "segments/*", problems,
                               expected="expected a mapping with name, description, owner, "
                                        "where"):
         doc.data.setdefault("name", Path(doc.file).stem)
         seg = parse_document(SegmentConfig, doc, problems)
         if seg is None:
+            unparsed.add(str(doc.data["name"]))
+            where = _where_alone(doc.data.get("where"))
+            if where is not None:  # a missing owner must not hide the condition's problems
+                docs[str(doc.data["name"])] = doc
+                partial.append(SegmentConfig.model_construct(name=str(doc.data["name"]),
+                                                             where=where))
             continue
         if seg.name in defs.segments:
             file, line = defs.origin[seg.name]
@@ -157,10 +179,15 @@ def read_segments(root: Path | str, problems: Problems,
                 continue
             defs.audiences[audience.name] = audience
     reported: set[frozenset[str]] = set()
+    for seg in partial:
+        doc = docs[seg.name]
+        for loc, message, hint in check_segment(seg, PROFILE_KINDS, trait_kinds,
+                                                set(defs.segments) | unparsed):
+            problems.add(doc.file, message, doc.line_of(loc), hint)
     for name, seg in defs.segments.items():
         doc = docs[name]
         for loc, message, hint in check_segment(seg, PROFILE_KINDS, trait_kinds,
-                                                set(defs.segments)):
+                                                set(defs.segments) | unparsed):
             problems.add(doc.file, message, doc.line_of(loc), hint)
         cycle = find_cycle(name, defs.segments)
         if cycle and frozenset(cycle) not in reported and cycle[0] == name:
