@@ -107,20 +107,22 @@ def leaf_report(definition: ProjectDefinition) -> list[Problem]:
     return [*definition.leaf_problems, *(s.problem() for s in definition.skipped)]
 
 
-def validate_folder(project_dir: Path | str = ".", connect: bool = True) -> Problems:
+def validate_folder(project_dir: Path | str = ".", connect: bool = True
+                    ) -> tuple[ProjectDefinition | None, Problems]:
     """Every problem of a project folder in one pass, even when some files do not parse:
-    the sources that did are still opened and their columns checked (``connect``)."""
+    the sources that did are still opened and their columns checked (``connect``).
+    Returns what parsed (None when passerelle.yml itself did not) and the problems."""
     definition, problems = read_project(project_dir)
     if definition is None:
-        return problems
+        return None, problems
     project = Project(definition)
     try:
         if problems.errors:  # the project cannot open: inspect what parsed, no engine
             problems.items += leaf_report(definition)
             if connect:
                 problems.items += inspect_sources(definition).items
-            return problems
-        return project.validate(connect=connect)
+            return definition, problems
+        return definition, project.validate(connect=connect)
     finally:
         project.close()
 

@@ -39,18 +39,19 @@ def validate(
     = False,
 ) -> None:
     """Check the project and report every problem at once, with file, line and hint."""
+    from passerelle.core import validate_folder
     from passerelle.render import problems_text
 
-    with open_project(project) as proj:
-        problems = proj.validate(connect=not offline)
+    # every file's problems, even when some do not parse (no ProjectError on the first layer)
+    definition, problems = validate_folder(project, connect=not offline)
     if problems.items:
         console.print(problems_text(problems.items), end="", soft_wrap=True)
-    if problems.errors:
+    if problems.errors or definition is None:
         n = len(problems.errors)
         err_console.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/bold red] to fix.")
         raise typer.Exit(ExitCode.USER_ERROR)
-    console.print(f"[green]✓[/green] {proj.root.name}: {len(proj.sources)} sources, "
-                  f"{len(proj.definition.checks)} checks, all valid.")
+    console.print(f"[green]✓[/green] {definition.root.name}: {len(definition.sources)} sources, "
+                  f"{len(definition.checks)} checks, all valid.")
 
 
 @app.command()
