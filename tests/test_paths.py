@@ -25,6 +25,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import ProjectError
 from passerelle.project.load import inspect_sources, load_project
 from passerelle.project.paths import PathNotAllowed
+from passerelle.project.schema import json_schema
 from splink_synthetic import synthetic_records
 
 SENTINEL = "written by someone else\n"
@@ -158,6 +159,7 @@ def test_allowed_paths_lets_a_folder_in(tmp_path):
     root = tiny_project(tmp_path / "p", str(outside), f"allowed_paths: [{outside.parent}]\n")
     project = load_project(root)
     assert project.config.allowed_paths == [str(outside.parent)]
+    assert "allowed_paths" in json_schema("passerelle")["properties"]
     assert inspect_sources(project).errors == []
 
 
