@@ -4,7 +4,9 @@ The warehouse computes the rows and DuckDB's CSV writer writes them (``COPY ... 
 the warehouse itself on DuckDB, from an Arrow stream otherwise), so a million-row audience
 never passes through Python one row at a time.
 The file is written under a temporary name, hashed (SHA-256) and renamed, so a reader never
-sees half a file and the hash in the export log is the hash of the file on disk.
+sees half a file and the hash in the export log is the hash of the file on disk. The path
+stays inside the project (or an ``allowed_paths`` folder), and an existing file is replaced
+only when its hash is one the export log recorded: a file Passerelle did not write is kept.
 
 Layouts (sources in docs/activation.md):
 
@@ -29,6 +31,7 @@ import sqlglot.expressions as sge
 
 from passerelle.activation.log import (
     ExportResult,
+    exported_before,
     finish_export,
     record_members,
     start_export,
@@ -36,6 +39,7 @@ from passerelle.activation.log import (
 from passerelle.activation.members import sendable_build, treated, with_fields
 from passerelle.activation.models import CsvDestination, DestinationError
 from passerelle.engines.base import Engine
+from passerelle.project.paths import confine
 from passerelle.runlog import utcnow
 
 # standard column -> header, per layout (attributes follow under their own names)
@@ -81,11 +85,24 @@ def export_rows(engine: Engine, audience: str, destination: CsvDestination) -> i
 
 
 def resolve_path(template: str, audience: str, root: Path) -> Path:
-    """``{audience}`` and ``{date}`` (UTC, YYYYMMDD-HHMMSS) substituted; relative to ``root``."""
+    """``{audience}`` and ``{date}`` (UTC, YYYYMMDD-HHMMSS) substituted; relative to ``root``
+    and kept inside its allowed folders."""
     text = template.replace("{audience}", audience).replace(
         "{date}", f"{utcnow():%Y%m%d-%H%M%S}")
-    path = Path(text)
-    return path if path.is_absolute() else root / path
+    return confine(root, text, what="export file")
+
+
+def refuse_foreign_file(engine: Engine, path: Path) -> None:
+    """An existing ``path`` may be replaced only if an earlier export wrote exactly it (its
+    SHA-256 is in the export log): a file someone else wrote is never overwritten."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_file() and exported_before(engine, sha256_of(path)):
+        return
+    raise DestinationError(
+        f"{path} already exists and is not a file a Passerelle export wrote (its content "
+        "matches no export in the export log), so it is left as it is.",
+        "Remove or rename that file, or give the destination another `path`.")
 
 
 def write_csv(engine: Engine, rows: ir.Table, path: Path, delimiter: str) -> tuple[int, str]:
@@ -97,6 +114,7 @@ def write_csv(engine: Engine, rows: ir.Table, path: Path, delimiter: str) -> tup
     so the bytes are the same."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.part")
+    tmp.unlink(missing_ok=True)  # a leftover (or a link planted there) is never written through
     options = (f"FORMAT csv, HEADER true, DELIMITER {sge.convert(delimiter).sql('duckdb')}, "
                "QUOTE '\"', ESCAPE '\"', NULLSTR ''")
     target = sge.convert(str(tmp)).sql("duckdb")
@@ -150,6 +168,7 @@ def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
     sendable_build(engine, audience, allow_empty=allow_empty)
     rows = export_rows(engine, audience, destination)
     path = resolve_path(destination.path, audience, Path(root))
+    refuse_foreign_file(engine, path)
     delimiter = destination.delimiter or (";" if destination.format == "brevo" else ",")
     export_id = start_export(engine, audience, name, "csv", str(path), user)
     result = ExportResult(export_id, audience, name, "csv", str(path), "failed", 0,

@@ -115,6 +115,15 @@ def list_exports(engine: Engine, audience: str | None = None, limit: int = 50) -
                            .limit(limit)).to_pylist()
 
 
+def exported_before(engine: Engine, sha256: str) -> bool:
+    """Whether an export in the log wrote a file with this SHA-256."""
+    if not engine.exists(ACTIVATION_LOG):
+        return False
+    log = engine.table(ACTIVATION_LOG)
+    return engine.to_arrow(log.filter(log.sha256 == sha256).count().as_table()
+                           ).column(0)[0].as_py() > 0
+
+
 def exports_of_person(engine: Engine, person_id: str) -> list[dict]:
     """Every export that contained ``person_id`` (what erasure must chase), oldest first."""
     if not engine.exists(ACTIVATION_LOG) or not engine.exists(ACTIVATION_LOG_MEMBERS):

@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, TypeAdapter, field_validator, model_valid
 
 from passerelle.errors import ExitCode, PasserelleError, Problems
 from passerelle.project.models import Strict
+from passerelle.project.paths import ProjectPath, check_paths
 
 _ATTRIBUTE_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_ ]{0,62}$")
 _COLUMN_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -50,7 +51,7 @@ class CsvDestination(Strict):
         "generic", description="brevo: EMAIL;PRENOM;NOM;SMS (';', UTF-8); mailchimp: Email "
                                "Address,First Name,Last Name,Phone Number,Tags; generic: "
                                "person_id,email,phone,first_name,last_name")
-    path: str = Field(description="File to write, relative to the project; {audience} and "
+    path: ProjectPath = Field(description="File to write, relative to the project; {audience} and "
                                   "{date} are replaced (e.g. exports/{audience}-{date}.csv)")
     language: Literal["fr", "en"] = Field(
         "fr", description="brevo only: the name attributes of the Brevo account, which follow "
@@ -223,12 +224,14 @@ def load_destinations(root: Path | str) -> dict[str, Any]:
                          hint="name files in lower case: a-z, 0-9 and _")
             continue
         mine = Problems()
-        parsed = parse_document(DestinationFile, _wrap(doc), mine)
+        wrapped = _wrap(doc)
+        parsed = parse_document(DestinationFile, wrapped, mine)
+        if parsed is not None:
+            check_paths(mine, wrapped, parsed, root)
+            found[name] = parsed.destination
         for p in mine.items:  # the wrapper key is ours, not the user's: drop it
             message = re.sub(r"^destination(\.|: )", "", p.message).replace("'destination.", "'")
             problems.add(p.file, message, p.line, p.hint, p.severity)
-        if parsed is not None:
-            found[name] = parsed.destination
     problems.raise_if_any()
     return found
 

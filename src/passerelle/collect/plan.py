@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from passerelle.engines.base import Engine
 from passerelle.errors import Problem, ProjectError
 from passerelle.project.models import TrackingPlan
+from passerelle.project.paths import confine
 from passerelle.project.yamlio import YamlSyntaxError, read_yaml
 
 VIOLATIONS_TABLE = "event_violations"
@@ -172,7 +173,7 @@ def _join(path: str, name: str) -> str:
 
 def load_plan(project_root: Path, relative: str) -> Plan:
     """Read and compile ``tracking-plan.yml``; every problem raises a located ProjectError."""
-    path = Path(project_root) / relative
+    path = confine(project_root, relative, what="tracking plan")
     if not path.is_file():
         raise ProjectError([Problem(relative, "the tracking plan file does not exist",
                                     hint="create it, or remove `tracking_plan` from the source")])

@@ -35,6 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from passerelle.errors import PasserelleError
+from passerelle.project.paths import confine
 
 
 class SpoolError(PasserelleError):
@@ -393,7 +394,7 @@ def open_spools(sources, project_root: Path) -> dict[str, Spool]:
 def open_spool(config, project_root: Path) -> Spool:
     """The spool a collector source's ``spool:`` setting describes."""
     if config.type == "file":
-        return FileSpool(Path(project_root) / config.path)
+        return FileSpool(confine(project_root, config.path, what="spool folder"))
     if config.type == "nats":
         from passerelle.collect.spool_nats import NatsSpool
 

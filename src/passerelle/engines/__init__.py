@@ -6,6 +6,7 @@ from pathlib import Path
 
 from passerelle.engines.base import Capabilities, Engine
 from passerelle.project.models import DuckDBEngineConfig, EngineConfig, PostgresEngineConfig
+from passerelle.project.paths import confine
 
 __all__ = ["Capabilities", "Engine", "open_engine"]
 
@@ -14,8 +15,7 @@ def open_engine(config: EngineConfig, project_root: Path) -> Engine:
     if isinstance(config, DuckDBEngineConfig):
         from passerelle.engines.duckdb import DuckDBEngine
 
-        path = Path(config.path)
-        return DuckDBEngine(path if path.is_absolute() else project_root / path,
+        return DuckDBEngine(confine(project_root, config.path, what="warehouse file"),
                             threads=config.threads, memory_limit=config.memory_limit)
     if isinstance(config, PostgresEngineConfig):
         from passerelle.engines.postgres import PostgresEngine

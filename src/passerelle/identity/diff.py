@@ -3,7 +3,7 @@
 The candidate ``identity.yml`` is run on the same records into scratch tables (keys,
 Splink, graph, guards, pins) and its partition is compared with the current ``person_map``:
 which current persons it would merge together, which it would split. Nothing the current
-graph relies on is written.
+graph relies on is written; a model trained for the preview lives in a temporary folder.
 """
 
 from __future__ import annotations
@@ -30,12 +30,13 @@ _KEY_EDGES = "_identity_diff_key_edges"
 _SHARED = "_identity_diff_shared_keys"
 _CANDIDATE = "_identity_diff_edges"
 _COMPONENTS = "_identity_diff_components"
+_SCRATCH_MODEL = "model.json"
 
 
 def identity_diff(project: ProjectDefinition, engine: Engine, candidate: IdentityConfig,
                   reporter: Reporter, examples: int = 10) -> dict[str, Any]:
     """Compare the current persons with those ``candidate`` rules would give."""
-    from passerelle.identity.probabilistic import load_model, match
+    from passerelle.identity.probabilistic import ModelError, load_model, match
 
     if not engine.exists(PERSON_MAP):
         raise PasserelleError("There is no identity graph to compare with yet.",
@@ -50,15 +51,18 @@ def identity_diff(project: ProjectDefinition, engine: Engine, candidate: Identit
         parts = [_normalised(key_edges, run_id)]
         trained = False
         if candidate.probabilistic.enabled:
-            probabilistic = candidate.probabilistic
-            current_model = project.root / probabilistic.model_path
+            # the preview reads and writes its model in the scratch folder only, whatever
+            # model_path the candidate names: a preview never replaces the project's model
+            probabilistic = candidate.probabilistic.model_copy(
+                update={"model_path": _SCRATCH_MODEL})
+            saved = candidate.probabilistic.model_file(project.root)
             try:
-                load_model(current_model, probabilistic)
-                model_root = project.root  # the saved model fits the candidate: reuse it
-            except PasserelleError:
-                model_root, trained = scratch, True  # other comparisons: train aside
+                load_model(saved, probabilistic)
+                shutil.copyfile(saved, scratch / _SCRATCH_MODEL)  # it fits: reuse a copy
+            except ModelError:
+                trained = True  # other comparisons: train aside
             with reporter.step("Candidate rules: probabilistic matching"):
-                outcome = match(engine, records, probabilistic, model_root, run_id, reporter,
+                outcome = match(engine, records, probabilistic, scratch, run_id, reporter,
                                 retrain=trained)
             parts.append(_normalised(outcome.edges, run_id))
         every_pin = pin_store.active_pins(engine, candidate.pins)

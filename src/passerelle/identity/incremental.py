@@ -127,7 +127,7 @@ def rules_fingerprint(project: ProjectDefinition, engine: Engine) -> str:
         parts.append(str(engine.to_arrow(p.aggregate(
             n=p.count(), active=p.active.ifelse(1, 0).sum(),
             last=p.created_at.max())).to_pylist()))
-    model = project.root / config.probabilistic.model_path
+    model = config.probabilistic.model_file(project.root)
     if config.probabilistic.enabled and model.is_file():
         parts.append(hashlib.sha256(model.read_bytes()).hexdigest())
     return state.fingerprint(*parts)

@@ -721,7 +721,7 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
     comparison; the result is the same). ``keep`` keeps what Splink scored (the prepared
     representatives and the member map) for the next incremental run (:func:`match_new`).
     """
-    model_path = Path(project_root) / config.model_path
+    model_path = config.model_file(project_root)
     if keep:
         for name in (SPLINK_INPUT, SPLINK_MEMBERS):
             engine.drop(name)
@@ -782,7 +782,7 @@ def match_new(engine: Engine, new_records: ir.Table, config: Probabilistic,
     records did not change. Writes ``identity_edges_splink``; the new records are added to
     the kept input by :func:`keep_new`.
     """
-    model = load_model(Path(project_root) / config.model_path, config)
+    model = load_model(config.model_file(project_root), config)
     engine.replace_table(NEW_TABLE, prepare(new_records, config))
     new = engine.count(NEW_TABLE)
     with reporter.step("Scoring new records with Splink"), \
@@ -814,7 +814,7 @@ def match_new(engine: Engine, new_records: ir.Table, config: Probabilistic,
     count = engine.count(EDGES_TABLE)
     reporter.info(f"Splink linked {count:,} record pairs involving the {new:,} new records "
                   f"at match probability >= {config.threshold}")
-    info = ModelInfo(Path(project_root) / config.model_path, False, ss.fingerprint(config),
+    info = ModelInfo(config.model_file(project_root), False, ss.fingerprint(config),
                      0, 0.0)
     return MatchResult(engine.table(EDGES_TABLE), info, new, new, count)
 
@@ -845,7 +845,7 @@ def explain_pair(engine: Engine, records: ir.Table, node_a: str, node_b: str,
                  config: Probabilistic, project_root: Path) -> dict:
     """Score one pair with the saved model: per-comparison level and match weight, the
     prior's weight and the total (the sum of them all)."""
-    model = load_model(Path(project_root) / config.model_path, config)
+    model = load_model(config.model_file(project_root), config)
     prepared = prepare(records, config)
     try:
         for table, node in zip(PAIR_TABLES, (node_a, node_b), strict=True):

@@ -14,6 +14,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError, Problems
 from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.load import ProjectDefinition, parse_document
+from passerelle.project.paths import check_paths
 from passerelle.project.yamlio import YamlSyntaxError, read_yaml
 from passerelle.reporter import Reporter
 
@@ -115,11 +116,12 @@ def train(project: ProjectDefinition, engine: Engine, reporter: Reporter) -> Any
         raise PasserelleError("There are no customer records to train on yet.",
                               "Run `passerelle run` first.")
     return train_model(engine, engine.table(CUSTOMER_RECORDS), config,
-                       project.root / config.model_path, reporter)
+                       config.model_file(project.root), reporter)
 
 
-def load_candidate(path: Path) -> IdentityConfig:
-    """Parse a candidate identity.yml, reporting every problem with its line."""
+def load_candidate(path: Path, project_root: Path) -> IdentityConfig:
+    """Parse a candidate identity.yml, reporting every problem with its line (a path that
+    leaves the project's allowed folders is one)."""
     problems = Problems()
     try:
         doc = read_yaml(path, str(path))
@@ -129,6 +131,8 @@ def load_candidate(path: Path) -> IdentityConfig:
         problems.add(exc.file, exc.message, exc.line)
         problems.raise_if_any()
     parsed = parse_document(IdentityConfig, doc, problems)
+    if parsed is not None:
+        check_paths(problems, doc, parsed, project_root)
     problems.raise_if_any()
     return parsed
 
@@ -138,4 +142,4 @@ def diff(project: ProjectDefinition, engine: Engine, candidate_path: Path,
     from passerelle.identity.diff import identity_diff
 
     _config(project)
-    return identity_diff(project, engine, load_candidate(candidate_path), reporter)
+    return identity_diff(project, engine, load_candidate(candidate_path, project.root), reporter)

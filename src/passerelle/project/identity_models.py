@@ -7,11 +7,13 @@ reviewed in git. The CLI and API add pins of their own, kept in the warehouse an
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
 
 from passerelle.project.models import Strict
+from passerelle.project.paths import ProjectPath, confine
 
 # Fields of the customers entity that identity may use.
 IDENTITY_FIELDS = (
@@ -93,8 +95,12 @@ class Probabilistic(Strict):
                            "address of two words (marie.dupont@, marie_dupont85@; dupont.marie@ "
                            "is read swapped, which the model recognises): a newsletter sign-up "
                            "that asked only an e-mail")
-    model_path: str = Field("identity/model.json",
+    model_path: ProjectPath = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
+
+    def model_file(self, project_root: Path) -> Path:
+        """The saved model's file, resolved and kept inside the project's allowed folders."""
+        return confine(project_root, self.model_path, what="Splink model (model_path)")
 
     @model_validator(mode="after")
     def _fields_known(self) -> Probabilistic:

@@ -29,6 +29,7 @@ from passerelle.project.models import (
     SourceConfig,
     UniqueCheck,
 )
+from passerelle.project.paths import PathNotAllowed, allowed_roots, check_paths
 from passerelle.project.yamlio import YamlDoc, YamlSyntaxError, read_yaml, substitute_env
 
 PROJECT_FILE = "passerelle.yml"
@@ -214,12 +215,17 @@ def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
     where: dict[int, Located] = {}
     unparsed: set[str] = set()  # sources whose file has problems: checks on them wait
 
+    roots = allowed_roots(root)
     for kind, doc in docs:
         if kind == "project":
             config = parse_document(ProjectConfig, doc, problems)
+            if config is not None:
+                check_paths(problems, doc, config, root, roots)
         elif kind == "identity":
             identity = parse_document(IdentityConfig, doc, problems)
             identity_at = Located(doc)
+            if identity is not None:
+                check_paths(problems, doc, identity, root, roots)
         elif kind == "source":
             stem = Path(doc.file).stem
             doc.data.setdefault("name", stem)
@@ -234,6 +240,7 @@ def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
                 continue
             definition_sources[source.name] = source
             where[id(source)] = Located(doc)
+            check_paths(problems, doc, source, root, roots)
         else:
             parsed = parse_document(ChecksFile, doc, problems)
             if parsed is not None:
@@ -405,8 +412,9 @@ def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Prob
         file = at.doc.file if at else f"sources/{source.name}.yml"
         try:
             available = source_columns(project.root, source)
-        except ConnectorError as exc:
-            problems.add(file, exc.reason, at.line("connector") if at else None, exc.instruction)
+        except (ConnectorError, PathNotAllowed) as exc:  # a link in a folder may lead out
+            problems.add(file, exc.reason, at.line("connector", "path") if at else None,
+                         exc.instruction)
             continue
         for target, mapping in source.mappings().items():
             if mapping.column is not None and mapping.column not in available:

@@ -21,6 +21,7 @@ from pydantic import (
 )
 
 from passerelle.model import ENTITIES
+from passerelle.project.paths import ProjectPath
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -42,7 +43,8 @@ class DuckDBEngineConfig(Strict):
     """Embedded DuckDB file inside the project (the default)."""
 
     type: Literal["duckdb"] = "duckdb"
-    path: str = Field("warehouse.duckdb", description="Database file, relative to the project")
+    path: ProjectPath = Field("warehouse.duckdb",
+                              description="Database file, relative to the project")
     threads: int | None = Field(None, ge=1, description="Worker threads (default: all cores)")
     memory_limit: str | None = Field(None, description="e.g. '4GB' (default: DuckDB's 80% of RAM)")
 
@@ -109,6 +111,11 @@ class ProjectConfig(Strict):
     )
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="Days to keep personal data, per entity")
+    allowed_paths: list[str] = Field(
+        default_factory=list,
+        description="Folders outside the project that project files may name (source files, "
+                    "exports, the warehouse, the Splink model), e.g. [/data/exports]; every "
+                    "other path must stay inside the project folder, symbolic links included")
     # governance: where users, tokens, sessions and the audit log live; the project's roles
     app_database: SecretStr | None = Field(None, description=(
         "Application database URL: postgresql://user:${PASSWORD}@host/db (default: the "
@@ -140,7 +147,7 @@ class ProjectConfig(Strict):
 
 # -------------------------------------------------------------------------- connectors
 class _FileConnector(Strict):
-    path: str = Field(description="File or glob pattern, relative to the project folder")
+    path: ProjectPath = Field(description="File or glob pattern, relative to the project folder")
     on_change: Literal["replace", "error"] = Field(
         "replace",
         description="A file already loaded whose content changed: replace its rows, or stop",
@@ -209,7 +216,7 @@ class FileSpool(Strict):
     """Write-ahead files on this machine (one collector process per folder)."""
 
     type: Literal["file"] = "file"
-    path: str = Field("spool", description="Folder, relative to the project")
+    path: ProjectPath = Field("spool", description="Folder, relative to the project")
 
 
 class NatsSpool(Strict):
@@ -239,7 +246,7 @@ class CollectorConnector(Strict):
         min_length=1, description="Keys the tracking libraries send (use ${ENV_VAR})"
     )
     spool: SpoolConfig = Field(default_factory=FileSpool)
-    tracking_plan: str | None = Field(
+    tracking_plan: ProjectPath | None = Field(
         None, description="YAML file of event names -> JSON Schema of their properties"
     )
     max_backlog: int = Field(

@@ -21,6 +21,7 @@ import sqlglot as sg
 
 from passerelle.errors import ConnectorError
 from passerelle.project.models import CsvConnector, JsonlConnector, ParquetConnector
+from passerelle.project.paths import allowed_roots, confine
 from passerelle.sources.csvdialect import Dialect, transcode_to_utf8
 from passerelle.sources.stream import check_no_lineage_clash
 
@@ -38,8 +39,14 @@ class FileUnit:
 
 
 def resolve(project_root: Path, pattern: str) -> list[FileUnit]:
-    """The files ``pattern`` (a path or a glob, relative to the project) matches, sorted."""
+    """The files ``pattern`` (a path or a glob, relative to the project) matches, sorted.
+
+    The pattern and every file it matches (links followed) must be inside the project
+    folder or an ``allowed_paths`` folder: :class:`~passerelle.project.paths.PathNotAllowed`.
+    """
     root = project_root.resolve()
+    roots = allowed_roots(root)
+    confine(root, pattern, what="source file", roots=roots)
     full = pattern if Path(pattern).is_absolute() else str(root / pattern)
     if globlib.has_magic(pattern):
         paths = sorted(Path(p) for p in globlib.glob(full, recursive=True))
@@ -60,6 +67,7 @@ def resolve(project_root: Path, pattern: str) -> list[FileUnit]:
         paths = [path]
     units = []
     for path in paths:
+        confine(root, path, what="source file", roots=roots)
         try:
             name = path.resolve().relative_to(root).as_posix()
         except ValueError:
