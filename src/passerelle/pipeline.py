@@ -86,9 +86,10 @@ class _Recorder:
 
 def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                  only_source: str | None = None, full: bool = False,
-                 retrain: bool = False) -> RunResult:
+                 retrain: bool = False, reload: frozenset[str] = frozenset()) -> RunResult:
     """Run every step; ``full`` re-stages every source even if nothing changed, ``retrain``
-    re-trains the identity model."""
+    re-trains the identity model, ``reload`` names sources whose files (or tables) are read
+    again from scratch."""
     from passerelle import state
     from passerelle.sources import load_source
     from passerelle.staging import stage_source
@@ -100,7 +101,8 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
 
     for source in sources:
         with rec.step("load", source.name) as step:
-            loaded = load_source(engine, project.root, source, result.run_id, reporter)
+            loaded = load_source(engine, project.root, source, result.run_id, reporter,
+                                 reload=source.name in reload)
             result.loads[source.name] = loaded
             step.rows_out = loaded.rows_loaded
             step.message = "; ".join(loaded.messages)[:2000]
