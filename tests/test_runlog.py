@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 
 import passerelle
-
 from test_run_reload import project
 
 
