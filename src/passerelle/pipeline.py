@@ -63,6 +63,7 @@ class _Unchanged(Exception):
 class _Recorder:
     def __init__(self, engine: Engine, result: RunResult) -> None:
         self.engine, self.result = engine, result
+        self._unrecorded: list[StepRecord] = []
 
     @contextmanager
     def run(self) -> Iterator[None]:
@@ -76,6 +77,13 @@ class _Recorder:
             yield
         except BaseException as exc:
             lost = self.engine.connection_error(exc)
+            if lost is not None:
+                # a new connection records the outcome when the server is still there (it
+                # ended our sessions); connecting gives up within seconds when it is not
+                self.engine.close()
+                for step in self._unrecorded:
+                    with suppress(Exception):
+                        finish(self.engine, step)
             self._end(rec, exc if lost is None else lost, failing=True)
             if lost is not None:
                 raise lost from exc
@@ -111,9 +119,12 @@ class _Recorder:
             finish(self.engine, rec)
             return
         # The error being raised is what the user must see; when the warehouse is what
-        # failed, the row stays `running` and `passerelle status` shows it interrupted.
-        with suppress(Exception):
+        # failed, the row stays `running` (`passerelle status` shows it interrupted once
+        # this process is gone) unless run() can record it on a new connection.
+        try:
             finish(self.engine, rec)
+        except Exception:
+            self._unrecorded.append(rec)
 
     def skipped(self, step: str, target: str, why: str) -> None:
         now = utcnow()
