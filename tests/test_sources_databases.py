@@ -222,3 +222,22 @@ def test_mariadb_incremental(engine, mariadb_database, tmp_path):
     assert source_columns(None, source) == [
         "id", "client", "montant", "payee", "cree_le", "details", "duree"]
     con.close()
+
+
+def test_changed_incremental_key_or_reload_reads_the_table_again(duckdb_engine, pg_source,
+                                                                  tmp_path):
+    con, schema = pg_source
+    insert_pg(con, schema, range(1, 4))
+    load_source(duckdb_engine, tmp_path, make_source(pg_connector(schema), key="id"), "run1",
+                SilentReporter())
+    # the high-water mark of `id` means nothing for `updated_at`: everything is read again
+    by_time = make_source(pg_connector(schema), key="updated_at")
+    changed = load_source(duckdb_engine, tmp_path, by_time, "run2", SilentReporter())
+    assert changed.rows_loaded == 3
+    assert "incremental_key 'id' -> 'updated_at'" in " ".join(changed.messages)
+    assert [r["id"] for r in raw_rows(duckdb_engine)] == [1, 2, 3]  # replaced, not doubled
+    assert load_source(duckdb_engine, tmp_path, by_time, "run3", SilentReporter()).rows_loaded \
+        == 0
+    again = load_source(duckdb_engine, tmp_path, by_time, "run4", SilentReporter(), reload=True)
+    assert again.rows_loaded == 3 and "--reload" in " ".join(again.messages)
+    assert [r["id"] for r in raw_rows(duckdb_engine)] == [1, 2, 3]

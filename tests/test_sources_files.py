@@ -366,3 +366,70 @@ def test_source_columns_union_over_glob_and_connection_check(tmp_path):
     with pytest.raises(ConnectorError, match="No file matches"):
         check_connection(make_source({"type": "jsonl", "path": "in/*.jsonl"}), tmp_path)
     assert csv_dialect(tmp_path, make_source({"type": "parquet", "path": "x.parquet"})) is None
+
+
+SEMICOLON = b"id;email;city\n1;a@x.fr;Paris\n2;b@x.fr;Lyon\n"
+
+
+def test_a_changed_read_setting_reloads_the_file_and_replaces_its_rows(engine, tmp_path):
+    write(tmp_path, "data/crm.csv", SEMICOLON)
+    wrong = make_source({"type": "csv", "path": "data/crm.csv", "delimiter": ","})
+    load(engine, tmp_path, wrong, "run1")
+    assert engine.table("raw_crm").columns[0] == "id;email;city"
+
+    fixed = make_source({"type": "csv", "path": "data/crm.csv"})  # back to auto
+    result = load(engine, tmp_path, fixed, "run2")
+    assert (result.units_loaded, result.units_replaced, result.rows_loaded) == (1, 1, 2)
+    assert "read with different settings since its last load (delimiter ',' -> ';')" in \
+        " ".join(result.messages)
+    rows = rows_of(engine, "raw_crm")
+    assert [(r["id"], r["city"], r["_source_row"]) for r in rows] == [("1", "Paris", 1),
+                                                                     ("2", "Lyon", 2)]
+    assert {r["_load_id"] for r in rows} == {ledger_ids(engine)[-1]}  # lineage: the new load
+    # the column only the wrong reading had is gone, as `validate` would say
+    assert "id;email;city" not in engine.table("raw_crm").columns
+    assert json.loads(engine.to_arrow(engine.table(LOADS_TABLE).order_by("load_id"))
+                      .to_pylist()[-1]["read_as"]) == {
+        "type": "csv", "delimiter": ";", "encoding": "utf-8", "quote": '"', "header": True}
+
+    # writing out what 'auto' found reads the file the same way: nothing to reload
+    explicit = make_source({"type": "csv", "path": "data/crm.csv", "delimiter": ";"})
+    same = load(engine, tmp_path, explicit, "run3")
+    assert (same.units_loaded, same.units_skipped) == (0, 1)
+    # and a different reading of a loaded file is read again, even with on_change: error
+    header = make_source({"type": "csv", "path": "data/crm.csv", "header": False,
+                          "on_change": "error"})
+    assert load(engine, tmp_path, header, "run4").rows_loaded == 3
+    assert engine.count("raw_crm") == 3
+
+
+def test_reload_reads_unchanged_files_again(engine, tmp_path):
+    write(tmp_path, "data/a.csv", SEMICOLON)
+    write(tmp_path, "data/b.csv", b"id;email;city\n3;c@x.fr;Nice\n")
+    source = make_source({"type": "csv", "path": "data/*.csv"})
+    load(engine, tmp_path, source, "run1")
+    before = set(ledger_ids(engine))
+    result = load_source(engine, tmp_path, source, "run2", SilentReporter(), reload=True)
+    assert (result.units_loaded, result.units_replaced, result.rows_loaded) == (2, 2, 3)
+    rows = rows_of(engine, "raw_crm")
+    assert sorted(r["id"] for r in rows) == ["1", "2", "3"]
+    assert not {r["_load_id"] for r in rows} & before
+    assert sum("--reload" in m for m in result.messages) == 2
+
+
+def test_a_ledger_without_read_settings_keeps_its_loads(duckdb_engine, tmp_path):
+    """Warehouses written before `read_as` existed: the column is added, how their files
+    were read is unknown, so they are kept until they change (or `--reload`)."""
+    write(tmp_path, "data/crm.csv", SEMICOLON)
+    source = make_source({"type": "csv", "path": "data/crm.csv"})
+    load(duckdb_engine, tmp_path, source, "run1")
+    duckdb_engine.drop_columns(LOADS_TABLE, ["read_as"])
+    result = load(duckdb_engine, tmp_path, source, "run2")
+    assert (result.units_loaded, result.units_skipped) == (0, 1)
+    assert "read_as" in duckdb_engine.table(LOADS_TABLE).columns
+    assert duckdb_engine.count("raw_crm") == 2
+
+
+def ledger_ids(engine) -> list[str]:
+    t = engine.table(LOADS_TABLE)
+    return [r["load_id"] for r in engine.to_arrow(t.order_by("load_id")).to_pylist()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from passerelle.engines import Engine, open_engine
@@ -58,15 +59,17 @@ class Project:
         return problems
 
     def run(self, source: str | None = None, full: bool = False,
-            retrain: bool = False) -> RunResult:
+            retrain: bool = False, reload: Sequence[str] = ()) -> RunResult:
         """Load what is new, stage, check, then the later steps. ``full`` redoes every step
-        even when its inputs did not change; ``retrain`` re-trains the identity model."""
-        if source is not None and source not in self.sources:
-            known = ", ".join(sorted(self.sources)) or "none"
-            raise PasserelleError(f"There is no source named '{source}'.",
-                                  f"Sources of this project: {known}.")
+        even when its inputs did not change; ``retrain`` re-trains the identity model;
+        ``reload`` names sources read again from scratch (their earlier loads replaced)."""
+        for name in ([source] if source is not None else []) + list(reload):
+            if name not in self.sources:
+                known = ", ".join(sorted(self.sources)) or "none"
+                raise PasserelleError(f"There is no source named '{name}'.",
+                                      f"Sources of this project: {known}.")
         return run_pipeline(self.definition, self.engine, self.reporter, only_source=source,
-                            full=full, retrain=retrain)
+                            full=full, retrain=retrain, reload=frozenset(reload))
 
     def metrics(self):
         """The project's metric definitions (metrics/*.yml)."""

@@ -7,7 +7,7 @@ reported and the other sources go on; an error-severity check stops every step a
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,7 +17,7 @@ from passerelle.model import ENTITIES
 from passerelle.project.load import ProjectDefinition
 from passerelle.project.models import SourceConfig
 from passerelle.reporter import Reporter
-from passerelle.runlog import StepRecord, new_run_id, record, utcnow
+from passerelle.runlog import StepRecord, finish, new_run_id, process_tag, record, utcnow
 
 # Views that gather the staged tables of every source of one entity.
 ENTITY_VIEWS = {
@@ -63,19 +63,68 @@ class _Unchanged(Exception):
 class _Recorder:
     def __init__(self, engine: Engine, result: RunResult) -> None:
         self.engine, self.result = engine, result
+        self._unrecorded: list[StepRecord] = []
+
+    @contextmanager
+    def run(self) -> Iterator[None]:
+        """The whole run: its ``run`` row says which process runs it until it ends, so a run
+        killed midway shows as interrupted; a lost warehouse connection ends it as an
+        :class:`EngineError` (an outside system, exit 2), not as a bug."""
+        rec = StepRecord(self.result.run_id, "run", "", utcnow(), utcnow(), status="running",
+                         message=process_tag())
+        record(self.engine, rec)
+        try:
+            yield
+        except BaseException as exc:
+            lost = self.engine.connection_error(exc)
+            if lost is not None:
+                # a new connection records the outcome when the server is still there (it
+                # ended our sessions); connecting gives up within seconds when it is not
+                self.engine.close()
+                for step in self._unrecorded:
+                    with suppress(Exception):
+                        finish(self.engine, step)
+            self._end(rec, exc if lost is None else lost, failing=True)
+            if lost is not None:
+                raise lost from exc
+            raise
+        rec.status = "ok" if self.result.ok else "failed"
+        rec.message = "; ".join(e.reason.splitlines()[0] for e in self.result.errors)[:2000]
+        self._end(rec, None, failing=False)
 
     @contextmanager
     def step(self, step: str, target: str = "") -> Iterator[StepRecord]:
-        rec = StepRecord(self.result.run_id, step, target, utcnow(), utcnow())
+        rec = StepRecord(self.result.run_id, step, target, utcnow(), utcnow(), status="running")
+        record(self.engine, rec)
+        rec.status = "ok"
         try:
             yield rec
         except PasserelleError as exc:
             rec.status, rec.message = "failed", exc.reason[:2000]
             self.result.errors.append(exc)
-        finally:
-            rec.finished_at = utcnow()
+        except BaseException as exc:  # a bug, Ctrl-C or a lost connection: the run ends
+            self._end(rec, self.engine.connection_error(exc) or exc, failing=True)
+            raise
+        self._end(rec, None, failing=False)
+
+    def _end(self, rec: StepRecord, exc: BaseException | None, failing: bool) -> None:
+        rec.finished_at = utcnow()
+        if exc is not None:
+            rec.status = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+            rec.message = (exc.reason if isinstance(exc, PasserelleError)
+                           else f"{type(exc).__name__}: {exc}")[:2000]
+        if rec.step != "run":
             self.result.steps.append(rec)
-            record(self.engine, rec)
+        if not failing:
+            finish(self.engine, rec)
+            return
+        # The error being raised is what the user must see; when the warehouse is what
+        # failed, the row stays `running` (`passerelle status` shows it interrupted once
+        # this process is gone) unless run() can record it on a new connection.
+        try:
+            finish(self.engine, rec)
+        except Exception:
+            self._unrecorded.append(rec)
 
     def skipped(self, step: str, target: str, why: str, status: str = "skipped") -> None:
         now = utcnow()
@@ -86,21 +135,32 @@ class _Recorder:
 
 def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                  only_source: str | None = None, full: bool = False,
-                 retrain: bool = False) -> RunResult:
+                 retrain: bool = False, reload: frozenset[str] = frozenset()) -> RunResult:
     """Run every step; ``full`` re-stages every source even if nothing changed, ``retrain``
-    re-trains the identity model."""
+    re-trains the identity model, ``reload`` names sources whose files (or tables) are read
+    again from scratch."""
+    result = RunResult(run_id=new_run_id())
+    rec = _Recorder(engine, result)
+    with rec.run():
+        _run_steps(project, engine, reporter, rec, only_source, full, retrain, reload)
+    return result
+
+
+def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, rec: _Recorder,
+               only_source: str | None, full: bool, retrain: bool,
+               reload: frozenset[str]) -> None:
     from passerelle import state
     from passerelle.sources import load_source
     from passerelle.staging import stage_source
     from passerelle.staging.checks import error_failures, run_checks
 
-    result = RunResult(run_id=new_run_id())
-    rec = _Recorder(engine, result)
+    result = rec.result
     sources = [s for s in project.sources.values() if only_source in (None, s.name)]
 
     for source in sources:
         with rec.step("load", source.name) as step:
-            loaded = load_source(engine, project.root, source, result.run_id, reporter)
+            loaded = load_source(engine, project.root, source, result.run_id, reporter,
+                                 reload=source.name in reload)
             result.loads[source.name] = loaded
             step.rows_out = loaded.rows_loaded
             step.message = "; ".join(loaded.messages)[:2000]
@@ -252,7 +312,6 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                                              result.traits.failed.items())[:2000]
     _left_out(project, rec, result)
     result.quarantine = quarantine_summary(engine)
-    return result
 
 
 _STEP_OF = {"trait": "traits", "segment": "segments", "audience": "segments",

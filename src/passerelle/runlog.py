@@ -1,14 +1,26 @@
 """``_passerelle_runs``: one row per pipeline step run, so `passerelle status` can tell what
-happened, when, and with how many rows."""
+happened, when, and with how many rows.
+
+A run writes a ``run`` row (its process, status ``running``) before its first step, and each
+step a ``running`` row when it starts; both are replaced by their outcome when they end. A
+run killed with ``kill -9`` (or a machine that stopped) leaves them ``running``: once its
+process is gone, :func:`last_runs` shows that run and the step it was in as ``interrupted``.
+"""
 
 from __future__ import annotations
 
+import os
+import re
 import secrets
+import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 
 import ibis
 import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 
@@ -45,7 +57,7 @@ class StepRecord:
     finished_at: datetime
     rows_in: int | None = None
     rows_out: int | None = None
-    status: str = "ok"  # ok | failed | skipped
+    status: str = "ok"  # ok | failed | skipped | running | interrupted
     message: str = ""
 
     @property
@@ -58,14 +70,72 @@ def record(engine: Engine, step: StepRecord) -> None:
     engine.append_arrow(RUNS_TABLE, pa.table(row, schema=RUNS_SCHEMA).to_reader())
 
 
+def finish(engine: Engine, step: StepRecord) -> None:
+    """Replace the ``running`` row :func:`record` wrote for ``step`` by its outcome."""
+    col = lambda name: sg.column(name, quoted=True)  # noqa: E731
+    with engine.transaction():
+        engine.execute(sge.delete(sg.table(RUNS_TABLE, quoted=True), where=sge.and_(
+            col("run_id").eq(sge.convert(step.run_id)), col("step").eq(sge.convert(step.step)),
+            col("target").eq(sge.convert(step.target)),
+            col("status").eq(sge.convert("running")))))
+        record(engine, step)
+
+
+# -- which process runs a run -------------------------------------------------------------
+_PROCESS = re.compile(r"^process (\d+) on (\S+) started at tick (\d*)$")
+
+
+def _start_tick(pid: int) -> str:
+    """When the process started, in clock ticks since boot (Linux), so a reused pid is not
+    taken for the run's process; empty where /proc does not exist."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    return stat[stat.rindex(")") + 2:].split()[19]
+
+
+def process_tag() -> str:
+    """The ``run`` row's message while it runs: which process on which machine."""
+    return f"process {os.getpid()} on {socket.gethostname()} started at tick " \
+        f"{_start_tick(os.getpid())}"
+
+
+def _process_gone(tag: str) -> bool:
+    """True when ``tag`` names a process of this machine that no longer runs. A process of
+    another machine (a shared PostgreSQL warehouse) cannot be checked: it is not gone."""
+    match = _PROCESS.match(tag or "")
+    if match is None or match[2] != socket.gethostname():
+        return False
+    pid, tick = int(match[1]), match[3]
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # another user's process: it exists
+        pass
+    return bool(tick) and _start_tick(pid) != tick
+
+
 def last_runs(engine: Engine, limit: int = 10) -> list[dict]:
-    """Steps of the ``limit`` most recent runs, newest first."""
+    """Steps of the ``limit`` most recent runs, newest first (each run's ``run`` row, when it
+    has one, first). A run whose process is gone before it finished is ``interrupted``, and
+    so is the step it was in."""
     if not engine.exists(RUNS_TABLE):
         return []
     runs = engine.table(RUNS_TABLE)
     recent = runs.group_by("run_id").aggregate(last=runs.finished_at.max())
     recent = recent.order_by(ibis.desc("last")).limit(limit)
     steps = runs.semi_join(recent, "run_id").order_by(
-        [ibis.desc("run_id"), "started_at"]
+        [ibis.desc("run_id"), "started_at", ibis.desc(runs.step == "run")]
     )
-    return engine.to_arrow(steps).to_pylist()
+    rows = engine.to_arrow(steps).to_pylist()
+    gone = {r["run_id"] for r in rows
+            if r["step"] == "run" and r["status"] == "running" and _process_gone(r["message"])}
+    for r in rows:
+        if r["run_id"] in gone and r["status"] == "running":
+            r["status"] = "interrupted"
+            if r["step"] == "run":
+                r["message"] = ("the run stopped before its end (process killed, or the "
+                                "machine stopped); run again: it resumes cleanly")
+    return rows

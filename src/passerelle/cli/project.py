@@ -82,12 +82,17 @@ def run(
     full: Annotated[bool, typer.Option(help="Redo every step, even those whose inputs did not "
                                             "change.")]
     = False,
+    reload: Annotated[list[str] | None, typer.Option(
+        "--reload", metavar="SOURCE",
+        help="Read this source's files (or table) again from scratch, replacing its earlier "
+             "loads. Repeat for several sources.")]
+    = None,
 ) -> None:
     """Load new data from every source, stage it, check it."""
     from passerelle.render import run_summary
 
     with open_project(project) as proj:
-        result = proj.run(source=source, full=full)
+        result = proj.run(source=source, full=full, reload=reload or ())
     console.print(run_summary(result))
     exit_for(result)
 

@@ -21,6 +21,8 @@ import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
 
+from passerelle.errors import EngineError
+
 # Ibis patches sqlglot's dialects (Postgres ``make_date``, ``string_to_array``...) when
 # ``ibis.backends.sql.dialects`` is imported, but sqlglot 30 caches each generator's
 # dispatch table the first time it generates SQL. Importing it here, before any engine
@@ -64,6 +66,12 @@ class Engine(ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def connection_error(self, exc: BaseException) -> EngineError | None:
+        """``exc`` (raised by this engine, Ibis or a library using its database) as the
+        :class:`EngineError` a user sees when it means the warehouse server refused or
+        dropped the connection; None for any other error. An embedded engine has no server."""
+        return None
 
     # -- tables -----------------------------------------------------------------------
     def table(self, name: str) -> ir.Table:

@@ -29,11 +29,28 @@ class PostgresEngine(Engine):
         self.params = dict(host=host, port=port, user=user, password=password, dbname=database)
         self.schema = schema
 
+    @property
+    def where(self) -> str:
+        """The server as a user names it (no user, no password): ``host:port/database``."""
+        return f"{self.params['host']}:{self.params['port']}/{self.params['dbname']}"
+
+    @property
+    def application_name(self) -> str:
+        """Every connection of this engine shows as this in ``pg_stat_activity``."""
+        return f"passerelle/{self.schema}"[:63]
+
+    def connect_args(self) -> dict[str, Any]:
+        """libpq options of every connection to the warehouse (Ibis's, Splink's): give up
+        connecting after 10 s, and notice a server or network gone silent within about
+        30 s (TCP keepalives) instead of waiting on a dead socket for minutes."""
+        return dict(connect_timeout=10, application_name=self.application_name, keepalives=1,
+                    keepalives_idle=10, keepalives_interval=5, keepalives_count=3)
+
     def _connect(self) -> Any:
         import psycopg
 
         try:
-            with psycopg.connect(**self.params, autocommit=True, connect_timeout=10) as admin:
+            with psycopg.connect(**self.params, autocommit=True, **self.connect_args()) as admin:
                 admin.execute(
                     sg.exp.Create(kind="SCHEMA", this=sg.to_identifier(self.schema, quoted=True),
                                   exists=True).sql("postgres")
@@ -41,15 +58,46 @@ class PostgresEngine(Engine):
             return ibis.postgres.connect(
                 host=self.params["host"], port=self.params["port"], user=self.params["user"],
                 password=self.params["password"], database=self.params["dbname"],
-                options=f"-c search_path={self.schema}", connect_timeout=10,
+                options=f"-c search_path={self.schema}", **self.connect_args(),
             )
         except psycopg.OperationalError as exc:
-            where = f"{self.params['host']}:{self.params['port']}/{self.params['dbname']}"
             raise EngineError(
-                f"Cannot connect to PostgreSQL at {where}: {str(exc).strip()}",
+                f"Cannot connect to PostgreSQL at {self.where}: {str(exc).strip()}",
                 "Check that the server runs and that host, port, user and password in "
                 "passerelle.yml are right.",
             ) from exc
+
+    def connection_error(self, exc: BaseException) -> EngineError | None:
+        # psycopg raises OperationalError for a refused, closed or killed connection (and
+        # for a server out of resources): under SQLAlchemy (Splink) and Splink's own
+        # SplinkException it is the cause, so the whole chain is searched.
+        import psycopg
+
+        seen: set[int] = set()
+        cause: BaseException | None = exc
+        while cause is not None and id(cause) not in seen:
+            if isinstance(cause, EngineError):
+                return cause
+            if isinstance(cause, psycopg.OperationalError):
+                detail = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+                return EngineError(
+                    f"The connection to the PostgreSQL warehouse at {self.where} was refused "
+                    f"or lost: {detail}",
+                    "Check that the server runs and accepts connections (a restart, an "
+                    "administrator ending sessions, a network cut), then run again: the run "
+                    "resumes cleanly.",
+                )
+            seen.add(id(cause))
+            cause = cause.__cause__ or cause.__context__
+        return None
+
+    def close(self) -> None:
+        try:
+            super().close()
+        except Exception as exc:  # closing a connection the server already dropped
+            if self.connection_error(exc) is None:
+                raise
+            self._con = None
 
     def replace_layered_table(self, name: str, expr: ir.Table) -> None:
         # PostgreSQL pulls simple subqueries up into the query above, copying each column's

@@ -240,7 +240,8 @@ def _postgres_api(engine: Engine) -> Any:
                         port=params["port"], database=params["dbname"])
     sa_engine = sa.create_engine(
         url, poolclass=sa.pool.StaticPool,
-        connect_args={"options": f"-c search_path={schema},public"})
+        connect_args={"options": f"-c search_path={schema},public",
+                      **engine.connect_args()})  # type: ignore[attr-defined]
     with sa_engine.begin() as con:
         try:
             con.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS fuzzystrmatch SCHEMA public")

@@ -34,6 +34,10 @@ LOADS_SCHEMA = ibis.schema({
     "high_water_mark": "string",
     "started_at": "timestamp",
     "finished_at": "timestamp",
+    # How the unit was read (JSON: connector type, delimiter, encoding...): a unit read
+    # otherwise today is reloaded even if its content is unchanged. NULL in ledgers written
+    # before this column existed: unknown, so such a unit is kept until it changes.
+    "read_as": "string",
 })
 
 QUARANTINE_SCHEMA = ibis.schema({
@@ -67,10 +71,14 @@ class UnitRecord:
     load_id: str
     fingerprint: str | None
     high_water_mark: str | None
+    read_as: str | None = None
 
 
 def ensure_tables(engine: Engine) -> None:
-    engine.create_empty(LOADS_TABLE, LOADS_SCHEMA)
+    if engine.exists(LOADS_TABLE):
+        engine.add_missing_columns(LOADS_TABLE, LOADS_SCHEMA)  # a ledger of an older version
+    else:
+        engine.create_empty(LOADS_TABLE, LOADS_SCHEMA)
     engine.create_empty(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
 
 
@@ -107,25 +115,28 @@ def last_units(engine: Engine, source: str) -> dict[str, tuple[UnitRecord, list[
     table = engine.table(LOADS_TABLE)
     rows = engine.to_arrow(
         table.filter(table.source == source)
-        .select("source_file", "load_id", "fingerprint", "high_water_mark")
+        .select("source_file", "load_id", "fingerprint", "high_water_mark", "read_as")
         .order_by("load_id")
     ).to_pylist()
     units: dict[str, tuple[UnitRecord, list[str]]] = {}
     for row in rows:  # one row per past load, not per data row
         history = units.get(row["source_file"], (None, []))[1]
         history.append(row["load_id"])
-        record = UnitRecord(row["load_id"], row["fingerprint"], row["high_water_mark"])
+        record = UnitRecord(row["load_id"], row["fingerprint"], row["high_water_mark"],
+                            row["read_as"])
         units[row["source_file"]] = (record, history)
     return units
 
 
 def record_load(engine: Engine, *, load_id: str, run_id: str, source: str, source_file: str,
                 fingerprint: str | None, size_bytes: int | None, rows: int,
-                high_water_mark: str | None, started_at: datetime) -> None:
+                high_water_mark: str | None, started_at: datetime,
+                read_as: str | None = None) -> None:
     row = {
         "load_id": load_id, "run_id": run_id, "source": source, "source_file": source_file,
         "fingerprint": fingerprint, "size_bytes": size_bytes, "rows": rows,
         "high_water_mark": high_water_mark, "started_at": started_at, "finished_at": utcnow(),
+        "read_as": read_as,
     }
     data = pa.Table.from_pylist([row], schema=LOADS_SCHEMA.to_pyarrow())
     engine.append_arrow(LOADS_TABLE, data.to_reader())

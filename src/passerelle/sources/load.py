@@ -9,6 +9,7 @@ the second time. See ``bookkeeping`` for the crash-recovery rule.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -20,8 +21,8 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
-from passerelle.errors import ConnectorError
-from passerelle.project.models import CsvConnector, SourceConfig
+from passerelle.errors import ConnectorError, PasserelleError
+from passerelle.project.models import FILE_CONNECTORS, CsvConnector, SourceConfig
 from passerelle.reporter import Reporter
 from passerelle.sources import bookkeeping as books
 from passerelle.sources import csvdialect, databases, files
@@ -120,47 +121,109 @@ def _renumber(engine: Engine, raw: str, load_id: str, rejected_rows: list[int]) 
 
 
 # ----------------------------------------------------------------------------- files
+def read_as(connector, dialect: csvdialect.Dialect | None = None,
+            key: str | None = None) -> str:
+    """How a unit is read, as the ledger's ``read_as`` JSON. For a CSV file the dialect
+    actually used (what 'auto' resolved to), so writing out what was detected reloads
+    nothing while any setting that parses the file differently does."""
+    settings: dict[str, object] = {"type": connector.type}
+    if dialect is not None:
+        settings.update(delimiter=dialect.delimiter, encoding=dialect.encoding,
+                        quote=dialect.quote, header=dialect.header)
+    if not isinstance(connector, FILE_CONNECTORS):
+        settings["incremental_key"] = key
+    return json.dumps(settings, sort_keys=True)
+
+
+def _read_change(before: str | None, now: str) -> str | None:
+    """Why a unit must be re-read with today's settings, or None. A ledger row written
+    before ``read_as`` existed (NULL) is unknown and kept as it is (see docs/sources.md)."""
+    if before is None or before == now:
+        return None
+    old, new = json.loads(before), json.loads(now)
+    changes = [f"{k} {old.get(k)!r} -> {new.get(k)!r}" for k in sorted(set(old) | set(new))
+               if old.get(k) != new.get(k)]
+    return "is read with different settings since its last load (" + ", ".join(changes) + ")"
+
+
 def _load_files(engine: Engine, project_root: Path, source: SourceConfig, run_id: str,
-                reporter: Reporter, result: LoadResult) -> None:
+                reporter: Reporter, result: LoadResult, reload: bool) -> None:
     connector = source.connector
     units = files.resolve(project_root, connector.path)
     history = books.last_units(engine, source.name)
+    dialects: dict[str, csvdialect.Dialect] = {}
     with reporter.step(f"Loading {source.name}", total=len(units)) as progress:
         for unit in units:
             digest = files.fingerprint(unit.path)
             previous = history.get(unit.name)
-            unchanged = previous is not None and previous[0].fingerprint == digest
             dialect = None
-            if isinstance(connector, CsvConnector) and not (unchanged and result.csv_dialect):
+            if isinstance(connector, CsvConnector):
+                # every file, even an unchanged one: its dialect is part of how it was read
                 dialect = csvdialect.detect(unit.path, connector)  # reads 1 MB at most
+                dialects[unit.name] = dialect
                 result.csv_dialect = result.csv_dialect or dialect.as_dict()
-            if unchanged:
-                result.units_skipped += 1
-                progress.advance(1)
-                continue
-            if previous is not None and connector.on_change == "error":
-                raise ConnectorError(
-                    f"{unit.name} changed since it was loaded (load {previous[0].load_id}).",
-                    "Restore the original file and add new data as a new file, or set "
-                    "`on_change: replace` in the source's connector to replace its rows.",
-                )
-            _load_file(engine, source, unit, digest, dialect, previous, run_id, result)
+            settings = read_as(connector, dialect)
+            why = None
+            if previous is not None:
+                if reload:
+                    why = "was reloaded on request (--reload)"
+                elif previous[0].fingerprint != digest:
+                    if connector.on_change == "error":
+                        raise ConnectorError(
+                            f"{unit.name} changed since it was loaded "
+                            f"(load {previous[0].load_id}).",
+                            "Restore the original file and add new data as a new file, or "
+                            "set `on_change: replace` in the source's connector to replace "
+                            "its rows.",
+                        )
+                    why = "changed since its last load"
+                else:
+                    why = _read_change(previous[0].read_as, settings)
+                if why is None:
+                    result.units_skipped += 1
+                    progress.advance(1)
+                    continue
+            _load_file(engine, source, unit, digest, dialect, settings, previous, why, run_id,
+                       result)
             progress.advance(1)
+    if result.units_replaced:
+        offered = {c for unit in units
+                   for c in files.file_columns(unit, connector, dialects.get(unit.name))}
+        _drop_vanished_columns(engine, result, offered)
+
+
+def _drop_vanished_columns(engine: Engine, result: LoadResult, offered: set[str]) -> None:
+    """Drop the raw columns that only replaced loads had: no file offers them any more and
+    no row holds a value. Staging then names a mapped column that is gone, as `validate`
+    does, instead of staging NULLs (a file first read with the wrong delimiter)."""
+    raw = engine.table(result.raw_table)
+    candidates = [c for c in raw.columns if c not in offered and c not in books.LINEAGE.names]
+    if not candidates:
+        return
+    counts = engine.to_arrow(raw.aggregate(**{f"n{i}": raw[c].count()
+                                              for i, c in enumerate(candidates)})).to_pylist()[0]
+    empty = [c for i, c in enumerate(candidates) if counts[f"n{i}"] == 0]
+    if empty:
+        engine.drop_columns(result.raw_table, empty)
+        result.messages.append(f"Column(s) {', '.join(empty)} of {result.raw_table} came only "
+                               "from the replaced loads: dropped.")
 
 
 def _load_file(engine: Engine, source: SourceConfig, unit: files.FileUnit, digest: str,
-               dialect: csvdialect.Dialect | None,
-               previous: tuple[books.UnitRecord, list[str]] | None, run_id: str,
-               result: LoadResult) -> None:
+               dialect: csvdialect.Dialect | None, settings: str,
+               previous: tuple[books.UnitRecord, list[str]] | None, why: str | None,
+               run_id: str, result: LoadResult) -> None:
     raw = result.raw_table
     load_id, started = books.new_load_id(), books.utcnow()
     with files.open_file(unit, source.connector, dialect) as opened:
         stream = LineageStream(opened.reader, load_id=load_id, loaded_at=started,
                                source_file=unit.name)
         with engine.transaction():
+            rows = _append(engine, raw, stream, unit.name, result)
+            # after the append: DuckDB cannot commit a DELETE followed by the ALTER TABLE
+            # that adds a column the new rows bring (a file read with another delimiter)
             if previous is not None:
                 books.forget_loads(engine, source.name, raw, previous[1])
-            rows = _append(engine, raw, stream, unit.name, result)
             rejects = opened.collect_rejects()
             if rejects:
                 _renumber(engine, raw, load_id, [r.row for r in rejects])
@@ -173,12 +236,13 @@ def _load_file(engine: Engine, source: SourceConfig, unit: files.FileUnit, diges
                 ])
             books.record_load(engine, load_id=load_id, run_id=run_id, source=source.name,
                               source_file=unit.name, fingerprint=digest, size_bytes=unit.size,
-                              rows=rows, high_water_mark=None, started_at=started)
+                              rows=rows, high_water_mark=None, started_at=started,
+                              read_as=settings)
     result.units_loaded += 1
     result.rows_loaded += rows
     if previous is not None:
         result.units_replaced += 1
-        result.messages.append(f"{unit.name} changed since its last load: its rows were replaced.")
+        result.messages.append(f"{unit.name} {why}: its rows were replaced.")
     if rows == 0 and not rejects:
         result.empty_units += 1
         result.messages.append(f"{unit.name} is empty (no data rows).")
@@ -201,30 +265,40 @@ def _hwm_text(value: object) -> str:
 
 
 def _load_table(engine: Engine, source: SourceConfig, run_id: str, reporter: Reporter,
-                result: LoadResult) -> None:
+                result: LoadResult, reload: bool) -> None:
     connector = source.connector
     unit = databases.unit_name(connector)
     key = source.incremental.key
+    settings = read_as(connector, key=key)
     history = books.last_units(engine, source.name)
     previous = history.get(unit)
-    hwm = previous[0].high_water_mark if (previous is not None and key) else None
+    why = None
+    if previous is not None and key is not None:  # a snapshot replaces everything anyway
+        why = ("was reloaded on request (--reload)" if reload
+               else _read_change(previous[0].read_as, settings))
+    if why is not None:
+        result.messages.append(f"{unit} {why}: every row is read again and replaces the "
+                               "earlier loads.")
+    hwm = previous[0].high_water_mark if (previous is not None and key and why is None) \
+        else None
     load_id, started = books.new_load_id(), books.utcnow()
     with reporter.step(f"Loading {source.name}") as progress, \
             databases.open_table(connector, key, hwm, f"passerelle {run_id}") as reader:
         stream = LineageStream(reader, load_id=load_id, loaded_at=started, source_file=unit,
                                key=key, on_batch=progress.advance)
         with engine.transaction():
-            if key is None:  # snapshot: the new copy replaces every earlier one
-                earlier = [i for _, ids in history.values() for i in ids]
-                books.forget_loads(engine, source.name, result.raw_table, earlier)
             rows = _append(engine, result.raw_table, stream, unit, result)
-            if rows == 0 and key is not None and previous is not None:
+            if key is None or why is not None:  # the new copy replaces every earlier one
+                earlier = [i for _, ids in history.values() for i in ids]
+                books.forget_loads(engine, source.name, result.raw_table, earlier)  # after
+                # the append, as in _load_file
+            if rows == 0 and key is not None and previous is not None and why is None:
                 result.units_skipped += 1
                 return  # nothing new: the transaction commits nothing worth recording
             new_hwm = _hwm_text(stream.key_max) if stream.key_max is not None else hwm
             books.record_load(engine, load_id=load_id, run_id=run_id, source=source.name,
                               source_file=unit, fingerprint=None, size_bytes=None, rows=rows,
-                              high_water_mark=new_hwm, started_at=started)
+                              high_water_mark=new_hwm, started_at=started, read_as=settings)
     result.units_loaded += 1
     result.rows_loaded += rows
     if rows == 0:
@@ -236,8 +310,9 @@ def _load_table(engine: Engine, source: SourceConfig, run_id: str, reporter: Rep
 
 # ------------------------------------------------------------------------------ API
 def load_source(engine: Engine, project_root: Path, source: SourceConfig, run_id: str,
-                reporter: Reporter) -> LoadResult:
-    """Load what is new in ``source`` into ``raw_<source.name>``."""
+                reporter: Reporter, reload: bool = False) -> LoadResult:
+    """Load what is new in ``source`` into ``raw_<source.name>``; ``reload`` reads every
+    file (or the whole table) again, replacing the rows of its earlier loads."""
     result = LoadResult(source=source.name, raw_table=raw_table_name(source))
     books.ensure_tables(engine)
     removed = books.recover(engine, source.name, result.raw_table)
@@ -248,14 +323,20 @@ def load_source(engine: Engine, project_root: Path, source: SourceConfig, run_id
     if source.connector.type == "collector":  # events spooled by `passerelle serve`
         from passerelle.collect.loader import drain
 
+        if reload:
+            raise PasserelleError(
+                f"{source.name} cannot be reloaded: a collector source's events are moved "
+                "from the spool into the warehouse once and not kept in the spool.",
+                "Reload file or database sources only.")
+
         drained = drain(engine, Path(project_root), source, run_id)
         result.units_loaded, result.rows_loaded = drained.units_loaded, drained.rows_loaded
         result.units_skipped = drained.units_skipped
         result.messages.extend(drained.messages)
     elif source.is_file:
-        _load_files(engine, Path(project_root), source, run_id, reporter, result)
+        _load_files(engine, Path(project_root), source, run_id, reporter, result, reload)
     else:
-        _load_table(engine, source, run_id, reporter, result)
+        _load_table(engine, source, run_id, reporter, result, reload)
     for message in result.messages[1 if removed else 0:]:
         reporter.info(message)
     if result.rows_rejected:
