@@ -224,7 +224,7 @@ def _chain(node: sge.Expression) -> list[sge.Expression]:
     return operands
 
 
-def _balanced(values: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
+def balanced(values: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
     """Combine pairwise, level by level: depth log2(n) instead of n."""
     values = [_lit(v) for v in values]
     while len(values) > 1:
@@ -270,10 +270,10 @@ class _Compiler:
         return -_lit(self.visit(node.this))
 
     def visit_And(self, node: sge.And) -> Any:
-        return _balanced([self.visit(n) for n in _chain(node)], operator.and_)
+        return balanced([self.visit(n) for n in _chain(node)], operator.and_)
 
     def visit_Or(self, node: sge.Or) -> Any:
-        return _balanced([self.visit(n) for n in _chain(node)], operator.or_)
+        return balanced([self.visit(n) for n in _chain(node)], operator.or_)
 
     def visit_Not(self, node: sge.Not) -> Any:
         return ~_lit(self.visit(node.this))
