@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 from passerelle.api import errors
 from passerelle.api.inputs import Document, Filter, Note, Text
@@ -41,6 +41,20 @@ class MetricsQuery(BaseModel):
     where: Filter | None = Field(None, description="Filter on dimensions, e.g. country = 'FR'")
     order_by: list[Text] = Field(default_factory=list, max_length=20)
     limit: int | None = Field(None, ge=1, le=100_000)
+
+    @field_validator("where")
+    @classmethod
+    def _bounded(cls, v: str | None) -> str | None:
+        """Too long or too deep: refused here, naming the field (a 422); what the filter
+        says (names, functions) is checked by the query itself."""
+        from passerelle.metrics.expr import UnsafeExpression, check_size
+
+        if v is not None:
+            try:
+                check_size(v)
+            except UnsafeExpression as exc:
+                raise ValueError(exc.why) from None
+        return v
 
 
 def build_router(project: Project) -> APIRouter:

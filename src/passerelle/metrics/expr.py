@@ -94,7 +94,7 @@ def parse_expression(text: str) -> sge.Expression:
     if "{{" in source or "{%" in source:
         raise UnsafeExpression(text, "only {{ Dimension('...') }}, {{ TimeDimension('...') }} "
                                "and {{ Entity('...') }} placeholders are understood")
-    _check_size(text, source)
+    check_size(text)
     try:
         trees = [t for t in sqlglot.parse(source, read="duckdb") if t is not None]
     except (ParseError, TokenError) as exc:
@@ -124,9 +124,10 @@ def _depth(tree: sge.Expression) -> int:
     return deepest
 
 
-def _check_size(text: str, source: str) -> None:
+def check_size(text: str) -> None:
     """Bounds that keep the recursive parser and compiler far from Python's recursion
-    limit, counted iteratively on the tokens."""
+    limit, counted iteratively on the tokens; raises :class:`UnsafeExpression`."""
+    source = expand_jinja(text)
     if len(source) > MAX_LENGTH:
         raise UnsafeExpression(_short(text), f"it has {len(source)} characters; at most "
                                f"{MAX_LENGTH}")
