@@ -17,7 +17,8 @@ def client(tmp_path_factory):
     outcome = run_demo(tmp_path_factory.mktemp("api") / "demo", size=300, seed=21)
     assert outcome.result.ok
     project = passerelle.open(outcome.project_dir)
-    with TestClient(create_server(project, loader=False)) as test_client:
+    with TestClient(create_server(project, loader=False),
+                    base_url="http://localhost") as test_client:
         yield test_client
     project.close()
 

@@ -44,7 +44,8 @@ def client(tmp_path_factory):
                          extra_connector={"allowed_origins": [SHOP]})
     add_blog_source(root)
     project = passerelle.open(root)
-    with TestClient(create_server(project, loader=False)) as test_client:
+    with TestClient(create_server(project, loader=False),
+                    base_url="http://localhost") as test_client:
         yield test_client
     project.close()
 
@@ -148,7 +149,8 @@ def test_tag_metrics_are_read_and_dropped(client):
 def test_backpressure_reaches_the_page(tmp_path):
     root = write_project(tmp_path / "proj", extra_connector={"max_backlog": 1000})
     project = passerelle.open(root)
-    with TestClient(create_server(project, loader=False)) as test_client:
+    with TestClient(create_server(project, loader=False),
+                    base_url="http://localhost") as test_client:
         events = [{"type": "page", "anonymousId": f"a{i}"} for i in range(1001)]
         assert post(test_client, "/v1/b", {"batch": events}).status_code == 200
         r = cors_of(post(test_client, "/v1/t", {"userId": "u", "event": "e"}))

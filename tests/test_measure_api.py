@@ -25,7 +25,8 @@ def demo(tmp_path_factory):
 @pytest.fixture(scope="module")
 def client(demo):
     project = passerelle.open(demo)
-    with TestClient(create_server(project, loader=False)) as test_client:
+    with TestClient(create_server(project, loader=False),
+                    base_url="http://localhost") as test_client:
         yield test_client
     project.close()
 

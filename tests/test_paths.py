@@ -90,7 +90,8 @@ def served(tmp_path_factory):
     })
     project = passerelle.open(root)
     assert project.run().ok
-    with TestClient(create_server(project, loader=False)) as client:
+    with TestClient(create_server(project, loader=False),
+                    base_url="http://localhost") as client:
         yield client, root, base
     project.close()
 

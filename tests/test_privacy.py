@@ -215,7 +215,8 @@ def test_api_previews_then_erases_and_registers(duckdb_shop):
 
     from passerelle.api import create_server
 
-    with TestClient(create_server(duckdb_shop, loader=False)) as client:
+    with TestClient(create_server(duckdb_shop, loader=False),
+                    base_url="http://localhost") as client:
         body = {"subject": "marie.dupont@example.fr", "requested_by": "dpo@shop.fr"}
         access = client.post("/api/privacy/access", json=body)
         assert access.status_code == 200

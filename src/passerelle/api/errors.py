@@ -2,16 +2,43 @@
 
 ``{"success": false, "code": "<machine-readable>", "message": "<what went wrong>",
 "instruction": "<what to do>"}``
+
+Unexpected failures (a bug) answer 500 with ``code: internal_error`` in the same shape; the
+server logs their traceback once.
 """
 
 from __future__ import annotations
 
+from typing import Any, Literal
+
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException
 
 from passerelle.errors import EngineError, PasserelleError, ProjectError
+
+
+class ErrorBody(BaseModel):
+    """The error shape, as published in the OpenAPI schema of every route."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: Literal[False]
+    code: str
+    message: str
+    instruction: str | None = None
+
+
+# Declared on every REST route (FastAPI's own 422 shape is replaced by ours).
+RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": ErrorBody, "description": what} for status, what in (
+        (400, "The request cannot be answered (unknown name, unsafe filter...)"),
+        (404, "No such person or route"),
+        (422, "The request does not match the schema, or the project has problems"),
+        (500, "A bug in Passerelle (code internal_error)"),
+        (503, "The warehouse cannot be reached"))}
 
 
 def error_body(code: str, message: str, instruction: str | None = None, **extra) -> dict:
@@ -43,10 +70,28 @@ def install(app: FastAPI) -> None:
         return JSONResponse(error_body(code, exc.reason, exc.instruction, **extra),
                             status_code=status)
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:
+        # The filters and segments have depth limits checked before any recursion; this is
+        # the net under whatever input still slips through them.
+        return JSONResponse(error_body("too_complex", "The request is nested too deeply to "
+                                       "be answered.", "Simplify the filter or definition."),
+                            status_code=422)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette's ServerErrorMiddleware calls this, sends the answer, then re-raises so
+        # that the server logs the traceback (once): no logging here.
+        return JSONResponse(error_body(
+            "internal_error", f"Internal error ({type(exc).__name__}) on "
+            f"{request.method} {request.url.path}.",
+            "This is a bug in Passerelle: the server log has the traceback; please report "
+            "it."), status_code=500)
+
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"where": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                   for e in exc.errors()]
+        details = [{"where": ".".join(str(p) for p in e["loc"]),
+                    "message": e["msg"].removeprefix("Value error, ")} for e in exc.errors()]
         first = details[0] if details else {"where": "", "message": "invalid request"}
         return JSONResponse(error_body("invalid_request", f"{first['where']}: {first['message']}",
                                        "Check the request against /openapi.json.",

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
+from passerelle.api import errors
+from passerelle.api.inputs import Document, Filter, Note, Text
 from passerelle.core import Project
 from passerelle.identity import service
 
@@ -18,31 +20,45 @@ T = TypeVar("T")
 
 class PinRequest(BaseModel):
     kind: Literal["merge", "split"]
-    records: list[str] = Field(min_length=2, max_length=2,
-                               description="Two records as source:record_id")
-    reason: str = Field(min_length=3)
-    author: str | None = None
+    records: list[Text] = Field(min_length=2, max_length=2,
+                                description="Two records as source:record_id")
+    reason: Note = Field(min_length=3)
+    author: Text | None = None
 
 
 class PrivacyRequest(BaseModel):
-    subject: str = Field(min_length=1, description="Person id, source:id, customer id, "
-                                                   "e-mail, phone or loyalty card")
-    requested_by: str = Field(min_length=1, description="Who handles the request")
-    reason: str | None = Field(None, description="The request and its date (erasure)")
+    subject: Text = Field(min_length=1, description="Person id, source:id, customer id, "
+                                                    "e-mail, phone or loyalty card")
+    requested_by: Text = Field(min_length=1, description="Who handles the request")
+    reason: Note | None = Field(None, description="The request and its date (erasure)")
     confirm: bool = Field(False, description="Erasure: false previews, true erases")
 
 
 class MetricsQuery(BaseModel):
-    metrics: list[str] = Field(min_length=1)
-    group_by: list[str] = Field(default_factory=list)
+    metrics: list[Text] = Field(min_length=1, max_length=50)
+    group_by: list[Text] = Field(default_factory=list, max_length=20)
     grain: Literal["day", "week", "month", "quarter", "year"] | None = None
-    where: str | None = Field(None, description="Filter on dimensions, e.g. country = 'FR'")
-    order_by: list[str] = Field(default_factory=list)
+    where: Filter | None = Field(None, description="Filter on dimensions, e.g. country = 'FR'")
+    order_by: list[Text] = Field(default_factory=list, max_length=20)
     limit: int | None = Field(None, ge=1, le=100_000)
+
+    @field_validator("where")
+    @classmethod
+    def _bounded(cls, v: str | None) -> str | None:
+        """Too long or too deep: refused here, naming the field (a 422); what the filter
+        says (names, functions) is checked by the query itself."""
+        from passerelle.metrics.expr import UnsafeExpression, check_size
+
+        if v is not None:
+            try:
+                check_size(v)
+            except UnsafeExpression as exc:
+                raise ValueError(exc.why) from None
+        return v
 
 
 def build_router(project: Project) -> APIRouter:
-    router = APIRouter(prefix="/api")
+    router = APIRouter(prefix="/api", responses=errors.RESPONSES)
     # One warehouse connection serves every request, one at a time: DuckDB connections
     # are not to be shared across threads, and requests are short.
     lock = threading.Lock()
@@ -56,13 +72,14 @@ def build_router(project: Project) -> APIRouter:
         return locked(lambda: project.status(limit))
 
     @router.get("/persons", summary="Find persons by any identifier")
-    def find(q: str = Query(min_length=1, description="Person id, source:id, customer id, "
-                                                      "e-mail, phone or loyalty card"),
+    def find(q: Annotated[Text, Query(min_length=1, description="Person id, source:id, "
+                                                                "customer id, e-mail, phone "
+                                                                "or loyalty card")],
              limit: int = Query(20, ge=1, le=100)) -> list[dict[str, Any]]:
         return locked(lambda: service.find(project.definition, project.engine, q, limit))
 
     @router.get("/persons/{query}", summary="The 360° view of one person")
-    def person(query: str, mask: bool = True) -> dict[str, Any]:
+    def person(query: Text, mask: bool = True) -> dict[str, Any]:
         return locked(lambda: service.profile(project.definition, project.engine, query,
                                               mask_pii=mask))
 
@@ -83,17 +100,17 @@ def build_router(project: Project) -> APIRouter:
         return {"success": True, "pin_id": pin_id}
 
     @router.delete("/identity/pins/{pin_id}", summary="Withdraw a pin (kept in the ledger)")
-    def remove_pin(pin_id: str, author: str = "api") -> dict[str, Any]:
+    def remove_pin(pin_id: Text, author: Text = "api") -> dict[str, Any]:
         pin = locked(lambda: service.unpin(project.engine, pin_id, author))
         return {"success": True, "pin_id": pin.pin_id}
 
     @router.get("/identity/why", summary="Why two records are one person")
-    def why(a: str, b: str) -> list[dict[str, Any]]:
+    def why(a: Text, b: Text) -> list[dict[str, Any]]:
         return locked(lambda: service.why(project.engine, a, b))
 
     @router.post("/identity/diff", summary="Preview a changed identity.yml")
-    def diff(identity_yml: str = Body(media_type="application/yaml",
-                                      description="The candidate identity.yml")) -> dict:
+    def diff(identity_yml: Annotated[Document, Body(
+            media_type="application/yaml", description="The candidate identity.yml")]) -> dict:
         import tempfile
 
         with tempfile.TemporaryDirectory() as tmp:
@@ -132,13 +149,13 @@ def build_router(project: Project) -> APIRouter:
         return locked(lambda: segments.audience_status(project))
 
     @router.get("/segments/{name}/count", summary="Live size of a segment")
-    def segment_count(name: str) -> dict[str, Any]:
+    def segment_count(name: Text) -> dict[str, Any]:
         from passerelle.segments import service as segments
 
         return {"segment": name, "people": locked(lambda: segments.count(project, name))}
 
     @router.get("/segments/{name}/sample", summary="A few members, masked for the role")
-    def segment_sample(name: str, n: int = Query(20, ge=1, le=200),
+    def segment_sample(name: Text, n: int = Query(20, ge=1, le=200),
                        role: Literal["marketer", "it", "admin"] = Query(
                            "marketer", description="marketer: e-mail, phone and last name "
                                                    "masked; it, admin: shown")
@@ -148,26 +165,26 @@ def build_router(project: Project) -> APIRouter:
         return locked(lambda: segments.sample(project, name, n=n, role=role))
 
     @router.get("/segments/overlap/", summary="Overlap of two to eight segments")
-    def segment_overlap(names: Annotated[list[str], Query(min_length=2, max_length=8)]) -> dict:
+    def segment_overlap(names: Annotated[list[Text], Query(min_length=2, max_length=8)]) -> dict:
         from passerelle.segments import service as segments
 
         return locked(lambda: segments.overlap(project, names))
 
     @router.get("/exports", summary="The export log")
-    def exports(audience: str | None = None,
+    def exports(audience: Text | None = None,
                 limit: int = Query(50, ge=1, le=1000)) -> list[dict[str, Any]]:
         from passerelle.activation import list_exports
 
         return locked(lambda: list_exports(project.engine, audience, limit))
 
     @router.get("/deliveries/dead-letters", summary="Failed webhook batches waiting for retry")
-    def dead_letters(audience: str | None = None) -> list[dict[str, Any]]:
+    def dead_letters(audience: Text | None = None) -> list[dict[str, Any]]:
         from passerelle.activation import list_dead_letters
 
         return locked(lambda: list_dead_letters(project.engine, "open", audience))
 
     @router.get("/experiments/{name}", summary="Analysis of an A/B/n test")
-    def experiment(name: str) -> dict[str, Any]:
+    def experiment(name: Text) -> dict[str, Any]:
         from passerelle.measure.report import analyse_experiment
 
         return locked(lambda: analyse_experiment(project, project.engine, name))
@@ -203,14 +220,14 @@ def build_router(project: Project) -> APIRouter:
                                            "with the incremental ROI")
     def incrementality(
         window: int = Query(14, ge=1, le=365, description="Days after each send"),
-        audience: Annotated[list[str] | None, Query(description="Only these audiences")]
+        audience: Annotated[list[Text] | None, Query(description="Only these audiences")]
         = None,
-        campaign: Annotated[list[str] | None, Query(
+        campaign: Annotated[list[Text] | None, Query(
             description="AUDIENCE=CAMPAIGN_ID of ad_spend (default: the audience's name)")]
         = None,
-        spend: Annotated[list[str] | None, Query(
+        spend: Annotated[list[Text] | None, Query(
             description="AUDIENCE=AMOUNT in the project currency, instead of ad_spend")] = None,
-        rate: Annotated[list[str] | None, Query(description="CURRENCY=RATE, e.g. USD=0.92")]
+        rate: Annotated[list[Text] | None, Query(description="CURRENCY=RATE, e.g. USD=0.92")]
         = None,
     ) -> dict[str, Any]:
         from datetime import timedelta
@@ -224,7 +241,7 @@ def build_router(project: Project) -> APIRouter:
                                                     *args))
 
     @router.get("/events/violations", summary="Tracking-plan violations by event and rule")
-    def violations(source: str | None = None) -> list[dict[str, Any]]:
+    def violations(source: Text | None = None) -> list[dict[str, Any]]:
         from passerelle.collect import list_violations
 
         return locked(lambda: list_violations(project.engine, source))

@@ -7,9 +7,12 @@ functions and casts) and the parsed tree is compiled to an Ibis expression, whic
 renders for each engine. Anything else (subqueries, unknown functions, several statements)
 is refused with an error that says what is allowed.
 
-dbt writes filters as Jinja (``{{ Dimension('customer__country') }} = 'FR'``); those
-placeholders are rewritten to the plain reference (``customer__country``) before parsing,
-so filters copied from a dbt project work unchanged.
+Size and depth are bounded: :data:`MAX_LENGTH` characters, :data:`MAX_NESTING` levels of
+parentheses (or of NOT / unary minus), :data:`MAX_OPERATORS` operators, counted on the tokens
+before the recursive parser runs, then :data:`MAX_DEPTH` levels of the parsed tree (counted
+iteratively). A filter nested 60 deep or with 500 ``OR`` is refused with a reason, not a
+RecursionError. ``AND``/``OR`` chains compile to balanced trees, so a long list of terms
+stays shallow in the SQL too.
 """
 
 from __future__ import annotations
@@ -23,7 +26,9 @@ import ibis
 import ibis.expr.types as ir
 import sqlglot
 import sqlglot.expressions as sge
+from ibis.common.exceptions import IbisTypeError
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import TokenType
 
 from passerelle.errors import PasserelleError
 
@@ -46,6 +51,16 @@ _BINARY = {sge.Add: operator.add, sge.Sub: operator.sub, sge.Mul: operator.mul,
            sge.Div: operator.truediv, sge.Mod: operator.mod, sge.EQ: operator.eq,
            sge.NEQ: operator.ne, sge.GT: operator.gt, sge.GTE: operator.ge,
            sge.LT: operator.lt, sge.LTE: operator.le}
+MAX_LENGTH = 4000
+MAX_NESTING = 20
+MAX_OPERATORS = 200
+MAX_DEPTH = 50
+# Tokens that are not operators: values, names and punctuation; every other token
+# (AND, =, -, NOT, CASE, WHEN...) may add a level to the parsed tree.
+_OPERANDS = {TokenType.VAR, TokenType.STRING, TokenType.NUMBER, TokenType.IDENTIFIER,
+             TokenType.COMMA, TokenType.L_PAREN, TokenType.R_PAREN, TokenType.DOT,
+             TokenType.NULL, TokenType.TRUE, TokenType.FALSE}
+_PREFIXES = {TokenType.NOT, TokenType.DASH, TokenType.PLUS, TokenType.TILDE}
 FUNCTIONS = ("lower", "upper", "trim", "length", "abs", "round", "coalesce", "nullif",
              "greatest", "least", "date_trunc", "extract", "cast", "current_date",
              "current_timestamp")
@@ -79,6 +94,7 @@ def parse_expression(text: str) -> sge.Expression:
     if "{{" in source or "{%" in source:
         raise UnsafeExpression(text, "only {{ Dimension('...') }}, {{ TimeDimension('...') }} "
                                "and {{ Entity('...') }} placeholders are understood")
+    check_size(text)
     try:
         trees = [t for t in sqlglot.parse(source, read="duckdb") if t is not None]
     except (ParseError, TokenError) as exc:
@@ -89,7 +105,61 @@ def parse_expression(text: str) -> sge.Expression:
     tree = trees[0]
     for node in tree.walk():
         _check(node, text)
+    depth = _depth(tree)
+    if depth > MAX_DEPTH:
+        raise UnsafeExpression(_short(text), f"it is nested {depth} levels deep (NOT NOT..., "
+                               f"a + b + ...); at most {MAX_DEPTH}")
     return tree
+
+
+def _depth(tree: sge.Expression) -> int:
+    """Depth as compiled: a chain of one AND/OR counts once (it compiles balanced)."""
+    deepest, todo = 0, [(tree, 1)]
+    while todo:
+        node, depth = todo.pop()
+        deepest = max(deepest, depth)
+        for child in node.iter_expressions():
+            same_chain = isinstance(node, (sge.And, sge.Or)) and type(child) is type(node)
+            todo.append((child, depth if same_chain else depth + 1))
+    return deepest
+
+
+def check_size(text: str) -> None:
+    """Bounds that keep the recursive parser and compiler far from Python's recursion
+    limit, counted iteratively on the tokens; raises :class:`UnsafeExpression`."""
+    source = expand_jinja(text)
+    if len(source) > MAX_LENGTH:
+        raise UnsafeExpression(_short(text), f"it has {len(source)} characters; at most "
+                               f"{MAX_LENGTH}")
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("duckdb").tokenize(source)
+    except TokenError as exc:
+        first = str(exc).splitlines()[0] if str(exc) else "syntax error"
+        raise UnsafeExpression(_short(text), f"it does not parse ({first})") from None
+    depth = deepest = operators = prefixes = most_prefixes = 0
+    for token in tokens:
+        # NOT NOT NOT x and - - - x nest like parentheses in the parser
+        prefixes = prefixes + 1 if token.token_type in _PREFIXES else 0
+        most_prefixes = max(most_prefixes, prefixes)
+        if token.token_type == TokenType.L_PAREN:
+            depth += 1
+            deepest = max(deepest, depth)
+        elif token.token_type == TokenType.R_PAREN:
+            depth -= 1
+        elif token.token_type not in _OPERANDS:
+            operators += 1
+    if max(deepest, most_prefixes) > MAX_NESTING:
+        what = "parentheses are" if deepest >= most_prefixes else "NOT or - are"
+        raise UnsafeExpression(_short(text), f"{what} nested {max(deepest, most_prefixes)} "
+                               f"deep; at most {MAX_NESTING}")
+    if operators > MAX_OPERATORS:
+        raise UnsafeExpression(_short(text), f"it has {operators} operators (AND, OR, =, "
+                               f"+...); at most {MAX_OPERATORS}: use IN (a, b, c) for a "
+                               "list of values")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text)} characters)"
 
 
 def references(tree: sge.Expression) -> list[str]:
@@ -132,12 +202,36 @@ def _check(node: sge.Expression, text: str) -> None:
 
 def to_ibis(tree: sge.Expression, resolve: Resolver) -> ir.Value:
     """Compile a checked tree to an Ibis value; ``resolve`` turns a name into a column."""
-    value = _Compiler(resolve).visit(tree)
+    try:
+        value = _Compiler(resolve).visit(tree)
+    except IbisTypeError as exc:  # e.g. a text compared with a number: the user's to fix
+        raise UnsafeExpression(_short(tree.sql()), f"the types do not fit ({exc})") from None
     return value if isinstance(value, ir.Value) else ibis.literal(value)
 
 
 def _lit(value: Any) -> ir.Value:
     return value if isinstance(value, ir.Value) else ibis.literal(value)
+
+
+def _chain(node: sge.Expression) -> list[sge.Expression]:
+    """The operands of ``a OR b OR c`` (parsed left-deep), in order, found iteratively."""
+    operands, todo = [], [node]
+    while todo:
+        current = todo.pop()
+        if type(current) is type(node):
+            todo += [current.expression, current.this]
+        else:
+            operands.append(current)
+    return operands
+
+
+def balanced(values: list[Any], combine: Callable[[Any, Any], Any]) -> Any:
+    """Combine pairwise, level by level: depth log2(n) instead of n."""
+    values = [_lit(v) for v in values]
+    while len(values) > 1:
+        values = [combine(values[i], values[i + 1]) if i + 1 < len(values) else values[i]
+                  for i in range(0, len(values), 2)]
+    return values[0]
 
 
 class _Compiler:
@@ -177,10 +271,10 @@ class _Compiler:
         return -_lit(self.visit(node.this))
 
     def visit_And(self, node: sge.And) -> Any:
-        return _lit(self.visit(node.this)) & self.visit(node.expression)
+        return balanced([self.visit(n) for n in _chain(node)], operator.and_)
 
     def visit_Or(self, node: sge.Or) -> Any:
-        return _lit(self.visit(node.this)) | self.visit(node.expression)
+        return balanced([self.visit(n) for n in _chain(node)], operator.or_)
 
     def visit_Not(self, node: sge.Not) -> Any:
         return ~_lit(self.visit(node.this))

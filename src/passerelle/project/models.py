@@ -82,6 +82,25 @@ class RetentionConfig(Strict):
         "invoices 10 years: 3653 days)"))
 
 
+class ServerConfig(Strict):
+    """``server:`` in passerelle.yml: the host names `passerelle serve` answers to."""
+
+    allowed_hosts: list[str] = Field(default_factory=list, description=(
+        "Host names accepted in the Host header besides 127.0.0.1, localhost, ::1 and the "
+        "bind address, e.g. the name your reverse proxy forwards (cdp.example.fr); "
+        "'*.example.fr' matches its subdomains"))
+
+    @field_validator("allowed_hosts")
+    @classmethod
+    def _hosts(cls, v: list[str]) -> list[str]:
+        for host in v:
+            if not host or "*" in host[1:] or (host.startswith("*") and
+                                               not host.startswith("*.")) or host == "*":
+                raise ValueError(f"'{host}' is not a host name: write cdp.example.fr or "
+                                 "*.example.fr ('*' alone would accept any Host header)")
+        return v
+
+
 # ---------------------------------------------------- governance (roles:, app_database:)
 def _check_permission(value: str) -> str:
     from passerelle.governance.permissions import PERMISSIONS, unknown_permission_message
@@ -104,6 +123,8 @@ class ProjectConfig(Strict):
 
     name: str = Field(description="Project name")
     engine: EngineConfig = Field(default_factory=DuckDBEngineConfig)
+    server: ServerConfig = Field(default_factory=ServerConfig,
+                                 description="Host names the HTTP server answers to")
     timezone: str = Field("Europe/Paris", description="Time zone of naive timestamps in sources")
     currency: str = Field("EUR", pattern=r"^[A-Z]{3}$", description="Reporting currency")
     default_region: str = Field(

@@ -36,6 +36,10 @@ LIST_OPS = ("in", "not_in")
 TEXT_OPS = ("contains", "starts_with")
 ORDER_OPS = ("<", "<=", ">", ">=", "between")
 MAX_DAYS = 36600
+# A file's condition tree: checked on the parsed YAML before pydantic (or the compiler)
+# recurses into it, so 200 nested `not:` is a located error, not a RecursionError.
+MAX_DEPTH = 20
+MAX_CONDITIONS = 500
 _EVERY = re.compile(r"^\s*(\d+)\s*(m|min|h|d)\s*$")
 
 
@@ -164,6 +168,25 @@ Condition = Annotated[
 ]
 
 
+def condition_size(where: Any) -> tuple[int, int]:
+    """Depth (all/any/not levels) and number of conditions of a raw condition tree, counted
+    iteratively; shapes that are not conditions are left to pydantic."""
+    deepest = count = 0
+    todo = [(where, 0)]
+    while todo:
+        cond, depth = todo.pop()
+        if not isinstance(cond, dict):
+            continue
+        count += 1
+        deepest = max(deepest, depth)
+        for key in ("all", "any"):
+            if isinstance(cond.get(key), list):
+                todo += [(c, depth + 1) for c in cond[key]]
+        if "not" in cond:
+            todo.append((cond["not"], depth + 1))
+    return deepest, count
+
+
 def every_minutes(text: str) -> int:
     """``15m`` / ``2h`` / ``1d`` -> minutes."""
     m = _EVERY.match(text)
@@ -210,6 +233,19 @@ class SegmentConfig(Strict):
                                             description="Audiences built from this segment")
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _bounded(cls, v: Any) -> Any:
+        depth, count = condition_size(v)
+        if depth > MAX_DEPTH:
+            raise ValueError(f"conditions are nested {depth} deep (all/any/not); at most "
+                             f"{MAX_DEPTH}: move a part into its own segment and use "
+                             "in_segment")
+        if count > MAX_CONDITIONS:
+            raise ValueError(f"{count} conditions; at most {MAX_CONDITIONS} in one segment: "
+                             "use `in` with a list of values, or split the segment")
+        return v
 
     @field_validator("refresh_every")
     @classmethod

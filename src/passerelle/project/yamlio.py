@@ -108,6 +108,9 @@ def read_yaml(path: Path, display_name: str) -> YamlDoc:
         line = mark.line + 1 if mark else None
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         raise YamlSyntaxError(display_name, line, f"YAML syntax error: {msg}") from exc
+    except RecursionError:  # PyYAML composes recursively: a few hundred nested levels
+        raise YamlSyntaxError(display_name, None, "nested too deeply (hundreds of levels): "
+                              "no project file needs that many") from None
     lines: dict[Path_, int] = {}
     if node is not None:
         _walk(node, (), lines)

@@ -3,14 +3,18 @@
 Every condition becomes a predicate on the profiles row: field comparisons directly;
 traits, events and orders as ``person_id IN (narrow subquery)``, which DuckDB and PostgreSQL
 plan as semi joins (anti joins under ``not``); ``in_segment`` inlines the other segment's
-predicate, so a reference costs no extra join. Comparisons are two-valued (an unknown value
-does not match, and ``not`` of it does), so ``not`` means "everyone else".
+predicate, so a reference costs no extra join; ``all``/``any`` become balanced trees, and the
+depth and size of a segment once its references are inlined are bounded
+(:data:`MAX_COMPILED_DEPTH`, :data:`MAX_COMPILED_CONDITIONS`) before anything recurses.
+Comparisons are two-valued (an unknown value does not match, and ``not`` of it does), so
+``not`` means "everyone else".
 
 User values only ever become Ibis literals; names are checked against the schema first.
 """
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 from itertools import combinations
@@ -20,6 +24,7 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
+from passerelle.metrics.expr import balanced
 from passerelle.project.segments_models import (
     AllCondition,
     AnyCondition,
@@ -47,6 +52,9 @@ PROFILES = "profiles"
 TRAITS = "traits"
 VALUE_COLUMN = {NUMBER: "value_number", TEXT: "value_text", DATE: "value_date"}
 MAX_OVERLAP = 8
+# A file allows 20 levels (segments_models.MAX_DEPTH); references add to it when inlined.
+MAX_COMPILED_DEPTH = 40
+MAX_COMPILED_CONDITIONS = 2000
 
 
 class _Compiler:
@@ -101,9 +109,11 @@ class _Compiler:
         COALESCE keeps the filter simple for the planner."""
         p = self.profiles
         if isinstance(cond, AllCondition):
-            return ibis.and_(*[self.predicate(c, stack, strict) for c in cond.all])
+            return balanced([self.predicate(c, stack, strict) for c in cond.all],
+                            operator.and_)
         if isinstance(cond, AnyCondition):
-            return ibis.or_(*[self.predicate(c, stack, strict) for c in cond.any])
+            return balanced([self.predicate(c, stack, strict) for c in cond.any],
+                            operator.or_)
         if isinstance(cond, NotCondition):
             return ~self.predicate(cond.not_, stack, True)
         if isinstance(cond, InSegmentCondition):
@@ -165,7 +175,35 @@ class _Compiler:
         if seg is None:
             raise SegmentError(f"Unknown segment '{name}'.",
                                f"Segments: {', '.join(sorted(self.segments)) or 'none'}.")
+        if not stack:  # the top of one compilation: bound it before recursing
+            check_size(name, self.segments)
         return self.predicate(seg.where, (*stack, name), strict)
+
+
+def check_size(name: str, segments: Mapping[str, SegmentConfig]) -> None:
+    """Depth and number of conditions of ``name`` with its references inlined, counted
+    iteratively (a reference cycle stops at the size limit; check_all names it)."""
+    deepest = count = 0
+    todo: list[tuple[object, int]] = [(segments[name].where, 0)]
+    while todo and count <= MAX_COMPILED_CONDITIONS:
+        cond, depth = todo.pop()
+        count += 1
+        deepest = max(deepest, depth)
+        if isinstance(cond, AllCondition):
+            todo += [(c, depth + 1) for c in cond.all]
+        elif isinstance(cond, AnyCondition):
+            todo += [(c, depth + 1) for c in cond.any]
+        elif isinstance(cond, NotCondition):
+            todo.append((cond.not_, depth + 1))
+        elif isinstance(cond, InSegmentCondition) and cond.in_segment in segments:
+            todo.append((segments[cond.in_segment].where, depth + 1))
+    if deepest > MAX_COMPILED_DEPTH or count > MAX_COMPILED_CONDITIONS:
+        raise SegmentError(
+            f"Segment '{name}' is too large once the segments it uses are included: "
+            f"{'more than ' if todo else ''}{count} conditions nested {deepest} deep (at most "
+            f"{MAX_COMPILED_CONDITIONS} conditions, {MAX_COMPILED_DEPTH} levels).",
+            "Simplify it: fewer levels of all/any/not/in_segment, `in` with a list of "
+            "values instead of many `=`.")
 
 
 def _literal(value: object, kind: str | None = None) -> ir.Value:
