@@ -12,9 +12,9 @@ already sent the person elsewhere (those destinations must be asked to erase too
 Passerelle cannot reach into a Brevo account or a partner's database).
 
 What stays, by design: the register row (request id, person id, who, when, counts, records
-as hashes) and the hashed identifiers of the suppression list. Source files on disk are the source systems'
-data: the next run's loads bring the person back into ``raw_``, and the suppression step
-right after staging removes them again.
+as hashes) and the hashed identifiers of the suppression list. Source files on disk are the
+source systems' data: the next run's loads bring the person back into ``raw_``, and the
+suppression step right after staging removes them again.
 """
 
 from __future__ import annotations
