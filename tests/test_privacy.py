@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 import passerelle
 from conftest import PG
@@ -478,3 +480,31 @@ def test_a_shared_family_address_never_erases_the_other_person(tmp_path):
         # the family e-mail is Paul's too: kept, and his record with it
         assert done["shared_identifiers_kept"] == {"email": 1}
         assert ids(project, "stg_crm") == ["C1", "C2"]
+
+
+@pytest.mark.postgres
+def test_postgres_storage_gives_the_vacuum_full_command_or_runs_it():
+    import ibis
+
+    from conftest import postgres_engine
+    from passerelle.privacy.storage import scrub_storage
+
+    engine = postgres_engine()
+    try:
+        engine.con.create_table("stg_crm", schema=ibis.schema({"email": "string"}))
+        command = f'VACUUM FULL "{engine.schema}"."stg_crm";'
+        assert scrub_storage(engine, ["stg_crm", "absent"]) == {
+            "engine": "postgres", "to_run": command}
+
+        def file_node() -> int:
+            return engine.execute(sg.select("c.relfilenode").from_("pg_class AS c").join(
+                "pg_namespace AS n", on="n.oid = c.relnamespace").where(sge.and_(
+                    sg.column("relname", "c").eq(sge.convert("stg_crm")),
+                    sg.column("nspname", "n").eq(sge.convert(engine.schema)))))[0][0]
+
+        before = file_node()
+        assert scrub_storage(engine, ["stg_crm"], vacuum_full=True)["done"] == command
+        assert file_node() != before  # VACUUM FULL wrote the table into a new file
+    finally:
+        engine.drop_schema()
+        engine.close()
