@@ -8,6 +8,8 @@ import uuid
 from pathlib import Path
 
 import pytest
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 import passerelle
 from conftest import PG
@@ -263,3 +265,247 @@ def test_retention_runs_at_every_run(duckdb_shop):
         [step] = [s for s in result.steps if s.step == "retention"]
         assert (step.rows_out, step.message) == (4, "rows past their retention deleted: web 4")
         assert project.engine.count("stg_web") == project.engine.count("raw_web") == 0
+
+
+# ---------------------------------------------------------------- events of the person
+TRACKING = """entity: events
+connector:
+  type: collector
+  write_keys: [wk_test]
+  tracking_plan: tracking-plan.yml
+columns:
+  message_id: messageId
+  type: type
+  event: event
+  user_id: userId
+  anonymous_id: anonymousId
+  email: email
+  timestamp: timestamp
+  properties: properties
+  context: context
+"""
+
+
+def _spool(root: Path, name: str, events: list[dict]) -> None:
+    """A sealed unit of the collector's file spool, as `passerelle serve` writes it."""
+    from passerelle.collect.events import Preparer, received_ms
+    from passerelle.collect.plan import Plan
+    from passerelle.project.models import TrackingPlan
+
+    prepare = Preparer(Plan(TrackingPlan(unplanned="flag")))
+    folder = root / "spool" / "tracking"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.jsonl").write_bytes(b"".join(
+        prepare.prepare(e, None, received_ms())[1] + b"\n" for e in events))
+
+
+def test_erasure_finds_collector_events_by_every_identifier(shop):
+    """The collector source declares no customer_source: the shop account id S1 in userId
+    is tied to Marie only by the e-mail her identify call carries, and her phone sits in the
+    properties of an anonymous event. All of them go, from every layer, now and later."""
+    root, engine = shop.root, shop.engine
+    (root / "tracking-plan.yml").write_text("unplanned: flag\nevents: {}\n")
+    (root / "sources" / "tracking.yml").write_text(TRACKING)
+    _spool(root, "u1", [
+        {"messageId": "t1", "type": "identify", "userId": "S1",
+         "traits": {"email": "Marie.Dupont@example.fr", "name": "Marie Dupont"}},
+        {"messageId": "t2", "type": "track", "event": "Order Completed", "userId": "S1",
+         "properties": {"street": "12 rue des Lilas"}},
+        {"messageId": "t3", "type": "track", "event": "Callback", "anonymousId": "dev-7",
+         "properties": {"phone": "06 12 34 56 78", "email": "marie.dupont@example.fr"}},
+        {"messageId": "t4", "type": "track", "event": "Order Completed", "userId": "S2",
+         "properties": {"email": "xmarie.dupont@example.fr"}},  # not hers: another value
+    ])
+    shop.close()
+    shop = passerelle.open(root)
+    engine = shop.engine
+    assert shop.run().ok
+    assert engine.count("event_violations") == 3  # t1 is an identify: no plan check
+    marie = person_id_of(shop.definition, engine, "marie.dupont@example.fr")
+    done = erase_person(shop.definition, engine, marie, requested_by=None, reason=None)
+    assert done["source_rows"]["tracking"] == {"staged": 3, "raw": 3}
+    assert ids(shop, "stg_tracking") == ["t4"]
+    assert ids(shop, "raw_tracking", "messageId") == ["t4"]
+    assert ids(shop, "events") == ["e3", "e4", "t4"]
+    assert ids(shop, "event_violations", "message_id") == ["t4"]
+    assert "S1" not in ids(shop, "_identity_alias_log", "user_id")
+    # later events of her account come back with the collector: the run removes them
+    _spool(root, "u2", [
+        {"messageId": "t5", "type": "track", "event": "Cart Viewed", "userId": "S1"},
+        {"messageId": "t6", "type": "track", "event": "Cart Viewed", "userId": "S2"}])
+    result = shop.run()
+    assert result.ok, [e.reason for e in result.errors]
+    assert ids(shop, "stg_tracking") == ["t4", "t6"]
+    assert ids(shop, "raw_tracking", "messageId") == ["t4", "t6"]
+    assert ids(shop, "event_violations", "message_id") == ["t4", "t6"]
+    shop.close()
+
+
+def test_the_register_names_no_record_in_clear(duckdb_shop):
+    engine = duckdb_shop.engine
+    marie = person_id_of(duckdb_shop.definition, engine, "marie.dupont@example.fr")
+    erase_person(duckdb_shop.definition, engine, marie, requested_by="dpo", reason="art. 17")
+    register = json.dumps(engine.to_arrow(engine.table("privacy_requests")).to_pylist(),
+                          default=str)
+    # record ids: crm:C1, shop:S1 (her loyalty card L1 is a record id in many projects)
+    for clear in ("C1", "S1", "L1", "marie", "dev-1"):
+        assert clear not in register, clear
+    from passerelle.privacy.suppressions import sha256_hex
+
+    [logged] = list_requests(engine)
+    assert logged["detail"]["records"] == sorted(sha256_hex(n) for n in ("crm:C1", "shop:S1"))
+
+
+# ------------------------------------------------ a tiny project: bytes, exports, couples
+PEOPLE = """customer_id,email,phone,first_name,last_name,address_line1,birth_date
+C1,marie.dupont@example.fr,06 12 34 56 78,Marie,Dupont,12 rue des Lilas,1984-03-02
+C2,famille.martin@example.fr,06 11 11 11 11,Paul,Martin,3 place du Marché,1979-05-06
+C3,famille.martin@example.fr,06 22 22 22 22,Julie,Martin,3 place du Marché,1981-07-08
+"""
+
+
+def tiny(tmp_path: Path) -> Path:
+    """One CRM; identity merges by e-mail with no first-name guard: Paul and Julie, who
+    share the family address, become one person."""
+    root = tmp_path / "tiny"
+    (root / "sources").mkdir(parents=True)
+    (root / "data").mkdir()
+    (root / "passerelle.yml").write_text("name: tiny\nengine:\n  type: duckdb\n"
+                                         "default_region: FR\n")
+    (root / "identity.yml").write_text("keys:\n  - field: email\n"
+                                       "probabilistic:\n  enabled: false\n")
+    (root / "data" / "crm.csv").write_text(PEOPLE)
+    (root / "sources" / "crm.yml").write_text(source("crm", "customers", "data/crm.csv", same(
+        "customer_id", "email", "phone", "first_name", "last_name", "address_line1",
+        "birth_date")))
+    with passerelle.open(root) as project:
+        assert project.run().ok
+    return root
+
+
+def _export(project, root: Path) -> Path:
+    """A Brevo CSV export of everyone, logged as `passerelle export` logs it."""
+    from passerelle.activation.csv_export import sha256_of
+    from passerelle.activation.log import (
+        ExportResult,
+        finish_export,
+        record_members,
+        start_export,
+    )
+
+    path = root / "exports" / "all.csv"
+    path.parent.mkdir()
+    path.write_text("EMAIL;PRENOM;NOM;SMS\nmarie.dupont@example.fr;Marie;Dupont;+33612345678\n"
+                    "famille.martin@example.fr;Paul;Martin;+33611111111\n", encoding="utf-8")
+    engine = project.engine
+    export_id = start_export(engine, "all", "brevo", "csv", str(path))
+    people = engine.table("profiles").select("person_id")
+    record_members(engine, export_id, people)
+    finish_export(engine, ExportResult(export_id, "all", "brevo", "csv", str(path),
+                                       "delivered", 2, str(path), sha256_of(path)))
+    return path
+
+
+def test_erasure_leaves_no_byte_of_the_person_in_the_warehouse_file(tmp_path):
+    from typer.testing import CliRunner
+
+    from passerelle.cli import app
+
+    root = tiny(tmp_path)
+    with passerelle.open(root) as project:
+        export = _export(project, root)
+    result = CliRunner().invoke(app, ["privacy", "erase", "marie.dupont@example.fr",
+                                      "--reason", "art. 17", "--yes", "--project", str(root)])
+    assert result.exit_code == 0, result.output
+    files = sorted(root.glob("warehouse.duckdb*"))
+    assert files
+    for path in files:
+        data = path.read_bytes()
+        for needle in ("marie.dupont@example.fr", "+33612345678", "06 12 34 56 78",
+                       "Dupont", "rue des Lilas"):
+            assert needle.encode() not in data, (path.name, needle)
+    # with --yes and no --rewrite-exports, the files still holding her are named
+    assert "still hold the person" in result.output and "--rewrite-exports" in result.output
+    assert str(export) in result.output.replace("\n", "")
+    assert "marie.dupont" in export.read_text()
+    with passerelle.open(root) as project:  # the rebuilt file is whole
+        assert ids(project, "stg_crm") == ["C2", "C3"]
+        assert [r["kind"] for r in list_requests(project.engine)] == ["erasure"]
+
+
+def test_erasure_rewrites_the_csv_exports_that_held_the_person(tmp_path):
+    from typer.testing import CliRunner
+
+    from passerelle.activation.csv_export import sha256_of
+    from passerelle.activation.log import list_exports
+    from passerelle.cli import app
+
+    root = tiny(tmp_path)
+    with passerelle.open(root) as project:
+        export = _export(project, root)
+    result = CliRunner().invoke(app, [
+        "privacy", "erase", "marie.dupont@example.fr", "--reason", "art. 17", "--yes",
+        "--rewrite-exports", "--project", str(root)])
+    assert result.exit_code == 0, result.output
+    assert export.read_text(encoding="utf-8") == (
+        "EMAIL;PRENOM;NOM;SMS\nfamille.martin@example.fr;Paul;Martin;+33611111111\n")
+    with passerelle.open(root) as project:
+        [logged] = list_exports(project.engine)
+        assert (logged["sha256"], logged["people"]) == (sha256_of(export), 1)
+        [request] = list_requests(project.engine)
+        [rewritten] = request["detail"]["exports_rewritten"]
+        assert (rewritten["file"], rewritten["rows_removed"]) == (str(export), 1)
+
+
+def test_a_shared_family_address_never_erases_the_other_person(tmp_path):
+    from fastapi.testclient import TestClient
+
+    from passerelle.api import create_server
+
+    root = tiny(tmp_path)
+    with passerelle.open(root) as project:
+        couple = person_id_of(project.definition, project.engine, "famille.martin@example.fr")
+        with pytest.raises(PasserelleError) as caught:
+            preview_erasure(project.definition, project.engine, couple)
+        # records, first-name initial and birth year only; and how to choose
+        assert "crm:C2 (P., born 1979); crm:C3 (J., born 1981)" in caught.value.reason
+        assert "--records" in caught.value.instruction
+        assert "Paul" not in str(caught.value) and "1979-05-06" not in str(caught.value)
+        with TestClient(create_server(project, loader=False)) as client:
+            body = {"subject": "famille.martin@example.fr", "requested_by": "dpo"}
+            refused = client.post("/api/privacy/erasure", json=body)
+            assert refused.status_code >= 400 and "crm:C2" in refused.text
+            done = client.post("/api/privacy/erasure", json={
+                **body, "records": ["crm:C3"], "confirm": True}).json()
+        assert done["erased"] and done["records"] == ["crm:C3"]
+        # the family e-mail is Paul's too: kept, and his record with it
+        assert done["shared_identifiers_kept"] == {"email": 1}
+        assert ids(project, "stg_crm") == ["C1", "C2"]
+
+
+@pytest.mark.postgres
+def test_postgres_storage_gives_the_vacuum_full_command_or_runs_it():
+    import ibis
+
+    from conftest import postgres_engine
+    from passerelle.privacy.storage import scrub_storage
+
+    engine = postgres_engine()
+    try:
+        engine.con.create_table("stg_crm", schema=ibis.schema({"email": "string"}))
+        command = f'VACUUM FULL "{engine.schema}"."stg_crm";'
+        assert scrub_storage(engine, ["stg_crm", "absent"]) == {
+            "engine": "postgres", "to_run": command}
+
+        def file_node() -> int:
+            return engine.execute(sg.select("c.relfilenode").from_("pg_class AS c").join(
+                "pg_namespace AS n", on="n.oid = c.relnamespace").where(sge.and_(
+                    sg.column("relname", "c").eq(sge.convert("stg_crm")),
+                    sg.column("nspname", "n").eq(sge.convert(engine.schema)))))[0][0]
+
+        before = file_node()
+        assert scrub_storage(engine, ["stg_crm"], vacuum_full=True)["done"] == command
+        assert file_node() != before  # VACUUM FULL wrote the table into a new file
+    finally:
+        engine.drop_schema()
+        engine.close()

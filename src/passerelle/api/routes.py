@@ -32,6 +32,8 @@ class PrivacyRequest(BaseModel):
     requested_by: Text = Field(min_length=1, description="Who handles the request")
     reason: Note | None = Field(None, description="The request and its date (erasure)")
     confirm: bool = Field(False, description="Erasure: false previews, true erases")
+    records: list[str] | None = Field(None, description="Only these records of the person "
+                                                        "(source:id), when identity merged two")
 
 
 class MetricsQuery(BaseModel):
@@ -248,26 +250,26 @@ def build_router(project: Project) -> APIRouter:
 
     @router.post("/privacy/access", summary="Everything held about a person (GDPR art. 15)")
     def privacy_access(body: PrivacyRequest) -> dict[str, Any]:
-        from passerelle.privacy import access_report
+        from passerelle.privacy import access_report, person_of
 
         def work() -> dict[str, Any]:
-            person = service.person_id_of(project.definition, project.engine, body.subject)
+            person = person_of(project.definition, project.engine, body.subject, body.records)
             return access_report(project.definition, project.engine, person,
-                                 requested_by=body.requested_by)
+                                 requested_by=body.requested_by, records=body.records)
         return locked(work)
 
     @router.post("/privacy/erasure", summary="Preview, then erase a person (GDPR art. 17)")
     def privacy_erasure(body: PrivacyRequest) -> dict[str, Any]:
-        from passerelle.privacy import erase_person, preview_erasure
+        from passerelle.privacy import erase_person, person_of, preview_erasure
 
         def work() -> dict[str, Any]:
-            person = service.person_id_of(project.definition, project.engine, body.subject)
+            person = person_of(project.definition, project.engine, body.subject, body.records)
             if not body.confirm:
-                return {"erased": False,
-                        **preview_erasure(project.definition, project.engine, person)}
+                return {"erased": False, **preview_erasure(
+                    project.definition, project.engine, person, records=body.records)}
             return {"erased": True, **erase_person(
                 project.definition, project.engine, person, requested_by=body.requested_by,
-                reason=body.reason)}
+                reason=body.reason, records=body.records)}
         return locked(work)
 
     @router.get("/privacy/requests", summary="The register of access and erasure requests")

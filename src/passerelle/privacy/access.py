@@ -11,6 +11,7 @@ identity links and the ledger of who linked them).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from passerelle.engines.base import Engine
@@ -22,9 +23,11 @@ from passerelle.runlog import new_run_id, utcnow
 
 
 def access_report(project: ProjectDefinition, engine: Engine, person_id: str, *,
-                  requested_by: str | None = None) -> dict[str, Any]:
-    """The whole footprint of one person, registered as an access request."""
-    fp = footprint(engine, person_id)
+                  requested_by: str | None = None,
+                  records: Sequence[str] | None = None) -> dict[str, Any]:
+    """The whole footprint of one person (or of some of their records, when identity merged
+    two people), registered as an access request."""
+    fp = footprint(engine, person_id, records, project.sources)
     hashes = fp.hashes()
     sources: dict[str, list[dict[str, Any]]] = {}
     for source in sorted(project.sources.values(), key=lambda s: s.name):

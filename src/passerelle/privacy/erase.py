@@ -5,19 +5,22 @@ carrying them are deleted from the staged and raw tables; every table naming the
 purged (profiles, traits and history, memberships, audiences, identity edges, pins and
 ledger, export members, webhook sync state); the dictionaries forget their e-mail and
 phone; dead-letter payloads lose their entry; the collector's alias log and tracking-plan
-violations lose their events. The request is registered, with the exports that had already
-sent the person elsewhere (those destinations must be asked to erase too: Passerelle cannot
-reach into a Brevo account or a partner's database).
+violations lose their events; on request, CSV exports on disk are rewritten without them
+(:mod:`passerelle.privacy.exports`); the storage is cleaned of the deleted rows
+(:mod:`passerelle.privacy.storage`). The request is registered, with the exports that had
+already sent the person elsewhere (those destinations must be asked to erase too:
+Passerelle cannot reach into a Brevo account or a partner's database).
 
-What stays, by design: the register row (request id, person id, who, when, counts) and the
-hashed identifiers of the suppression list. Source files on disk are the source systems'
-data: the next run's loads bring the person back into ``raw_``, and the suppression step
-right after staging removes them again.
+What stays, by design: the register row (request id, person id, who, when, counts, records
+as hashes) and the hashed identifiers of the suppression list. Source files on disk are the
+source systems' data: the next run's loads bring the person back into ``raw_``, and the
+suppression step right after staging removes them again.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import ibis
@@ -26,17 +29,20 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.privacy.audit import record_request
+from passerelle.privacy.exports import local_export_files
+from passerelle.privacy.exports import rewrite_exports as rewrite_files
 from passerelle.privacy.footprint import Footprint, derived_tables, footprint
 from passerelle.privacy.rows import Removed
-from passerelle.privacy.suppressions import add_suppressions, apply_to_sources
+from passerelle.privacy.storage import scrub_storage
+from passerelle.privacy.suppressions import add_suppressions, apply_to_sources, sha256_hex
 from passerelle.project.load import ProjectDefinition
 from passerelle.runlog import new_run_id
 
 
-def preview_erasure(project: ProjectDefinition, engine: Engine,
-                    person_id: str) -> dict[str, Any]:
+def preview_erasure(project: ProjectDefinition, engine: Engine, person_id: str,
+                    records: Sequence[str] | None = None) -> dict[str, Any]:
     """What :func:`erase_person` would remove, without removing anything."""
-    fp = footprint(engine, person_id)
+    fp = footprint(engine, person_id, records, project.sources)
     applied = apply_to_sources(engine, project.sources.values(), "preview", fp.hashes(),
                                dry_run=True)
     derived = {name: int(engine.to_arrow(rows.count()).as_py())
@@ -45,14 +51,21 @@ def preview_erasure(project: ProjectDefinition, engine: Engine,
 
 
 def erase_person(project: ProjectDefinition, engine: Engine, person_id: str, *,
-                 requested_by: str | None, reason: str | None) -> dict[str, Any]:
-    """Erase the person everywhere; returns (and registers) what was done."""
-    fp = footprint(engine, person_id)
+                 requested_by: str | None, reason: str | None,
+                 records: Sequence[str] | None = None, rewrite_exports: bool = False,
+                 vacuum_full: bool = False) -> dict[str, Any]:
+    """Erase the person everywhere (or only ``records``, ``source:id``, when identity merged
+    two people); returns (and registers) what was done.
+
+    ``rewrite_exports``: rewrite the CSV exports on disk without the person;
+    ``vacuum_full``: on PostgreSQL, ``VACUUM FULL`` the tables touched (on DuckDB the
+    warehouse file is always rewritten, see :mod:`passerelle.privacy.storage`)."""
+    fp = footprint(engine, person_id, records, project.sources)
     request_id = f"erasure-{new_run_id()}"
     add_suppressions(engine, request_id, fp.suppression_values())
     applied = apply_to_sources(engine, project.sources.values(), request_id)
     _rewrite_dead_letters(engine, person_id)
-    _forget_events(engine, project, fp, applied)
+    _forget_events(engine, project, fp)
     _forget_dictionaries(engine, fp)
     derived: dict[str, int] = {}
     for name, rows in derived_tables(engine, fp).items():
@@ -61,8 +74,15 @@ def erase_person(project: ProjectDefinition, engine: Engine, person_id: str, *,
             _delete(engine, name, fp)
             derived[name] = removed
     summary = _summary(fp, applied, derived) | {"request_id": request_id}
-    record_request(engine, request_id, "erasure", person_id, requested_by, reason,
-                   {k: v for k, v in summary.items() if k not in ("person_id", "request_id")})
+    summary["exports_rewritten"] = (rewrite_files(engine, fp, summary["export_files"])
+                                    if rewrite_exports else [])
+    touched = [t for a in applied if a.staged_rows or a.raw_rows
+               for t in (f"stg_{a.source}", f"raw_{a.source}")] + list(derived) + _side_tables()
+    summary["storage"] = scrub_storage(engine, touched, vacuum_full)
+    # the register names no record in clear: hashed as the suppression list hashes them
+    detail = {k: v for k, v in summary.items() if k not in ("person_id", "request_id")}
+    detail["records"] = sorted(sha256_hex(n) for n in fp.nodes)
+    record_request(engine, request_id, "erasure", person_id, requested_by, reason, detail)
     return summary
 
 
@@ -76,6 +96,7 @@ def _summary(fp: Footprint, applied: list[Removed], derived: dict[str, int]) -> 
                         for a in applied if a.staged_rows or a.raw_rows},
         "derived_rows": derived,
         "exports_to_follow_up": fp.exports,
+        "export_files": local_export_files(fp),
     }
 
 
@@ -117,17 +138,11 @@ def _rewrite_dead_letters(engine: Engine, person_id: str) -> None:
                 row["dead_letter_id"]))))
 
 
-def _forget_events(engine: Engine, project: ProjectDefinition, fp: Footprint,
-                   applied: list[Removed]) -> None:
-    """The collector's own tables: identifier pairs (alias log) and tracking-plan
-    violations of the removed events."""
+def _forget_events(engine: Engine, project: ProjectDefinition, fp: Footprint) -> None:
+    """The collector's alias log: identifier pairs of the person's devices and user ids
+    (their tracking-plan violations go with their events, in :func:`apply_to_sources`)."""
     from passerelle.collect.loader import ALIAS_LOG
-    from passerelle.collect.plan import VIOLATIONS_TABLE
 
-    removed = [i for a in applied if project.sources[a.source].entity == "events"
-               for i in a.record_ids]
-    if removed and engine.exists(VIOLATIONS_TABLE):
-        engine.delete_where_in(VIOLATIONS_TABLE, "message_id", removed)
     if not engine.exists(ALIAS_LOG):
         return
     devices = [sge.convert(v) for v in fp.identifiers.get("anonymous_id", [])]
@@ -135,6 +150,9 @@ def _forget_events(engine: Engine, project: ProjectDefinition, fp: Footprint,
     if devices:
         conditions += [sg.column("anonymous_id", quoted=True).isin(*devices),
                        sg.column("previous_id", quoted=True).isin(*devices)]
+    users = [sge.convert(v) for v in fp.identifiers.get("user_id", [])]
+    if users:
+        conditions.append(sg.column("user_id", quoted=True).isin(*users))
     for source in project.sources.values():
         if source.entity != "events" or not source.customer_source:
             continue
@@ -146,6 +164,17 @@ def _forget_events(engine: Engine, project: ProjectDefinition, fp: Footprint,
                 sg.column("user_id", quoted=True).isin(*[sge.convert(i) for i in ids])))
     if conditions:
         engine.execute(sge.delete(sg.table(ALIAS_LOG, quoted=True), where=sge.or_(*conditions)))
+
+
+def _side_tables() -> list[str]:
+    """Tables an erasure deletes from besides sources and derived tables: their pages hold
+    the deleted rows until rewritten."""
+    from passerelle.activation.sync import DEAD_LETTERS
+    from passerelle.collect.loader import ALIAS_LOG
+    from passerelle.collect.plan import VIOLATIONS_TABLE
+    from passerelle.staging.dictionaries import EMAIL_TABLE, PHONE_TABLE
+
+    return [EMAIL_TABLE, PHONE_TABLE, ALIAS_LOG, VIOLATIONS_TABLE, DEAD_LETTERS]
 
 
 def _forget_dictionaries(engine: Engine, fp: Footprint) -> None:

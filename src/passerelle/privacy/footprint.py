@@ -16,6 +16,7 @@ erase the other person's orders too.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,11 +25,14 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
 from passerelle.identity.anonymous import ANONYMOUS_IDS
 from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP
 from passerelle.identity.view import PersonNotFound
 from passerelle.privacy.audit import REQUESTS
 from passerelle.privacy.suppressions import SUPPRESSIONS, sha256_hex
+from passerelle.project.load import ProjectDefinition
+from passerelle.project.models import SourceConfig
 
 NODE_COLUMNS = ("node", "node_a", "node_b")
 VALUE_KINDS = ("email", "phone", "loyalty_card")
@@ -56,7 +60,33 @@ class Footprint:
         return {"record": self.nodes, **self.identifiers}
 
 
-def footprint(engine: Engine, person_id: str) -> Footprint:
+def person_of(project: ProjectDefinition, engine: Engine, subject: str,
+              records: Sequence[str] | None = None) -> str:
+    """The person a request is about: the one ``subject`` designates or, with ``records``,
+    the one those records belong to (the subject may then be a family e-mail that
+    designates several people)."""
+    from passerelle.identity.service import person_id_of
+
+    if not records:
+        return person_id_of(project, engine, subject)
+    people = {person_id_of(project, engine, r) for r in records}
+    if len(people) > 1:
+        raise PasserelleError(f"The records {', '.join(records)} belong to {len(people)} "
+                              f"persons: {', '.join(sorted(people))}.",
+                              "Name the records of one person at a time.")
+    return people.pop()
+
+
+class SeveralPeople(PasserelleError):
+    """The person's records disagree on who they are: IT must choose the records."""
+
+
+def footprint(engine: Engine, person_id: str, records: Sequence[str] | None = None,
+              sources: Mapping[str, SourceConfig] | None = None) -> Footprint:
+    """The person's footprint; ``records`` (``source:id``) restricts it to some of their
+    records, when identity merged two people. Without it, records that disagree on a first
+    name or a birth date stop the request (:class:`SeveralPeople`). ``sources`` lets the
+    events carrying the person's identifiers be found (:mod:`passerelle.privacy.events`)."""
     if not engine.exists(PERSON_MAP):
         raise PersonNotFound("Identity has not been resolved yet: there are no persons.",
                              "Run `passerelle run` first.")
@@ -66,13 +96,26 @@ def footprint(engine: Engine, person_id: str) -> Footprint:
     if not nodes:
         raise PersonNotFound(f"No person has the id {person_id}.",
                              "Look the person up first: `passerelle profile <identifier>`.")
+    if records is not None:
+        chosen = sorted(set(records))
+        strangers = [r for r in chosen if r not in nodes]
+        if strangers or not chosen:
+            raise PasserelleError(
+                f"{', '.join(strangers) or 'No record'} is not a record of person {person_id}"
+                f" (their records: {', '.join(nodes)}).",
+                "Give records of this person, as source:id.")
+        nodes = chosen
     identifiers: dict[str, list[str]] = {}
     shared: dict[str, int] = {}
     if engine.exists(CUSTOMER_RECORDS):
         cr = engine.table(CUSTOMER_RECORDS)
         owned = cr.join(pm, (cr._source == pm.source) & (cr._record_id == pm.record_id))
-        mine = owned.filter(owned.person_id == ibis.literal(person_id))
-        others = owned.filter(owned.person_id != ibis.literal(person_id))
+        if records is None:
+            _one_identity(engine, owned, person_id)
+            is_mine = owned.person_id == ibis.literal(person_id)
+        else:
+            is_mine = owned.node.isin(nodes)
+        mine, others = owned.filter(is_mine), owned.filter(~is_mine)
         for kind in VALUE_KINDS:
             values = mine.filter(mine[kind].notnull()).select(value=mine[kind].cast("string"))
             taken = others.select(value=others[kind].cast("string"))
@@ -84,10 +127,41 @@ def footprint(engine: Engine, person_id: str) -> Footprint:
                 shared[kind] = sum(1 for r in rows if r["shared"])
     if engine.exists(ANONYMOUS_IDS):
         anon = engine.table(ANONYMOUS_IDS)
-        identifiers["anonymous_id"] = engine.to_arrow(
+        devices = engine.to_arrow(
             anon.filter(anon.person_id == ibis.literal(person_id)).select("anonymous_id")
             .order_by("anonymous_id")).column("anonymous_id").to_pylist()
-    return Footprint(person_id, nodes, identifiers, shared, _exports(engine, person_id))
+        if records is None:
+            identifiers["anonymous_id"] = devices
+        elif devices:  # stitched to the merged person: whose they are is not known
+            shared["anonymous_id"] = len(devices)
+    fp = Footprint(person_id, nodes, identifiers, shared, _exports(engine, person_id))
+    if sources is not None:
+        from passerelle.privacy.events import add_event_identifiers
+
+        add_event_identifiers(engine, sources, fp)
+    return fp
+
+
+def _one_identity(engine: Engine, owned: ir.Table, person_id: str) -> None:
+    """Records of one person must not disagree on a first name or a birth date: a couple
+    merged by a shared family address is two people, and erasing by that shared key would
+    erase the other one too."""
+    mine = owned.filter(owned.person_id == ibis.literal(person_id))
+    first = mine.first_name.cast("string").strip().lower()
+    signals = mine.aggregate(names=first.nunique(), births=mine.birth_date.nunique())
+    counts = engine.to_arrow(signals).to_pylist()[0]
+    if counts["names"] <= 1 and counts["births"] <= 1:
+        return
+    rows = engine.to_arrow(mine.select(
+        "node", initial=first.substr(0, 1).upper(),
+        born=mine.birth_date.cast("date").year()).order_by("node")).to_pylist()
+    listed = "; ".join(
+        f"{r['node']} ({r['initial'] or '?'}., born {r['born'] or '?'})" for r in rows)
+    raise SeveralPeople(
+        f"Person {person_id} holds records of more than one person (first names or birth "
+        f"dates differ): {listed}. Erasing by a shared identifier would erase the others.",
+        "Check with the person which records are theirs and give only those: "
+        "`--records source:id,source:id` (API: \"records\": [...]).")
 
 
 def _exports(engine: Engine, person_id: str) -> list[dict[str, Any]]:

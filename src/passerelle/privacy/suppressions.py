@@ -14,6 +14,8 @@ Kinds of identifier, and the columns they are compared with:
 - ``email``, ``phone``, ``loyalty_card``: the normalised value, on every entity holding it;
 - ``anonymous_id``: a device stitched to the person, on events (``anonymous_id``, and
   ``user_id`` for the user ids an alias call replaced);
+- ``user_id`` and ``event`` (``<source>:<message id>``): the person's user ids and the
+  events whose JSON holds their e-mail or phone (:mod:`passerelle.privacy.events`);
 - ``order_id``: the person's orders, on order lines (which name no customer).
 
 Hashes are of the staged (normalised) values, so ``Marie.Dupont@Example.FR `` in tomorrow's
@@ -31,6 +33,8 @@ import ibis
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.model import ENTITIES
@@ -43,7 +47,8 @@ SUPPRESSIONS_SCHEMA = pa.schema([
     ("kind", pa.string()), ("value_sha256", pa.string()), ("request_id", pa.string()),
     ("created_at", pa.timestamp("us")),
 ])
-KINDS = ("record", "email", "phone", "loyalty_card", "anonymous_id", "order_id")
+KINDS = ("record", "email", "phone", "loyalty_card", "anonymous_id", "order_id",
+         "user_id", "event")
 # order_lines last: they are found through the order ids of the orders removed before them
 ENTITY_ORDER = ("customers", "orders", "events", "campaign_sends", "ad_spend", "order_lines")
 
@@ -94,7 +99,9 @@ def suppressed(engine: Engine, stg: ir.Table, source: SourceConfig,
         ref = ibis.literal(f"{source.customer_source}:") + stg[reference].cast(dt.string)
         conditions.append(hashed(ref).isin(of("record")))
     if source.entity == "events":
-        conditions.append(hashed(stg.user_id).isin(of("anonymous_id")))
+        conditions += [hashed(stg.user_id).isin(of("anonymous_id")),
+                       hashed(stg.user_id).isin(of("user_id")),
+                       hashed(stg._source + ":" + stg._record_id).isin(of("event"))]
     if source.entity == "order_lines":
         conditions.append(hashed(stg.order_id).isin(of("order_id")))
     return ibis.or_(*conditions) if conditions else None
@@ -123,6 +130,8 @@ def apply_to_sources(engine: Engine, sources: Iterable[SourceConfig], request_id
     for source in ordered:
         applied = apply_suppressions(engine, source, hashes, dry_run)
         results.append(applied)
+        if source.entity == "events" and applied.record_ids and not dry_run:
+            _forget_violations(engine, source.name, applied.record_ids)
         if source.entity != "orders" or not applied.record_ids:
             continue
         if hashes is None:  # the list itself: the order ids join it
@@ -133,3 +142,14 @@ def apply_to_sources(engine: Engine, sources: Iterable[SourceConfig], request_id
                 "value_sha256": [sha256_hex(v) for v in applied.record_ids]})).cast(
                     hashes.schema()), distinct=False)
     return results
+
+
+def _forget_violations(engine: Engine, source: str, message_ids: list[str]) -> None:
+    """The tracking-plan violations of removed events quote their properties."""
+    from passerelle.collect.plan import VIOLATIONS_TABLE
+
+    if not engine.exists(VIOLATIONS_TABLE):
+        return
+    engine.execute(sge.delete(sg.table(VIOLATIONS_TABLE, quoted=True), where=sge.and_(
+        sg.column("source", quoted=True).eq(sge.convert(source)),
+        sg.column("message_id", quoted=True).isin(*[sge.convert(m) for m in message_ids]))))
