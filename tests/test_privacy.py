@@ -471,7 +471,8 @@ def test_a_shared_family_address_never_erases_the_other_person(tmp_path):
         assert "crm:C2 (P., born 1979); crm:C3 (J., born 1981)" in caught.value.reason
         assert "--records" in caught.value.instruction
         assert "Paul" not in str(caught.value) and "1979-05-06" not in str(caught.value)
-        with TestClient(create_server(project, loader=False)) as client:
+        with TestClient(create_server(project, loader=False),
+                        base_url="http://localhost") as client:
             body = {"subject": "famille.martin@example.fr", "requested_by": "dpo"}
             refused = client.post("/api/privacy/erasure", json=body)
             assert refused.status_code >= 400 and "crm:C2" in refused.text

@@ -32,8 +32,9 @@ class PrivacyRequest(BaseModel):
     requested_by: Text = Field(min_length=1, description="Who handles the request")
     reason: Note | None = Field(None, description="The request and its date (erasure)")
     confirm: bool = Field(False, description="Erasure: false previews, true erases")
-    records: list[str] | None = Field(None, description="Only these records of the person "
-                                                        "(source:id), when identity merged two")
+    records: list[Text] | None = Field(None, max_length=100,
+                                       description="Only these records of the person "
+                                                   "(source:id), when identity merged two")
 
 
 class MetricsQuery(BaseModel):
