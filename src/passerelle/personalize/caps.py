@@ -41,9 +41,14 @@ def budget_key(offer: str) -> str:
     return f"budget:{offer}"
 
 
+def window_end(now: datetime, minutes: int) -> datetime:
+    """When the window of ``now`` ends (UTC): a cap's counter expires then."""
+    return _EPOCH + timedelta(minutes=(window(now, minutes) + 1) * minutes)
+
+
 def _cap(scope: str, name: str, cap: Cap, person_id: str, now: datetime) -> Counter:
-    end = _EPOCH + timedelta(minutes=(window(now, cap.minutes) + 1) * cap.minutes)
-    return Counter(cap_prefix(scope, name, cap, now) + person_id, cap.at_most, end)
+    return Counter(cap_prefix(scope, name, cap, now) + person_id, cap.at_most,
+                   window_end(now, cap.minutes))
 
 
 def counters(offer: OfferConfig, placement: PlacementConfig, person_id: str,

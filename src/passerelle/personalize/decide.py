@@ -29,7 +29,7 @@ from passerelle.personalize import caps as _caps
 from passerelle.personalize.context import PersonalizeError, decision_context, rules_hold
 from passerelle.personalize.store import DecisionStore, PersonRecord, StoreUnavailable
 from passerelle.personalize.templates import RenderError
-from passerelle.project.offers_models import OfferConfig, PlacementConfig
+from passerelle.project.offers_models import OfferConfig, OfferDefinitions, PlacementConfig
 
 HOLDOUT, TREATED = "holdout", "treated"
 
@@ -89,10 +89,10 @@ def _reason(offer: OfferConfig) -> dict[str, Any]:
             "context_rules": rules}
 
 
-def placement_of(store: DecisionStore, name: str) -> PlacementConfig:
-    placement = store.definitions.placements.get(name)
+def placement_of(defs: OfferDefinitions, name: str) -> PlacementConfig:
+    placement = defs.placements.get(name)
     if placement is None:
-        known = ", ".join(sorted(store.definitions.placements)) or "none"
+        known = ", ".join(sorted(defs.placements)) or "none"
         raise PersonalizeError(f"There is no placement named '{name}'.",
                                f"Placements: {known} (placements/*.yml).")
     return placement
@@ -128,7 +128,7 @@ def decide(store: DecisionStore, person: str | None, placement: str,
     :class:`PersonalizeError` for an unknown placement; everything else is an answer.
     """
     now = now or datetime.now(UTC)
-    place = placement_of(store, placement)
+    place = placement_of(store.definitions, placement)
     values = decision_context(place, context or {}, now, store.timezone)
     failures: list[str] = []
     record: PersonRecord | None = None

@@ -108,7 +108,11 @@ def check_template(source: str, allowed: Iterable[str]) -> list[TemplateProblem]
         elif not isinstance(node, _ALLOWED_NODES):
             found.append(TemplateProblem(
                 f"'{type(node).__name__}' is not allowed in a template", line))
-    for name in sorted(meta.find_undeclared_variables(ast) - allowed):
+    try:
+        used = meta.find_undeclared_variables(ast)
+    except TemplateSyntaxError:  # an unknown filter, already reported above
+        used = set()
+    for name in sorted(used - allowed):
         line = next((n.lineno for n in ast.find_all(nodes.Name) if n.name == name), 1)
         found.append(TemplateProblem(
             f"'{name}' is not a value of this template (declare it under fields: or traits:, "
