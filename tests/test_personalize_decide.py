@@ -347,3 +347,21 @@ def test_batch_decision_in_sql(tmp_path):
     assert again.offers.get("news_shoes", 0) == (0 if left[0] == "P1" else 1)
     assert proj.engine.count(BATCH) == 3  # rows of the same send replaced
     proj.close()
+
+
+def test_cli_decides_for_one_person_and_validates(project):
+    import json
+
+    from typer.testing import CliRunner
+
+    from passerelle.cli import app
+
+    root = str(project.root)
+    project.close()  # the CLI opens the warehouse itself
+    runner = CliRunner()
+    out = runner.invoke(app, ["offers", "validate", "-p", root])
+    assert out.exit_code == 0 and "3 offer(s)" in out.output
+    out = runner.invoke(app, ["decide", "--placement", "home_banner", "--person", "P5",
+                              "--context", "channel=web", "-p", root])
+    assert out.exit_code == 0, out.output
+    assert [m["offer"] for m in json.loads(out.stdout)["messages"]] == ["everyone"]

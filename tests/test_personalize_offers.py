@@ -127,3 +127,17 @@ def test_output_is_bounded_and_empty_or_failing_renders_are_errors():
     with pytest.raises(RenderError, match="failed to render"):
         r.render({"t": "{{ x|int + y }}"}, {"x": "1"})
     assert MAX_OUTPUT >= 10_000
+
+
+def test_docs_examples_are_valid_files():
+    import re
+    from pathlib import Path
+
+    import yaml
+
+    from passerelle.project.offers_models import OfferConfig, PlacementConfig
+
+    text = (Path(__file__).resolve().parents[1] / "docs" / "personalisation.md").read_text()
+    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
+    PlacementConfig.model_validate(blocks[0])
+    OfferConfig.model_validate(blocks[1])
