@@ -1,0 +1,56 @@
+"""Project-level verbs: read the offers, refresh the serving store, open it for decisions.
+
+The CLI, the API server and `passerelle run` call these with a loaded
+:class:`passerelle.core.Project`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from passerelle.errors import ProjectError
+from passerelle.personalize.store import DecisionStore, warehouse_store
+from passerelle.personalize.tables import StoreSummary, write_tables
+from passerelle.personalize.validate import project_context
+from passerelle.project.offers_models import OfferDefinitions, load_offers
+
+
+def definitions(project: Any) -> OfferDefinitions:
+    """The project's placements and offers; any error stops (never half the offers)."""
+    defs, problems = load_offers(project.root)
+    problems.raise_if_any()
+    return defs
+
+
+def refresh_decision_store(project: Any, *, now: datetime | None = None,
+                           redis_url: str | None = None,
+                           redis_prefix: str = "passerelle:decide:") -> StoreSummary:
+    """Rebuild the serving tables in the warehouse (SQL only), then copy them to Redis when
+    ``redis_url`` is given. Decisions read the new state as soon as it returns."""
+    defs = definitions(project)
+    segments, kinds = project_context(project.root)
+    now = now or datetime.now(UTC)
+    naive = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+    summary = write_tables(project.engine, defs, segments, kinds, naive)
+    if redis_url is not None:
+        from passerelle.personalize.redis_store import load_redis
+
+        load_redis(project.engine, redis_url, redis_prefix)
+        summary.redis = True
+    return summary
+
+
+def open_store(project: Any, *, redis_url: str | None = None,
+               redis_prefix: str = "passerelle:decide:") -> DecisionStore:
+    """The store decisions read: Redis when ``redis_url`` is given, else the warehouse."""
+    defs = definitions(project)
+    timezone = project.config.timezone
+    if redis_url is None:
+        return warehouse_store(project.engine, defs, timezone)
+    from passerelle.personalize.redis_store import redis_store
+
+    return redis_store(redis_url, redis_prefix, defs, timezone)
+
+
+__all__ = ["ProjectError", "definitions", "open_store", "refresh_decision_store"]

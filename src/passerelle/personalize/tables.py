@@ -1,0 +1,190 @@
+"""The serving tables in the warehouse: what decisions read, built in SQL by a refresh.
+
+- ``decision_ids`` (id, person_id): every identifier a caller may use (person id, customer
+  ids, source record references, e-mail, anonymous ids), indexed;
+- ``decision_people``: person_id, the golden fields and traits (``trait__<name>``) the
+  offers' templates use, indexed;
+- ``decision_eligibility`` (person_id, offer): who may get which offer now (segment or
+  inline condition, and consent), indexed;
+- ``decision_counters`` (key, n, expires_at): caps and budgets (see :mod:`.caps`).
+
+A request reads three indexed rows at most; it never scans a warehouse table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+from passerelle.engines.base import Engine
+from passerelle.personalize.context import PersonalizeError
+from passerelle.personalize.validate import inline_segment
+from passerelle.project.offers_models import OfferConfig, OfferDefinitions
+from passerelle.project.segments_models import SegmentConfig
+from passerelle.segments.compiler import PROFILES, TRAITS, VALUE_COLUMN, compile_many
+from passerelle.segments.kinds import SegmentError
+
+IDS, PEOPLE, ELIGIBILITY, COUNTERS = ("decision_ids", "decision_people",
+                                      "decision_eligibility", "decision_counters")
+TRAIT_PREFIX = "trait__"
+ELIGIBILITY_SCHEMA = ibis.schema({"person_id": dt.string, "offer": dt.string})
+
+
+@dataclass
+class StoreSummary:
+    people: int = 0
+    ids: int = 0
+    eligible: dict[str, int] = field(default_factory=dict)  # offer -> people
+    failed: dict[str, str] = field(default_factory=dict)  # offer -> why it was left out
+    redis: bool = False
+
+
+def consent_predicate(p: ir.Table, purpose: str) -> ir.BooleanValue:
+    """The consent an offer needs, on the standard model's flags (a NULL consent is none).
+    ``ads`` accepts either marketing consent, as ad audiences do."""
+    email, sms = p.consent_email.fill_null(False), p.consent_sms.fill_null(False)
+    return {"email": email, "sms": sms, "ads": email | sms,
+            "none": ibis.literal(True)}[purpose]
+
+
+def eligibility(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, SegmentConfig],
+                trait_kinds: Mapping[str, str] | None, now: datetime,
+                failed: dict[str, str]) -> ir.Table:
+    """(person_id, offer) for every offer a person may get now; offers whose condition
+    cannot compile go to ``failed`` with the reason."""
+    if not engine.exists(PROFILES):
+        raise PersonalizeError("There is no profiles table yet: decisions need people.",
+                               "Run `passerelle run` with an identity.yml first.")
+    every = dict(segments)
+    target: dict[str, str | None] = {}
+    for offer in defs.offers.values():
+        elig = offer.eligibility
+        if elig is None:
+            target[offer.name] = None
+        elif elig.segment is not None:
+            target[offer.name] = elig.segment
+        else:
+            inline = inline_segment(offer)
+            every[inline.name] = inline
+            target[offer.name] = inline.name
+    names = sorted({n for n in target.values() if n is not None})
+    compiled = compile_many(engine, names, every, now, trait_kinds) if names else {}
+    p = engine.table(PROFILES)
+    parts = []
+    for name, offer in sorted(defs.offers.items()):
+        cond = consent_predicate(p, offer.consent)
+        seg = target[name]
+        if seg is not None:
+            members = compiled.get(seg)
+            if isinstance(members, SegmentError) or members is None:
+                failed[name] = members.reason if members is not None else "not compiled"
+                continue
+            cond = cond & p.person_id.isin(members.person_id)
+        rows = p.filter(cond)
+        parts.append(rows.select(person_id=rows.person_id.cast(dt.string),
+                                 offer=ibis.literal(name, type=dt.string)))
+    if not parts:
+        return ibis.memtable([], schema=ELIGIBILITY_SCHEMA)
+    return ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
+
+
+def template_columns(offers: Mapping[str, OfferConfig]) -> tuple[list[str], list[str]]:
+    """(golden fields, traits) some template uses."""
+    fields = sorted({f for o in offers.values() for f in o.fields})
+    traits = sorted({t for o in offers.values() for t in o.traits})
+    return fields, traits
+
+
+def people(engine: Engine, defs: OfferDefinitions,
+           trait_kinds: Mapping[str, str] | None) -> ir.Table:
+    """One row a person: the fields and traits templates use."""
+    p = engine.table(PROFILES)
+    fields, traits = template_columns(defs.offers)
+    base = p.select("person_id", *[f for f in fields if f in p.columns])
+    if not traits or not engine.exists(TRAITS):
+        return base.mutate(**{f"{TRAIT_PREFIX}{n}": ibis.null(dt.string) for n in traits})
+    t = engine.table(TRAITS)
+    kinds = trait_kinds or {}
+    t = t.filter(t.trait.isin(traits))
+    per = t.group_by("person_id").aggregate(**{
+        f"{TRAIT_PREFIX}{n}": t[VALUE_COLUMN.get(kinds.get(n, "text"), "value_text")].max(
+            where=t.trait == n) for n in traits})
+    joined = base.left_join(per, base.person_id == per.person_id)
+    return joined.select(*[base[c] for c in base.columns],
+                         *[per[f"{TRAIT_PREFIX}{n}"] for n in traits])
+
+
+def identifiers(engine: Engine) -> ir.Table:
+    """Every identifier of a person that a caller may send, mapped to its person."""
+    from passerelle.identity.anonymous import ANONYMOUS_IDS
+    from passerelle.identity.tables import PERSON_MAP
+
+    p = engine.table(PROFILES)
+
+    def part(t: ir.Table, value: ir.Value) -> ir.Table:
+        return t.select(id=value.cast(dt.string), person_id=t.person_id.cast(dt.string))
+
+    parts = [part(p, p.person_id), part(p, p.customer_id), part(p, p.email.lower())]
+    if engine.exists(PERSON_MAP):
+        pm = engine.table(PERSON_MAP)
+        parts += [part(pm, pm.node), part(pm, pm.record_id)]
+    if engine.exists(ANONYMOUS_IDS):
+        a = engine.table(ANONYMOUS_IDS)
+        parts.append(part(a, a.anonymous_id))
+    every = ibis.union(*parts, distinct=True)
+    every = every.filter(every.id.notnull() & (every.id != ""))
+    # an identifier two people share (rare: a family e-mail) resolves to one of them, the
+    # same one every time
+    return every.group_by("id").aggregate(person_id=every.person_id.min())
+
+
+def create_index(engine: Engine, table: str, column: str) -> None:
+    engine.execute(sge.Create(
+        this=sge.Index(this=sg.to_identifier(f"ix_{table}_{column}", quoted=True),
+                       table=sg.table(table, quoted=True),
+                       params=sge.IndexParameters(columns=[sg.column(column, quoted=True)])),
+        kind="INDEX", exists=True))
+
+
+def ensure_counters(engine: Engine) -> None:
+    if engine.exists(COUNTERS):
+        return
+    engine.execute(sg.parse_one(
+        f"CREATE TABLE IF NOT EXISTS {COUNTERS} (key VARCHAR PRIMARY KEY, n BIGINT NOT NULL, "
+        "expires_at TIMESTAMP)", read="postgres"))
+
+
+def expire_counters(engine: Engine, now: datetime) -> None:
+    """Forget the counters of windows that are over (budgets never expire)."""
+    from passerelle.personalize.caps import _utc
+
+    at = sge.cast(sge.convert(_utc(now).replace(tzinfo=None).isoformat(sep=" ")),
+                  sge.DataType.build("timestamp"))
+    engine.execute(sge.delete(sg.table(COUNTERS, quoted=True),
+                              where=sge.LT(this=sg.column("expires_at"), expression=at)))
+
+
+def write_tables(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, SegmentConfig],
+                 trait_kinds: Mapping[str, str] | None, now: datetime) -> StoreSummary:
+    """(Re)build the serving tables in the warehouse."""
+    summary = StoreSummary()
+    elig = eligibility(engine, defs, segments, trait_kinds, now, summary.failed)
+    for name, expr in ((ELIGIBILITY, elig), (PEOPLE, people(engine, defs, trait_kinds)),
+                       (IDS, identifiers(engine))):
+        engine.replace_table(name, expr)
+    for name, column in ((ELIGIBILITY, "person_id"), (PEOPLE, "person_id"), (IDS, "id")):
+        create_index(engine, name, column)
+    ensure_counters(engine)
+    expire_counters(engine, now)
+    e = engine.table(ELIGIBILITY)
+    summary.eligible = {r["offer"]: int(r["n"]) for r in engine.to_arrow(
+        e.group_by("offer").aggregate(n=e.count())).to_pylist()}
+    summary.people, summary.ids = engine.count(PEOPLE), engine.count(IDS)
+    return summary

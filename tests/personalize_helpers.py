@@ -1,0 +1,92 @@
+"""A tiny project for the personalisation tests: the six people of segments_helpers (built
+by hand in the project's DuckDB warehouse), one segment, two placements and a few offers.
+
+Facts used by the tests (segments_helpers.PEOPLE): P1 Alice (Paris, consents e-mail and
+SMS, favourite category shoes), P2 Bruno (Lyon, e-mail only, bags), P3 Chloé (Bruxelles,
+both, shoes), P4 David (Paris, no e-mail consent), P5 Eva (no consent), P6 Fanny (e-mail).
+"""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import passerelle
+from segments_helpers import build_world
+
+FILES = {
+    "passerelle.yml": "name: shop\ntimezone: Europe/Paris\n",
+    "traits/traits.yml": """\
+        traits:
+          - {name: favourite_category, type: builtin, builtin: favourite_category,
+             description: d, owner: o}
+          - {name: order_count, type: aggregate, entity: orders, function: count,
+             description: d, owner: o}
+        """,
+    "segments/shoe_lovers.yml": """\
+        description: people whose favourite category is shoes
+        owner: crm
+        where: {trait: favourite_category, op: "=", value: shoes}
+        """,
+    "placements/home_banner.yml": """\
+        description: banner of the home page
+        channels: [web, app]
+        context:
+          device: {type: text, values: [mobile, desktop]}
+          cart_value: number
+        holdout_percent: 0
+        max_messages: 2
+        default:
+          content: {title: "Our new collection", url: "https://shop.example.fr/new"}
+        """,
+    "offers/shoes.yml": """\
+        description: summer shoes for shoe lovers
+        placements: [home_banner]
+        priority: 50
+        consent: email
+        eligibility: {segment: shoe_lovers}
+        fields: [first_name]
+        traits: [favourite_category]
+        content:
+          title: "{{ first_name }}, summer {{ favourite_category }} are here"
+          url: https://shop.example.fr/shoes
+        """,
+    "offers/paris_store.yml": """\
+        description: visit the Paris store, on mobile
+        placements: [home_banner]
+        priority: 10
+        consent: none
+        eligibility: {where: {field: city, op: "=", value: Paris}}
+        context: [{context: device, op: "=", value: mobile}]
+        fields: [first_name, city]
+        content:
+          title: "{{ first_name }}, our {{ city }} store is open"
+          url: https://shop.example.fr/stores
+        """,
+    "offers/everyone.yml": """\
+        description: free delivery for everyone
+        placements: [home_banner]
+        priority: 0
+        consent: none
+        content:
+          title: Free delivery
+          url: https://shop.example.fr/delivery
+        """,
+}
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for name, text in files.items():
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text), encoding="utf-8")
+
+
+def make_project(root: Path, extra: dict[str, str] | None = None,
+                 drop: tuple[str, ...] = ()) -> passerelle.Project:
+    """The project opened, its warehouse filled with the hand-made world."""
+    files = {k: v for k, v in FILES.items() if k not in drop}
+    write(root, {**files, **(extra or {})})
+    project = passerelle.open(root)
+    build_world(project.engine)
+    return project
