@@ -141,8 +141,8 @@ def hold_out(project: Path, held_out: int | None) -> int:
     import ibis
 
     from passerelle.model import ENTITIES
-    from passerelle.pipeline import unify_entities
     from passerelle.project.load import load_project
+    from passerelle.staging.unify import unify_entities
 
     with _engine(project, None, None) as engine:
         unify_entities(load_project(project), engine)

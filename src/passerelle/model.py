@@ -174,3 +174,14 @@ CAMPAIGN_SENDS = Entity(
 ENTITIES: dict[str, Entity] = {
     e.name: e for e in (CUSTOMERS, ORDERS, ORDER_LINES, EVENTS, AD_SPEND, CAMPAIGN_SENDS)
 }
+
+
+# Views that gather the staged tables of every source of one entity.
+ENTITY_VIEWS = {
+    "customers": "customer_records",
+    "orders": "orders",
+    "order_lines": "order_lines",
+    "events": "events",
+    "ad_spend": "ad_spend",
+    "campaign_sends": "campaign_sends",
+}

@@ -13,21 +13,10 @@ from typing import Any
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
-from passerelle.model import ENTITIES
 from passerelle.project.load import ProjectDefinition
-from passerelle.project.models import SourceConfig
 from passerelle.reporter import Reporter
 from passerelle.runlog import StepRecord, finish, new_run_id, process_tag, record, utcnow
-
-# Views that gather the staged tables of every source of one entity.
-ENTITY_VIEWS = {
-    "customers": "customer_records",
-    "orders": "orders",
-    "order_lines": "order_lines",
-    "events": "events",
-    "ad_spend": "ad_spend",
-    "campaign_sends": "campaign_sends",
-}
+from passerelle.staging.unify import stage_fingerprint, unify_entities
 
 
 @dataclass
@@ -332,15 +321,6 @@ def _left_out(project: ProjectDefinition, rec: _Recorder, result: RunResult) -> 
         "Run `passerelle validate` to see their problems; everything else ran."))
 
 
-def stage_fingerprint(project: ProjectDefinition, engine: Engine, source: SourceConfig) -> str:
-    """What staging a source depends on: its definition, the project's time zone and phone
-    region, and its committed loads. Unchanged, the staged table is current."""
-    from passerelle import state
-
-    return state.fingerprint(source.model_dump_json(), project.config.timezone,
-                             project.config.default_region, state.raw_state(engine, source.name))
-
-
 def quarantine_summary(engine: Engine) -> list[dict]:
     """Rows in quarantine now, by source and reason, most frequent first."""
     from passerelle.sources import QUARANTINE_TABLE
@@ -350,20 +330,3 @@ def quarantine_summary(engine: Engine) -> list[dict]:
     q = engine.table(QUARANTINE_TABLE)
     counts = q.group_by(["source", "reason"]).aggregate(rows=q.count())
     return engine.to_arrow(counts.order_by([counts.rows.desc(), "source", "reason"])).to_pylist()
-
-
-def unify_entities(project: ProjectDefinition, engine: Engine) -> list[str]:
-    """(Re)create one view per entity over the staged tables of its sources."""
-    made = []
-    for entity, view in ENTITY_VIEWS.items():
-        tables = [f"stg_{s.name}" for s in project.sources.values()
-                  if s.entity == entity and engine.exists(f"stg_{s.name}")]
-        if not tables:
-            continue
-        columns = ["_source", "_record_id", *ENTITIES[entity].field_names, "_issues",
-                   "_load_id", "_loaded_at", "_source_file", "_source_row"]
-        parts = [engine.table(t).select(columns) for t in tables]
-        expr = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
-        engine.con.create_view(view, expr, overwrite=True)
-        made.append(view)
-    return made

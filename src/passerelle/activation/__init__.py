@@ -18,7 +18,11 @@ from typing import Any
 
 from passerelle.activation.csv_export import export_csv
 from passerelle.activation.log import ExportResult, exports_of_person, list_exports
-from passerelle.activation.models import (
+from passerelle.activation.reverse_etl import write_table
+from passerelle.activation.sync import list_dead_letters, retry_dead_letters, sync_webhook
+from passerelle.activation.webhook import sign, verify
+from passerelle.engines.base import Engine
+from passerelle.project.destinations_models import (
     CsvDestination,
     DeliveryError,
     Destination,
@@ -29,10 +33,6 @@ from passerelle.activation.models import (
     load_destinations,
     parse_destination,
 )
-from passerelle.activation.reverse_etl import write_table
-from passerelle.activation.sync import list_dead_letters, retry_dead_letters, sync_webhook
-from passerelle.activation.webhook import sign, verify
-from passerelle.engines.base import Engine
 
 __all__ = [
     "CsvDestination", "DeliveryError", "Destination", "DestinationError", "ExportResult",

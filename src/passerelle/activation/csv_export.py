@@ -37,8 +37,8 @@ from passerelle.activation.log import (
     start_export,
 )
 from passerelle.activation.members import sendable_build, treated, with_fields
-from passerelle.activation.models import CsvDestination, DestinationError
 from passerelle.engines.base import Engine
+from passerelle.project.destinations_models import CsvDestination, DestinationError
 from passerelle.project.paths import confine
 from passerelle.runlog import utcnow
 

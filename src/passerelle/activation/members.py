@@ -10,8 +10,8 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
-from passerelle.activation.models import DestinationError
 from passerelle.engines.base import Engine
+from passerelle.project.destinations_models import DestinationError
 from passerelle.segments.audience import AUDIENCE_MEMBERS, TREATED, last_build
 
 PROFILES = "profiles"

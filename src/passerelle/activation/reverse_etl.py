@@ -26,13 +26,13 @@ import sqlglot.expressions as sge
 
 from passerelle.activation.log import ExportResult, finish_export, record_members, start_export
 from passerelle.activation.members import BASE_COLUMNS, sendable_build, treated, with_fields
-from passerelle.activation.models import (
+from passerelle.engines.base import Engine
+from passerelle.project.destinations_models import (
     DeliveryError,
     DestinationError,
     MySQLDestination,
     PostgresDestination,
 )
-from passerelle.engines.base import Engine
 from passerelle.runlog import utcnow
 
 TRAILING_COLUMNS = ("audience", "synced_at")

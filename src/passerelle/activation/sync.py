@@ -37,9 +37,9 @@ from passerelle.activation.log import (
     start_export,
 )
 from passerelle.activation.members import sendable_build, treated, with_fields
-from passerelle.activation.models import DestinationError, WebhookDestination
 from passerelle.activation.webhook import Attempts, post_batch
 from passerelle.engines.base import Engine
+from passerelle.project.destinations_models import DestinationError, WebhookDestination
 from passerelle.runlog import utcnow
 
 SYNC_STATE = "activation_sync_state"

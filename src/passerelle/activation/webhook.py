@@ -26,7 +26,7 @@ from datetime import datetime
 
 import httpx
 
-from passerelle.activation.models import WebhookDestination
+from passerelle.project.destinations_models import WebhookDestination
 from passerelle.runlog import utcnow
 
 SIGNATURE_HEADER = "X-Passerelle-Signature"

@@ -89,8 +89,8 @@ def deliveries_retry(
 ) -> None:
     """Re-send the open dead letters, oldest first."""
     from passerelle.activation import load_destinations, retry_dead_letters
-    from passerelle.activation.models import WebhookDestination
     from passerelle.identity.service import default_author
+    from passerelle.project.destinations_models import WebhookDestination
 
     with open_project(project) as proj:
         hooks = {name: d for name, d in load_destinations(proj.root).items()

@@ -1,88 +1,16 @@
-"""What a person or a token may do: permissions, the built-in roles, token scopes.
+"""Permissions, roles and scopes: the vocabulary is defined with the project files
+(:mod:`passerelle.project.permissions`), since ``passerelle.yml`` declares custom roles."""
 
-Plain data with no imports from the rest of Passerelle, so the project-file models can
-validate ``roles:`` in ``passerelle.yml`` against it. Built-in roles are code (documented in
-docs/governance.md); custom roles come from the project file.
-"""
+from passerelle.project.permissions import (
+    BUILTIN_ROLES,
+    PERMISSIONS,
+    SCOPE_INCLUDES,
+    SCOPES,
+    Roles,
+    expand_scopes,
+    scope_permissions,
+    unknown_permission_message,
+)
 
-from __future__ import annotations
-
-from collections.abc import Iterable, Mapping
-
-PERMISSIONS: dict[str, str] = {
-    "pii:read": "see personal data unmasked (e-mails, phones, names, addresses)",
-    "audiences:export": "export and sync audiences to destinations",
-    "segments:write": "create, edit and delete segments",
-    "pipeline:run": "run the pipeline and refresh segments",
-    "identity:write": "add and remove identity pins, change identity rules",
-    "glossary:approve": "approve metric definitions in the glossary",
-    "privacy:handle": "answer access requests and erase persons",
-    "admin:users": "manage users, roles and API tokens",
-    "audit:read": "read and export the audit log",
-}
-
-BUILTIN_ROLES: dict[str, frozenset[str]] = {
-    # Builds and ships audiences; sees personal data masked.
-    "marketer": frozenset({"segments:write", "audiences:export"}),
-    # Reads results and curates the glossary; sees personal data masked.
-    "analyst": frozenset({"segments:write", "glossary:approve"}),
-    # Runs the platform and answers data-subject requests: everything.
-    "it_admin": frozenset(PERMISSIONS),
-}
-
-# What a token may do at most, whatever its owner may do. Scopes that grant no permission
-# still open the routes that declare them (the collector, the profile API, reading routes).
-SCOPES: dict[str, frozenset[str]] = {
-    "collect:write": frozenset(),
-    "profiles:read": frozenset(),
-    "api:read": frozenset(),
-    "api:write": frozenset({"segments:write", "audiences:export", "pipeline:run",
-                            "identity:write", "glossary:approve", "privacy:handle"}),
-    "pii:read": frozenset({"pii:read"}),
-    "admin": frozenset(PERMISSIONS),
-}
-# A scope includes the scopes listed here (admin can do what every other scope can).
-SCOPE_INCLUDES: dict[str, frozenset[str]] = {
-    "admin": frozenset(SCOPES) - {"admin"},
-    "api:write": frozenset({"api:read", "profiles:read"}),
-    "api:read": frozenset({"profiles:read"}),
-}
-
-
-def unknown_permission_message(name: str) -> str:
-    import difflib
-
-    close = difflib.get_close_matches(name, list(PERMISSIONS), n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"permissions: {', '.join(PERMISSIONS)}"
-    return f"unknown permission '{name}' ({hint})"
-
-
-def expand_scopes(scopes: Iterable[str]) -> frozenset[str]:
-    """The scopes given plus every scope they include."""
-    out = set(scopes)
-    for scope in list(out):
-        out |= SCOPE_INCLUDES.get(scope, frozenset())
-    return frozenset(out)
-
-
-def scope_permissions(scopes: Iterable[str]) -> frozenset[str]:
-    return frozenset().union(*(SCOPES[s] for s in scopes if s in SCOPES))
-
-
-class Roles:
-    """The roles of one project: the built-in ones plus those of ``passerelle.yml``."""
-
-    def __init__(self, custom: Mapping[str, Iterable[str]] | None = None) -> None:
-        self._roles = dict(BUILTIN_ROLES)
-        for name, perms in (custom or {}).items():
-            self._roles[name] = frozenset(perms)
-
-    def __contains__(self, name: object) -> bool:
-        return name in self._roles
-
-    def names(self) -> list[str]:
-        return list(self._roles)
-
-    def permissions(self, role: str) -> frozenset[str]:
-        """A role that the project no longer declares grants nothing (never a guess)."""
-        return self._roles.get(role, frozenset())
+__all__ = ["BUILTIN_ROLES", "PERMISSIONS", "SCOPES", "SCOPE_INCLUDES", "Roles", "expand_scopes",
+           "scope_permissions", "unknown_permission_message"]

@@ -69,11 +69,12 @@ FUNCTIONS = ("lower", "upper", "trim", "length", "abs", "round", "coalesce", "nu
 class UnsafeExpression(PasserelleError, ValueError):
     """An expression in a metric file or a --where that Passerelle will not run."""
 
-    def __init__(self, text: str, why: str) -> None:
+    def __init__(self, text: str, why: str, instruction: str | None = None) -> None:
         super().__init__(
             f"expression '{text}' is not allowed: {why}",
-            "use column or dimension names, literals, arithmetic, comparisons, AND/OR/NOT, "
-            f"IN, BETWEEN, IS NULL, CASE WHEN, LIKE, || and the functions {', '.join(FUNCTIONS)}",
+            instruction or "use column or dimension names, literals, arithmetic, comparisons, "
+            "AND/OR/NOT, IN, BETWEEN, IS NULL, CASE WHEN, LIKE, || and the functions "
+            f"{', '.join(FUNCTIONS)}",
         )
         self.text, self.why = text, why
 
@@ -205,7 +206,9 @@ def to_ibis(tree: sge.Expression, resolve: Resolver) -> ir.Value:
     try:
         value = _Compiler(resolve).visit(tree)
     except IbisTypeError as exc:  # e.g. a text compared with a number: the user's to fix
-        raise UnsafeExpression(_short(tree.sql()), f"the types do not fit ({exc})") from None
+        raise UnsafeExpression(_short(tree.sql()), f"the types do not fit ({exc})",
+                               "compare values of the same type: quote text ('web'), write "
+                               "numbers bare (3), dates as '2026-01-31'") from None
     return value if isinstance(value, ir.Value) else ibis.literal(value)
 
 

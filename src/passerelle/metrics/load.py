@@ -28,7 +28,7 @@ CUMULATIVE_AGGS = ("sum", "count", "min", "max", "sum_boolean")
 
 def _view_columns() -> dict[str, list[str]]:
     """Columns of the views the pipeline builds, so column names can be checked offline."""
-    from passerelle.pipeline import ENTITY_VIEWS
+    from passerelle.model import ENTITY_VIEWS
 
     return {view: [*ENTITIES[entity].field_names, *LINEAGE_COLUMNS]
             for entity, view in ENTITY_VIEWS.items()}

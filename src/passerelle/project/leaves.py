@@ -220,8 +220,8 @@ def _experiments(root: Path, out: Leaves) -> None:
 
 def _destinations(root: Path, out: Leaves) -> None:
     """Destinations are read when an export uses them: here they are only checked."""
-    from passerelle.activation.models import load_destinations
     from passerelle.errors import ProjectError
+    from passerelle.project.destinations_models import load_destinations
 
     try:
         load_destinations(root)

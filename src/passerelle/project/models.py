@@ -103,7 +103,7 @@ class ServerConfig(Strict):
 
 # ---------------------------------------------------- governance (roles:, app_database:)
 def _check_permission(value: str) -> str:
-    from passerelle.governance.permissions import PERMISSIONS, unknown_permission_message
+    from passerelle.project.permissions import PERMISSIONS, unknown_permission_message
 
     if value not in PERMISSIONS:
         raise ValueError(unknown_permission_message(value))
@@ -111,7 +111,7 @@ def _check_permission(value: str) -> str:
 
 
 def _check_role_name(value: str) -> str:
-    from passerelle.governance.permissions import BUILTIN_ROLES
+    from passerelle.project.permissions import BUILTIN_ROLES
 
     if value in BUILTIN_ROLES:
         raise ValueError(f"'{value}' is a built-in role: give yours another name")

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from passerelle.activation.models import DestinationFile
+from passerelle.project.destinations_models import DestinationFile
 from passerelle.project.identity_models import IdentityConfig
 from passerelle.project.metrics_models import MetricsFile
 from passerelle.project.models import ChecksFile, ProjectConfig, SourceConfig

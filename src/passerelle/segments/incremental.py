@@ -262,13 +262,13 @@ def refresh_after_load(engine: Engine, definition: Any, *, now: datetime | None 
     from passerelle import state
     from passerelle.identity.anonymous import stitch_anonymous
     from passerelle.identity.tables import PERSON_MAP
-    from passerelle.pipeline import stage_fingerprint, unify_entities
     from passerelle.privacy import apply_to_sources, has_suppressions
     from passerelle.reporter import SilentReporter
     from passerelle.runlog import new_run_id, utcnow
     from passerelle.segments.audience import write_audience
     from passerelle.segments.kinds import trait_kinds as kinds_of
     from passerelle.staging import stage_source
+    from passerelle.staging.unify import stage_fingerprint, unify_entities
 
     now = now or utcnow()
     out = EventRefreshSummary(run_id or new_run_id())

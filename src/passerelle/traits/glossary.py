@@ -56,7 +56,7 @@ def segments_using(segments: Any) -> dict[str, set[str]]:
 
 def trait_entries(traits: TraitDefinitions, engine: Engine | None,
                   sources: dict[str, Any], segments: Any = None) -> list[dict[str, Any]]:
-    from passerelle.pipeline import ENTITY_VIEWS
+    from passerelle.model import ENTITY_VIEWS
     from passerelle.traits.store import TRAIT_DEFINITIONS
 
     computed: dict[str, dict] = {}
