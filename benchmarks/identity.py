@@ -114,8 +114,8 @@ def passerelle_identity(project: Path, retrain: bool, memory_limit: str | None,
     seconds of its steps. ``full=False`` lets it take the incremental path."""
     import time
 
+    from passerelle.definition import load_project
     from passerelle.identity.resolve import resolve_identity
-    from passerelle.project.load import load_project
     from passerelle.reporter import SilentReporter
 
     definition = load_project(project)
@@ -140,8 +140,8 @@ def hold_out(project: Path, held_out: int | None) -> int:
     Returns the records it then shows."""
     import ibis
 
+    from passerelle.definition import load_project
     from passerelle.model import ENTITIES
-    from passerelle.project.load import load_project
     from passerelle.staging.unify import unify_entities
 
     with _engine(project, None, None) as engine:
@@ -180,10 +180,10 @@ def splink_alone(project: Path, memory_limit: str | None, threads: int | None) -
     from splink import Linker, block_on
     from splink.backends.duckdb import DuckDBAPI
 
+    from passerelle.definition import load_project
     from passerelle.identity import probabilistic as pr
     from passerelle.identity import splink_settings as ss
     from passerelle.identity.tables import CUSTOMER_RECORDS
-    from passerelle.project.load import load_project
 
     config = load_project(project).identity.probabilistic
     with _engine(project, memory_limit, threads) as engine:
@@ -214,8 +214,8 @@ def splink_alone(project: Path, memory_limit: str | None, threads: int | None) -
 def accuracy(project: Path, truth: Path) -> dict:
     """Scores of the resolved warehouse against the truth, with the blocking and the
     evidence ceilings."""
+    from passerelle.definition import load_project
     from passerelle.identity.report import truth_scores
-    from passerelle.project.load import load_project
 
     definition = load_project(project)
     with _engine(project, None, None) as engine:

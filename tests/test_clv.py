@@ -22,9 +22,9 @@ with warnings.catch_warnings():
     from lifetimes import BetaGeoFitter, GammaGammaFitter
     from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 
+from passerelle.identity.attribution import person_orders
 from passerelle.traits import clv
 from passerelle.traits.builtins import WEEK, bounded_statistics, clv_statistics, fit_models
-from passerelle.traits.persons import person_orders
 from traits_helpers import put_entity, put_person_map, source
 
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}

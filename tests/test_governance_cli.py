@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 
 from governance_helpers import BACKENDS, PASSWORD, app_db_url, fast_hashes  # noqa: F401
 from passerelle.cli import app
+from passerelle.definition import load_project
 from passerelle.governance.db import open_app_db
 from passerelle.governance.errors import WeakPassword
 from passerelle.governance.tokens import principal_from_token
 from passerelle.identity.service import default_author
-from passerelle.project.load import load_project
 
 
 def _project(root: Path, url: str) -> Path:

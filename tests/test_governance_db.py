@@ -12,6 +12,7 @@ from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError
 
 from governance_helpers import BACKENDS, app_db_url  # noqa: F401
+from passerelle.definition import load_project
 from passerelle.errors import EngineError, ProjectError
 from passerelle.governance import audit
 from passerelle.governance.db import (
@@ -23,7 +24,6 @@ from passerelle.governance.db import (
     upgrade,
 )
 from passerelle.governance.tables import Base
-from passerelle.project.load import load_project
 from passerelle.project.starter import init_project
 
 TABLES = {"users", "api_tokens", "sessions", "audit_log", "login_attempts"}

@@ -10,7 +10,7 @@ import pytest
 
 from passerelle.collect.loader import ALIAS_LOG, ALIAS_SCHEMA, ensure_tables
 from passerelle.identity.anonymous import ANONYMOUS_IDS, stitch_anonymous
-from passerelle.traits.persons import person_events
+from passerelle.identity.attribution import person_events
 from traits_helpers import put_customer_records, put_entity, put_person_map, source
 
 SOURCES = {

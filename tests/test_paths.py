@@ -21,11 +21,12 @@ import passerelle
 from activation_helpers import build_audience, build_profiles
 from passerelle.activation import DestinationError, export_csv, parse_destination
 from passerelle.api import create_server
+from passerelle.definition import load_project
 from passerelle.engines.base import Engine
 from passerelle.errors import ProjectError
-from passerelle.project.load import inspect_sources, load_project
 from passerelle.project.paths import PathNotAllowed
 from passerelle.project.schema import json_schema
+from passerelle.sources.inspect import inspect_sources
 from splink_synthetic import synthetic_records
 
 SENTINEL = "written by someone else\n"

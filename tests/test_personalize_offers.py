@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from passerelle.personalize.templates import MAX_OUTPUT, Renderer, RenderError, check_template
-from passerelle.project.offers_models import load_offers
+from passerelle.personalize.validate import load_offers
 from personalize_helpers import FILES, write
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import passerelle
+from passerelle.definition import load_project
 from passerelle.errors import ProjectError
-from passerelle.project.load import load_project
 from passerelle.project.starter import init_project
 from passerelle.segments import MEMBERSHIP
 from test_cli import cli

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from passerelle.definition import load_project
 from passerelle.errors import ProjectError
-from passerelle.project.load import load_project
 from passerelle.project.schema import json_schema
 from passerelle.project.starter import init_project
 

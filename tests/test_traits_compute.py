@@ -8,9 +8,9 @@ from datetime import date, datetime
 import ibis
 import pytest
 
+from passerelle.identity.attribution import person_events, person_orders
 from passerelle.project.traits_models import AggregateTrait, BuiltinTrait
 from passerelle.traits import TRAIT_DEFINITIONS, changed_since, compute_traits, store
-from passerelle.traits.persons import person_events, person_orders
 from traits_helpers import (
     put_customer_records,
     put_entity,

@@ -10,11 +10,11 @@ from passerelle.errors import ProjectError
 from passerelle.project.traits_models import (
     AggregateTrait,
     BuiltinTrait,
-    load_traits,
     unbound_table,
     value_kind,
 )
 from passerelle.traits.expr import ExpressionError, compile_where
+from passerelle.traits.files import load_traits
 
 GOOD = """\
 traits:

@@ -5,17 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from passerelle.definition import load_project, read_project
 from passerelle.engines import Engine, open_engine
 from passerelle.errors import PasserelleError, Problem, Problems
 from passerelle.pipeline import RunResult, run_pipeline
-from passerelle.project.load import (
-    ProjectDefinition,
-    inspect_sources,
-    load_project,
-    read_project,
-)
+from passerelle.project.load import ProjectDefinition
 from passerelle.reporter import Reporter, SilentReporter
 from passerelle.runlog import last_runs
+from passerelle.sources.inspect import inspect_sources
 
 
 class Project:

@@ -31,8 +31,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 @contextmanager
 def _app_db(project: Path) -> Iterator:
+    from passerelle.definition import load_project
     from passerelle.governance.db import open_app_db
-    from passerelle.project.load import load_project
 
     db = open_app_db(load_project(project))
     try:
@@ -242,10 +242,10 @@ def audit_log(
 def db_upgrade(project: ProjectOpt = Path(".")) -> None:
     """Bring the application database's tables up to this version of Passerelle (the
     server and every command also do it when they open it)."""
+    from passerelle.definition import load_project
     from passerelle.governance import audit
     from passerelle.governance.db import connect, database_url, upgrade
     from passerelle.governance.permissions import Roles
-    from passerelle.project.load import load_project
 
     definition = load_project(project)
     db = connect(database_url(definition), Roles(definition.config.roles), migrate=False)

@@ -57,7 +57,7 @@ def decide_command(
 def offers_validate(project: ProjectOpt = Path(".")) -> None:
     """Check placements/*.yml and offers/*.yml (templates, segments, traits, context)."""
     from passerelle.errors import ProjectError
-    from passerelle.project.offers_models import load_offers
+    from passerelle.personalize.validate import load_offers
 
     root = Path(project).resolve()
     defs, problems = load_offers(root)

@@ -40,7 +40,8 @@ from passerelle.collect.cors import REFUSED, CorsMiddleware, Origins, refused_bo
 from passerelle.collect.events import EventError, Preparer, epoch_ms, received_ms
 from passerelle.collect.loader import LoaderProcess, LoaderThread
 from passerelle.collect.plan import load_plan
-from passerelle.collect.spool import Spool, SpoolError, open_spools
+from passerelle.collect.spool import Spool, SpoolError
+from passerelle.collect.spools import open_spools
 from passerelle.project.models import CollectorConnector, SourceConfig
 
 _log = logging.getLogger("passerelle.collect")

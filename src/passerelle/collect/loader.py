@@ -31,11 +31,12 @@ import ibis
 import pyarrow as pa
 import sqlglot as sg
 
+import passerelle.sources.bookkeeping as books
 from passerelle.collect.plan import VIOLATIONS_TABLE
-from passerelle.collect.spool import Spool, Unit, open_spool, open_spools
+from passerelle.collect.spool import Spool, Unit
+from passerelle.collect.spools import open_spool, open_spools
 from passerelle.engines.base import Engine
 from passerelle.project.models import CollectorConnector, SourceConfig
-from passerelle.sources import bookkeeping as books
 from passerelle.sources.stream import LineageStream
 
 #: Columns of ``raw_<source>`` for a collector source (all text; JSON objects as JSON text),

@@ -35,7 +35,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from passerelle.errors import PasserelleError
-from passerelle.project.paths import confine
 
 
 class SpoolError(PasserelleError):
@@ -375,30 +374,3 @@ def spool_key(config) -> tuple:
     """Equal for two ``spool:`` settings that name the same spool."""
     return (config.type, getattr(config, "path", None), getattr(config, "url", None),
             getattr(config, "stream", None))
-
-
-def open_spools(sources, project_root: Path) -> dict[str, Spool]:
-    """Source name -> spool, for collector sources; sources whose ``spool:`` settings name
-    the same spool share one object."""
-    by_key: dict[tuple, Spool] = {}
-    spools = {}
-    for source in sources:
-        config = source.connector.spool
-        key = spool_key(config)
-        if key not in by_key:
-            by_key[key] = open_spool(config, project_root)
-        spools[source.name] = by_key[key]
-    return spools
-
-
-def open_spool(config, project_root: Path) -> Spool:
-    """The spool a collector source's ``spool:`` setting describes."""
-    if config.type == "file":
-        return FileSpool(confine(project_root, config.path, what="spool folder"))
-    if config.type == "nats":
-        from passerelle.collect.spool_nats import NatsSpool
-
-        return NatsSpool(config.url, config.stream)
-    from passerelle.collect.spool_redis import RedisSpool
-
-    return RedisSpool(config.url, config.stream)

@@ -16,7 +16,7 @@ device) is stitched to nobody and counted as ambiguous: attributing a whole devi
 to the wrong person is worse than attributing it to no one.
 
 The result is the table ``identity_anonymous_ids``, rebuilt after every identity resolution
-and whenever events arrive; :func:`passerelle.traits.persons.person_events` reads it, so
+and whenever events arrive; :func:`passerelle.identity.attribution.person_events` reads it, so
 traits, segments, journeys and the 360° view all see the stitched events.
 """
 
@@ -30,10 +30,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
-from passerelle.identity.tables import PERSON_MAP
+from passerelle.identity.tables import ANONYMOUS_IDS, PERSON_MAP
 from passerelle.project.models import SourceConfig
 
-ANONYMOUS_IDS = "identity_anonymous_ids"
 ALIASES_VIEW = "identity_aliases"  # written by the collector's loader
 ANONYMOUS_IDS_SCHEMA = ibis.schema({
     "anonymous_id": "string", "person_id": "string", "evidence": "string",
@@ -50,7 +49,7 @@ class StitchResult:
 def stitch_anonymous(engine: Engine, sources: Mapping[str, SourceConfig],
                      run_id: str) -> StitchResult:
     """Rebuild ``identity_anonymous_ids`` from the events and the collector's aliases."""
-    from passerelle.traits.persons import attributed_events
+    from passerelle.identity.attribution import attributed_events
 
     parts: list[ir.Table] = []
     if engine.exists("events"):

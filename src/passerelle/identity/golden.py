@@ -35,11 +35,10 @@ from passerelle.identity.tables import (
     node_of,
     replace_rows,
 )
-from passerelle.project.identity_models import IDENTITY_FIELDS, Rule, Survivorship
+from passerelle.project.identity_models import CONSENT_FIELDS, IDENTITY_FIELDS, Rule, Survivorship
 
 # Golden fields in the order of the ``profiles`` columns; each is followed by ``<field>__source``.
 GOLDEN_FIELDS: tuple[str, ...] = IDENTITY_FIELDS
-CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
 _PROFILES_NEXT = "_identity_profiles_next"
 RULES: tuple[str, ...] = ("source_priority", "most_recent", "most_frequent", "first_non_empty")
 

@@ -122,3 +122,5 @@ def replace_rows(engine: Engine, table: str, column: str, scope: ir.Table,
 def node_of(records: ir.Table) -> ir.StringValue:
     """The node reference of a record: ``<_source>:<_record_id>``."""
     return records["_source"].cast("string") + ":" + records["_record_id"].cast("string")
+# Anonymous and user ids attributed to persons (identity/anonymous.py rebuilds it).
+ANONYMOUS_IDS = "identity_anonymous_ids"

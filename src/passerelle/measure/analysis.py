@@ -6,7 +6,7 @@ its window and the same metric's pre-period covariate (for CUPED); people -> one
 variant with n, Σx, Σx², Σpre, Σpre², Σx·pre. Python then runs the estimators of
 :mod:`passerelle.measure.experiments` on those few numbers (:func:`analyse_stats`).
 
-Tables expected (``person_events`` / ``person_orders`` of :mod:`passerelle.traits.persons`):
+Tables expected (``person_events`` / ``person_orders`` of :mod:`passerelle.identity.attribution`):
 - exposure events: ``person_id, event, timestamp, properties`` (JSON text);
 - orders: ``person_id, ordered_at, amount, channel, status``.
 """

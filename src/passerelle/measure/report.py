@@ -69,7 +69,7 @@ def analyse_experiment(project: Any, engine: Engine, name: str,
 
     See :func:`passerelle.measure.analysis.analyse_stats` for the dict returned.
     """
-    from passerelle.traits.persons import person_events, person_orders
+    from passerelle.identity.attribution import person_events, person_orders
 
     found = _experiments(project)
     if name not in found:
@@ -88,7 +88,7 @@ def experiments_coverage(project: Any, engine: Engine) -> list[dict[str, Any]]:
     status`` (``ok``, ``defined, never seen``, ``seen, not defined``), so a test launched
     without its definition, or a definition whose event never fires, is visible.
     """
-    from passerelle.traits.persons import person_events
+    from passerelle.identity.attribution import person_events
 
     defined = _experiments(project)
     jr.require_tables(engine, ["events", "person_map"])

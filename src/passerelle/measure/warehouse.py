@@ -56,7 +56,7 @@ def visits(events: ir.Table, session_gap: timedelta = SESSION_GAP) -> ir.Table:
 
 def send_touches(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
     """Campaign sends attributed to their person (one touch per send)."""
-    from passerelle.traits.persons import _attribute
+    from passerelle.identity.attribution import _attribute
 
     sends = _attribute(engine, engine.table("campaign_sends"), sources, "campaign_sends",
                        "customer_id", ("email", "phone"))
@@ -67,7 +67,7 @@ def send_touches(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Tabl
 def touches(engine: Engine, sources: Mapping[str, SourceConfig], include_sends: bool = True,
             session_gap: timedelta = SESSION_GAP) -> ir.Table:
     """Visits from events, plus sends when the warehouse has them."""
-    from passerelle.traits.persons import person_events
+    from passerelle.identity.attribution import person_events
 
     parts: list[ir.Table] = []
     if engine.exists("events"):
@@ -89,7 +89,7 @@ def conversions(engine: Engine, sources: Mapping[str, SourceConfig],
                 exclude_statuses: Sequence[str] = ("cancelled",),
                 channels: Sequence[str] | None = None) -> ir.Table:
     """Orders with their person: ``person_id, conversion_time, revenue``."""
-    from passerelle.traits.persons import person_orders
+    from passerelle.identity.attribution import person_orders
 
     o = person_orders(engine, sources)
     if exclude_statuses:

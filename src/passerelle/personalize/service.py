@@ -12,8 +12,8 @@ from typing import Any
 from passerelle.errors import ProjectError
 from passerelle.personalize.store import DecisionStore, warehouse_store
 from passerelle.personalize.tables import StoreSummary, write_tables
-from passerelle.personalize.validate import project_context
-from passerelle.project.offers_models import OfferDefinitions, load_offers
+from passerelle.personalize.validate import load_offers, project_context
+from passerelle.project.offers_models import OfferDefinitions
 
 
 def definitions(project: Any) -> OfferDefinitions:

@@ -11,7 +11,12 @@ from typing import Any
 from passerelle.errors import Problems
 from passerelle.personalize.context import fits
 from passerelle.personalize.templates import check_template
-from passerelle.project.offers_models import ContextField, OfferConfig, OfferDefinitions
+from passerelle.project.offers_models import (
+    ContextField,
+    OfferConfig,
+    OfferDefinitions,
+    read_offer_files,
+)
 from passerelle.project.segments_models import SegmentConfig
 from passerelle.project.yamlio import YamlDoc
 from passerelle.segments.kinds import PROFILE_KINDS, close_names
@@ -20,8 +25,8 @@ from passerelle.segments.kinds import PROFILE_KINDS, close_names
 def project_context(root: Path) -> tuple[dict[str, SegmentConfig], dict[str, str] | None]:
     """The project's segments and trait kinds (their own problems are reported by
     `passerelle validate` with their files; here they only resolve references)."""
-    from passerelle.project.traits_models import load_traits
     from passerelle.segments import read_segments, trait_kinds
+    from passerelle.traits.files import load_traits
 
     quiet = Problems()
     traits = load_traits(root, quiet)
@@ -134,3 +139,14 @@ def inline_segment(offer: OfferConfig) -> SegmentConfig:
     return SegmentConfig.model_construct(
         name=f"offer__{offer.name}", description="", owner="", where=offer.eligibility.where,
         refresh_every="1d", audiences=[])
+
+
+def load_offers(root: Path | str) -> tuple[OfferDefinitions, Problems]:
+    """Read ``placements/*.yml`` and ``offers/*.yml`` and check them against the project's
+    segments and traits. Returns the definitions that parsed and every problem found (with
+    file and line); an offer with an error is left out of the definitions."""
+    root = Path(root).resolve()
+    problems = Problems()
+    defs, docs = read_offer_files(root, problems)
+    check_offers(root, defs, docs, problems)
+    return defs, problems

@@ -21,7 +21,7 @@ run in the engine.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from typing import Any
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -32,16 +32,14 @@ from passerelle.identity.anonymous import ALIASES_VIEW, ANONYMOUS_IDS
 from passerelle.identity.tables import PERSON_MAP
 from passerelle.project.models import SourceConfig
 
-if TYPE_CHECKING:
-    from passerelle.privacy.footprint import Footprint
-
 JSON_FIELDS = ("properties", "context")
 RAW_ONLY_JSON = ("traits",)  # the collector's raw column that staging does not keep
 
 
 def add_event_identifiers(engine: Engine, sources: Mapping[str, SourceConfig],
-                          fp: Footprint) -> None:
-    """Add ``event`` and ``user_id`` identifiers to the footprint ``fp`` (in place)."""
+                          fp: Any) -> None:
+    """Add ``event`` and ``user_id`` identifiers to the footprint ``fp`` (a
+    :class:`passerelle.privacy.footprint.Footprint`, which calls this), in place."""
     events = [s for s in sources.values() if s.entity == "events"]
     needles = _needles(engine, fp.identifiers)
     matched: list[ir.Table] = []  # (source, message_id, user_id)
@@ -137,7 +135,7 @@ def _holds(table: ir.Table, columns: list[str], needles: list[str]) -> ir.Boolea
 
 
 def _others_user_ids(engine: Engine, sources: Mapping[str, SourceConfig],
-                     fp: Footprint) -> ir.Column | None:
+                     fp: Any) -> ir.Column | None:
     """User ids that designate someone else too: a customer record of another person (in
     the events sources' customer sources), or seen with a device stitched to another."""
     parts: list[ir.Table] = []

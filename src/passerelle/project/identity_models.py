@@ -20,6 +20,8 @@ IDENTITY_FIELDS = (
     "customer_id", "email", "phone", "first_name", "last_name", "birth_date", "address_line1",
     "address_line2", "postcode", "city", "country", "loyalty_card",
 )
+# Consents are not survived field by field: the latest choice wins (identity/golden.py).
+CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
 
 
 class DeterministicKey(Strict):

@@ -16,10 +16,10 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from passerelle.errors import ConnectorError, Problem, Problems, ProjectError
+from passerelle.errors import Problem, Problems
 from passerelle.model import ENTITIES
-from passerelle.project.identity_models import IdentityConfig
-from passerelle.project.leaves import Skipped, load_leaves
+from passerelle.project.identity_models import CONSENT_FIELDS, IDENTITY_FIELDS, IdentityConfig
+from passerelle.project.leaves import Skipped
 from passerelle.project.models import (
     CheckConfig,
     ChecksFile,
@@ -28,8 +28,9 @@ from passerelle.project.models import (
     RowCountCheck,
     SourceConfig,
     UniqueCheck,
+    check_name,
 )
-from passerelle.project.paths import PathNotAllowed, allowed_roots, check_paths
+from passerelle.project.paths import allowed_roots, check_paths
 from passerelle.project.yamlio import YamlDoc, YamlSyntaxError, read_yaml, substitute_env
 
 PROJECT_FILE = "passerelle.yml"
@@ -179,20 +180,11 @@ def read_documents(root: Path, pattern: str, problems: Problems, *, required: bo
     return docs
 
 
-def load_project(root: Path | str) -> ProjectDefinition:
-    """Parse and cross-check a project folder; raises :class:`ProjectError` with all problems
-    of the files the pipeline depends on. A broken leaf file (trait, metric, segment...) only
-    leaves its definitions out: see ``ProjectDefinition.skipped``."""
-    definition, problems = read_project(root)
-    if problems.errors or definition is None:
-        # every problem in one pass, the leaf files' too
-        raise ProjectError([*problems.items, *(definition.leaf_problems if definition else [])])
-    return definition
-
-
-def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
-    """Like :func:`load_project` but never raises: the definition of what parsed (None when
-    passerelle.yml itself did not), and the problems that stop a run."""
+def read_core(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
+    """The files every step depends on (passerelle.yml, identity.yml, sources, checks),
+    parsed and cross-checked: the definition of what parsed, without its leaf definitions
+    (None when passerelle.yml itself did not), and the problems that stop a run.
+    :func:`passerelle.definition.read_project` adds the leaves."""
     root = Path(root).resolve()
     problems = Problems()
     project_file = root / PROJECT_FILE
@@ -251,8 +243,6 @@ def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
 
     for source in definition_sources.values():
         _cross_check_source(source, where[id(source)], definition_sources, problems)
-    from passerelle.staging.checks import check_name
-
     seen_checks: dict[str, Located] = {}
     for check, located in checks:
         name = check_name(check)
@@ -269,23 +259,16 @@ def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
 
     if identity is not None and identity_at is not None:
         _cross_check_identity(identity, identity_at, definition_sources, problems)
-    leaves = load_leaves(root)
     if config is None:
-        problems.items += leaves.problems
         return None, problems
     return ProjectDefinition(
         root=root, config=config, sources=definition_sources,
-        checks=[c for c, _ in checks], identity=identity,
-        traits=leaves.traits if leaves.traits.traits else None,
-        metrics=leaves.metrics if leaves.metrics.metrics else None,
-        experiments=leaves.experiments,
-        segments=leaves.segments if leaves.segments.segments else None, where=where,
+        checks=[c for c, _ in checks], identity=identity, where=where,
         warnings=[str(p) for p in problems.warnings],
-        leaf_problems=leaves.problems, skipped=leaves.skipped,
     ), problems
 
 
-def _closest(word: str, options: list[str]) -> str | None:
+def closest(word: str, options: list[str]) -> str | None:
     close = difflib.get_close_matches(word, options, n=1)
     return f"did you mean '{close[0]}'?" if close else None
 
@@ -298,7 +281,7 @@ def _check_targets(entity_name: str, columns: dict[str, Any], at: Located,
         if target not in fields:
             problems.add(at.doc.file, f"'{target}' is not a field of the {entity.name} entity",
                          at.line("columns", target),
-                         _closest(target, fields) or f"fields: {', '.join(fields)}")
+                         closest(target, fields) or f"fields: {', '.join(fields)}")
     for f in entity.fields:
         if f.required and f.name not in columns:
             problems.add(at.doc.file, f"required field '{f.name}' of {entity.name} is not mapped",
@@ -329,7 +312,7 @@ def _cross_check_source(source: SourceConfig, at: Located, sources: dict[str, So
             problems.add(at.doc.file,
                          f"customer_source '{source.customer_source}' is not a source",
                          at.line("customer_source"),
-                         _closest(source.customer_source, list(sources)))
+                         closest(source.customer_source, list(sources)))
         elif ref.entity != "customers":
             problems.add(at.doc.file,
                          f"customer_source '{source.customer_source}' maps {ref.entity}, "
@@ -344,7 +327,7 @@ def _cross_check_check(check: CheckConfig, at: Located, sources: dict[str, Sourc
     source = sources.get(check.source)
     if source is None:
         problems.add(at.doc.file, f"check on unknown source '{check.source}'", at.line("source"),
-                     _closest(check.source, list(sources)))
+                     closest(check.source, list(sources)))
         return
     columns = [*ENTITIES[source.entity].field_names, *LINEAGE_COLUMNS]
     if isinstance(check, RowCountCheck):
@@ -353,15 +336,15 @@ def _cross_check_check(check: CheckConfig, at: Located, sources: dict[str, Sourc
     for col in [targets] if isinstance(targets, str) else targets:
         if col not in columns:
             problems.add(at.doc.file, f"'{col}' is not a column of stg_{source.name}",
-                         at.line("column"), _closest(col, columns))
+                         at.line("column"), closest(col, columns))
     if isinstance(check, RelationshipsCheck):
         ref = sources.get(check.to)
         if ref is None:
             problems.add(at.doc.file, f"relationships check refers to unknown source '{check.to}'",
-                         at.line("to"), _closest(check.to, list(sources)))
+                         at.line("to"), closest(check.to, list(sources)))
         elif check.field not in [*ENTITIES[ref.entity].field_names, *LINEAGE_COLUMNS]:
             problems.add(at.doc.file, f"'{check.field}' is not a column of stg_{ref.name}",
-                         at.line("field"), _closest(check.field, ENTITIES[ref.entity].field_names))
+                         at.line("field"), closest(check.field, ENTITIES[ref.entity].field_names))
 
 
 def _cross_check_identity(identity: IdentityConfig, at: Located,
@@ -371,7 +354,7 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
     def known(name: str, *loc: str | int) -> None:
         if name not in customer_sources:
             problems.add(at.doc.file, f"'{name}' is not a customers source", at.line(*loc),
-                         _closest(name, customer_sources)
+                         closest(name, customer_sources)
                          or f"customers sources: {', '.join(customer_sources) or 'none'}")
 
     for i, key in enumerate(identity.keys):
@@ -379,17 +362,15 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
             known(name, "keys", i, "sources")
     for name in identity.survivorship.source_priority:
         known(name, "survivorship", "source_priority")
-    from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
-
     for name in identity.survivorship.fields:
         if name in CONSENT_FIELDS:
             problems.add(at.doc.file, f"'{name}' has no survivorship rule: consent always "
                          "follows the latest choice", at.line("survivorship", "fields", name),
                          "remove this line")
-        elif name not in GOLDEN_FIELDS:
+        elif name not in IDENTITY_FIELDS:
             problems.add(at.doc.file, f"'{name}' is not a field of the golden record",
                          at.line("survivorship", "fields", name),
-                         _closest(name, list(GOLDEN_FIELDS)))
+                         closest(name, list(IDENTITY_FIELDS)))
     for i, pin in enumerate(identity.pins):
         for ref in pin.records:
             source, sep, record = ref.partition(":")
@@ -398,29 +379,3 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
                              at.line("pins", i, "records"), "e.g. crm_contacts:CRM-000123")
             else:
                 known(source, "pins", i, "records")
-
-
-def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Problems:
-    """Open every source: files exist, mapped columns exist, databases answer."""
-    from passerelle.sources import source_columns
-
-    problems = Problems()
-    for source in project.sources.values():
-        if only and source.name != only:
-            continue
-        at = project.located(source)
-        file = at.doc.file if at else f"sources/{source.name}.yml"
-        try:
-            available = source_columns(project.root, source)
-        except (ConnectorError, PathNotAllowed) as exc:  # a link in a folder may lead out
-            problems.add(file, exc.reason, at.line("connector", "path") if at else None,
-                         exc.instruction)
-            continue
-        for target, mapping in source.mappings().items():
-            if mapping.column is not None and mapping.column not in available:
-                problems.add(
-                    file, f"column '{mapping.column}' (mapped to {target}) is not in the source",
-                    at.line("columns", target) if at else None,
-                    _closest(mapping.column, available) or f"columns: {', '.join(available)}",
-                )
-    return problems

@@ -451,3 +451,18 @@ class ChecksFile(Strict):
     """``checks/<name>.yml``: a list of data-quality checks."""
 
     checks: list[CheckConfig]
+
+
+def check_name(check: CheckConfig) -> str:
+    """The check's name, or ``<type>_<source>_<column>`` (``row_count_<source>``)."""
+    if check.name:
+        return check.name
+    columns = check_columns(check)
+    return "_".join([check.type, check.source, *columns])
+
+
+def check_columns(check: CheckConfig) -> list[str]:
+    column = getattr(check, "column", None)
+    if column is None:
+        return []
+    return [column] if isinstance(column, str) else list(column)

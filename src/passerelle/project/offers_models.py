@@ -36,7 +36,7 @@ templates, and how often::
 
 Checks that need the rest of the project (segments and traits exist, templates use only
 their declared fields, rule values fit the context types) are in
-:mod:`passerelle.personalize.validate`; :func:`load_offers` runs both.
+:mod:`passerelle.personalize.validate`, whose :func:`load_offers` runs both.
 """
 
 from __future__ import annotations
@@ -230,19 +230,7 @@ def read_offer_files(root: Path, problems: Problems):
     return defs, docs
 
 
-def load_offers(root: Path | str) -> tuple[OfferDefinitions, Problems]:
-    """Read ``placements/*.yml`` and ``offers/*.yml`` and check them against the project's
-    segments and traits. Returns the definitions that parsed and every problem found (with
-    file and line); an offer with an error is left out of the definitions."""
-    from passerelle.personalize.validate import check_offers
-
-    root = Path(root).resolve()
-    problems = Problems()
-    defs, docs = read_offer_files(root, problems)
-    check_offers(root, defs, docs, problems)
-    return defs, problems
-
 
 __all__ = ["BUILTIN_CONTEXT", "WEEKDAYS", "Cap", "ContextField", "ContextRule",
            "DefaultExperience", "Eligibility", "OfferConfig", "OfferDefinitions",
-           "PlacementConfig", "load_offers"]
+           "PlacementConfig"]

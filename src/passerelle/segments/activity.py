@@ -1,6 +1,6 @@
 """Person-level activity tables that event and order conditions read.
 
-Attributing an event or an order to a person (``passerelle.traits.persons``) joins the
+Attributing an event or an order to a person (``passerelle.identity.attribution``) joins the
 events with the person map several times; a live count must not redo that for every
 keystroke of the segment builder. The segments step therefore materialises, once a run,
 three narrow tables that conditions filter directly:
@@ -63,7 +63,7 @@ def prepare_activity(engine: Engine, sources: Mapping[str, SourceConfig],
     A rebuild whose events differ from the previous ones (another count or time span) marks
     the event arrivals as untracked up to ``now``: segments evaluated before then refresh in
     full, not incrementally (see :func:`refresh_events`)."""
-    from passerelle.traits.persons import person_order_lines, person_orders
+    from passerelle.identity.attribution import person_order_lines, person_orders
 
     now = now or utcnow()
     built: dict[str, int] = {}
@@ -93,7 +93,7 @@ def prepare_activity(engine: Engine, sources: Mapping[str, SourceConfig],
 
 
 def _person_events(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
-    from passerelle.traits.persons import person_events
+    from passerelle.identity.attribution import person_events
 
     e = person_events(engine, sources)
     e = e.filter(e.event.notnull())

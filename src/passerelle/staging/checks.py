@@ -33,6 +33,8 @@ from passerelle.project.models import (
     RelationshipsCheck,
     RowCountCheck,
     UniqueCheck,
+    check_columns,
+    check_name,
 )
 from passerelle.reporter import Reporter
 
@@ -85,22 +87,6 @@ class CheckResult:
     row_count: int | None = None  # rows of stg_<source> when the check ran
 
 
-# ------------------------------------------------------------------------------- naming
-def check_name(check: CheckConfig) -> str:
-    """The check's name, or ``<type>_<source>_<column>`` (``row_count_<source>``)."""
-    if check.name:
-        return check.name
-    columns = _columns(check)
-    return "_".join([check.type, check.source, *columns])
-
-
-def _columns(check: CheckConfig) -> list[str]:
-    column = getattr(check, "column", None)
-    if column is None:
-        return []
-    return [column] if isinstance(column, str) else list(column)
-
-
 def _now_utc(now: datetime | None) -> datetime:
     """Naive UTC, like every timestamp in the warehouse."""
     if now is None:
@@ -146,7 +132,7 @@ class _Compiled:
 
 def _compile(engine: Engine, check: CheckConfig, now: datetime, run_id: str | None) -> _Compiled:
     table = _staged(engine, check)
-    columns = _columns(check)
+    columns = check_columns(check)
     cols = [_column(table, check, c, check.source) for c in columns]
     if isinstance(check, NotNullCheck):
         return _Compiled(table.filter(cols[0].isnull()), table, True, columns)

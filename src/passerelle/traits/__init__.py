@@ -1,5 +1,6 @@
 """Computed traits per person (aggregates and built-ins) and the CLV models behind them."""
 
+from passerelle.identity.attribution import person_events, person_order_lines, person_orders
 from passerelle.traits.clv import (
     BGNBDParams,
     Fit,
@@ -13,7 +14,6 @@ from passerelle.traits.clv import (
     probability_alive,
 )
 from passerelle.traits.compute import TraitsSummary, compute_traits
-from passerelle.traits.persons import person_events, person_order_lines, person_orders
 from passerelle.traits.store import TRAIT_DEFINITIONS, TRAITS, TRAITS_HISTORY, changed_since
 
 __all__ = [

@@ -25,6 +25,12 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.identity.attribution import (
+    PERSON_MAP,
+    person_events,
+    person_order_lines,
+    person_orders,
+)
 from passerelle.project.models import SourceConfig
 from passerelle.project.traits_models import (
     BUILTIN_ENTITY,
@@ -44,7 +50,6 @@ from passerelle.traits.aggregates import (
 )
 from passerelle.traits.clv import Fit
 from passerelle.traits.expr import referenced_columns
-from passerelle.traits.persons import PERSON_MAP, person_events, person_order_lines, person_orders
 
 Trait = AggregateTrait | BuiltinTrait
 

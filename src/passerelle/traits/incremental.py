@@ -25,6 +25,7 @@ from datetime import datetime
 
 from passerelle import state
 from passerelle.engines.base import Engine
+from passerelle.identity.attribution import PERSON_MAP
 from passerelle.project.models import SourceConfig
 from passerelle.project.traits_models import (
     BUILTIN_ENTITY,
@@ -33,7 +34,6 @@ from passerelle.project.traits_models import (
     BuiltinTrait,
 )
 from passerelle.sources import LOADS_TABLE
-from passerelle.traits.persons import PERSON_MAP
 
 VERSION = "traits-2"
 # built-ins whose value moves with the run's *day* even without new rows

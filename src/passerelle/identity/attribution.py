@@ -27,11 +27,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
+from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP
 from passerelle.model import ENTITIES
 from passerelle.project.models import SourceConfig
-
-PERSON_MAP = "person_map"
-CUSTOMER_RECORDS = "customer_records"
 
 
 def person_orders(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
@@ -47,7 +45,7 @@ def person_orders(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Tab
 
 def person_events(engine: Engine, sources: Mapping[str, SourceConfig]) -> ir.Table:
     """The ``events`` view with ``person_id`` and ``matched_by``, anonymous visits included."""
-    from passerelle.identity.anonymous import ANONYMOUS_IDS
+    from passerelle.identity.tables import ANONYMOUS_IDS
 
     stitched = []
     if engine.exists(ANONYMOUS_IDS):
