@@ -101,7 +101,7 @@ def test_every_error_has_the_same_shape(client):
     assert_error(client.delete("/api/identity/pins/pin-unknown"), 400, "bad_request")
     # the collector answers in the same shape
     assert_error(client.post("/v1/track", json={"event": "x", "userId": "u"}), 401,
-                 client.post("/v1/track", json={"event": "x", "userId": "u"}).json()["code"])
+                 "invalid_write_key")
 
 
 def test_openapi_is_published(client):
