@@ -7,16 +7,13 @@ from fastapi.testclient import TestClient
 
 import passerelle
 from passerelle.api import create_server
-from passerelle.demo.run import run_demo
 
 ERROR_KEYS = {"success", "code", "message"}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    outcome = run_demo(tmp_path_factory.mktemp("api") / "demo", size=300, seed=21)
-    assert outcome.result.ok
-    project = passerelle.open(outcome.project_dir)
+def client(demo_copy):
+    project = passerelle.open(demo_copy.project_dir)
     with TestClient(create_server(project, loader=False)) as test_client:
         yield test_client
     project.close()
