@@ -6,6 +6,8 @@ tests that need it fail with a clear message rather than being skipped.
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,3 +63,28 @@ def mariadb_database() -> Iterator[str]:
         with con.cursor() as cur:
             cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
         con.close()
+
+
+@pytest.fixture(scope="session")
+def shared_demo(tmp_path_factory: pytest.TempPathFactory):
+    """The 300-person demo, generated and run once for the whole session (a demo run is the
+    costliest thing a test can do). Tests only read it; one that writes (a run, an export, a
+    pin) works on :func:`copy_demo`."""
+    from passerelle.demo.run import run_demo
+
+    outcome = run_demo(tmp_path_factory.mktemp("shared") / "demo", size=300, seed=7)
+    assert outcome.result.ok, [e.reason for e in outcome.result.errors]
+    return outcome
+
+
+def copy_demo(outcome, target: Path):
+    """A copy of a demo project to write to (copying its warehouse file costs milliseconds,
+    running the pipeline again seconds); the truth beside it is shared, read only."""
+    shutil.copytree(outcome.project_dir, target)
+    return dataclasses.replace(outcome, project_dir=target)
+
+
+@pytest.fixture(scope="module")
+def demo_copy(shared_demo, tmp_path_factory: pytest.TempPathFactory):
+    """A module's own copy of the shared demo, for tests that write to it."""
+    return copy_demo(shared_demo, tmp_path_factory.mktemp("demo-copy") / "demo")

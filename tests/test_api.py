@@ -7,16 +7,13 @@ from fastapi.testclient import TestClient
 
 import passerelle
 from passerelle.api import create_server
-from passerelle.demo.run import run_demo
 
 ERROR_KEYS = {"success", "code", "message"}
 
 
 @pytest.fixture(scope="module")
-def client(tmp_path_factory):
-    outcome = run_demo(tmp_path_factory.mktemp("api") / "demo", size=300, seed=21)
-    assert outcome.result.ok
-    project = passerelle.open(outcome.project_dir)
+def client(demo_copy):
+    project = passerelle.open(demo_copy.project_dir)
     with TestClient(create_server(project, loader=False),
                     base_url="http://localhost") as test_client:
         yield test_client
@@ -102,7 +99,7 @@ def test_every_error_has_the_same_shape(client):
     assert_error(client.delete("/api/identity/pins/pin-unknown"), 400, "bad_request")
     # the collector answers in the same shape
     assert_error(client.post("/v1/track", json={"event": "x", "userId": "u"}), 401,
-                 client.post("/v1/track", json={"event": "x", "userId": "u"}).json()["code"])
+                 "invalid_write_key")
 
 
 def test_openapi_is_published(client):

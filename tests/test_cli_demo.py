@@ -9,14 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from passerelle.demo.run import run_demo
-
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    outcome = run_demo(tmp_path_factory.mktemp("cli") / "demo", size=300, seed=8)
-    assert outcome.result.ok
-    return outcome
+def demo(demo_copy):
+    return demo_copy
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -35,7 +31,9 @@ def test_profile_report_and_pins(demo):
     report = cli("identity", "report", "-p", p, "--truth",
                  str(demo.truth_dir / "records.csv"), "--json")
     assert report.returncode == 0, report.stderr
-    assert 0 < json.loads(report.stdout)["truth"]["overall"]["precision"] <= 1
+    overall = json.loads(report.stdout)["truth"]["overall"]
+    # the shared demo measures P 0.9254, R 0.9644 (see test_identity_pipeline)
+    assert overall["precision"] > 0.92 and overall["recall"] > 0.96
     unknown = cli("profile", "nobody@nowhere.example", "-p", p)
     assert unknown.returncode == 1 and "No person matches" in unknown.stderr
 

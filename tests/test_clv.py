@@ -20,7 +20,6 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     import lifetimes
     from lifetimes import BetaGeoFitter, GammaGammaFitter
-    from lifetimes.datasets import load_cdnow_summary_data_with_monetary_value
 
 from passerelle.identity.attribution import person_orders
 from passerelle.traits import clv
@@ -30,12 +29,16 @@ from traits_helpers import put_entity, put_person_map, source
 PUBLISHED_BGNBD = {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426}
 PUBLISHED_GG = {"p": 6.25, "q": 3.74, "v": 15.44}
 CDNOW_END = datetime(1997, 9, 30, 23, 59, 59)  # end of the 39-week calibration period
+# the CDNOW files shipped inside the lifetimes package, read directly: its
+# lifetimes.datasets module needs pkg_resources, which current setuptools no longer has
+CDNOW_FILES = os.path.join(os.path.dirname(lifetimes.__file__), "datasets")
 
 
 @pytest.fixture(scope="module")
 def cdnow() -> pd.DataFrame:
-    data = load_cdnow_summary_data_with_monetary_value()
-    return data.rename(columns={"monetary_value": "monetary"})
+    data = pd.read_csv(os.path.join(CDNOW_FILES, "cdnow_customers_summary_with_transactions.csv"))
+    data.columns = ["customer_id", "frequency", "recency", "T", "monetary"]
+    return data.set_index("customer_id")
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +131,7 @@ def test_too_little_data_is_a_clear_error():
 
 # ------------------------------------------------------------- SQL statistics, real engines
 def _cdnow_transactions() -> pd.DataFrame:
-    path = os.path.join(os.path.dirname(lifetimes.__file__), "datasets", "CDNOW_sample.txt")
+    path = os.path.join(CDNOW_FILES, "CDNOW_sample.txt")
     return pd.read_csv(path, sep=r"\s+", header=None,
                        names=["mid", "id", "date", "cds", "value"], dtype={"id": int, "date": str})
 

@@ -4,11 +4,14 @@ spool."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
 import os
 import signal
 import threading
 import time
+from pathlib import Path
 
 from collect_helpers import write_project
 from passerelle.collect.app import collector_sources
@@ -17,15 +20,34 @@ from passerelle.core import open_project
 from passerelle.engines import open_engine
 
 
+def _holds(pid: int, path: Path) -> bool:
+    """Whether the process has the file open (Linux: its /proc fd links)."""
+    fds = Path(f"/proc/{pid}/fd")
+    with contextlib.suppress(FileNotFoundError):  # a descriptor closed while listed
+        return any(os.readlink(fd) == str(path) for fd in fds.iterdir())
+    return True
+
+
 def test_a_killed_loader_never_blocks_the_collector_and_is_reported(tmp_path):
     project = write_project(tmp_path / "proj")
     with open_project(project) as proj:
         config, sources = proj.config.engine, collector_sources(proj.sources)
+    # a segment a previous collector sealed: the loader's first round loads and releases it,
+    # then the loader sleeps on its wake-up, which is when it must be killed
+    left = project / "spool" / "web_tracking" / "20240101T000000000000-1-000001.jsonl"
+    left.parent.mkdir(parents=True)
+    left.write_text(json.dumps({"m": "m-1", "t": 1704067200000, "r": 1704067200000,
+                                "e": {"type": "track", "event": "Signed Up", "userId": "u1"}})
+                    + "\n")
     loader = LoaderProcess(functools.partial(open_engine, config, project), project, sources,
                            interval=0.05)
     loader.start()
     try:
-        time.sleep(1.0)  # the loader's first round, then it sleeps on its wake-up
+        deadline = time.monotonic() + 60
+        while left.exists() or _holds(loader._proc.pid, project / "warehouse.duckdb"):
+            assert loader._proc.is_alive(), loader.last_error
+            assert time.monotonic() < deadline, "the loader's first round never ended"
+            time.sleep(0.02)
         assert loader.last_error is None
         os.kill(loader._proc.pid, signal.SIGKILL)
         loader._proc.join(10)

@@ -6,13 +6,13 @@ import csv
 
 import pytest
 
-from conftest import MARIADB
+from conftest import MARIADB, copy_demo
 from passerelle.demo.run import parse_mysql_url, run_demo
 from passerelle.errors import PasserelleError
 
 
-def test_demo_runs_end_to_end(tmp_path):
-    outcome = run_demo(tmp_path / "demo", size=300, seed=7)
+def test_demo_runs_end_to_end(shared_demo, tmp_path):
+    outcome = shared_demo
     result = outcome.result
     assert result.ok, [e.reason for e in result.errors]
     assert set(result.stages) == {
@@ -36,7 +36,7 @@ def test_demo_runs_end_to_end(tmp_path):
         assert "size=300" in f.read()
     import passerelle
 
-    with passerelle.open(outcome.project_dir) as project:
+    with passerelle.open(copy_demo(outcome, tmp_path / "demo").project_dir) as project:
         staged = project.engine.to_arrow(
             project.engine.table("customer_records").select("_source", "_record_id")).to_pylist()
         again = project.run()
@@ -47,11 +47,11 @@ def test_demo_runs_end_to_end(tmp_path):
     assert set(again.unchanged) == set(result.stages)
 
 
-def test_demo_traits_metrics_and_glossary(tmp_path):
+def test_demo_traits_metrics_and_glossary(shared_demo):
     import passerelle
     from passerelle.metrics import query
 
-    outcome = run_demo(tmp_path / "demo", size=300, seed=5)
+    outcome = shared_demo
     traits = outcome.result.traits
     assert traits is not None and not traits.failed, traits.failed if traits else None
     assert traits.persons["total_spend"] > 0 and traits.persons["rfm"] > 0
@@ -119,7 +119,7 @@ def test_demo_with_the_eshop_in_mariadb(tmp_path, mariadb_database):
 
 
 @pytest.mark.postgres
-def test_the_demo_gives_the_same_people_on_postgres(tmp_path):
+def test_the_demo_gives_the_same_people_on_postgres(shared_demo, tmp_path):
     """Engine parity: the demo run on DuckDB, then the same project on PostgreSQL with the
     same Splink model, group the same records into the same persons, with the same ids,
     golden records and spend."""
@@ -131,7 +131,7 @@ def test_the_demo_gives_the_same_people_on_postgres(tmp_path):
     import passerelle
     from conftest import PG
 
-    outcome = run_demo(tmp_path / "demo", size=300, seed=7)
+    outcome = shared_demo
     pg_dir = tmp_path / "on_postgres"
     shutil.copytree(outcome.project_dir, pg_dir,
                     ignore=shutil.ignore_patterns("warehouse.duckdb*"))

@@ -2,30 +2,24 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 import passerelle
-from passerelle.demo.run import run_demo
+from conftest import copy_demo
 from passerelle.errors import PasserelleError
 from passerelle.identity import service
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    """One small demo for the module; tests that change it work on a copy."""
-    base = tmp_path_factory.mktemp("identity")
-    outcome = run_demo(base / "demo", size=300, seed=11)
-    assert outcome.result.ok, [e.reason for e in outcome.result.errors]
-    return outcome
+def demo(shared_demo):
+    """The session's demo, read only; tests that change it work on a copy."""
+    return shared_demo
 
 
 def copy_of(demo, tmp_path):
-    target = tmp_path / "demo"
-    shutil.copytree(demo.project_dir, target)
-    return target
+    return copy_demo(demo, tmp_path / "demo").project_dir
 
 
 def person_map(project):
@@ -131,8 +125,9 @@ def test_identity_report_scores_against_the_demo_truth(demo):
         report = service.report(project.engine, demo.truth_dir / "records.csv")
     overall = report["truth"]["overall"]
     assert report["profiles"] == demo.result.identity.persons
-    # a floor for a 300-person demo; the benchmark measures the real figures at scale
-    assert overall["precision"] > 0.8 and overall["recall"] > 0.7
+    # the shared 300-person demo (seed 7) measures P 0.9254, R 0.9644 (2,000 people: 0.9915,
+    # 0.9753); the floors sit just under, so a matching regression fails here
+    assert overall["precision"] > 0.92 and overall["recall"] > 0.96
 
 
 def test_with_term_frequencies_every_run_is_a_full_run(demo, tmp_path):

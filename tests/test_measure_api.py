@@ -10,16 +10,13 @@ from fastapi.testclient import TestClient
 
 import passerelle
 from passerelle.api import create_server
-from passerelle.demo.run import run_demo
 from passerelle.measure.holdouts import CFO_LABEL
 from test_cli import cli
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    outcome = run_demo(tmp_path_factory.mktemp("measure-api") / "demo", size=300, seed=21)
-    assert outcome.result.ok
-    return outcome.project_dir
+def demo(demo_copy):
+    return demo_copy.project_dir
 
 
 @pytest.fixture(scope="module")

@@ -179,6 +179,17 @@ def test_erasure_removes_the_person_and_keeps_the_others(shop):
         person_id_of(shop.definition, engine, "marie.dupont@example.fr")
 
 
+def test_erasure_forgets_the_spellings_staging_learnt(shop):
+    """An address SQL cannot normalise (non-ASCII) goes through the e-mail dictionary, which
+    keeps it: erasure removes it there too (the fixture's plain addresses never reach it)."""
+    (shop.root / "data" / "crm.csv").write_text(CRM + "C4,zoé@exemple.fr,,Zoé,Bernard,\n")
+    assert shop.run().ok
+    assert "zoé@exemple.fr" in ids(shop, "_norm_email", "value")
+    zoe = person_id_of(shop.definition, shop.engine, "zoé@exemple.fr")
+    erase_person(shop.definition, shop.engine, zoe, requested_by=None, reason=None)
+    assert "zoé@exemple.fr" not in ids(shop, "_norm_email", "value")
+
+
 def test_an_erased_person_stays_out_of_later_loads(shop):
     engine = shop.engine
     marie = person_id_of(shop.definition, engine, "marie.dupont@example.fr")

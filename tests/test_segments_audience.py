@@ -16,7 +16,7 @@ from passerelle.segments import (
     write_audience,
 )
 from passerelle.segments.kinds import SegmentError
-from segments_helpers import NOW, PROFILE_SCHEMA, build_world, seg
+from segments_helpers import NOW, PEOPLE, PROFILE_SCHEMA, build_world, put_profiles, seg
 from traits_helpers import put
 
 EVERYONE = seg({"field": "person_id", "op": "not_null"}, name="everyone")
@@ -48,9 +48,30 @@ def test_consent_and_identifier_exclusions(duckdb_engine, channel, expected):
     assert summary.holdout == 0 and summary.treated == expected["eligible"]
     got = engine.to_arrow(rows).to_pylist()
     assert {r["person_id"] for r in got} == expected["ids"]
-    if channel == "ads":  # only identifiers the person consented to are written
-        by_id = {r["person_id"]: r for r in got}
-        assert by_id["P2"]["phone"] is None and by_id["P3"]["email"] is None
+
+
+def test_ads_write_only_the_identifiers_consented_to(duckdb_engine):
+    """Everyone has both an e-mail and a phone here, so an identifier written without its
+    consent shows (the shared world leaves P2 without a phone and P3 without an e-mail)."""
+    engine = duckdb_engine
+    build_world(engine)
+    people = [{**p, "email": p["email"] or f"{p['person_id'].lower()}@example.fr",
+               "phone": p["phone"] or f"+3360000000{p['person_id'][1]}"} for p in PEOPLE]
+    for p in people:
+        if p["person_id"] == "P4":  # refused e-mails, accepts texts
+            p["consent_sms"] = True
+    put_profiles(engine, people)
+    rows, summary = build_audience(engine, _audience("ads"), NOW,
+                                   segments={"everyone": EVERYONE})
+    # P5 expressed no consent at all: left out although both identifiers are known
+    assert (summary.no_consent, summary.no_identifier, summary.eligible) == (1, 0, 5)
+    by_id = {r["person_id"]: r for r in engine.to_arrow(rows).to_pylist()}
+    assert set(by_id) == {"P1", "P2", "P3", "P4", "P6"}
+    written = {pid: (r["email"] is not None, r["phone"] is not None) for pid, r in by_id.items()}
+    consented = {p["person_id"]: (bool(p["consent_email"]), bool(p["consent_sms"]))
+                 for p in people if p["person_id"] in by_id}
+    assert written == consented
+    assert written["P2"] == (True, False) and written["P4"] == (False, True)
 
 
 def test_audience_from_refreshed_members_is_written(engine):

@@ -10,11 +10,10 @@ from passerelle.errors import ProjectError
 from passerelle.project.traits_models import (
     AggregateTrait,
     BuiltinTrait,
-    unbound_table,
     value_kind,
 )
 from passerelle.traits.expr import ExpressionError, compile_where
-from passerelle.traits.files import load_traits
+from passerelle.traits.files import load_traits, unbound_table
 
 GOOD = """\
 traits:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from scipy import stats
 
-from passerelle.measure.intervals import Interval, MeasureError, Moments, newcombe
+from passerelle.measure.intervals import Interval, MeasureError, Moments, newcombe, welch_df
 
 
 @dataclass(frozen=True)
@@ -80,12 +80,6 @@ def _arms(a: Moments | ArmStats, b: Moments | ArmStats) -> tuple[ArmStats, ArmSt
     return x, y
 
 
-def _welch_df(a: ArmStats, b: ArmStats) -> float:
-    va, vb = a.variance / a.n, b.variance / b.n
-    den = va * va / (a.n - 1) + vb * vb / (b.n - 1)
-    return (va + vb) ** 2 / den if den > 0 else math.inf
-
-
 def _lift_parts(a: ArmStats, b: ArmStats) -> tuple[float, float]:
     """Relative lift and its delta-method variance (gbstats ``frequentist_variance``)."""
     if a.baseline_mean == 0 or a.mean == 0:
@@ -117,7 +111,7 @@ def welch_ttest(a: Moments | ArmStats, b: Moments | ArmStats, level: float = 0.9
     ``ttest_ind(usevar='unequal')``; the lift matches gbstats ``TwoSidedTTest``.
     """
     x, y = _arms(a, b)
-    df = _welch_df(x, y)
+    df = welch_df(x, y)
     diff, p, t = _t_result(*_diff_parts(x, y), df, level, "welch")
     lift, lift_p, _ = _t_result(*_lift_parts(x, y), df, level, "delta-welch")
     return TestResult(diff, lift, p, lift_p, t, df, "welch")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
@@ -148,7 +149,18 @@ def welch_mean(m: Moments, level: float = 0.95) -> Interval:
     return Interval(mean, mean - half, mean + half, level, "t")
 
 
-def welch_df(a: Moments, b: Moments) -> float:
+class Spread(Protocol):
+    """A group's size and variance: :class:`Moments`, or an experiment arm whose variance
+    was adjusted (CUPED)."""
+
+    @property
+    def n(self) -> float: ...
+
+    @property
+    def variance(self) -> float: ...
+
+
+def welch_df(a: Spread, b: Spread) -> float:
     """Welch-Satterthwaite degrees of freedom."""
     va, vb = a.variance / a.n, b.variance / b.n
     num = (va + vb) ** 2
