@@ -29,6 +29,10 @@ ENTITY_VIEWS = {
     "campaign_sends": "campaign_sends",
 }
 
+# What the person running the pipeline sees while a later step works (with its time).
+STEP_TITLES = {"unify": "Unifying entities", "identity": "Identity", "stitch":
+               "Stitching anonymous visitors", "traits": "Traits", "segments": "Segments"}
+
 
 @dataclass
 class RunResult:
@@ -230,7 +234,7 @@ def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
         if result.errors and name != "unify":
             rec.skipped(name, "", "an earlier step failed")
             continue
-        with rec.step(name) as step:
+        with rec.step(name) as step, reporter.step(STEP_TITLES.get(name, name)):
             try:
                 run_step()
             except _Unchanged as why:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
 from rich.table import Table
 from rich.text import Text
 
 from passerelle.errors import Problem
-from passerelle.pipeline import RunResult
+
+if TYPE_CHECKING:
+    from passerelle.pipeline import RunResult
 
 
 def problems_text(problems: list[Problem]) -> Text:

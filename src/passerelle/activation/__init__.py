@@ -14,33 +14,27 @@ Only the ``treated`` group of an audience is ever sent; the holdout stays in the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from passerelle.activation.csv_export import export_csv
-from passerelle.activation.log import ExportResult, exports_of_person, list_exports
-from passerelle.activation.models import (
-    CsvDestination,
-    DeliveryError,
-    Destination,
-    DestinationError,
-    MySQLDestination,
-    PostgresDestination,
-    WebhookDestination,
-    load_destinations,
-    parse_destination,
-)
-from passerelle.activation.reverse_etl import write_table
-from passerelle.activation.sync import list_dead_letters, retry_dead_letters, sync_webhook
-from passerelle.activation.webhook import sign, verify
-from passerelle.engines.base import Engine
+from passerelle.lazy import lazy_exports
 
-__all__ = [
-    "CsvDestination", "DeliveryError", "Destination", "DestinationError", "ExportResult",
-    "MySQLDestination", "PostgresDestination", "WebhookDestination", "activate", "export_csv",
-    "exports_of_person", "list_dead_letters", "list_exports", "load_destinations",
-    "parse_destination", "retry_dead_letters", "sign", "sync_webhook", "verify",
-    "write_table",
-]
+if TYPE_CHECKING:
+    from passerelle.activation.log import ExportResult
+    from passerelle.engines.base import Engine
+
+# Submodule -> its public names, imported on first use: reading destinations/*.yml must
+# not import httpx (the webhook client).
+_EXPORTS = {
+    "csv_export": "export_csv",
+    "log": "ExportResult exports_of_person list_exports",
+    "models": "CsvDestination DeliveryError Destination DestinationError MySQLDestination "
+              "PostgresDestination WebhookDestination load_destinations parse_destination",
+    "reverse_etl": "write_table",
+    "sync": "list_dead_letters retry_dead_letters sync_webhook",
+    "webhook": "sign verify",
+}
+__all__ = sorted(["activate", *(n for names in _EXPORTS.values() for n in names.split())])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def activate(engine: Engine, audience: str, destination: Any, *, name: str,
@@ -53,6 +47,17 @@ def activate(engine: Engine, audience: str, destination: Any, *, name: str,
     nobody in it (refused otherwise); ``webhook_options`` (``client``, ``sleep``) reach
     :func:`sync_webhook`.
     """
+    from passerelle.activation.csv_export import export_csv
+    from passerelle.activation.models import (
+        CsvDestination,
+        DestinationError,
+        MySQLDestination,
+        PostgresDestination,
+        WebhookDestination,
+    )
+    from passerelle.activation.reverse_etl import write_table
+    from passerelle.activation.sync import sync_webhook
+
     if isinstance(destination, CsvDestination):
         return export_csv(engine, audience, destination, name=name, root=root, user=user,
                           allow_empty=allow_empty)
