@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,8 +15,14 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from passerelle.cli import main; main()", *args],
         capture_output=True, text=True, cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
-                                                     "HOME": str(Path.home())},
+                                                     "HOME": str(Path.home()),
+                                                     **_pythonpath()},
     )
+
+
+def _pythonpath() -> dict[str, str]:
+    # a worktree's code, when PYTHONPATH points at it, rather than the installed copy
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 
 
 def test_init_validate_run_status(tmp_path):
@@ -26,7 +33,7 @@ def test_init_validate_run_status(tmp_path):
 
     validate = cli("validate", "-p", str(project))
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "1 sources, 2 checks, all valid" in validate.stdout
+    assert "1 source, 2 checks, all valid" in validate.stdout
 
     run = cli("run", "-p", str(project))
     assert run.returncode == 0, run.stdout + run.stderr
