@@ -11,10 +11,11 @@ from pathlib import Path
 import pytest
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def cli(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from passerelle.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd, env={"COLUMNS": "200", "PATH": "/usr/bin:/bin",
+        capture_output=True, text=True, cwd=cwd, env={"COLUMNS": str(columns),
+                                                     "PATH": "/usr/bin:/bin",
                                                      "HOME": str(Path.home()),
                                                      **_pythonpath()},
     )

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from passerelle.core import Project
 from passerelle.identity import service
@@ -17,6 +17,8 @@ T = TypeVar("T")
 
 
 class PinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is a 422, not ignored
+
     kind: Literal["merge", "split"]
     records: list[str] = Field(min_length=2, max_length=2,
                                description="Two records as source:record_id")
@@ -25,6 +27,8 @@ class PinRequest(BaseModel):
 
 
 class PrivacyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     subject: str = Field(min_length=1, description="Person id, source:id, customer id, "
                                                    "e-mail, phone or loyalty card")
     requested_by: str = Field(min_length=1, description="Who handles the request")
@@ -33,6 +37,8 @@ class PrivacyRequest(BaseModel):
 
 
 class MetricsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     metrics: list[str] = Field(min_length=1)
     group_by: list[str] = Field(default_factory=list)
     grain: Literal["day", "week", "month", "quarter", "year"] | None = None
