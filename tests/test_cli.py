@@ -90,7 +90,10 @@ def test_schema_prints_json_schema(tmp_path):
 def test_not_a_project_is_a_clear_error(tmp_path):
     result = cli("run", "-p", str(tmp_path))
     assert result.returncode == 1
-    assert "no passerelle.yml here" in result.stderr and "Traceback" not in result.stderr
+    assert "has no passerelle.yml" in result.stderr and "Traceback" not in result.stderr
+    # what to do, not "fix them, then check with `passerelle validate`"
+    assert "passerelle init DIR" in result.stderr and "-p DIR" in result.stderr
+    assert "validate" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [["run", "--source", "nope"]])
