@@ -57,6 +57,8 @@ def test_metrics_and_glossary(client):
         "metrics": ["revenue", "orders"], "group_by": ["channel"]}).json()
     assert answer["columns"] == ["channel", "revenue", "orders"]
     assert {r["channel"] for r in answer["rows"]} >= {"store"}
+    # amounts are JSON numbers, not strings ("1013627.20")
+    assert all(isinstance(r["revenue"], float | int) for r in answer["rows"])
     names = {e["name"]: e["kind"] for e in client.get("/api/glossary").json()}
     assert names["revenue"] == "metric" and names["clv"] == "trait"
 
@@ -94,7 +96,11 @@ def test_every_error_has_the_same_shape(client):
     assert_error(client.post("/api/identity/pins", json={"kind": "merge"}), 422,
                  "invalid_request")
     assert_error(client.get("/api/no-such-route"), 404, "not_found")
-    assert_error(client.get("/api/segments/nope/count"), 400, "bad_request")
+    assert_error(client.get("/api/segments/nope/count"), 404, "not_found")
+    # the CLI's word "by" is not the API's "group_by": refused, not silently ignored
+    assert_error(client.post("/api/metrics/query", json={"metrics": ["revenue"],
+                                                         "by": ["channel"]}), 422,
+                 "invalid_request")
     assert_error(client.get("/api/experiments/nope"), 400, "bad_request")
     assert_error(client.delete("/api/identity/pins/pin-unknown"), 400, "bad_request")
     # the collector answers in the same shape

@@ -11,14 +11,19 @@ from pathlib import Path
 import pytest
 
 
-def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {"COLUMNS": "200", "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    if "PYTHONPATH" in os.environ:  # the code under test, not whichever copy is installed
-        env["PYTHONPATH"] = os.environ["PYTHONPATH"]
+def cli(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from passerelle.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd, env=env,
+        capture_output=True, text=True, cwd=cwd, env={"COLUMNS": str(columns),
+                                                     "PATH": "/usr/bin:/bin",
+                                                     "HOME": str(Path.home()),
+                                                     **_pythonpath()},
     )
+
+
+def _pythonpath() -> dict[str, str]:
+    # a worktree's code, when PYTHONPATH points at it, rather than the installed copy
+    return {"PYTHONPATH": os.environ["PYTHONPATH"]} if "PYTHONPATH" in os.environ else {}
 
 
 def test_init_validate_run_status(tmp_path):
@@ -29,7 +34,7 @@ def test_init_validate_run_status(tmp_path):
 
     validate = cli("validate", "-p", str(project))
     assert validate.returncode == 0, validate.stdout + validate.stderr
-    assert "1 sources, 2 checks, all valid" in validate.stdout
+    assert "1 source, 2 checks, all valid" in validate.stdout
 
     run = cli("run", "-p", str(project))
     assert run.returncode == 0, run.stdout + run.stderr
@@ -85,7 +90,10 @@ def test_schema_prints_json_schema(tmp_path):
 def test_not_a_project_is_a_clear_error(tmp_path):
     result = cli("run", "-p", str(tmp_path))
     assert result.returncode == 1
-    assert "no passerelle.yml here" in result.stderr and "Traceback" not in result.stderr
+    assert "has no passerelle.yml" in result.stderr and "Traceback" not in result.stderr
+    # what to do, not "fix them, then check with `passerelle validate`"
+    assert "passerelle init DIR" in result.stderr and "-p DIR" in result.stderr
+    assert "validate" not in result.stderr
 
 
 @pytest.mark.parametrize("args", [["run", "--source", "nope"]])

@@ -48,6 +48,13 @@ def test_consent_and_identifier_exclusions(duckdb_engine, channel, expected):
     assert summary.holdout == 0 and summary.treated == expected["eligible"]
     got = engine.to_arrow(rows).to_pylist()
     assert {r["person_id"] for r in got} == expected["ids"]
+    by_id = {r["person_id"]: r for r in got}
+    if channel == "ads":  # only identifiers the person consented to are written
+        assert by_id["P2"]["phone"] is None and by_id["P3"]["email"] is None
+    if channel == "email":  # the phone too when SMS was consented to (Brevo's SMS column)
+        assert by_id["P1"]["phone"] is not None and by_id["P2"]["phone"] is None
+    if channel == "sms":
+        assert by_id["P1"]["email"] is not None and by_id["P3"]["email"] is None
 
 
 def test_ads_write_only_the_identifiers_consented_to(duckdb_engine):

@@ -69,7 +69,7 @@ def _traits(root: Path, out: Leaves) -> tuple[Any, dict[tuple[str, str], Skipped
     broken trait is skipped for that reason, not reported as naming an unknown one), and
     the names a segment may use that are skipped (a builtin's parts included)."""
     from passerelle.project.traits_models import TraitDefinitions
-    from passerelle.traits.compute import outputs
+    from passerelle.traits.builtins import outputs
     from passerelle.traits.files import load_traits
 
     problems = Problems()

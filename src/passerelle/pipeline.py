@@ -18,6 +18,10 @@ from passerelle.reporter import Reporter
 from passerelle.runlog import StepRecord, finish, new_run_id, process_tag, record, utcnow
 from passerelle.staging.unify import stage_fingerprint, unify_entities
 
+# What the person running the pipeline sees while a later step works (with its time).
+STEP_TITLES = {"unify": "Unifying entities", "identity": "Identity", "stitch":
+               "Stitching anonymous visitors", "traits": "Traits", "segments": "Segments"}
+
 
 @dataclass
 class RunResult:
@@ -279,7 +283,7 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         if result.errors and name != "unify":
             rec.skipped(name, "", "an earlier step failed")
             continue
-        with rec.step(name) as step:
+        with rec.step(name) as step, reporter.step(STEP_TITLES.get(name, name)):
             try:
                 run_step()
             except _Unchanged as why:

@@ -6,10 +6,13 @@ worker a job-progress one, tests the silent one.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
+
+STILL_WORKING_AFTER_S = 3.0
 
 
 class Progress(Protocol):
@@ -75,8 +78,17 @@ class RichReporter:
 
         started = time.perf_counter()
         try:
-            if not self.console.is_terminal:  # logs and pipes get the final line only
-                yield _NoProgress()
+            if not self.console.is_terminal:
+                # logs and pipes get no spinner: a line when a step is still at work after a
+                # few seconds, so a long step is never silent, and the final line
+                timer = threading.Timer(STILL_WORKING_AFTER_S, self.console.print,
+                                        [f"… {name}"], {"highlight": False})
+                timer.daemon = True
+                timer.start()
+                try:
+                    yield _NoProgress()
+                finally:
+                    timer.cancel()
             else:
                 columns = [SpinnerColumn(), TextColumn("{task.description}")]
                 if total is not None:

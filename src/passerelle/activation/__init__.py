@@ -14,33 +14,55 @@ Only the ``treated`` group of an audience is ever sent; the holdout stays in the
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from passerelle.activation.csv_export import export_csv
-from passerelle.activation.log import ExportResult, exports_of_person, list_exports
-from passerelle.activation.reverse_etl import write_table
-from passerelle.activation.sync import list_dead_letters, retry_dead_letters, sync_webhook
-from passerelle.activation.webhook import sign, verify
-from passerelle.engines.base import Engine
+from passerelle.lazy import lazy_exports
+from passerelle.project.destinations_models import (  # light (pydantic): re-exported as is
+    CsvDestination as CsvDestination,
+)
 from passerelle.project.destinations_models import (
-    CsvDestination,
-    DeliveryError,
-    Destination,
-    DestinationError,
-    MySQLDestination,
-    PostgresDestination,
-    WebhookDestination,
-    load_destinations,
-    parse_destination,
+    DeliveryError as DeliveryError,
+)
+from passerelle.project.destinations_models import (
+    Destination as Destination,
+)
+from passerelle.project.destinations_models import (
+    DestinationError as DestinationError,
+)
+from passerelle.project.destinations_models import (
+    MySQLDestination as MySQLDestination,
+)
+from passerelle.project.destinations_models import (
+    PostgresDestination as PostgresDestination,
+)
+from passerelle.project.destinations_models import (
+    WebhookDestination as WebhookDestination,
+)
+from passerelle.project.destinations_models import (
+    load_destinations as load_destinations,
+)
+from passerelle.project.destinations_models import (
+    parse_destination as parse_destination,
 )
 
-__all__ = [
-    "CsvDestination", "DeliveryError", "Destination", "DestinationError", "ExportResult",
-    "MySQLDestination", "PostgresDestination", "WebhookDestination", "activate", "export_csv",
-    "exports_of_person", "list_dead_letters", "list_exports", "load_destinations",
-    "parse_destination", "retry_dead_letters", "sign", "sync_webhook", "verify",
-    "write_table",
-]
+if TYPE_CHECKING:
+    from passerelle.activation.log import ExportResult
+    from passerelle.engines.base import Engine
+
+# Submodule -> its public names, imported on first use: reading destinations/*.yml must
+# not import httpx (the webhook client).
+_EXPORTS = {
+    "csv_export": "export_csv",
+    "log": "ExportResult exports_of_person list_exports",
+    "reverse_etl": "write_table",
+    "sync": "list_dead_letters retry_dead_letters sync_webhook",
+    "webhook": "sign verify",
+}
+__all__ = sorted(["activate", "CsvDestination", "DeliveryError", "Destination", "DestinationError",
+                  "MySQLDestination", "PostgresDestination", "WebhookDestination",
+                  "load_destinations", "parse_destination",
+                  *(n for names in _EXPORTS.values() for n in names.split())])
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
 
 
 def activate(engine: Engine, audience: str, destination: Any, *, name: str,
@@ -53,6 +75,10 @@ def activate(engine: Engine, audience: str, destination: Any, *, name: str,
     nobody in it (refused otherwise); ``webhook_options`` (``client``, ``sleep``) reach
     :func:`sync_webhook`.
     """
+    from passerelle.activation.csv_export import export_csv
+    from passerelle.activation.reverse_etl import write_table
+    from passerelle.activation.sync import sync_webhook
+
     if isinstance(destination, CsvDestination):
         return export_csv(engine, audience, destination, name=name, root=root, user=user,
                           allow_empty=allow_empty)

@@ -182,6 +182,6 @@ def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
     with engine.transaction():
         record_members(engine, export_id, exported_people(engine, audience, destination))
         result.status, result.people, result.sha256 = "delivered", count, digest
-        result.detail = f"{destination.format} layout, {count} people"
+        result.detail = f"{destination.format} layout"  # the people are counted beside it
         finish_export(engine, result)
     return result

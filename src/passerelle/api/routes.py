@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Body, Query
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from passerelle.api import errors
 from passerelle.api.inputs import Document, Filter, Note, Text
@@ -19,6 +19,8 @@ T = TypeVar("T")
 
 
 class PinRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is a 422, not ignored
+
     kind: Literal["merge", "split"]
     records: list[Text] = Field(min_length=2, max_length=2,
                                 description="Two records as source:record_id")
@@ -27,6 +29,8 @@ class PinRequest(BaseModel):
 
 
 class PrivacyRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     subject: Text = Field(min_length=1, description="Person id, source:id, customer id, "
                                                     "e-mail, phone or loyalty card")
     requested_by: Text = Field(min_length=1, description="Who handles the request")
@@ -38,6 +42,8 @@ class PrivacyRequest(BaseModel):
 
 
 class MetricsQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     metrics: list[Text] = Field(min_length=1, max_length=50)
     group_by: list[Text] = Field(default_factory=list, max_length=20)
     grain: Literal["day", "week", "month", "quarter", "year"] | None = None

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project
+from passerelle.cli.common import ProjectOpt, app, console, formatter, open_project
 from passerelle.errors import ExitCode, PasserelleError
 
 
@@ -35,9 +35,9 @@ def export(
         result = activate(proj.engine, audience, destinations[to], name=to, root=proj.root,
                           user=user or default_author(), allow_empty=allow_empty)
     color = {"delivered": "green", "partial": "yellow"}.get(result.status, "red")
-    console.print(f"[{color}]{result.status}[/{color}]: {result.people:,} people of "
-                  f"{audience} to {to} ({result.kind}: {result.target}). {result.detail}",
-                  highlight=False)
+    people = formatter(proj).count(result.people, "person", "people")
+    console.print(f"[{color}]{result.status}[/{color}]: {people} of {audience} to {to} "
+                  f"({result.kind}: {result.target}). {result.detail}", highlight=False)
     if result.sha256:
         console.print(f"  file {result.file_path}  sha256 {result.sha256}")
     if result.dead_letters:

@@ -23,6 +23,9 @@ state = {"debug": False}
 ProjectOpt = Annotated[Path, typer.Option(
     "--project", "-p", envvar="PASSERELLE_PROJECT", help="Project folder.",
     show_default="current folder")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the data as JSON (every field, "
+                                                      "raw values).")]
+WideOpt = Annotated[bool, typer.Option("--wide", help="Show every column, values in full.")]
 
 
 @app.callback()
@@ -42,8 +45,29 @@ def open_project(project_dir: Path):
     return passerelle.open(project_dir, reporter=reporter())
 
 
+def formatter(proj):
+    """How this project writes figures and times (its locale, time zone and currency)."""
+    from passerelle.formatting import for_config
+
+    return for_config(proj.config)
+
+
 def print_json(data) -> None:
-    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=_plain) + "\n")
+
+
+def _plain(value):
+    """JSON for what json cannot write: amounts stay numbers, times ISO 8601."""
+    from dataclasses import asdict, is_dataclass
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return int(value) if value == value.to_integral_value() else float(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return str(value)
 
 
 def exit_for(result) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project
+from passerelle.cli.common import ProjectOpt, app, console, formatter, open_project
 
 identity_app = typer.Typer(no_args_is_help=True, help="Identity: who is who, and why.")
 app.add_typer(identity_app, name="identity")
@@ -34,7 +34,7 @@ def profile(
     if as_json:
         sys.stdout.write(json.dumps(view, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
-        console.print(render_person(view))
+        console.print(render_person(view, formatter(proj)))
 
 
 @identity_app.command("report")
@@ -53,7 +53,7 @@ def identity_report(
     if as_json:
         sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
     else:
-        console.print(render_report(report))
+        console.print(render_report(report, formatter(proj)))
 
 
 def _pin(kind: str, record_a: str, record_b: str, reason: str, author: str | None,

@@ -8,22 +8,38 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project, print_json
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    WideOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
+
+# What `campaigns` shows at a terminal's width; --wide adds the intervals, --json everything.
+CAMPAIGN_COLUMNS = ["campaign_id", "period", "spend", "conversions", "revenue",
+                    "roas"]
+MONEY = ("spend", "revenue", "revenue_low", "revenue_high", "cpa", "cpa_low", "cpa_high")
 
 experiments_app = typer.Typer(no_args_is_help=True, help="A/B tests: coverage and analysis.")
 app.add_typer(experiments_app, name="experiments")
 
 
 @experiments_app.command("list")
-def experiments_list(project: ProjectOpt = Path(".")) -> None:
+def experiments_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Experiments defined and experiments seen in exposure events, side by side."""
     from passerelle.measure.report import experiments_coverage
     from passerelle.render import rows_table
 
     with open_project(project) as proj:
         rows = experiments_coverage(proj, proj.engine)
-    console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen",
-                                    "last_seen", "status")))
+    if as_json:
+        return print_json(rows)
+    console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen", "status"),
+                             formatter(proj), more=("last_seen",)))
 
 
 @experiments_app.command("analyse")
@@ -38,7 +54,8 @@ def experiments_analyse(
 
     with open_project(project) as proj:
         analysis = analyse_experiment(proj, proj.engine, name)
-    print_json(analysis) if as_json else console.print(experiment_text(analysis))
+    print_json(analysis) if as_json else console.print(experiment_text(analysis,
+                                                                       formatter(proj)))
 
 
 @app.command()
@@ -48,7 +65,8 @@ def campaigns(
     = 14,
     grain: Annotated[str | None, typer.Option(help="day, week or month (default: all time).")]
     = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print rows as JSON.")] = False,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Spend, reach, conversions, revenue, CPA, ROAS and ROI per campaign, with intervals."""
     from datetime import timedelta
@@ -58,7 +76,12 @@ def campaigns(
 
     with open_project(project) as proj:
         table = campaign_results(proj, proj.engine, timedelta(days=window), grain)
-    print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+    if as_json:
+        return print_json(table.to_pylist())
+    # per period, the period takes the place of ROAS at 80 columns
+    columns = None if wide else [c for c in CAMPAIGN_COLUMNS
+                                 if c != ("roas" if grain else "period")]
+    console.print(arrow_table(table, formatter(proj), columns, money=MONEY))
 
 
 @app.command()
@@ -78,7 +101,10 @@ def attribution(
     with open_project(project) as proj:
         report = attribution_report(proj, proj.engine, timedelta(days=lookback))
     table = report["revenue" if revenue else "conversions"]
-    print_json(table.to_pylist()) if as_json else console.print(arrow_table(table))
+    if as_json:
+        return print_json(table.to_pylist())
+    money = tuple(table.column_names) if revenue else ()
+    console.print(arrow_table(table, formatter(proj), money=money))
 
 
 @app.command()

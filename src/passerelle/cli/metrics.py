@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    WideOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
 
 metrics_app = typer.Typer(no_args_is_help=True, help="Metrics of the shared glossary.")
 app.add_typer(metrics_app, name="metrics")
@@ -47,15 +55,16 @@ def metrics_query(
             return
         table = query(proj.engine, definitions, metrics, **args)
     if as_json:
-        sys.stdout.write(json.dumps(table.to_pylist(), indent=2, default=str) + "\n")
+        print_json(table.to_pylist())
     else:
-        console.print(arrow_table(table))
+        console.print(arrow_table(table, formatter(proj)))
 
 
 @app.command()
 def glossary(
     project: ProjectOpt = Path("."),
-    as_json: Annotated[bool, typer.Option("--json", help="Print entries as JSON.")] = False,
+    as_json: JsonOpt = False,
+    wide: WideOpt = False,
 ) -> None:
     """Every metric and trait: definition, owner, status, lineage and where it is used."""
     from passerelle.render import glossary_table
@@ -63,6 +72,6 @@ def glossary(
     with open_project(project) as proj:
         entries = proj.glossary()
     if as_json:
-        sys.stdout.write(json.dumps(entries, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json(entries)
     else:
-        console.print(glossary_table(entries))
+        console.print(glossary_table(entries, wide=wide))

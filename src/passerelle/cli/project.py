@@ -10,12 +10,16 @@ from typing import Annotated
 import typer
 
 from passerelle.cli.common import (
+    JsonOpt,
     ProjectOpt,
+    WideOpt,
     app,
     console,
     err_console,
     exit_for,
+    formatter,
     open_project,
+    print_json,
     reporter,
 )
 from passerelle.errors import ExitCode, PasserelleError
@@ -40,6 +44,7 @@ def validate(
 ) -> None:
     """Check the project and report every problem at once, with file, line and hint."""
     from passerelle.core import validate_folder
+    from passerelle.formatting import for_config
     from passerelle.render import problems_text
 
     # every file's problems, even when some do not parse (no ProjectError on the first layer)
@@ -47,11 +52,15 @@ def validate(
     if problems.items:
         console.print(problems_text(problems.items), end="", soft_wrap=True)
     if problems.errors or definition is None:
+        fmt = for_config(definition.config) if definition is not None else None
         n = len(problems.errors)
-        err_console.print(f"[bold red]{n} problem{'s' if n > 1 else ''}[/bold red] to fix.")
+        count = fmt.count(n, "problem") if fmt else f"{n} problem{'s' if n > 1 else ''}"
+        err_console.print(f"[bold red]{count}[/bold red] to fix.")
         raise typer.Exit(ExitCode.USER_ERROR)
-    console.print(f"[green]✓[/green] {definition.root.name}: {len(definition.sources)} sources, "
-                  f"{len(definition.checks)} checks, all valid.")
+    fmt = for_config(definition.config)
+    console.print(f"[green]✓[/green] {definition.root.name}: "
+                  f"{fmt.count(len(definition.sources), 'source')}, "
+                  f"{fmt.count(len(definition.checks), 'check')}, all valid.")
 
 
 @app.command()
@@ -93,7 +102,7 @@ def run(
 
     with open_project(project) as proj:
         result = proj.run(source=source, full=full, reload=reload or ())
-    console.print(run_summary(result))
+    console.print(run_summary(result, formatter(proj)))
     exit_for(result)
 
 
@@ -101,16 +110,21 @@ def run(
 def status(
     project: ProjectOpt = Path("."),
     limit: Annotated[int, typer.Option(help="Number of runs to show.")] = 5,
+    wide: WideOpt = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Show the last pipeline runs, step by step."""
     from passerelle.render import runs_table
 
     with open_project(project) as proj:
         rows = proj.status(limit)
+    if as_json:
+        print_json(rows)
+        return
     if not rows:
         console.print("No run yet. Start one with [bold]passerelle run[/bold].")
         return
-    console.print(runs_table(rows))
+    console.print(runs_table(rows, formatter(proj), wide=wide))
 
 
 @app.command()
@@ -129,15 +143,11 @@ def demo(
 
     outcome = run_demo(directory, size=size, seed=seed, eshop_mysql=eshop_mysql,
                        reporter=reporter())
-    console.print(run_summary(outcome.result))
-    console.print(
-        f"\n[bold]Demo ready[/bold] in {outcome.project_dir} "
-        f"(ground truth in {outcome.truth_dir}).\n"
-        f"  passerelle status -p {outcome.project_dir}    last runs\n"
-        f"  passerelle run -p {outcome.project_dir}       re-run: only new data is loaded\n"
-        f"  passerelle validate -p {outcome.project_dir}  check the project files\n"
-        "The tables are in warehouse.duckdb inside the project; docs/ explains each one."
-    )
+    with open_project(outcome.project_dir) as proj:
+        console.print(run_summary(outcome.result, formatter(proj)))
+        console.print(f"\n[bold]Demo ready[/bold] in {outcome.project_dir} "
+                      f"(ground truth in {outcome.truth_dir}).")
+        console.print(next_steps(proj), highlight=False)
     exit_for(outcome.result)
 
 
@@ -161,3 +171,32 @@ def serve(
     with open_project(project) as proj:
         console.print(f"Passerelle on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
         run_server(proj, host=host, port=port, loader=loader)
+
+
+def next_steps(proj) -> str:
+    """What to try next on a project that has run, with its own customers and segments."""
+    from passerelle.identity.tables import PROFILES
+
+    where = f" -p {proj.root}" if proj.root != Path.cwd() else ""
+    steps = [(f"passerelle status{where}", "the last runs")]
+    if proj.engine.exists(PROFILES):
+        t = proj.engine.table(PROFILES)
+        people = proj.engine.to_arrow(t.filter(t.email.notnull() & t.last_name.notnull())
+                                      .order_by("person_id").select("email", "first_name",
+                                                                    "last_name").limit(1))
+        for p in people.to_pylist():
+            steps.append((f"passerelle profile {p['email']}{where}", "a customer's 360° view"))
+            steps.append((f'passerelle profile "{p["first_name"]} {p["last_name"]}"{where}',
+                          "the same, found by name"))
+    segments = proj.definition.segments
+    for name, segment in sorted((segments.segments if segments else {}).items())[:1]:
+        steps.append((f"passerelle segment count {name}{where}", "who is in a segment"))
+        destinations = sorted(p.stem for p in (proj.root / "destinations").glob("*.yml"))
+        for audience in (segment.audiences or [])[:1]:
+            for to in destinations[:1]:
+                steps.append((f"passerelle export {audience.name} --to {to}{where}",
+                              "send an audience (consent applied)"))
+    steps += [(f"passerelle run{where}", "re-run: only new data is loaded"),
+              (f"passerelle serve{where}", "the API on http://127.0.0.1:8080 (docs at /docs)")]
+    width = max(len(command) for command, _ in steps)
+    return "\n".join(f"  {command.ljust(width)}  {what}" for command, what in steps)

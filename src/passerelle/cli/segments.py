@@ -7,7 +7,16 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project, print_json
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    WideOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
 from passerelle.errors import PasserelleError
 
 segment_app = typer.Typer(no_args_is_help=True, help="Segments: count, look, refresh.")
@@ -18,13 +27,17 @@ SegmentArg = Annotated[str, typer.Argument(help="Segment name (segments/<name>.y
 
 
 @segment_app.command("count")
-def segment_count(name: SegmentArg, project: ProjectOpt = Path(".")) -> None:
+def segment_count(name: SegmentArg, project: ProjectOpt = Path("."),
+                  as_json: JsonOpt = False) -> None:
     """How many people are in the segment right now (computed live)."""
     from passerelle.segments import service
 
     with open_project(project) as proj:
         n = service.count(proj, name)
-    console.print(f"{name}: {n:,} people")
+    if as_json:
+        print_json({"segment": name, "people": n})
+    else:
+        console.print(f"{name}: {formatter(proj).count(n, 'person', 'people')}")
 
 
 @segment_app.command("sample")
@@ -34,6 +47,7 @@ def segment_sample(
     role: Annotated[str, typer.Option(
         help="Who looks: marketer (e-mail, phone and last name masked), it or admin "
              "(shown).")] = "marketer",
+    wide: WideOpt = False, as_json: JsonOpt = False,
 ) -> None:
     """A few members, personal data masked for the role (marketer by default)."""
     from passerelle.render import rows_table
@@ -41,20 +55,33 @@ def segment_sample(
 
     with open_project(project) as proj:
         rows = service.sample(proj, name, n=n, role=role)
+    if as_json:
+        return print_json(rows)
     columns = tuple(rows[0]) if rows else ("person_id",)
-    console.print(rows_table(rows, columns))
+    console.print(rows_table(rows, columns[:5], formatter(proj), wide=wide, more=columns[5:]))
 
 
 @segment_app.command("overlap")
 def segment_overlap(
     names: Annotated[list[str], typer.Argument(help="Two to eight segments.")],
     project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
 ) -> None:
     """How the segments overlap: every intersection, with counts."""
+    from passerelle.render import rows_table
     from passerelle.segments import service
 
     with open_project(project) as proj:
-        print_json(service.overlap(proj, names))
+        result = service.overlap(proj, names)
+    if as_json:
+        return print_json(result)
+    fmt = formatter(proj)
+    console.print("Only in exactly these segments:")
+    console.print(rows_table([{"in": " & ".join(r["in"]), "people": r["people"]}
+                              for r in result["regions"]], ("in", "people"), fmt))
+    console.print("In at least these segments:")
+    console.print(rows_table([{"segments": " & ".join(r["segments"]), "people": r["people"]}
+                              for r in result["intersections"]], ("segments", "people"), fmt))
 
 
 @segment_app.command("members")
@@ -64,6 +91,7 @@ def segment_members(
     = None,
     on: Annotated[str | None, typer.Option(help="Members on that date (ISO).")] = None,
     limit: Annotated[int | None, typer.Option(help="Maximum rows.")] = 50,
+    as_json: JsonOpt = False,
 ) -> None:
     """Stored members: now, new since a date, or on a past date."""
     from datetime import datetime
@@ -82,7 +110,9 @@ def segment_members(
 
     with open_project(project) as proj:
         rows = service.members(proj, name, since=parse(since), on=parse(on), limit=limit)
-    console.print(rows_table(rows, tuple(rows[0]) if rows else ("person_id",)))
+    if as_json:
+        return print_json(rows)
+    console.print(rows_table(rows, tuple(rows[0]) if rows else ("person_id",), formatter(proj)))
 
 
 @segment_app.command("refresh")
@@ -97,10 +127,12 @@ def segment_refresh(
     watch: Annotated[float | None, typer.Option(
         help="With --events: look for new events every this many seconds until stopped.")]
     = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Refresh stored memberships now (`passerelle run` does it after traits)."""
     import time
 
+    from passerelle.render import record_text
     from passerelle.segments import service
 
     if watch is not None and not events:
@@ -108,53 +140,86 @@ def segment_refresh(
                               "Run `passerelle segment refresh --events --watch 60`.")
     if not events:
         with open_project(project) as proj:
-            print_json(service.refresh(proj, names or None, full=full))
-        return
+            summary = service.refresh(proj, names or None, full=full)
+        if as_json:
+            return print_json(summary)
+        return console.print(refresh_text(summary, formatter(proj)))
     while True:
         # the warehouse is opened for each round only, so the collector's loader and
         # `passerelle run` can use a DuckDB file in between
         with open_project(project) as proj:
             result = service.refresh_events(proj, force=full)
         if result.staged or watch is None:
-            print_json(vars(result) | {"memberships": vars(result.memberships)
-                                        if result.memberships else None})
+            data = vars(result) | {"memberships": vars(result.memberships)
+                                   if result.memberships else None}
+            print_json(data) if as_json else console.print(record_text(data, formatter(proj)))
         if watch is None:
             return
         time.sleep(watch)
 
 
 @segment_app.command("status")
-def segment_status(project: ProjectOpt = Path(".")) -> None:
+def segment_status(project: ProjectOpt = Path("."), wide: WideOpt = False,
+                   as_json: JsonOpt = False) -> None:
     """Freshness of every segment: last and next refresh, stale or not."""
     from passerelle.render import rows_table
     from passerelle.segments import service
 
     with open_project(project) as proj:
         rows = service.status(proj)
-    console.print(rows_table(rows, ("segment", "members", "last_refreshed_at",
-                                    "next_refresh_at", "stale", "status")))
+    if as_json:
+        return print_json(rows)
+    console.print(rows_table(rows, ("segment", "members", "last_refreshed_at", "stale"),
+                             formatter(proj), wide=wide, more=("next_refresh_at", "status")))
 
 
 @audience_app.command("status")
-def audience_status(project: ProjectOpt = Path(".")) -> None:
+def audience_status(project: ProjectOpt = Path("."), wide: WideOpt = False,
+                    as_json: JsonOpt = False) -> None:
     """Freshness of every audience: built when, next refresh, stale and why."""
     from passerelle.render import rows_table
     from passerelle.segments import service
 
     with open_project(project) as proj:
         rows = service.audience_status(proj)
-    console.print(rows_table(rows, ("audience", "segment", "treated", "holdout", "built_at",
-                                    "next_refresh_at", "stale", "why")))
+    if as_json:
+        return print_json(rows)
+    console.print(rows_table(rows, ("audience", "treated", "holdout", "built_at", "stale"),
+                             formatter(proj), wide=wide,
+                             more=("segment", "next_refresh_at", "why"), free_text=("why",)))
 
 
 @audience_app.command("build")
 def audience_build(
     name: Annotated[str, typer.Argument(help="Audience name.")],
     project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Rebuild an audience: consent and reachability applied, holdout drawn."""
+    from passerelle.render import record_text
     from passerelle.segments import service
 
     with open_project(project) as proj:
         summary = service.build(proj, name)
-    print_json(vars(summary))
+    if as_json:
+        return print_json(vars(summary))
+    console.print(record_text(vars(summary), formatter(proj), title=f"Audience {name} built"))
+
+
+def refresh_text(summary: dict, fmt):
+    """What a refresh did: one line a segment, then the audiences rebuilt."""
+    from rich.console import Group
+
+    from passerelle.render import rows_table
+
+    rows = [{"segment": name, **counts} for name, counts in summary["refreshed"].items()]
+    rows += [{"segment": name, "members": "unchanged"} for name in summary["unchanged"]]
+    rows += [{"segment": name, "members": f"failed: {why}"}
+             for name, why in summary["failed"].items()]
+    parts = [f"Run {summary['run_id']}",
+             rows_table(rows, ("segment", "members", "entered", "exited"), fmt)]
+    audiences = list(summary.get("audiences", {}).values())
+    if audiences:
+        parts.append(rows_table(audiences, ("audience", "segment_members", "no_consent",
+                                            "eligible", "holdout", "treated"), fmt))
+    return Group(*parts)

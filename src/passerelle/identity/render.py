@@ -14,6 +14,8 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
+from passerelle.formatting import DEFAULT, Formatter
+
 NAME_FIELDS = ("first_name", "last_name")
 
 
@@ -24,18 +26,13 @@ def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
     return table
 
 
-def _s(value: Any) -> str:
-    if value is None:
-        return "[dim]—[/dim]"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:,.2f}"
-    return str(value)
+def _s(fmt: Formatter, value: Any) -> str:
+    return "[dim]—[/dim]" if value is None else fmt.value(value)
 
 
-def _day(value: Any) -> str:
-    return _s(value[:16].replace("T", " ") if isinstance(value, str) else value)
+def _day(fmt: Formatter, value: Any) -> str:
+    """A time of the view (ISO text, naive UTC) in the project's zone, to the minute."""
+    return "[dim]—[/dim]" if value is None else fmt.timestamp(value, seconds=False)
 
 
 def evidence_text(rule: str, evidence: Any) -> str:
@@ -57,16 +54,18 @@ def evidence_text(rule: str, evidence: Any) -> str:
     return "" if evidence is None else str(evidence)
 
 
-def render_person(view: dict[str, Any]) -> RenderableType:
+def render_person(view: dict[str, Any], fmt: Formatter = DEFAULT) -> RenderableType:
     """The 360° view for ``passerelle profile``."""
     s, golden = view["summary"], view["golden"]
     name = " ".join(str(golden[f]["value"]) for f in NAME_FIELDS if golden[f]["value"])
     head = Text()
     head.append(f"{view['person_id']}", style="bold cyan")
     head.append(f"  {name}\n" if name else "\n", style="bold")
-    head.append(f"{s['record_count']} records from {', '.join(s['sources'])} · first seen "
-                f"{_day(s['first_seen_at'])} · updated {_day(s['last_updated_at'])}\n")
-    head.append(f"{s['orders']} orders ({s['revenue']:,.2f}) · {s['events']} events")
+    head.append(f"{fmt.count(s['record_count'], 'record')} from {', '.join(s['sources'])} · "
+                f"first seen "
+                f"{_day(fmt, s['first_seen_at'])} · updated {_day(fmt, s['last_updated_at'])}\n")
+    head.append(f"{fmt.count(s['orders'], 'order')} ({fmt.money(s['revenue'])}) · "
+                f"{fmt.count(s['events'], 'event')}")
     if view.get("masked"):
         head.append("  · personal data masked", style="yellow")
     parts: list[RenderableType] = [Panel(head, title="Person", title_align="left")]
@@ -75,7 +74,7 @@ def render_person(view: dict[str, Any]) -> RenderableType:
     for field, entry in golden.items():
         if field.startswith("consent_"):
             continue
-        gold.add_row(field, _s(entry["value"]), _s(entry["source"]))
+        gold.add_row(field, _s(fmt, entry["value"]), _s(fmt, entry["source"]))
     parts.append(gold if s.get("profile_built") else Text(
         "No golden record yet: run `passerelle run` to build profiles.", style="yellow"))
 
@@ -85,53 +84,55 @@ def render_person(view: dict[str, Any]) -> RenderableType:
         f, lin = r["fields"], r["lineage"]
         who = " ".join(str(f[k]) for k in NAME_FIELDS if f.get(k))
         origin = f"{lin.get('_source_file') or '?'}:{lin.get('_source_row') or '?'}"
-        recs.add_row(r["node"], _s(f.get("email")), _s(f.get("phone")), _s(who or None),
-                     _s(f.get("postcode")), _s(f.get("loyalty_card")),
-                     _day(f.get("updated_at")), origin)
+        recs.add_row(r["node"], _s(fmt, f.get("email")), _s(fmt, f.get("phone")),
+                     _s(fmt, who or None),
+                     _s(fmt, f.get("postcode")), _s(fmt, f.get("loyalty_card")),
+                     _day(fmt, f.get("updated_at")), origin)
     parts.append(recs)
 
     orders = view["orders"]
     if orders["recent"]:
         o = _table(f"Orders (latest {len(orders['recent'])} of {orders['total']}, "
-                   f"total {orders['amount']:,.2f})", "date", "source", "order", "amount",
+                   f"total {fmt.money(orders['amount'])})", "date", "source", "order", "amount",
                    "channel", "linked by", right=("amount",))
         for r in orders["recent"]:
-            o.add_row(_day(r.get("ordered_at")), r.get("_source", ""), _s(r.get("order_id")),
-                      _s(r.get("amount")), _s(r.get("channel")), r["matched_by"])
+            o.add_row(_day(fmt, r.get("ordered_at")), r.get("_source", ""),
+                      _s(fmt, r.get("order_id")),
+                      _s(fmt, r.get("amount")), _s(fmt, r.get("channel")), r["matched_by"])
         parts.append(o)
     events = view["events"]
     if events["recent"]:
         e = _table(f"Recent events ({len(events['recent'])} of {events['total']})", "time",
                    "source", "type", "event", "linked by")
         for r in events["recent"]:
-            e.add_row(_day(r.get("timestamp")), r.get("_source", ""), _s(r.get("type")),
-                      _s(r.get("event")), r["matched_by"])
+            e.add_row(_day(fmt, r.get("timestamp")), r.get("_source", ""), _s(fmt, r.get("type")),
+                      _s(fmt, r.get("event")), r["matched_by"])
         parts.append(e)
 
     consents = view["consents"]
     c = _table("Consents (the latest choice wins)", "record", "e-mail", "sms", "expressed")
     g = consents["golden"]
     c.add_row(Text("golden", style="bold"),
-              f"{_s(g['consent_email']['value'])} ({_s(g['consent_email']['source'])})",
-              f"{_s(g['consent_sms']['value'])} ({_s(g['consent_sms']['source'])})",
-              " / ".join(dict.fromkeys(_day(g[f].get("updated_at"))
+              f"{_s(fmt, g['consent_email']['value'])} ({_s(fmt, g['consent_email']['source'])})",
+              f"{_s(fmt, g['consent_sms']['value'])} ({_s(fmt, g['consent_sms']['source'])})",
+              " / ".join(dict.fromkeys(_day(fmt, g[f].get("updated_at"))
                                        for f in ("consent_email", "consent_sms")
-                                       if g[f].get("updated_at"))) or _s(None))
+                                       if g[f].get("updated_at"))) or _s(fmt, None))
     for r in consents["by_record"]:
-        c.add_row(r["node"], _s(r["consent_email"]), _s(r["consent_sms"]),
-                  _day(r["consent_updated_at"]))
+        c.add_row(r["node"], _s(fmt, r["consent_email"]), _s(fmt, r["consent_sms"]),
+                  _day(fmt, r["consent_updated_at"]))
     parts.append(c)
 
     if view.get("traits"):
         t = _table("Traits", "trait", "value")
         for r in view["traits"]:
-            t.add_row(_s(r.get("trait")), _s(r.get("value")))
+            t.add_row(_s(fmt, r.get("trait")), _s(fmt, r.get("value")))
         parts.append(t)
-    parts.append(_why(view["why"]))
+    parts.append(_why(view["why"], fmt))
     return Group(*parts)
 
 
-def _why(why: dict[str, Any]) -> RenderableType:
+def _why(why: dict[str, Any], fmt: Formatter) -> RenderableType:
     edges, pins = why["edges"], why["pins"]
     if not edges and not pins:
         return Panel("A single record: nothing to link.", title="Why these records are one "
@@ -141,8 +142,8 @@ def _why(why: dict[str, Any]) -> RenderableType:
         prob = r.get("match_probability")
         w.add_row(f"{r['node_a']}\n{r['node_b']}", r["rule"],
                   evidence_text(r["rule"], r.get("evidence")),
-                  f"{prob:.4f}" if isinstance(prob, float) else _s(prob),
-                  _s(r.get("first_seen_run")))
+                  f"{prob:.4f}" if isinstance(prob, float) else _s(fmt, prob),
+                  _s(fmt, r.get("first_seen_run")))
     body: list[RenderableType] = [w]
     for p in pins:
         state = "" if p.get("active", True) else " (inactive)"
@@ -151,16 +152,18 @@ def _why(why: dict[str, Any]) -> RenderableType:
     return Panel(Group(*body), title="Why these records are one person", title_align="left")
 
 
-def render_report(report: dict[str, Any]) -> RenderableType:
+def render_report(report: dict[str, Any], fmt: Formatter = DEFAULT) -> RenderableType:
     """The identity quality report for ``passerelle identity report``."""
-    head = Text(f"{report['profiles']:,} profiles from {report['records']:,} records · "
-                f"{report['single_record_persons']:,} single-record persons, "
-                f"{report['single_record_persons_without_key']:,} of them without any key")
+    head = Text(f"{fmt.count(report['profiles'], 'profile')} from "
+                f"{fmt.count(report['records'], 'record')} · "
+                f"{fmt.count(report['single_record_persons'], 'single-record person')}, "
+                f"{fmt.number(report['single_record_persons_without_key'])} of them without "
+                "any key")
     parts: list[RenderableType] = [Panel(head, title="Identity", title_align="left")]
     hist = _table("Records per profile", "records", "profiles", "records in them",
                   right=("profiles", "records in them"))
     for b in report["records_per_profile"]:
-        hist.add_row(b["bucket"], f"{b['profiles']:,}", f"{b['records']:,}")
+        hist.add_row(b["bucket"], f"{fmt.number(b['profiles'])}", f"{fmt.number(b['records'])}")
     parts.append(hist)
     big = _table("Biggest clusters", "person", "records", "sources", right=("records",))
     for c in report["biggest_clusters"]:
@@ -169,40 +172,37 @@ def render_report(report: dict[str, Any]) -> RenderableType:
     parts.append(big)
     rules = _table("Links by rule", "rule", "edges", right=("edges",))
     for rule, n in report["edges_by_rule"].items():
-        rules.add_row(rule, f"{n:,}")
+        rules.add_row(rule, f"{fmt.number(n)}")
     parts.append(rules)
     shared = report["shared_keys"]
     if shared["total"]:
-        sk = _table(f"Keys refused as shared ({shared['total']:,})", "field", "value",
+        sk = _table(f"Keys refused as shared ({fmt.number(shared['total'])})", "field", "value",
                     "distinct names", "records", right=("distinct names", "records"))
         for k in shared["top"]:
             sk.add_row(k["field"], k["value"], str(k["distinct_names"]), str(k["records"]))
         parts.append(sk)
     truth = report.get("truth")
     if truth:
-        parts.append(_truth(truth))
+        parts.append(_truth(truth, fmt))
     return Group(*parts)
 
 
-def _pct(value: float | None) -> str:
-    return "—" if value is None else f"{value:.4f}"
-
-
-def _truth(truth: dict[str, Any]) -> RenderableType:
+def _truth(truth: dict[str, Any], fmt: Formatter) -> RenderableType:
     t = _table("Pairwise scores against the ground truth", "sources", "predicted pairs",
                "true pairs", "correct", "precision", "recall", "F1",
                right=("predicted pairs", "true pairs", "correct", "precision", "recall", "F1"))
     for row in [{"sources": "all", **truth["overall"]}, *truth["by_source_pair"]]:
-        t.add_row(row["sources"], f"{row['predicted_pairs']:,}", f"{row['true_pairs']:,}",
-                  f"{row['true_positive_pairs']:,}", _pct(row["precision"]),
-                  _pct(row["recall"]), _pct(row["f1"]))
+        t.add_row(row["sources"], fmt.number(row["predicted_pairs"]),
+                  fmt.number(row["true_pairs"]), fmt.number(row["true_positive_pairs"]),
+                  fmt.number(row["precision"], 4), fmt.number(row["recall"], 4),
+                  fmt.number(row["f1"], 4))
     missing = truth["not_in_person_map"]
-    notes = [f"{truth['evaluated_records']:,} records scored of {truth['rows']:,} truth rows "
-             f"({truth['file']})."]
+    notes = [f"{fmt.count(truth['evaluated_records'], 'record')} scored of "
+             f"{fmt.count(truth['rows'], 'truth row')} ({truth['file']})."]
     if missing["total"]:
-        detail = ", ".join(f"{s} {n:,}" for s, n in missing["by_source"].items())
-        notes.append(f"{missing['total']:,} truth rows are not in person_map: {detail}.")
+        detail = ", ".join(f"{s} {fmt.number(n)}" for s, n in missing["by_source"].items())
+        notes.append(f"{fmt.number(missing['total'])} truth rows are not in person_map: {detail}.")
     if truth["records_without_truth"]:
-        notes.append(f"{truth['records_without_truth']:,} records have no truth row.")
+        notes.append(f"{fmt.number(truth['records_without_truth'])} records have no truth row.")
     notes.append(truth["note"])
     return Group(t, Text("\n".join(notes), style="dim"))

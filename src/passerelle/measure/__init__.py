@@ -5,114 +5,22 @@ SQL; the estimators here are pure functions over them, one module per family. Se
 ``docs/measurement.md`` for what each figure means.
 """
 
-from passerelle.measure.attribution import (
-    Credit,
-    PathCount,
-    compare_models,
-    journeys,
-    markov,
-    path_counts,
-    paths_from_rows,
-    rule_based,
-    rule_weights,
-    shapley,
-)
-from passerelle.measure.bootstrap import bootstrap_sums, poisson_weight, poisson_weight_expr
-from passerelle.measure.campaigns import (
-    CampaignResult,
-    CurrencyError,
-    Incrementality,
-    campaign_result,
-    campaign_stats,
-    check_currencies,
-    holdout_stats,
-    incrementality,
-    spend_totals,
-)
-from passerelle.measure.design import (
-    SampleSize,
-    SrmResult,
-    assign,
-    assign_expr,
-    benjamini_hochberg,
-    holm,
-    sample_size_means,
-    sample_size_proportions,
-    srm_check,
-)
-from passerelle.measure.experiments import (
-    ArmStats,
-    BayesianResult,
-    CupedArm,
-    TestResult,
-    bayesian,
-    cuped,
-    proportions_ztest,
-    sequential,
-    welch_ttest,
-)
-from passerelle.measure.intervals import (
-    Interval,
-    MeasureError,
-    Moments,
-    newcombe,
-    percentile_interval,
-    ratio_of_sums,
-    relative_lift,
-    welch_diff,
-    welch_mean,
-    wilson,
-)
+from passerelle.lazy import lazy_exports
 
-__all__ = [
-    "ArmStats",
-    "BayesianResult",
-    "CampaignResult",
-    "Credit",
-    "CupedArm",
-    "CurrencyError",
-    "Incrementality",
-    "Interval",
-    "MeasureError",
-    "Moments",
-    "PathCount",
-    "SampleSize",
-    "SrmResult",
-    "TestResult",
-    "assign",
-    "assign_expr",
-    "bayesian",
-    "benjamini_hochberg",
-    "bootstrap_sums",
-    "campaign_result",
-    "campaign_stats",
-    "check_currencies",
-    "compare_models",
-    "cuped",
-    "holdout_stats",
-    "holm",
-    "incrementality",
-    "journeys",
-    "markov",
-    "newcombe",
-    "path_counts",
-    "paths_from_rows",
-    "percentile_interval",
-    "poisson_weight",
-    "poisson_weight_expr",
-    "proportions_ztest",
-    "ratio_of_sums",
-    "relative_lift",
-    "rule_based",
-    "rule_weights",
-    "sample_size_means",
-    "sample_size_proportions",
-    "sequential",
-    "shapley",
-    "spend_totals",
-    "srm_check",
-    "welch_diff",
-    "welch_mean",
-    "welch_ttest",
-    "wilson",
-]
+# Submodule -> its public names, imported on first use: importing one light submodule
+# must not pull in the heavy ones (scipy, pandas, lifetimes).
+_EXPORTS = {
+    "attribution": "Credit PathCount compare_models journeys markov path_counts paths_from_rows "
+                   "rule_based rule_weights shapley",
+    "bootstrap": "bootstrap_sums poisson_weight poisson_weight_expr",
+    "campaigns": "CampaignResult CurrencyError Incrementality campaign_result campaign_stats "
+                 "check_currencies holdout_stats incrementality spend_totals",
+    "design": "SampleSize SrmResult assign assign_expr benjamini_hochberg holm "
+              "sample_size_means sample_size_proportions srm_check",
+    "experiments": "ArmStats BayesianResult CupedArm TestResult bayesian cuped "
+                   "proportions_ztest sequential welch_ttest",
+    "intervals": "Interval MeasureError Moments newcombe percentile_interval ratio_of_sums "
+                 "relative_lift welch_diff welch_mean wilson",
+}
+__all__ = sorted(n for names in _EXPORTS.values() for n in names.split())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import ibis
 import ibis.expr.types as ir
 import numpy as np
-from scipy import optimize, stats
 
+# scipy is imported inside the functions that use it: it takes a second or more, and
+# audiences, validation and the CLI import this module without needing a p-value.
 from passerelle.measure.hashing import bucket, bucket_expr, join_key, thresholds
 from passerelle.measure.intervals import MeasureError
 
@@ -36,12 +37,16 @@ class SampleSize:
 
 
 def _power(d: float, n1: float, ratio: float, alpha: float) -> float:
+    from scipy import stats
+
     crit = stats.norm.isf(alpha / 2)
     lam = d * math.sqrt(n1 / (1 + 1 / ratio))
     return float(stats.norm.sf(crit - lam) + stats.norm.cdf(-crit - lam))
 
 
 def _solve(d: float, alpha: float, power: float, ratio: float) -> SampleSize:
+    from scipy import optimize, stats
+
     if d == 0:
         raise MeasureError("A minimum detectable effect of 0 needs infinitely many people.",
                            "Give the smallest effect worth detecting, e.g. 0.05 for +5 %.")
@@ -139,6 +144,8 @@ def srm_check(observed: Sequence[float], weights: Sequence[float],
     Same statistic and p as scipy ``chisquare(observed, f_exp)``. The threshold is strict
     (0.001, GrowthBook's default) because the check runs on every look.
     """
+    from scipy import stats
+
     obs = np.asarray(observed, dtype=float)
     w = np.asarray(weights, dtype=float)
     if obs.shape != w.shape or obs.size < 2:

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
-from scipy import stats
 
+# scipy is imported inside the functions that use it: it takes a second or more, and
+# audiences, validation and the CLI import this module without needing a p-value.
 from passerelle.errors import PasserelleError
 
 
@@ -95,6 +96,8 @@ class Interval:
 
 
 def _z(level: float) -> float:
+    from scipy import stats
+
     if not 0 < level < 1:
         raise MeasureError(f"A confidence level must lie between 0 and 1, got {level}.",
                            "Use for example 0.95 for a 95 % interval.")
@@ -141,6 +144,8 @@ def newcombe(successes_a: float, n_a: float, successes_b: float, n_b: float,
 
 def welch_mean(m: Moments, level: float = 0.95) -> Interval:
     """Student t interval for one mean."""
+    from scipy import stats
+
     mean = m.mean
     if m.n < 2:
         raise MeasureError("An interval for a mean needs at least two people.",
@@ -170,6 +175,8 @@ def welch_df(a: Spread, b: Spread) -> float:
 
 def welch_diff(a: Moments, b: Moments, level: float = 0.95) -> Interval:
     """Welch t interval for ``mean_b - mean_a`` (scipy ``ttest_ind(equal_var=False)``)."""
+    from scipy import stats
+
     _require_two_arms(a, b)
     d = b.mean - a.mean
     se = math.sqrt(a.variance / a.n + b.variance / b.n)
@@ -202,6 +209,8 @@ def relative_lift(a: Moments, b: Moments, level: float = 0.95,
     ``distribution='t'`` uses Welch's degrees of freedom, as GrowthBook does; ``'normal'``
     the normal quantile. Refused when the control mean is 0 (a lift over nothing).
     """
+    from scipy import stats
+
     _require_two_arms(a, b)
     if a.mean == 0:
         raise MeasureError("The control group's mean is 0, so a relative lift is undefined.",

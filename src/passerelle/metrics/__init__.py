@@ -9,23 +9,16 @@ Public API (the CLI, the HTTP API and the web app call these):
 - :func:`glossary`: every metric with definition, owner, status, lineage and usage.
 """
 
-from passerelle.metrics.compiler import build, compile_sql, query
-from passerelle.metrics.expr import UnsafeExpression
-from passerelle.metrics.lineage import glossary, lineage, source_lineage
-from passerelle.metrics.load import load_metrics, read_metrics
-from passerelle.metrics.semantic import METRIC_TIME, MetricsQueryError, ProjectMetrics
+from passerelle.lazy import lazy_exports
 
-__all__ = [
-    "METRIC_TIME",
-    "MetricsQueryError",
-    "ProjectMetrics",
-    "UnsafeExpression",
-    "build",
-    "compile_sql",
-    "glossary",
-    "lineage",
-    "load_metrics",
-    "query",
-    "read_metrics",
-    "source_lineage",
-]
+# Submodule -> its public names, imported on first use: importing one light submodule
+# must not pull in the heavy ones (scipy, pandas, lifetimes).
+_EXPORTS = {
+    "compiler": "build compile_sql query",
+    "expr": "UnsafeExpression",
+    "lineage": "glossary lineage source_lineage",
+    "load": "load_metrics read_metrics",
+    "semantic": "METRIC_TIME MetricsQueryError ProjectMetrics",
+}
+__all__ = sorted(n for names in _EXPORTS.values() for n in names.split())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -191,7 +191,17 @@ def query(engine: Engine, pm: ProjectMetrics, metrics: Sequence[str],
     Example:
         >>> query(engine, pm, ["revenue"], ["channel", "metric_time"], grain="month")
     """
-    return engine.to_arrow(build(engine, pm, metrics, group_by, where, order_by, limit, grain))
+    return _decimals_as_floats(engine.to_arrow(build(engine, pm, metrics, group_by, where,
+                                                     order_by, limit, grain)))
+
+
+def _decimals_as_floats(table: pa.Table) -> pa.Table:
+    """Sums of DECIMAL columns come back as Python Decimals, which JSON writes as strings
+    ("1013627.20" beside a float): a metric is a number, so they become float64."""
+    for i, column in enumerate(table.schema):
+        if pa.types.is_decimal(column.type):
+            table = table.set_column(i, column.name, table.column(i).cast(pa.float64()))
+    return table
 
 
 def compile_sql(engine: Engine, pm: ProjectMetrics, metrics: Sequence[str],

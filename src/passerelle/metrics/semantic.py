@@ -197,7 +197,11 @@ class ProjectMetrics:
             pe = self.semantic_models[m].primary_entity
             prefix = f"{pe.name}__" if p and pe else ""
             names.update(prefix + d.name for d in self.semantic_models[m].dimensions)
+        known = {d.name for m in self.semantic_models.values() for d in m.dimensions}
+        quote = ("" if ref.split("__")[-1] in known else
+                 f"if '{ref}' is a value, not a dimension, put it in quotes: = '{ref}'; ")
         return MetricsQueryError(
             f"dimension '{ref}' cannot be reached from semantic model '{start}': {why}",
-            f"dimensions reachable from '{start}': {', '.join([METRIC_TIME, *sorted(names)])}; "
+            f"{quote}dimensions reachable from '{start}': "
+            f"{', '.join([METRIC_TIME, *sorted(names)])}; "
             "to reach another model, give both the same entity (foreign here, primary there)")

@@ -130,6 +130,9 @@ class ProjectConfig(Strict):
     default_region: str = Field(
         "FR", pattern=r"^[A-Z]{2}$", description="Region for phone numbers written without +"
     )
+    locale: str | None = Field(None, description=(
+        "Language and conventions of numbers, money and dates shown to people, e.g. fr_FR "
+        "(default: the main language of default_region, FR -> fr_FR)"))
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="Days to keep personal data, per entity")
     allowed_paths: list[str] = Field(
@@ -153,6 +156,28 @@ class ProjectConfig(Strict):
                 ("sqlite:///", "postgresql://", "postgresql+psycopg://")):
             raise ValueError("must start with postgresql:// or sqlite:///")
         return v
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, v: str | None) -> str | None:
+        from babel import Locale, UnknownLocaleError
+
+        if v is None:
+            return v
+        try:
+            return str(Locale.parse(v.replace("-", "_")))
+        except (UnknownLocaleError, ValueError) as exc:
+            raise ValueError(f"unknown locale {v!r} (e.g. fr_FR, en_GB)") from exc
+
+    @property
+    def display_locale(self) -> str:
+        """The locale people read figures in: ``locale``, else the region's main language."""
+        from babel import Locale, UnknownLocaleError
+
+        try:
+            return self.locale or str(Locale.parse(f"und_{self.default_region}"))
+        except (UnknownLocaleError, ValueError):
+            return "en_GB"
 
     @field_validator("timezone")
     @classmethod

@@ -82,15 +82,17 @@ def _rules(p: ir.Table, channel: str) -> tuple[ir.BooleanValue, ir.BooleanValue,
     email_ok = p.consent_email.fill_null(False)
     sms_ok = p.consent_sms.fill_null(False)
     null = ibis.null(dt.string)
+    # every identifier the person consented to is written (a Brevo file's SMS column beside
+    # the e-mail), never one they did not
+    email = ibis.ifelse(email_ok, p.email, null)
+    phone = ibis.ifelse(sms_ok, p.phone, null)
     if channel == "email":
-        return email_ok, p.email.notnull(), p.email, null
+        return email_ok, p.email.notnull(), email, phone
     if channel == "sms":
-        return sms_ok, p.phone.notnull(), null, p.phone
+        return sms_ok, p.phone.notnull(), email, phone
     if channel == "push":
         return email_ok | sms_ok, p.customer_id.notnull(), null, null
     if channel == "ads":
-        email = ibis.ifelse(email_ok, p.email, null)
-        phone = ibis.ifelse(sms_ok, p.phone, null)
         return email_ok | sms_ok, email.notnull() | phone.notnull(), email, phone
     raise SegmentError(f"Unknown channel '{channel}'.", "Use email, sms, push or ads.")
 

@@ -62,7 +62,7 @@ def schema_kinds(schema: Iterable[tuple[str, dt.DataType]]) -> dict[str, str]:
 def trait_kinds(definitions: object) -> dict[str, str]:
     """Trait name -> kind of its value, for every output of a project's traits."""
     from passerelle.project.traits_models import AggregateTrait, value_kind
-    from passerelle.traits.compute import outputs
+    from passerelle.traits.builtins import outputs
 
     kinds: dict[str, str] = {}
     for trait in getattr(definitions, "traits", None) or []:

@@ -42,9 +42,13 @@ def _kinds(project: Any) -> dict[str, str] | None:
     return trait_kinds(traits) if traits is not None else None
 
 
+class UnknownName(PasserelleError, LookupError):
+    """No segment or audience of that name (a 404 over the API)."""
+
+
 def _named(kind: str, known: dict[str, Any], name: str) -> Any:
     if name not in known:
-        raise PasserelleError(f"There is no {kind} named '{name}'.",
+        raise UnknownName(f"There is no {kind} named '{name}'.",
                               close_names(name, known)
                               or f"{kind.capitalize()}s: {', '.join(sorted(known)) or 'none'}.")
     return known[name]

@@ -48,6 +48,7 @@ QUARANTINE_SCHEMA = ibis.schema({
     "reason": "string",
     "detail": "string",
     "quarantined_at": "timestamp",
+    "stage": "string",  # load (the file could not be read) or stage (a value was wrong)
 })
 
 #: Lineage columns every raw table carries, in this order, after the source's own columns.
@@ -147,7 +148,9 @@ def write_quarantine(engine: Engine, rows: list[dict]) -> None:
     if not rows:
         return
     now = utcnow()
-    data = pa.Table.from_pylist([{**r, "quarantined_at": now} for r in rows],
+    if engine.exists(QUARANTINE_TABLE):  # made before the stage column existed
+        engine.add_missing_columns(QUARANTINE_TABLE, QUARANTINE_SCHEMA)
+    data = pa.Table.from_pylist([{"stage": "load", **r, "quarantined_at": now} for r in rows],
                                 schema=QUARANTINE_SCHEMA.to_pyarrow())
     engine.append_arrow(QUARANTINE_TABLE, data.to_reader())
 

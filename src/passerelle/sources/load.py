@@ -231,7 +231,7 @@ def _load_file(engine: Engine, source: SourceConfig, unit: files.FileUnit, diges
                     {"source": source.name, "load_id": load_id, "source_file": unit.name,
                      "source_row": r.row,
                      "reason": "csv_" + r.error_type.lower().replace(" ", "_"),
-                     "detail": f"{r.message} | line: {r.line[:2000]}"}
+                     "detail": reject_detail(unit.name, r.row, r.message, r.line)}
                     for r in rejects
                 ])
             books.record_load(engine, load_id=load_id, run_id=run_id, source=source.name,
@@ -378,3 +378,20 @@ def csv_dialect(project_root: Path, source: SourceConfig) -> dict | None:
         return None
     first = files.resolve(Path(project_root), source.connector.path)[0]
     return csvdialect.detect(first.path, source.connector).as_dict()
+
+
+def reject_detail(file: str, row: int, message: str, line: str) -> str:
+    """A line the CSV reader refused, said in the user's words with file, row and the line."""
+    import re
+
+    where = f"{file}, row {row}"
+    columns = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", message)
+    if columns:
+        expected, found = columns.groups()
+        what = (f"{found} columns where the header has {expected}: a separator too many "
+                "(an unquoted ; or ,?) or a missing one")
+    elif "unterminated quotes" in message.lower():
+        what = "a quote opened and never closed"
+    else:
+        what = message.split("\n")[0]
+    return f"{where}: {what}. The line: {line.strip()[:2000]}"

@@ -1,39 +1,15 @@
 """Computed traits per person (aggregates and built-ins) and the CLV models behind them."""
 
-from passerelle.identity.attribution import person_events, person_order_lines, person_orders
-from passerelle.traits.clv import (
-    BGNBDParams,
-    Fit,
-    FitError,
-    GammaGammaParams,
-    customer_lifetime_value,
-    expected_average_spend,
-    expected_purchases,
-    fit_bgnbd,
-    fit_gamma_gamma,
-    probability_alive,
-)
-from passerelle.traits.compute import TraitsSummary, compute_traits
-from passerelle.traits.store import TRAIT_DEFINITIONS, TRAITS, TRAITS_HISTORY, changed_since
+from passerelle.lazy import lazy_exports
 
-__all__ = [
-    "TRAITS",
-    "TRAITS_HISTORY",
-    "TRAIT_DEFINITIONS",
-    "BGNBDParams",
-    "Fit",
-    "FitError",
-    "GammaGammaParams",
-    "TraitsSummary",
-    "changed_since",
-    "compute_traits",
-    "customer_lifetime_value",
-    "expected_average_spend",
-    "expected_purchases",
-    "fit_bgnbd",
-    "fit_gamma_gamma",
-    "person_events",
-    "person_order_lines",
-    "person_orders",
-    "probability_alive",
-]
+# Submodule -> its public names, imported on first use: importing one light submodule
+# must not pull in the heavy ones (scipy, pandas, lifetimes).
+_EXPORTS = {
+    "clv": "BGNBDParams Fit FitError GammaGammaParams customer_lifetime_value "
+           "expected_average_spend expected_purchases fit_bgnbd fit_gamma_gamma "
+           "probability_alive",
+    "compute": "TraitsSummary compute_traits",
+    "store": "TRAIT_DEFINITIONS TRAITS TRAITS_HISTORY changed_since",
+}
+__all__ = sorted(n for names in _EXPORTS.values() for n in names.split())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, replace
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -18,9 +19,11 @@ import numpy as np
 import pyarrow as pa
 
 from passerelle.engines.base import Engine
-from passerelle.project.traits_models import BuiltinTrait
-from passerelle.traits import clv
+from passerelle.project.traits_models import AggregateTrait, BuiltinTrait
 from passerelle.traits.aggregates import in_scope, long_rows, mode_per_person, scope_filter
+
+if TYPE_CHECKING:  # the fits import scipy: only when a CLV trait is computed
+    from passerelle.traits import clv
 
 WEEK = 7.0  # BG/NBD time unit: weeks, as in Fader, Hardie & Lee (2005)
 CLV_LOOKUP = "_traits_clv_lookup"
@@ -33,8 +36,10 @@ SAMPLE_SIZE = 50_000
 HASH_DIGITS = 6  # hex digits of the person hash a sample is cut on (1 in 16.7M resolution)
 
 
-def outputs(trait: BuiltinTrait) -> list[str]:
-    """The trait names a builtin writes (RFM and CLV write their parts too)."""
+def outputs(trait: AggregateTrait | BuiltinTrait) -> list[str]:
+    """The trait names a trait writes (RFM and CLV write their parts too)."""
+    if not isinstance(trait, BuiltinTrait):
+        return [trait.name]
     if trait.builtin == "rfm":
         return [trait.name, f"{trait.name}_recency", f"{trait.name}_frequency",
                 f"{trait.name}_monetary"]
@@ -162,6 +167,8 @@ def fit_models(engine: Engine, orders: ir.Table, now: datetime, where: str | Non
     buyers' (frequency, monetary); only these aggregates (or those of a bounded sample, see
     :func:`bounded_statistics`) leave the engine. The per-person statistics are materialised
     once in ``table``: every later query (fits, lookup, traits) reads them."""
+    from passerelle.traits import clv
+
     stats = engine.scratch_table(table, clv_statistics(orders, now, where))
     arr, of = bounded_statistics(engine, stats, ["frequency", "recency_days", "t_days"])
     bgnbd = replace(clv.fit_bgnbd(_col(arr, "frequency"), _col(arr, "recency_days") / WEEK,
@@ -216,6 +223,8 @@ def bounded_statistics(engine: Engine, people: ir.Table, keys: list[str],
 def clv_traits(engine: Engine, trait: BuiltinTrait, model: ClvModel) -> ir.Table:
     """clv (expected spend over ``horizon_days``), its expected purchases and P(alive), or
     churn_risk = 1 - P(alive)."""
+    from passerelle.traits import clv
+
     params: clv.BGNBDParams = model.bgnbd.params  # type: ignore[assignment]
     stats = model.statistics
     if trait.builtin == "churn_risk":
@@ -251,6 +260,8 @@ def _p_alive_sql(stats: ir.Table, p: clv.BGNBDParams) -> ir.FloatingValue:
 
 def _upload_expected_purchases(engine: Engine, stats: ir.Table, params: clv.BGNBDParams,
                                horizon: float, triples: pa.Table | None = None) -> ir.Table:
+    from passerelle.traits import clv
+
     if triples is None:
         triples = engine.to_arrow(stats.select("frequency", "recency_days", "t_days").distinct())
     x, t_x, t_cal = (_col(triples, c) for c in ("frequency", "recency_days", "t_days"))

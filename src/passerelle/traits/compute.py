@@ -205,10 +205,6 @@ def _reductions(trait: Trait, inputs: _Inputs, now: datetime) -> dict[str, ir.Sc
     return None
 
 
-def outputs(trait: Trait) -> list[str]:
-    return builtins.outputs(trait) if isinstance(trait, BuiltinTrait) else [trait.name]
-
-
 def compute_traits(engine: Engine, traits: TraitDefinitions | Sequence[Trait],
                    sources: Mapping[str, SourceConfig], run_id: str, now: datetime,
                    reporter: Reporter | None = None, *, full: bool = False) -> TraitsSummary:
@@ -268,7 +264,7 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
     with reporter.step("traits", total=len(trait_list)) as progress:
         for trait in trait_list:
             if trait.name in skip:  # unchanged inputs: carry values and definition row over
-                store.keep_previous(engine, outputs(trait))
+                store.keep_previous(engine, builtins.outputs(trait))
                 file, line = origin.get(trait.name, (None, None))
                 definitions.append({**previous[trait.name], "file": file, "line": line})
                 progress.advance(1)
@@ -280,20 +276,20 @@ def _compute(engine: Engine, trait_list: list[Trait], origin: Mapping[str, tuple
                     raise plan
                 rows, fit_info = _rows(engine, trait, inputs, models, now, plan)
                 store.insert_values(engine, rows, now, run, tracked=trait.history,
-                                    compare=bool(had.intersection(outputs(trait))))
+                                    compare=bool(had.intersection(builtins.outputs(trait))))
                 if fit_info is not None:
                     summary.fits[trait.name] = fit_info
             except PasserelleError as exc:
                 status, message = "failed", exc.reason
                 summary.failed[trait.name] = exc.reason
-                store.keep_previous(engine, outputs(trait))
+                store.keep_previous(engine, builtins.outputs(trait))
                 reporter.warning(f"trait {trait.name}: {exc.reason}")
             file, line = origin.get(trait.name, (None, None))
             definitions.append(_definition_row(trait, file, line, fit_info, status, message,
                                                now, run_id))
             progress.advance(1)
     done = [t for t in trait_list if t.name not in summary.failed and t.name not in skip]
-    tracked = [o for t in done if t.history for o in outputs(t)]
+    tracked = [o for t in done if t.history for o in builtins.outputs(t)]
     summary.history_rows = store.publish(engine, tracked, now, run, run_id)
     summary.persons = _persons(engine)
     for row in definitions:
@@ -350,7 +346,7 @@ def _definition_row(trait: Trait, file: str | None, line: int | None,
             getattr(trait, "builtin", ""), None),
         "function": getattr(trait, "function", None), "builtin": getattr(trait, "builtin", None),
         "description": trait.description, "owner": trait.owner,
-        "outputs": ",".join(outputs(trait)),
+        "outputs": ",".join(builtins.outputs(trait)),
         "definition": trait.model_dump(mode="json", exclude_none=True),
         "file": file, "line": line, "model_fit": fit_json, "status": status,
         "message": message, "persons": 0, "computed_at": now, "run_id": run_id,

@@ -15,7 +15,7 @@ from typing import Any
 from passerelle.engines.base import Engine
 from passerelle.metrics.expr import parse_expression, references
 from passerelle.project.traits_models import AggregateTrait, TraitDefinitions
-from passerelle.traits.compute import outputs
+from passerelle.traits.builtins import outputs
 
 # What each built-in reads: (entity, column) pairs.
 BUILTIN_INPUTS: dict[str, list[tuple[str, str]]] = {
