@@ -97,6 +97,7 @@ def test_home_tiles_and_their_glossary_entries(server_app):
     # 2 customers; orders of the last 90 days to 12 Feb 2026: 65 € + 20 €, by 2 people
     assert re.search(r'id="tile-customers">.*?<p class="figure">2</p>', home, re.S)
     assert re.search(r'id="tile-revenue">.*?<p class="figure">85\xa0€</p>', home, re.S)
+    assert "jusqu’au 12 févr. 2026" in home  # the last order's day in Paris, not in UTC
 
 
 def test_the_profile_masks_personal_data_unless_the_role_may_read_it(server_app):
@@ -168,4 +169,20 @@ def test_numbers_money_and_dates_follow_the_locale():
     assert fmt.percent(0.253, "fr") == "25,3\xa0%"
     assert fmt.percent(0.05, "en", signed=True) == "+5.0%"
     assert fmt.day("2026-02-12T10:00:00", "fr") == "12 févr. 2026"
+    assert fmt.moment("2026-02-11T23:30:00", "en", "Europe/Paris") == "12 Feb 2026, 00:30:00"
     assert fmt.value(None, "fr") == "—" and fmt.value(True, "fr") == "oui"
+
+
+def test_splink_evidence_becomes_one_bar_per_comparison():
+    from passerelle.web.data import link_evidence
+
+    edges = [{"node_a": "crm:1", "node_b": "shop:9", "rule": "probabilistic", "weight": 11.2,
+              "evidence": {"last_name": {"level": "exact", "weight": 8.5},
+                           "birth_date": {"level": "different", "weight": -3.1}}},
+             {"node_a": "crm:1", "node_b": "crm:2", "rule": "email",
+              "evidence": {"field": "email"}}]
+    splink, rule = link_evidence(edges)
+    assert splink["comparisons"] == [
+        {"name": "last_name", "level": "exact", "weight": 8.5},
+        {"name": "birth_date", "level": "different", "weight": -3.1}]
+    assert rule["comparisons"] == [] and rule["field"] == "email"

@@ -7,8 +7,9 @@ formats through these, so "98 930,10 €" is written one way everywhere.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from babel import Locale, dates, numbers
 
@@ -61,24 +62,32 @@ def percent(value: float | None, lang: str, digits: int = 1, signed: bool = Fals
     return "+" + text if signed and value > 0 else text
 
 
-def day(value: date | datetime | str | None, lang: str) -> str:
+def _local(value: datetime, tz: str | None) -> datetime:
+    """The warehouse keeps times in UTC without a zone: shown in the project's timezone."""
+    if tz is None:
+        return value
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(ZoneInfo(tz))
+
+
+def day(value: date | datetime | str | None, lang: str, tz: str | None = None) -> str:
     if value is None or value == "":
         return DASH
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if isinstance(value, datetime):
-        value = value.date()
+        value = _local(value, tz).date()
     return dates.format_date(value, format="medium", locale=_locale(lang))
 
 
-def moment(value: datetime | str | None, lang: str) -> str:
+def moment(value: datetime | str | None, lang: str, tz: str | None = None) -> str:
     if value is None or value == "":
         return DASH
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     if not isinstance(value, datetime):  # a date alone
         return day(value, lang)
-    return dates.format_datetime(value, format="medium", locale=_locale(lang))
+    return dates.format_datetime(_local(value, tz), format="medium", locale=_locale(lang))
 
 
 def value(v: object, lang: str) -> str:

@@ -62,7 +62,8 @@ def render(request: Request, name: str, lang: str, status: int = 200,
     project = request.app.state.web_project
     return TEMPLATES.TemplateResponse(request, name, {
         "_": translator(lang), "lang": lang, "user": user, "project": project,
-        "currency": project.config.currency or "EUR", "path": request.url.path, **context,
+        "currency": project.config.currency or "EUR", "tz": project.config.timezone,
+        "path": request.url.path, **context,
     }, status_code=status, headers={"Cache-Control": "no-store"})
 
 
@@ -129,7 +130,8 @@ async def login(request: Request) -> Response:
         principal = authenticate(db, email, fields.get("password", "")[:1024],
                                  client_ip(request))
     except AccountLocked as exc:
-        until = fmt.moment(exc.until, language(request)) + " UTC"
+        until = fmt.moment(exc.until, language(request),
+                           request.app.state.web_project.config.timezone)
         return _login_page(request, next_path, _(
             "Too many failed sign-ins: this account is locked until %(until)s.", until=until),
             _("Ask an administrator to reset your password if you forgot it."), 429, email)
