@@ -98,6 +98,7 @@ def test_home_tiles_and_their_glossary_entries(server_app):
     assert re.search(r'id="tile-customers">.*?<p class="figure">2</p>', home, re.S)
     assert re.search(r'id="tile-revenue">.*?<p class="figure">85\xa0€</p>', home, re.S)
     assert "jusqu’au 12 févr. 2026" in home  # the last order's day in Paris, not in UTC
+    assert re.search(r'id="tile-data_quality">.*?<p class="figure">100\xa0%</p>', home, re.S)
 
 
 def test_the_profile_masks_personal_data_unless_the_role_may_read_it(server_app):
@@ -116,7 +117,12 @@ def test_the_profile_masks_personal_data_unless_the_role_may_read_it(server_app)
 def test_data_health_is_for_it_only(server_app):
     assert signed_in(server_app, MARKETER).get("/health").status_code == 403
     page = signed_in(server_app, IT_ADMIN).get("/health")
-    assert page.status_code == 200 and "crm" in page.text
+    assert page.status_code == 200
+    # the quarantined order counted by reason, with its file, row and rejected value
+    assert re.search(r"<th scope=\"row\">orders</th><td>amount: not a valid number</td>"
+                     r"<td class=\"num\">1</td>", page.text), page.text
+    assert "ligne 4 de data/orders.csv" in page.text and "dix euros" in page.text
+    assert page.text.count("réussi</span>") == 2  # both checks of the last run passed
 
 
 def test_htmx_search_answers_the_results_fragment(server_app):

@@ -22,6 +22,13 @@ def web_project(root: Path) -> Path:
     """The tiny project, run, with two users (cheap Argon2 hashes: the server verifies a
     hash with the parameters written in it)."""
     write_tiny_project(root)
+    with (root / "data" / "orders.csv").open("a") as f:  # one row for the quarantine
+        f.write("O4,C2,2026-02-01,dix euros,web\n")
+    (root / "checks").mkdir()
+    (root / "checks" / "crm.yml").write_text(
+        "checks:\n"
+        "  - {type: unique, source: crm, column: customer_id, owner: crm-team}\n"
+        "  - {type: not_null, source: crm, column: phone, severity: warn}\n")
     with passerelle.open(root) as project:
         project.run()
         saved = passwords._hasher
