@@ -8,6 +8,7 @@ from passerelle.api import errors
 from passerelle.api.hosts import HostCheck, allowed_hosts, check_bind_address
 from passerelle.api.routes import build_router
 from passerelle.core import Project
+from passerelle.web import install as install_web
 
 
 def create_server(project: Project, *, loader: bool = True, loader_interval: float = 0.5,
@@ -27,6 +28,7 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
                        "of a Passerelle project.")
     errors.install(app)
     app.include_router(build_router(project))
+    install_web(app, project)  # the pages, their static files, the API docs page
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))
     return app

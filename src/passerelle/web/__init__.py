@@ -1,0 +1,29 @@
+"""The web app: server-rendered pages (Jinja2 + HTMX) for marketers and IT.
+
+Every script, stylesheet and chart library is served from ``static/`` inside the package:
+nothing comes from a CDN, the API documentation page included. docs/web.md is the guide.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from passerelle.core import Project
+
+STATIC = Path(__file__).parent / "static"
+
+
+def install(app: FastAPI, project: Project) -> None:
+    """Mount the pages, their static files and the local API docs on the server app."""
+    from fastapi.staticfiles import StaticFiles
+
+    from passerelle.web import apidocs, pages
+
+    # The pages read the warehouse on a connection of their own (the API's routes keep
+    # theirs): one DuckDB connection must not serve two threads at once.
+    app.state.web_project = Project(project.definition)
+    apidocs.install(app)
+    pages.install(app)
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -1,0 +1,28 @@
+"""`passerelle screenshots DIR --as USER`: a PNG per page at 1280 px wide, in Chromium."""
+
+from __future__ import annotations
+
+import struct
+
+from typer.testing import CliRunner
+
+from passerelle.cli import app
+from web_helpers import MARKETER, web_project
+
+
+def test_screenshots_writes_a_png_of_each_page_at_1280_px(tmp_path):
+    project = web_project(tmp_path / "proj")
+    out = tmp_path / "shots"
+    result = CliRunner().invoke(app, ["screenshots", str(out), "--as", MARKETER,
+                                      "-p", str(project)])
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in out.glob("*.png"))
+    # a marketer has no Data health page
+    assert names == ["api-docs.png", "customers.png", "glossary.png", "home.png", "login.png",
+                     "profile.png"]
+    for png in out.glob("*.png"):
+        head = png.read_bytes()[:24]
+        assert head[:8] == b"\x89PNG\r\n\x1a\n"
+        width, height = struct.unpack(">II", head[16:24])
+        assert width == 1280 and height >= 600, (png.name, width, height)
+
