@@ -20,10 +20,14 @@ SegmentArg = Annotated[str, typer.Argument(help="Segment name (segments/<name>.y
 @segment_app.command("count")
 def segment_count(name: SegmentArg, project: ProjectOpt = Path(".")) -> None:
     """How many people are in the segment right now (computed live)."""
+    from passerelle.cli.remote import remote_server, segment_path
     from passerelle.segments import service
 
-    with open_project(project) as proj:
-        n = service.count(proj, name)
+    if (remote := remote_server(project)):
+        n = remote.get(f"/api/segments/{segment_path(name)}/count")["people"]
+    else:
+        with open_project(project) as proj:
+            n = service.count(proj, name)
     console.print(f"{name}: {n:,} people")
 
 
@@ -101,11 +105,21 @@ def segment_refresh(
     """Refresh stored memberships now (`passerelle run` does it after traits)."""
     import time
 
+    from passerelle.cli.remote import remote_server
     from passerelle.segments import service
 
     if watch is not None and not events:
         raise PasserelleError("--watch goes with --events.",
                               "Run `passerelle segment refresh --events --watch 60`.")
+    if (remote := remote_server(project)):
+        params = {"names": names or None, "full": full, "events": events}
+        while True:
+            result = remote.result(remote.job("segment_refresh", params))
+            if not events or result["staged"] or watch is None:
+                print_json(result)
+            if watch is None:
+                return
+            time.sleep(watch)
     if not events:
         with open_project(project) as proj:
             print_json(service.refresh(proj, names or None, full=full))
@@ -153,8 +167,12 @@ def audience_build(
     project: ProjectOpt = Path("."),
 ) -> None:
     """Rebuild an audience: consent and reachability applied, holdout drawn."""
+    from passerelle.cli.remote import remote_server
     from passerelle.segments import service
 
+    if (remote := remote_server(project)):
+        print_json(remote.result(remote.job("audience_build", {"audience": name})))
+        return
     with open_project(project) as proj:
         summary = service.build(proj, name)
     print_json(vars(summary))
