@@ -60,6 +60,9 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
             finally:
                 await asyncio.get_running_loop().run_in_executor(None, jobs.stop)
                 db.close()
+                if jobs.idle:  # else a job still runs: it is marked interrupted on restart
+                    with lock:  # closing checkpoints DuckDB: the next command opens it clean
+                        project.close()
 
     app.router.lifespan_context = lifespan
     return app
@@ -73,12 +76,22 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
 
     check_bind_address(host)
     app = create_server(project, loader=loader, host=host)
-    marker = write_server_file(project.root, host, port)
-    try:
-        uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                    timeout_graceful_shutdown=10)
-    finally:
-        remove_server_file(marker)
+    server_lifespan = app.router.lifespan_context
+
+    # in the lifespan, not around uvicorn.run: uvicorn ends the process with the signal
+    # that stopped it once it has shut down, so code after run() never runs
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with server_lifespan(app):
+            marker = write_server_file(project.root, host, port)
+            try:
+                yield
+            finally:
+                remove_server_file(marker)
+
+    app.router.lifespan_context = lifespan
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10)
 
 
 def write_server_file(root: Path, host: str, port: int) -> Path:

@@ -178,6 +178,11 @@ class Engine(ABC):
         self.execute(sge.Alter(this=sg.table(old, quoted=True), kind="TABLE",
                                actions=[sge.AlterRename(this=sg.table(new, quoted=True))]))
 
+    def checkpoint(self) -> None:
+        """Make what was committed durable in the database itself (nothing to do but on
+        DuckDB, whose write-ahead log is otherwise replayed at the next open)."""
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Statements inside are committed together or not at all."""

@@ -150,6 +150,11 @@ class Worker:
         if self._thread is not None:
             self._thread.join(timeout)
 
+    @property
+    def idle(self) -> bool:
+        """Not running a job (stopped, or never started)."""
+        return self._thread is None or not self._thread.is_alive()
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             try:
@@ -172,9 +177,14 @@ class Worker:
         try:
             with self.lock.writer, self.lock:
                 reporter = JobReporter(self.db, job_id, self.lock, self.project.engine)
-                result, error, code = execute(job["kind"], job["params"],
-                                              self.project.sharing(reporter),
-                                              job["created_by"])
+                try:
+                    result, error, code = execute(job["kind"], job["params"],
+                                                  self.project.sharing(reporter),
+                                                  job["created_by"])
+                finally:
+                    # the job's writes in the file, not only in the write-ahead log: a
+                    # killed server leaves nothing of a finished job to replay
+                    self.project.engine.checkpoint()
             queue.finish(self.db, job_id, result, error, code)
         except Exception as exc:
             if not isinstance(exc, PasserelleError):
