@@ -79,8 +79,6 @@ def test_cancel_interrupt_and_requeue(app_db_url):  # noqa: F811
     assert "stopped while the job ran" in interrupted["error"]["reason"]
     assert jobs.get(db, live)["status"] == "running"
     again = jobs.requeue(db, first, "alice")
-    assert jobs.get(db, again) | {"job_id": 0, "created_at": 0} == jobs.get(db, again) | {
-        "job_id": 0, "created_at": 0}
     assert (jobs.get(db, again)["params"], jobs.get(db, again)["requeued_from"]) == (
         {"audience": "vip"}, first)
     with pytest.raises(jobs.JobNotRequeueable):
