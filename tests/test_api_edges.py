@@ -103,7 +103,7 @@ def test_filters_within_the_limits_still_answer(client):
     wide = " OR ".join(["channel = 'web'"] * 100)
     answer = client.post("/api/metrics/query", json={"metrics": ["revenue"], "where": wide})
     assert answer.status_code == 200, answer.text
-    assert answer.json()["rows"] == [{"revenue": "65.00"}]
+    assert answer.json()["rows"] == [{"revenue": 65.0}]
 
 
 def test_a_type_mismatch_in_a_filter_is_the_users_to_fix(client):

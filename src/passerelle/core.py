@@ -41,6 +41,13 @@ class Project:
             self._engine = open_engine(self.config.engine, self.root)
         return self._engine
 
+    def sharing(self, reporter: Reporter) -> Project:
+        """The same project on the same warehouse connection, reporting to ``reporter`` (the
+        server's worker gives each job its own). Close the original, never this one."""
+        other = Project(self.definition, reporter)
+        other._engine = self.engine
+        return other
+
     def validate(self, connect: bool = True) -> Problems:
         """Deep checks beyond parsing: files, columns, connections (the project already parsed)."""
         problems = Problems()

@@ -101,7 +101,7 @@ def process_tag() -> str:
         f"{_start_tick(os.getpid())}"
 
 
-def _process_gone(tag: str) -> bool:
+def process_gone(tag: str) -> bool:
     """True when ``tag`` names a process of this machine that no longer runs. A process of
     another machine (a shared PostgreSQL warehouse) cannot be checked: it is not gone."""
     match = _PROCESS.match(tag or "")
@@ -131,7 +131,7 @@ def last_runs(engine: Engine, limit: int = 10) -> list[dict]:
     )
     rows = engine.to_arrow(steps).to_pylist()
     gone = {r["run_id"] for r in rows
-            if r["step"] == "run" and r["status"] == "running" and _process_gone(r["message"])}
+            if r["step"] == "run" and r["status"] == "running" and process_gone(r["message"])}
     for r in rows:
         if r["run_id"] in gone and r["status"] == "running":
             r["status"] = "interrupted"

@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
 from fastapi import FastAPI
 
 from passerelle.api import errors
 from passerelle.api.hosts import HostCheck, allowed_hosts, check_bind_address
+from passerelle.api.jobs import build_jobs_router
 from passerelle.api.routes import build_router
 from passerelle.core import Project
 from passerelle.web import install as install_web
 
+SERVER_FILE = Path(".passerelle") / "server.json"
+
 
 def create_server(project: Project, *, loader: bool = True, loader_interval: float = 0.5,
-                  host: str = "127.0.0.1") -> FastAPI:
+                  host: str = "127.0.0.1", worker: bool = True) -> FastAPI:
     """The server app; it answers only to the loopback names, ``host`` (the bind address)
-    and the names of ``server: allowed_hosts`` in passerelle.yml."""
+    and the names of ``server: allowed_hosts`` in passerelle.yml. ``worker``: run the
+    queued jobs (runs, refreshes, builds, exports) while the app runs."""
     from passerelle.collect import create_app
     from passerelle.engines import open_engine
+    from passerelle.governance.db import open_app_db
+    from passerelle.jobs.worker import WarehouseLock, Worker
 
     def opener():
         return open_engine(project.config.engine, project.root)
@@ -27,17 +40,77 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.description = ("Segment-Spec compatible collector (/v1) and the REST API (/api) "
                        "of a Passerelle project.")
     errors.install(app)
-    app.include_router(build_router(project))
+    lock = WarehouseLock()
+    db = app.state.app_db = open_app_db(project)
+    jobs = Worker(project, db, lock)
+    app.state.worker = jobs
+    app.include_router(build_router(project, lock))
+    app.include_router(build_jobs_router(db, jobs.wake))
     install_web(app, project)  # the pages, their static files, the API docs page
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))
+
+    collector_lifespan = app.router.lifespan_context
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with collector_lifespan(app):
+            if worker:
+                jobs.start()
+            try:
+                yield
+            finally:
+                await asyncio.get_running_loop().run_in_executor(None, jobs.stop)
+                db.close()
+                if jobs.idle:  # else a job still runs: it is marked interrupted on restart
+                    with lock:  # closing checkpoints DuckDB: the next command opens it clean
+                        project.close()
+
+    app.router.lifespan_context = lifespan
     return app
 
 
 def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
           loader: bool = True) -> None:
+    """Run the server until stopped; while it runs, ``.passerelle/server.json`` tells the
+    command line where it is, so commands go through it instead of opening the warehouse."""
     import uvicorn
 
     check_bind_address(host)
-    uvicorn.run(create_server(project, loader=loader, host=host), host=host, port=port,
-                log_level="warning", access_log=False, timeout_graceful_shutdown=10)
+    app = create_server(project, loader=loader, host=host)
+    server_lifespan = app.router.lifespan_context
+
+    # in the lifespan, not around uvicorn.run: uvicorn ends the process with the signal
+    # that stopped it once it has shut down, so code after run() never runs
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with server_lifespan(app):
+            marker = write_server_file(project.root, host, port)
+            try:
+                yield
+            finally:
+                remove_server_file(marker)
+
+    app.router.lifespan_context = lifespan
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
+                timeout_graceful_shutdown=10)
+
+
+def write_server_file(root: Path, host: str, port: int) -> Path:
+    path = Path(root) / SERVER_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    name = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    name = f"[{name}]" if ":" in name else name
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"url": f"http://{name}:{port}", "pid": os.getpid()}))
+    tmp.replace(path)  # a command never reads half a file
+    return path
+
+
+def remove_server_file(path: Path) -> None:
+    """Only this server's file: another server may have started since."""
+    try:
+        if json.loads(path.read_text()).get("pid") == os.getpid():
+            path.unlink()
+    except (OSError, ValueError):
+        pass

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
@@ -14,6 +13,7 @@ from passerelle.api import errors
 from passerelle.api.inputs import Document, Filter, Note, Text
 from passerelle.core import Project
 from passerelle.identity import service
+from passerelle.jobs.worker import WarehouseLock
 
 T = TypeVar("T")
 
@@ -66,13 +66,17 @@ class MetricsQuery(BaseModel):
         return v
 
 
-def build_router(project: Project) -> APIRouter:
+def build_router(project: Project, lock: WarehouseLock | None = None) -> APIRouter:
     router = APIRouter(prefix="/api", responses=errors.RESPONSES)
-    # One warehouse connection serves every request, one at a time: DuckDB connections
-    # are not to be shared across threads, and requests are short.
-    lock = threading.Lock()
+    # One warehouse connection serves every request and the jobs' worker, one at a time:
+    # DuckDB connections are not to be shared across threads. Writes also wait for the job
+    # in progress to end (see passerelle.jobs.worker).
+    lock = lock or WarehouseLock()
 
-    def locked(work: Callable[[], T]) -> T:
+    def locked(work: Callable[[], T], write: bool = False) -> T:
+        if write:
+            with lock.writer, lock:
+                return work()
         with lock:
             return work()
 
@@ -105,12 +109,12 @@ def build_router(project: Project) -> APIRouter:
     def add_pin(pin: PinRequest) -> dict[str, Any]:
         pin_id = locked(lambda: service.pin(project.definition, project.engine, pin.kind,
                                             pin.records[0], pin.records[1], pin.reason,
-                                            pin.author or "api", origin="api"))
+                                            pin.author or "api", origin="api"), write=True)
         return {"success": True, "pin_id": pin_id}
 
     @router.delete("/identity/pins/{pin_id}", summary="Withdraw a pin (kept in the ledger)")
     def remove_pin(pin_id: Text, author: Text = "api") -> dict[str, Any]:
-        pin = locked(lambda: service.unpin(project.engine, pin_id, author))
+        pin = locked(lambda: service.unpin(project.engine, pin_id, author), write=True)
         return {"success": True, "pin_id": pin.pin_id}
 
     @router.get("/identity/why", summary="Why two records are one person")
@@ -263,7 +267,7 @@ def build_router(project: Project) -> APIRouter:
             person = person_of(project.definition, project.engine, body.subject, body.records)
             return access_report(project.definition, project.engine, person,
                                  requested_by=body.requested_by, records=body.records)
-        return locked(work)
+        return locked(work, write=True)
 
     @router.post("/privacy/erasure", summary="Preview, then erase a person (GDPR art. 17)")
     def privacy_erasure(body: PrivacyRequest) -> dict[str, Any]:
@@ -277,7 +281,7 @@ def build_router(project: Project) -> APIRouter:
             return {"erased": True, **erase_person(
                 project.definition, project.engine, person, requested_by=body.requested_by,
                 reason=body.reason, records=body.records)}
-        return locked(work)
+        return locked(work, write=body.confirm)
 
     @router.get("/privacy/requests", summary="The register of access and erasure requests")
     def privacy_requests(limit: int = Query(100, ge=1, le=10_000)) -> list[dict[str, Any]]:

@@ -16,7 +16,7 @@ __all__ = ["app", "main"]
 
 # Importing a module registers its commands; this order is the order of `passerelle --help`.
 for _group in ("project", "quality", "identity", "segments", "activation", "measure", "metrics",
-               "events", "privacy", "governance", "personalize", "web"):
+               "events", "privacy", "governance", "personalize", "web", "remote"):
     importlib.import_module(f"passerelle.cli.{_group}")
 
 

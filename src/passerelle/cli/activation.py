@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from passerelle.cli.common import ProjectOpt, app, console, formatter, open_project
-from passerelle.errors import ExitCode, PasserelleError
+from passerelle.errors import ExitCode
 
 
 @app.command()
@@ -23,17 +23,19 @@ def export(
                               "sync then removes everyone from the destination).")] = False,
 ) -> None:
     """Send an audience to a destination: CSV file, webhook or database table."""
-    from passerelle.activation import activate, load_destinations
-    from passerelle.identity.service import default_author
+    from types import SimpleNamespace
 
-    with open_project(project) as proj:
-        destinations = load_destinations(proj.root)
-        if to not in destinations:
-            known = ", ".join(sorted(destinations)) or "none"
-            raise PasserelleError(f"There is no destination named '{to}'.",
-                                  f"Destinations of this project: {known}.")
-        result = activate(proj.engine, audience, destinations[to], name=to, root=proj.root,
-                          user=user or default_author(), allow_empty=allow_empty)
+    from passerelle.cli.remote import remote_server
+    from passerelle.identity.service import default_author
+    from passerelle.jobs.kinds import export as export_audience
+
+    if (remote := remote_server(project)):  # the sender is the server's signed-in principal
+        result = SimpleNamespace(**remote.result(remote.job("export", {
+            "audience": audience, "destination": to, "allow_empty": allow_empty})))
+    else:
+        with open_project(project) as proj:
+            result = export_audience(proj, audience, to, user or default_author(),
+                                     allow_empty)
     color = {"delivered": "green", "partial": "yellow"}.get(result.status, "red")
     people = formatter(proj).count(result.people, "person", "people")
     console.print(f"[{color}]{result.status}[/{color}]: {people} of {audience} to {to} "

@@ -26,11 +26,15 @@ def profile(
     as_json: Annotated[bool, typer.Option("--json", help="Print the view as JSON.")] = False,
 ) -> None:
     """Show one person's 360° view: golden record, sources, orders, events, and why."""
+    from passerelle.cli.remote import remote_server, segment_path
     from passerelle.identity import service
     from passerelle.identity.render import render_person
 
-    with open_project(project) as proj:
-        view = service.profile(proj.definition, proj.engine, query, mask_pii=mask)
+    if (remote := remote_server(project)):
+        view = remote.get(f"/api/persons/{segment_path(query)}", mask=mask)
+    else:
+        with open_project(project) as proj:
+            view = service.profile(proj.definition, proj.engine, query, mask_pii=mask)
     if as_json:
         sys.stdout.write(json.dumps(view, indent=2, ensure_ascii=False, default=str) + "\n")
     else:

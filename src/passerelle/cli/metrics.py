@@ -40,20 +40,24 @@ def metrics_query(
     sql: Annotated[bool, typer.Option("--sql", help="Print the compiled SQL only.")] = False,
 ) -> None:
     """Answer a metric question from the warehouse, e.g. revenue by channel and month."""
+    from passerelle.cli.remote import metrics_table, remote_server
     from passerelle.metrics import compile_sql, query
     from passerelle.render import arrow_table
 
     group_by = list(by or [])
     if grain and not any(g.split("__")[0] == "metric_time" for g in group_by):
         group_by.append("metric_time")
-    with open_project(project) as proj:
-        definitions = proj.metrics()
-        args = dict(group_by=group_by, where=where, order_by=list(order_by or []),
-                    limit=limit, grain=grain)
-        if sql:
-            sys.stdout.write(compile_sql(proj.engine, definitions, metrics, **args) + "\n")
-            return
-        table = query(proj.engine, definitions, metrics, **args)
+    args = dict(group_by=group_by, where=where, order_by=list(order_by or []), limit=limit,
+                grain=grain)
+    if not sql and (remote := remote_server(project)):
+        table = metrics_table(remote.post("/api/metrics/query", {"metrics": metrics, **args}))
+    else:
+        with open_project(project) as proj:
+            definitions = proj.metrics()
+            if sql:
+                sys.stdout.write(compile_sql(proj.engine, definitions, metrics, **args) + "\n")
+                return
+            table = query(proj.engine, definitions, metrics, **args)
     if as_json:
         print_json(table.to_pylist())
     else:
@@ -67,10 +71,14 @@ def glossary(
     wide: WideOpt = False,
 ) -> None:
     """Every metric and trait: definition, owner, status, lineage and where it is used."""
+    from passerelle.cli.remote import remote_server
     from passerelle.render import glossary_table
 
-    with open_project(project) as proj:
-        entries = proj.glossary()
+    if (remote := remote_server(project)):
+        entries = remote.get("/api/glossary")
+    else:
+        with open_project(project) as proj:
+            entries = proj.glossary()
     if as_json:
         print_json(entries)
     else:

@@ -98,8 +98,13 @@ def run(
     = None,
 ) -> None:
     """Load new data from every source, stage it, check it."""
+    from passerelle.cli.remote import finish_run, remote_server
     from passerelle.render import run_summary
 
+    if (remote := remote_server(project)):
+        finish_run(remote, remote.job("run", {"source": source, "full": full,
+                                              "reload": reload or []}))
+        return
     with open_project(project) as proj:
         result = proj.run(source=source, full=full, reload=reload or ())
     console.print(run_summary(result, formatter(proj)))
@@ -114,10 +119,14 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the last pipeline runs, step by step."""
+    from passerelle.cli.remote import remote_server, run_rows
     from passerelle.render import runs_table
 
-    with open_project(project) as proj:
-        rows = proj.status(limit)
+    if (remote := remote_server(project)):
+        rows = run_rows(remote.get("/api/runs", limit=limit))
+    else:
+        with open_project(project) as proj:
+            rows = proj.status(limit)
     if as_json:
         print_json(rows)
         return

@@ -30,14 +30,20 @@ SegmentArg = Annotated[str, typer.Argument(help="Segment name (segments/<name>.y
 def segment_count(name: SegmentArg, project: ProjectOpt = Path("."),
                   as_json: JsonOpt = False) -> None:
     """How many people are in the segment right now (computed live)."""
+    from passerelle.cli.remote import remote_server, segment_path
     from passerelle.segments import service
 
+    # the project's files only: a running server holds the warehouse
     with open_project(project) as proj:
-        n = service.count(proj, name)
+        fmt = formatter(proj)
+        if (remote := remote_server(project)):
+            n = remote.get(f"/api/segments/{segment_path(name)}/count")["people"]
+        else:
+            n = service.count(proj, name)
     if as_json:
         print_json({"segment": name, "people": n})
     else:
-        console.print(f"{name}: {formatter(proj).count(n, 'person', 'people')}")
+        console.print(f"{name}: {fmt.count(n, 'person', 'people')}")
 
 
 @segment_app.command("sample")
@@ -132,12 +138,26 @@ def segment_refresh(
     """Refresh stored memberships now (`passerelle run` does it after traits)."""
     import time
 
+    from passerelle.cli.remote import remote_server
     from passerelle.render import record_text
     from passerelle.segments import service
 
     if watch is not None and not events:
         raise PasserelleError("--watch goes with --events.",
                               "Run `passerelle segment refresh --events --watch 60`.")
+    if (remote := remote_server(project)):
+        params = {"names": names or None, "full": full, "events": events}
+        while True:
+            result = remote.result(remote.job("segment_refresh", params))
+            if as_json or events:
+                if not events or result["staged"] or watch is None:
+                    print_json(result)
+            else:
+                with open_project(project) as proj:
+                    console.print(refresh_text(result, formatter(proj)))
+            if watch is None:
+                return
+            time.sleep(watch)
     if not events:
         with open_project(project) as proj:
             summary = service.refresh(proj, names or None, full=full)
@@ -196,14 +216,19 @@ def audience_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Rebuild an audience: consent and reachability applied, holdout drawn."""
+    from passerelle.cli.remote import remote_server
     from passerelle.render import record_text
     from passerelle.segments import service
 
-    with open_project(project) as proj:
-        summary = service.build(proj, name)
+    with open_project(project) as proj:  # the warehouse is opened only when not remote
+        fmt = formatter(proj)
+        if (remote := remote_server(project)):
+            summary = remote.result(remote.job("audience_build", {"audience": name}))
+        else:
+            summary = vars(service.build(proj, name))
     if as_json:
-        return print_json(vars(summary))
-    console.print(record_text(vars(summary), formatter(proj), title=f"Audience {name} built"))
+        return print_json(summary)
+    console.print(record_text(summary, fmt, title=f"Audience {name} built"))
 
 
 def refresh_text(summary: dict, fmt):

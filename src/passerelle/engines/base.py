@@ -44,6 +44,7 @@ class Engine(ABC):
 
     def __init__(self) -> None:
         self._con: Any = None
+        self.transaction_depth = 0
 
     # -- connection -------------------------------------------------------------------
     @property
@@ -177,15 +178,25 @@ class Engine(ABC):
         self.execute(sge.Alter(this=sg.table(old, quoted=True), kind="TABLE",
                                actions=[sge.AlterRename(this=sg.table(new, quoted=True))]))
 
+    def checkpoint(self) -> None:
+        """Make what was committed durable in the database itself (nothing to do but on
+        DuckDB, whose write-ahead log is otherwise replayed at the next open)."""
+        return None
+
     @contextmanager
     def transaction(self) -> Iterator[None]:
         """Statements inside are committed together or not at all."""
         self.execute(sge.Transaction())
+        # counted so that the server's worker never lets a reader onto this connection
+        # while a transaction is open (see passerelle.jobs.worker)
+        self.transaction_depth += 1
         try:
             yield
         except BaseException:
             self.execute(sge.Rollback())
             raise
+        finally:
+            self.transaction_depth -= 1
         self.execute(sge.Commit())
 
     # -- bulk loading -----------------------------------------------------------------

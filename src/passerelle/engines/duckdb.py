@@ -51,6 +51,9 @@ class DuckDBEngine(Engine):
                 ) from exc
             raise EngineError(f"Cannot open the warehouse {self.path}: {exc}") from exc
 
+    def checkpoint(self) -> None:
+        self.con.con.execute("CHECKPOINT").fetchall()
+
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)
 

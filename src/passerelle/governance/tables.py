@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text
+from sqlalchemy import Float, ForeignKey, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -89,3 +89,29 @@ class LoginAttempt(Base):
     ip: Mapped[str | None] = mapped_column(String(64), index=True)
     user_id: Mapped[int | None] = mapped_column(Integer, index=True)  # None: unknown e-mail
     outcome: Mapped[str] = mapped_column(String(16))
+
+
+class Job(Base):
+    """Work the server's worker does on the warehouse (see governance/jobs.py)."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    params: Mapped[str] = mapped_column(Text)  # JSON
+    status: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    worker: Mapped[str | None] = mapped_column(String(255))  # runlog.process_tag()
+    heartbeat_at: Mapped[datetime | None]
+    step: Mapped[str | None] = mapped_column(String(255))
+    fraction: Mapped[float | None] = mapped_column(Float)
+    messages: Mapped[str] = mapped_column(Text)  # JSON list, the last few
+    result: Mapped[str | None] = mapped_column(Text)  # JSON
+    error: Mapped[str | None] = mapped_column(Text)  # JSON: reason, instruction, exit_code
+    exit_code: Mapped[int | None]
+    requeued_from: Mapped[int | None]
+
+    __table_args__ = (Index("ix_jobs_status", "status", "id"),)
