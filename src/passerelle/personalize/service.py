@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from passerelle.errors import ProjectError
+from passerelle.personalize.log import learned_placements, read_posteriors, write_posteriors
 from passerelle.personalize.store import DecisionStore, warehouse_store
 from passerelle.personalize.tables import StoreSummary, write_tables
 from passerelle.personalize.validate import load_offers, project_context
@@ -33,6 +34,7 @@ def refresh_decision_store(project: Any, *, now: datetime | None = None,
     now = now or datetime.now(UTC)
     naive = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     summary = write_tables(project.engine, defs, segments, kinds, naive)
+    summary.posteriors = write_posteriors(project.engine, learned_placements(defs))
     if redis_url is not None:
         from passerelle.personalize.redis_store import load_redis
 
@@ -47,10 +49,14 @@ def open_store(project: Any, *, redis_url: str | None = None,
     defs = definitions(project)
     timezone = project.config.timezone
     if redis_url is None:
-        return warehouse_store(project.engine, defs, timezone)
-    from passerelle.personalize.redis_store import redis_store
+        store = warehouse_store(project.engine, defs, timezone)
+    else:
+        from passerelle.personalize.redis_store import redis_store
 
-    return redis_store(redis_url, redis_prefix, defs, timezone)
+        store = redis_store(redis_url, redis_prefix, defs, timezone)
+    # a few rows (placements x cells x offers): the bandit ranks from memory
+    store.posteriors = read_posteriors(project.engine)
+    return store
 
 
 __all__ = ["ProjectError", "definitions", "open_store", "refresh_decision_store"]
