@@ -75,6 +75,22 @@ FILES = {
 }
 
 
+# the home banner learning per segment (shoe lovers apart), one message, no holdout
+WEB = {"channel": "web", "device": "mobile"}
+LEARNED = {"placements/home_banner.yml": """\
+    channels: [web, app]
+    context:
+      device: {type: text, values: [mobile, desktop]}
+      cart_value: number
+    holdout_percent: 0
+    max_messages: 1
+    ranking: learned
+    learn_per: [shoe_lovers]
+    default:
+      content: {title: "Our new collection"}
+    """}
+
+
 def write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name

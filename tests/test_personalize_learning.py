@@ -25,22 +25,8 @@ from passerelle.personalize.log import (
 )
 from passerelle.personalize.offpolicy import evaluate, offpolicy_report, rules_policy
 from passerelle.personalize.validate import load_offers
-from personalize_helpers import FILES, append_calls, make_project, write
+from personalize_helpers import FILES, LEARNED, WEB, append_calls, make_project, write
 from segments_helpers import NOW
-
-WEB = {"channel": "web", "device": "mobile"}
-LEARNED = {"placements/home_banner.yml": """\
-    channels: [web, app]
-    context:
-      device: {type: text, values: [mobile, desktop]}
-      cart_value: number
-    holdout_percent: 0
-    max_messages: 1
-    ranking: learned
-    learn_per: [shoe_lovers]
-    default:
-      content: {title: "Our new collection"}
-    """}
 
 
 def p_first_beats(a1: float, b1: float, a2: float, b2: float) -> float:
