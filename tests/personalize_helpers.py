@@ -75,6 +75,22 @@ FILES = {
 }
 
 
+# the home banner learning per segment (shoe lovers apart), one message, no holdout
+WEB = {"channel": "web", "device": "mobile"}
+LEARNED = {"placements/home_banner.yml": """\
+    channels: [web, app]
+    context:
+      device: {type: text, values: [mobile, desktop]}
+      cart_value: number
+    holdout_percent: 0
+    max_messages: 1
+    ranking: learned
+    learn_per: [shoe_lovers]
+    default:
+      content: {title: "Our new collection"}
+    """}
+
+
 def write(root: Path, files: dict[str, str]) -> None:
     for name, text in files.items():
         path = root / name
@@ -90,3 +106,28 @@ def make_project(root: Path, extra: dict[str, str] | None = None,
     project = passerelle.open(root)
     build_world(project.engine)
     return project
+
+
+def append_calls(engine, calls: list[dict]) -> None:
+    """Segment track calls (decision_event, outcome_event) added to the ``events`` table as
+    the collector's loader and staging leave them: properties as JSON text."""
+    import json
+    import uuid
+    from datetime import datetime
+
+    import pyarrow as pa
+
+    from traits_helpers import entity_schema
+
+    schema = entity_schema("events")
+    rows = []
+    for call in calls:
+        mid = uuid.uuid4().hex
+        rows.append({"_source": "web", "_record_id": mid, "message_id": mid, "type": "track",
+                     "event": call["event"], "user_id": call.get("userId"),
+                     "anonymous_id": call.get("anonymousId"),
+                     "timestamp": datetime.fromisoformat(call["timestamp"]).replace(
+                         tzinfo=None),
+                     "properties": json.dumps(call["properties"])})
+    table = pa.Table.from_pylist(rows, schema=schema)
+    engine.append_arrow("events", pa.RecordBatchReader.from_batches(schema, table.to_batches()))

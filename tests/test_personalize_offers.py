@@ -138,6 +138,10 @@ def test_docs_examples_are_valid_files():
     from passerelle.project.offers_models import OfferConfig, PlacementConfig
 
     text = (Path(__file__).resolve().parents[1] / "docs" / "personalisation.md").read_text()
-    blocks = [yaml.safe_load(b) for b in re.findall(r"```yaml\n(.*?)```", text, flags=re.S)]
-    PlacementConfig.model_validate(blocks[0])
-    OfferConfig.model_validate(blocks[1])
+    # each block is labelled with its file (first line `# offers/x.yml`)
+    blocks = re.findall(r"```yaml\n# (\w+)/(\w+)\.yml\n(.*?)```", text, flags=re.S)
+    models = {"placements": PlacementConfig, "offers": OfferConfig}
+    checked = [models[folder].model_validate({"name": name, **yaml.safe_load(body)})
+               for folder, name, body in blocks if folder in models]
+    assert {type(c) for c in checked} == {PlacementConfig, OfferConfig}
+    assert any(getattr(c, "ranking", None) == "learned" for c in checked)

@@ -1,5 +1,6 @@
-"""Reading the leaf definitions (traits, metrics, segments, experiments, destinations), file
-by file: a broken one is left out with whatever uses it (see :mod:`passerelle.project.leaves`).
+"""Reading the leaf definitions (traits, metrics, segments, experiments, destinations, offers
+and placements), file by file: a broken one is left out with whatever uses it (see
+:mod:`passerelle.project.leaves`).
 
 Above the capabilities: each kind's reader and cross-checks live with its capability; this
 module only asks each of them and follows what depends on what.
@@ -37,6 +38,7 @@ def load_leaves(root: Path) -> Leaves:
     _metrics(root, out)
     _experiments(root, out)
     _destinations(root, out)
+    _offers(root, out)
     return out
 
 
@@ -196,3 +198,21 @@ def _destinations(root: Path, out: Leaves) -> None:
         load_destinations(root)
     except ProjectError as exc:
         out.problems += exc.problems
+
+
+def _offers(root: Path, out: Leaves) -> None:
+    """Placements and offers: a broken file leaves its definition out (an offer naming a
+    broken placement is itself reported, so it is left out too)."""
+    if not any((root / d).is_dir() for d in ("offers", "placements")):
+        return
+    from passerelle.personalize.validate import load_offers
+
+    defs, problems = load_offers(root)
+    out.problems += problems.items
+    bad = _broken(problems)
+    for folder, kind, kept in (("placements/", "placement", defs.placements),
+                               ("offers/", "offer", defs.offers)):
+        mine = {f for f in bad if f.startswith(folder)}
+        for name, file, line in _unparsed_names(root, mine, None, set(kept)):
+            _skip(out, kind, name, (file, line), BROKEN, broken=True)
+    out.offers = defs

@@ -20,7 +20,8 @@ from passerelle.staging.unify import stage_fingerprint, unify_entities
 
 # What the person running the pipeline sees while a later step works (with its time).
 STEP_TITLES = {"unify": "Unifying entities", "identity": "Identity", "stitch":
-               "Stitching anonymous visitors", "traits": "Traits", "segments": "Segments"}
+               "Stitching anonymous visitors", "traits": "Traits", "segments": "Segments",
+               "personalise": "Refreshing the decision store"}
 
 
 @dataclass
@@ -36,6 +37,7 @@ class RunResult:
     stitched: Any = None  # StitchResult: anonymous ids attributed to persons
     traits: Any = None  # TraitsSummary when the project has traits/*.yml
     segments: Any = None  # SegmentsSummary when the project has segments/*.yml
+    decision_store: Any = None  # StoreSummary when the project has offers/ or placements/
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -266,6 +268,18 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                             result.run_id, utcnow(), trait_kinds=kinds,
                                             full=full)
 
+    def personalise() -> None:
+        from passerelle.identity.tables import PROFILES
+        from passerelle.personalize.service import refresh_store
+        from passerelle.runlog import utcnow
+
+        if not engine.exists(PROFILES):
+            raise _Unchanged("identity has not been resolved: decisions need profiles")
+        config = project.config.personalisation
+        result.decision_store = refresh_store(project.root, engine, utcnow(),
+                                              redis_url=config.redis,
+                                              redis_prefix=config.redis_prefix)
+
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
     ]
@@ -276,6 +290,8 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         downstream.append(("traits", traits))
     if project.segments is not None:
         downstream.append(("segments", segments))
+    if any((project.root / d).is_dir() for d in ("offers", "placements")):
+        downstream.append(("personalise", personalise))
     for name, run_step in downstream:
         if result.failed_checks:
             rec.skipped(name, "", "an error-severity check failed")
@@ -297,6 +313,16 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                 step.message = (f"{result.stitched.stitched} anonymous ids stitched, "
                                 f"{result.stitched.ambiguous} seen with several people "
                                 "(left unattributed)")
+            if name == "personalise":
+                store = result.decision_store
+                step.rows_out = store.people
+                step.message = (f"{store.people} people, {sum(store.eligible.values())} "
+                                f"eligible (person, offer) pairs, {store.posteriors} learned "
+                                "posteriors" + (", copied to Redis" if store.redis else "")
+                                + "".join(f"; offer {k} left out: {v}"
+                                          for k, v in store.failed.items()))[:2000]
+                if store.failed:
+                    step.status = "failed"
             if name == "traits":
                 step.rows_out = sum(result.traits.persons.values())
                 if result.traits.failed:
@@ -308,7 +334,8 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
 
 
 _STEP_OF = {"trait": "traits", "segment": "segments", "audience": "segments",
-            "metric": "metrics", "semantic model": "metrics", "experiment": "experiments"}
+            "metric": "metrics", "semantic model": "metrics", "experiment": "experiments",
+            "offer": "personalise", "placement": "personalise"}
 
 
 def _left_out(project: ProjectDefinition, rec: _Recorder, result: RunResult) -> None:

@@ -16,6 +16,10 @@ Layouts (sources in docs/activation.md):
   UTF-8, tags comma-separated inside one quoted cell; rows without an e-mail are left out
   (Mailchimp requires the address of an e-mail contact);
 - generic: ``person_id,email,phone,first_name,last_name``.
+
+When a batch decision was made for the audience (``passerelle decide --audience``), every
+layout ends with an ``offer`` column: the offer chosen for the person by the audience's last
+batch decision (empty for the default experience).
 """
 
 from __future__ import annotations
@@ -65,10 +69,37 @@ def exported_people(engine: Engine, audience: str, destination: CsvDestination) 
     return people
 
 
+# written by batch decisions (passerelle.personalize.batch, which imports activation: the
+# table is named here rather than imported)
+BATCH_DECISIONS = "batch_decisions"
+
+
+def chosen_offers(engine: Engine, audience: str) -> ir.Table | None:
+    """``_offer_pid, offer`` of the audience's last batch decision; None when none was made."""
+    if not engine.exists(BATCH_DECISIONS):
+        return None
+    b = engine.table(BATCH_DECISIONS)
+    b = b.filter(b.audience == audience)
+    latest = b.filter(b.decided_at == b.decided_at.max())
+    if not engine.to_arrow(latest.count()).as_py():
+        return None
+    # one offer a person even if two placements were decided in the same second
+    return latest.group_by("person_id").aggregate(offer=latest.offer.max()).rename(
+        _offer_pid="person_id")
+
+
 def export_rows(engine: Engine, audience: str, destination: CsvDestination) -> ir.Table:
     """The rows of the file, in person order."""
     people = exported_people(engine, audience, destination)
     fields = with_fields(engine, people, destination.attributes)
+    offers = chosen_offers(engine, audience)
+    if offers is not None:
+        if "offer" in destination.attributes:
+            raise DestinationError("The attribute offer has the name of the column that "
+                                   "carries the batch decision's offer.",
+                                   "Rename the attribute.")
+        fields = fields.left_join(offers, fields.person_id == offers._offer_pid).drop(
+            "_offer_pid")
     key = f"{destination.format}_{destination.language}" if destination.format == "brevo" \
         else destination.format
     layout = LAYOUTS[key]
@@ -81,6 +112,8 @@ def export_rows(engine: Engine, audience: str, destination: CsvDestination) -> i
         tags = ",".join(destination.tags or [audience])
         columns["Tags"] = ibis.literal(tags, "string")
     columns.update({name: fields[name] for name in destination.attributes})
+    if offers is not None:
+        columns["offer"] = fields["offer"]
     return fields.order_by("person_id").select(**columns)
 
 

@@ -13,7 +13,11 @@ Order of the checks, and why:
    be shown never uses a cap);
 6. with nothing left, the default experience.
 
-Every message carries the probability with which it was chosen: 1.0 for these rules.
+Every message carries the probability with which it was chosen: 1.0 for these rules. A
+placement with ``ranking: learned`` orders the offers of step 4 by a Thompson draw instead
+of their priority (:mod:`.bandit`); its messages carry the probability of the draw, and the
+decision its learning cell, its eligible offers (by priority) and whether it explored:
+what the decision log needs (:mod:`.log`).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from passerelle.measure.design import assign
+from passerelle.personalize import bandit
 from passerelle.personalize import caps as _caps
 from passerelle.personalize.context import PersonalizeError, decision_context, rules_hold
 from passerelle.personalize.store import DecisionStore, PersonRecord, StoreUnavailable
@@ -54,6 +59,10 @@ class Decision:
     decided_at: datetime
     failures: list[str] = field(default_factory=list)  # templates that failed, caps down
     context: dict[str, Any] = field(default_factory=dict)
+    ranking: str = "rules"  # rules or learned
+    cell: str | None = None  # learned: where the bandit learns (segment, context value, all)
+    candidates: list[str] = field(default_factory=list)  # eligible offers, by priority
+    explored: bool | None = None  # learned: the first message was not the best posterior mean
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,6 +96,12 @@ def _reason(offer: OfferConfig) -> dict[str, Any]:
     return {"rule": "priority", "priority": offer.priority,
             "eligibility": eligibility_reason(offer), "consent": offer.consent,
             "context_rules": rules}
+
+
+def _learned_reason(offer: OfferConfig, ranking: bandit.Ranking) -> dict[str, Any]:
+    mean = float(ranking.means[[o.name for o in ranking.offers].index(offer.name)])
+    return {**_reason(offer), "rule": "learned", "cell": ranking.cell,
+            "posterior_mean": round(mean, 4)}
 
 
 def placement_of(defs: OfferDefinitions, name: str) -> PlacementConfig:
@@ -152,7 +167,16 @@ def decide(store: DecisionStore, person: str | None, placement: str,
         return decision
     chosen: list[Message] = []
     person_values = {**record.values, **values}
-    for offer in candidates(store, place, record, values):
+    offers = candidates(store, place, record, values)
+    decision.candidates = [o.name for o in offers]
+    ranking = None
+    if place.ranking == "learned":
+        decision.ranking = "learned"
+        decision.cell = bandit.cell_of(place, record.values, values)
+        ranking = bandit.rank(place, offers, store.posteriors, decision.cell,
+                              decision.decision_id, store.draws)
+        offers = ranking.ordered()
+    for i, offer in enumerate(offers):
         if len(chosen) >= place.max_messages:
             break
         allowed = {k: person_values.get(k) for k in (*offer.fields, *offer.traits, *values)}
@@ -163,7 +187,15 @@ def decide(store: DecisionStore, person: str | None, placement: str,
             continue
         if not _take(store, offer, place, record.person_id, now, failures):
             continue
-        chosen.append(Message(offer.name, content, _reason(offer), len(chosen) + 1))
+        if ranking is None:
+            chosen.append(Message(offer.name, content, _reason(offer), len(chosen) + 1))
+            continue
+        # the offers before this one were chosen or skipped: it won among those left
+        probability = ranking.probability(offer, offers[i:])
+        if not chosen:
+            decision.explored = ranking.explored(offer)
+        chosen.append(Message(offer.name, content, _learned_reason(offer, ranking),
+                              len(chosen) + 1, probability))
     if chosen:
         decision.messages, decision.default = chosen, False
     else:

@@ -22,6 +22,7 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
+from passerelle.personalize.bandit import DRAWS, Posteriors
 from passerelle.personalize.caps import Counter
 from passerelle.personalize.tables import COUNTERS, ELIGIBILITY, IDS, PEOPLE, TRAIT_PREFIX
 from passerelle.personalize.templates import Renderer
@@ -137,6 +138,9 @@ class DecisionStore:
     kind: str = "warehouse"
     renderer: Renderer = field(default_factory=Renderer)
     problems: dict[str, str] = field(default_factory=dict)  # part -> last failure
+    # learned ranking: (placement, cell, offer) -> (impressions, rewards), read at opening
+    posteriors: Posteriors = field(default_factory=dict)
+    draws: int = DRAWS
 
     def health(self) -> dict[str, Any]:
         """``ok`` false while a part failed on its last use (caps then fail closed)."""

@@ -3,7 +3,8 @@
 - ``decision_ids`` (id, person_id): every identifier a caller may use (person id, customer
   ids, source record references, e-mail, anonymous ids), indexed;
 - ``decision_people``: person_id, the golden fields and traits (``trait__<name>``) the
-  offers' templates use, indexed;
+  offers' templates use, and for each placement that learns per segment the person's
+  cell (``cell__<placement>``: the first of its segments they are in), indexed;
 - ``decision_eligibility`` (person_id, offer): who may get which offer now (segment or
   inline condition, and consent), indexed;
 - ``decision_counters`` (key, n, expires_at): caps and budgets (see :mod:`.caps`).
@@ -44,6 +45,7 @@ class StoreSummary:
     eligible: dict[str, int] = field(default_factory=dict)  # offer -> people
     failed: dict[str, str] = field(default_factory=dict)  # offer -> why it was left out
     redis: bool = False
+    posteriors: int = 0  # rows of decision_posteriors (learned placements)
 
 
 def consent_predicate(p: ir.Table, purpose: str) -> ir.BooleanValue:
@@ -121,6 +123,35 @@ def people(engine: Engine, defs: OfferDefinitions,
                          *[per[f"{TRAIT_PREFIX}{n}"] for n in traits])
 
 
+def with_cells(engine: Engine, rows: ir.Table, defs: OfferDefinitions,
+               segments: Mapping[str, SegmentConfig], trait_kinds: Mapping[str, str] | None,
+               now: datetime, failed: dict[str, str]) -> ir.Table:
+    """``rows`` (one a person) with ``cell__<placement>`` for each placement that learns per
+    segment: the first of its ``learn_per`` segments the person is in, else ``other``."""
+    from passerelle.personalize.bandit import CELL_PREFIX, OTHERS
+
+    per = {n: p.learn_per for n, p in defs.placements.items()
+           if p.ranking == "learned" and isinstance(p.learn_per, list)}
+    if not per:
+        return rows
+    names = sorted({s for listed in per.values() for s in listed})
+    compiled = compile_many(engine, names, dict(segments), now, trait_kinds)
+    cells = {}
+    for placement, listed in per.items():
+        cases = []
+        for seg in listed:
+            members = compiled.get(seg)
+            if isinstance(members, SegmentError) or members is None:
+                failed[f"placement {placement}"] = (
+                    f"segment {seg}: " + (members.reason if members is not None
+                                          else "not compiled"))
+                continue
+            cases.append((rows.person_id.isin(members.person_id.cast(dt.string)), seg))
+        cells[f"{CELL_PREFIX}{placement}"] = ibis.cases(*cases, else_=OTHERS) if cases \
+            else ibis.literal(OTHERS, type=dt.string)
+    return rows.mutate(**cells)
+
+
 def identifiers(engine: Engine) -> ir.Table:
     """Every identifier of a person that a caller may send, mapped to its person."""
     from passerelle.identity.anonymous import ANONYMOUS_IDS
@@ -176,7 +207,9 @@ def write_tables(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, 
     """(Re)build the serving tables in the warehouse."""
     summary = StoreSummary()
     elig = eligibility(engine, defs, segments, trait_kinds, now, summary.failed)
-    for name, expr in ((ELIGIBILITY, elig), (PEOPLE, people(engine, defs, trait_kinds)),
+    persons = with_cells(engine, people(engine, defs, trait_kinds), defs, segments,
+                         trait_kinds, now, summary.failed)
+    for name, expr in ((ELIGIBILITY, elig), (PEOPLE, persons),
                        (IDS, identifiers(engine))):
         engine.replace_table(name, expr)
     for name, column in ((ELIGIBILITY, "person_id"), (PEOPLE, "person_id"), (IDS, "id")):

@@ -13,8 +13,10 @@ from passerelle.personalize.context import fits
 from passerelle.personalize.templates import check_template
 from passerelle.project.offers_models import (
     ContextField,
+    LearnPerContext,
     OfferConfig,
     OfferDefinitions,
+    PlacementConfig,
     read_offer_files,
 )
 from passerelle.project.segments_models import SegmentConfig
@@ -70,6 +72,7 @@ def check_offers(root: Path, defs: OfferDefinitions, docs: Mapping[tuple[str, st
     for name, placement in defs.placements.items():
         templates(("placement", name), placement.default.content,
                   set(placement.context_fields()), ("default", "content"))
+        _check_learning(("placement", name), placement, segments, add)
 
     for name, offer in defs.offers.items():
         key = ("offer", name)
@@ -116,6 +119,22 @@ def check_offers(root: Path, defs: OfferDefinitions, docs: Mapping[tuple[str, st
 
     for kind, name in bad:
         (defs.placements if kind == "placement" else defs.offers).pop(name, None)
+
+
+def _check_learning(key: tuple[str, str], placement: PlacementConfig,
+                    segments: Mapping[str, SegmentConfig], add: Any) -> None:
+    per = placement.learn_per
+    if isinstance(per, LearnPerContext):
+        fields = placement.context_fields()
+        if per.context not in fields or per.context == "placement":
+            add(key, ("learn_per", "context"), f"'{per.context}' is not a context value of "
+                "this placement", close_names(per.context, fields)
+                or "declare it under the placement's context:")
+    elif per is not None:
+        for i, seg in enumerate(per):
+            if seg not in segments:
+                add(key, ("learn_per", i), f"unknown segment '{seg}'",
+                    close_names(seg, segments) or "segments are in segments/*.yml")
 
 
 def _check_eligibility(offer: OfferConfig, key: tuple[str, str],

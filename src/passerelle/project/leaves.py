@@ -21,7 +21,7 @@ from passerelle.errors import Problem
 class Skipped:
     """A definition left out of this project load, and why."""
 
-    kind: str  # trait, segment, audience, metric, semantic model, experiment
+    kind: str  # trait, segment, audience, metric, semantic model, experiment, offer, placement
     name: str
     file: str
     line: int | None
@@ -43,5 +43,6 @@ class Leaves:
     metrics: Any = None  # ProjectMetrics
     segments: Any = None  # SegmentDefinitions
     experiments: Any = None  # ExperimentDefinitions
+    offers: Any = None  # OfferDefinitions (None: the project has no offers/ nor placements/)
     problems: list[Problem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)

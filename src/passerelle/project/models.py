@@ -101,6 +101,28 @@ class ServerConfig(Strict):
         return v
 
 
+class PersonalisationConfig(Strict):
+    """``personalisation:`` in passerelle.yml: where decisions read their serving store."""
+
+    redis_url: SecretStr | None = Field(None, description=(
+        "Redis holding the decision store and caps, e.g. redis://127.0.0.1:6379/0 (a "
+        "password as ${ENV_VAR}); absent: the warehouse's tables"))
+    redis_prefix: str = Field("passerelle:decide:", min_length=1,
+                              description="Key prefix (one per project sharing a Redis)")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith(
+                ("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @property
+    def redis(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url is not None else None
+
+
 # ---------------------------------------------------- governance (roles:, app_database:)
 def _check_permission(value: str) -> str:
     from passerelle.project.permissions import PERMISSIONS, unknown_permission_message
@@ -135,6 +157,8 @@ class ProjectConfig(Strict):
         "(default: the main language of default_region, FR -> fr_FR)"))
     retention: RetentionConfig = Field(default_factory=RetentionConfig,
                                        description="Days to keep personal data, per entity")
+    personalisation: PersonalisationConfig = Field(
+        default_factory=PersonalisationConfig, description="The decisions' serving store")
     allowed_paths: list[str] = Field(
         default_factory=list,
         description="Folders outside the project that project files may name (source files, "

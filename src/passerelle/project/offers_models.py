@@ -16,6 +16,16 @@ default experience (shown to the holdout, to unknown people, and when nothing is
     default:
       content: {title: "Our new collection", url: "https://shop.example.fr/new"}
 
+A placement ranks its eligible offers by priority (``ranking: rules``, the default) or
+learns which one works (``ranking: learned``): a Thompson-sampling bandit whose reward is
+the event ``reward_event`` (``Offer Clicked`` by default), learnt separately for each of
+the segments or context values ``learn_per`` names (see
+:mod:`passerelle.personalize.bandit`)::
+
+    ranking: learned
+    reward_event: Offer Clicked
+    learn_per: [shoe_lovers, bag_lovers]   # or {context: device}
+
 An **offer** is one message: where it goes, who may get it, in which context, its content
 templates, and how often::
 
@@ -87,6 +97,12 @@ class DefaultExperience(Strict):
                                     "body...); they may use the context values only")
 
 
+class LearnPerContext(Strict):
+    """Learn separately for each value of one context value."""
+
+    context: str = Field(description="A context value of the placement (e.g. device)")
+
+
 class PlacementConfig(Strict):
     """``placements/<name>.yml``."""
 
@@ -103,8 +119,21 @@ class PlacementConfig(Strict):
     caps: list[Cap] = Field(default_factory=list,
                             description="Caps per person across the offers of the placement")
     default: DefaultExperience
+    ranking: Literal["rules", "learned"] = Field(
+        "rules", description="rules: by priority; learned: a Thompson-sampling bandit")
+    reward_event: str = Field("Offer Clicked", min_length=1, description="Track event that "
+                              "rewards a message (with its decision_id), for learned ranking")
+    learn_per: list[str] | LearnPerContext | None = Field(
+        None, description="Learn per segment (a list: a person's first segment of it, others "
+        "together) or per context value ({context: device}); absent: one for everyone")
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+
+    @model_validator(mode="after")
+    def _learning(self) -> PlacementConfig:
+        if self.learn_per is not None and self.ranking != "learned":
+            raise ValueError("learn_per needs `ranking: learned`")
+        return self
 
     @field_validator("context")
     @classmethod
@@ -232,5 +261,5 @@ def read_offer_files(root: Path, problems: Problems):
 
 
 __all__ = ["BUILTIN_CONTEXT", "WEEKDAYS", "Cap", "ContextField", "ContextRule",
-           "DefaultExperience", "Eligibility", "OfferConfig", "OfferDefinitions",
-           "PlacementConfig"]
+           "DefaultExperience", "Eligibility", "LearnPerContext", "OfferConfig",
+           "OfferDefinitions", "PlacementConfig"]
