@@ -60,7 +60,10 @@ def _file_problems(root: Path, file: str) -> list[str]:
 
     problems = Problems()
     kind = file.split("/")[0] if "/" in file else file
+    from passerelle.project.consent_models import ConsentConfig
+
     models = {"passerelle.yml": ProjectConfig, "identity.yml": IdentityConfig,
+              "consent.yml": ConsentConfig,
               "sources": SourceConfig, "checks": ChecksFile}
     readers = {"traits": load_traits, "metrics": read_metrics, "segments": read_segments,
                "experiments": load_experiments}

@@ -50,7 +50,7 @@ def test_template_reaching_beyond_its_fields_is_refused_with_file_and_line(tmp_p
 def test_references_and_context_types_are_checked(tmp_path):
     _, found = problems_of(tmp_path, {"offers/bad.yml": """\
         placements: [home_banner, nowhere]
-        consent: email
+        consent: newsletter
         eligibility: {segment: shoe_lover}
         fields: [frist_name]
         traits: [favourite_colour]
@@ -62,6 +62,7 @@ def test_references_and_context_types_are_checked(tmp_path):
         """})
     got = {(line, msg) for f, line, msg in found if f == "offers/bad.yml"}
     assert (1, "unknown placement 'nowhere'") in got
+    assert (2, "unknown purpose 'newsletter'") in got  # no consent.yml: the two defaults
     assert (3, "unknown segment 'shoe_lover'") in got
     assert (4, "'frist_name' is not a field of the golden record") in got
     assert (5, "'favourite_colour' is not a trait of this project") in got
@@ -85,7 +86,7 @@ def test_inline_eligibility_uses_the_segment_checks(tmp_path):
 def test_shape_errors_are_located(tmp_path):
     _, found = problems_of(tmp_path, {"offers/bad.yml": """\
         placements: [home_banner]
-        consent: maybe
+        consent: [email]
         caps: [{at_most: 0, per: 1d}]
         content: {title: hi}
         budget: 10

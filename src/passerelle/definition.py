@@ -11,6 +11,7 @@ from pathlib import Path
 
 from passerelle.errors import Problems, ProjectError
 from passerelle.leaves import load_leaves
+from passerelle.project.consent_models import read_consent
 from passerelle.project.load import PROJECT_FILE, ProjectDefinition, read_core
 
 
@@ -24,8 +25,9 @@ def read_project(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
     if definition is None:
         problems.items += leaves.problems
         return None, problems
+    consent = read_consent(definition.root, definition.sources, problems, leaves)
     return dataclasses.replace(
-        definition,
+        definition, consent=consent,
         traits=leaves.traits if leaves.traits.traits else None,
         metrics=leaves.metrics if leaves.metrics.metrics else None,
         experiments=leaves.experiments,

@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from passerelle.model import ENTITIES
+from passerelle.project import consent_models as cm
 from passerelle.project import identity_models as idm
 from passerelle.project import models as m
 
@@ -55,6 +56,7 @@ def project_files_page() -> str:
                           idm.Comparison, idm.Training, idm.Graph, idm.Survivorship, idm.Pin]),
         ("checks/*.yml", [m.ChecksFile, m.NotNullCheck, m.UniqueCheck, m.AcceptedValuesCheck,
                           m.RelationshipsCheck, m.RowCountCheck, m.FreshnessCheck]),
+        ("consent.yml", [cm.ConsentConfig, cm.PurposeConfig, cm.SourceMapping]),
     ]
     for title, models in sections:
         out += [f"## `{title}`", ""]

@@ -23,9 +23,13 @@ def lazy_exports(package: str, exports: dict[str, str]
         module = where.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{package}.{module}"), name)
-        setattr(sys.modules[package], name, value)  # the next access skips this function
-        return value
+        loaded = importlib.import_module(f"{package}.{module}")
+        # Bind every name of the submodule now: importing it set the package attribute of
+        # the submodule's own name (``metrics.lineage``) to the module, which would hide a
+        # function of that name from the next ``from package import``.
+        for exported in exports[module].split():
+            setattr(sys.modules[package], exported, getattr(loaded, exported))
+        return getattr(loaded, name)
 
     def __dir__() -> list[str]:
         return sorted(set(where) | set(vars(sys.modules[package])))

@@ -13,18 +13,12 @@ from typing import Any
 
 from passerelle.errors import Problems
 from passerelle.project.leaves import Leaves, Skipped
+from passerelle.project.leaves import skip as _skip
 from passerelle.project.yamlio import YamlSyntaxError, read_yaml
 
 
 def _broken(problems: Problems) -> set[str]:
     return {p.file for p in problems.errors}
-
-
-def _skip(out: Leaves, kind: str, name: str, origin: tuple[str, int | None], reason: str,
-          broken: bool = False) -> Skipped:
-    s = Skipped(kind, name, origin[0], origin[1], reason, broken)
-    out.skipped.append(s)
-    return s
 
 
 BROKEN = "its file has problems"

@@ -38,6 +38,7 @@ class RunResult:
     traits: Any = None  # TraitsSummary when the project has traits/*.yml
     segments: Any = None  # SegmentsSummary when the project has segments/*.yml
     decision_store: Any = None  # StoreSummary when the project has offers/ or placements/
+    consent: Any = None  # ConsentSummary when identity ran
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -244,6 +245,16 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         result.stitched = stitch_anonymous(engine, project.sources, result.run_id)
         state.remember(engine, "stitch", print_, result.run_id)
 
+    def consent() -> None:
+        from passerelle.consent import build_consents
+        from passerelle.identity.tables import PERSON_MAP
+        from passerelle.project.consent_models import default_consent
+
+        if not engine.exists(PERSON_MAP):
+            raise _Unchanged("identity has not been resolved: consents need persons")
+        config = project.consent or default_consent(project.sources)
+        result.consent = build_consents(engine, config, project.sources, result.run_id)
+
     def traits() -> None:
         from passerelle.identity.tables import PERSON_MAP
         from passerelle.runlog import utcnow
@@ -286,6 +297,7 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
     if project.identity is not None:
         downstream.append(("identity", identity))
         downstream.append(("stitch", stitch))
+        downstream.append(("consent", consent))
     if project.traits is not None:
         downstream.append(("traits", traits))
     if project.segments is not None:
@@ -323,6 +335,9 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                           for k, v in store.failed.items()))[:2000]
                 if store.failed:
                     step.status = "failed"
+            if name == "consent":
+                step.rows_out = result.consent.statements
+                step.message = result.consent.message[:2000]
             if name == "traits":
                 step.rows_out = sum(result.traits.persons.values())
                 if result.traits.failed:

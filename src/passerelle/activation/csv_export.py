@@ -40,7 +40,13 @@ from passerelle.activation.log import (
     record_members,
     start_export,
 )
-from passerelle.activation.members import sendable_build, treated, with_fields
+from passerelle.activation.members import (
+    consent_note,
+    left_out,
+    sendable_build,
+    treated,
+    with_fields,
+)
 from passerelle.engines.base import Engine
 from passerelle.project.destinations_models import CsvDestination, DestinationError
 from passerelle.project.paths import confine
@@ -61,7 +67,7 @@ LAYOUTS: dict[str, dict[str, str]] = {
 def exported_people(engine: Engine, audience: str, destination: CsvDestination) -> ir.Table:
     """The people a file of this format holds: the treated members with an identifier the
     tool needs (no join, no sort: what the export log records)."""
-    people = treated(engine, audience)
+    people = treated(engine, audience, destination.purpose)
     if destination.format == "mailchimp":
         return people.filter(people.email.notnull())
     if destination.format == "brevo":
@@ -206,6 +212,7 @@ def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
     export_id = start_export(engine, audience, name, "csv", str(path), user)
     result = ExportResult(export_id, audience, name, "csv", str(path), "failed", 0,
                           file_path=str(path))
+    result.no_consent, result.purpose = left_out(engine, audience, destination.purpose)
     try:
         count, digest = write_csv(engine, rows, path, delimiter)
     except Exception as exc:
@@ -215,6 +222,7 @@ def export_csv(engine: Engine, audience: str, destination: CsvDestination, *,
     with engine.transaction():
         record_members(engine, export_id, exported_people(engine, audience, destination))
         result.status, result.people, result.sha256 = "delivered", count, digest
-        result.detail = f"{destination.format} layout"  # the people are counted beside it
+        result.detail = f"{destination.format} layout" + consent_note(  # people counted beside
+            result.no_consent, result.purpose)
         finish_export(engine, result)
     return result

@@ -60,6 +60,8 @@ class ExportResult:
     sha256: str | None = None
     detail: str = ""
     dead_letters: list[str] = field(default_factory=list)  # webhook batches that failed
+    purpose: str | None = None  # the purpose the people sent granted
+    no_consent: int = 0  # treated members left out: the purpose is not granted
 
 
 def current_user() -> str:

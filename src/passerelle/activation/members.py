@@ -1,8 +1,11 @@
-"""Who an activation sends: the treated members of an audience's last build, with the
-profile fields and traits a destination asks for.
+"""Who an activation sends: the treated members of an audience's last build who grant the
+export's purpose now, with the profile fields and traits a destination asks for.
 
-The holdout is filtered out here, once, so no destination can send it by mistake. Everything
-is one Ibis expression run by the warehouse; nothing is fetched row by row.
+The holdout and the people without consent are filtered out here, once, so no destination
+can send them by mistake. The purpose of an export is its destination's ``purpose:``, else
+the audience's; consent is checked again at export time (a withdrawal since the build
+counts), and the people left out are counted for the export's result. Everything is one
+Ibis expression run by the warehouse; nothing is fetched row by row.
 """
 
 from __future__ import annotations
@@ -10,7 +13,9 @@ from __future__ import annotations
 import ibis
 import ibis.expr.types as ir
 
+from passerelle.consent.grants import granted
 from passerelle.engines.base import Engine
+from passerelle.project.consent_models import audience_purpose
 from passerelle.project.destinations_models import DestinationError
 from passerelle.segments.audience import AUDIENCE_MEMBERS, TREATED, last_build
 
@@ -39,7 +44,8 @@ def sendable_build(engine: Engine, audience: str, *, allow_empty: bool = False) 
         raise DestinationError(
             f"The audience '{audience}' is empty: its last build ({when}) has nobody to "
             f"send. Segment '{build['segment']}': {n['segment_members']} member(s); "
-            f"{n['no_consent']} without consent for {build['channel']}, "
+            f"{n['no_consent']} without consent for "
+            f"{build.get('purpose') or build['channel']}, "
             f"{n['no_identifier']} without an address to reach them on, "
             f"{n['holdout']} held out.",
             f"Check the segment (`passerelle segment count {build['segment']}`) and the "
@@ -48,14 +54,58 @@ def sendable_build(engine: Engine, audience: str, *, allow_empty: bool = False) 
     return build
 
 
-def treated(engine: Engine, audience: str) -> ir.Table:
-    """``person_id, email, phone`` of the ``treated`` group of the audience's last build: the
-    people a destination receives. The holdout never is."""
+def export_purpose(build: dict, purpose: str | None) -> str | None:
+    """The purpose an export is made under: the destination's, else the audience's (its
+    build's, or its channel's for a build made before purposes)."""
+    return purpose or build.get("purpose") or audience_purpose(build.get("channel") or "",
+                                                                None)
+
+
+def _members(engine: Engine, audience: str, purpose: str | None,
+             ) -> tuple[ir.Table, ir.BooleanValue | None, str | None]:
+    """(treated rows of the last build, whether each grants the purpose now or None when
+    nothing is to check, the purpose)."""
     build = sendable_build(engine, audience, allow_empty=True)
     am = engine.table(AUDIENCE_MEMBERS)  # written with every build, even an empty one
     rows = am.filter((am.audience == audience) & (am.run_id == build["run_id"])
-                     & (am["group"] == TREATED))
-    return rows.select("person_id", "email", "phone")  # one row a person a build
+                     & (am["group"] == TREATED)).select("person_id", "email", "phone")
+    wanted = export_purpose(build, purpose)
+    if wanted is None:  # an ads/push build of the marketing flags: filtered when built
+        return rows, None, None
+    ok = granted(engine, rows, wanted)
+    if ok is None:
+        built_for = export_purpose(build, None)
+        if wanted == built_for:  # no consent state to re-check: the build filtered on it
+            return rows, None, wanted
+        raise DestinationError(
+            f"There is no consent state for the purpose '{wanted}' in the warehouse.",
+            "Run `passerelle run` (its consent step builds `consents`), and check that "
+            "consent.yml declares the purpose.")
+    return rows, ok, wanted
+
+
+def treated(engine: Engine, audience: str, purpose: str | None = None) -> ir.Table:
+    """``person_id, email, phone`` of the ``treated`` group of the audience's last build
+    who grant the export's purpose (``purpose``, else the audience's): the people a
+    destination receives. The holdout never is."""
+    rows, ok, _ = _members(engine, audience, purpose)
+    return rows if ok is None else rows.filter(ok)  # one row a person a build
+
+
+def left_out(engine: Engine, audience: str, purpose: str | None = None) -> tuple[int, str | None]:
+    """(treated members left out for lack of consent to the export's purpose, the
+    purpose)."""
+    rows, ok, wanted = _members(engine, audience, purpose)
+    if ok is None:
+        return 0, wanted
+    return int(engine.to_arrow(rows.filter(~ok).count().as_table()).column(0)[0].as_py()), \
+        wanted
+
+
+def consent_note(n: int, purpose: str | None) -> str:
+    """What an export's detail says about the people consent left out (the count is in the
+    result either way)."""
+    return f"; {n} left out for lack of consent ({purpose})" if n else ""
 
 
 def with_fields(engine: Engine, members: ir.Table, attributes: dict[str, str]) -> ir.Table:

@@ -25,7 +25,14 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.activation.log import ExportResult, finish_export, record_members, start_export
-from passerelle.activation.members import BASE_COLUMNS, sendable_build, treated, with_fields
+from passerelle.activation.members import (
+    BASE_COLUMNS,
+    consent_note,
+    left_out,
+    sendable_build,
+    treated,
+    with_fields,
+)
 from passerelle.engines.base import Engine
 from passerelle.project.destinations_models import (
     DeliveryError,
@@ -45,7 +52,8 @@ def table_columns(destination: PostgresDestination | MySQLDestination) -> list[s
 
 def audience_rows(engine: Engine, audience: str,
                   destination: PostgresDestination | MySQLDestination) -> ir.Table:
-    fields = with_fields(engine, treated(engine, audience), destination.attributes)
+    fields = with_fields(engine, treated(engine, audience, destination.purpose),
+                         destination.attributes)
     rows = fields.mutate(audience=ibis.literal(audience, "string"),
                          synced_at=ibis.literal(utcnow(), "timestamp"))
     return rows.select(*table_columns(destination)).order_by("person_id")
@@ -63,6 +71,7 @@ def write_table(engine: Engine, audience: str,
     export_id = start_export(engine, audience, name, destination.type, target.display, user)
     result = ExportResult(export_id, audience, name, destination.type, target.display,
                           "failed", 0)
+    result.no_consent, result.purpose = left_out(engine, audience, destination.purpose)
     try:
         reader = engine.con.to_pyarrow_batches(rows, chunk_size=destination.chunk_size)
         count = target.write(reader, destination)
@@ -71,9 +80,10 @@ def write_table(engine: Engine, audience: str,
         finish_export(engine, result)
         raise
     with engine.transaction():
-        record_members(engine, export_id, treated(engine, audience))
+        record_members(engine, export_id, treated(engine, audience, destination.purpose))
         result.status, result.people = "delivered", count
-        result.detail = f"{destination.mode}: {count} rows"
+        result.detail = f"{destination.mode}: {count} rows" + consent_note(
+            result.no_consent, result.purpose)
         finish_export(engine, result)
     return result
 

@@ -36,7 +36,13 @@ from passerelle.activation.log import (
     record_members,
     start_export,
 )
-from passerelle.activation.members import sendable_build, treated, with_fields
+from passerelle.activation.members import (
+    consent_note,
+    left_out,
+    sendable_build,
+    treated,
+    with_fields,
+)
 from passerelle.activation.webhook import Attempts, post_batch
 from passerelle.engines.base import Engine
 from passerelle.project.destinations_models import DestinationError, WebhookDestination
@@ -78,9 +84,11 @@ def _tables(engine: Engine) -> None:
         engine.create_empty(DEAD_LETTERS, ibis.Schema.from_pyarrow(DEAD_LETTER_SCHEMA))
 
 
-def changes(engine: Engine, audience: str, name: str, attributes: dict[str, str]) -> ir.Table:
-    """Entered, updated and exited members since the last delivered snapshot."""
-    current = with_fields(engine, treated(engine, audience), attributes)
+def changes(engine: Engine, audience: str, name: str, attributes: dict[str, str],
+            purpose: str | None = None) -> ir.Table:
+    """Entered, updated and exited members since the last delivered snapshot (a person who
+    withdrew the purpose exits)."""
+    current = with_fields(engine, treated(engine, audience, purpose), attributes)
     state = engine.table(SYNC_STATE)
     state = state.filter((state.audience == audience) & (state.destination == name))
     s = state.select(_pid=state.person_id, _email=state.email, _phone=state.phone)
@@ -120,7 +128,8 @@ def sync_webhook(engine: Engine, audience: str, destination: WebhookDestination,
     result = ExportResult(export_id, audience, name, "webhook", _target(destination.url),
                           "failed", 0)
     try:
-        diff = changes(engine, audience, name, destination.attributes)
+        result.no_consent, result.purpose = left_out(engine, audience, destination.purpose)
+        diff = changes(engine, audience, name, destination.attributes, destination.purpose)
         order = ibis.cases(*((diff.change == c, n) for c, n in _CHANGE_ORDER.items()))
         numbered = diff.mutate(_batch=(ibis.row_number().over(
             order_by=[order, diff.person_id]) // destination.batch_size).cast("int64"))
@@ -163,7 +172,8 @@ def sync_webhook(engine: Engine, audience: str, destination: WebhookDestination,
         result.status = ("delivered" if not result.dead_letters else
                          "partial" if sent else "failed")
         result.detail = f"{summary}; {sent} of {batches} batches delivered" + (
-            f"; {len(result.dead_letters)} dead-lettered" if result.dead_letters else "")
+            f"; {len(result.dead_letters)} dead-lettered" if result.dead_letters else ""
+        ) + consent_note(result.no_consent, result.purpose)
         return finish_export(engine, result)
     except BaseException as exc:
         result.detail = f"interrupted: {exc}"

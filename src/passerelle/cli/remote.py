@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 
 from passerelle.cli.common import app, console, err_console, exit_for
@@ -100,6 +99,8 @@ class Remote:
         self.headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx  # only commands that talk to a server pay for it
+
         try:
             response = httpx.request(method, self.url + path, headers=self.headers,
                                      timeout=60, **kwargs)
@@ -152,7 +153,7 @@ def job_error(job: dict[str, Any]) -> RemoteError:
                        error.get("exit_code") or job["exit_code"] or ExitCode.USER_ERROR)
 
 
-def _answer_error(url: str, response: httpx.Response) -> RemoteError:
+def _answer_error(url: str, response: Any) -> RemoteError:
     try:
         body = response.json()
         message, instruction = body["message"], body.get("instruction")

@@ -15,9 +15,9 @@ Rules (``identity.yml`` -> ``survivorship``):
   ``_loaded_at``): what the person first told us.
 
 Consents never follow these rules: ``consent_email`` and ``consent_sms`` keep the latest choice
-the person expressed (``consent_updated_at``, then the record's recency), whichever source
-recorded it. A withdrawal in the newest system must win over an older opt-in in the most
-trusted one.
+the person expressed (``consent_updated_at``; at the same time a withdrawal wins, as in
+``consents``, see passerelle.consent; then the record's recency), whichever source recorded
+it. A withdrawal in the newest system must win over an older opt-in in the most trusted one.
 """
 
 from __future__ import annotations
@@ -107,8 +107,8 @@ def _rule_keys(t: ir.Table, key: str) -> list[tuple[ir.Value, bool]]:
         keys = [(t[f"_n_{field}"], True), latest]
     elif rule == "first_non_empty":
         keys = [(t._age, False)]
-    elif rule == "consent":
-        keys = [(t.consent_updated_at, True), latest]
+    elif rule == "consent":  # false sorts first: a withdrawal wins at the same time
+        keys = [(t.consent_updated_at, True), (t[field], False), latest]
     else:  # pragma: no cover - the config model restricts the rules
         raise SurvivorshipError(f"Unknown survivorship rule '{rule}'.",
                                 f"Use one of: {', '.join(RULES)}.")
@@ -145,7 +145,7 @@ def profiles_expr(engine: Engine, survivorship: Survivorship, run_id: str,
     rules = field_rules(survivorship)
     t = _helper_columns(records_with_person(engine, persons), rules,
                         survivorship.source_priority)
-    keys = {f: _order_key(rules[f], f) for f in GOLDEN_FIELDS} | {f: "consent"
+    keys = {f: _order_key(rules[f], f) for f in GOLDEN_FIELDS} | {f: f"consent:{f}"
                                                                  for f in CONSENT_FIELDS}
     if engine.name == "duckdb":
         return _profiles_by_arg_min(t, keys, run_id)

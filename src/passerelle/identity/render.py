@@ -122,6 +122,14 @@ def render_person(view: dict[str, Any], fmt: Formatter = DEFAULT) -> RenderableT
         c.add_row(r["node"], _s(fmt, r["consent_email"]), _s(fmt, r["consent_sms"]),
                   _day(fmt, r["consent_updated_at"]))
     parts.append(c)
+    if consents.get("purposes"):
+        pc = _table("Consent by purpose (the latest statement wins; a withdrawal wins ties)",
+                    "purpose", "granted", "stated", "proof", "statements")
+        for r in consents["purposes"]:
+            proof = f"{r['source']} {r['origin']} {r['detail']}: {r['record']}"
+            pc.add_row(_s(r["purpose"]), _s(r["granted"]), _day(r["stated_at"]), proof,
+                       _s(r["statements"]))
+        parts.append(pc)
 
     if view.get("traits"):
         t = _table("Traits", "trait", "value")

@@ -260,7 +260,7 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
         "records": [{**r, "fields": _mask_row(r["fields"], mask_pii)} for r in records],
         "orders": orders,
         "events": events,
-        "consents": _consents(golden, records),
+        "consents": _consents(engine, person_id, golden, records),
         "traits": _traits(engine, person_id),
         "why": {**_why(engine, nodes), "anonymous_ids": anonymous_ids},
     }
@@ -373,8 +373,23 @@ def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[s
     return {"total": total, "recent": rows}
 
 
-def _consents(golden: dict[str, Any], records: list[dict[str, Any]]) -> dict[str, Any]:
+def _consents(engine: Engine, person_id: str, golden: dict[str, Any],
+              records: list[dict[str, Any]]) -> dict[str, Any]:
+    """The flags of the golden record and of each record, and the state of each purpose
+    (``purposes``: the winning statement with its proof and the count of statements;
+    ``statements``: every statement, newest first)."""
+    from passerelle.consent.build import CONSENT_STATEMENTS, CONSENTS
+
+    by_purpose: dict[str, list[dict[str, Any]]] = {}
+    for table, key in ((CONSENTS, "purposes"), (CONSENT_STATEMENTS, "statements")):
+        if engine.exists(table):
+            t = engine.table(table)
+            rows = t.filter(t.person_id == ibis.literal(person_id)).drop("person_id", "run_id")
+            by_purpose[key] = _rows(engine, rows.order_by(
+                ["purpose", ibis.desc("stated_at"), "granted", "source", "record"]))
     return {
+        "purposes": by_purpose.get("purposes", []),
+        "statements": by_purpose.get("statements", []),
         "golden": {f: golden[f] for f in CONSENT_FIELDS},
         "by_record": [
             {"node": r["node"], "source": r["source"],

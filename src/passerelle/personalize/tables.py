@@ -48,12 +48,22 @@ class StoreSummary:
     posteriors: int = 0  # rows of decision_posteriors (learned placements)
 
 
-def consent_predicate(p: ir.Table, purpose: str) -> ir.BooleanValue:
-    """The consent an offer needs, on the standard model's flags (a NULL consent is none).
-    ``ads`` accepts either marketing consent, as ad audiences do."""
-    email, sms = p.consent_email.fill_null(False), p.consent_sms.fill_null(False)
-    return {"email": email, "sms": sms, "ads": email | sms,
-            "none": ibis.literal(True)}[purpose]
+def consent_predicate(engine: Engine, p: ir.Table, purpose: str) -> ir.BooleanValue:
+    """The consent an offer needs: a purpose of consent.yml, or the channel words of before
+    purposes (email: ``email_marketing``, sms: ``sms_marketing``, ads: either of them, as
+    ad audiences of the marketing flags do; none: everyone). A consent never expressed is
+    none."""
+    from passerelle.consent.grants import granted
+
+    def ok(name: str) -> ir.BooleanValue:
+        g = granted(engine, p, name)
+        return g if g is not None else ibis.literal(False)
+
+    if purpose == "none":
+        return ibis.literal(True)
+    if purpose == "ads":
+        return ok("email_marketing") | ok("sms_marketing")
+    return ok({"email": "email_marketing", "sms": "sms_marketing"}.get(purpose, purpose))
 
 
 def eligibility(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, SegmentConfig],
@@ -81,7 +91,7 @@ def eligibility(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, S
     p = engine.table(PROFILES)
     parts = []
     for name, offer in sorted(defs.offers.items()):
-        cond = consent_predicate(p, offer.consent)
+        cond = consent_predicate(engine, p, offer.consent)
         seg = target[name]
         if seg is not None:
             members = compiled.get(seg)

@@ -48,9 +48,11 @@ def check_offers(root: Path, defs: OfferDefinitions, docs: Mapping[tuple[str, st
     """Add every problem to ``problems``; offers and placements with an error are removed
     from ``defs`` (a decision never uses half a definition)."""
     from passerelle.identity.golden import GOLDEN_FIELDS
+    from passerelle.project.consent_models import declared_purposes
     from passerelle.segments.validate import check_segment
 
     segments, kinds = project_context(root)
+    purposes = declared_purposes(root) | {"email", "sms", "ads", "none"}
     bad: set[tuple[str, str]] = set()
 
     def add(key: tuple[str, str], loc: tuple[Any, ...], message: str,
@@ -89,6 +91,9 @@ def check_offers(root: Path, defs: OfferDefinitions, docs: Mapping[tuple[str, st
                     placement.channels):
                 add(key, ("channels",), f"none of the channels {offer.channels} is a "
                     f"channel of placement '{pname}' ({placement.channels})")
+        if offer.consent not in purposes:
+            add(key, ("consent",), f"unknown purpose '{offer.consent}'",
+                close_names(offer.consent, purposes) or "declare it in consent.yml")
         for i, field in enumerate(offer.fields):
             if field not in GOLDEN_FIELDS:
                 add(key, ("fields", i), f"'{field}' is not a field of the golden record",

@@ -43,7 +43,13 @@ def _check_attributes(value: dict[str, str], names: re.Pattern[str], what: str) 
     return value
 
 
-class CsvDestination(Strict):
+class _Exit(Strict):
+    purpose: str | None = Field(
+        None, description="Purpose of consent.yml the people sent must have granted "
+                          "(default: the audience's); the others are left out and counted")
+
+
+class CsvDestination(_Exit):
     """A CSV file in the layout an e-mailing tool imports (treated members only)."""
 
     type: Literal["csv"]
@@ -85,7 +91,7 @@ class CsvDestination(Strict):
         return self
 
 
-class WebhookDestination(Strict):
+class WebhookDestination(_Exit):
     """POST the changes of an audience as signed JSON batches."""
 
     type: Literal["webhook"]
@@ -137,7 +143,7 @@ class MySQLConnection(_Connection):
     user: str = "root"
 
 
-class _DatabaseDestination(Strict):
+class _DatabaseDestination(_Exit):
     table: str = Field(description="Table to write (created when missing)")
     mode: Literal["replace", "upsert"] = Field(
         "replace", description="replace: the table holds exactly the audience afterwards; "

@@ -46,3 +46,11 @@ class Leaves:
     offers: Any = None  # OfferDefinitions (None: the project has no offers/ nor placements/)
     problems: list[Problem] = field(default_factory=list)
     skipped: list[Skipped] = field(default_factory=list)
+
+
+def skip(out: Leaves, kind: str, name: str, origin: tuple[str, int | None], reason: str,
+         broken: bool = False) -> Skipped:
+    """Record that ``name`` is left out of this load, and why."""
+    s = Skipped(kind, name, origin[0], origin[1], reason, broken)
+    out.skipped.append(s)
+    return s

@@ -60,6 +60,7 @@ class ProjectDefinition:
     metrics: Any = None  # ProjectMetrics (metrics/*.yml), None when there is none
     experiments: Any = None  # ExperimentDefinitions (experiments/*.yml)
     segments: Any = None  # SegmentDefinitions (segments/*.yml), None when there is none
+    consent: Any = None  # ConsentConfig (consent.yml, or the two default purposes)
     where: dict[int, Located] = field(default_factory=dict)  # id(model) -> origin
     warnings: list[str] = field(default_factory=list)
     # Problems of leaf files (traits, metrics, segments...) and the definitions they left

@@ -195,8 +195,9 @@ class OfferConfig(Strict):
     channels: list[str] | None = Field(None, description="Only for these channels (any if "
                                        "absent)")
     priority: int = Field(0, description="Higher first among the eligible offers")
-    consent: Consent = Field(description="Consent the person must have given: email, sms, "
-                             "ads (an e-mail or SMS consent) or none")
+    consent: Consent | str = Field(
+        description="Consent the person must have given: a purpose of consent.yml "
+                    "(newsletter...), or email, sms, ads (an e-mail or SMS consent) or none")
     eligibility: Eligibility | None = Field(None, description="Absent: everyone")
     context: list[ContextRule] = Field(default_factory=list,
                                        description="Every rule must hold")
@@ -209,6 +210,7 @@ class OfferConfig(Strict):
     budget: int | None = Field(None, ge=1, description="At most this many sends in all")
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
+    _consent = field_validator("consent")(classmethod(lambda cls, v: _check_name(v)))
 
     @model_validator(mode="after")
     def _no_clash(self) -> OfferConfig:

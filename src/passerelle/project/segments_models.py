@@ -205,6 +205,9 @@ class AudienceConfig(Strict):
     name: str = Field(description="Audience name, unique in the project")
     channel: Channel = Field(description="email, sms, push or ads (see docs/segments.md for "
                                          "the consent and identifier rule of each)")
+    purpose: str | None = Field(None, description="Purpose of consent.yml the people must "
+                                "have granted (default: the channel's: email_marketing, "
+                                "sms_marketing, ad_audiences, push_notifications)")
     holdout_percent: float = Field(10.0, ge=0, le=50,
                                    description="Share of eligible people kept out of every "
                                                "send, to measure the campaign (default 10)")

@@ -1,17 +1,24 @@
-"""Audiences: a segment for one channel, with consent, a reachable identifier and a holdout.
+"""Audiences: a segment for one channel and one purpose, with a reachable identifier and a
+holdout.
 
-Who may be contacted, per channel (the standard model's consent fields):
+Who may be contacted: the people whose current consent grants the audience's purpose
+(``purpose:``, else its channel's: email -> ``email_marketing``, sms -> ``sms_marketing``,
+ads -> ``ad_audiences``, push -> ``push_notifications``; see
+:mod:`passerelle.consent.grants`) and who can be reached on the channel:
 
-- ``email``: ``consent_email`` is true and ``email`` is known;
-- ``sms``: ``consent_sms`` is true and ``phone`` is known;
-- ``push``: the standard model has no push opt-in (the device's permission is checked by the
-  push tool), so a push audience needs a marketing consent (e-mail or SMS) and the app's
-  user id (``customer_id``) to address the device;
-- ``ads``: customer-match uploads hashed e-mails and phones, so a person counts when an
-  identifier they consented to be contacted on is known (``consent_email`` with an
-  ``email``, or ``consent_sms`` with a ``phone``); only those identifiers are written.
+- ``email``: ``email`` is known;
+- ``sms``: ``phone`` is known;
+- ``push``: the app's user id (``customer_id``) addresses the device (its permission is
+  checked by the push tool);
+- ``ads``: customer-match uploads hashed e-mails and phones: a person counts when one is
+  known.
 
-A consent that is NULL (never expressed) is no consent. Among eligible people a holdout
+An ads or push audience of a project that declares no ``ad_audiences`` /
+``push_notifications`` purpose keeps the rule it had before purposes: a marketing consent
+(``email_marketing`` or ``sms_marketing``) and, for ads, only the identifiers consented to
+(the e-mail with ``email_marketing``, the phone with ``sms_marketing``).
+
+A consent never expressed is no consent. Among eligible people a holdout
 (default 10 %) is drawn by hashing the audience salt and the person id
 (:func:`passerelle.measure.design.assign_expr`, identical in Python and SQL), so a person
 stays in or out of the holdout across refreshes; holdout people are written with
@@ -32,8 +39,10 @@ import ibis.expr.types as ir
 import sqlglot as sg
 import sqlglot.expressions as sge
 
+from passerelle.consent.grants import granted
 from passerelle.engines.base import Engine
 from passerelle.measure.design import assign, assign_expr
+from passerelle.project.consent_models import audience_purpose
 from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.segments.compiler import PROFILES, compile_segment
 from passerelle.segments.kinds import SegmentError
@@ -57,7 +66,7 @@ BUILDS_SCHEMA = ibis.schema({
     "audience": dt.string, "segment": dt.string, "channel": dt.string, "run_id": dt.string,
     "built_at": _TS, "segment_members": dt.int64, "no_consent": dt.int64,
     "no_identifier": dt.int64, "eligible": dt.int64, "holdout": dt.int64,
-    "treated": dt.int64})
+    "treated": dt.int64, "purpose": dt.string})
 
 
 @dataclass
@@ -66,35 +75,46 @@ class AudienceSummary:
     segment: str
     channel: str
     segment_members: int
-    no_consent: int  # excluded: no consent for the channel
+    no_consent: int  # excluded: the purpose is not granted
     no_identifier: int  # excluded: consent, but no address to reach them on
     eligible: int
     holdout: int
     treated: int  # people to send to
+    purpose: str | None = None  # None: the ads/push rule of the marketing flags
 
     def as_dict(self) -> dict:
         return asdict(self)
 
 
-def _rules(p: ir.Table, channel: str) -> tuple[ir.BooleanValue, ir.BooleanValue,
-                                               ir.Value, ir.Value]:
-    """(has consent, reachable, email written, phone written) for a channel."""
-    email_ok = p.consent_email.fill_null(False)
-    sms_ok = p.consent_sms.fill_null(False)
+def _rules(engine: Engine, p: ir.Table, channel: str, purpose: str | None,
+           ) -> tuple[ir.BooleanValue, ir.BooleanValue, ir.Value, ir.Value]:
+    """(has consent, reachable, email written, phone written) for a channel and purpose."""
+    def ok(name: str) -> ir.BooleanValue:
+        g = granted(engine, p, name)
+        return g if g is not None else ibis.literal(False)
+
     null = ibis.null(dt.string)
-    # every identifier the person consented to is written (a Brevo file's SMS column beside
-    # the e-mail), never one they did not
-    email = ibis.ifelse(email_ok, p.email, null)
-    phone = ibis.ifelse(sms_ok, p.phone, null)
-    if channel == "email":
-        return email_ok, p.email.notnull(), email, phone
-    if channel == "sms":
-        return sms_ok, p.phone.notnull(), email, phone
-    if channel == "push":
-        return email_ok | sms_ok, p.customer_id.notnull(), null, null
-    if channel == "ads":
+    if channel not in ("email", "sms", "push", "ads"):
+        raise SegmentError(f"Unknown channel '{channel}'.", "Use email, sms, push or ads.")
+    if purpose is None:  # ads and push before purposes: either marketing consent
+        email_ok, sms_ok = ok("email_marketing"), ok("sms_marketing")
+        if channel == "push":
+            return email_ok | sms_ok, p.customer_id.notnull(), null, null
+        email = ibis.ifelse(email_ok, p.email, null)
+        phone = ibis.ifelse(sms_ok, p.phone, null)
         return email_ok | sms_ok, email.notnull() | phone.notnull(), email, phone
-    raise SegmentError(f"Unknown channel '{channel}'.", "Use email, sms, push or ads.")
+    consent = ok(purpose)
+    # the other identifier is written only under its own consent (a Brevo file's SMS column
+    # beside the e-mail), never without it
+    if channel == "email":
+        return consent, p.email.notnull(), p.email, ibis.ifelse(ok("sms_marketing"), p.phone,
+                                                                null)
+    if channel == "sms":
+        return consent, p.phone.notnull(), ibis.ifelse(ok("email_marketing"), p.email, null), \
+            p.phone
+    if channel == "push":
+        return consent, p.customer_id.notnull(), null, null
+    return consent, p.email.notnull() | p.phone.notnull(), p.email, p.phone
 
 
 def _segment_members(engine: Engine, audience: AudienceConfig, now: datetime,
@@ -129,7 +149,8 @@ def build_audience(engine: Engine, audience: AudienceConfig, now: datetime, *,
     members = _segment_members(engine, audience, now, segments, trait_kinds).distinct()
     p = engine.table(PROFILES)
     j = members.join(p, members.person_id == p.person_id)
-    consent, reachable, email, phone = _rules(j, audience.channel)
+    purpose = audience_purpose(audience.channel, audience.purpose)
+    consent, reachable, email, phone = _rules(engine, j, audience.channel, purpose)
     flagged = j.select(person_id=members.person_id, _consent=consent,
                        _reach=consent & reachable, email=email, phone=phone)
     eligible = flagged.filter(flagged._reach)
@@ -152,7 +173,7 @@ def build_audience(engine: Engine, audience: AudienceConfig, now: datetime, *,
         audience=audience.name, segment=audience.segment or "", channel=audience.channel,
         segment_members=int(row["n"] or 0), no_consent=int(row["no_consent"] or 0),
         no_identifier=int(row["no_identifier"] or 0), eligible=eligible_n, holdout=held,
-        treated=eligible_n - held)
+        treated=eligible_n - held, purpose=purpose)
     return out.cast(MEMBERS_SCHEMA), summary
 
 
@@ -194,6 +215,8 @@ def ensure_builds(engine: Engine) -> None:
     recorded from ``audience_members``, their exclusion counts unknown (NULL), and their
     sent group, once named 'target', renamed 'treated': they stay sendable as they were."""
     if engine.exists(AUDIENCE_BUILDS):
+        if "purpose" not in engine.table(AUDIENCE_BUILDS).columns:  # built before purposes
+            engine.add_missing_columns(AUDIENCE_BUILDS, BUILDS_SCHEMA)
         return
     if not engine.exists(AUDIENCE_MEMBERS):
         engine.create_empty(AUDIENCE_BUILDS, BUILDS_SCHEMA)
@@ -212,7 +235,8 @@ def ensure_builds(engine: Engine) -> None:
             audience=per.audience, segment=ibis.null(dt.string), channel=ibis.null(dt.string),
             run_id=per.run_id, built_at=per.built_at, segment_members=unknown,
             no_consent=unknown, no_identifier=unknown, eligible=per.treated + per.holdout,
-            holdout=per.holdout, treated=per.treated).cast(BUILDS_SCHEMA))
+            holdout=per.holdout, treated=per.treated,
+            purpose=ibis.null(dt.string)).cast(BUILDS_SCHEMA))
 
 
 def last_build(engine: Engine, audience: str) -> dict | None:
@@ -274,6 +298,7 @@ def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
         elif changed.get(aud.segment or "") and changed[aud.segment] > b["built_at"]:
             why = "its segment's members changed after the audience was built"
         rows.append({"audience": name, "segment": aud.segment, "channel": aud.channel,
+                     "purpose": aud.purpose,
                      "built_at": b.get("built_at"), "treated": int(b.get("treated") or 0),
                      "holdout": int(b.get("holdout") or 0),
                      "no_consent": b.get("no_consent"), "no_identifier": b.get("no_identifier"),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from passerelle.errors import ConnectorError, Problems
+from passerelle.project.consent_models import check_source_columns
 from passerelle.project.load import ProjectDefinition, closest
 from passerelle.project.paths import PathNotAllowed
 
@@ -12,6 +13,7 @@ def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Prob
     from passerelle.sources import source_columns
 
     problems = Problems()
+    columns: dict[str, list[str]] = {}
     for source in project.sources.values():
         if only and source.name != only:
             continue
@@ -23,6 +25,7 @@ def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Prob
             problems.add(file, exc.reason, at.line("connector", "path") if at else None,
                          exc.instruction)
             continue
+        columns[source.name] = available
         for target, mapping in source.mappings().items():
             if mapping.column is not None and mapping.column not in available:
                 problems.add(
@@ -30,4 +33,6 @@ def inspect_sources(project: ProjectDefinition, only: str | None = None) -> Prob
                     at.line("columns", target) if at else None,
                     closest(mapping.column, available) or f"columns: {', '.join(available)}",
                 )
+    if project.consent is not None:  # consent.yml may read columns the mapping does not
+        check_source_columns(project.consent, project.root, project.sources, columns, problems)
     return problems
