@@ -173,13 +173,25 @@ def finish_run(remote: Remote, job: dict[str, Any]) -> None:
     sys.stdout.write(result["summary"])
     exit_for(_RunOutcome([job_error({"job_id": job["job_id"], "status": job["status"],
                                      "exit_code": e["exit_code"], "error": e})
-                          for e in result["errors"]], [None] * result["failed_checks"]))
+                          for e in result["errors"]], [None] * result["failed_checks"],
+                         [_Step(s["step"], s["target"], s["message"]) for s in result["steps"]
+                          if s["status"] == "failed" and s["step"] != "run"],
+                         ExitCode(job["exit_code"] or 0)))
+
+
+@dataclass
+class _Step:
+    step: str
+    target: str
+    message: str | None
 
 
 @dataclass
 class _RunOutcome:  # what exit_for reads of a RunResult
     errors: list[RemoteError]
     failed_checks: list[None]
+    failed_steps: list[_Step]
+    exit_code: ExitCode
 
 
 @app.command()

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from passerelle.api.inputs import Text
-from passerelle.errors import CheckFailed, ExitCode, PasserelleError
+from passerelle.errors import CheckFailed, ExitCode, PartialFailure, PasserelleError
 
 Outcome = tuple[dict[str, Any], PasserelleError | None, int]
 Name = Annotated[Text, Field(min_length=1)]
@@ -87,15 +87,16 @@ def _run(project: Any, p: RunParams, user: str) -> Outcome:
     if error is None and result.failed_checks:
         error = CheckFailed(f"{len(result.failed_checks)} error-severity check(s) failed; "
                             "later steps were skipped.")
+    if error is None and result.failed_steps:
+        error = PartialFailure("; ".join(f"{s.step} failed: {s.message}"
+                                         for s in result.failed_steps)[:2000])
     return out, error, run_exit_code(result)
 
 
 def run_exit_code(result: Any) -> int:
-    """The exit code of a pipeline result: 1 when error-severity checks failed, else the
-    worst error's (0 when it succeeded)."""
-    if result.failed_checks:
-        return int(ExitCode.USER_ERROR)
-    return max((int(e.exit_code) for e in result.errors), default=0)
+    """The exit code of a pipeline result (``RunResult.exit_code``: 4 when only checks or
+    steps failed, else the worst error's, 0 when it succeeded)."""
+    return int(result.exit_code)
 
 
 def _segment_refresh(project: Any, p: SegmentRefreshParams, user: str) -> Outcome:
