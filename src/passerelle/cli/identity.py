@@ -9,7 +9,15 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, formatter, open_project
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
 
 identity_app = typer.Typer(no_args_is_help=True, help="Identity: who is who, and why.")
 app.add_typer(identity_app, name="identity")
@@ -102,7 +110,7 @@ def unpin(pin_id: Annotated[str, typer.Argument(help="Pin id, as `identity pins`
 
 
 @identity_app.command("pins")
-def list_pins(project: ProjectOpt = Path(".")) -> None:
+def list_pins(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """List the pins in force (identity.yml's and those made from the CLI or API)."""
     from rich.table import Table
 
@@ -110,6 +118,8 @@ def list_pins(project: ProjectOpt = Path(".")) -> None:
 
     with open_project(project) as proj:
         pins = service.pins(proj.definition, proj.engine)
+    if as_json:
+        return print_json(pins)
     table = Table(header_style="bold")
     for col in ("pin", "kind", "record a", "record b", "reason", "author", "origin"):
         table.add_column(col)
@@ -119,13 +129,16 @@ def list_pins(project: ProjectOpt = Path(".")) -> None:
 
 
 @identity_app.command()
-def why(record_a: RecordArg, record_b: RecordArg, project: ProjectOpt = Path(".")) -> None:
+def why(record_a: RecordArg, record_b: RecordArg, project: ProjectOpt = Path("."),
+        as_json: JsonOpt = False) -> None:
     """Why are these two records one person: the chain of links, with evidence and dates."""
     from passerelle.identity import service
     from passerelle.identity.render import evidence_text
 
     with open_project(project) as proj:
         path = service.why(proj.engine, record_a, record_b)
+    if as_json:
+        return print_json(path)
     if not path:
         console.print(f"{record_a} and {record_b} are different people.")
         return

@@ -41,6 +41,7 @@ def validate(
     project: ProjectOpt = Path("."),
     offline: Annotated[bool, typer.Option(help="Only parse files; open no file or database.")]
     = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check the project and report every problem at once, with file, line and hint."""
     from passerelle.core import validate_folder
@@ -49,6 +50,12 @@ def validate(
 
     # every file's problems, even when some do not parse (no ProjectError on the first layer)
     definition, problems = validate_folder(project, connect=not offline)
+    if as_json:
+        valid = definition is not None and not problems.errors
+        print_json({"valid": valid, "problems": problems.items})
+        if not valid:
+            raise typer.Exit(ExitCode.USER_ERROR)
+        return
     if problems.items:
         console.print(problems_text(problems.items), end="", soft_wrap=True)
     if problems.errors or definition is None:
@@ -96,6 +103,9 @@ def run(
         help="Read this source's files (or table) again from scratch, replacing its earlier "
              "loads. Repeat for several sources.")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what the run did as JSON "
+                                                        "(steps, errors, exit code).")]
+    = False,
 ) -> None:
     """Load new data from every source, stage it, check it."""
     from passerelle.cli.remote import finish_run, remote_server
@@ -103,11 +113,16 @@ def run(
 
     if (remote := remote_server(project)):
         finish_run(remote, remote.job("run", {"source": source, "full": full,
-                                              "reload": reload or []}))
+                                              "reload": reload or []}), as_json=as_json)
         return
     with open_project(project) as proj:
         result = proj.run(source=source, full=full, reload=reload or ())
-    console.print(run_summary(result, formatter(proj)))
+    if as_json:
+        from passerelle.jobs.kinds import run_record
+
+        print_json(run_record(result))
+    else:
+        console.print(run_summary(result, formatter(proj)))
     exit_for(result)
 
 

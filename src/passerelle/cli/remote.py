@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passerelle.cli.common import app, console, err_console, exit_for
+from passerelle.cli.common import app, console, err_console, exit_for, print_json
 from passerelle.errors import ExitCode, PasserelleError
 
 SERVER_FILE = Path(".passerelle") / "server.json"
@@ -167,10 +167,13 @@ def _answer_error(url: str, response: Any) -> RemoteError:
     return RemoteError(message, instruction, code, response.status_code)
 
 
-def finish_run(remote: Remote, job: dict[str, Any]) -> None:
+def finish_run(remote: Remote, job: dict[str, Any], as_json: bool = False) -> None:
     """Print what a run job did and exit as `passerelle run` would have."""
     result = remote.result(job)
-    sys.stdout.write(result["summary"])
+    if as_json:
+        print_json({k: v for k, v in result.items() if k != "summary"})
+    else:
+        sys.stdout.write(result["summary"])
     exit_for(_RunOutcome([job_error({"job_id": job["job_id"], "status": job["status"],
                                      "exit_code": e["exit_code"], "error": e})
                           for e in result["errors"]], [None] * result["failed_checks"],

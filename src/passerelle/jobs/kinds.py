@@ -76,13 +76,7 @@ def _run(project: Any, p: RunParams, user: str) -> Outcome:
     from passerelle.render import run_summary
 
     result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload)
-    out = {"run_id": result.run_id, "ok": result.ok,
-           "failed_checks": len(result.failed_checks),
-           "errors": [_error(e) for e in result.errors],
-           "steps": [{"step": s.step, "target": s.target, "status": s.status,
-                      "seconds": round(s.seconds, 3), "rows_out": s.rows_out,
-                      "message": s.message} for s in result.steps],
-           "summary": _text(run_summary(result))}
+    out = {**run_record(result), "summary": _text(run_summary(result))}
     error: PasserelleError | None = next(iter(result.errors), None)
     if error is None and result.failed_checks:
         error = CheckFailed(f"{len(result.failed_checks)} error-severity check(s) failed; "
@@ -91,6 +85,16 @@ def _run(project: Any, p: RunParams, user: str) -> Outcome:
         error = PartialFailure("; ".join(f"{s.step} failed: {s.message}"
                                          for s in result.failed_steps)[:2000])
     return out, error, run_exit_code(result)
+
+
+def run_record(result: Any) -> dict[str, Any]:
+    """What a run did, as plain data (the job's result, `passerelle run --json`)."""
+    return {"run_id": result.run_id, "ok": result.ok, "exit_code": int(result.exit_code),
+            "failed_checks": len(result.failed_checks),
+            "errors": [_error(e) for e in result.errors],
+            "steps": [{"step": s.step, "target": s.target, "status": s.status,
+                       "seconds": round(s.seconds, 3), "rows_in": s.rows_in,
+                       "rows_out": s.rows_out, "message": s.message} for s in result.steps]}
 
 
 def run_exit_code(result: Any) -> int:
