@@ -82,16 +82,21 @@ class Project:
                                   "Add metrics/*.yml (see docs/metrics.md).")
         return self.definition.metrics
 
-    def glossary(self) -> list[dict]:
-        """Metrics and traits with definition, owner, lineage and use, sorted by name."""
+    def glossary(self, lang: str | None = None) -> list[dict]:
+        """Metrics and traits with definition, owner, lineage and use, sorted by name.
+
+        Built-in traits are defined in ``lang`` (``en``, ``fr``; default: the language of
+        the project's locale); the project's own definitions are shown as written."""
         from passerelle.metrics import glossary
+        from passerelle.traits.definitions import language_of
         from passerelle.traits.glossary import trait_entries
 
+        language = language_of(lang, self.config.display_locale)
         entries = glossary(self.definition.metrics, self.engine) if self.definition.metrics \
             else []
         if self.definition.traits is not None:
             entries += trait_entries(self.definition.traits, self.engine, self.sources,
-                                     self.definition.segments)
+                                     self.definition.segments, language)
         return sorted(entries, key=lambda e: (e["name"], e["kind"]))
 
     def status(self, limit: int = 10) -> list[dict]:
