@@ -23,6 +23,7 @@ import ibis.expr.types as ir
 from passerelle.model import Kind
 from passerelle.staging import dictionaries as dicts
 from passerelle.staging import temporal
+from passerelle.staging.types import TARGET_TYPES, target_type  # noqa: F401 - re-exported
 
 Step = dict[str, Callable[[ir.Table], ir.Value]]
 
@@ -30,17 +31,6 @@ TEXT_LIMIT = 4096
 JSON_LIMIT = 1024 * 1024
 _WS = "[ \t\r\n\u00a0\u202f]+"
 
-TARGET_TYPES: dict[Kind, dt.DataType] = {
-    Kind.DATE: dt.date,
-    Kind.TIMESTAMP: dt.Timestamp(scale=6),  # microseconds, as both engines store them
-    Kind.DECIMAL: dt.Decimal(18, 2),
-    Kind.INTEGER: dt.int64,
-    Kind.BOOLEAN: dt.boolean,
-}
-
-
-def target_type(kind: Kind) -> dt.DataType:
-    return TARGET_TYPES.get(kind, dt.string)
 
 
 @dataclass(frozen=True)

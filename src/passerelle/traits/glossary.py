@@ -14,8 +14,7 @@ from typing import Any
 
 from passerelle.engines.base import Engine
 from passerelle.metrics.expr import parse_expression, references
-from passerelle.project.traits_models import AggregateTrait, TraitDefinitions
-from passerelle.traits.builtins import outputs
+from passerelle.project.traits_models import AggregateTrait, TraitDefinitions, outputs
 from passerelle.traits.definitions import BUILTIN_DEFINITIONS, builtin_definition
 
 # What each built-in reads: (entity, column) pairs.
