@@ -153,3 +153,18 @@ def validate_folder(project_dir: Path | str = ".", connect: bool = True
 def open_project(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:
     """Load and validate the project folder; raises ProjectError listing every problem."""
     return Project(load_project(project_dir), reporter)
+
+
+def open_core(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:
+    """The project with only the files every step depends on (passerelle.yml, identity.yml,
+    sources, checks), no leaf definitions: enough for commands that read what runs left in
+    the warehouse (status, checks, quarantine), which then answer quickly and even while a
+    trait or segment file is being edited."""
+    from passerelle.project.load import read_core
+
+    definition, problems = read_core(project_dir)
+    if problems.errors or definition is None:
+        from passerelle.errors import ProjectError
+
+        raise ProjectError(problems.items)
+    return Project(definition, reporter)

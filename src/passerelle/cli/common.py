@@ -66,7 +66,13 @@ def reporter():
     return RichReporter(err_console)
 
 
-def open_project(project_dir: Path):
+def open_project(project_dir: Path, core: bool = False):
+    """The project; ``core``: its core files only, for commands that read the warehouse's
+    run records (see :func:`passerelle.core.open_core`)."""
+    if core:
+        from passerelle.core import open_core
+
+        return open_core(project_dir, reporter=reporter())
     import passerelle
 
     return passerelle.open(project_dir, reporter=reporter())

@@ -40,6 +40,7 @@ def profile(
 
     if (remote := remote_server(project)):
         view = remote.get(f"/api/persons/{segment_path(query)}", mask=mask)
+        proj = open_project(project, core=True)  # its locale and zone (no warehouse opened)
     else:
         with open_project(project) as proj:
             view = service.profile(proj.definition, proj.engine, query, mask_pii=mask)

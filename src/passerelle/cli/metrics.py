@@ -52,6 +52,7 @@ def metrics_query(
                 grain=grain)
     if not sql and (remote := remote_server(project)):
         table = metrics_table(remote.post("/api/metrics/query", {"metrics": metrics, **args}))
+        proj = open_project(project, core=True)  # its locale and zone (no warehouse opened)
     else:
         with open_project(project) as proj:
             definitions = proj.metrics()

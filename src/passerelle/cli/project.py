@@ -139,8 +139,9 @@ def status(
 
     if (remote := remote_server(project)):
         rows = run_rows(remote.get("/api/runs", limit=limit))
+        proj = open_project(project, core=True)  # its locale and zone (no warehouse opened)
     else:
-        with open_project(project) as proj:
+        with open_project(project, core=True) as proj:
             rows = proj.status(limit)
     if as_json:
         print_json(rows)
