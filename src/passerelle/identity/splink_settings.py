@@ -6,7 +6,7 @@ share (``=``, ``substr``, ``levenshtein``, ``abs`` of a date difference, and a
 model scores the same pairs the same way on every engine. Splink would otherwise write
 engine-specific SQL into the model file, and its PostgreSQL dialect has no Jaro-Winkler.
 
-The conditions read *prepared* columns (see :mod:`passerelle.identity.probabilistic`):
+The conditions read *prepared* columns (see :mod:`passerelle.identity.splink_input`):
 names and free text folded to lower-case ASCII, first names also through a nickname table.
 Folding first keeps the two engines equal: DuckDB's string distances count bytes and
 PostgreSQL's count characters, which agree only on ASCII.
