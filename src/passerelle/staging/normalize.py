@@ -21,8 +21,8 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.model import Kind
+from passerelle.staging import countries, temporal
 from passerelle.staging import dictionaries as dicts
-from passerelle.staging import temporal
 
 Step = dict[str, Callable[[ir.Table], ir.Value]]
 
@@ -223,16 +223,22 @@ def _boolean(p: str) -> list[Step]:
 
 
 def _postcode(p: str, ctx: Context) -> list[Step]:
-    def is_fr(t: ir.Table) -> ir.Value:
+    """Spaces removed, upper-cased, then checked by the rule of the record's country (its
+    country field, else the project's region) where :data:`countries.POSTCODE_RULES` knows
+    one: a postcode that fails it is flagged ``invalid_postcode``; a country without a rule
+    keeps its postcodes as typed."""
+    def country(t: ir.Table) -> ir.Value:
         if ctx.country_column is None:
-            return ibis.literal(ctx.region == "FR")
-        return ibis.coalesce(t[ctx.country_column], ibis.literal(ctx.region)) == "FR"
+            return ibis.literal(ctx.region)
+        return ibis.coalesce(t[ctx.country_column], ibis.literal(ctx.region))
 
     def value(t: ir.Table) -> ir.Value:
-        k = t[f"{p}k"]
-        french = ibis.cases((k.re_search("^[0-9]{4}$"), "0" + k),
-                            (k.re_search("^[0-9]{5}$"), k), else_=ibis.null("string"))
-        return ibis.ifelse(is_fr(t), french, k)
+        k, c = t[f"{p}k"], country(t)
+        padded = ibis.ifelse(c.isin(list(countries.LEADING_ZERO)) & k.re_search("^[0-9]{4}$"),
+                             ibis.literal("0").concat(k), k)
+        cases = [(c == code, ibis.ifelse(padded.re_search(rule), padded, ibis.null("string")))
+                 for code, rule in countries.POSTCODE_RULES.items()]
+        return ibis.cases(*cases, else_=k)
 
     return [
         {f"{p}k": lambda t: t[f"{p}t"].re_replace(_WS, "").upper()},
