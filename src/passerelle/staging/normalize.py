@@ -105,6 +105,43 @@ def _text(p: str, limit: int, collapse: bool) -> list[Step]:
     ]
 
 
+IDENTIFIER_LIMIT = 64
+# What sources write for a gender, lower-cased and without dots: F, M or X (other, diverse)
+GENDERS = {
+    **dict.fromkeys(("f", "female", "femme", "feminin", "féminin", "w", "weiblich", "frau",
+                     "mme", "madame", "mlle", "mademoiselle", "mrs", "ms", "miss", "woman",
+                     "2"), "F"),
+    **dict.fromkeys(("m", "male", "homme", "masculin", "männlich", "mannlich", "herr", "mr",
+                     "monsieur", "man", "1"), "M"),
+    **dict.fromkeys(("x", "d", "divers", "other", "autre", "non-binary", "non binaire",
+                     "non-binaire", "nb", "diverse"), "X"),
+}
+
+
+def _identifier(p: str) -> list[Step]:
+    """A national or tax identifier: separators people type (spaces, dots, dashes,
+    slashes) dropped, upper-cased; longer than :data:`IDENTIFIER_LIMIT`: flagged."""
+    def clean(t: ir.Table) -> ir.Value:
+        return t[f"{p}t"].re_replace("[ \\t\\r\\n.\\-/\u00a0\u202f]+", "").upper().nullif("")
+
+    return [
+        {f"{p}c": clean},
+        {f"{p}v": lambda t: ibis.ifelse(t[f"{p}c"].length() > IDENTIFIER_LIMIT,
+                                        ibis.null("string"), t[f"{p}c"]),
+         f"{p}i": lambda t: ibis.ifelse(t[f"{p}c"].length() > IDENTIFIER_LIMIT, "too_long",
+                                        ibis.null("string"))},
+    ]
+
+
+def _gender(p: str) -> list[Step]:
+    return [
+        {f"{p}k": lambda t: t[f"{p}t"].lower().replace(".", "").re_replace(_WS, " ")},
+        {f"{p}v": lambda t: t[f"{p}k"].substitute(GENDERS, else_=ibis.null("string"))},
+        {f"{p}i": lambda t: ibis.ifelse(t[f"{p}k"].notnull() & t[f"{p}v"].isnull(),
+                                        "invalid_gender", ibis.null("string"))},
+    ]
+
+
 def _dictionary(p: str, key: Callable[[ir.Table], ir.Value],
                 fast: Callable[[ir.Table], ir.Value] | None, max_len: int, bad: str,
                 join: Join) -> tuple[list[Step], dict[int, Join]]:
@@ -313,6 +350,10 @@ def field_plan(name: str, kind: Kind, raw_type: dt.DataType, formats: list[str],
         joins = {0: join}
     elif kind == Kind.POSTCODE:
         layers = _postcode(p, ctx)
+    elif kind == Kind.IDENTIFIER:
+        layers = _identifier(p)
+    elif kind == Kind.GENDER:
+        layers = _gender(p)
     elif kind == Kind.DATE:
         layers = temporal.date_steps(p, f"{p}t", patterns, birth)
     elif kind == Kind.TIMESTAMP:
