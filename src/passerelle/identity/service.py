@@ -119,6 +119,18 @@ def train(project: ProjectDefinition, engine: Engine, reporter: Reporter) -> Any
                        config.model_file(project.root), reporter)
 
 
+def blocking(project: ProjectDefinition, engine: Engine) -> Any:
+    """The blocking report of identity.yml's rules (see :mod:`passerelle.identity.blocking`)."""
+    from passerelle.identity.blocking import analyse
+    from passerelle.identity.tables import CUSTOMER_RECORDS
+
+    config = _config(project).probabilistic
+    if not engine.exists(CUSTOMER_RECORDS):
+        raise PasserelleError("There are no customer records to analyse yet.",
+                              "Run `passerelle run` first.")
+    return analyse(engine, engine.table(CUSTOMER_RECORDS), config, project.root)
+
+
 def load_candidate(path: Path, project_root: Path) -> IdentityConfig:
     """Parse a candidate identity.yml, reporting every problem with its line (a path that
     leaves the project's allowed folders is one)."""

@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from splink import block_on
+
 from passerelle.errors import PasserelleError
 from passerelle.identity import splink_settings as ss
 from passerelle.project.identity_models import Probabilistic
@@ -41,11 +43,16 @@ def load_model(model_path: Path, config: Probabilistic) -> dict:
     if saved != ss.fingerprint(config):
         raise ModelError(
             f"The Splink model {model_path} was trained for other comparisons or blocking "
-            "rules than identity.yml now declares.", RETRAIN)
+            "rules (EM's) than identity.yml now declares.", RETRAIN)
     if not any(lv.get("m_probability") is not None for lv in levels):
         raise ModelError(f"The Splink model {model_path} was never trained.", RETRAIN)
     # Splink keeps the gamma_ and mw_ columns (the evidence) only with these
     data["retain_matching_columns"] = data["retain_intermediate_calculation_columns"] = True
+    # the prediction rules are identity.yml's (or those `blocking: auto` chose), not the
+    # ones in force when the model was trained
+    data["blocking_rules_to_generate_predictions"] = [
+        block_on(*rule).create_blocking_rule_dict(data.get("sql_dialect") or "duckdb")
+        for rule in config.blocking_rules]
     return data
 
 

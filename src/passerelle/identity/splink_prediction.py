@@ -15,6 +15,7 @@ import ibis.expr.types as ir
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity import splink_settings as ss
+from passerelle.identity.blocking import resolve_rules, save_rules, saved_rules
 from passerelle.identity.splink_input import (
     INPUT_TABLE,
     MEMBERS_TABLE,
@@ -134,7 +135,7 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) 
         weight = weight + field_weight
         parts[field] = (ibis.ifelse(present, label, "null"), field_weight)
     blocked = ibis.or_(*[ibis.and_(*[reps[f].notnull() for f in rule])
-                         for rule in config.blocking])
+                         for rule in config.blocking_rules])
     odds = ibis.literal(2.0) ** weight
     scored = reps.filter(blocked).select(
         sig=reps.node, weight=weight, match_probability=odds / (1 + odds),
@@ -184,6 +185,9 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
                 f"Probabilistic matching skipped: {representatives} distinct customer records, "
                 f"too few to train a Splink model (at least {MIN_RECORDS}).")
             return MatchResult(_empty_edges(engine), None, total, representatives, 0)
+        config = resolve_rules(engine, config, reporter, representatives)
+        if keep:  # the rules the next incremental run blocks with (auto may choose others)
+            save_rules(engine, config.blocking_rules)
         if prepass:
             saved = total - representatives
             reporter.info(f"Splink pre-pass: {total:,} records -> {representatives:,} distinct "
@@ -231,6 +235,8 @@ def match_new(engine: Engine, new_records: ir.Table, config: Probabilistic,
     records did not change. Writes ``identity_edges_splink``; the new records are added to
     the kept input by :func:`keep_new`.
     """
+    if config.blocking == "auto":
+        config = config.with_rules(saved_rules(engine))
     model = load_model(config.model_file(project_root), config)
     engine.replace_table(NEW_TABLE, prepare(new_records, config))
     new = engine.count(NEW_TABLE)

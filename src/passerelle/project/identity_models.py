@@ -113,10 +113,16 @@ class Probabilistic(Strict):
         Comparison(field="address_line1", method="text"),
         Comparison(field="city", method="exact"),
     ])
-    blocking: list[list[str]] = Field(
+    blocking: list[list[str]] | Literal["auto"] = Field(
         default_factory=lambda: [["last_name", "birth_date"], ["first_name", "birth_date"],
                                  ["last_name", "postcode"]],
-        description="Candidate pairs: records equal on every field of at least one rule")
+        description="Candidate pairs: records equal on every field of at least one rule; "
+                    "`auto`: Passerelle chooses the rules from the compared fields within "
+                    "`comparison_budget` (see docs/identity-matching.md)")
+    comparison_budget: int | None = Field(
+        None, ge=10_000, le=5_000_000_000,
+        description="With `blocking: auto`, most candidate pairs the rules may generate "
+                    "(default: 200 x records + 1,000,000)")
     training: Training = Field(default_factory=Training)
     last_name_from_email: bool = Field(
         False, description="A record without a last name takes the one its e-mail address "
@@ -130,6 +136,15 @@ class Probabilistic(Strict):
     model_path: ProjectPath = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
 
+    @property
+    def blocking_rules(self) -> list[list[str]]:
+        """The rules written in identity.yml; none with ``blocking: auto`` (until chosen)."""
+        return [] if self.blocking == "auto" else self.blocking
+
+    def with_rules(self, rules: list[list[str]]) -> Probabilistic:
+        """This configuration with ``rules`` as its blocking (``auto`` resolved)."""
+        return self.model_copy(update={"blocking": [list(r) for r in rules]})
+
     def model_file(self, project_root: Path) -> Path:
         """The saved model's file, resolved and kept inside the project's allowed folders."""
         return confine(project_root, self.model_path, what="Splink model (model_path)")
@@ -137,7 +152,7 @@ class Probabilistic(Strict):
     @model_validator(mode="after")
     def _fields_known(self) -> Probabilistic:
         compared = {c.field for c in self.comparisons}
-        for rule in [*self.blocking, *self.training.em_blocking]:
+        for rule in [*self.blocking_rules, *self.training.em_blocking]:
             for f in rule:
                 if f not in IDENTITY_FIELDS and not re.match(EXTRA_FIELD, f):
                     raise ValueError(f"blocking field '{f}' is not an identity field "

@@ -378,7 +378,7 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
     probabilistic = identity.probabilistic
     for i, comparison in enumerate(probabilistic.comparisons):
         field_known(comparison.field, "probabilistic", "comparisons", i, "field")
-    for i, rule in enumerate(probabilistic.blocking):
+    for i, rule in enumerate(probabilistic.blocking_rules):
         for rule_field in rule:
             field_known(rule_field, "probabilistic", "blocking", i)
     for name in identity.survivorship.source_priority:
