@@ -82,6 +82,26 @@ def identity_blocking(
         console.print(render_blocking(report, formatter(proj)))
 
 
+@identity_app.command("suggest")
+def identity_suggest(
+    project: ProjectOpt = Path("."),
+    out: Annotated[Path | None, typer.Option(
+        "--out", help="Write the proposal to this file (inside the project).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace --out if it exists.")]
+    = False,
+) -> None:
+    """Propose an identity.yml from the staged records, with comments saying why."""
+    from passerelle.identity import service
+
+    with open_project(project) as proj:
+        text = service.suggest(proj.definition, proj.engine, out, force)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        console.print(f"Wrote the proposed identity.yml to {out}: review it, then rename it "
+                      "identity.yml.")
+
+
 def render_blocking(report: BlockingReport, fmt: Formatter) -> RenderableType:
     """The blocking report as a table that fits the terminal, and the recall ceiling."""
     from rich.console import Group
