@@ -8,13 +8,16 @@ so the rules cap recall: a pair they never compare is never linked, however good
 it generates alone, the pairs it adds after the rules before it (marginal), the running
 total, and the pairs *only it* finds (its marginal when it is put last).
 
-**Choosing** (``blocking: auto``). A true pair is missed when every rule holds a field on
-which the two records differ (a typo, a move) or that one of them lacks. Passerelle takes
-the fields of the comparisons and the error patterns a pair may show (no field differs, one
-field differs, two fields differ: weights 4, 1, 1/4) and chooses rules greedily: each step
-adds the rule whose newly tolerated patterns, weighted by how often the rule's fields are
-all filled in (squared: both records need them), are largest for its number of
-comparisons, until the **comparison budget** is spent::
+**Choosing** (``blocking: auto``). A true pair is compared when, for some rule, both
+records are filled in and agree on every field of the rule. Passerelle estimates how true
+pairs are spread over *agreement patterns* (the set of fields on which the two records
+agree): each field agrees independently at a prior rate (names 92 %, dates 93 %, postcodes
+88 %, streets 80 %, others 90 %) times the square of its fill rate, mixed with the patterns
+of the pairs the deterministic keys linked, when there are at least 100 of them (they keep
+real correlations: a move changes street, postcode and city together). Candidate rules are
+the compared fields alone, in pairs and in threes; greedily, the rule that raises the
+expected recall most for its number of comparisons is added, while it raises it by 0.05
+point at least and the **comparison budget** is not spent::
 
     budget = comparison_budget, or 1,000,000 + 100 x records
 
@@ -48,7 +51,6 @@ from passerelle.project.identity_models import Probabilistic
 
 BASE_BUDGET = 1_000_000
 PER_RECORD = 100
-PATTERN_WEIGHTS = {0: 4.0, 1: 1.0, 2: 0.25}
 MAX_RULE_FIELDS = 3
 # fields whose values are too few to block on alone are still useful beside another field
 SAMPLE_RECORDS = 20_000  # records of the looser-rule sample for the model-based ceiling
@@ -136,24 +138,14 @@ def splink_counts(engine: Engine, table_name: str, rules: list[list[str]],
 
 
 # -- choosing ----------------------------------------------------------------------------------
-def _patterns(fields: list[str]) -> list[frozenset[str]]:
-    return [frozenset(c) for k in PATTERN_WEIGHTS for c in itertools.combinations(fields, k)]
-
-
-def _describe(patterns: list[frozenset[str]]) -> str:
-    if not patterns:
-        return "no new pattern"
-    parts = []
-    if frozenset() in patterns:
-        parts.append("identical records")
-    singles = sorted(f for p in patterns if len(p) == 1 for f in p)
-    if singles:
-        parts.append(f"pairs differing on {' or '.join(singles)}")
-    doubles = sorted(" and ".join(sorted(p)) for p in patterns if len(p) == 2)
-    if doubles:
-        shown = ", ".join(doubles[:3]) + (f" (+{len(doubles) - 3})" if len(doubles) > 3 else "")
-        parts.append(f"on both {shown}")
-    return "; ".join(parts)
+# How often a true pair agrees on a field when both records have it, before any evidence
+# from the data (typos, moves): replaced by what the deterministic links show when there are
+# enough of them.
+PRIOR_AGREEMENT = {"name": 0.92, "date": 0.93, "postcode": 0.88, "address": 0.8,
+                   "text": 0.8, "exact": 0.9}
+MIN_KEY_PAIRS = 100  # key-linked pairs needed to learn agreement from them
+SMOOTHING = 50  # weight of the prior pattern distribution beside the key-linked pairs
+MIN_GAIN = 0.0005  # a rule must raise the expected recall by this much
 
 
 @dataclass
@@ -163,7 +155,56 @@ class Choice:
     records: int
     spent: int  # sum of the chosen rules' comparisons (an upper bound of their union)
     reasons: list[str] = field(default_factory=list)
-    coverage: float = 0.0  # weighted share of error patterns the rules tolerate
+    coverage: float = 0.0  # expected share of true pairs the rules compare
+    learned_from: int = 0  # key-linked pairs the agreement patterns were learned from
+
+
+def _key_patterns(engine: Engine, fields: list[str]) -> dict[frozenset[str], int]:
+    """Agreement patterns (the fields on which both records agree) of the pairs the
+    deterministic keys linked, between records of different signatures."""
+    if not engine.exists(KEY_EDGES) or not engine.exists(MEMBERS_TABLE):
+        return {}
+    edges = engine.table(KEY_EDGES)
+    members = engine.table(MEMBERS_TABLE).select("node", "rep")
+    m_a, m_b = members.view(), members.view()
+    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
+    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
+    pairs = pairs.filter(pairs.a != pairs.b).distinct()
+    reps = engine.table(INPUT_TABLE)
+    r_a, r_b = reps.view(), reps.view()
+    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    flags = joined.select(**{f"a{i}": (r_a[f] == r_b[f]).fill_null(False).ifelse(1, 0)
+                             for i, f in enumerate(fields)})
+    grouped = flags.group_by(list(flags.columns)).aggregate(n=flags.count())
+    out: dict[frozenset[str], int] = {}
+    for row in engine.to_arrow(grouped).to_pylist():
+        key = frozenset(f for i, f in enumerate(fields) if row[f"a{i}"])
+        out[key] = out.get(key, 0) + int(row["n"])
+    return out
+
+
+def agreement_patterns(engine: Engine, config: Probabilistic, fields: list[str],
+                       fill: dict[str, float]) -> tuple[dict[frozenset[str], float], int]:
+    """The expected distribution of true pairs over agreement patterns: fields agreeing
+    independently (prior rate x both filled in), mixed with the patterns the deterministic
+    links show (which keep correlations: a move changes street, postcode and city)."""
+    methods = {c.field: c.method for c in config.comparisons}
+    rate = {f: PRIOR_AGREEMENT.get(methods.get(f, "exact"), 0.9) * fill[f] ** 2 for f in fields}
+    prior: dict[frozenset[str], float] = {}
+    for agree in itertools.product((True, False), repeat=len(fields)):
+        key = frozenset(f for f, a in zip(fields, agree, strict=True) if a)
+        prior[key] = math.prod(rate[f] if a else 1 - rate[f]
+                               for f, a in zip(fields, agree, strict=True))
+    seen = _key_patterns(engine, fields)
+    total = sum(seen.values())
+    if total < MIN_KEY_PAIRS:
+        return prior, 0
+    mixed = {k: (seen.get(k, 0) + SMOOTHING * v) / (total + SMOOTHING) for k, v in prior.items()}
+    return mixed, total
+
+
+def _recall(patterns: dict[frozenset[str], float], rules: list[frozenset[str]]) -> float:
+    return sum(p for agree, p in patterns.items() if any(r <= agree for r in rules))
 
 
 def choose_rules(engine: Engine, table: ir.Table, config: Probabilistic,
@@ -179,38 +220,35 @@ def choose_rules(engine: Engine, table: ir.Table, config: Probabilistic,
     candidates = [list(c) for k in range(1, size + 1) for c in itertools.combinations(fields, k)]
     costs = candidate_costs(engine, table, candidates)
     candidates = [r for r in candidates if costs[tuple(r)] <= budget]
-    patterns = _patterns(fields)
-    weight = {p: PATTERN_WEIGHTS[len(p)] for p in patterns}
-    covered = dict.fromkeys(patterns, 0.0)
+    patterns, learned = agreement_patterns(engine, config, fields, fill)
     chosen: list[list[str]] = []
     reasons: list[str] = []
-    spent = 0
-    floor = budget / 100  # a rule costs at least this much: no free useless rules
+    spent, recall = 0, 0.0
+    floor = budget / 1000  # a rule costs at least this much: cheap rules are not free
     while True:
-        best, best_score = None, 0.0
+        best, best_score, best_recall = None, 0.0, recall
         for rule in candidates:
             cost = costs[tuple(rule)]
             if rule in chosen or spent + cost > budget:
                 continue
-            reach = math.prod(fill[f] for f in rule) ** 2
-            gain = sum(weight[p] * (reach - covered[p]) for p in patterns
-                       if not p & set(rule) and reach > covered[p])
-            score = gain / (cost + floor)
-            if gain > 1e-3 and score > best_score:
-                best, best_score = rule, score
+            new = _recall(patterns, [frozenset(r) for r in [*chosen, rule]])
+            score = (new - recall) / (cost + floor)
+            if new - recall >= MIN_GAIN and score > best_score:
+                best, best_score, best_recall = rule, score, new
         if best is None:
             break
-        reach = math.prod(fill[f] for f in best) ** 2
-        new = [p for p in patterns if not p & set(best) and reach > covered[p] + 1e-9]
-        for p in new:
-            covered[p] = reach
         chosen.append(best)
         spent += costs[tuple(best)]
-        reasons.append(f"{costs[tuple(best)]:,} pairs; finds {_describe(new)}"
-                       f" (fields filled in on {math.sqrt(reach):.0%} of records)")
-    total = sum(weight.values())
-    coverage = sum(weight[p] * covered[p] for p in patterns) / total if total else 0.0
-    return Choice(chosen, budget, records, spent, reasons, coverage)
+        recall = best_recall
+    # a rule holding every field of another chosen rule compares no pair that one misses
+    chosen = [r for r in chosen if not any(set(o) < set(r) for o in chosen)]
+    spent, reasons, so_far = sum(costs[tuple(r)] for r in chosen), [], 0.0
+    for i, rule in enumerate(chosen):
+        now = _recall(patterns, [frozenset(r) for r in chosen[:i + 1]])
+        reasons.append(f"{costs[tuple(rule)]:,} pairs; expected recall {so_far:.1%} -> "
+                       f"{now:.1%}")
+        so_far = now
+    return Choice(chosen, budget, records, spent, reasons, so_far, learned)
 
 
 # -- recall ceiling ----------------------------------------------------------------------------
@@ -383,10 +421,12 @@ def resolve_rules(engine: Engine, config: Probabilistic, reporter: Any,
             "blocking: auto found no rule within the comparison budget "
             f"({choice.budget:,} pairs): every compared field alone gives more pairs.",
             "Raise `probabilistic.comparison_budget`, or write `blocking:` rules.")
-    reporter.info(f"Blocking (auto): {len(choice.rules)} rules within a budget of "
-                  f"{choice.budget:,} pairs for {choice.records:,} records "
+    learned = (f"agreement learned from {choice.learned_from:,} pairs the keys linked"
+               if choice.learned_from else "agreement rates assumed (too few key links)")
+    reporter.info(f"Blocking (auto): {len(choice.rules)} rules, {choice.spent:,} pairs within "
+                  f"a budget of {choice.budget:,} for {choice.records:,} records "
                   f"(1,000,000 + 100 x records unless comparison_budget says otherwise); "
-                  f"error patterns tolerated: {choice.coverage:.0%}")
+                  f"expected recall ceiling {choice.coverage:.1%} ({learned})")
     for rule, why in zip(choice.rules, choice.reasons, strict=True):
         reporter.info(f"  [{', '.join(rule)}]: {why}")
     return config.with_rules(choice.rules)
