@@ -31,7 +31,8 @@ from passerelle.identity.tables import (
     node_of,
 )
 
-MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2")
+MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2",
+                 "national_id")
 # How a query matched, best first: the order of find_persons' results.
 MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
 # A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
@@ -184,7 +185,7 @@ def _mask(field: str, value: Any) -> Any:
         return mask_phone(value)
     if field == "birth_date":
         return str(value)[:4]  # the year only
-    if field in ("address_line1", "address_line2"):
+    if field in ("address_line1", "address_line2", "national_id"):
         return "***"
     return value
 
