@@ -20,6 +20,7 @@ ACTIONS = {
     "identity split": "pins two records apart",
     "identity unpin": "withdraws a pin",
     "identity train": "trains and saves the model",
+    "identity suggest": "prints or writes a commented identity.yml for IT to review",
     "deliveries retry": "re-sends dead letters (the log is `deliveries list --json`)",
     "privacy access": "writes the person's data to a JSON file",
     "privacy erase": "erases a person (the record is `privacy requests --json`)",
