@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -51,7 +49,7 @@ def profile(
         with open_project(project) as proj:
             view = service.profile(proj.definition, proj.engine, query, mask_pii=mask)
     if as_json:
-        sys.stdout.write(json.dumps(view, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json(view)
     else:
         console.print(render_person(view, formatter(proj)))
 
@@ -70,7 +68,7 @@ def identity_report(
     with open_project(project) as proj:
         report = service.report(proj.engine, truth)
     if as_json:
-        sys.stdout.write(json.dumps(report, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json(report)
     else:
         console.print(render_report(report, formatter(proj)))
 
@@ -243,7 +241,7 @@ def diff(
     with open_project(project) as proj:
         result = service.diff(proj.definition, proj.engine, candidate, proj.reporter)
     if as_json:
-        sys.stdout.write(json.dumps(result, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json(result)
     else:
         console.print(identity_diff_text(result))
 

@@ -172,7 +172,7 @@ def demo(
         console.print(run_summary(outcome.result, formatter(proj)))
         console.print(f"\n[bold]Demo ready[/bold] in {outcome.project_dir} "
                       f"(ground truth in {outcome.truth_dir}).")
-        console.print(next_steps(proj), highlight=False)
+        console.print(next_steps(proj, console.width), highlight=False, soft_wrap=True)
     exit_for(outcome.result)
 
 
@@ -198,8 +198,10 @@ def serve(
         run_server(proj, host=host, port=port, loader=loader)
 
 
-def next_steps(proj) -> str:
-    """What to try next on a project that has run, with its own customers and segments."""
+def next_steps(proj, width: int = 200) -> str:
+    """What to try next on a project that has run, with its own customers and segments: one
+    line a command with what it shows, or (narrow terminals) what it shows, then the command
+    on its own line, so commands are never cut."""
     from passerelle.identity.tables import PROFILES
 
     where = f" -p {proj.root}" if proj.root != Path.cwd() else ""
@@ -223,5 +225,7 @@ def next_steps(proj) -> str:
                               "send an audience (consent applied)"))
     steps += [(f"passerelle run{where}", "re-run: only new data is loaded"),
               (f"passerelle serve{where}", "the API on http://127.0.0.1:8080 (docs at /docs)")]
-    width = max(len(command) for command, _ in steps)
-    return "\n".join(f"  {command.ljust(width)}  {what}" for command, what in steps)
+    longest = max(len(command) for command, _ in steps)
+    if 2 + longest + 2 + max(len(what) for _, what in steps) <= width:
+        return "\n".join(f"  {command.ljust(longest)}  {what}" for command, what in steps)
+    return "\n".join(f"  {what}:\n    {command}" for command, what in steps)
