@@ -10,8 +10,8 @@ docs/activation.md):
 
 A phone that is not in E.164 (no ``+`` and country code) cannot be normalised without
 guessing its country: it is left empty. A person with neither identifier is left out. The
-normalising and hashing run in the warehouse (DuckDB's ``sha256``; on PostgreSQL
-``encode(sha256(convert_to(...)), 'hex')``): no e-mail or phone passes through Python.
+normalising and hashing run in the warehouse (the engine's ``sha256_hex``): no e-mail or
+phone passes through Python.
 """
 
 from __future__ import annotations
@@ -34,28 +34,6 @@ LAYOUTS: dict[str, tuple[str, str, bool]] = {
     "meta_custom_audience": ("email", "phone", False),
 }
 _E164 = r"^\+[1-9][0-9]{6,14}$"
-
-
-@ibis.udf.scalar.builtin(name="convert_to")
-def _convert_to(text: str, encoding: str) -> dt.binary:  # type: ignore[empty-body]
-    ...
-
-
-@ibis.udf.scalar.builtin(name="sha256")
-def _pg_sha256(data: dt.binary) -> dt.binary:  # type: ignore[empty-body]
-    ...
-
-
-@ibis.udf.scalar.builtin(name="encode")
-def _encode(data: dt.binary, how: str) -> str:  # type: ignore[empty-body]
-    ...
-
-
-def sha256_hex(engine: Engine, value: ir.StringValue) -> ir.StringValue:
-    """The lower-case hex SHA-256 of the UTF-8 bytes of ``value``, in the warehouse."""
-    if engine.dialect == "duckdb":
-        return value.hexdigest("sha256")
-    return _encode(_pg_sha256(_convert_to(value, "UTF8")), "hex")
 
 
 def normal_email(email: ir.StringValue) -> ir.StringValue:
@@ -85,8 +63,8 @@ def ad_list_rows(engine: Engine, audience: str, destination: AdListDestination) 
     email_header, phone_header, _ = LAYOUTS[destination.type]
     rows = ad_list_people(engine, audience, destination)
     return rows.order_by("person_id").select(**{
-        email_header: sha256_hex(engine, rows.email),
-        phone_header: sha256_hex(engine, rows.phone)})
+        email_header: engine.sha256_hex(rows.email),
+        phone_header: engine.sha256_hex(rows.phone)})
 
 
 def export_ad_list(engine: Engine, audience: str, destination: AdListDestination, *,
@@ -120,5 +98,4 @@ def export_ad_list(engine: Engine, audience: str, destination: AdListDestination
     return result
 
 
-__all__ = ["LAYOUTS", "ad_list_rows", "export_ad_list", "normal_email", "normal_phone",
-           "sha256_hex"]
+__all__ = ["LAYOUTS", "ad_list_rows", "export_ad_list", "normal_email", "normal_phone"]

@@ -17,8 +17,9 @@ import time
 from collections.abc import Callable
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from passerelle.api import errors
@@ -39,6 +40,10 @@ RESERVED = ("person", "placement", "channel")
 MAX_CONTEXT = 30  # context values in one request
 MAX_NAME = 64  # a context value's name
 REOPEN_SECONDS = 10.0
+# A token checked in the application database is trusted this long by this process (the
+# decision API answers in milliseconds; a revoked token stops working within this delay).
+TOKEN_CACHE_SECONDS = 5.0
+MAX_CACHEDtokens = 10_000
 _TEXT: TypeAdapter[str] = TypeAdapter(Text)
 _RESPONSES = {**errors.RESPONSES, **{
     status: {"model": errors.ErrorBody, "description": what} for status, what in (
@@ -58,7 +63,9 @@ def bearer(db: Any, scope: str) -> Callable[[Request], Principal]:
     """A dependency: the principal of the request's bearer token, which must have ``scope``.
     A principal already set by an authorization layer (``request.state.principal``) is
     used as it is."""
-    from passerelle.governance.tokens import principal_from_token
+    from passerelle.governance.tokens import digest, principal_from_token
+
+    tokens: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, trusted until)
 
     def principal(request: Request) -> Principal:
         found = getattr(request.state, "principal", None)
@@ -68,7 +75,15 @@ def bearer(db: Any, scope: str) -> Callable[[Request], Principal]:
                 raise Unauthenticated("This route needs an API token.",
                                       "Send `Authorization: Bearer psl_...` (passerelle "
                                       f"tokens create --scope {scope}).")
-            found = principal_from_token(db, secret.strip())
+            key, now = digest(secret.strip()), time.monotonic()
+            cached = tokens.get(key)
+            if cached is not None and cached[1] > now:
+                found = cached[0]
+            else:
+                found = principal_from_token(db, secret.strip())
+                if len(tokens) >= MAX_CACHEDtokens:
+                    tokens.clear()
+                tokens[key] = (found, now + TOKEN_CACHE_SECONDS)
             request.state.principal = found
         if not found.has_scope(scope):
             raise Forbidden(f"This token does not have the scope {scope}.",
@@ -86,12 +101,15 @@ class StoreHolder:
     def __init__(self, project: Any, lock: Any) -> None:
         self.project, self.lock = project, lock
         self.store: Any = None
+        self.reader: Any = None  # ProfileReader, made with the store
         self.opened = 0.0
         self.alerted = False
         self._mutex = threading.Lock()
+        self._reopening = False
 
     def _open(self) -> Any:
         from passerelle.personalize.log import read_posteriors
+        from passerelle.personalize.profiles import ProfileReader
         from passerelle.personalize.service import definitions
         from passerelle.personalize.store import (
             DecisionStore,
@@ -116,22 +134,36 @@ class StoreHolder:
                                       WarehouseCaps(project.engine, self.lock),
                                       project.config.timezone)
             store.posteriors = read_posteriors(project.engine)
+            self.reader = ProfileReader(project.engine)
         return store
 
     def get(self) -> Any:
-        now = time.monotonic()
-        with self._mutex:
-            if self.store is None or now - self.opened >= REOPEN_SECONDS:
-                try:
-                    fresh = self._open()
-                except PasserelleError:
-                    if self.store is None:
-                        raise
-                    fresh = self.store  # keep deciding with the last good store
-                if self.store is not None and fresh is not self.store:
-                    fresh.problems = self.store.problems
-                self.store, self.opened = fresh, now
+        """The store; the first call opens it, later ones return it at once and, every
+        ``REOPEN_SECONDS``, start reopening it in a thread of its own (a request never waits
+        for a reopening: it decides with the store of the moment)."""
+        if self.store is None:
+            with self._mutex:
+                if self.store is None:
+                    self.store, self.opened = self._open(), time.monotonic()
             return self.store
+        if time.monotonic() - self.opened >= REOPEN_SECONDS and not self._reopening:
+            with self._mutex:
+                if not self._reopening:
+                    self._reopening = True
+                    threading.Thread(target=self._reopen, daemon=True,
+                                     name="decision-store-reopen").start()
+        return self.store
+
+    def _reopen(self) -> None:
+        try:
+            fresh = self._open()
+        except PasserelleError as exc:
+            _log.warning("decision store not reopened (the last one serves): %s", exc.reason)
+        else:
+            fresh.problems = self.store.problems
+            self.store = fresh
+        finally:
+            self.opened, self._reopening = time.monotonic(), False
 
     def watch(self) -> None:
         """One alert when the store starts failing; cleared when it answers again."""
@@ -202,6 +234,12 @@ def _invalid(where: str, message: str) -> _Invalid:
     return _Invalid(where, message.removeprefix("Value error, "))
 
 
+def _json(body: dict[str, Any]) -> Response:
+    """orjson straight to bytes: the hot path skips FastAPI's generic encoder."""
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+                    media_type="application/json")
+
+
 def _parts(include: str | None) -> tuple[str, ...]:
     from passerelle.personalize.profiles import PARTS
 
@@ -221,7 +259,6 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
     warehouse lock. ``state`` (the app's state) gets the decision store's part of
     ``/v1/health``."""
     from passerelle.personalize import ContextError, PersonalizeError, decide
-    from passerelle.personalize.profiles import profile
 
     holder = StoreHolder(project, lock)
     if state is not None:
@@ -261,7 +298,7 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
         out = decision.as_dict()
         for message in out["messages"]:
             message["decision_id"], message["group"] = decision.decision_id, decision.group
-        return out
+        return _json(out)
 
     @router.get("/profiles/{person}", summary="A person's golden record, traits, segments "
                                               "and consents")
@@ -291,8 +328,9 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
                 "Use a person id, customer id, source:record, e-mail or anonymous id; new "
                 "people appear after the next refresh."), status_code=404)
         with lock:
-            return profile(project.engine, record.person_id, parts,
-                           mask=not principal.can("pii:read"))
+            out = holder.reader.profile(record.person_id, parts,
+                                        mask=not principal.can("pii:read"))
+        return _json(out)
 
     return router
 
