@@ -234,7 +234,12 @@ def test_redis_caps_under_concurrency_and_redis_down(tmp_path, prefix):
     import passerelle
 
     root = tmp_path / "shop"
-    make_project(root, CAPPED).close()
+    proj = make_project(root, CAPPED)
+    refresh(proj, now=NOW)
+    proj.close()
+    with passerelle.open(root) as proj, serve(proj) as c:  # the warehouse's, to compare
+        warehouse = c.get("/v1/profiles/alice@example.fr",
+                          headers=token(c, "profiles:read")).json()
     _with_redis(root, REDIS, prefix)
     with passerelle.open(root) as proj:
         assert refresh(proj, now=NOW).redis
@@ -242,6 +247,17 @@ def test_redis_caps_under_concurrency_and_redis_down(tmp_path, prefix):
             answers = _cap_race(c, token(c, "decide"))
             assert sum(a == ["everyone"] for a in answers) == 1
             assert c.get("/v1/health").json()["decisions"]["store"] == "redis"
+            # profiles come from Redis too, masked as the token requires
+            h = token(c, "profiles:read")
+            redis_body = c.get("/v1/profiles/alice@example.fr", headers=h).json()
+            assert redis_body["golden"]["email"] == "a***@example.fr"
+            assert redis_body["traits"]["favourite_category"] == "shoes"
+            assert redis_body == warehouse
+            clear = c.get("/v1/profiles/P1?include=golden",
+                          headers=token(c, "profiles:read", "pii:read")).json()
+            assert clear == {"person_id": "P1", "masked": False,
+                             "golden": {**clear["golden"], "email": "alice@example.fr"}}
+            assert c.get("/v1/profiles/nobody", headers=h).status_code == 404
     _with_redis(root, "redis://127.0.0.1:6399/0", prefix)  # nothing listens there
     with passerelle.open(root) as proj, serve(proj) as c:
         body = decide(c, token(c, "decide"), "P1").json()

@@ -101,6 +101,13 @@ def test_redis_keys_of_the_touched_people_are_rewritten(project):
         assert n == 2
         assert offers(decide(store, "P6", "home_banner", WEB))[0] == "shoes"
         assert decide(store, "anon-42", "home_banner", WEB).person_id == "P2"
+        # the profile API's documents of the touched people too
+        from passerelle.personalize.redis_store import RedisProfiles, client
+
+        pid, doc = RedisProfiles(client(REDIS), prefix).lookup("anon-42")
+        assert pid == "P2" and doc["golden"]["first_name"] == "Bruno"
+        _, fanny = RedisProfiles(client(REDIS), prefix).lookup("P6")
+        assert fanny["traits"]["favourite_category"] == "shoes"
     finally:
         r = redis.Redis.from_url(REDIS)
         keys = list(r.scan_iter(match=f"{prefix}*"))

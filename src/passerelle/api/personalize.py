@@ -101,7 +101,8 @@ class StoreHolder:
     def __init__(self, project: Any, lock: Any) -> None:
         self.project, self.lock = project, lock
         self.store: Any = None
-        self.reader: Any = None  # ProfileReader, made with the store
+        self.reader: Any = None  # ProfileReader (warehouse), made with the store
+        self.profiles: Any = None  # RedisProfiles when the store is in Redis
         self.opened = 0.0
         self.alerted = False
         self._mutex = threading.Lock()
@@ -123,10 +124,11 @@ class StoreHolder:
         with self.lock:
             defs = definitions(project)
             if config.redis:
-                from passerelle.personalize.redis_store import redis_store
+                from passerelle.personalize.redis_store import RedisProfiles, client, redis_store
 
                 store = redis_store(config.redis, config.redis_prefix, defs,
                                     project.config.timezone)
+                self.profiles = RedisProfiles(client(config.redis), config.redis_prefix)
             else:
                 warehouse_store(project.engine, defs)  # says so if it was never built
                 # the server's lock: one warehouse connection for requests and jobs
@@ -259,6 +261,8 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
     warehouse lock. ``state`` (the app's state) gets the decision store's part of
     ``/v1/health``."""
     from passerelle.personalize import ContextError, PersonalizeError, decide
+    from passerelle.personalize.profiles import shape
+    from passerelle.personalize.store import StoreUnavailable
 
     holder = StoreHolder(project, lock)
     if state is not None:
@@ -314,23 +318,25 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
         except _Invalid as exc:
             return exc.response()
         store = holder.get()
-        from passerelle.personalize.store import StoreUnavailable
-
+        mask = not principal.can("pii:read")
         try:
-            record = store.people.lookup(person)
+            if holder.profiles is not None:  # one round trip to Redis
+                found = holder.profiles.lookup(person)
+                if found is not None:
+                    return _json(shape(found[0], found[1], parts, mask))
+            else:
+                record = store.people.lookup(person)
+                if record is not None:
+                    with lock:
+                        return _json(holder.reader.profile(record.person_id, parts, mask))
         except StoreUnavailable as exc:
             return JSONResponse(errors.error_body(
                 "store_unavailable", f"The decision store did not answer: {exc}",
                 "Try again; /v1/health says when it is back."), status_code=503)
-        if record is None:
-            return JSONResponse(errors.error_body(
-                "not_found", f"No person is known by '{person}'.",
-                "Use a person id, customer id, source:record, e-mail or anonymous id; new "
-                "people appear after the next refresh."), status_code=404)
-        with lock:
-            out = holder.reader.profile(record.person_id, parts,
-                                        mask=not principal.can("pii:read"))
-        return _json(out)
+        return JSONResponse(errors.error_body(
+            "not_found", f"No person is known by '{person}'.",
+            "Use a person id, customer id, source:record, e-mail or anonymous id; new "
+            "people appear after the next refresh."), status_code=404)
 
     return router
 

@@ -123,6 +123,8 @@ def _to_redis(engine: Engine, url: str, prefix: str) -> None:
     """The touched people's keys rewritten in the generation decisions read."""
     import redis
 
+    from passerelle.personalize.redis_store import write_profiles
+
     r = redis.Redis.from_url(url)
     gen = r.get(f"{prefix}gen")
     if gen is None:
@@ -147,8 +149,12 @@ def _to_redis(engine: Engine, url: str, prefix: str) -> None:
     for row in pairs:
         pipe.set(f"{base}id:{row['id']}", row["person_id"])
     for row in gone:  # merged away or erased: no longer served
-        pipe.delete(f"{base}p:{row['person_id']}")
+        pipe.delete(f"{base}p:{row['person_id']}", f"{base}pr:{row['person_id']}")
     pipe.execute()
+    from passerelle.identity.tables import PROFILES
+
+    if engine.exists(PROFILES):
+        write_profiles(engine, lambda: r.pipeline(transaction=True), base, who)
 
 
 def refresh_touched(project: Any, since: datetime | None, now: datetime | None = None) -> int:

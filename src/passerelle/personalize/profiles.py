@@ -20,6 +20,7 @@ from passerelle.identity.view import mask_field
 from passerelle.personalize.store import plain
 
 PARTS = ("golden", "traits", "segments", "consents")
+_EMPTY: dict[str, Any] = {"golden": None, "traits": {}, "segments": [], "consents": []}
 _TRAIT_VALUES = ("value_number", "value_text", "value_date", "value_bool")
 
 
@@ -91,3 +92,59 @@ def profile(engine: Engine, person_id: str, include: tuple[str, ...] = PARTS,
             mask: bool = True) -> dict[str, Any]:
     """One person's profile parts (a reader made for this call)."""
     return ProfileReader(engine).profile(person_id, include, mask)
+
+
+def profile_rows(engine: Engine, who: Any = None) -> Any:
+    """One row a person (of ``who.person_id`` when given): ``person_id`` and the profile
+    parts as lists of structs, for the serving store in Redis (:mod:`.redis_store`)."""
+    import ibis
+
+    from passerelle.identity.tables import PROFILES
+
+    reader = ProfileReader(engine)
+    p = engine.table(PROFILES)
+    if who is not None:
+        p = p.filter(p.person_id.cast("string").isin(who.person_id))
+    golden = reader.select.get("golden", [])
+    rows = p.select(person_id=p.person_id.cast("string"), **{c: p[c] for c in golden})
+    for part in ("traits", "segments", "consents"):
+        columns = reader.select.get(part)
+        if not columns:
+            continue
+        t = engine.table(reader.tables[part])
+        if who is not None:
+            t = t.filter(t.person_id.cast("string").isin(who.person_id))
+        item = ibis.struct({c: t[c] for c in columns})
+        per = t.group_by(_pid=t.person_id.cast("string")).aggregate(
+            **{f"__{part}": item.collect()})
+        rows = rows.left_join(per, rows.person_id == per._pid).drop("_pid")
+    return rows
+
+
+def profile_doc(row: dict[str, Any], golden: list[str]) -> dict[str, Any]:
+    """A row of :func:`profile_rows` as the JSON document Redis keeps (unmasked: the API
+    masks when it reads)."""
+    traits = {}
+    for t in row.get("__traits") or []:
+        traits[t["trait"]] = next((plain(v) for k, v in t.items()
+                                   if k != "trait" and v is not None), None)
+    return {"golden": {c: plain(row.get(c)) for c in golden},
+            "traits": dict(sorted(traits.items())),
+            "segments": sorted(_plain_items(row.get("__segments")), key=lambda r: r["segment"]),
+            "consents": sorted(_plain_items(row.get("__consents")), key=lambda r: r["purpose"])}
+
+
+def _plain_items(items: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
+    return [{k: plain(v) for k, v in item.items()} for item in items or []]
+
+
+def shape(person_id: str, doc: dict[str, Any], include: tuple[str, ...],
+          mask: bool) -> dict[str, Any]:
+    """The API's answer from a stored document: the parts asked for, masked or not."""
+    out: dict[str, Any] = {"person_id": person_id, "masked": mask}
+    for part in include:
+        value = doc.get(part)
+        if part == "golden" and value is not None and mask:
+            value = {k: mask_field(k, v) for k, v in value.items()}
+        out[part] = value if value is not None else _EMPTY[part]
+    return out
