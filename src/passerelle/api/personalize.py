@@ -14,13 +14,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from passerelle.api import errors
 from passerelle.api.inputs import Text
@@ -59,7 +60,7 @@ class Unauthenticated(GovernanceError):
     http_status = 401
 
 
-def bearer(db: Any, scope: str) -> Callable[[Request], Principal]:
+def bearer(db: Any, scope: str) -> Callable[[Request], Awaitable[Principal]]:
     """A dependency: the principal of the request's bearer token, which must have ``scope``.
     A principal already set by an authorization layer (``request.state.principal``) is
     used as it is."""
@@ -67,7 +68,9 @@ def bearer(db: Any, scope: str) -> Callable[[Request], Principal]:
 
     tokens: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, trusted until)
 
-    def principal(request: Request) -> Principal:
+    async def principal(request: Request) -> Principal:
+        # async: no thread hop per request; the application database is read in a thread,
+        # once per token every TOKEN_CACHE_SECONDS
         found = getattr(request.state, "principal", None)
         if found is None:
             scheme, _, secret = request.headers.get("authorization", "").partition(" ")
@@ -80,7 +83,7 @@ def bearer(db: Any, scope: str) -> Callable[[Request], Principal]:
             if cached is not None and cached[1] > now:
                 found = cached[0]
             else:
-                found = principal_from_token(db, secret.strip())
+                found = await run_in_threadpool(principal_from_token, db, secret.strip())
                 if len(tokens) >= MAX_CACHEDtokens:
                     tokens.clear()
                 tokens[key] = (found, now + TOKEN_CACHE_SECONDS)
