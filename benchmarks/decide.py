@@ -25,7 +25,9 @@ the store's first opening).
 Reported: p50, p99 and max latency, error rate (any status but 200), achieved rate, and
 p99 against the baseline's; peak resident memory of the API server (VmHWM); then the time
 of batch decisions for the demo's e-mail audience (``decide_batch``, in a process of its
-own, with its peak memory). Reports go to benchmarks/results/.
+own, with its peak memory), and the incremental update of the serving store for 100 people
+whose events just changed (the last leg of an event's way to a changed decision). Reports go
+to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -303,6 +305,37 @@ def batch(root: Path) -> dict:
             **phase.detail}
 
 
+def touched(root: Path, people: int = 100) -> dict:
+    """The last leg of freshness: the serving store of ``people`` people whose events just
+    changed (logged as arrivals, as the event-driven refresh does), updated for them only
+    (warehouse and Redis when configured)."""
+    phase = run_phase("incremental store update", textwrap.dedent("""\
+        n = refresh_touched(project, since)
+        DETAIL = {"people": n}
+        project.close()
+        """), setup=textwrap.dedent(f"""\
+        import sys
+        sys.path.insert(0, {str(SRC)!r})
+        from datetime import UTC, datetime
+        import pyarrow as pa
+        import passerelle
+        from passerelle.personalize.incremental import refresh_touched
+        from passerelle.personalize.tables import PEOPLE
+        from passerelle.segments.activity import ARRIVALS, ensure_tracking
+        project = passerelle.open({str(root)!r})
+        engine = project.engine
+        since = datetime.now(UTC).replace(tzinfo=None)
+        who = engine.to_arrow(engine.table(PEOPLE).select("person_id").limit({people}))
+        ensure_tracking(engine)
+        ids = who["person_id"].to_pylist()
+        engine.append_arrow(ARRIVALS, pa.table({{
+            "person_id": ids, "event": ["Product Viewed"] * len(ids),
+            "arrived_at": pa.array([since] * len(ids), pa.timestamp("us"))}}).to_reader())
+        """))
+    return {"seconds": round(phase.seconds, 2), "peak_mb": round(phase.peak_mb),
+            **phase.detail}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=2000, help="people in the demo")
@@ -350,6 +383,7 @@ def main() -> None:
             report[kind]["p99_vs_baseline"] = round(
                 report[kind]["p99_ms"] / max(report["baseline"]["p99_ms"], 1e-3), 2)
         report["batch"] = batch(root)
+        report["touched"] = touched(root)
         for kind in ("baseline", "decide", "profiles"):
             r = report[kind]
             print(f"  {kind:9s} {r['rate_per_s']:5d} req/s  p50 {r['p50_ms']:7.2f} ms  "
@@ -361,6 +395,9 @@ def main() -> None:
         b = report["batch"]
         print(f"  batch decisions for {AUDIENCE}: {b['decided']:,} people in "
               f"{b['seconds']:.1f}s, peak {b['peak_mb']} MB", flush=True)
+        t = report["touched"]
+        print(f"  decision store updated for {t['people']} touched people in "
+              f"{t['seconds']:.2f}s, peak {t['peak_mb']} MB", flush=True)
         print(f"report: {save_report('decide', report)}")
         print(json.dumps({k: report[k] for k in ("baseline", "decide", "profiles")}))
     finally:
