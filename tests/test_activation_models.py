@@ -65,7 +65,8 @@ def test_errors_name_file_line_and_fix(tmp_path: Path, monkeypatch: pytest.Monke
     assert "destinations/c.yml:2: format: Input should be 'brevo', 'mailchimp' " \
            "or 'generic'" in text
     assert "destinations/d.yml:1: Input tag 'ftp'" in text
-    assert "'csv', 'webhook', 'postgres', 'mysql'" in text
+    assert "'csv', 'google_customer_match', 'meta_custom_audience', 'webhook', 'postgres', " \
+           "'mysql'" in text
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -109,4 +110,5 @@ def test_examples_in_the_docs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None
         kinds.append(type(parse_destination(data)).__name__)
     # every block parses, and every kind of destination has its example
     assert len(kinds) == len(blocks) and set(kinds) == {
-        "CsvDestination", "WebhookDestination", "PostgresDestination", "MySQLDestination"}
+        "CsvDestination", "AdListDestination", "WebhookDestination", "PostgresDestination",
+        "MySQLDestination"}
