@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -84,7 +85,7 @@ def identity_blocking(
     with open_project(project) as proj:
         report = service.blocking(proj.definition, proj.engine)
     if as_json:
-        sys.stdout.write(json.dumps(report.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        print_json(report.to_dict())
     else:
         console.print(render_blocking(report, formatter(proj)))
 
