@@ -23,6 +23,13 @@ from passerelle.web.i18n import translator
 from passerelle.web.pages import User, error_page, locked, render
 from passerelle.web.segment_pages import formatter
 
+# Messages too long for one line of code (their French is in i18n.py all the same).
+LIFT_TITLE = "Lift of each variant over control, with its interval"
+SRM_WARNING = ("Do not trust this result: the people were not split between the variants as "
+               "planned (sample ratio mismatch).")
+# Words the pages show from the measure package's data (translated like the templates).
+STATUSES = ("ok", "defined, never seen", "seen, not defined")
+MESSAGES = (LIFT_TITLE, SRM_WARNING, *STATUSES)
 router = APIRouter(include_in_schema=False)
 MODEL_NAMES = {"first": "first touch", "last": "last touch",
                "last_non_direct": "last non-direct touch", "linear": "linear",
@@ -167,8 +174,7 @@ def experiment(request: Request, user: User, name: Text) -> Response:
                     for c in primary]
         rows = [(f"{c['variant']} · {c['metric']}", *_iv(c.get("lift")))
                 for c in result["comparisons"] if "lift" in c]
-        chart = svg.intervals(rows, _("Lift of each variant over control, with its "
-                                      "interval"), lambda v: fm.percent(v, 1, sign=True))
+        chart = svg.intervals(rows, _(LIFT_TITLE), lambda v: fm.percent(v, 1, sign=True))
     return render(request, "experiment.html", user.lang, user=user, fm=fm, exp_name=name,
                   result=result, error=error, verdicts=verdicts, chart=chart)
 
@@ -191,6 +197,5 @@ def verdict(c: dict[str, Any], result: dict[str, Any], fm: Formatter,
     text = _("%(head)s; %(meaning)s (%(level)s interval).", head=head, meaning=meaning,
              level=fm.percent(result["level"], 0))
     if result["srm"]["mismatch"]:
-        text = _("Do not trust this result: the people were not split between the variants "
-                 "as planned (sample ratio mismatch).") + " " + text
+        text = _(SRM_WARNING) + " " + text
     return text

@@ -32,6 +32,11 @@ from passerelle.web.segment_form import (
 
 LOCALES = {"fr": "fr_FR", "en": "en_GB"}
 CHANNELS = ("email", "sms", "push", "ads")
+# Messages too long for one line of code (their French is in i18n.py all the same).
+TOO_DEEP = ("This segment nests its conditions deeper than the builder's forms: edit its file "
+            "in git.")
+BAD_HOLDOUT = "The holdout is a percentage between 0 and 50."
+MESSAGES = (TOO_DEEP, BAD_HOLDOUT)
 router = APIRouter(include_in_schema=False)
 
 
@@ -132,8 +137,7 @@ def edit_segment(request: Request, user: User, name: Text) -> Response:
     b = builder_of(seg, text)
     if b is None:
         return error_page(request, user, user.lang, 200, seg.name,
-                          _("This segment nests its conditions deeper than the builder's "
-                            "forms: edit its file in git."), None)
+                          _(TOO_DEEP), None)
     return _page(request, user, b, saved_message=request.query_params.get("saved"))
 
 
@@ -227,13 +231,11 @@ async def add_audience(request: Request, user: User, name: Text) -> Response:
     b = builder_of(seg, sd.current_text(project, name))
     if b is None:
         return error_page(request, user, user.lang, 400, seg.name,
-                          _("This segment nests its conditions deeper than the builder's "
-                            "forms: edit its file in git."))
+                          _(TOO_DEEP))
     try:
         holdout = float(fields.get("holdout", "10").replace(",", "."))
     except ValueError:
-        return _page(request, user, b, 400, audience_error=_("The holdout is a percentage "
-                                                             "between 0 and 50."))
+        return _page(request, user, b, 400, audience_error=_(BAD_HOLDOUT))
     channel = fields.get("channel", "")
     entry = sd.audience_entry(fields.get("audience", "").strip()[:63],
                               channel if channel in CHANNELS else "email",
