@@ -13,6 +13,7 @@ from passerelle.measure.design import sample_size_proportions
 from passerelle.measure.report import ALL_MODELS, analyse_experiment, campaign_results
 from passerelle.web.campaign_pages import MESSAGES, MODEL_NAMES, verdict
 from passerelle.web.i18n import FR, translator
+from passerelle.web.segment_form import MESSAGES as FORM_MESSAGES
 from passerelle.web.segment_pages import MESSAGES as SEGMENT_MESSAGES
 from web_demo_helpers import MARKETER, add_web_users, demo_server, signed_in, text_of
 
@@ -67,7 +68,8 @@ def test_the_sample_size_calculator_answers_per_arm(demo):
                     f"({fm.number(size.control + size.variant)} en tout).")
     bad = signed_in(app, MARKETER).get("/experiments?metric=conversion&baseline=0&mde=10")
     assert 'role="alert"' in bad.text and "sample-size" not in bad.text
-    assert signed_in(app, MARKETER).get("/experiments?mde=-1").status_code == 422
+    odd = signed_in(app, MARKETER).get("/experiments?baseline=5&mde=dix&std=")
+    assert odd.status_code == 200 and "dix" in text_of(odd.text) and 'role="alert"' in odd.text
 
 
 def test_an_experiment_read_out_states_its_uncertainty_and_the_srm_check(demo):
@@ -115,5 +117,5 @@ def test_the_verdict_reads_like_the_issue_in_both_languages():
 
 
 def test_messages_kept_out_of_the_templates_have_their_french():
-    words = [*MESSAGES, *SEGMENT_MESSAGES, *MODEL_NAMES.values()]
+    words = [*MESSAGES, *SEGMENT_MESSAGES, *FORM_MESSAGES, *MODEL_NAMES.values()]
     assert [w for w in words if w not in FR] == []

@@ -109,48 +109,73 @@ def _attribution(report: dict[str, Any]) -> dict[str, Any]:
 @router.get("/experiments")
 def experiments(request: Request, user: User,
                 metric: Annotated[str, Query(pattern="^(conversion|mean)$")] = "conversion",
-                baseline: Annotated[float | None, Query(ge=0, le=1_000_000)] = None,
-                std: Annotated[float | None, Query(ge=0, le=1_000_000_000)] = None,
-                mde: Annotated[float | None, Query(gt=0, le=1000)] = None,
-                alpha: Annotated[float, Query(gt=0, lt=0.5)] = 0.05,
-                power: Annotated[float, Query(gt=0.5, lt=1)] = 0.8,
-                variant_share: Annotated[float, Query(gt=0, lt=100)] = 50,
+                baseline: Annotated[str, Query(max_length=30)] = "",
+                std: Annotated[str, Query(max_length=30)] = "",
+                mde: Annotated[str, Query(max_length=30)] = "",
+                alpha: Annotated[str, Query(max_length=30)] = "0.05",
+                power: Annotated[str, Query(max_length=30)] = "0.8",
+                variant_share: Annotated[str, Query(max_length=30)] = "50",
                 ) -> Response:
     """The project's experiments and the sample-size calculator (``baseline`` and ``mde``
-    in percent for a conversion; ``std`` and an absolute ``mde`` for a mean)."""
+    in percent for a conversion; ``std`` and an absolute ``mde`` for a mean). The fields
+    are read as the form sends them: an empty one is absent, a comma is a decimal mark."""
     from passerelle.measure.report import experiments_coverage
 
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     coverage, coverage_error = _attempt(lambda: experiments_coverage(project, project.engine))
+    form = {"metric": metric, "baseline": baseline, "std": std, "mde": mde, "alpha": alpha,
+            "power": power, "variant_share": variant_share}
     size, size_error = None, None
-    asked = mde is not None and (baseline is not None if metric == "conversion"
-                                 else std is not None)
+    asked = bool(mde.strip()) and bool((baseline if metric == "conversion" else std).strip())
     if asked:
-        size, size_error = sample_size(metric, baseline, std, mde, alpha, power,
-                                       variant_share)
+        try:
+            values = {k: _number(v, k) for k, v in form.items() if k != "metric"}
+        except PasserelleError as exc:
+            size_error = exc
+        else:
+            size, size_error = sample_size(metric, values["baseline"], values["std"],
+                                           values["mde"], values["alpha"] or 0.05,
+                                           values["power"] or 0.8,
+                                           values["variant_share"] or 50)
     defined = sorted(project.definition.experiments.experiments) \
         if project.definition.experiments else []
     return render(request, "experiments.html", user.lang, user=user, fm=fm,
                   coverage=coverage, coverage_error=coverage_error, defined=defined,
-                  size=size, size_error=size_error, asked=asked,
-                  form={"metric": metric, "baseline": baseline, "std": std, "mde": mde,
-                        "alpha": alpha, "power": power, "variant_share": variant_share})
+                  size=size, size_error=size_error, asked=asked, form=form)
 
 
-def sample_size(metric: str, baseline: float | None, std: float | None, mde: float,
+def _number(text: str, what: str) -> float | None:
+    text = text.strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise PasserelleError(f"{what}: “{text}” is not a number.",
+                              "Write a number such as 5 or 0.05.") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise PasserelleError(f"{what}: “{text}” is not a number.",
+                              "Write a number such as 5 or 0.05.")
+    return value
+
+
+def sample_size(metric: str, baseline: float | None, std: float | None, mde: float | None,
                 alpha: float, power: float, variant_share: float
                 ) -> tuple[dict[str, Any] | None, PasserelleError | None]:
     """People per arm from the calculator's fields (percentages as the form writes them)."""
     from passerelle.measure.design import sample_size_means, sample_size_proportions
 
-    ratio = variant_share / (100 - variant_share)
     try:
+        if not 0 < variant_share < 100:
+            raise PasserelleError("The variant's share must lie between 0 and 100 %.",
+                                  "Typical value: 50.")
+        ratio = variant_share / (100 - variant_share)
         if metric == "conversion":
-            s = sample_size_proportions((baseline or 0) / 100, mde / 100, True, alpha, power,
-                                        ratio)
+            s = sample_size_proportions((baseline or 0) / 100, (mde or 0) / 100, True, alpha,
+                                        power, ratio)
         else:
-            s = sample_size_means(std or 0, mde, alpha, power, ratio)
+            s = sample_size_means(std or 0, mde or 0, alpha, power, ratio)
     except PasserelleError as exc:
         return None, exc
     return {"control": s.control, "variant": s.variant, "total": s.control + s.variant}, None

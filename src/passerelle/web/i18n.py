@@ -339,6 +339,27 @@ FR.update({
         "Le groupe témoin est un pourcentage entre 0 et 50.",
     "Choose one of the segment's audiences and a destination.":
         "Choisissez l’une des audiences du segment et une destination.",
+    "Everyone is counted until a condition is filled in.":
+        "Tout le monde est compté tant qu’aucune condition n’est remplie.",
+    "“%(text)s” is not a whole number.": "« %(text)s » n’est pas un nombre entier.",
+    "“%(text)s” is not a number.": "« %(text)s » n’est pas un nombre.",
+    "“%(text)s” is not yes or no.": "« %(text)s » n’est ni oui ni non.",
+    "Write the values separated by commas.": "Écrivez les valeurs séparées par des virgules.",
+    "“between” needs a low and a high value.":
+        "« entre » demande une valeur basse et une valeur haute.",
+    "A condition needs a value.": "Une condition demande une valeur.",
+    "Choose what the condition is about.": "Choisissez sur quoi porte la condition.",
+    "Choose an event.": "Choisissez un événement.",
+    "%(where)s: %(problem)s": "%(where)s : %(problem)s",
+    "The name must start with a lower-case letter and use only a-z, 0-9 and _ (63 "
+    "characters at most).":
+        "Le nom commence par une minuscule et n’utilise que a-z, 0-9 et _ (63 caractères au "
+        "plus).",
+    "Write who is in the segment (description) and who answers for it (owner).":
+        "Écrivez qui fait partie du segment (description) et qui en répond (responsable).",
+    "The segment “%(name)s” is defined in %(file)s: edit it there, or choose another name.":
+        "Le segment « %(name)s » est défini dans %(file)s : modifiez-le là, ou choisissez un "
+        "autre nom.",
     # jobs
     "Job %(id)s": "Tâche %(id)s",
     "There is no job %(id)s.": "Il n’y a pas de tâche %(id)s.",

@@ -117,8 +117,10 @@ class Preview:
     overlap: dict[str, Any] | None = None
     breakdown: list[dict[str, Any]] = field(default_factory=list)
     breakdown_by: str = ""
-    error: str | None = None
+    error: str | None = None  # an English message id (translated by the page)
+    error_values: dict[str, Any] = field(default_factory=dict)
     hint: str | None = None
+    blank: bool = False  # no condition filled in yet: everyone is counted
 
 
 def preview(project: Project, b: Builder, role: str, overlap_with: list[str],
@@ -126,12 +128,18 @@ def preview(project: Project, b: Builder, role: str, overlap_with: list[str],
     """The live figures of the builder (one error message instead of figures when the form
     does not make a segment yet)."""
     out = Preview(breakdown_by=breakdown_by)
+    engine, now, kinds = project.engine, utcnow(), kinds_of_traits(project) or None
+    if _blank(b):
+        out.blank = True
+        if engine.exists(compiler.PROFILES):
+            out.count = out.total = int(engine.to_arrow(
+                engine.table(compiler.PROFILES).count()).as_py())
+        return out
     try:
         whole, parts = draft(project, b)
     except FormError as exc:
-        out.error = str(exc)
+        out.error, out.error_values = exc.message, exc.values
         return out
-    engine, now, kinds = project.engine, utcnow(), kinds_of_traits(project) or None
     others = _others(project, b)
     try:
         out.count = compiler.count(engine, whole, others, now, kinds)
@@ -155,6 +163,14 @@ def preview(project: Project, b: Builder, role: str, overlap_with: list[str],
     except (SegmentError, PasserelleError) as exc:
         out.error, out.hint = exc.reason, exc.instruction
     return out
+
+
+def _blank(b: Builder) -> bool:
+    """A new builder: one row, nothing chosen in it yet."""
+    if len(b.groups) != 1 or len(b.groups[0].rows) != 1:
+        return False
+    r = b.groups[0].rows[0]
+    return r.kind in ("field", "trait", "segment") and not r.name
 
 
 def breakdown(project: Project, seg: SegmentConfig, others: Mapping[str, SegmentConfig],
@@ -274,7 +290,8 @@ def save(project: Project, b: Builder, author: str, confirm: bool,
     try:
         _check_name(b.name)
     except ValueError as exc:
-        raise FormError(f"The name {exc}.") from None
+        raise FormError("The name must start with a lower-case letter and use only a-z, 0-9 "
+                        "and _ (63 characters at most).") from exc
     if not b.description or not b.owner:
         raise FormError("Write who is in the segment (description) and who answers for it "
                         "(owner).")
@@ -282,8 +299,8 @@ def save(project: Project, b: Builder, author: str, confirm: bool,
     if defs is not None and b.name in defs.origin:
         file, _ = defs.origin[b.name]
         if Path(file).name != f"{b.name}.yml":
-            raise FormError(f"The segment '{b.name}' is defined in {file}: edit it there, or "
-                            "choose another name.")
+            raise FormError("The segment “%(name)s” is defined in %(file)s: edit it there, or "
+                            "choose another name.", name=b.name, file=file)
     where = where_of(b, PROFILE_KINDS, kinds_of_traits(project))
     existing = saved_segments(project).get(b.original or b.name)
     if audiences is None:

@@ -48,7 +48,25 @@ _GROUP = re.compile(r"^g(\d)_(match|not)$")
 
 
 class FormError(ValueError):
-    """A value of the form that cannot become a condition (shown beside the builder)."""
+    """A value of the form that cannot become a condition (shown beside the builder):
+    ``message`` is the English message id the page translates, filled with ``values``."""
+
+    def __init__(self, message: str, **values: object) -> None:
+        super().__init__(message % values if values else message)
+        self.message, self.values = message, values
+
+
+# The messages of FormError, for the French catalogue's test.
+MESSAGES = (
+    "“%(text)s” is not a whole number.", "“%(text)s” is not a number.",
+    "“%(text)s” is not yes or no.", "Write the values separated by commas.",
+    "“between” needs a low and a high value.", "A condition needs a value.",
+    "Choose what the condition is about.", "Choose an event.", "%(where)s: %(problem)s",
+    "The name must start with a lower-case letter and use only a-z, 0-9 and _ (63 "
+    "characters at most).",
+    "Write who is in the segment (description) and who answers for it (owner).",
+    "The segment “%(name)s” is defined in %(file)s: edit it there, or choose another name.",
+)
 
 
 class Row(BaseModel):
@@ -93,11 +111,21 @@ def _int(text: str, default: int | None) -> int | None:
     try:
         return int(text)
     except ValueError:
-        raise FormError(f"“{text[:20]}” is not a whole number.") from None
+        raise FormError("“%(text)s” is not a whole number.", text=text[:20]) from None
 
 
 def parse_form(fields: Mapping[str, str]) -> Builder:
-    """The builder described by a posted form (unknown fields ignored, every text cut)."""
+    """The builder described by a posted form (unknown fields ignored, every text cut);
+    raises FormError for a count or a window out of bounds."""
+    try:
+        return _parse(fields)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        raise FormError("%(where)s: %(problem)s", problem=first["msg"],
+                        where=".".join(str(p) for p in first["loc"])) from None
+
+
+def _parse(fields: Mapping[str, str]) -> Builder:
     groups: dict[int, dict[str, Any]] = {}
     for key, raw in fields.items():
         value = raw[:MAX_TEXT]
@@ -164,7 +192,7 @@ def _typed(text: str, kind: str | None) -> Any:
         try:
             number = float(text.replace(",", ".").replace("\u202f", "").replace(" ", ""))
         except ValueError:
-            raise FormError(f"“{text}” is not a number.") from None
+            raise FormError("“%(text)s” is not a number.", text=text) from None
         return int(number) if number.is_integer() else number
     if kind == "boolean":
         low = text.lower()
@@ -172,7 +200,7 @@ def _typed(text: str, kind: str | None) -> Any:
             return True
         if low in ("false", "no", "non", "0", "faux"):
             return False
-        raise FormError(f"“{text}” is not yes or no.")
+        raise FormError("“%(text)s” is not yes or no.", text=text)
     return text
 
 
@@ -251,7 +279,7 @@ def segment_of(name: str, where: dict[str, Any], description: str = "draft",
     except ValidationError as exc:
         first = exc.errors()[0]
         where_ = ".".join(str(p) for p in first["loc"])
-        raise FormError(f"{where_}: {first['msg']}") from None
+        raise FormError("%(where)s: %(problem)s", where=where_, problem=first["msg"]) from None
 
 
 def file_text(b: Builder, where: dict[str, Any], author: str,

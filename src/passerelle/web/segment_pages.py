@@ -147,7 +147,10 @@ async def builder_action(request: Request, user: User) -> Response:
     fields = await _form(request, user)
     if fields is None:
         return _csrf_refused(request, user)
-    b = apply_action(parse_form(fields), fields.get("action", ""))
+    try:
+        b = apply_action(parse_form(fields), fields.get("action", ""))
+    except FormError as exc:
+        return _page(request, user, Builder(), 400, save_error=said(exc, user))
     if request.headers.get("hx-request"):
         project = _project(request)
         return render(request, "_segment_form.html", user.lang, user=user, b=b, kinds=KINDS,
@@ -163,10 +166,10 @@ async def preview(request: Request, user: User) -> Response:
     project = _project(request)
     try:
         b = parse_form(fields)
-    except (FormError, ValueError) as exc:
+    except FormError as exc:
         return render(request, "_segment_preview.html", user.lang, user=user,
-                      p=sd.Preview(error=str(exc)), b=Builder(), draft_name=sd.DRAFT,
-                      fm=formatter(user.lang, project))
+                      p=sd.Preview(error=exc.message, error_values=exc.values), b=Builder(),
+                      draft_name=sd.DRAFT, fm=formatter(user.lang, project))
     p = locked(lambda: sd.preview(project, b, _role(user), b.overlap, b.breakdown))
     return render(request, "_segment_preview.html", user.lang, user=user, p=p, b=b,
                   draft_name=sd.DRAFT, fm=formatter(user.lang, project))
@@ -184,8 +187,8 @@ async def why(request: Request, user: User) -> Response:
         b = parse_form(fields)
         if person:
             result = locked(lambda: sd.why(project, b, person))
-    except (FormError, ValueError) as exc:
-        error = str(exc)
+    except FormError as exc:
+        error = said(exc, user)
     except PasserelleError as exc:
         error = exc.reason
     return render(request, "_segment_why.html", user.lang, user=user, result=result,
@@ -201,10 +204,13 @@ async def save(request: Request, user: User) -> Response:
     project = _project(request)
     try:
         b = parse_form(fields)
+    except FormError as exc:
+        return _page(request, user, Builder(), 400, save_error=said(exc, user))
+    try:
         outcome = locked(lambda: sd.save(project, b, user.principal.display_name,
                                          fields.get("overwrite") == "1"))
-    except (FormError, ValueError) as exc:
-        return _page(request, user, parse_form(fields), 400, save_error=str(exc))
+    except FormError as exc:
+        return _page(request, user, b, 400, save_error=said(exc, user))
     except PasserelleError as exc:
         return _page(request, user, b, 400, save_error=exc.reason)
     if not outcome.saved:
@@ -244,8 +250,10 @@ async def add_audience(request: Request, user: User, name: Text) -> Response:
                  if a.name != entry["name"]] + [entry]
     try:
         outcome = locked(lambda: sd.save(project, b, user.principal.display_name, True, audiences))
-    except (FormError, PasserelleError) as exc:
-        return _page(request, user, b, 400, audience_error=getattr(exc, "reason", str(exc)))
+    except FormError as exc:
+        return _page(request, user, b, 400, audience_error=said(exc, user))
+    except PasserelleError as exc:
+        return _page(request, user, b, 400, audience_error=exc.reason)
     if not outcome.saved:
         return _page(request, user, b, 400, audience_problems=outcome.problems)
     sd.reload_definitions(project, request.app.state.server_project)
@@ -277,6 +285,11 @@ async def export(request: Request, user: User, name: Text) -> Response:
                         _author(user))
     _wake(request)
     return RedirectResponse(f"/jobs/{job}", status_code=303)
+
+
+def said(exc: FormError, user: PageUser) -> str:
+    """A form error in the reader's language."""
+    return translator(user.lang)(exc.message, **exc.values)
 
 
 def _author(user: PageUser) -> str:
