@@ -155,6 +155,10 @@ def test_save_writes_a_file_the_loader_reads_and_asks_before_overwriting(demo):
     assert "fr_browsers" in app.state.server_project.definition.segments.segments
     page = c.get("/segments/fr_browsers")
     assert page.status_code == 200 and 'value="fr_browsers"' in page.text
+    from passerelle.governance.audit import query
+
+    entry = query(app.state.app_db, action="segment.save", limit=1)[0]
+    assert entry["resource"] == "segments/fr_browsers.yml" and entry["actor_kind"] == "user"
 
     # the same name from a new builder: another segment's file, replaced only when ticked
     before = (root / "segments" / "fr_browsers.yml").read_text("utf-8")

@@ -142,16 +142,19 @@ def preview(project: Project, b: Builder, role: str, overlap_with: list[str],
         return out
     others = _others(project, b)
     try:
-        out.count = compiler.count(engine, whole, others, now, kinds)
+        # one scan of profiles for every group: the regions of the groups' overlap give
+        # each group's count alone and the count with the groups above (AND or OR)
+        regions = compiler.overlap(engine, parts, others, now, kinds)["regions"]
+        names = [part.name for part in parts]
         p = engine.table(compiler.PROFILES)
         out.total = int(engine.to_arrow(p.count()).as_py())
-        combine = "all" if b.top == "all" else "any"
-        for i, part in enumerate(parts):
-            alone = compiler.count(engine, part, others, now, kinds)
-            upto = [part.where for part in parts[:i + 1]]
-            so_far = alone if i == 0 else compiler.count(
-                engine, segment_of(f"{DRAFT}_upto_{i}", {combine: upto}), others, now, kinds)
+        for i, name in enumerate(names):
+            above = set(names[:i + 1])
+            alone = sum(r["people"] for r in regions if name in r["in"])
+            so_far = sum(r["people"] for r in regions
+                         if (above <= set(r["in"]) if b.top == "all" else above & set(r["in"])))
             out.groups.append({"index": i, "alone": alone, "so_far": so_far})
+        out.count = out.groups[-1]["so_far"]
         out.sample = compiler.sample(engine, whole, others, now, n=sample_size, role=role,
                                      trait_kinds=kinds)
         picked = [n for n in overlap_with if n in others][:compiler.MAX_OVERLAP - 1]

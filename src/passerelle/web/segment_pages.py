@@ -17,7 +17,7 @@ from passerelle.formatting import Formatter
 from passerelle.governance import jobs as queue
 from passerelle.governance.errors import CsrfFailed
 from passerelle.web import segment_data as sd
-from passerelle.web.auth import PageUser, app_db, checked_form, require
+from passerelle.web.auth import PageUser, app_db, checked_form, client_ip, require
 from passerelle.web.i18n import translator
 from passerelle.web.pages import User, error_page, locked, render
 from passerelle.web.segment_form import (
@@ -216,6 +216,7 @@ async def save(request: Request, user: User) -> Response:
     if not outcome.saved:
         return _page(request, user, b, 409 if outcome.needs_confirmation else 400,
                      problems=outcome.problems, confirm=outcome.needs_confirmation)
+    _audit(request, user, "segment.save", outcome.path)
     sd.reload_definitions(project, request.app.state.server_project)
     return RedirectResponse(f"/segments/{b.name}?saved=1", status_code=303)
 
@@ -256,6 +257,7 @@ async def add_audience(request: Request, user: User, name: Text) -> Response:
         return _page(request, user, b, 400, audience_error=exc.reason)
     if not outcome.saved:
         return _page(request, user, b, 400, audience_problems=outcome.problems)
+    _audit(request, user, "segment.audience", outcome.path, audience=entry["name"])
     sd.reload_definitions(project, request.app.state.server_project)
     db, who = app_db(request), _author(user)
     queue.enqueue(db, "segment_refresh", {"names": [name], "full": True}, who)
@@ -296,6 +298,16 @@ def _author(user: PageUser) -> str:
     """Who queued a job, as the audit log names people (ids, no e-mail)."""
     kind, ident = user.principal.audit_actor
     return f"{kind}:{ident}"
+
+
+def _audit(request: Request, user: PageUser, action: str, resource: str,
+           **detail: str) -> None:
+    """A project file written from the web app, in the audit log (ids, no e-mail)."""
+    from passerelle.governance import audit
+
+    with app_db(request).session() as session:
+        audit.record(session, user.principal.audit_actor, action, resource=resource,
+                     ip=client_ip(request), detail=detail or None)
 
 
 def _wake(request: Request) -> None:
