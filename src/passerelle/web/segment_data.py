@@ -72,7 +72,9 @@ def kinds_of_traits(project: Project) -> dict[str, str]:
     return trait_kinds(traits) if traits is not None else {}
 
 
-def choices(project: Project) -> Choices:
+def choices(project: Project, activity_values: bool = True) -> Choices:
+    """What the selects offer; ``activity_values``: the event names and categories too
+    (two queries the breakdown does not need)."""
     engine = project.engine
     out = Choices(fields=dict(PROFILE_KINDS), traits=kinds_of_traits(project),
                   segments=sorted(saved_segments(project)))
@@ -81,6 +83,8 @@ def choices(project: Project) -> Choices:
 
         out.fields = {k: v for k, v in schema_kinds(
             engine.table(compiler.PROFILES).schema().items()).items() if k != "person_id"}
+    if not activity_values:
+        return out
     for table, column, target in ((activity.EVENTS, "event", out.events),
                                   (activity.PURCHASES, "category", out.categories)):
         if engine.exists(table):
@@ -182,7 +186,7 @@ def breakdown(project: Project, seg: SegmentConfig, others: Mapping[str, Segment
     engine, now = project.engine, utcnow()
     members = compiler.compile_segment(engine, seg, others, now,
                                        kinds_of_traits(project) or None)
-    ch = choices(project)
+    ch = choices(project, activity_values=False)
     if by not in ch.breakdowns:
         raise PasserelleError(f"The members cannot be broken down by '{by}'.",
                               "Choose a field or a trait of the list.")
