@@ -193,6 +193,10 @@ def test_saving_needs_segments_write(demo):
     assert r.status_code == 403 and not (project.root / "segments" / "not_allowed.yml").exists()
     r = c.post("/segments/save", data={"csrf_token": "forged", **FORM, "name": "x"})
     assert r.status_code == 403
+    marketer = signed_in(app, MARKETER)  # every post of the builder checks its token
+    for path in ("/segments/preview", "/segments/why", "/segments/builder", "/segments/save"):
+        r = marketer.post(path, data={"csrf_token": "forged", **FORM})
+        assert r.status_code == 403 and "live-count" not in r.text, path
 
 
 def test_an_audience_with_holdout_then_its_export_run_as_jobs(demo):

@@ -130,7 +130,8 @@ def experiments(request: Request, user: User,
     asked = bool(mde.strip()) and bool((baseline if metric == "conversion" else std).strip())
     if asked:
         try:
-            values = {k: _number(v, k) for k, v in form.items() if k != "metric"}
+            values = {k: _number(v, translator(user.lang)) for k, v in form.items()
+                      if k != "metric"}
         except PasserelleError as exc:
             size_error = exc
         else:
@@ -145,18 +146,17 @@ def experiments(request: Request, user: User,
                   size=size, size_error=size_error, asked=asked, form=form)
 
 
-def _number(text: str, what: str) -> float | None:
+def _number(text: str, _: Callable[..., str]) -> float | None:
+    """A field of the calculator: empty is absent, a comma is a decimal mark."""
     text = text.strip().replace(",", ".")
     if not text:
         return None
     try:
         value = float(text)
     except ValueError:
-        raise PasserelleError(f"{what}: “{text}” is not a number.",
-                              "Write a number such as 5 or 0.05.") from None
+        value = float("nan")
     if value != value or value in (float("inf"), float("-inf")):
-        raise PasserelleError(f"{what}: “{text}” is not a number.",
-                              "Write a number such as 5 or 0.05.")
+        raise PasserelleError(_("“%(text)s” is not a number.", text=text))
     return value
 
 
