@@ -19,11 +19,13 @@ def install(app: FastAPI, project: Project) -> None:
     """Mount the pages, their static files and the local API docs on the server app."""
     from fastapi.staticfiles import StaticFiles
 
-    from passerelle.web import apidocs, pages
+    from passerelle.web import apidocs, campaign_pages, pages, segment_pages
 
     # The pages read the warehouse on a connection of their own (the API's routes keep
     # theirs): one DuckDB connection must not serve two threads at once.
     app.state.web_project = Project(project.definition)
     apidocs.install(app)
     pages.install(app)
+    segment_pages.install(app, project)  # segment builder, audiences, export jobs
+    campaign_pages.install(app)  # campaign results, experiments
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -209,6 +209,290 @@ FR: dict[str, str] = {
     "API documentation": "Documentation de l’API",
 }
 
+# ---- segment builder, audiences, jobs, campaigns and experiments (branch webseg) --------
+FR.update({
+    # segments
+    "Segments": "Segments",
+    "Build a new segment": "Construire un nouveau segment",
+    "This project defines no segment yet.": "Ce projet ne définit encore aucun segment.",
+    "Description": "Description",
+    "Members at the last refresh": "Membres au dernier rafraîchissement",
+    "Audiences": "Audiences",
+    "File": "Fichier",
+    "New segment": "Nouveau segment",
+    "Segment builder": "Constructeur de segments",
+    "Saved in %(file)s: IT reviews it in git like any project file.":
+        "Enregistré dans %(file)s : l’IT le relit dans git comme tout fichier du projet.",
+    "The project's loader refused the segment:": "Le chargeur du projet a refusé le segment :",
+    "A segment file named %(file)s already exists: tick “Replace the existing file” to "
+    "overwrite it.":
+        "Un fichier de segment %(file)s existe déjà : cochez « Remplacer le fichier existant » "
+        "pour l’écraser.",
+    "The file changed since you opened it: tick “Replace the existing file” to overwrite the "
+    "other change.":
+        "Le fichier a changé depuis que vous l’avez ouvert : cochez « Remplacer le fichier "
+        "existant » pour écraser l’autre modification.",
+    "Live count": "Comptage en direct",
+    "The count updates as you edit.": "Le comptage se met à jour pendant que vous modifiez.",
+    "Why is this person in or out?": "Pourquoi cette personne est-elle dedans ou dehors ?",
+    "Customer id": "Identifiant client",
+    "Explain": "Expliquer",
+    "Audience": "Audience",
+    "Channel": "Canal",
+    "Holdout": "Groupe témoin",
+    "the channel's": "celle du canal",
+    "Destination": "Destination",
+    "Export": "Exporter",
+    "No destination is defined: IT adds destinations/*.yml.":
+        "Aucune destination n’est définie : l’IT ajoute destinations/*.yml.",
+    "Exporting needs the permission “%(permission)s”.":
+        "L’export demande la permission « %(permission)s ».",
+    "No audience yet.": "Aucune audience pour l’instant.",
+    "Turn this segment into an audience": "Faire de ce segment une audience",
+    "Audience name (a-z, 0-9, _)": "Nom de l’audience (a-z, 0-9, _)",
+    "Consent purpose": "Finalité du consentement",
+    "the channel's purpose": "la finalité du canal",
+    "Holdout: share kept out of every send to measure the campaign (%)":
+        "Groupe témoin : part tenue à l’écart de chaque envoi pour mesurer la campagne (%)",
+    "Create the audience": "Créer l’audience",
+    "%(id)s is IN the segment.": "%(id)s est DANS le segment.",
+    "%(id)s is OUT of the segment.": "%(id)s est HORS du segment.",
+    "meets": "remplit",
+    "does not meet": "ne remplit pas",
+    "group %(n)s": "groupe %(n)s",
+    "condition %(n)s": "condition %(n)s",
+    "Profile field": "Champ du profil",
+    "Did an event": "A fait un événement",
+    "Bought": "A acheté",
+    "Is in segment": "Est dans le segment",
+    "is": "est",
+    "is not": "n’est pas",
+    "less than": "moins de",
+    "at most": "au plus",
+    "more than": "plus de",
+    "at least": "au moins",
+    "is one of (a, b, c)": "est l’un de (a, b, c)",
+    "is none of (a, b, c)": "n’est aucun de (a, b, c)",
+    "between": "entre",
+    "contains": "contient",
+    "starts with": "commence par",
+    "is unknown": "est inconnu",
+    "is known": "est connu",
+    "People must meet": "Les personnes doivent remplir",
+    "every group (AND)": "tous les groupes (ET)",
+    "at least one group (OR)": "au moins un groupe (OU)",
+    "Group %(n)s": "Groupe %(n)s",
+    "Its conditions": "Ses conditions",
+    "all hold (AND)": "toutes vraies (ET)",
+    "at least one holds (OR)": "au moins une vraie (OU)",
+    "NOT: exclude the people of this group": "SAUF : exclure les personnes de ce groupe",
+    "not": "pas",
+    "Kind of condition %(n)s": "Type de la condition %(n)s",
+    "choose…": "choisir…",
+    "Comparison": "Comparaison",
+    "value": "valeur",
+    "High value (between)": "Valeur haute (entre)",
+    "and (between)": "et (entre)",
+    "Event": "Événement",
+    "choose an event…": "choisir un événement…",
+    "times in the last (days)": "fois dans les derniers (jours)",
+    "with property": "avec la propriété",
+    "Category": "Catégorie",
+    "any category": "toute catégorie",
+    "orders in the last (days)": "commandes dans les derniers (jours)",
+    "Remove condition %(n)s of group %(g)s": "Retirer la condition %(n)s du groupe %(g)s",
+    "+ Condition in group %(n)s": "+ Condition dans le groupe %(n)s",
+    "Remove group %(n)s": "Retirer le groupe %(n)s",
+    "+ Group": "+ Groupe",
+    "Compare and break down": "Comparer et ventiler",
+    "Overlap with": "Recoupement avec",
+    "Break the members down by": "Ventiler les membres par",
+    "nothing": "rien",
+    "Save": "Enregistrer",
+    "Name (a-z, 0-9, _)": "Nom (a-z, 0-9, _)",
+    "Who is in it, in plain words": "Qui en fait partie, en mots simples",
+    "Owner (team or person)": "Responsable (équipe ou personne)",
+    "Refresh every (15m, 2h, 1d)": "Rafraîchir toutes les (15m, 2h, 1d)",
+    "Replace the existing file": "Remplacer le fichier existant",
+    "Save as segments/NAME.yml": "Enregistrer sous segments/NOM.yml",
+    "Saving needs the permission “%(permission)s”.":
+        "L’enregistrement demande la permission « %(permission)s ».",
+    "people, %(share)s of %(total)s customers": "personnes, %(share)s des %(total)s clients",
+    "Count per group": "Comptage par groupe",
+    "Group": "Groupe",
+    "Alone": "Seul",
+    "With the groups above": "Avec les groupes au-dessus",
+    "Removed or added": "Retirés ou ajoutés",
+    "Sample of members": "Échantillon de membres",
+    "Nobody meets these conditions.": "Personne ne remplit ces conditions.",
+    "Overlap with other segments": "Recoupement avec les autres segments",
+    "People in all of them": "Personnes dans tous",
+    "this segment": "ce segment",
+    "Members by %(field)s": "Membres par %(field)s",
+    "People": "Personnes",
+    "Bar": "Barre",
+    "There is no segment named “%(name)s”.": "Il n’y a pas de segment nommé « %(name)s ».",
+    "This segment nests its conditions deeper than the builder's forms: edit its file in git.":
+        "Ce segment imbrique ses conditions plus profondément que les formulaires du "
+        "constructeur : modifiez son fichier dans git.",
+    "The holdout is a percentage between 0 and 50.":
+        "Le groupe témoin est un pourcentage entre 0 et 50.",
+    "Choose one of the segment's audiences and a destination.":
+        "Choisissez l’une des audiences du segment et une destination.",
+    "Everyone is counted until a condition is filled in.":
+        "Tout le monde est compté tant qu’aucune condition n’est remplie.",
+    "“%(text)s” is not a whole number.": "« %(text)s » n’est pas un nombre entier.",
+    "“%(text)s” is not a number.": "« %(text)s » n’est pas un nombre.",
+    "“%(text)s” is not yes or no.": "« %(text)s » n’est ni oui ni non.",
+    "Write the values separated by commas.": "Écrivez les valeurs séparées par des virgules.",
+    "“between” needs a low and a high value.":
+        "« entre » demande une valeur basse et une valeur haute.",
+    "A condition needs a value.": "Une condition demande une valeur.",
+    "Choose what the condition is about.": "Choisissez sur quoi porte la condition.",
+    "Choose an event.": "Choisissez un événement.",
+    "%(where)s: %(problem)s": "%(where)s : %(problem)s",
+    "The name must start with a lower-case letter and use only a-z, 0-9 and _ (63 "
+    "characters at most).":
+        "Le nom commence par une minuscule et n’utilise que a-z, 0-9 et _ (63 caractères au "
+        "plus).",
+    "Write who is in the segment (description) and who answers for it (owner).":
+        "Écrivez qui fait partie du segment (description) et qui en répond (responsable).",
+    "The segment “%(name)s” is defined in %(file)s: edit it there, or choose another name.":
+        "Le segment « %(name)s » est défini dans %(file)s : modifiez-le là, ou choisissez un "
+        "autre nom.",
+    # jobs
+    "Job %(id)s": "Tâche %(id)s",
+    "There is no job %(id)s.": "Il n’y a pas de tâche %(id)s.",
+    "step: %(step)s": "étape : %(step)s",
+    "Progress": "Avancement",
+    "Waiting for %(n)s earlier job(s) of the queue.":
+        "En attente de %(n)s tâche(s) plus ancienne(s) de la file.",
+    "Queued by": "Demandée par",
+    "Queued at": "Demandée le",
+    "Read the campaign results": "Lire les résultats des campagnes",
+    "queued": "en file",
+    "running": "en cours",
+    "succeeded": "réussie",
+    "failed": "échoué",
+    "cancelled": "annulée",
+    "interrupted": "interrompue",
+    # campaigns
+    "Campaigns": "Campagnes",
+    "Campaigns and experiments": "Campagnes et expériences",
+    "Experiments and the sample-size calculator":
+        "Expériences et calcul de la taille d’échantillon",
+    "Orders counted within (days) of a touch": "Commandes comptées dans les (jours) suivant "
+                                               "un contact",
+    "Show": "Afficher",
+    "Audiences measured against their holdout": "Audiences mesurées contre leur groupe témoin",
+    "What the sends caused: people who received them against the holdout kept out at random. "
+    "Each figure comes with its 95 % interval.":
+        "Ce que les envois ont causé : les personnes qui les ont reçus comparées au groupe "
+        "témoin tiré au hasard. Chaque chiffre est donné avec son intervalle à 95 %.",
+    "Dot: estimate; line: interval; dashed line: zero.":
+        "Point : estimation ; trait : intervalle ; pointillés : zéro.",
+    "Reached": "Touchés",
+    "Conversion lift": "Hausse de conversion",
+    "Incremental revenue": "Chiffre d’affaires incrémental",
+    "Incremental ROI": "ROI incrémental",
+    "Campaign results": "Résultats des campagnes",
+    "No campaign touch yet.": "Aucun contact de campagne pour l’instant.",
+    "Campaign": "Campagne",
+    "Spend": "Dépense",
+    "Conversions": "Conversions",
+    "Cost per acquisition": "Coût par acquisition",
+    "ROAS": "ROAS",
+    "Attribution models side by side": "Les modèles d’attribution côte à côte",
+    "Each model shares the same conversions between the channels differently; where they "
+    "disagree, no single model is the truth.":
+        "Chaque modèle répartit les mêmes conversions entre les canaux à sa façon ; là où ils "
+        "divergent, aucun modèle seul n’est la vérité.",
+    "No conversion to attribute yet.": "Aucune conversion à attribuer pour l’instant.",
+    "%(attributed)s of %(total)s conversions had a touch in the %(days)s days before.":
+        "%(attributed)s conversions sur %(total)s avaient un contact dans les %(days)s jours "
+        "précédents.",
+    "Revenue within %(days)s days of the campaign, with its 95 %% interval":
+        "Chiffre d’affaires dans les %(days)s jours suivant la campagne, avec son intervalle "
+        "à 95 %%",
+    "Incremental revenue against the holdout, with its interval":
+        "Chiffre d’affaires incrémental contre le groupe témoin, avec son intervalle",
+    "Conversions credited to each channel by each attribution model":
+        "Conversions créditées à chaque canal par chaque modèle d’attribution",
+    "first touch": "premier contact",
+    "last touch": "dernier contact",
+    "last non-direct touch": "dernier contact non direct",
+    "linear": "linéaire",
+    "time decay": "décroissance temporelle",
+    "position based": "selon la position",
+    "Markov": "Markov",
+    "Shapley": "Shapley",
+    # experiments
+    "Experiments": "Expériences",
+    "Experiments of the project": "Expériences du projet",
+    "No experiment yet.": "Aucune expérience pour l’instant.",
+    "Experiment": "Expérience",
+    "People exposed": "Personnes exposées",
+    "Last seen": "Vu pour la dernière fois",
+    "ok": "ok",
+    "defined, never seen": "définie, jamais vue",
+    "seen, not defined": "vue, non définie",
+    "Set up an experiment: how many people does it need?":
+        "Préparer une expérience : de combien de personnes a-t-elle besoin ?",
+    "Primary metric": "Métrique principale",
+    "a conversion rate": "un taux de conversion",
+    "an average (revenue per person…)": "une moyenne (chiffre d’affaires par personne…)",
+    "Today's conversion rate (%)": "Taux de conversion actuel (%)",
+    "Standard deviation of the average (for an average)":
+        "Écart-type de la moyenne (pour une moyenne)",
+    "Smallest change worth detecting (% of the rate; in units for an average)":
+        "Plus petit changement à détecter (% du taux ; en unités pour une moyenne)",
+    "False-positive risk (alpha)": "Risque de faux positif (alpha)",
+    "Power (chance to detect a real change)": "Puissance (chance de détecter un vrai changement)",
+    "Share of people in the variant (%)": "Part des personnes dans la variante (%)",
+    "Calculate": "Calculer",
+    "You need %(control)s people in control and %(variant)s in the variant (%(total)s in all).":
+        "Il faut %(control)s personnes dans le groupe de contrôle et %(variant)s dans la "
+        "variante (%(total)s en tout).",
+    "Then write the experiment in experiments/NAME.yml (see docs/measurement.md) with this "
+    "minimum detectable effect, so the read-out says when it is underpowered.":
+        "Écrivez ensuite l’expérience dans experiments/NOM.yml (voir docs/measurement.md) avec "
+        "cet effet minimal détectable, pour que la lecture dise quand elle manque de puissance.",
+    "Experiment %(name)s": "Expérience %(name)s",
+    "All experiments": "Toutes les expériences",
+    "Verdict": "Verdict",
+    "The analysis's own summary": "Le résumé de l’analyse",
+    "Sample ratio check": "Contrôle de la répartition (SRM)",
+    "Mismatch: do not read the results until assignment or tracking is fixed.":
+        "Déséquilibre : ne lisez pas les résultats avant d’avoir corrigé l’affectation ou le "
+        "suivi.",
+    "The people were split between the variants as planned.":
+        "Les personnes ont été réparties entre les variantes comme prévu.",
+    "Variant": "Variante",
+    "Planned share": "Part prévue",
+    "Observed share": "Part observée",
+    "Every metric": "Toutes les métriques",
+    "Metric": "Métrique",
+    "Control": "Contrôle",
+    "Lift and interval": "Hausse et intervalle",
+    "Adjusted p-value": "Valeur p ajustée",
+    "Chance to beat control": "Chance de battre le contrôle",
+    "primary": "principale",
+    "Lift of each variant over control, with its interval":
+        "Hausse de chaque variante sur le contrôle, avec son intervalle",
+    "%(lift)s %(metric)s, between %(low)s and %(high)s":
+        "%(lift)s sur %(metric)s, entre %(low)s et %(high)s",
+    "likely a real gain": "probablement un vrai gain",
+    "likely a real loss": "probablement une vraie perte",
+    "it could be no difference at all: the interval includes zero":
+        "il se peut qu’il n’y ait aucune différence : l’intervalle contient zéro",
+    "%(head)s; %(meaning)s (%(level)s interval).": "%(head)s ; %(meaning)s (intervalle à "
+                                                   "%(level)s).",
+    "Do not trust this result: the people were not split between the variants as planned "
+    "(sample ratio mismatch).":
+        "Ne vous fiez pas à ce résultat : les personnes n’ont pas été réparties entre les "
+        "variantes comme prévu (déséquilibre d’échantillon, SRM).",
+})
+
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": {}}
 
 

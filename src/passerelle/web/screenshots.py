@@ -37,6 +37,18 @@ def _sample_person(project: Project) -> str | None:
     return rows[0] if rows else None
 
 
+def segment_and_campaign_pages(project: Project) -> list[tuple[str, str]]:
+    """The segment builder (on the first saved segment), campaigns and experiments."""
+    defs, exps = project.definition.segments, project.definition.experiments
+    out = [("segments", "/segments")]
+    if defs is not None and defs.segments:
+        out.append(("segment-builder", f"/segments/{sorted(defs.segments)[0]}"))
+    out += [("campaigns", "/campaigns"), ("experiments", "/experiments?baseline=5&mde=10")]
+    if exps is not None and exps.experiments:
+        out.append(("experiment", f"/experiments/{sorted(exps.experiments)[0]}"))
+    return out
+
+
 def take_screenshots(project: Project, out: Path, user_email: str, width: int = 1280,
                      chromium: Path = CHROMIUM) -> list[Path]:
     """Write one PNG per page into ``out``; returns their paths."""
@@ -65,6 +77,7 @@ def take_screenshots(project: Project, out: Path, user_email: str, width: int = 
              ("glossary", "/glossary")]
     if person:
         pages.append(("profile", f"/customers/{person}"))
+    pages += segment_and_campaign_pages(app.state.web_project)
     if principal.can("pipeline:run"):
         pages.append(("health", "/health"))
     pages.append(("api-docs", "/docs"))

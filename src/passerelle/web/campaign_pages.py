@@ -1,0 +1,226 @@
+"""Campaigns and experiments (issue 17, page 4): campaign results with their intervals, the
+audiences measured against their holdout, the attribution models side by side (chart and
+table); experiment set-up with the sample-size calculator; an experiment's read-out with a
+plain-language verdict that states its uncertainty, and the SRM check.
+
+Figures come from ``passerelle.measure`` (report, holdouts, design); charts are inline SVG
+drawn on the server (:mod:`passerelle.web.svg`)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import Response
+
+from passerelle.api.inputs import Text
+from passerelle.errors import PasserelleError
+from passerelle.formatting import Formatter
+from passerelle.web import svg
+from passerelle.web.i18n import translator
+from passerelle.web.pages import User, error_page, locked, render
+from passerelle.web.segment_pages import formatter
+
+# Messages too long for one line of code (their French is in i18n.py all the same).
+LIFT_TITLE = "Lift of each variant over control, with its interval"
+SRM_WARNING = ("Do not trust this result: the people were not split between the variants as "
+               "planned (sample ratio mismatch).")
+# Words the pages show from the measure package's data (translated like the templates).
+STATUSES = ("ok", "defined, never seen", "seen, not defined")
+MESSAGES = (LIFT_TITLE, SRM_WARNING, *STATUSES)
+router = APIRouter(include_in_schema=False)
+MODEL_NAMES = {"first": "first touch", "last": "last touch",
+               "last_non_direct": "last non-direct touch", "linear": "linear",
+               "time_decay": "time decay", "position_based": "position based",
+               "markov": "Markov", "shapley": "Shapley"}
+
+
+def install(app: FastAPI) -> None:
+    app.include_router(router)
+
+
+def _attempt(work: Callable[[], Any]) -> tuple[Any, PasserelleError | None]:
+    try:
+        return locked(work), None
+    except PasserelleError as exc:
+        return None, exc
+
+
+@router.get("/campaigns")
+def campaigns(request: Request, user: User,
+              window: Annotated[int, Query(ge=1, le=365)] = 14) -> Response:
+    from passerelle.measure.holdouts import incrementality_report
+    from passerelle.measure.report import attribution_report, campaign_results
+
+    project = request.app.state.web_project
+    engine = project.engine
+    fm = formatter(user.lang, project)
+    _ = translator(user.lang)
+    days = timedelta(days=window)
+    results, results_error = _attempt(
+        lambda: campaign_results(project, engine, days).to_pylist())
+    holdouts, holdouts_error = _attempt(
+        lambda: incrementality_report(project, engine, days))
+    attribution, attribution_error = _attempt(lambda: _attribution(
+        attribution_report(project, engine)))
+    charts: dict[str, Any] = {}
+    if results:
+        charts["revenue"] = svg.intervals(
+            [(f"{r['campaign_id']} · {r['channel']}", r["revenue"], r["revenue_low"],
+              r["revenue_high"]) for r in results],
+            _("Revenue within %(days)s days of the campaign, with its 95 %% interval",
+              days=window), lambda v: fm.money(v))
+    if holdouts and holdouts["audiences"]:
+        charts["incremental"] = svg.intervals(
+            [(a["audience"], *_iv(a.get("incremental_revenue"))) for a in holdouts["audiences"]],
+            _("Incremental revenue against the holdout, with its interval"),
+            lambda v: fm.money(v))
+    if attribution and attribution["channels"]:
+        charts["attribution"] = svg.grouped_bars(
+            attribution["channels"],
+            [(_(MODEL_NAMES.get(m, m)), attribution["conversions"][m])
+             for m in attribution["models"]],
+            _("Conversions credited to each channel by each attribution model"),
+            lambda v: fm.number(v, 1))
+    return render(request, "campaigns.html", user.lang, user=user, fm=fm, window=window,
+                  results=results, results_error=results_error, holdouts=holdouts,
+                  holdouts_error=holdouts_error, attribution=attribution,
+                  attribution_error=attribution_error, charts=charts,
+                  model_names=MODEL_NAMES)
+
+
+def _iv(iv: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
+    if not iv:
+        return None, None, None
+    return iv.get("estimate"), iv.get("low"), iv.get("high")
+
+
+def _attribution(report: dict[str, Any]) -> dict[str, Any]:
+    conv, rev = report["conversions"].to_pylist(), report["revenue"].to_pylist()
+    models = report["summary"]["models"]
+    return {"channels": [r["channel"] for r in conv], "models": models,
+            "conversions": {m: [float(r[m] or 0) for r in conv] for m in models},
+            "rows": conv, "revenue": rev, "summary": report["summary"]}
+
+
+# ---------------------------------------------------------------------------- experiments
+@router.get("/experiments")
+def experiments(request: Request, user: User,
+                metric: Annotated[str, Query(pattern="^(conversion|mean)$")] = "conversion",
+                baseline: Annotated[str, Query(max_length=30)] = "",
+                std: Annotated[str, Query(max_length=30)] = "",
+                mde: Annotated[str, Query(max_length=30)] = "",
+                alpha: Annotated[str, Query(max_length=30)] = "0.05",
+                power: Annotated[str, Query(max_length=30)] = "0.8",
+                variant_share: Annotated[str, Query(max_length=30)] = "50",
+                ) -> Response:
+    """The project's experiments and the sample-size calculator (``baseline`` and ``mde``
+    in percent for a conversion; ``std`` and an absolute ``mde`` for a mean). The fields
+    are read as the form sends them: an empty one is absent, a comma is a decimal mark."""
+    from passerelle.measure.report import experiments_coverage
+
+    project = request.app.state.web_project
+    fm = formatter(user.lang, project)
+    coverage, coverage_error = _attempt(lambda: experiments_coverage(project, project.engine))
+    form = {"metric": metric, "baseline": baseline, "std": std, "mde": mde, "alpha": alpha,
+            "power": power, "variant_share": variant_share}
+    size, size_error = None, None
+    asked = bool(mde.strip()) and bool((baseline if metric == "conversion" else std).strip())
+    if asked:
+        try:
+            values = {k: _number(v, translator(user.lang)) for k, v in form.items()
+                      if k != "metric"}
+        except PasserelleError as exc:
+            size_error = exc
+        else:
+            size, size_error = sample_size(metric, values["baseline"], values["std"],
+                                           values["mde"], values["alpha"] or 0.05,
+                                           values["power"] or 0.8,
+                                           values["variant_share"] or 50)
+    defined = sorted(project.definition.experiments.experiments) \
+        if project.definition.experiments else []
+    return render(request, "experiments.html", user.lang, user=user, fm=fm,
+                  coverage=coverage, coverage_error=coverage_error, defined=defined,
+                  size=size, size_error=size_error, asked=asked, form=form)
+
+
+def _number(text: str, _: Callable[..., str]) -> float | None:
+    """A field of the calculator: empty is absent, a comma is a decimal mark."""
+    text = text.strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if value != value or value in (float("inf"), float("-inf")):
+        raise PasserelleError(_("“%(text)s” is not a number.", text=text))
+    return value
+
+
+def sample_size(metric: str, baseline: float | None, std: float | None, mde: float | None,
+                alpha: float, power: float, variant_share: float
+                ) -> tuple[dict[str, Any] | None, PasserelleError | None]:
+    """People per arm from the calculator's fields (percentages as the form writes them)."""
+    from passerelle.measure.design import sample_size_means, sample_size_proportions
+
+    try:
+        if not 0 < variant_share < 100:
+            raise PasserelleError("The variant's share must lie between 0 and 100 %.",
+                                  "Typical value: 50.")
+        ratio = variant_share / (100 - variant_share)
+        if metric == "conversion":
+            s = sample_size_proportions((baseline or 0) / 100, (mde or 0) / 100, True, alpha,
+                                        power, ratio)
+        else:
+            s = sample_size_means(std or 0, mde or 0, alpha, power, ratio)
+    except PasserelleError as exc:
+        return None, exc
+    return {"control": s.control, "variant": s.variant, "total": s.control + s.variant}, None
+
+
+@router.get("/experiments/{name}")
+def experiment(request: Request, user: User, name: Text) -> Response:
+    from passerelle.measure.report import analyse_experiment
+
+    project = request.app.state.web_project
+    fm = formatter(user.lang, project)
+    _ = translator(user.lang)
+    result, error = _attempt(lambda: analyse_experiment(project, project.engine, name))
+    if error is not None and result is None and "no experiment named" in error.reason:
+        return error_page(request, user, user.lang, 404, _("Page not found"), error.reason,
+                          error.instruction)
+    verdicts, chart = [], None
+    if result:
+        primary = [c for c in result["comparisons"] if c.get("primary") and "lift" in c]
+        verdicts = [{"variant": c["variant"], "text": verdict(c, result, fm, _)}
+                    for c in primary]
+        rows = [(f"{c['variant']} · {c['metric']}", *_iv(c.get("lift")))
+                for c in result["comparisons"] if "lift" in c]
+        chart = svg.intervals(rows, _(LIFT_TITLE), lambda v: fm.percent(v, 1, sign=True))
+    return render(request, "experiment.html", user.lang, user=user, fm=fm, exp_name=name,
+                  result=result, error=error, verdicts=verdicts, chart=chart)
+
+
+def verdict(c: dict[str, Any], result: dict[str, Any], fm: Formatter,
+            _: Callable[..., str]) -> str:
+    """"+9.7 % web_conversion_14d, between +1.7 % and +17.8 %; likely a real gain": the
+    lift, its interval and what it means, in the reader's language."""
+    lift = c["lift"]
+    head = _("%(lift)s %(metric)s, between %(low)s and %(high)s",
+             lift=fm.percent(lift["estimate"], 1, sign=True), metric=c["metric"],
+             low=fm.percent(lift["low"], 1, sign=True),
+             high=fm.percent(lift["high"], 1, sign=True))
+    if c.get("significant") and lift["estimate"] > 0:
+        meaning = _("likely a real gain")
+    elif c.get("significant"):
+        meaning = _("likely a real loss")
+    else:
+        meaning = _("it could be no difference at all: the interval includes zero")
+    text = _("%(head)s; %(meaning)s (%(level)s interval).", head=head, meaning=meaning,
+             level=fm.percent(result["level"], 0))
+    if result["srm"]["mismatch"]:
+        text = _(SRM_WARNING) + " " + text
+    return text
