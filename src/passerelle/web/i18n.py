@@ -207,6 +207,93 @@ FR: dict[str, str] = {
     "row %(row)s of %(file)s": "ligne %(row)s de %(file)s",
     # api docs
     "API documentation": "Documentation de l’API",
+    # ---------------------------------------------------------------------------------
+    # administration, glossary review, data health for IT (branch webadmin)
+    "Administration": "Administration",
+    "Users": "Utilisateurs",
+    "Roles": "Rôles",
+    "Role": "Rôle",
+    "Permissions": "Permissions",
+    "API tokens": "Jetons d’API",
+    "Consent purposes": "Finalités de consentement",
+    "Audit log": "Journal d’audit",
+    "Built-in roles are part of Passerelle; custom roles are declared under roles: in "
+    "passerelle.yml.": "Les rôles intégrés font partie de Passerelle ; les rôles "
+    "personnalisés sont déclarés sous roles: dans passerelle.yml.",
+    "built-in": "intégré",
+    "custom": "personnalisé",
+    "none": "aucune",
+    "User (e-mail or id)": "Utilisateur (e-mail ou identifiant)",
+    "Action (user.* for a prefix)": "Action (user.* pour un préfixe)",
+    "Since (7d, 2026-01-31)": "Depuis (7d, 2026-01-31)",
+    "Export CSV": "Exporter en CSV",
+    "The newest %(limit)s entries of the search; the CSV export holds up to 10,000.":
+        "Les %(limit)s entrées les plus récentes de la recherche ; l’export CSV en contient "
+        "jusqu’à 10 000.",
+    "Who": "Qui",
+    "Resource": "Ressource",
+    "Outcome": "Résultat",
+    "Address": "Adresse",
+    "Detail": "Détail",
+    "No entry matches.": "Aucune entrée ne correspond.",
+    "Created": "Créé",
+    "Actions": "Actions",
+    "disabled": "désactivé",
+    "active": "actif",
+    "revoked": "révoqué",
+    "expired": "expiré",
+    "Role of %(email)s": "Rôle de %(email)s",
+    "Change role": "Changer le rôle",
+    "Enable": "Réactiver",
+    "Disable": "Désactiver",
+    "New password for %(email)s": "Nouveau mot de passe pour %(email)s",
+    "Reset password": "Réinitialiser le mot de passe",
+    "Add a user": "Ajouter un utilisateur",
+    "Tell the person their password another way; they should change it.":
+        "Communiquez le mot de passe à la personne par un autre moyen ; elle devrait le "
+        "changer.",
+    "Add the user": "Ajouter l’utilisateur",
+    "Token %(id)s created. Copy its secret now: it will not be shown again.":
+        "Jeton %(id)s créé. Copiez son secret maintenant : il ne sera plus affiché.",
+    "Secret": "Secret",
+    "Token": "Jeton",
+    "Scopes": "Portées",
+    "Expires": "Expire",
+    "Last used": "Dernier usage",
+    "service": "service",
+    "never": "jamais",
+    "Revoke": "Révoquer",
+    "No token yet.": "Aucun jeton pour l’instant.",
+    "Create a token": "Créer un jeton",
+    "Expires after (30d, 12h, 4w; empty: never)": "Expire après (30d, 12h, 4w ; vide : jamais)",
+    "Owner (e-mail; empty: a service token)": "Propriétaire (e-mail ; vide : jeton de service)",
+    "Create the token": "Créer le jeton",
+    "As declared in consent.yml (read only: change it in the project and review it in git).":
+        "Tel que déclaré dans consent.yml (lecture seule : modifiez-le dans le projet et "
+        "relisez-le dans git).",
+    "This project has no consent.yml: the two default purposes read the golden record's "
+    "consent flags.": "Ce projet n’a pas de consent.yml : les deux finalités par défaut "
+    "lisent les indicateurs de consentement de la fiche client.",
+    "Description": "Description",
+    "Legal basis": "Base légale",
+    "Channels": "Canaux",
+    "Read from": "Lu depuis",
+    "Persons granting": "Personnes consentantes",
+    "event category %(name)s": "catégorie d’événements %(name)s",
+    "not built yet": "pas encore calculé",
+    "%(email)s added with role %(role)s.": "%(email)s ajouté·e avec le rôle %(role)s.",
+    "You cannot disable your own account.": "Vous ne pouvez pas désactiver votre propre compte.",
+    "Ask another administrator.": "Demandez à un autre administrateur.",
+    "%(email)s is disabled: their sessions ended.":
+        "%(email)s est désactivé·e : ses sessions sont terminées.",
+    "%(email)s is enabled.": "%(email)s est réactivé·e.",
+    "%(email)s now has the role %(role)s.": "%(email)s a maintenant le rôle %(role)s.",
+    "The password of %(email)s is reset: their sessions ended.":
+        "Le mot de passe de %(email)s est réinitialisé : ses sessions sont terminées.",
+    "Unknown action.": "Action inconnue.",
+    "Use the buttons of the page.": "Utilisez les boutons de la page.",
+    "Token %(id)s is revoked.": "Le jeton %(id)s est révoqué.",
+    # (end of webadmin block)
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": {}}
