@@ -293,6 +293,63 @@ FR: dict[str, str] = {
     "Unknown action.": "Action inconnue.",
     "Use the buttons of the page.": "Utilisez les boutons de la page.",
     "Token %(id)s is revoked.": "Le jeton %(id)s est révoqué.",
+    "Proposals under review": "Propositions en relecture",
+    "Propose a new definition": "Proposer une nouvelle définition",
+    "Lineage graph": "Graphe de lignage",
+    "Propose a change": "Proposer une modification",
+    "Proposal #%(id)s": "Proposition n° %(id)s",
+    "All proposals": "Toutes les propositions",
+    "Proposed": "Proposée",
+    "File": "Fichier",
+    "Decided": "Décidées",
+    "Why": "Pourquoi",
+    "Proposed definition": "Définition proposée",
+    "Definition today": "Définition actuelle",
+    "A new definition: nothing of this name yet.": "Une nouvelle définition : rien de ce nom "
+    "pour l’instant.",
+    "Comments": "Commentaires",
+    "No comment yet.": "Aucun commentaire pour l’instant.",
+    "Comment": "Commentaire",
+    "Add the comment": "Ajouter le commentaire",
+    "Decision": "Décision",
+    "Approve and write to the project": "Approuver et écrire dans le projet",
+    "Reject": "Rejeter",
+    "Lineage of %(name)s": "Lignage de %(name)s",
+    "Back to the glossary": "Retour au glossaire",
+    "Lineage of %(name)s down to the source columns":
+        "Lignage de %(name)s jusqu’aux colonnes des sources",
+    "From left to right: the definition, the metrics and measures it uses, the warehouse "
+    "columns, the source columns.": "De gauche à droite : la définition, les métriques et "
+    "mesures qu’elle utilise, les colonnes de l’entrepôt, les colonnes des sources.",
+    "Source columns": "Colonnes des sources",
+    "none found": "aucune trouvée",
+    "Propose a definition": "Proposer une définition",
+    "Write the definition as it will be in the project's YAML; reviewers comment, then "
+    "approve or reject it. Nothing changes before approval.": "Écrivez la définition telle "
+    "qu’elle sera dans le YAML du projet ; les relecteurs commentent, puis l’approuvent ou "
+    "la rejettent. Rien ne change avant l’approbation.",
+    "Definition (YAML)": "Définition (YAML)",
+    "Why this change": "Raison du changement",
+    "Send for review": "Envoyer en relecture",
+    "Glossary proposals": "Propositions pour le glossaire",
+    "Waiting for review": "En attente de relecture",
+    "Proposal": "Proposition",
+    "No proposal is waiting.": "Aucune proposition en attente.",
+    "Choose metric or trait and a name in lower_case.":
+        "Choisissez métrique ou attribut et un nom en minuscules.",
+    "Letters, digits and _; starting with a letter.":
+        "Lettres, chiffres et _ ; commençant par une lettre.",
+    "The definition is too long.": "La définition est trop longue.",
+    "Keep it under 20,000 characters.": "Restez sous 20 000 caractères.",
+    "Approved: the definition is written to %(file)s; the next run computes it.":
+        "Approuvée : la définition est écrite dans %(file)s ; la prochaine exécution la "
+        "calcule.",
+    "Rejected.": "Rejetée.",
+    "No such entry in the glossary.": "Cette entrée n’existe pas dans le glossaire.",
+    "Open the glossary to pick one.": "Ouvrez le glossaire pour en choisir une.",
+    "open": "ouverte",
+    "approved": "approuvée",
+    "rejected": "rejetée",
     # (end of webadmin block)
 }
 
