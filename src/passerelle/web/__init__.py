@@ -19,7 +19,7 @@ def install(app: FastAPI, project: Project) -> None:
     """Mount the pages, their static files and the local API docs on the server app."""
     from fastapi.staticfiles import StaticFiles
 
-    from passerelle.web import admin_pages, apidocs, glossary_pages, pages
+    from passerelle.web import admin_pages, apidocs, glossary_pages, health_pages, pages
 
     # The pages read the warehouse on a connection of their own (the API's routes keep
     # theirs): one DuckDB connection must not serve two threads at once.
@@ -28,4 +28,5 @@ def install(app: FastAPI, project: Project) -> None:
     pages.install(app)
     admin_pages.install(app)
     glossary_pages.install(app)
+    health_pages.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -27,9 +27,10 @@ def install(app: FastAPI) -> None:
     app.include_router(router)
 
 
-async def _form(request: Request, user: PageUser) -> dict[str, str] | Response:
+async def _form(request: Request, user: PageUser,
+                limit: int = 16_384) -> dict[str, str] | Response:
     try:
-        return await checked_form(request, user)
+        return await checked_form(request, user, limit)
     except CsrfFailed:
         _ = translator(user.lang)
         return error_page(request, user, user.lang, 403, _("Something went wrong"),
@@ -63,7 +64,7 @@ def propose_form(request: Request, user: User,
 
 @router.post("/proposals")
 async def propose(request: Request, user: User) -> Response:
-    fields = await _form(request, user)
+    fields = await _form(request, user, 3 * (proposals.YAML_LIMIT + proposals.NOTE_LIMIT))
     if isinstance(fields, Response):
         return fields
     import re

@@ -350,6 +350,48 @@ FR: dict[str, str] = {
     "open": "ouverte",
     "approved": "approuvée",
     "rejected": "rejetée",
+    "Overview": "Vue d’ensemble",
+    "Jobs and runs": "Tâches et exécutions",
+    "Check history": "Historique des contrôles",
+    "Tracking plan": "Plan de marquage",
+    "Tracking-plan violations": "Écarts au plan de marquage",
+    "No violation of the tracking plan.": "Aucun écart au plan de marquage.",
+    "Event": "Événement",
+    "Last seen": "Vu en dernier",
+    "Example": "Exemple",
+    "Jobs": "Tâches",
+    "No job yet.": "Aucune tâche pour l’instant.",
+    "Job": "Tâche",
+    "Queued": "En file",
+    "Progress": "Avancement",
+    "%(n)s step(s)": "%(n)s étape(s)",
+    "Progress of job %(id)s": "Avancement de la tâche %(id)s",
+    "Identity rules preview": "Aperçu des règles d’identité",
+    "Change the identity rules below and see the persons they would merge and split. "
+    "Nothing the current persons rely on is changed: edit identity.yml in the project to "
+    "apply them.": "Modifiez les règles d’identité ci-dessous et voyez les personnes "
+    "qu’elles fusionneraient et sépareraient. Rien de ce dont dépendent les personnes "
+    "actuelles ne change : modifiez identity.yml dans le projet pour les appliquer.",
+    "With these rules": "Avec ces règles",
+    "Persons now": "Personnes aujourd’hui",
+    "Persons with the candidate rules": "Personnes avec les règles proposées",
+    "Would merge": "Fusionnerait",
+    "%(groups)s group(s) of %(persons)s current persons (%(records)s records)":
+        "%(groups)s groupe(s) de %(persons)s personnes actuelles (%(records)s fiches)",
+    "Would split": "Séparerait",
+    "%(groups)s person(s) into %(persons)s parts (%(records)s records)":
+        "%(groups)s personne(s) en %(persons)s parties (%(records)s fiches)",
+    "Merge examples": "Exemples de fusions",
+    "Split examples": "Exemples de séparations",
+    "Group": "Groupe",
+    "Parts (records)": "Parties (fiches)",
+    "Candidate identity.yml": "identity.yml proposé",
+    "Preview the changes": "Prévisualiser les changements",
+    "Previewing needs the permission identity:write.":
+        "La prévisualisation demande la permission identity:write.",
+    "The last %(n)s runs, newest first: failing rows of each check.":
+        "Les %(n)s dernières exécutions, la plus récente d’abord : lignes en échec de chaque "
+        "contrôle.",
     # (end of webadmin block)
 }
 
