@@ -207,7 +207,8 @@ def test_the_cli_and_the_web_write_a_profile_s_figures_alike(server_app):
 
     summary = service.profile(project.definition, project.engine, person)["summary"]
     fmt = for_config(project.config)
-    expected = [fmt.money(summary["revenue"]), fmt.timestamp(summary["first_seen_at"], seconds=False)]
+    expected = [fmt.money(summary["revenue"]),
+                fmt.timestamp(summary["first_seen_at"], seconds=False)]
     root = project.root
     done = CliRunner().invoke(cli, ["profile", person, "--project", str(root)],
                               env={"COLUMNS": "200"})
