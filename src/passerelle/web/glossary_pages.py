@@ -164,23 +164,6 @@ def _reload(project: Any) -> None:
 
 
 # -------------------------------------------------------------------------------- lineage
-GLOSSARY_TTL_S = 60.0  # the entries' lineage is worked out by sqlglot: seconds on a demo
-
-
-def _glossary(state: Any, project: Any) -> list[dict[str, Any]]:
-    """The project's glossary entries, kept a minute for the lineage pages (read again at
-    once when the definition changes: an approval reloads it)."""
-    import time
-
-    cached = getattr(state, "glossary_cache", None)
-    now = time.monotonic()
-    if cached and cached[0] is project.definition and now - cached[1] < GLOSSARY_TTL_S:
-        return cached[2]
-    entries = project.glossary()
-    state.glossary_cache = (project.definition, now, entries)
-    return entries
-
-
 @router.get("/lineage/{kind}/{name}")
 def lineage_page(request: Request, user: User, kind: str, name: str) -> Response:
     import re
@@ -190,7 +173,7 @@ def lineage_page(request: Request, user: User, kind: str, name: str) -> Response
     if kind not in glossary_review.FOLDERS or not re.match(NAME_PATTERN, name):
         return _not_found(request, user, PasserelleError(
             _("No such entry in the glossary."), _("Open the glossary to pick one.")))
-    entries = locked(lambda: _glossary(request.app.state, project))
+    entries = locked(lambda: lineage.glossary_entries(request.app.state, project))
     graph = lineage.build(project, entries, kind, name)
     if graph is None:
         return _not_found(request, user, PasserelleError(

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+GLOSSARY_TTL_S = 60.0  # the entries' lineage is worked out by sqlglot: a second on a demo
 BOX_W, BOX_H, GAP_X, GAP_Y, PAD = 230, 34, 70, 14, 10
 LEVELS = ("definition", "uses", "warehouse", "source")
 
@@ -20,6 +21,21 @@ class Graph:
         self.nodes.setdefault(node, {"label": label, "level": level})
         if parent is not None:
             self.edges.add((parent, node))
+
+
+def glossary_entries(state: Any, project: Any) -> list[dict[str, Any]]:
+    """The project's glossary entries (``Project.glossary``), kept a minute per server:
+    read again at once when the definition changes (an approval reloads it), and at most a
+    minute after a run changed the persons counted."""
+    import time
+
+    cached = getattr(state, "glossary_cache", None)
+    now = time.monotonic()
+    if cached and cached[0] is project.definition and now - cached[1] < GLOSSARY_TTL_S:
+        return cached[2]
+    entries = project.glossary()
+    state.glossary_cache = (project.definition, now, entries)
+    return entries
 
 
 def _source_column(project: Any, table: str, column: str) -> tuple[str, str] | None:

@@ -22,7 +22,7 @@ from passerelle.governance.errors import (
 )
 from passerelle.governance.sessions import create_session, revoke_session
 from passerelle.governance.signin import authenticate
-from passerelle.web import data
+from passerelle.web import data, lineage
 from passerelle.web.auth import (
     LANGUAGE_COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -196,7 +196,7 @@ def home(request: Request, user: User) -> Response:
 @router.get("/glossary")
 def glossary(request: Request, user: User) -> Response:
     project = request.app.state.web_project
-    entries = locked(project.glossary)
+    entries = locked(lambda: lineage.glossary_entries(request.app.state, project))
     return render(request, "glossary.html", user.lang, user=user, entries=entries,
                   indicators=data.INDICATORS, definitions=data.DEFINITIONS, lineage=data.LINEAGE)
 
