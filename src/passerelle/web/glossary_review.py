@@ -12,6 +12,7 @@ project folder.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -128,6 +129,11 @@ def splice(text: str, rel: str, key: str, index: int | None, data: dict[str, Any
         items = doc.data.get(key) if isinstance(doc.data, dict) else None
     else:
         doc, items = None, None
+    if isinstance(items, list) and not items:  # `key: []`: the list written out instead
+        at = doc.line_of((key,)) - 1
+        if re.fullmatch(rf"{key}:\s*\[\s*\]\s*(#.*)?", lines[at]):
+            return "\n".join([*lines[:at], f"{key}:", *_as_item(data, 2),
+                              *lines[at + 1:]]) + "\n"
     if not isinstance(items, list) or not items:
         if doc is not None and isinstance(doc.data, dict) and key in doc.data:
             raise DefinitionRefused(f"{rel}: `{key}:` is not a list of definitions.",
