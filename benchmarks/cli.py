@@ -76,6 +76,8 @@ def main() -> None:
         f"segment count {segment}": ([*cli, "segment", "count", segment], READ_TARGET_S),
         "profile <e-mail>": ([*cli, "profile", some_email(project)], READ_TARGET_S),
         "glossary": ([*cli, "glossary"], READ_TARGET_S),
+        "checks": ([*cli, "checks"], READ_TARGET_S),
+        "quarantine": ([*cli, "quarantine"], READ_TARGET_S),
     }
     rows = []
     for name, (command, target) in commands.items():

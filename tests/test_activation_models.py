@@ -65,7 +65,8 @@ def test_errors_name_file_line_and_fix(tmp_path: Path, monkeypatch: pytest.Monke
     assert "destinations/c.yml:2: format: Input should be 'brevo', 'mailchimp' " \
            "or 'generic'" in text
     assert "destinations/d.yml:1: Input tag 'ftp'" in text
-    assert "'csv', 'webhook', 'postgres', 'mysql'" in text
+    assert "'csv', 'google_customer_match', 'meta_custom_audience', 'webhook', 'postgres', " \
+           "'mysql'" in text
 
 
 @pytest.mark.parametrize(("data", "message"), [
@@ -107,5 +108,7 @@ def test_examples_in_the_docs_are_valid(monkeypatch: pytest.MonkeyPatch) -> None
         data = substitute_env(yaml.safe_load(block), missing)
         assert not missing
         kinds.append(type(parse_destination(data)).__name__)
-    assert kinds == ["CsvDestination", "CsvDestination", "WebhookDestination",
-                     "PostgresDestination", "MySQLDestination"]
+    # every block parses, and every kind of destination has its example
+    assert len(kinds) == len(blocks) and set(kinds) == {
+        "CsvDestination", "AdListDestination", "WebhookDestination", "PostgresDestination",
+        "MySQLDestination"}

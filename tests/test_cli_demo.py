@@ -28,6 +28,11 @@ def test_profile_report_and_pins(demo):
     assert profile.returncode == 0, profile.stderr
     view = json.loads(profile.stdout)
     assert view["masked"] is False and view["records"]
+    readable = cli("profile", "crm_contacts:CRM-000001", "-p", p)  # the table layout too
+    assert readable.returncode == 0, readable.stderr
+    assert "Traceback" not in readable.stderr and "Consents" in readable.stdout
+    if view["consents"].get("purposes"):  # crashed (_s() without its formatter) on main
+        assert "Consent by purpose" in readable.stdout
     report = cli("identity", "report", "-p", p, "--truth",
                  str(demo.truth_dir / "records.csv"), "--json")
     assert report.returncode == 0, report.stderr

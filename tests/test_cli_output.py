@@ -118,3 +118,20 @@ def test_one_record_as_key_value_lines_and_rows_with_wide_columns():
     assert "why" not in narrow[1]
     wide = render(rows_table(rows, ("audience", "treated"), FR, more=("why",), wide=True))
     assert "why" in wide[1]
+
+
+def test_next_steps_are_never_cut_at_80_columns(shared_demo):
+    """The demo's closing lines: whole commands at any width (look-up, segment, export,
+    server included)."""
+    import passerelle
+    from passerelle.cli.project import next_steps
+
+    with passerelle.open(shared_demo.project_dir) as proj:
+        wide, narrow = next_steps(proj, 200), next_steps(proj, 80)
+    commands = [line.strip() for line in narrow.splitlines() if line.startswith("    ")]
+    assert all(len(line) <= 80 or line.startswith("    passerelle") for line in
+               narrow.splitlines())
+    for needed in ("status", "profile", "segment count", "export", "serve"):
+        assert any(c.startswith(f"passerelle {needed}") for c in commands), needed
+        assert f"passerelle {needed}" in wide
+    assert all(command in wide for command in commands)  # the same commands, laid out

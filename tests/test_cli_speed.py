@@ -58,3 +58,35 @@ def test_a_long_step_says_so_in_a_log_while_it_works(monkeypatch):
         pass
     text = console.export_text()
     assert "✓ Identity" in text and "… quick" not in text
+
+
+def test_offline_validation_opens_no_warehouse_library(tmp_path):
+    """`validate --offline` parses and type-checks: no pyarrow, numpy, DuckDB (or pandas)."""
+    from passerelle.project.starter import init_project
+
+    init_project(tmp_path / "p")
+    (tmp_path / "p" / "traits").mkdir()
+    (tmp_path / "p" / "traits" / "t.yml").write_text(
+        "traits:\n  - {name: spend, description: d, owner: o, type: aggregate, entity: orders,"
+        " function: sum, column: amount, where: \"status = 'paid'\"}\n"
+        "  - {name: clv, description: d, owner: o, type: builtin, builtin: clv}\n")
+    loaded = imported_after(
+        "from passerelle.core import validate_folder\n"
+        f"d, problems = validate_folder({str(tmp_path / 'p')!r}, connect=False)\n"
+        "assert d is not None and not problems.errors, problems.items")
+    assert "ibis" in loaded  # the trait's filter was type-checked
+    assert not loaded & {"pyarrow", "numpy", "duckdb", "pandas", *HEAVY}
+
+
+def test_reading_the_warehouse_does_not_import_pandas(tmp_path):
+    loaded = imported_after(
+        "from passerelle.engines.duckdb import DuckDBEngine\n"
+        f"e = DuckDBEngine({str(tmp_path / 'w.duckdb')!r})\n"
+        "import ibis\n"
+        "e.con.con.execute('CREATE TABLE t AS SELECT 1::BIGINT AS a UNION ALL SELECT 2')\n"
+        "t = e.table('t')\n"
+        "rows = e.to_arrow(t.mutate(n=ibis.null()))\n"
+        "assert rows.column('n').null_count == 2 and str(rows.schema.field('n').type) == 'null'\n"
+        "assert e.to_arrow(t.a.max()).as_py() == 2 and e.to_arrow(t.a).to_pylist() == [1, 2]\n"
+        "e.close()")
+    assert "pandas" not in loaded

@@ -76,10 +76,12 @@ def test_one_row_per_person_and_columns(golden):
     columns = engine.table("profiles").columns
     assert columns[:5] == ("person_id", "customer_id", "customer_id__source", "email",
                            "email__source")
-    assert columns[25:33] == ("consent_email", "consent_email__source", "consent_sms",
+    assert columns[25:31] == ("region", "region__source", "national_id",
+                              "national_id__source", "gender", "gender__source")
+    assert columns[31:39] == ("consent_email", "consent_email__source", "consent_sms",
                               "consent_sms__source", "record_count", "sources",
                               "first_seen_at", "last_updated_at")
-    assert columns[33:] == ("consent_email__updated_at", "consent_sms__updated_at", "run_id")
+    assert columns[39:] == ("consent_email__updated_at", "consent_sms__updated_at", "run_id")
 
 
 def test_source_priority(golden):

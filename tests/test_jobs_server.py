@@ -55,6 +55,12 @@ def test_cli_works_while_the_server_runs(served):
     assert "as job" in run.stderr and "crm" in run.stdout  # followed, then summarised
     profile = cli("profile", "crm:C1", "--json", "--mask", root=root)
     assert profile.returncode == 0 and "Dupont" in profile.stdout, profile.stderr
+    # the readable layouts too: they crashed (NameError: proj) when the server answered
+    for readable in (cli("profile", "crm:C1", "--mask", root=root), cli("status", root=root),
+                     cli("metrics", "query", "revenue", root=root)):
+        assert readable.returncode in (0, 1), readable.stderr
+        assert "Internal error" not in readable.stderr, readable.stderr
+    assert cli("status", root=root).returncode == 0
     missing = cli("audience", "build", "nobody", root=root)  # the job's error, its exit code
     assert missing.returncode == 1 and "nobody" in missing.stderr, missing.stderr
     server.stop()

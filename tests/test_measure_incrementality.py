@@ -215,3 +215,29 @@ def test_sent_audiences_without_any_holdout_table(engine):
     assert "no held-out people" in rows["nl"]["error"]["reason"]
     assert rows["nl"]["exports"] == 2
     assert "keeps no holdout" in rows["no_holdout"]["error"]["reason"]
+
+
+def test_text_is_written_in_the_project_locale():
+    """The CLI's text goes through passerelle.formatting: French numbers, money, percents."""
+    from passerelle.formatting import Formatter
+    from passerelle.measure.holdouts import audience_result, headline
+
+    treated = {"people": 1000, "converters": 150, "revenue_sum": 15000.0,
+               "revenue_sq": 15000.0 * 120}
+    holdout = {"people": 1000, "converters": 100, "revenue_sum": 9000.0,
+               "revenue_sq": 9000.0 * 110}
+    r = audience_result("nl", treated, holdout, spend=1234.5)
+    report = {"window_days": 14.0, "level": 0.95, "currency": "EUR", "label": "ROI",
+              "audiences": [r]}
+    fr = Formatter("fr_FR", "Europe/Paris")
+    text = incrementality_text(report, fr)
+    nbsp = "\u202f"  # Babel's narrow no-break space in French
+    assert f"+50,0{nbsp}% buyers caused by the sends" in headline(r, "EUR", fr).replace(
+        "\xa0", nbsp)
+    flat = text.replace("\xa0", " ").replace(nbsp, " ")
+    assert "sent 1 000 people, converted 15,00 %; held out 1 000, converted 10,00 %" in flat
+    assert "revenue per person: sent 15,00 €, held out 9,00 €; spend 1 234,50 €" in flat
+    assert "14-day window after each send, 95 % intervals" in flat
+    en = incrementality_text(report)  # British English outside a project
+    assert "sent 1,000 people, converted 15.00%" in en and "spend €1,234.50" in en
+    assert r["headline"] == headline(r, "EUR")  # the JSON's sentence is the same text

@@ -362,6 +362,10 @@ def test_cli_decides_for_one_person_and_validates(project):
     out = runner.invoke(app, ["offers", "validate", "-p", root])
     assert out.exit_code == 0 and "3 offer(s)" in out.output
     out = runner.invoke(app, ["decide", "--placement", "home_banner", "--person", "P5",
-                              "--context", "channel=web", "-p", root])
+                              "--context", "channel=web", "-p", root, "--json"])
     assert out.exit_code == 0, out.output
     assert [m["offer"] for m in json.loads(out.stdout)["messages"]] == ["everyone"]
+    readable = runner.invoke(app, ["decide", "--placement", "home_banner", "--person", "P5",
+                                   "--context", "channel=web", "-p", root])
+    assert readable.exit_code == 0 and "Decision for P5 on home_banner" in readable.stdout
+    assert "everyone" in readable.stdout and not readable.stdout.lstrip().startswith("{")

@@ -192,3 +192,26 @@ def test_safe_filters_compile_to_the_expected_expression():
     expected = ((t.channel.isin(["web", "app"]) & ~t.amount.between(0, 10))
                 | t.status.like("ref%") | ~t.store_id.isnull())
     assert expr.equals(expected)
+
+
+def test_builtin_traits_are_defined_in_english_and_french(tmp_path):
+    """The glossary shows a built-in trait's standard definition in the project's language
+    (`--lang` overrides it); a trait the project defines keeps its own words."""
+    from passerelle.project.traits_models import Builtin
+    from passerelle.traits.definitions import BUILTIN_DEFINITIONS, language_of
+    from passerelle.traits.glossary import trait_entries
+
+    assert set(BUILTIN_DEFINITIONS) == set(Builtin.__args__)  # every built-in, both languages
+    for texts in BUILTIN_DEFINITIONS.values():
+        assert set(texts) == {"en", "fr"} and texts["en"] != texts["fr"]
+    write(tmp_path, "t.yml", GOOD)
+    traits = load_traits(tmp_path)
+    by_lang = {lang: {e["name"]: e for e in trait_entries(traits, None, {}, lang=lang)}
+               for lang in ("fr", "en")}
+    assert by_lang["fr"]["clv"]["definition"].startswith("Dépense attendue sur l'horizon")
+    assert by_lang["en"]["clv"]["definition"].startswith("Spend expected over the horizon")
+    assert by_lang["fr"]["clv"]["description"] == "Spend expected over the next year"
+    own = by_lang["fr"]["orders_90d"]
+    assert own["definition"] == "Orders placed in the last 90 days" and own["definitions"] is None
+    assert language_of(None, "fr_BE") == "fr" and language_of("en-GB", "fr_FR") == "en"
+    assert language_of(None, "de_DE") == "en"  # no German texts: English

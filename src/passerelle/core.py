@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from passerelle.definition import load_project, read_project
-from passerelle.engines import Engine, open_engine
 from passerelle.errors import PasserelleError, Problem, Problems
-from passerelle.pipeline import RunResult, run_pipeline
 from passerelle.project.load import ProjectDefinition
 from passerelle.reporter import Reporter, SilentReporter
-from passerelle.runlog import last_runs
-from passerelle.sources.inspect import inspect_sources
+
+if TYPE_CHECKING:  # imported where used: `validate --offline` needs no warehouse library
+    from passerelle.engines import Engine
+    from passerelle.pipeline import RunResult
 
 
 class Project:
@@ -38,6 +39,8 @@ class Project:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from passerelle.engines import open_engine
+
             self._engine = open_engine(self.config.engine, self.root)
         return self._engine
 
@@ -55,6 +58,8 @@ class Project:
             problems.add("", warning, severity="warning")
         problems.items += leaf_report(self.definition)
         if connect:
+            from passerelle.sources.inspect import inspect_sources
+
             problems.items.extend(inspect_sources(self.definition).items)
             try:
                 self.engine.con  # noqa: B018 - opening is the check
@@ -67,6 +72,8 @@ class Project:
         """Load what is new, stage, check, then the later steps. ``full`` redoes every step
         even when its inputs did not change; ``retrain`` re-trains the identity model;
         ``reload`` names sources read again from scratch (their earlier loads replaced)."""
+        from passerelle.pipeline import run_pipeline
+
         for name in ([source] if source is not None else []) + list(reload):
             if name not in self.sources:
                 known = ", ".join(sorted(self.sources)) or "none"
@@ -82,19 +89,26 @@ class Project:
                                   "Add metrics/*.yml (see docs/metrics.md).")
         return self.definition.metrics
 
-    def glossary(self) -> list[dict]:
-        """Metrics and traits with definition, owner, lineage and use, sorted by name."""
+    def glossary(self, lang: str | None = None) -> list[dict]:
+        """Metrics and traits with definition, owner, lineage and use, sorted by name.
+
+        Built-in traits are defined in ``lang`` (``en``, ``fr``; default: the language of
+        the project's locale); the project's own definitions are shown as written."""
         from passerelle.metrics import glossary
+        from passerelle.traits.definitions import language_of
         from passerelle.traits.glossary import trait_entries
 
+        language = language_of(lang, self.config.display_locale)
         entries = glossary(self.definition.metrics, self.engine) if self.definition.metrics \
             else []
         if self.definition.traits is not None:
             entries += trait_entries(self.definition.traits, self.engine, self.sources,
-                                     self.definition.segments)
+                                     self.definition.segments, language)
         return sorted(entries, key=lambda e: (e["name"], e["kind"]))
 
     def status(self, limit: int = 10) -> list[dict]:
+        from passerelle.runlog import last_runs
+
         return last_runs(self.engine, limit)
 
     def close(self) -> None:
@@ -127,6 +141,8 @@ def validate_folder(project_dir: Path | str = ".", connect: bool = True
         if problems.errors:  # the project cannot open: inspect what parsed, no engine
             problems.items += leaf_report(definition)
             if connect:
+                from passerelle.sources.inspect import inspect_sources
+
                 problems.items += inspect_sources(definition).items
             return definition, problems
         return definition, project.validate(connect=connect)
@@ -137,3 +153,18 @@ def validate_folder(project_dir: Path | str = ".", connect: bool = True
 def open_project(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:
     """Load and validate the project folder; raises ProjectError listing every problem."""
     return Project(load_project(project_dir), reporter)
+
+
+def open_core(project_dir: Path | str = ".", reporter: Reporter | None = None) -> Project:
+    """The project with only the files every step depends on (passerelle.yml, identity.yml,
+    sources, checks), no leaf definitions: enough for commands that read what runs left in
+    the warehouse (status, checks, quarantine), which then answer quickly and even while a
+    trait or segment file is being edited."""
+    from passerelle.project.load import read_core
+
+    definition, problems = read_core(project_dir)
+    if problems.errors or definition is None:
+        from passerelle.errors import ProjectError
+
+        raise ProjectError(problems.items)
+    return Project(definition, reporter)

@@ -12,10 +12,31 @@ from enum import IntEnum
 
 
 class ExitCode(IntEnum):
-    OK = 0
-    USER_ERROR = 1  # bad project, bad input, failed check: the user can fix it
-    EXTERNAL_ERROR = 2  # a database or file outside our control refused
+    """How every command ends (docs/project.md, "Exit codes"; ``passerelle --help``)."""
+
+    OK = 0  # everything asked for was done
+    USER_ERROR = 1  # bad project, input or command line: the user can fix it; nothing ran
+    EXTERNAL_ERROR = 2  # a database, file, server or destination outside Passerelle refused
     INTERNAL_ERROR = 3  # a bug in Passerelle
+    PARTIAL = 4  # it ran, but part of the work failed (a check, trait, segment, definition)
+
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 done; 1 bad project, input or command line (nothing ran); 2 a database, "
+    "file, server or destination refused; 3 a bug in Passerelle; 4 ran in part: a check, "
+    "trait, segment or definition failed (the rest is up to date)."
+)
+
+# which code a command reports when several things went wrong: the one that most needs
+# someone's attention (a bug, then an outside system, then the user's input, then a part)
+_SEVERITY = (ExitCode.INTERNAL_ERROR, ExitCode.EXTERNAL_ERROR, ExitCode.USER_ERROR,
+             ExitCode.PARTIAL, ExitCode.OK)
+
+
+def worst(codes) -> ExitCode:
+    """The code to exit with among ``codes`` (OK when there are none)."""
+    present = {ExitCode(int(c)) for c in codes}
+    return next((c for c in _SEVERITY if c in present), ExitCode.OK)
 
 
 class PasserelleError(Exception):
@@ -76,7 +97,14 @@ class EngineError(PasserelleError):
     exit_code = ExitCode.EXTERNAL_ERROR
 
 
-class CheckFailed(PasserelleError):
+class PartialFailure(PasserelleError):
+    """Part of a run failed (a definition left out, a step that could not finish) while the
+    rest ran."""
+
+    exit_code = ExitCode.PARTIAL
+
+
+class CheckFailed(PartialFailure):
     """An error-severity data-quality check failed, so downstream steps were not run."""
 
 

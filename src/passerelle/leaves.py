@@ -64,8 +64,7 @@ def _traits(root: Path, out: Leaves) -> tuple[Any, dict[tuple[str, str], Skipped
     """Every trait that parsed (segments are checked against all of them: a segment on a
     broken trait is skipped for that reason, not reported as naming an unknown one), and
     the names a segment may use that are skipped (a builtin's parts included)."""
-    from passerelle.project.traits_models import TraitDefinitions
-    from passerelle.traits.builtins import outputs
+    from passerelle.project.traits_models import TraitDefinitions, outputs
     from passerelle.traits.files import load_traits
 
     problems = Problems()

@@ -27,6 +27,8 @@ class Kind(StrEnum):
     INTEGER = "integer"
     BOOLEAN = "boolean"  # consents: oui/non, yes/no, 1/0, true/false, opt-in/opt-out
     JSON = "json"  # event properties, context
+    IDENTIFIER = "identifier"  # national / tax ids: spaces, dots, dashes, slashes dropped, upper
+    GENDER = "gender"  # F, M or X from the words sources use (femme, male, Mme, w, divers...)
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,10 @@ CUSTOMERS = Entity(
         _f("city", K.TEXT, "City"),
         _f("country", K.COUNTRY, "Country, ISO 3166-1 alpha-2"),
         _f("loyalty_card", K.CODE, "Loyalty card number"),
+        _f("region", K.TEXT, "Region, state, province or county of the address"),
+        _f("national_id", K.IDENTIFIER, "National or tax identifier (social security, tax "
+           "number...); hashed at staging when the source mapping says `hash: true`"),
+        _f("gender", K.GENDER, "Gender as the source records it: F, M or X"),
         _f("consent_email", K.BOOLEAN, "Agreed to marketing e-mails"),
         _f("consent_sms", K.BOOLEAN, "Agreed to marketing text messages"),
         _f("consent_updated_at", K.TIMESTAMP, "When the consents were last given or withdrawn"),
@@ -170,6 +176,19 @@ CAMPAIGN_SENDS = Entity(
         _f("clicked_at", K.TIMESTAMP, "When it was first clicked"),
     ),
 )
+
+EXTRA_PREFIX = "extra_"  # staged column of an extra field: extra_<name>
+
+
+def with_extra_fields(entity: Entity, names: list[str]) -> Entity:
+    """``entity`` with a text field ``extra_<name>`` for each extra field a source maps
+    (a column that is not a standard field but that identity may compare)."""
+    if not names:
+        return entity
+    extra = tuple(Field(EXTRA_PREFIX + n, Kind.TEXT, f"Extra field {n}") for n in names)
+    return Entity(entity.name, entity.description, entity.key, entity.fields + extra,
+                  entity.event_time)
+
 
 ENTITIES: dict[str, Entity] = {
     e.name: e for e in (CUSTOMERS, ORDERS, ORDER_LINES, EVENTS, AD_SPEND, CAMPAIGN_SENDS)

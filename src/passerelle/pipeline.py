@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from passerelle.engines.base import Engine
-from passerelle.errors import PasserelleError
+from passerelle.errors import ExitCode, PartialFailure, PasserelleError, worst
 from passerelle.project.load import ProjectDefinition
 from passerelle.reporter import Reporter
 from passerelle.runlog import StepRecord, finish, new_run_id, process_tag, record, utcnow
@@ -48,8 +48,19 @@ class RunResult:
         return error_failures(self.checks)
 
     @property
+    def failed_steps(self) -> list[StepRecord]:
+        """Steps that ended ``failed`` (a check, a trait, an offer...), errors or not."""
+        return [s for s in self.steps if s.status == "failed" and s.step != "run"]
+
+    @property
     def ok(self) -> bool:
-        return not self.errors and not self.failed_checks
+        return not self.errors and not self.failed_checks and not self.failed_steps
+
+    @property
+    def exit_code(self) -> ExitCode:
+        """The worst error's code; PARTIAL when only checks or steps failed; OK otherwise."""
+        partial = [ExitCode.PARTIAL] if self.failed_checks or self.failed_steps else []
+        return worst([*(e.exit_code for e in self.errors), *partial])
 
 
 class _Unchanged(Exception):
@@ -362,7 +373,7 @@ def _left_out(project: ProjectDefinition, rec: _Recorder, result: RunResult) -> 
         rec.skipped(_STEP_OF.get(s.kind, s.kind), s.name, f"{s.where}: {s.reason}"[:2000],
                     status="failed" if s.broken else "skipped")
     names = ", ".join(f"{s.kind} '{s.name}' ({s.where})" for s in project.skipped)
-    result.errors.append(PasserelleError(
+    result.errors.append(PartialFailure(
         f"{len(project.skipped)} definition(s) left out of this run: {names}",
         "Run `passerelle validate` to see their problems; everything else ran."))
 

@@ -266,6 +266,11 @@ def record_text(record: dict, fmt: Formatter = DEFAULT, title: str | None = None
             for k, v in value.items():
                 add(str(k), v, indent + "  ", inner)
             return
+        if isinstance(value, list | tuple) and value and all(isinstance(v, dict) for v in value):
+            text.append(f"{indent}{key.replace('_', ' ')}:\n", style="cyan")
+            for number, item in enumerate(value, 1):  # a list of records: one block each
+                add(str(number), item, indent + "  ", len(str(len(value))))
+            return
         text.append(label, style="cyan")
         text.append(f"{fmt.value(value) if value not in ({}, []) else '—'}\n")
 

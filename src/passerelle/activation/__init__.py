@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any
 
 from passerelle.lazy import lazy_exports
 from passerelle.project.destinations_models import (  # light (pydantic): re-exported as is
+    AdListDestination as AdListDestination,
+)
+from passerelle.project.destinations_models import (
     CsvDestination as CsvDestination,
 )
 from passerelle.project.destinations_models import (
@@ -52,14 +55,16 @@ if TYPE_CHECKING:
 # Submodule -> its public names, imported on first use: reading destinations/*.yml must
 # not import httpx (the webhook client).
 _EXPORTS = {
+    "ad_lists": "export_ad_list",
     "csv_export": "export_csv",
     "log": "ExportResult exports_of_person list_exports",
     "reverse_etl": "write_table",
     "sync": "list_dead_letters retry_dead_letters sync_webhook",
     "webhook": "sign verify",
 }
-__all__ = sorted(["activate", "CsvDestination", "DeliveryError", "Destination", "DestinationError",
-                  "MySQLDestination", "PostgresDestination", "WebhookDestination",
+__all__ = sorted(["activate", "AdListDestination", "CsvDestination", "DeliveryError",
+                  "Destination", "DestinationError", "MySQLDestination",
+                  "PostgresDestination", "WebhookDestination",
                   "load_destinations", "parse_destination",
                   *(n for names in _EXPORTS.values() for n in names.split())])
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
@@ -75,6 +80,7 @@ def activate(engine: Engine, audience: str, destination: Any, *, name: str,
     nobody in it (refused otherwise); ``webhook_options`` (``client``, ``sleep``) reach
     :func:`sync_webhook`.
     """
+    from passerelle.activation.ad_lists import export_ad_list
     from passerelle.activation.csv_export import export_csv
     from passerelle.activation.reverse_etl import write_table
     from passerelle.activation.sync import sync_webhook
@@ -82,6 +88,9 @@ def activate(engine: Engine, audience: str, destination: Any, *, name: str,
     if isinstance(destination, CsvDestination):
         return export_csv(engine, audience, destination, name=name, root=root, user=user,
                           allow_empty=allow_empty)
+    if isinstance(destination, AdListDestination):
+        return export_ad_list(engine, audience, destination, name=name, root=root, user=user,
+                              allow_empty=allow_empty)
     if isinstance(destination, WebhookDestination):
         return sync_webhook(engine, audience, destination, name=name, user=user,
                             allow_empty=allow_empty, **webhook_options)

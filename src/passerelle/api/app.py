@@ -14,6 +14,7 @@ from fastapi import FastAPI
 from passerelle.api import errors
 from passerelle.api.hosts import HostCheck, allowed_hosts, check_bind_address
 from passerelle.api.jobs import build_jobs_router
+from passerelle.api.personalize import build_personalize_router
 from passerelle.api.routes import build_router
 from passerelle.core import Project
 from passerelle.web import install as install_web
@@ -46,6 +47,7 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.state.worker = jobs
     app.include_router(build_router(project, lock))
     app.include_router(build_jobs_router(db, jobs.wake))
+    app.include_router(build_personalize_router(project, db, lock, app.state))
     install_web(app, project)  # the pages, their static files, the API docs page
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))

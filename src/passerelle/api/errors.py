@@ -48,7 +48,15 @@ def error_body(code: str, message: str, instruction: str | None = None, **extra)
     return {**body, **extra}
 
 
+# errors that carry their own HTTP status (governance: 401, 403, 409, 429...)
+_CODES = {401: "not_authenticated", 403: "forbidden", 404: "not_found", 409: "conflict",
+          429: "too_many_requests"}
+
+
 def _status(exc: PasserelleError) -> tuple[int, str]:
+    status = getattr(exc, "http_status", None)
+    if isinstance(status, int) and status in _CODES:
+        return status, _CODES[status]
     if isinstance(exc, LookupError):
         return 404, "not_found"
     if isinstance(exc, EngineError):

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, formatter, open_project
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
 from passerelle.errors import ExitCode
 
 
@@ -58,6 +66,7 @@ def deliveries_list(
     project: ProjectOpt = Path("."),
     audience: Annotated[str | None, typer.Option(help="Only this audience.")] = None,
     limit: Annotated[int, typer.Option(help="Number of exports to show.")] = 20,
+    as_json: JsonOpt = False,
 ) -> None:
     """The export log: who sent which audience where, when, how many people."""
     from passerelle.activation import list_exports
@@ -65,6 +74,8 @@ def deliveries_list(
 
     with open_project(project) as proj:
         rows = list_exports(proj.engine, audience, limit)
+    if as_json:
+        return print_json(rows)
     console.print(rows_table(rows, ("export_id", "started_at", "user_name", "audience",
                                     "destination", "kind", "people", "status")))
 
@@ -73,6 +84,7 @@ def deliveries_list(
 def deliveries_dead_letters(
     project: ProjectOpt = Path("."),
     audience: Annotated[str | None, typer.Option(help="Only this audience.")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Webhook batches that failed every try and wait to be retried."""
     from passerelle.activation import list_dead_letters
@@ -80,6 +92,8 @@ def deliveries_dead_letters(
 
     with open_project(project) as proj:
         rows = list_dead_letters(proj.engine, "open", audience)
+    if as_json:
+        return print_json(rows)
     console.print(rows_table(rows, ("dead_letter_id", "audience", "destination", "people",
                                     "attempts", "last_attempt_at", "error")))
 

@@ -136,8 +136,8 @@ def users_reset_password(user: EmailArg, password_stdin: PasswordStdinOpt = Fals
 @tokens_app.command("create")
 def tokens_create(
     scope: Annotated[list[str], typer.Option(
-        help="What the token may do (repeat): collect:write, profiles:read, api:read, "
-             "api:write, pii:read, admin.")],
+        help="What the token may do (repeat): collect:write, decide, profiles:read, "
+             "api:read, api:write, pii:read, admin.")],
     expires: Annotated[str, typer.Option(help="Lifetime (30d, 12h, 4w) or 'never'.")] = "90d",
     name: Annotated[str | None, typer.Option(help="What it is for (e.g. website).")] = None,
     owner: Annotated[str | None, typer.Option(

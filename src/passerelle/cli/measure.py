@@ -142,4 +142,4 @@ def incrementality(
     if as_json:
         print_json(report)
     else:
-        sys.stdout.write(incrementality_text(report))
+        sys.stdout.write(incrementality_text(report, formatter(proj)))

@@ -18,6 +18,7 @@ from passerelle.cli.common import (
     open_project,
     print_json,
 )
+from passerelle.errors import PasserelleError
 
 metrics_app = typer.Typer(no_args_is_help=True, help="Metrics of the shared glossary.")
 app.add_typer(metrics_app, name="metrics")
@@ -51,6 +52,7 @@ def metrics_query(
                 grain=grain)
     if not sql and (remote := remote_server(project)):
         table = metrics_table(remote.post("/api/metrics/query", {"metrics": metrics, **args}))
+        proj = open_project(project, core=True)  # its locale and zone (no warehouse opened)
     else:
         with open_project(project) as proj:
             definitions = proj.metrics()
@@ -69,16 +71,27 @@ def glossary(
     project: ProjectOpt = Path("."),
     as_json: JsonOpt = False,
     wide: WideOpt = False,
+    lang: Annotated[str | None, typer.Option(
+        "--lang", help="Language of the built-in definitions: en or fr.",
+        show_default="the project's locale")] = None,
 ) -> None:
     """Every metric and trait: definition, owner, status, lineage and where it is used."""
     from passerelle.cli.remote import remote_server
     from passerelle.render import glossary_table
 
+    if lang and lang.replace("-", "_").split("_")[0].lower() not in ("en", "fr"):
+        raise PasserelleError(f"No glossary texts in '{lang}'.", "Use --lang en or --lang fr.")
     if (remote := remote_server(project)):
         entries = remote.get("/api/glossary")
+        if lang:  # the server answers in the project's language: pick the asked one
+            from passerelle.traits.definitions import language_of
+
+            for e in entries:
+                if e.get("definitions"):
+                    e["definition"] = e["definitions"][language_of(lang, "en")]
     else:
         with open_project(project) as proj:
-            entries = proj.glossary()
+            entries = proj.glossary(lang)
     if as_json:
         print_json(entries)
     else:

@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project, print_json
+from passerelle.cli.common import (
+    JsonOpt,
+    ProjectOpt,
+    app,
+    console,
+    formatter,
+    open_project,
+    print_json,
+)
 from passerelle.errors import PasserelleError
 
 offers_app = typer.Typer(no_args_is_help=True, help="Offers and placements: check, refresh.")
@@ -34,10 +42,12 @@ def decide_command(
     context: Annotated[list[str] | None, typer.Option(
         help="Context value key=value (repeat); e.g. channel=email.")] = None,
     project: ProjectOpt = Path("."),
+    as_json: JsonOpt = False,
 ) -> None:
     """Choose the message of a placement: for a whole audience (written to the
     batch_decisions table) or for one person (printed)."""
     from passerelle import personalize
+    from passerelle.render import record_text
 
     if (audience is None) == (person is None):
         raise PasserelleError("Give --audience or --person (one of them).",
@@ -47,10 +57,16 @@ def decide_command(
         if audience is not None:
             from passerelle.personalize.batch import decide_batch
 
-            print_json(vars(decide_batch(proj, placement, audience, _context(context))))
-            return
-        store = personalize.open_store(proj)
-        print_json(personalize.decide(store, person, placement, _context(context)).as_dict())
+            summary = vars(decide_batch(proj, placement, audience, _context(context)))
+            title = f"Decisions for {audience} on {placement}"
+        else:
+            store = personalize.open_store(proj)
+            summary = personalize.decide(store, person, placement, _context(context)).as_dict()
+            title = f"Decision for {person} on {placement}"
+        fmt = formatter(proj)
+    if as_json:
+        return print_json(summary)
+    console.print(record_text(summary, fmt, title=title))
 
 
 @offers_app.command("validate")
@@ -68,9 +84,14 @@ def offers_validate(project: ProjectOpt = Path(".")) -> None:
 
 
 @offers_app.command("refresh")
-def offers_refresh(project: ProjectOpt = Path(".")) -> None:
+def offers_refresh(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Rebuild the decision store (eligibility, template values, ids) in the warehouse."""
     from passerelle.personalize import refresh_decision_store
+    from passerelle.render import record_text
 
     with open_project(project) as proj:
-        print_json(vars(refresh_decision_store(proj)))
+        summary = vars(refresh_decision_store(proj))
+        fmt = formatter(proj)
+    if as_json:
+        return print_json(summary)
+    console.print(record_text(summary, fmt, title="Decision store refreshed"))

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from passerelle.cli.common import ProjectOpt, app, console, open_project
+from passerelle.cli.common import ProjectOpt, app, console, open_project, print_json
 
 privacy_app = typer.Typer(no_args_is_help=True,
                           help="GDPR requests: access, erasure, and their register.")
@@ -124,7 +123,7 @@ def privacy_requests(
     with open_project(project) as proj:
         rows = list_requests(proj.engine)
     if as_json:
-        sys.stdout.write(json.dumps(rows, indent=2, ensure_ascii=False, default=str) + "\n")
+        print_json(rows)
         return
     table = Table(header_style="bold")
     for col in ("request", "kind", "person", "by", "at", "reason"):

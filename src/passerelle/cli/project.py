@@ -41,6 +41,7 @@ def validate(
     project: ProjectOpt = Path("."),
     offline: Annotated[bool, typer.Option(help="Only parse files; open no file or database.")]
     = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Check the project and report every problem at once, with file, line and hint."""
     from passerelle.core import validate_folder
@@ -49,6 +50,12 @@ def validate(
 
     # every file's problems, even when some do not parse (no ProjectError on the first layer)
     definition, problems = validate_folder(project, connect=not offline)
+    if as_json:
+        valid = definition is not None and not problems.errors
+        print_json({"valid": valid, "problems": problems.items})
+        if not valid:
+            raise typer.Exit(ExitCode.USER_ERROR)
+        return
     if problems.items:
         console.print(problems_text(problems.items), end="", soft_wrap=True)
     if problems.errors or definition is None:
@@ -96,6 +103,9 @@ def run(
         help="Read this source's files (or table) again from scratch, replacing its earlier "
              "loads. Repeat for several sources.")]
     = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print what the run did as JSON "
+                                                        "(steps, errors, exit code).")]
+    = False,
 ) -> None:
     """Load new data from every source, stage it, check it."""
     from passerelle.cli.remote import finish_run, remote_server
@@ -103,11 +113,16 @@ def run(
 
     if (remote := remote_server(project)):
         finish_run(remote, remote.job("run", {"source": source, "full": full,
-                                              "reload": reload or []}))
+                                              "reload": reload or []}), as_json=as_json)
         return
     with open_project(project) as proj:
         result = proj.run(source=source, full=full, reload=reload or ())
-    console.print(run_summary(result, formatter(proj)))
+    if as_json:
+        from passerelle.jobs.kinds import run_record
+
+        print_json(run_record(result))
+    else:
+        console.print(run_summary(result, formatter(proj)))
     exit_for(result)
 
 
@@ -124,8 +139,9 @@ def status(
 
     if (remote := remote_server(project)):
         rows = run_rows(remote.get("/api/runs", limit=limit))
+        proj = open_project(project, core=True)  # its locale and zone (no warehouse opened)
     else:
-        with open_project(project) as proj:
+        with open_project(project, core=True) as proj:
             rows = proj.status(limit)
     if as_json:
         print_json(rows)
@@ -156,7 +172,7 @@ def demo(
         console.print(run_summary(outcome.result, formatter(proj)))
         console.print(f"\n[bold]Demo ready[/bold] in {outcome.project_dir} "
                       f"(ground truth in {outcome.truth_dir}).")
-        console.print(next_steps(proj), highlight=False)
+        console.print(next_steps(proj, console.width), highlight=False, soft_wrap=True)
     exit_for(outcome.result)
 
 
@@ -182,8 +198,10 @@ def serve(
         run_server(proj, host=host, port=port, loader=loader)
 
 
-def next_steps(proj) -> str:
-    """What to try next on a project that has run, with its own customers and segments."""
+def next_steps(proj, width: int = 200) -> str:
+    """What to try next on a project that has run, with its own customers and segments: one
+    line a command with what it shows, or (narrow terminals) what it shows, then the command
+    on its own line, so commands are never cut."""
     from passerelle.identity.tables import PROFILES
 
     where = f" -p {proj.root}" if proj.root != Path.cwd() else ""
@@ -207,5 +225,7 @@ def next_steps(proj) -> str:
                               "send an audience (consent applied)"))
     steps += [(f"passerelle run{where}", "re-run: only new data is loaded"),
               (f"passerelle serve{where}", "the API on http://127.0.0.1:8080 (docs at /docs)")]
-    width = max(len(command) for command, _ in steps)
-    return "\n".join(f"  {command.ljust(width)}  {what}" for command, what in steps)
+    longest = max(len(command) for command, _ in steps)
+    if 2 + longest + 2 + max(len(what) for _, what in steps) <= width:
+        return "\n".join(f"  {command.ljust(longest)}  {what}" for command, what in steps)
+    return "\n".join(f"  {what}:\n    {command}" for command, what in steps)

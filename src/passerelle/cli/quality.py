@@ -34,7 +34,7 @@ def quarantine(
     from passerelle.render import rows_table
     from passerelle.sources import QUARANTINE_TABLE
 
-    with open_project(project) as proj:
+    with open_project(project, core=True) as proj:
         engine = proj.engine
         if not engine.exists(QUARANTINE_TABLE):
             rows: list[dict] = []
@@ -82,7 +82,7 @@ def checks(
     from passerelle.render import rows_table
     from passerelle.staging.checks import RESULTS_TABLE
 
-    with open_project(project) as proj:
+    with open_project(project, core=True) as proj:
         engine = proj.engine
         rows: list[dict] = []
         if engine.exists(RESULTS_TABLE):

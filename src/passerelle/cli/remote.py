@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from passerelle.cli.common import app, console, err_console, exit_for
+from passerelle.cli.common import app, console, err_console, exit_for, print_json
 from passerelle.errors import ExitCode, PasserelleError
 
 SERVER_FILE = Path(".passerelle") / "server.json"
@@ -167,19 +167,34 @@ def _answer_error(url: str, response: Any) -> RemoteError:
     return RemoteError(message, instruction, code, response.status_code)
 
 
-def finish_run(remote: Remote, job: dict[str, Any]) -> None:
+def finish_run(remote: Remote, job: dict[str, Any], as_json: bool = False) -> None:
     """Print what a run job did and exit as `passerelle run` would have."""
     result = remote.result(job)
-    sys.stdout.write(result["summary"])
+    if as_json:
+        print_json({k: v for k, v in result.items() if k != "summary"})
+    else:
+        sys.stdout.write(result["summary"])
     exit_for(_RunOutcome([job_error({"job_id": job["job_id"], "status": job["status"],
                                      "exit_code": e["exit_code"], "error": e})
-                          for e in result["errors"]], [None] * result["failed_checks"]))
+                          for e in result["errors"]], [None] * result["failed_checks"],
+                         [_Step(s["step"], s["target"], s["message"]) for s in result["steps"]
+                          if s["status"] == "failed" and s["step"] != "run"],
+                         ExitCode(job["exit_code"] or 0)))
+
+
+@dataclass
+class _Step:
+    step: str
+    target: str
+    message: str | None
 
 
 @dataclass
 class _RunOutcome:  # what exit_for reads of a RunResult
     errors: list[RemoteError]
     failed_checks: list[None]
+    failed_steps: list[_Step]
+    exit_code: ExitCode
 
 
 @app.command()

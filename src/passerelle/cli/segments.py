@@ -139,7 +139,9 @@ def segment_refresh(
     import time
 
     from passerelle.cli.remote import remote_server
+    from passerelle.jobs.kinds import decisions_after_events
     from passerelle.render import record_text
+    from passerelle.runlog import utcnow
     from passerelle.segments import service
 
     if watch is not None and not events:
@@ -168,10 +170,14 @@ def segment_refresh(
         # the warehouse is opened for each round only, so the collector's loader and
         # `passerelle run` can use a DuckDB file in between
         with open_project(project) as proj:
+            started = utcnow()
             result = service.refresh_events(proj, force=full)
+            # the decision store of the people these events and identify calls touched
+            decisions = decisions_after_events(proj, started)
         if result.staged or watch is None:
             data = vars(result) | {"memberships": vars(result.memberships)
-                                   if result.memberships else None}
+                                   if result.memberships else None,
+                                   "decision_store": decisions}
             print_json(data) if as_json else console.print(record_text(data, formatter(proj)))
         if watch is None:
             return

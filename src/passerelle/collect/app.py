@@ -410,11 +410,16 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
             return _error(refused.status, refused.code, refused.message)
         return Response(_OK, media_type="application/json")
 
-    @app.get("/v1/health", summary="Backlog and loader state")
-    async def health() -> Response:
+    @app.get("/v1/health", summary="Backlog and loader state (and the parts the server "
+                                    "adds, e.g. the decision store)")
+    async def health(request: Request) -> Response:
         lag = {r.source: r.spool.backlog() for r in routes.values()}
         error = collector.loader.last_error if collector.loader else None
-        return _json(200, {"success": True, "backlog": lag,
-                           "loader_error": str(error) if error else None})
+        body = {"success": True, "backlog": lag,
+                "loader_error": str(error) if error else None}
+        # parts registered by the server around the collector: name -> () -> dict
+        for name, part in getattr(request.app.state, "health_parts", {}).items():
+            body[name] = await asyncio.get_running_loop().run_in_executor(None, part)
+        return _json(200, body)
 
     return app

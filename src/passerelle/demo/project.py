@@ -266,14 +266,14 @@ TRAITS_YML = """\
 # Computed traits on every person. Reference: docs/traits.md.
 traits:
   - name: orders_90d
-    description: Orders placed in the last 90 days, web and store
+    description: Commandes passées ces 90 derniers jours, web et magasin
     owner: CRM team
     type: aggregate
     entity: orders
     function: count
     window_days: 90
   - name: total_spend
-    description: Spend on every order that was not cancelled or refunded (EUR)
+    description: Dépense sur toutes les commandes ni annulées ni remboursées (EUR)
     owner: Finance
     type: aggregate
     entity: orders
@@ -281,41 +281,41 @@ traits:
     column: amount
     where: "status IS NULL OR status NOT IN ('cancelled', 'refunded')"
   - name: last_purchase
-    description: Date of the last order
+    description: Date de la dernière commande
     owner: CRM team
     type: aggregate
     entity: orders
     function: max
     column: ordered_at
   - name: favourite_category
-    description: Category bought most often
+    description: Catégorie la plus achetée
     owner: Merchandising
     type: builtin
     builtin: favourite_category
   - name: favourite_channel
-    description: Channel (web, app, store) used most often to buy
+    description: Canal (web, app, magasin) le plus utilisé pour acheter
     owner: CRM team
     type: builtin
     builtin: favourite_channel
   - name: days_since_last_visit
-    description: Whole days since the last web or app event
+    description: Jours entiers depuis le dernier événement web ou app
     owner: Digital analytics
     type: builtin
     builtin: days_since_last_visit
     history: false
   - name: rfm
-    description: Recency, frequency, monetary quintile scores (555 = best customers)
+    description: Scores RFM en quintiles (555 = meilleurs clients)
     owner: CRM team
     type: builtin
     builtin: rfm
   - name: clv
-    description: Spend expected over the next 12 months (BG/NBD x Gamma-Gamma)
+    description: Dépense attendue sur les 12 prochains mois (BG/NBD x Gamma-Gamma)
     owner: Data team
     type: builtin
     builtin: clv
     horizon_days: 365
   - name: churn_risk
-    description: Probability the customer has stopped buying (1 - P(alive), BG/NBD)
+    description: Probabilité que le client ait cessé d'acheter (1 - P(actif), BG/NBD)
     owner: Data team
     type: builtin
     builtin: churn_risk

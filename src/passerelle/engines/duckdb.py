@@ -54,6 +54,12 @@ class DuckDBEngine(Engine):
     def checkpoint(self) -> None:
         self.con.con.execute("CHECKPOINT").fetchall()
 
+    def to_arrow(self, expr: ir.Expr) -> pa.Table:
+        """ibis's ``to_pyarrow`` without its DuckDB converter module, which imports pandas
+        (half a second of every command) only to define a pandas mapper we never use."""
+        table = self.con._to_duckdb_relation(expr).to_arrow_table()
+        return expr.__pyarrow_result__(table, data_mapper=_arrow_mapper())
+
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)
 
@@ -91,3 +97,27 @@ def _duckdb_sha256(value: str) -> str:  # DuckDB's sha256(VARCHAR) returns hex t
 
 @ibis.udf.scalar.builtin(name="json_extract_string")
 def _duckdb_json_text(doc: dt.JSON, path: str) -> str: ...
+
+
+def _arrow_mapper() -> type:
+    """What ibis's ``DuckDBPyArrowData`` does: NULL-typed columns and scalars stay NULL."""
+    global _MAPPER
+    if _MAPPER is None:
+        from ibis.formats.pyarrow import PyArrowData
+
+        class _DuckDBArrow(PyArrowData):
+            @classmethod
+            def convert_scalar(cls, scalar: pa.Scalar, dtype: dt.DataType) -> pa.Scalar:
+                return pa.scalar(None) if dtype.is_null() else super().convert_scalar(scalar,
+                                                                                     dtype)
+
+            @classmethod
+            def convert_column(cls, column: pa.Array, dtype: dt.DataType) -> pa.Array:
+                return pa.nulls(len(column)) if dtype.is_null() else super().convert_column(
+                    column, dtype)
+
+        _MAPPER = _DuckDBArrow
+    return _MAPPER
+
+
+_MAPPER: type | None = None

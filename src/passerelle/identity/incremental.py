@@ -50,6 +50,7 @@ from passerelle.identity.tables import (
     SHARED_KEYS_SCHEMA,
     SPLINK_INPUT,
     SPLINK_MEMBERS,
+    SPLINK_RULES,
     node_of,
 )
 from passerelle.project.identity_models import IdentityConfig
@@ -189,6 +190,8 @@ def _plan(project: ProjectDefinition, engine: Engine, *, full: bool, retrain: bo
               IDENTITY_SHARED_KEYS]
     if config.probabilistic.enabled:
         needed += [SPLINK_INPUT, SPLINK_MEMBERS]
+        if config.probabilistic.blocking == "auto":
+            needed.append(SPLINK_RULES)
     if not all(engine.exists(t) for t in needed):
         return Plan(False, "the last run kept no state for an incremental run")
     if config.probabilistic.enabled and any(

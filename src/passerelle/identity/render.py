@@ -127,8 +127,8 @@ def render_person(view: dict[str, Any], fmt: Formatter = DEFAULT) -> RenderableT
                     "purpose", "granted", "stated", "proof", "statements")
         for r in consents["purposes"]:
             proof = f"{r['source']} {r['origin']} {r['detail']}: {r['record']}"
-            pc.add_row(_s(r["purpose"]), _s(r["granted"]), _day(r["stated_at"]), proof,
-                       _s(r["statements"]))
+            pc.add_row(_s(fmt, r["purpose"]), _s(fmt, r["granted"]), _day(fmt, r["stated_at"]),
+                       proof, _s(fmt, r["statements"]))
         parts.append(pc)
 
     if view.get("traits"):

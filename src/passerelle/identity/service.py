@@ -119,6 +119,42 @@ def train(project: ProjectDefinition, engine: Engine, reporter: Reporter) -> Any
                        config.model_file(project.root), reporter)
 
 
+def blocking(project: ProjectDefinition, engine: Engine) -> Any:
+    """The blocking report of identity.yml's rules (see :mod:`passerelle.identity.blocking`)."""
+    from passerelle.identity.blocking import analyse
+    from passerelle.identity.tables import CUSTOMER_RECORDS
+
+    config = _config(project).probabilistic
+    if not engine.exists(CUSTOMER_RECORDS):
+        raise PasserelleError("There are no customer records to analyse yet.",
+                              "Run `passerelle run` first.")
+    return analyse(engine, engine.table(CUSTOMER_RECORDS), config, project.root)
+
+
+def suggest(project: ProjectDefinition, engine: Engine, out: Path | None = None,
+            force: bool = False) -> str:
+    """A proposed identity.yml from the staged records; written to ``out`` (inside the
+    project, never over an existing file unless ``force``) or returned."""
+    from passerelle.identity.suggest import suggest as propose
+    from passerelle.identity.tables import CUSTOMER_RECORDS
+    from passerelle.project.paths import confine
+
+    if not engine.exists(CUSTOMER_RECORDS):
+        raise PasserelleError("There are no staged customer records to read yet.",
+                              "Run `passerelle run --step stage` first.")
+    target = None
+    if out is not None:
+        target = confine(project.root, out, what="output file (--out)")
+        if target.exists() and not force:
+            raise PasserelleError(f"{out} exists: it is left as it is.",
+                                  "Give another --out, or add --force to replace it.")
+    text = propose(engine, engine.table(CUSTOMER_RECORDS))
+    if target is not None:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return text
+
+
 def load_candidate(path: Path, project_root: Path) -> IdentityConfig:
     """Parse a candidate identity.yml, reporting every problem with its line (a path that
     leaves the project's allowed folders is one)."""

@@ -6,7 +6,7 @@ share (``=``, ``substr``, ``levenshtein``, ``abs`` of a date difference, and a
 model scores the same pairs the same way on every engine. Splink would otherwise write
 engine-specific SQL into the model file, and its PostgreSQL dialect has no Jaro-Winkler.
 
-The conditions read *prepared* columns (see :mod:`passerelle.identity.probabilistic`):
+The conditions read *prepared* columns (see :mod:`passerelle.identity.splink_input`):
 names and free text folded to lower-case ASCII, first names also through a nickname table.
 Folding first keeps the two engines equal: DuckDB's string distances count bytes and
 PostgreSQL's count characters, which agree only on ASCII.
@@ -128,7 +128,7 @@ def model_shape(config: Probabilistic) -> ModelShape:
     term_frequency_fields = tuple(c.field for c in config.comparisons if c.term_frequencies
                                   and (c.field, c.method) in compared)
     columns: list[str] = []
-    for f in [*fields, *(f for rule in config.blocking for f in rule),
+    for f in [*fields, *(f for rule in config.blocking_rules for f in rule),
               *(f for rule in config.training.em_blocking for f in rule)]:
         if f not in columns:
             columns.append(f)
@@ -272,7 +272,8 @@ def build_settings(config: Probabilistic) -> SettingsCreator:
         link_type="dedupe_only",
         unique_id_column_name="node",
         comparisons=comparisons,
-        blocking_rules_to_generate_predictions=[block_on(*rule) for rule in config.blocking],
+        blocking_rules_to_generate_predictions=[block_on(*rule)
+                                                for rule in config.blocking_rules],
         retain_matching_columns=True,  # Splink keeps gamma_ columns only with this
         retain_intermediate_calculation_columns=True,
         probability_two_random_records_match=1e-4,
@@ -294,12 +295,13 @@ def level_labels(config: Probabilistic) -> dict[str, dict[int, str]]:
 
 def fingerprint(config: Probabilistic) -> str:
     """Hash of what the trained parameters depend on: the comparisons and their levels,
-    the prediction blocking rules, the EM blocking. Thresholds do not change a model."""
+    the EM blocking. Neither thresholds nor the prediction blocking rules change a model
+    (m and u are estimated on EM's and random pairs): the rules are set from identity.yml
+    each time the model is loaded, so ``blocking: auto`` may choose others run after run."""
     shape = model_shape(config)
     payload = {
         "levels_version": LEVELS_VERSION,
         "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.compared],
-        "blocking": config.blocking,
         "em_blocking": config.training.em_blocking,
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=True)

@@ -37,6 +37,7 @@ RECORD_DIGESTS = "_identity_record_digests"
 # signature that Splink scored
 SPLINK_MEMBERS = "_identity_splink_members"
 SPLINK_INPUT = "_identity_splink_input"  # the prepared representatives Splink scored
+SPLINK_RULES = "_identity_splink_rules"  # rule (JSON list of fields): the blocking rules used
 CUT_NODES = "_identity_cut_nodes"  # node, component: components the guards cut, before the cut
 CUT_EDGES = "_identity_cut_edges"  # the edges the guards refused (identity_edges columns)
 

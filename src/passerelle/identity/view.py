@@ -31,7 +31,8 @@ from passerelle.identity.tables import (
     node_of,
 )
 
-MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2")
+MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2",
+                 "national_id")
 # How a query matched, best first: the order of find_persons' results.
 MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
 # A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
@@ -175,7 +176,8 @@ def mask_phone(value: str | None) -> str | None:
     return prefix + " ".join(groups)
 
 
-def _mask(field: str, value: Any) -> Any:
+def mask_field(field: str, value: Any) -> Any:
+    """A golden or record field as a role without ``pii:read`` sees it."""
     if value is None or field not in MASKED_FIELDS:
         return value
     if field == "email":
@@ -184,7 +186,7 @@ def _mask(field: str, value: Any) -> Any:
         return mask_phone(value)
     if field == "birth_date":
         return str(value)[:4]  # the year only
-    if field in ("address_line1", "address_line2"):
+    if field in ("address_line1", "address_line2", "national_id"):
         return "***"
     return value
 
@@ -218,7 +220,7 @@ def _json(text: Any) -> Any:
 
 
 def _mask_row(row: dict[str, Any], mask: bool) -> dict[str, Any]:
-    return {k: _mask(k, v) for k, v in row.items()} if mask else row
+    return {k: mask_field(k, v) for k, v in row.items()} if mask else row
 
 
 def _isin(column: ir.Value, values: Iterable[Any]) -> ir.BooleanValue:
@@ -298,7 +300,7 @@ def _golden(engine: Engine, person_id: str, records: list[dict[str, Any]],
         row = found[0] if found else {}
     golden = {}
     for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
-        entry = {"value": _mask(f, row.get(f)) if mask else row.get(f),
+        entry = {"value": mask_field(f, row.get(f)) if mask else row.get(f),
                  "source": row.get(f"{f}__source")}
         if f in CONSENT_FIELDS:
             entry["updated_at"] = row.get(f"{f}__updated_at")

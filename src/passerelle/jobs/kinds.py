@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from passerelle.api.inputs import Text
-from passerelle.errors import CheckFailed, ExitCode, PasserelleError
+from passerelle.errors import CheckFailed, ExitCode, PartialFailure, PasserelleError
 
 Outcome = tuple[dict[str, Any], PasserelleError | None, int]
 Name = Annotated[Text, Field(min_length=1)]
@@ -76,36 +76,55 @@ def _run(project: Any, p: RunParams, user: str) -> Outcome:
     from passerelle.render import run_summary
 
     result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload)
-    out = {"run_id": result.run_id, "ok": result.ok,
-           "failed_checks": len(result.failed_checks),
-           "errors": [_error(e) for e in result.errors],
-           "steps": [{"step": s.step, "target": s.target, "status": s.status,
-                      "seconds": round(s.seconds, 3), "rows_out": s.rows_out,
-                      "message": s.message} for s in result.steps],
-           "summary": _text(run_summary(result))}
+    out = {**run_record(result), "summary": _text(run_summary(result))}
     error: PasserelleError | None = next(iter(result.errors), None)
     if error is None and result.failed_checks:
         error = CheckFailed(f"{len(result.failed_checks)} error-severity check(s) failed; "
                             "later steps were skipped.")
+    if error is None and result.failed_steps:
+        error = PartialFailure("; ".join(f"{s.step} failed: {s.message}"
+                                         for s in result.failed_steps)[:2000])
     return out, error, run_exit_code(result)
 
 
+def run_record(result: Any) -> dict[str, Any]:
+    """What a run did, as plain data (the job's result, `passerelle run --json`)."""
+    return {"run_id": result.run_id, "ok": result.ok, "exit_code": int(result.exit_code),
+            "failed_checks": len(result.failed_checks),
+            "errors": [_error(e) for e in result.errors],
+            "steps": [{"step": s.step, "target": s.target, "status": s.status,
+                       "seconds": round(s.seconds, 3), "rows_in": s.rows_in,
+                       "rows_out": s.rows_out, "message": s.message} for s in result.steps]}
+
+
 def run_exit_code(result: Any) -> int:
-    """The exit code of a pipeline result: 1 when error-severity checks failed, else the
-    worst error's (0 when it succeeded)."""
-    if result.failed_checks:
-        return int(ExitCode.USER_ERROR)
-    return max((int(e.exit_code) for e in result.errors), default=0)
+    """The exit code of a pipeline result (``RunResult.exit_code``: 4 when only checks or
+    steps failed, else the worst error's, 0 when it succeeded)."""
+    return int(result.exit_code)
 
 
 def _segment_refresh(project: Any, p: SegmentRefreshParams, user: str) -> Outcome:
+    from passerelle.runlog import utcnow
     from passerelle.segments import service
 
     if p.events:
+        started = utcnow()
         r = service.refresh_events(project, force=p.full)
-        return vars(r) | {"memberships": vars(r.memberships) if r.memberships else None}, \
+        return vars(r) | {"memberships": vars(r.memberships) if r.memberships else None,
+                          "decision_store": decisions_after_events(project, started)}, \
             None, 0
     return service.refresh(project, p.names or None, full=p.full), None, 0
+
+
+def decisions_after_events(project: Any, started: Any) -> dict[str, int] | None:
+    """The decision store of the people an event-driven refresh touched (and of those with
+    new identifiers); None when the project has no decision store."""
+    from passerelle.personalize.incremental import refresh_touched
+    from passerelle.personalize.tables import PEOPLE
+
+    if not project.engine.exists(PEOPLE):
+        return None
+    return {"people": refresh_touched(project, started)}
 
 
 def _audience_build(project: Any, p: AudienceBuildParams, user: str) -> Outcome:

@@ -37,6 +37,7 @@ import pyarrow as pa
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.formatting import DEFAULT, Formatter
 from passerelle.measure.campaigns import (
     _check_window,
     check_currencies,
@@ -161,14 +162,6 @@ def _stat(row: Mapping[str, Any] | None) -> tuple[float, float, float, float]:
                                               "revenue_sq"))  # type: ignore[return-value]
 
 
-def _pct(x: float) -> str:
-    return f"{x * 100:+.1f} %"
-
-
-def _money(x: float, currency: str) -> str:
-    return f"{x:,.0f} {currency}"
-
-
 def audience_result(audience: str, treated: Mapping[str, Any] | None,
                     holdout: Mapping[str, Any] | None, spend: float | None,
                     level: float = 0.95, currency: str = "EUR") -> dict[str, Any]:
@@ -204,29 +197,37 @@ def audience_result(audience: str, treated: Mapping[str, Any] | None,
     if spend is None:
         out["notes"].append("No spend found for this audience's campaign: incremental ROI "
                             "needs one (give the campaign id or the spend).")
-    out["headline"] = _headline(audience, inc, currency)
+    out["headline"] = headline(out, currency)
     return out
 
 
-def _headline(audience: str, inc: Any, currency: str) -> str:
-    parts = [f"{audience}:"]
-    rel = inc.relative_lift
-    if rel is not None:
-        parts.append(f"{_pct(rel.estimate)} buyers caused by the sends (interval "
-                     f"{_pct(rel.low)} to {_pct(rel.high)});")
+def headline(result: Mapping[str, Any], currency: str, fmt: Formatter = DEFAULT) -> str:
+    """One audience's answer in a sentence, from :func:`audience_result`'s values, written
+    with ``fmt`` (the project's locale in the CLI)."""
+    if result.get("error"):
+        return f"{result['audience']}: no answer. {result['error']['reason']}"
+
+    def pct(iv: Mapping[str, float]) -> tuple[str, str, str]:
+        return tuple(fmt.percent(iv[k], sign=True) for k in ("estimate", "low", "high"))
+
+    def money(iv: Mapping[str, float]) -> tuple[str, str, str]:
+        return tuple(fmt.money(iv[k], currency) for k in ("estimate", "low", "high"))
+
+    parts = [f"{result['audience']}:"]
+    if (rel := result.get("conversion_lift_relative")) is not None:
+        e, lo, hi = pct(rel)
+        parts.append(f"{e} buyers caused by the sends (interval {lo} to {hi});")
     else:
-        a = inc.absolute_lift
-        parts.append(f"{a.estimate * 100:+.2f} points of conversion (interval "
-                     f"{a.low * 100:+.2f} to {a.high * 100:+.2f});")
-    if inc.incremental_revenue is not None:
-        r = inc.incremental_revenue
-        parts.append(f"incremental revenue {_money(r.estimate, currency)} "
-                     f"({_money(r.low, currency)} to {_money(r.high, currency)});")
-    if inc.incremental_roi is not None:
-        roi = inc.incremental_roi
-        parts.append(f"{CFO_LABEL}: {_pct(roi.estimate)} (interval {_pct(roi.low)} to "
-                     f"{_pct(roi.high)}).")
-    elif inc.spend is None or inc.spend <= 0:
+        a = result["conversion_lift_points"]
+        e, lo, hi = (fmt.number(a[k] * 100, 2) for k in ("estimate", "low", "high"))
+        parts.append(f"{e} points of conversion (interval {lo} to {hi});")
+    if (rev := result.get("incremental_revenue")) is not None:
+        e, lo, hi = money(rev)
+        parts.append(f"incremental revenue {e} ({lo} to {hi});")
+    if (roi := result.get("incremental_roi")) is not None:
+        e, lo, hi = pct(roi)
+        parts.append(f"{CFO_LABEL}: {e} (interval {lo} to {hi}).")
+    elif result.get("spend") is None or result["spend"] <= 0:
         parts.append("no incremental ROI (no spend).")
     else:
         parts.append("no incremental ROI (no revenue lift to set against the spend).")
@@ -380,25 +381,28 @@ def _send_notes(b: Mapping[str, Any], window: timedelta,
     return notes
 
 
-def incrementality_text(report: Mapping[str, Any]) -> str:
-    """The report in plain words, one block per audience (what the CLI prints)."""
-    lines = [f"Incrementality from holdouts: {report['window_days']:g}-day window after each "
-             f"send, {report['level']:.0%} intervals, amounts in {report['currency']}.",
+def incrementality_text(report: Mapping[str, Any], fmt: Formatter = DEFAULT) -> str:
+    """The report in plain words, one block per audience (what the CLI prints), figures
+    written with ``fmt``."""
+    currency = report["currency"]
+    lines = [f"Incrementality from holdouts: {fmt.number(report['window_days'])}-day window "
+             f"after each send, {fmt.percent(report['level'], 0)} intervals, amounts in "
+             f"{currency}.",
              f"{report['label']}: (incremental revenue − spend) / spend.", ""]
     for r in report["audiences"]:
-        lines.append(r["headline"])
+        lines.append(headline(r, currency, fmt))
         if r.get("error"):
             lines.append(f"  → {r['error']['instruction']}")
         else:
             ct, ch = r["conversion_rate_treated"], r["conversion_rate_holdout"]
-            lines.append(f"  sent {r['treated_people']:,} people, converted "
-                         f"{ct['estimate']:.2%}; held out {r['holdout_people']:,}, converted "
-                         f"{ch['estimate']:.2%}")
+            lines.append(f"  sent {fmt.count(r['treated_people'], 'person', 'people')}, "
+                         f"converted {fmt.percent(ct['estimate'], 2)}; held out "
+                         f"{fmt.number(r['holdout_people'])}, converted "
+                         f"{fmt.percent(ch['estimate'], 2)}")
             rt, rh = r["revenue_per_person_treated"], r["revenue_per_person_holdout"]
-            lines.append(f"  revenue per person: sent {rt['estimate']:,.2f}, held out "
-                         f"{rh['estimate']:,.2f}; spend "
-                         + ("none" if r["spend"] is None else _money(r["spend"],
-                                                                     report["currency"])))
+            lines.append(f"  revenue per person: sent {fmt.money(rt['estimate'], currency)}, "
+                         f"held out {fmt.money(rh['estimate'], currency)}; spend "
+                         + ("none" if r["spend"] is None else fmt.money(r["spend"], currency)))
         for note in r.get("notes") or []:
             lines.append(f"  note: {note}")
         lines.append("")
@@ -407,7 +411,16 @@ def incrementality_text(report: Mapping[str, Any]) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
-__all__ = ["CFO_LABEL", "audience_groups", "audience_result", "audience_sends",
-           "audience_spend", "incrementality_from_tables", "incrementality_report",
-           "incrementality_text", "parse_pairs"]
+__all__ = [
+    "CFO_LABEL",
+    "audience_groups",
+    "audience_result",
+    "audience_sends",
+    "audience_spend",
+    "headline",
+    "incrementality_from_tables",
+    "incrementality_report",
+    "incrementality_text",
+    "parse_pairs",
+]
 

@@ -5,7 +5,8 @@ Layout under a prefix (one per project, or per test):
 - ``<prefix>gen``: the generation decisions read; a refresh writes a new generation, then
   switches this key, then deletes the old one, so a decision never sees half a refresh;
 - ``<prefix><gen>:id:<any id>`` -> person id; ``<prefix><gen>:p:<person id>`` -> JSON of
-  ``{"values": {...}, "offers": [...]}``;
+  ``{"values": {...}, "offers": [...]}``; ``<prefix><gen>:pr:<person id>`` -> the profile
+  API's JSON (golden record unmasked, traits, segments, consents);
 - ``<prefix>cap:<counter key>``: caps (expiring at the end of their window) and budgets.
 
 A look-up is one Lua call (generation, id, person in one round trip); taking caps is one
@@ -44,6 +45,13 @@ local pid = redis.call('GET', ARGV[1] .. gen .. ':id:' .. ARGV[2])
 if not pid then return false end
 return {pid, redis.call('GET', ARGV[1] .. gen .. ':p:' .. pid)}
 """
+_PROFILE = """
+local gen = redis.call('GET', KEYS[1])
+if not gen then return false end
+local pid = redis.call('GET', ARGV[1] .. gen .. ':id:' .. ARGV[2])
+if not pid then return false end
+return {pid, redis.call('GET', ARGV[1] .. gen .. ':pr:' .. pid)}
+"""
 _TAKE = """
 for i, key in ipairs(KEYS) do
   if tonumber(redis.call('GET', key) or '0') >= tonumber(ARGV[2 * i - 1]) then
@@ -78,6 +86,38 @@ class RedisPeople:
             return None
         pid, data = found[0].decode(), json.loads(found[1] or b"{}")
         return PersonRecord(pid, data.get("values", {}), set(data.get("offers", [])))
+
+
+class RedisProfiles:
+    """Profiles (``<gen>:pr:<person id>``, unmasked JSON) found by any identifier in one
+    round trip; the API masks them as the caller's token requires."""
+
+    def __init__(self, r: redis.Redis, prefix: str) -> None:
+        self.prefix = prefix
+        self._lookup = r.register_script(_PROFILE)
+
+    def lookup(self, any_id: str) -> tuple[str, dict[str, Any]] | None:
+        try:
+            found = self._lookup(keys=[f"{self.prefix}gen"],
+                                 args=[self.prefix, normalise_id(any_id)])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        if not found:
+            return None
+        return found[0].decode(), json.loads(found[1] or b"{}")
+
+
+def write_profiles(engine: Engine, pipe_of: Any, base: str, who: Any = None) -> None:
+    """``<base>pr:<person id>`` for everyone (or ``who``), in pipelines of ``BATCH``."""
+    from passerelle.personalize.profiles import ProfileReader, profile_doc, profile_rows
+
+    golden = ProfileReader(engine).select.get("golden", [])
+    for batch in engine.con.to_pyarrow_batches(profile_rows(engine, who), chunk_size=BATCH):
+        pipe = pipe_of()
+        for row in batch.to_pylist():
+            pipe.set(f"{base}pr:{row['person_id']}",
+                     json.dumps(profile_doc(row, golden), default=str))
+        pipe.execute()
 
 
 class RedisCaps:
@@ -130,6 +170,10 @@ def load_redis(engine: Engine, url: str, prefix: str) -> str:
             doc = {"values": split_values(row), "offers": sorted(chosen)}
             pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
         pipe.execute()
+    from passerelle.identity.tables import PROFILES
+
+    if engine.exists(PROFILES):
+        write_profiles(engine, lambda: r.pipeline(transaction=False), base)
     old = r.getset(f"{prefix}gen", gen)
     if old:
         stale = f"{prefix}{old.decode()}:*"
@@ -149,4 +193,5 @@ def _chunks(items: Any, size: int) -> Any:
         yield chunk
 
 
-__all__ = ["RedisCaps", "RedisPeople", "client", "load_redis", "redis_store"]
+__all__ = ["RedisCaps", "RedisPeople", "RedisProfiles", "client", "load_redis",
+           "redis_store", "write_profiles"]

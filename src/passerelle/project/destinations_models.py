@@ -91,6 +91,21 @@ class CsvDestination(_Exit):
         return self
 
 
+class AdListDestination(_Exit):
+    """A customer list for an ad platform (treated members only): e-mails and phones
+    normalised, then hashed with SHA-256, in the column layout the platform documents."""
+
+    type: Literal["google_customer_match", "meta_custom_audience"] = Field(
+        description="google_customer_match: Email,Phone (Google Ads customer list upload); "
+                    "meta_custom_audience: email,phone (Meta custom audience customer list)")
+    path: ProjectPath = Field(description="File to write, relative to the project; {audience} "
+                                          "and {date} are replaced")
+    purpose: str | None = Field(
+        "ad_audiences", description="Purpose of consent.yml the people sent must have "
+                                    "granted (default: ad_audiences, the purpose of ad "
+                                    "audiences)")
+
+
 class WebhookDestination(_Exit):
     """POST the changes of an audience as signed JSON batches."""
 
@@ -181,7 +196,8 @@ class MySQLDestination(_DatabaseDestination):
 
 
 Destination = Annotated[
-    CsvDestination | WebhookDestination | PostgresDestination | MySQLDestination,
+    CsvDestination | AdListDestination | WebhookDestination | PostgresDestination
+    | MySQLDestination,
     Field(discriminator="type"),
 ]
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(Destination)

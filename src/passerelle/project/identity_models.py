@@ -7,10 +7,12 @@ reviewed in git. The CLI and API add pins of their own, kept in the warehouse an
 
 from __future__ import annotations
 
+import difflib
+import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, WithJsonSchema, model_validator
 
 from passerelle.project.models import Strict
 from passerelle.project.paths import ProjectPath, confine
@@ -18,8 +20,26 @@ from passerelle.project.paths import ProjectPath, confine
 # Fields of the customers entity that identity may use.
 IDENTITY_FIELDS = (
     "customer_id", "email", "phone", "first_name", "last_name", "birth_date", "address_line1",
-    "address_line2", "postcode", "city", "country", "loyalty_card",
+    "address_line2", "postcode", "city", "country", "loyalty_card", "region", "national_id",
+    "gender",
 )
+# A source's extra field (``extra_fields:`` of a customer source) as identity.yml names it.
+EXTRA_FIELD = r"^extra_[a-z][a-z0-9_]{0,39}$"
+
+
+def _identity_field(value: str) -> str:
+    if value in IDENTITY_FIELDS or re.match(EXTRA_FIELD, value):
+        return value
+    close = difflib.get_close_matches(value, IDENTITY_FIELDS, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    raise ValueError(f"Input should be an identity field ({', '.join(IDENTITY_FIELDS)}) or "
+                     f"extra_<name> of a source's extra_fields; {hint}got '{value}'")
+
+
+IdentityField = Annotated[str, AfterValidator(_identity_field), WithJsonSchema({
+    "anyOf": [{"enum": list(IDENTITY_FIELDS)}, {"type": "string", "pattern": EXTRA_FIELD}]})]
+# Methods that fit a text extra field (its values are staged as text).
+EXTRA_METHODS = ("exact", "name", "text")
 # Consents are not survived field by field: the latest choice wins (identity/golden.py).
 CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
 
@@ -27,7 +47,8 @@ CONSENT_FIELDS: tuple[str, ...] = ("consent_email", "consent_sms")
 class DeterministicKey(Strict):
     """Records that share this field's normalised value are the same person."""
 
-    field: Literal[IDENTITY_FIELDS]  # type: ignore[valid-type]
+    field: IdentityField = Field(description="A standard field, or extra_<name> of a source's "
+                                             "extra_fields")
     sources: list[str] | None = Field(
         None, description="Only records of these sources (e.g. systems sharing one customer id)")
     max_names: int | None = Field(
@@ -45,7 +66,8 @@ class DeterministicKey(Strict):
 class Comparison(Strict):
     """One field compared by the probabilistic model."""
 
-    field: Literal[IDENTITY_FIELDS]  # type: ignore[valid-type]
+    field: IdentityField = Field(description="A standard field, or extra_<name> of a source's "
+                                             "extra_fields")
     method: Literal["exact", "name", "text", "date", "postcode", "address"] = Field(
         "exact", description="exact; name: typos (Jaro-Winkler) and nicknames; text: edit "
                              "distance; date: typos and day/month swaps; postcode: same "
@@ -59,6 +81,14 @@ class Comparison(Strict):
                            "counts little. Careful on last names when addresses are compared: "
                            "a family shares both. Every run is then a full run: new records "
                            "change the frequencies")
+
+
+    @model_validator(mode="after")
+    def _extra_is_text(self) -> Comparison:
+        if self.field.startswith("extra_") and self.method not in EXTRA_METHODS:
+            raise ValueError(f"{self.field} is an extra field (text): compare it with "
+                             f"{', '.join(EXTRA_METHODS)}, not {self.method}")
+        return self
 
 
 class Training(Strict):
@@ -83,10 +113,16 @@ class Probabilistic(Strict):
         Comparison(field="address_line1", method="text"),
         Comparison(field="city", method="exact"),
     ])
-    blocking: list[list[str]] = Field(
+    blocking: list[list[str]] | Literal["auto"] = Field(
         default_factory=lambda: [["last_name", "birth_date"], ["first_name", "birth_date"],
                                  ["last_name", "postcode"]],
-        description="Candidate pairs: records equal on every field of at least one rule")
+        description="Candidate pairs: records equal on every field of at least one rule; "
+                    "`auto`: Passerelle chooses the rules from the compared fields within "
+                    "`comparison_budget` (see docs/identity-matching.md)")
+    comparison_budget: int | None = Field(
+        None, ge=10_000, le=5_000_000_000,
+        description="With `blocking: auto`, most candidate pairs the rules may generate "
+                    "(default: 200 x records + 1,000,000)")
     training: Training = Field(default_factory=Training)
     last_name_from_email: bool = Field(
         False, description="A record without a last name takes the one its e-mail address "
@@ -100,6 +136,15 @@ class Probabilistic(Strict):
     model_path: ProjectPath = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
 
+    @property
+    def blocking_rules(self) -> list[list[str]]:
+        """The rules written in identity.yml; none with ``blocking: auto`` (until chosen)."""
+        return [] if self.blocking == "auto" else self.blocking
+
+    def with_rules(self, rules: list[list[str]]) -> Probabilistic:
+        """This configuration with ``rules`` as its blocking (``auto`` resolved)."""
+        return self.model_copy(update={"blocking": [list(r) for r in rules]})
+
     def model_file(self, project_root: Path) -> Path:
         """The saved model's file, resolved and kept inside the project's allowed folders."""
         return confine(project_root, self.model_path, what="Splink model (model_path)")
@@ -107,9 +152,9 @@ class Probabilistic(Strict):
     @model_validator(mode="after")
     def _fields_known(self) -> Probabilistic:
         compared = {c.field for c in self.comparisons}
-        for rule in [*self.blocking, *self.training.em_blocking]:
+        for rule in [*self.blocking_rules, *self.training.em_blocking]:
             for f in rule:
-                if f not in IDENTITY_FIELDS:
+                if f not in IDENTITY_FIELDS and not re.match(EXTRA_FIELD, f):
                     raise ValueError(f"blocking field '{f}' is not an identity field "
                                      f"({', '.join(IDENTITY_FIELDS)})")
         if not compared:

@@ -269,9 +269,12 @@ def read_core(root: Path | str) -> tuple[ProjectDefinition | None, Problems]:
     ), problems
 
 
-def closest(word: str, options: list[str]) -> str | None:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean '{close[0]}'?" if close else None
+def closest(word: str, options: list[str], prefix: str = "") -> str | None:
+    """A "did you mean" hint; ``prefix``, shared by every option, is left out of the
+    likeness (extra_employer is not close to extra_passport)."""
+    n = len(prefix)
+    close = difflib.get_close_matches(word[n:], [o[n:] for o in options], n=1)
+    return f"did you mean '{prefix}{close[0]}'?" if close else None
 
 
 def _check_targets(entity_name: str, columns: dict[str, Any], at: Located,
@@ -358,9 +361,26 @@ def _cross_check_identity(identity: IdentityConfig, at: Located,
                          closest(name, customer_sources)
                          or f"customers sources: {', '.join(customer_sources) or 'none'}")
 
+    extra = sorted({f"extra_{n}" for s in sources.values() if s.entity == "customers"
+                    for n in s.extra_fields})
+
+    def field_known(field: str, *loc: str | int) -> None:
+        if field.startswith("extra_") and field not in extra:
+            problems.add(at.doc.file, f"'{field}' is no customer source's extra field",
+                         at.line(*loc), closest(field, extra, prefix="extra_")
+                         or "declare it in a customer source: "
+                         f"`extra_fields: {{{field[6:]}: <column>}}`")
+
     for i, key in enumerate(identity.keys):
+        field_known(key.field, "keys", i, "field")
         for name in key.sources or []:
             known(name, "keys", i, "sources")
+    probabilistic = identity.probabilistic
+    for i, comparison in enumerate(probabilistic.comparisons):
+        field_known(comparison.field, "probabilistic", "comparisons", i, "field")
+    for i, rule in enumerate(probabilistic.blocking_rules):
+        for rule_field in rule:
+            field_known(rule_field, "probabilistic", "blocking", i)
     for name in identity.survivorship.source_priority:
         known(name, "survivorship", "source_priority")
     for name in identity.survivorship.fields:

@@ -16,11 +16,12 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    StringConstraints,
     field_validator,
     model_validator,
 )
 
-from passerelle.model import ENTITIES
+from passerelle.model import ENTITIES, EXTRA_PREFIX
 from passerelle.project.paths import ProjectPath
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -168,6 +169,9 @@ class ProjectConfig(Strict):
     app_database: SecretStr | None = Field(None, description=(
         "Application database URL: postgresql://user:${PASSWORD}@host/db (default: the "
         "SQLite file .passerelle/app.db in the project)"))
+    identity_salt: SecretStr | None = Field(None, description=(
+        "Secret mixed into the SHA-256 of values a source mapping hashes (`hash: true`, e.g. "
+        "national_id); use ${ENV_VAR}, never a literal. Changing it changes every hash"))
     roles: dict[Annotated[str, AfterValidator(_check_role_name)],
                 list[Annotated[str, AfterValidator(_check_permission)]]] = Field(
         default_factory=dict,
@@ -378,6 +382,11 @@ class ColumnMapping(Strict):
     format: str | list[str] | None = Field(
         None, description="strptime format(s) for dates and timestamps, e.g. '%d/%m/%Y'"
     )
+    hash: bool = Field(
+        False, description="Keep only the SHA-256 of the normalised value salted with the "
+                           "project's `identity_salt` (passerelle.yml): equal values still "
+                           "match, the value itself never reaches the warehouse's staged tables"
+    )
 
     @model_validator(mode="after")
     def _one_origin(self) -> ColumnMapping:
@@ -420,14 +429,30 @@ class SourceConfig(Strict):
         description="For orders and sends: the customer source whose customer_id they carry",
     )
     default_region: str | None = Field(None, pattern=r"^[A-Z]{2}$")
+    extra_fields: dict[Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{0,39}$")],
+                       str | ColumnMapping] = Field(
+        default_factory=dict, max_length=20,
+        description="Customer sources: name -> source column of a value that is not a standard "
+                    "field but that identity.yml may compare (staged as text, column "
+                    "extra_<name> of customer_records)")
 
     _check = field_validator("name")(classmethod(lambda cls, v: _check_name(v)))
 
+    @model_validator(mode="after")
+    def _extra_on_customers(self) -> SourceConfig:
+        if self.extra_fields and self.entity != "customers":
+            raise ValueError("extra_fields are for customer sources (entity: customers)")
+        return self
+
     def mappings(self) -> dict[str, ColumnMapping]:
-        return {
+        """Standard field (or ``extra_<name>``) -> where its value comes from."""
+        out = {
             target: ColumnMapping(column=m) if isinstance(m, str) else m
             for target, m in self.columns.items()
         }
+        for name, m in self.extra_fields.items():
+            out[EXTRA_PREFIX + name] = ColumnMapping(column=m) if isinstance(m, str) else m
+        return out
 
     @property
     def is_file(self) -> bool:

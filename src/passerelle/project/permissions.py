@@ -36,6 +36,7 @@ BUILTIN_ROLES: dict[str, frozenset[str]] = {
 SCOPES: dict[str, frozenset[str]] = {
     "collect:write": frozenset(),
     "profiles:read": frozenset(),
+    "decide": frozenset(),  # GET /v1/decide: the next best messages of a placement
     "api:read": frozenset(),
     "api:write": frozenset({"segments:write", "audiences:export", "pipeline:run",
                             "identity:write", "glossary:approve", "privacy:handle"}),
@@ -45,8 +46,9 @@ SCOPES: dict[str, frozenset[str]] = {
 # A scope includes the scopes listed here (admin can do what every other scope can).
 SCOPE_INCLUDES: dict[str, frozenset[str]] = {
     "admin": frozenset(SCOPES) - {"admin"},
-    "api:write": frozenset({"api:read", "profiles:read"}),
-    "api:read": frozenset({"profiles:read"}),
+    "api:write": frozenset({"api:read", "profiles:read", "decide"}),
+    "api:read": frozenset({"profiles:read", "decide"}),
+    "profiles:read": frozenset({"decide"}),
 }
 
 

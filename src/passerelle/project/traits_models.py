@@ -100,3 +100,15 @@ def value_kind(trait: AggregateTrait) -> str:
 BUILTIN_ENTITY = {"rfm": "orders", "clv": "orders", "churn_risk": "orders",
                   "favourite_channel": "orders", "favourite_category": "order_lines",
                   "days_since_last_visit": "events"}
+
+
+def outputs(trait: AggregateTrait | BuiltinTrait) -> list[str]:
+    """The trait names a trait writes (RFM and CLV write their parts too)."""
+    if not isinstance(trait, BuiltinTrait):
+        return [trait.name]
+    if trait.builtin == "rfm":
+        return [trait.name, f"{trait.name}_recency", f"{trait.name}_frequency",
+                f"{trait.name}_monetary"]
+    if trait.builtin == "clv":
+        return [trait.name, f"{trait.name}_expected_purchases", f"{trait.name}_p_alive"]
+    return [trait.name]

@@ -32,7 +32,8 @@ def _kind_of(kind: Kind) -> str:
 
 
 def _offline_profile_kinds() -> dict[str, str]:
-    from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
+    from passerelle.project.identity_models import CONSENT_FIELDS
+    from passerelle.project.identity_models import IDENTITY_FIELDS as GOLDEN_FIELDS
 
     customer = {f.name: f.kind for f in ENTITIES["customers"].fields}
     kinds = {"person_id": TEXT}
@@ -61,8 +62,7 @@ def schema_kinds(schema: Iterable[tuple[str, dt.DataType]]) -> dict[str, str]:
 
 def trait_kinds(definitions: object) -> dict[str, str]:
     """Trait name -> kind of its value, for every output of a project's traits."""
-    from passerelle.project.traits_models import AggregateTrait, value_kind
-    from passerelle.traits.builtins import outputs
+    from passerelle.project.traits_models import AggregateTrait, outputs, value_kind
 
     kinds: dict[str, str] = {}
     for trait in getattr(definitions, "traits", None) or []:

@@ -29,6 +29,8 @@ BATCH_ROWS = 50_000
 #: Longest CSV record DuckDB accepts (a 1 MB free-text field must load).
 MAX_LINE_BYTES = 64 << 20
 _NESTED = {"struct", "list", "map", "array", "union"}
+_TEMPORAL = {"date", "time", "timestamp", "timestamp with time zone", "timestamp_s",
+             "timestamp_ms", "timestamp_ns", "time with time zone"}
 
 
 @dataclass(frozen=True)
@@ -208,7 +210,10 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatc
     # Detect types on the whole file (a key first seen late must not be dropped), then read
     # nested values as JSON text so heterogeneous objects keep exactly their own keys.
     probe = con.read_json(str(unit.path), format="newline_delimited", sample_size=-1)
-    columns = {c: ("JSON" if t.id in _NESTED else str(t))
+    # Times stay text: DuckDB's reader turns "…T08:00:00Z" into a naive UTC TIMESTAMP, which
+    # staging could not tell from a naive local time (the "Z" was shifted by the project's
+    # zone); staging parses the original spelling, offset included.
+    columns = {c: ("JSON" if t.id in _NESTED else "VARCHAR" if t.id in _TEMPORAL else str(t))
                for c, t in zip(probe.columns, probe.types, strict=True)}
     check_no_lineage_clash(list(columns), unit.name)
     relation = con.read_json(str(unit.path), format="newline_delimited", columns=columns)

@@ -1,70 +1,65 @@
-"""Country names and codes French sources use, mapped to ISO 3166-1 alpha-2.
+"""Countries: ISO 3166-1 alpha-2 codes and the names people type for them, and the postcode
+rules Passerelle knows per country.
 
-The mapping ships with the code and is written to the warehouse as ``_norm_country`` so the
-lookup is a join in SQL. Keys are upper-cased; because an engine may upper-case only ASCII
-letters (a C locale), each name is also stored in that form (``ALGéRIE``), and without
-accents, so the join matches whatever the engine's ``upper`` does.
+The list is the full ISO 3166-1 (249 countries and territories), with names in French and
+English, read from the Unicode CLDR data that Babel ships (maintained upstream, updated with
+Babel); names in a few more European languages are accepted too (Deutschland, España,
+België). The mapping is written to the warehouse as ``_norm_country`` so the lookup is a
+join in SQL. Keys are upper-cased; because an engine may upper-case only ASCII letters (a C
+locale), each name is also stored in that form (``ALGéRIE``), and without accents, so the
+join matches whatever the engine's ``upper`` does.
 """
 
 from __future__ import annotations
 
+import re
 import unicodedata
+from functools import cache
 
-# alpha-2: (alpha-3, names in French and English, with common variants)
-_COUNTRIES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "FR": ("FRA", ("France", "République française", "France métropolitaine")),
-    "BE": ("BEL", ("Belgique", "Belgium", "België")),
-    "DE": ("DEU", ("Allemagne", "Germany", "Deutschland")),
-    "CH": ("CHE", ("Suisse", "Switzerland", "Schweiz", "Svizzera")),
-    "ES": ("ESP", ("Espagne", "Spain", "España")),
-    "IT": ("ITA", ("Italie", "Italy", "Italia")),
-    "GB": ("GBR", ("Royaume-Uni", "Royaume Uni", "United Kingdom", "UK", "Grande-Bretagne",
-                   "Great Britain", "Angleterre", "England", "Écosse", "Scotland",
-                   "Pays de Galles", "Wales")),
-    "NL": ("NLD", ("Pays-Bas", "Pays Bas", "Netherlands", "The Netherlands", "Hollande",
-                   "Holland", "Nederland")),
-    "LU": ("LUX", ("Luxembourg",)),
-    "PT": ("PRT", ("Portugal",)),
-    "AT": ("AUT", ("Autriche", "Austria", "Österreich")),
-    "BG": ("BGR", ("Bulgarie", "Bulgaria")),
-    "HR": ("HRV", ("Croatie", "Croatia")),
-    "CY": ("CYP", ("Chypre", "Cyprus")),
-    "CZ": ("CZE", ("Tchéquie", "République tchèque", "Czechia", "Czech Republic")),
-    "DK": ("DNK", ("Danemark", "Denmark")),
-    "EE": ("EST", ("Estonie", "Estonia")),
-    "FI": ("FIN", ("Finlande", "Finland")),
-    "GR": ("GRC", ("Grèce", "Greece")),
-    "HU": ("HUN", ("Hongrie", "Hungary")),
-    "IE": ("IRL", ("Irlande", "Ireland", "Eire")),
-    "LV": ("LVA", ("Lettonie", "Latvia")),
-    "LT": ("LTU", ("Lituanie", "Lithuania")),
-    "MT": ("MLT", ("Malte", "Malta")),
-    "PL": ("POL", ("Pologne", "Poland", "Polska")),
-    "RO": ("ROU", ("Roumanie", "Romania")),
-    "SK": ("SVK", ("Slovaquie", "Slovakia")),
-    "SI": ("SVN", ("Slovénie", "Slovenia")),
-    "SE": ("SWE", ("Suède", "Sweden")),
-    "NO": ("NOR", ("Norvège", "Norway")),
-    "IS": ("ISL", ("Islande", "Iceland")),
-    "LI": ("LIE", ("Liechtenstein",)),
-    "MC": ("MCO", ("Monaco",)),
-    "AD": ("AND", ("Andorre", "Andorra")),
-    "US": ("USA", ("États-Unis", "Etats-Unis", "États-Unis d'Amérique", "United States",
-                   "United States of America", "USA", "U.S.A.", "America", "Amérique")),
-    "CA": ("CAN", ("Canada",)),
-    "MA": ("MAR", ("Maroc", "Morocco")),
-    "DZ": ("DZA", ("Algérie", "Algeria")),
-    "TN": ("TUN", ("Tunisie", "Tunisia")),
-    "SN": ("SEN", ("Sénégal", "Senegal")),
-    "CI": ("CIV", ("Côte d'Ivoire", "Cote d'Ivoire", "Ivory Coast")),
-    "RE": ("REU", ("La Réunion", "Réunion")),
-    "GP": ("GLP", ("Guadeloupe",)),
-    "MQ": ("MTQ", ("Martinique",)),
-    "GF": ("GUF", ("Guyane", "Guyane française", "French Guiana")),
-    "YT": ("MYT", ("Mayotte",)),
+# CLDR territory codes that are not ISO 3166-1 countries: regions, groupings, reserved or
+# user-assigned codes (Ascension, Clipperton, Diego Garcia, Ceuta & Melilla, EU, Eurozone,
+# Canary Islands, outlying Oceania, Tristan da Cunha, UN, pseudo-locales, Kosovo, unknown).
+NOT_ISO = frozenset({"AC", "CP", "CQ", "DG", "EA", "EU", "EZ", "IC", "QO", "TA", "UN",
+                     "XA", "XB", "XK", "ZZ"})
+# Names are taken in this order: a name already taken keeps its first country.
+NAME_LOCALES = ("fr", "en", "de", "es", "it", "nl", "pt")
+# What people type besides the official names: alpha-3 codes of the countries French
+# sources meet most, codes that are not ISO's, and common short or historical names.
+ALIASES: dict[str, str] = {
+    "FRA": "FR", "BEL": "BE", "DEU": "DE", "CHE": "CH", "ESP": "ES", "ITA": "IT", "GBR": "GB",
+    "NLD": "NL", "LUX": "LU", "PRT": "PT", "AUT": "AT", "BGR": "BG", "HRV": "HR", "CYP": "CY",
+    "CZE": "CZ", "DNK": "DK", "EST": "EE", "FIN": "FI", "GRC": "GR", "HUN": "HU", "IRL": "IE",
+    "LVA": "LV", "LTU": "LT", "MLT": "MT", "POL": "PL", "ROU": "RO", "SVK": "SK", "SVN": "SI",
+    "SWE": "SE", "NOR": "NO", "ISL": "IS", "LIE": "LI", "MCO": "MC", "AND": "AD", "USA": "US",
+    "CAN": "CA", "MAR": "MA", "DZA": "DZ", "TUN": "TN", "SEN": "SN", "CIV": "CI", "REU": "RE",
+    "GLP": "GP", "MTQ": "MQ", "GUF": "GF", "MYT": "YT", "AUS": "AU", "NZL": "NZ", "JPN": "JP",
+    "CHN": "CN", "BRA": "BR", "IND": "IN", "MEX": "MX", "ZAF": "ZA", "TUR": "TR", "UKR": "UA",
+    "RUS": "RU", "ISR": "IL",
+    "UK": "GB", "EL": "GR",
+    "République française": "FR", "France métropolitaine": "FR",
+    "Grande-Bretagne": "GB", "Great Britain": "GB", "Angleterre": "GB", "England": "GB",
+    "Écosse": "GB", "Scotland": "GB", "Pays de Galles": "GB", "Wales": "GB",
+    "Hollande": "NL", "Holland": "NL", "The Netherlands": "NL",
+    "États-Unis d'Amérique": "US", "United States of America": "US", "U.S.A.": "US",
+    "America": "US", "Amérique": "US", "République tchèque": "CZ", "Czech Republic": "CZ",
+    "Eire": "IE", "Ivory Coast": "CI", "La Réunion": "RE", "Guyane": "GF",
 }
-# Codes people type that are not the ISO ones.
-_ALIASES = {"UK": "GB", "EL": "GR"}
+
+
+@cache
+def iso_countries() -> dict[str, dict[str, str]]:
+    """ISO 3166-1 alpha-2 -> {locale: name} for :data:`NAME_LOCALES`."""
+    from babel import Locale
+
+    names = {loc: Locale(loc).territories for loc in NAME_LOCALES}
+    codes = sorted(c for c in names["en"] if re.fullmatch("[A-Z]{2}", c) and c not in NOT_ISO)
+    return {code: {loc: names[loc][code] for loc in NAME_LOCALES if code in names[loc]}
+            for code in codes}
+
+
+def country_name(code: str, locale: str = "en") -> str | None:
+    """The country's name in ``locale`` (French or English...), or None for an unknown code."""
+    return iso_countries().get(code.upper(), {}).get(locale)
 
 
 def _strip_accents(text: str) -> str:
@@ -78,7 +73,10 @@ def _ascii_upper(text: str) -> str:
 
 
 def _variants(name: str) -> set[str]:
-    forms = {name, _strip_accents(name), name.replace("-", " "), name.replace("'", "’")}
+    forms = {name}
+    for change in (_strip_accents, lambda t: t.replace("-", " "),
+                   lambda t: t.replace("'", "’"), lambda t: t.replace("’", "'")):
+        forms |= {change(form) for form in forms}
     out: set[str] = set()
     for form in forms:
         out.add(form.upper())
@@ -87,13 +85,60 @@ def _variants(name: str) -> set[str]:
     return out
 
 
+@cache
 def country_mapping() -> dict[str, str]:
     """Upper-cased key (as an engine's ``upper(trim(x))`` gives it) -> ISO alpha-2."""
     mapping: dict[str, str] = {}
-    for alpha2, (alpha3, names) in _COUNTRIES.items():
-        for key in (alpha2, alpha3, *names):
-            for variant in _variants(key):
-                mapping[variant] = alpha2
-    for alias, alpha2 in _ALIASES.items():
-        mapping[alias] = alpha2
+    countries = iso_countries()
+    for alpha2 in countries:
+        mapping[alpha2] = alpha2
+    for loc in NAME_LOCALES:  # French first, then English...: the first country keeps a name
+        for alpha2, names in countries.items():
+            if loc in names:
+                for variant in _variants(names[loc]):
+                    mapping.setdefault(variant, alpha2)
+    for alias, alpha2 in ALIASES.items():
+        for variant in _variants(alias):
+            mapping.setdefault(variant, alpha2)
     return mapping
+
+
+def resolve(text: str) -> str | None:
+    """The alpha-2 code of a country typed as ``text`` (name in French or English, code),
+    or None. Python twin of the SQL lookup, for validation and tests."""
+    return country_mapping().get(" ".join(text.split()).upper())
+
+
+# Postcode rules, on the value with its spaces removed and upper-cased. A country not listed
+# here is not checked (its postcodes are kept as typed, never flagged). ``fix`` rewrites a
+# common slip before the check (a French postcode whose leading zero a spreadsheet dropped).
+POSTCODE_RULES: dict[str, str] = {
+    "FR": r"^[0-9]{5}$", "MC": r"^980[0-9]{2}$",
+    "GP": r"^971[0-9]{2}$", "MQ": r"^972[0-9]{2}$", "GF": r"^973[0-9]{2}$",
+    "RE": r"^974[0-9]{2}$", "YT": r"^976[0-9]{2}$",
+    "DE": r"^[0-9]{5}$", "IT": r"^[0-9]{5}$", "ES": r"^[0-9]{5}$", "FI": r"^[0-9]{5}$",
+    "GR": r"^[0-9]{5}$", "SE": r"^[0-9]{5}$", "CZ": r"^[0-9]{5}$", "SK": r"^[0-9]{5}$",
+    "MA": r"^[0-9]{5}$", "DZ": r"^[0-9]{5}$", "EE": r"^[0-9]{5}$", "HR": r"^[0-9]{5}$",
+    "BE": r"^[0-9]{4}$", "CH": r"^[0-9]{4}$", "AT": r"^[0-9]{4}$", "DK": r"^[0-9]{4}$",
+    "NO": r"^[0-9]{4}$", "LU": r"^(L-?)?[0-9]{4}$", "HU": r"^[0-9]{4}$", "SI": r"^[0-9]{4}$",
+    "AU": r"^[0-9]{4}$", "NZ": r"^[0-9]{4}$", "ZA": r"^[0-9]{4}$", "TN": r"^[0-9]{4}$",
+    "NL": r"^[0-9]{4}[A-Z]{2}$",
+    "GB": r"^[A-Z]{1,2}[0-9][A-Z0-9]?[0-9][A-Z]{2}$",
+    "IE": r"^[A-Z][0-9][0-9W][A-Z0-9]{4}$",
+    "PT": r"^[0-9]{4}-?[0-9]{3}$", "PL": r"^[0-9]{2}-?[0-9]{3}$",
+    "US": r"^[0-9]{5}(-?[0-9]{4})?$", "CA": r"^[A-Z][0-9][A-Z][0-9][A-Z][0-9]$",
+    "JP": r"^[0-9]{3}-?[0-9]{4}$", "BR": r"^[0-9]{5}-?[0-9]{3}$", "IN": r"^[0-9]{6}$",
+}
+# Countries whose postcodes have five digits where a spreadsheet drops the leading zero.
+LEADING_ZERO = frozenset({"FR", "DE", "IT", "ES", "FI"})
+
+
+def postcode_ok(code: str, country: str) -> bool | None:
+    """Python twin of the SQL check: True/False where a rule is known, else None."""
+    rule = POSTCODE_RULES.get(country)
+    if rule is None:
+        return None
+    value = re.sub(r"\s+", "", code).upper()
+    if country in LEADING_ZERO and re.fullmatch("[0-9]{4}", value):
+        value = "0" + value
+    return re.fullmatch(rule.strip("^$"), value) is not None

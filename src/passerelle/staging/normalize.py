@@ -21,8 +21,9 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.model import Kind
+from passerelle.staging import countries, temporal
 from passerelle.staging import dictionaries as dicts
-from passerelle.staging import temporal
+from passerelle.staging.types import TARGET_TYPES, target_type  # noqa: F401 - re-exported
 
 Step = dict[str, Callable[[ir.Table], ir.Value]]
 
@@ -30,17 +31,6 @@ TEXT_LIMIT = 4096
 JSON_LIMIT = 1024 * 1024
 _WS = "[ \t\r\n\u00a0\u202f]+"
 
-TARGET_TYPES: dict[Kind, dt.DataType] = {
-    Kind.DATE: dt.date,
-    Kind.TIMESTAMP: dt.Timestamp(scale=6),  # microseconds, as both engines store them
-    Kind.DECIMAL: dt.Decimal(18, 2),
-    Kind.INTEGER: dt.int64,
-    Kind.BOOLEAN: dt.boolean,
-}
-
-
-def target_type(kind: Kind) -> dt.DataType:
-    return TARGET_TYPES.get(kind, dt.string)
 
 
 @dataclass(frozen=True)
@@ -102,6 +92,43 @@ def _text(p: str, limit: int, collapse: bool) -> list[Step]:
         {f"{p}c": clean},
         {f"{p}v": lambda t: ibis.ifelse(too_long(t), ibis.null("string"), t[f"{p}c"]),
          f"{p}i": lambda t: ibis.ifelse(too_long(t), "too_long", ibis.null("string"))},
+    ]
+
+
+IDENTIFIER_LIMIT = 64
+# What sources write for a gender, lower-cased and without dots: F, M or X (other, diverse)
+GENDERS = {
+    **dict.fromkeys(("f", "female", "femme", "feminin", "féminin", "w", "weiblich", "frau",
+                     "mme", "madame", "mlle", "mademoiselle", "mrs", "ms", "miss", "woman",
+                     "2"), "F"),
+    **dict.fromkeys(("m", "male", "homme", "masculin", "männlich", "mannlich", "herr", "mr",
+                     "monsieur", "man", "1"), "M"),
+    **dict.fromkeys(("x", "d", "divers", "other", "autre", "non-binary", "non binaire",
+                     "non-binaire", "nb", "diverse"), "X"),
+}
+
+
+def _identifier(p: str) -> list[Step]:
+    """A national or tax identifier: separators people type (spaces, dots, dashes,
+    slashes) dropped, upper-cased; longer than :data:`IDENTIFIER_LIMIT`: flagged."""
+    def clean(t: ir.Table) -> ir.Value:
+        return t[f"{p}t"].re_replace("[ \\t\\r\\n.\\-/\u00a0\u202f]+", "").upper().nullif("")
+
+    return [
+        {f"{p}c": clean},
+        {f"{p}v": lambda t: ibis.ifelse(t[f"{p}c"].length() > IDENTIFIER_LIMIT,
+                                        ibis.null("string"), t[f"{p}c"]),
+         f"{p}i": lambda t: ibis.ifelse(t[f"{p}c"].length() > IDENTIFIER_LIMIT, "too_long",
+                                        ibis.null("string"))},
+    ]
+
+
+def _gender(p: str) -> list[Step]:
+    return [
+        {f"{p}k": lambda t: t[f"{p}t"].lower().replace(".", "").re_replace(_WS, " ")},
+        {f"{p}v": lambda t: t[f"{p}k"].substitute(GENDERS, else_=ibis.null("string"))},
+        {f"{p}i": lambda t: ibis.ifelse(t[f"{p}k"].notnull() & t[f"{p}v"].isnull(),
+                                        "invalid_gender", ibis.null("string"))},
     ]
 
 
@@ -223,16 +250,22 @@ def _boolean(p: str) -> list[Step]:
 
 
 def _postcode(p: str, ctx: Context) -> list[Step]:
-    def is_fr(t: ir.Table) -> ir.Value:
+    """Spaces removed, upper-cased, then checked by the rule of the record's country (its
+    country field, else the project's region) where :data:`countries.POSTCODE_RULES` knows
+    one: a postcode that fails it is flagged ``invalid_postcode``; a country without a rule
+    keeps its postcodes as typed."""
+    def country(t: ir.Table) -> ir.Value:
         if ctx.country_column is None:
-            return ibis.literal(ctx.region == "FR")
-        return ibis.coalesce(t[ctx.country_column], ibis.literal(ctx.region)) == "FR"
+            return ibis.literal(ctx.region)
+        return ibis.coalesce(t[ctx.country_column], ibis.literal(ctx.region))
 
     def value(t: ir.Table) -> ir.Value:
-        k = t[f"{p}k"]
-        french = ibis.cases((k.re_search("^[0-9]{4}$"), "0" + k),
-                            (k.re_search("^[0-9]{5}$"), k), else_=ibis.null("string"))
-        return ibis.ifelse(is_fr(t), french, k)
+        k, c = t[f"{p}k"], country(t)
+        padded = ibis.ifelse(c.isin(list(countries.LEADING_ZERO)) & k.re_search("^[0-9]{4}$"),
+                             ibis.literal("0").concat(k), k)
+        cases = [(c == code, ibis.ifelse(padded.re_search(rule), padded, ibis.null("string")))
+                 for code, rule in countries.POSTCODE_RULES.items()]
+        return ibis.cases(*cases, else_=k)
 
     return [
         {f"{p}k": lambda t: t[f"{p}t"].re_replace(_WS, "").upper()},
@@ -307,6 +340,10 @@ def field_plan(name: str, kind: Kind, raw_type: dt.DataType, formats: list[str],
         joins = {0: join}
     elif kind == Kind.POSTCODE:
         layers = _postcode(p, ctx)
+    elif kind == Kind.IDENTIFIER:
+        layers = _identifier(p)
+    elif kind == Kind.GENDER:
+        layers = _gender(p)
     elif kind == Kind.DATE:
         layers = temporal.date_steps(p, f"{p}t", patterns, birth)
     elif kind == Kind.TIMESTAMP:

@@ -20,8 +20,9 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
+from passerelle.engines.hashing import sha256_hex
 from passerelle.errors import PasserelleError, Problem, ProjectError
-from passerelle.model import ENTITIES, Entity, Kind
+from passerelle.model import ENTITIES, Entity, Kind, with_extra_fields
 from passerelle.project.models import CsvConnector, ProjectConfig, SourceConfig
 from passerelle.reporter import Reporter
 from passerelle.runlog import utcnow
@@ -52,6 +53,7 @@ _PHRASES = {
     "bad_boolean": "not a valid boolean", "invalid_email": "not a valid e-mail address",
     "invalid_phone": "not a valid phone number", "invalid_postcode": "not a valid postcode",
     "invalid_country": "not a known country", "too_long": "too long",
+    "invalid_gender": "not a known gender",
 }
 
 
@@ -125,6 +127,26 @@ def _decimal_mark(source: SourceConfig, csv_decimal: str | None) -> str:
     return "auto"
 
 
+def source_entity(source: SourceConfig) -> Entity:
+    """The entity ``source`` stages: its standard fields and the extra fields it maps."""
+    return with_extra_fields(ENTITIES[source.entity], list(source.extra_fields))
+
+
+def _hashed_fields(source: SourceConfig, project: ProjectConfig) -> dict[str, str]:
+    """field -> salt, for the fields whose mapping says ``hash: true``."""
+    fields = [t for t, m in source.mappings().items() if m.hash]
+    if not fields:
+        return {}
+    if project.identity_salt is None:
+        raise ProjectError([Problem(
+            f"sources/{source.name}.yml", f"field '{fields[0]}' asks `hash: true` but "
+            "passerelle.yml has no identity_salt",
+            hint="add `identity_salt: ${PASSERELLE_IDENTITY_SALT}` to passerelle.yml and set "
+                 "that variable to a long random secret")])
+    salt = project.identity_salt.get_secret_value()
+    return dict.fromkeys(fields, salt)
+
+
 def _check_mapping(source: SourceConfig, entity: Entity, raw: ir.Table) -> None:
     file = f"sources/{source.name}.yml"
     problems: list[Problem] = []
@@ -182,7 +204,7 @@ def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig
     The dictionary tables must exist (:func:`dictionaries.ensure_tables`,
     :func:`dictionaries.write_countries`); they are read when the query runs.
     """
-    entity = ENTITIES[source.entity]
+    entity = source_entity(source)
     raw_name = raw_table_name(source)
     if not engine.exists(raw_name):
         raise PasserelleError(f"Source '{source.name}' has not been loaded: no table {raw_name}.",
@@ -247,10 +269,15 @@ def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig
 
     columns: dict[str, ir.Value] = {"_source": ibis.literal(source.name),
                                     "_record_id": table._record_id}
+    hashed = _hashed_fields(source, project)
     for f in entity.fields:
         kind_type = target_type(f.kind)
         columns[f.name] = (table[by_name[f.name].value].cast(kind_type) if f.name in by_name
                            else ibis.null(kind_type))
+        if f.name in hashed:
+            salted = ibis.literal(hashed[f.name]).concat(columns[f.name].cast("string"))
+            columns[f.name] = ibis.ifelse(columns[f.name].isnull(), ibis.null("string"),
+                                          sha256_hex(engine, salted))
     columns["_issues"] = ibis.literal(";").join(issues).nullif("") if issues else ibis.null(
         "string")
     columns["_load_id"] = table._load_id.cast("string")

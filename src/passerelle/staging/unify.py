@@ -3,8 +3,10 @@ entity over the staged tables of its sources."""
 
 from __future__ import annotations
 
+import ibis
+
 from passerelle.engines.base import Engine
-from passerelle.model import ENTITIES, ENTITY_VIEWS
+from passerelle.model import ENTITIES, ENTITY_VIEWS, EXTRA_PREFIX
 from passerelle.project.load import ProjectDefinition
 from passerelle.project.models import SourceConfig
 
@@ -26,9 +28,15 @@ def unify_entities(project: ProjectDefinition, engine: Engine) -> list[str]:
                   if s.entity == entity and engine.exists(f"stg_{s.name}")]
         if not tables:
             continue
+        extra = sorted({EXTRA_PREFIX + n for s in project.sources.values()
+                        if s.entity == entity for n in s.extra_fields})
         columns = ["_source", "_record_id", *ENTITIES[entity].field_names, "_issues",
                    "_load_id", "_loaded_at", "_source_file", "_source_row"]
-        parts = [engine.table(t).select(columns) for t in tables]
+        parts = []
+        for name in tables:  # an extra field a source does not map is NULL in its rows
+            table = engine.table(name)
+            parts.append(table.select(*columns, **{
+                x: table[x] if x in table.columns else ibis.null("string") for x in extra}))
         expr = parts[0].union(*parts[1:], distinct=False) if len(parts) > 1 else parts[0]
         engine.con.create_view(view, expr, overwrite=True)
         made.append(view)

@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from passerelle.engines.base import Engine
-from passerelle.project.traits_models import AggregateTrait, BuiltinTrait
+from passerelle.project.traits_models import BuiltinTrait, outputs  # noqa: F401 - re-exported (compute.py)
 from passerelle.traits.aggregates import in_scope, long_rows, mode_per_person, scope_filter
 
 if TYPE_CHECKING:  # the fits import scipy: only when a CLV trait is computed
@@ -34,18 +34,6 @@ CLV_STATS = "_traits_clv_stats"
 EXACT_MAX_ROWS = 50_000
 SAMPLE_SIZE = 50_000
 HASH_DIGITS = 6  # hex digits of the person hash a sample is cut on (1 in 16.7M resolution)
-
-
-def outputs(trait: AggregateTrait | BuiltinTrait) -> list[str]:
-    """The trait names a trait writes (RFM and CLV write their parts too)."""
-    if not isinstance(trait, BuiltinTrait):
-        return [trait.name]
-    if trait.builtin == "rfm":
-        return [trait.name, f"{trait.name}_recency", f"{trait.name}_frequency",
-                f"{trait.name}_monetary"]
-    if trait.builtin == "clv":
-        return [trait.name, f"{trait.name}_expected_purchases", f"{trait.name}_p_alive"]
-    return [trait.name]
 
 
 def _today(now: datetime) -> ir.DateValue:

@@ -114,7 +114,7 @@ def _cross_check(trait: AggregateTrait | BuiltinTrait, doc: YamlDoc, i: int,
 
 def unbound_table(entity: str) -> ir.Table:
     """An Ibis table with the entity's columns and staged types, to type-check filters."""
-    from passerelle.staging.normalize import target_type
+    from passerelle.staging.types import target_type
 
     return ibis.table({c: target_type(k) for c, k in entity_columns(entity).items()},
                       name=entity)

@@ -14,8 +14,8 @@ from typing import Any
 
 from passerelle.engines.base import Engine
 from passerelle.metrics.expr import parse_expression, references
-from passerelle.project.traits_models import AggregateTrait, TraitDefinitions
-from passerelle.traits.builtins import outputs
+from passerelle.project.traits_models import AggregateTrait, TraitDefinitions, outputs
+from passerelle.traits.definitions import BUILTIN_DEFINITIONS, builtin_definition
 
 # What each built-in reads: (entity, column) pairs.
 BUILTIN_INPUTS: dict[str, list[tuple[str, str]]] = {
@@ -55,7 +55,11 @@ def segments_using(segments: Any) -> dict[str, set[str]]:
 
 
 def trait_entries(traits: TraitDefinitions, engine: Engine | None,
-                  sources: dict[str, Any], segments: Any = None) -> list[dict[str, Any]]:
+                  sources: dict[str, Any], segments: Any = None,
+                  lang: str = "en") -> list[dict[str, Any]]:
+    """Glossary entries of the traits. A built-in trait's ``definition`` is its standard text
+    in ``lang`` (``definitions`` has every language); the project's own words stay in
+    ``description``. Other traits are defined by their description, as written."""
     from passerelle.model import ENTITY_VIEWS
     from passerelle.traits.store import TRAIT_DEFINITIONS
 
@@ -76,8 +80,13 @@ def trait_entries(traits: TraitDefinitions, engine: Engine | None,
                         if s.entity == entity]
         last = computed.get(trait.name, {})
         used_by = set().union(*(using.get(o, set()) for o in outputs(trait)))
+        builtin = getattr(trait, "builtin", None)
+        definitions = BUILTIN_DEFINITIONS.get(builtin) if builtin else None
         entries.append({
-            "name": trait.name, "kind": "trait", "definition": trait.description,
+            "name": trait.name, "kind": "trait",
+            "definition": builtin_definition(builtin, lang) if definitions
+            else trait.description,
+            "description": trait.description, "definitions": definitions,
             "owner": trait.owner, "status": last.get("status") or "not computed yet",
             "type": trait.type, "file": file, "line": line, "lineage": sorted(lineage),
             "used_by": [f"segment {n}" for n in sorted(used_by)],

@@ -1,0 +1,348 @@
+"""The decision API (``GET /v1/decide``) and the profile API (``GET /v1/profiles/<id>``),
+for applications that personalise: see docs/personalisation.md (for developers).
+
+Both take a bearer API token (``Authorization: Bearer psl_...``): the ``decide`` scope for
+decisions, ``profiles:read`` for profiles (which includes ``decide``); the golden record is
+masked unless the token may read personal data (``pii:read``). Decisions read the serving
+store only (Redis when passerelle.yml names one, else the warehouse's indexed tables): never a
+scan of the warehouse per request. The store is reopened every few seconds, so a refresh
+(``passerelle run``) or a change of offers is picked up without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import TypeAdapter, ValidationError
+from starlette.concurrency import run_in_threadpool
+
+from passerelle.api import errors
+from passerelle.api.inputs import Text
+from passerelle.errors import PasserelleError
+from passerelle.governance.errors import GovernanceError
+from passerelle.governance.principal import Principal
+
+_log = logging.getLogger("passerelle.personalize")
+
+# The permission each route needs, for the authorization layer to hook (like
+# JOB_ROUTE_PERMISSIONS): a token scope; pii:read unmasks the golden record.
+PERSONALIZE_ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
+    ("GET", "/v1/decide"): "scope decide",
+    ("GET", "/v1/profiles/{person}"): "scope profiles:read (pii:read: unmasked golden record)",
+}
+RESERVED = ("person", "placement", "channel")
+MAX_CONTEXT = 30  # context values in one request
+MAX_NAME = 64  # a context value's name
+REOPEN_SECONDS = 10.0
+# A token checked in the application database is trusted this long by this process (the
+# decision API answers in milliseconds; a revoked token stops working within this delay).
+TOKEN_CACHE_SECONDS = 5.0
+MAX_CACHEDtokens = 10_000
+_TEXT: TypeAdapter[str] = TypeAdapter(Text)
+_RESPONSES = {**errors.RESPONSES, **{
+    status: {"model": errors.ErrorBody, "description": what} for status, what in (
+        (401, "No token, or a token that is unknown, revoked or expired"),
+        (403, "The token's scopes do not open this route"))}}
+
+
+class Forbidden(GovernanceError):
+    http_status = 403
+
+
+class Unauthenticated(GovernanceError):
+    http_status = 401
+
+
+def bearer(db: Any, scope: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the principal of the request's bearer token, which must have ``scope``.
+    A principal already set by an authorization layer (``request.state.principal``) is
+    used as it is."""
+    from passerelle.governance.tokens import digest, principal_from_token
+
+    tokens: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, trusted until)
+
+    async def principal(request: Request) -> Principal:
+        # async: no thread hop per request; the application database is read in a thread,
+        # once per token every TOKEN_CACHE_SECONDS
+        found = getattr(request.state, "principal", None)
+        if found is None:
+            scheme, _, secret = request.headers.get("authorization", "").partition(" ")
+            if scheme.lower() != "bearer" or not secret.strip():
+                raise Unauthenticated("This route needs an API token.",
+                                      "Send `Authorization: Bearer psl_...` (passerelle "
+                                      f"tokens create --scope {scope}).")
+            key, now = digest(secret.strip()), time.monotonic()
+            cached = tokens.get(key)
+            if cached is not None and cached[1] > now:
+                found = cached[0]
+            else:
+                found = await run_in_threadpool(principal_from_token, db, secret.strip())
+                if len(tokens) >= MAX_CACHEDtokens:
+                    tokens.clear()
+                tokens[key] = (found, now + TOKEN_CACHE_SECONDS)
+            request.state.principal = found
+        if not found.has_scope(scope):
+            raise Forbidden(f"This token does not have the scope {scope}.",
+                            f"Use a token made with --scope {scope}.")
+        return found
+
+    return principal
+
+
+class StoreHolder:
+    """The decision store the routes share, reopened every ``REOPEN_SECONDS`` (offers,
+    placements and the store's columns may change with a refresh). What went wrong with the
+    store (``problems``) survives a reopening, and raises one alert in the log."""
+
+    def __init__(self, project: Any, lock: Any) -> None:
+        self.project, self.lock = project, lock
+        self.store: Any = None
+        self.reader: Any = None  # ProfileReader (warehouse), made with the store
+        self.profiles: Any = None  # RedisProfiles when the store is in Redis
+        self.opened = 0.0
+        self.alerted = False
+        self._mutex = threading.Lock()
+        self._reopening = False
+
+    def _open(self) -> Any:
+        from passerelle.personalize.log import read_posteriors
+        from passerelle.personalize.profiles import ProfileReader
+        from passerelle.personalize.service import definitions
+        from passerelle.personalize.store import (
+            DecisionStore,
+            WarehouseCaps,
+            WarehousePeople,
+            warehouse_store,
+        )
+
+        project = self.project
+        config = project.config.personalisation
+        with self.lock:
+            defs = definitions(project)
+            if config.redis:
+                from passerelle.personalize.redis_store import RedisProfiles, client, redis_store
+
+                store = redis_store(config.redis, config.redis_prefix, defs,
+                                    project.config.timezone)
+                self.profiles = RedisProfiles(client(config.redis), config.redis_prefix)
+            else:
+                warehouse_store(project.engine, defs)  # says so if it was never built
+                # the server's lock: one warehouse connection for requests and jobs
+                store = DecisionStore(defs, WarehousePeople(project.engine, self.lock),
+                                      WarehouseCaps(project.engine, self.lock),
+                                      project.config.timezone)
+            store.posteriors = read_posteriors(project.engine)
+            self.reader = ProfileReader(project.engine)
+        return store
+
+    def get(self) -> Any:
+        """The store; the first call opens it, later ones return it at once and, every
+        ``REOPEN_SECONDS``, start reopening it in a thread of its own (a request never waits
+        for a reopening: it decides with the store of the moment)."""
+        if self.store is None:
+            with self._mutex:
+                if self.store is None:
+                    self.store, self.opened = self._open(), time.monotonic()
+            return self.store
+        if time.monotonic() - self.opened >= REOPEN_SECONDS and not self._reopening:
+            with self._mutex:
+                if not self._reopening:
+                    self._reopening = True
+                    threading.Thread(target=self._reopen, daemon=True,
+                                     name="decision-store-reopen").start()
+        return self.store
+
+    def _reopen(self) -> None:
+        try:
+            fresh = self._open()
+        except PasserelleError as exc:
+            _log.warning("decision store not reopened (the last one serves): %s", exc.reason)
+        else:
+            fresh.problems = self.store.problems
+            self.store = fresh
+        finally:
+            self.opened, self._reopening = time.monotonic(), False
+
+    def watch(self) -> None:
+        """One alert when the store starts failing; cleared when it answers again."""
+        problems = self.store.problems if self.store is not None else {}
+        if problems and not self.alerted:
+            self.alerted = True
+            _log.error("decision store problem: %s (capped offers are not shown until it "
+                       "answers)", "; ".join(f"{k}: {v}" for k, v in problems.items()))
+        elif not problems and self.alerted:
+            self.alerted = False
+            _log.warning("decision store answers again")
+
+    def health(self) -> dict[str, Any]:
+        try:
+            store = self.get()
+        except PasserelleError as exc:
+            return {"store": None, "ok": False, "problems": {"store": exc.reason}}
+        if store.kind == "redis":
+            import redis
+
+            from passerelle.personalize.redis_store import client
+
+            try:
+                client(self.project.config.personalisation.redis).ping()
+            except redis.RedisError as exc:
+                store.problems["redis"] = f"Redis: {exc}"
+            else:
+                for part in ("redis", "people", "caps"):
+                    store.problems.pop(part, None)
+        self.watch()
+        return store.health()
+
+
+def context_of(request: Request) -> dict[str, Any]:
+    """The context values of the query string (every parameter but person, placement and
+    channel), each checked as API text; a 422 names the one at fault."""
+    out: dict[str, Any] = {}
+    items = [(k, v) for k, v in request.query_params.multi_items() if k not in RESERVED]
+    if len(items) > MAX_CONTEXT:
+        raise _invalid("query", f"at most {MAX_CONTEXT} context values, not {len(items)}")
+    for key, value in items:
+        if len(key) > MAX_NAME:
+            raise _invalid("query", f"a context value's name has at most {MAX_NAME} "
+                                    "characters")
+        if key in out:
+            raise _invalid(f"query.{key}", "given twice")
+        try:
+            out[key] = _TEXT.validate_python(value)
+        except ValidationError as exc:
+            raise _invalid(f"query.{key}", exc.errors()[0]["msg"]) from None
+    return out
+
+
+class _Invalid(Exception):
+    def __init__(self, where: str, message: str, code: str = "invalid_request",
+                 instruction: str = "Check the request against /openapi.json.") -> None:
+        super().__init__(message)
+        self.where, self.message, self.code, self.instruction = where, message, code, \
+            instruction
+
+    def response(self) -> JSONResponse:
+        return JSONResponse(errors.error_body(
+            self.code, f"{self.where}: {self.message}", self.instruction,
+            details=[{"where": self.where, "message": self.message}]), status_code=422)
+
+
+def _invalid(where: str, message: str) -> _Invalid:
+    return _Invalid(where, message.removeprefix("Value error, "))
+
+
+def _json(body: dict[str, Any]) -> Response:
+    """orjson straight to bytes: the hot path skips FastAPI's generic encoder."""
+    return Response(orjson.dumps(body, option=orjson.OPT_NON_STR_KEYS),
+                    media_type="application/json")
+
+
+def _parts(include: str | None) -> tuple[str, ...]:
+    from passerelle.personalize.profiles import PARTS
+
+    if include is None:
+        return PARTS
+    asked = tuple(dict.fromkeys(p.strip() for p in include.split(",") if p.strip()))
+    wrong = [p for p in asked if p not in PARTS]
+    if wrong or not asked:
+        raise _invalid("query.include", f"'{','.join(wrong) or include}' is not one of "
+                                        f"{', '.join(PARTS)}")
+    return asked
+
+
+def build_personalize_router(project: Any, db: Any, lock: Any,
+                             state: Any = None) -> APIRouter:
+    """The two routes over ``project``; ``db`` checks the tokens, ``lock`` is the server's
+    warehouse lock. ``state`` (the app's state) gets the decision store's part of
+    ``/v1/health``."""
+    from passerelle.personalize import ContextError, PersonalizeError, decide
+    from passerelle.personalize.profiles import shape
+    from passerelle.personalize.store import StoreUnavailable
+
+    holder = StoreHolder(project, lock)
+    if state is not None:
+        parts = getattr(state, "health_parts", None)
+        if parts is None:
+            parts = state.health_parts = {}
+        parts["decisions"] = holder.health
+    router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES)
+    can_decide = Depends(bearer(db, "decide"))
+    can_read = Depends(bearer(db, "profiles:read"))
+
+    @router.get("/decide", summary="The next best messages of a placement for one person")
+    def decide_route(
+        request: Request,
+        person: Annotated[Text, Query(min_length=1, description="Any identifier: person "
+                                      "id, customer id, source:record, e-mail, anonymous id")],
+        placement: Annotated[Text, Query(min_length=1, description="placements/<name>.yml")],
+        channel: Annotated[Text | None, Query(description="web, app, email...")] = None,
+        principal: Principal = can_decide,
+    ) -> Any:
+        try:
+            context = context_of(request)
+        except _Invalid as exc:
+            return exc.response()
+        if channel is not None:
+            context["channel"] = channel
+        store = holder.get()
+        try:
+            decision = decide(store, person, placement, context)
+        except ContextError as exc:
+            return _Invalid(f"query.{exc.field}", exc.reason, "invalid_context",
+                            exc.instruction or "").response()
+        except PersonalizeError as exc:
+            return JSONResponse(errors.error_body("unknown_placement", exc.reason,
+                                                  exc.instruction), status_code=404)
+        holder.watch()
+        out = decision.as_dict()
+        for message in out["messages"]:
+            message["decision_id"], message["group"] = decision.decision_id, decision.group
+        return _json(out)
+
+    @router.get("/profiles/{person}", summary="A person's golden record, traits, segments "
+                                              "and consents")
+    def profile_route(
+        person: Annotated[Text, Path(min_length=1, description="Any identifier")],
+        include: Annotated[Text | None, Query(description="Comma-separated: golden, "
+                                              "traits, segments, consents (default: all)")]
+        = None,
+        principal: Principal = can_read,
+    ) -> Any:
+        try:
+            parts = _parts(include)
+        except _Invalid as exc:
+            return exc.response()
+        store = holder.get()
+        mask = not principal.can("pii:read")
+        try:
+            if holder.profiles is not None:  # one round trip to Redis
+                found = holder.profiles.lookup(person)
+                if found is not None:
+                    return _json(shape(found[0], found[1], parts, mask))
+            else:
+                record = store.people.lookup(person)
+                if record is not None:
+                    with lock:
+                        return _json(holder.reader.profile(record.person_id, parts, mask))
+        except StoreUnavailable as exc:
+            return JSONResponse(errors.error_body(
+                "store_unavailable", f"The decision store did not answer: {exc}",
+                "Try again; /v1/health says when it is back."), status_code=503)
+        return JSONResponse(errors.error_body(
+            "not_found", f"No person is known by '{person}'.",
+            "Use a person id, customer id, source:record, e-mail or anonymous id; new "
+            "people appear after the next refresh."), status_code=404)
+
+    return router
+
+
+__all__ = ["PERSONALIZE_ROUTE_PERMISSIONS", "StoreHolder", "bearer",
+           "build_personalize_router"]

@@ -1,0 +1,185 @@
+"""Training the Splink model: the prior from the deterministic links, u by random
+sampling, m by expectation maximisation over ``training.em_blocking``; saved to the model
+file."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.types as ir
+
+from passerelle.engines.base import Engine
+from passerelle.errors import PasserelleError
+from passerelle.identity import splink_settings as ss
+from passerelle.identity.splink_input import (
+    INPUT_TABLE,
+    MEMBERS_TABLE,
+    MIN_RECORDS,
+    TRAIN_TABLE,
+    _drop_own_tables,
+    _materialise_input,
+)
+from passerelle.identity.splink_model import ModelInfo, _fill_unobserved, _save_model
+from passerelle.identity.splink_session import _splink_session
+from passerelle.identity.tables import KEY_EDGES
+from passerelle.project.identity_models import Probabilistic
+from passerelle.reporter import Reporter
+
+PRIOR_RECALL = 0.7  # assumed recall of "same names and birth date" when estimating the prior
+
+
+def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
+                    reporter: Reporter, representatives: int) -> ModelInfo:
+    from splink import block_on
+
+    started = time.perf_counter()
+    settings = ss.build_settings(config)
+    shape = ss.model_shape(config)
+    source, sampled = _training_sample(engine, representatives)
+    with reporter.step("Training the Splink model"), \
+            _splink_session(engine, source, settings, reporter,
+                            tf_among=MEMBERS_TABLE) as linker:
+        training = linker.training
+        strict = [f for f, m in shape.compared if m in ("name", "date")]
+        try:
+            if len(strict) >= 2:
+                recall = _prior_recall(engine, strict, reporter)
+                training.estimate_probability_two_random_records_match(
+                    [block_on(*strict)], recall=recall)
+            training.estimate_u_using_random_sampling(
+                max_pairs=config.training.max_pairs, seed=config.training.seed)
+            with _em_floor():
+                for rule in config.training.em_blocking:
+                    training.estimate_parameters_using_expectation_maximisation(
+                        block_on(*rule), max_pairs=config.training.max_pairs)
+        except Exception as exc:  # Splink raises plain exceptions on degenerate data
+            raise PasserelleError(
+                f"Splink could not train the identity model: {exc}",
+                "Check `probabilistic.training.em_blocking` in identity.yml: each rule must "
+                "give pairs where some records are the same person and some are not.",
+            ) from exc
+        model = _fill_unobserved(linker.misc.save_model_to_json(), config.training.max_pairs)
+    seconds = time.perf_counter() - started
+    engine.drop(TRAIN_TABLE)
+    _save_model(model, model_path, config, {"records": sampled})
+    of = f" (a sample of the {representatives:,})" if sampled < representatives else ""
+    reporter.info(f"Splink model trained on {sampled:,} records{of} in {seconds:.1f}s, "
+                  f"saved to {model_path}")
+    return ModelInfo(model_path, True, ss.fingerprint(config), sampled, seconds)
+
+
+TRAINING_RECORDS = 250_000
+
+
+def _training_sample(engine: Engine, representatives: int) -> tuple[str, int]:
+    """The table training reads: the representatives, or past :data:`TRAINING_RECORDS` a
+    uniform sample of them (a hash of the node: the same sample run after run).
+
+    Every estimate is a proportion that a uniform sample keeps: u over random pairs, the
+    prior over pairs agreeing on names and birth date, m over EM's blocked pairs (a sample
+    of 250,000 records still holds tens of thousands of true pairs). The cost is not: EM
+    blocks pairs among all the records it reads, which grows with their square.
+    """
+    if representatives <= TRAINING_RECORDS:
+        return INPUT_TABLE, representatives
+    reps = engine.table(INPUT_TABLE)
+    share = int(1_000_000 * TRAINING_RECORDS / representatives)
+    engine.replace_table(TRAIN_TABLE, reps.filter(reps.node.hash().abs() % 1_000_000 < share))
+    return TRAIN_TABLE, engine.count(TRAIN_TABLE)
+
+
+MIN_KNOWN_PAIRS = 100  # key links needed to measure the prior rule's recall on them
+
+
+def _prior_recall(engine: Engine, strict: list[str], reporter: Reporter) -> float:
+    """The share of true matches that agree on every ``strict`` field, measured on the
+    pairs the deterministic keys linked (:data:`KEY_EDGES`, written by this run or the
+    last one), between records of different signatures as Splink sees them.
+
+    The prior (probability that two random records match) is the number of pairs agreeing
+    on those fields divided by this recall. A fixed guess is wrong by a factor of several
+    when birth dates are often missing (sign-up forms), which shifts every match
+    probability; key links are matches whose fields were typed independently of the rule.
+    Without enough key links, :data:`PRIOR_RECALL` is assumed.
+    """
+    if not engine.exists(KEY_EDGES):
+        return PRIOR_RECALL
+    edges = engine.table(KEY_EDGES)
+    members = engine.table(MEMBERS_TABLE).select("node", "rep")
+    m_a, m_b = members.view(), members.view()
+    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
+    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
+    pairs = pairs.filter(pairs.a != pairs.b).distinct()
+    reps = engine.table(INPUT_TABLE)
+    r_a, r_b = reps.view(), reps.view()
+    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    agree = ibis.and_(*[(r_a[f] == r_b[f]).fill_null(False) for f in strict])
+    row = engine.to_arrow(joined.aggregate(
+        n=joined.count(), agree=agree.ifelse(1, 0).sum())).to_pylist()[0]
+    known, agreeing = int(row["n"] or 0), int(row["agree"] or 0)
+    if known < MIN_KNOWN_PAIRS or agreeing == 0:
+        return PRIOR_RECALL
+    recall = agreeing / known
+    reporter.info(f"Prior: {recall:.0%} of the {known:,} pairs linked by keys agree on "
+                  f"{', '.join(strict)}")
+    return recall
+
+
+M_FLOOR = 1e-6  # the m Splink itself uses for a level never observed
+
+
+@contextmanager
+def _em_floor() -> Iterator[None]:
+    """Keep EM's m-probabilities at or above :data:`M_FLOOR` while training.
+
+    EM can drive the m of a rare level geometrically towards zero (pairs at that level get
+    a tiny match probability, which shrinks its m at the next iteration...); Splink 5
+    then refuses the value once it falls below 1e-300 and the whole training fails. A
+    floor keeps such a level at "very strong evidence against" instead. This wraps a
+    Splink internal; if it moves, training runs unwrapped.
+    """
+    try:
+        from splink.internals import expectation_maximisation as em
+    except ImportError:  # pragma: no cover - another Splink layout
+        yield
+        return
+    original = getattr(em, "populate_m_u_from_lookup", None)
+    if original is None:  # pragma: no cover
+        yield
+        return
+
+    def floored(fixed: Any, level: Any, column: str, lookup: dict) -> None:
+        entry = lookup.get(column, {}).get(level.comparison_vector_value)
+        if entry is not None:
+            m = entry.get("m_probability")
+            if isinstance(m, int | float) and m < M_FLOOR:
+                entry["m_probability"] = M_FLOOR
+        original(fixed, level, column, lookup)
+
+    em.populate_m_u_from_lookup = floored
+    try:
+        yield
+    finally:
+        em.populate_m_u_from_lookup = original
+
+
+def train(engine: Engine, records: ir.Table, config: Probabilistic, model_path: Path,
+          reporter: Reporter) -> ModelInfo:
+    """Estimate the model (prior from exact names + birth date, u by random sampling, m by
+    EM over ``training.em_blocking``) on the signature representatives, and save it."""
+    try:
+        _, representatives = _materialise_input(engine, records, config, prepass=True)
+        if representatives < MIN_RECORDS:
+            raise PasserelleError(
+                f"Only {representatives} distinct customer records: too few to train the "
+                f"Splink model (at least {MIN_RECORDS}).",
+                "Load more customer records, or set `probabilistic: {enabled: false}`.")
+        return _train_on_input(engine, config, model_path, reporter, representatives)
+    finally:
+        _drop_own_tables(engine)
+

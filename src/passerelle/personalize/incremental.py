@@ -1,0 +1,170 @@
+"""The serving store brought up to date for the people new events and identify calls
+touched, seconds after they land, without rebuilding it for everyone.
+
+Who is touched (both read in SQL):
+
+- people whose events changed in the event-driven refresh of segments
+  (``segment_event_arrivals`` since it started: new, late or re-attributed events);
+- people with an identifier the store does not map to them yet (an identify call that
+  stitched an anonymous id, a new record): the identifiers of now against
+  ``decision_ids``.
+
+For them only, the rows of ``decision_people``, ``decision_eligibility`` and
+``decision_ids`` are computed as a full refresh would (same expressions, filtered on the
+touched people) and replaced in one transaction; with Redis configured, their keys in the
+current generation are rewritten. Everyone else keeps their rows.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import ibis
+import ibis.expr.datatypes as dt
+import ibis.expr.types as ir
+import sqlglot as sg
+import sqlglot.expressions as sge
+
+from passerelle.engines.base import Engine
+from passerelle.personalize.store import split_values
+from passerelle.personalize.tables import (
+    ELIGIBILITY,
+    IDS,
+    PEOPLE,
+    eligibility,
+    identifiers,
+    people,
+    with_cells,
+)
+from passerelle.personalize.validate import load_offers, project_context
+
+TOUCHED = "_decision_touched"
+
+
+def touched_people(engine: Engine, since: datetime | None) -> ir.Table:
+    """``person_id`` of everyone whose decision inputs changed (see the module's doc)."""
+    from passerelle.segments.activity import ARRIVALS
+
+    parts = []
+    if since is not None and engine.exists(ARRIVALS):
+        a = engine.table(ARRIVALS)
+        at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+        parts.append(a.filter(a.arrived_at >= ibis.literal(at, type=dt.timestamp))
+                     .select(person_id=a.person_id.cast(dt.string)))
+    if engine.exists(IDS):
+        now, known = identifiers(engine), engine.table(IDS)
+        moved = now.select("id", "person_id").difference(known.select("id", "person_id"))
+        parts.append(moved.select("person_id"))
+    if not parts:
+        return ibis.memtable({"person_id": []}, schema={"person_id": "string"})
+    return ibis.union(*parts, distinct=True)
+
+
+def _delete_in(engine: Engine, table: str, column: str, source: str, key: str) -> None:
+    engine.execute(sge.delete(sg.table(table, quoted=True), where=sg.column(
+        column, quoted=True).isin(query=sg.select(sg.column(key, quoted=True)).from_(
+            sg.table(source, quoted=True)))))
+
+
+def _insert(engine: Engine, table: str, rows: ir.Table) -> None:
+    schema = engine.table(table).schema()
+    engine.con.insert(table, rows.select(*[rows[c].cast(t) for c, t in schema.items()]))
+
+
+def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[str],
+                   now: datetime | None = None, *, redis_url: str | None = None,
+                   redis_prefix: str = "passerelle:decide:") -> int:
+    """Recompute the serving rows of the ``touched`` people (a table with ``person_id``, or
+    a list of ids); returns how many people were touched. Does nothing when the store was
+    never built (`passerelle run` builds it)."""
+    if not (engine.exists(PEOPLE) and engine.exists(ELIGIBILITY) and engine.exists(IDS)):
+        return 0
+    now = now or datetime.now(UTC)
+    naive = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
+    if isinstance(touched, list):
+        touched = ibis.memtable({"person_id": [str(p) for p in touched]},
+                                schema={"person_id": "string"})
+    engine.replace_table(TOUCHED, touched.select("person_id").distinct())
+    try:
+        n = engine.count(TOUCHED)
+        if n == 0:
+            return 0
+        defs, _ = load_offers(root)
+        segments, kinds = project_context(Path(root))
+        who = engine.table(TOUCHED).person_id
+        failed: dict[str, str] = {}
+        elig = eligibility(engine, defs, segments, kinds, naive, failed)
+        rows = with_cells(engine, people(engine, defs, kinds), defs, segments, kinds, naive,
+                          failed)
+        ids = identifiers(engine)
+        new_ids = ids.filter(ids.person_id.isin(who))
+        with engine.transaction():
+            _delete_in(engine, ELIGIBILITY, "person_id", TOUCHED, "person_id")
+            _delete_in(engine, PEOPLE, "person_id", TOUCHED, "person_id")
+            _delete_in(engine, IDS, "person_id", TOUCHED, "person_id")
+            _insert(engine, ELIGIBILITY, elig.filter(elig.person_id.isin(who)))
+            _insert(engine, PEOPLE, rows.filter(rows.person_id.cast(dt.string).isin(who)))
+            # an identifier that moved to a touched person leaves its former owner
+            engine.replace_table("_decision_touched_ids", new_ids)
+            _delete_in(engine, IDS, "id", "_decision_touched_ids", "id")
+            _insert(engine, IDS, engine.table("_decision_touched_ids"))
+        if redis_url is not None:
+            _to_redis(engine, redis_url, redis_prefix)
+        return n
+    finally:
+        engine.drop(TOUCHED)
+        engine.drop("_decision_touched_ids")
+
+
+def _to_redis(engine: Engine, url: str, prefix: str) -> None:
+    """The touched people's keys rewritten in the generation decisions read."""
+    import redis
+
+    from passerelle.personalize.redis_store import write_profiles
+
+    r = redis.Redis.from_url(url)
+    gen = r.get(f"{prefix}gen")
+    if gen is None:
+        return  # never loaded: the next full refresh loads everyone
+    base = f"{prefix}{gen.decode()}:"
+    who = engine.table(TOUCHED)
+    p, e = engine.table(PEOPLE), engine.table(ELIGIBILITY)
+    p = p.filter(p.person_id.isin(who.person_id))
+    offers = e.filter(e.person_id.isin(who.person_id))
+    offers = offers.group_by("person_id").aggregate(offers=offers.offer.collect())
+    joined = p.left_join(offers, p.person_id == offers.person_id)
+    docs = engine.to_arrow(joined.select(*[p[c] for c in p.columns],
+                                         offers=offers.offers)).to_pylist()
+    i = engine.table(IDS)
+    pairs = engine.to_arrow(i.filter(i.person_id.isin(who.person_id))).to_pylist()
+    gone = engine.to_arrow(who.filter(~who.person_id.isin(p.person_id))).to_pylist()
+    pipe = r.pipeline(transaction=True)
+    for row in docs:
+        chosen = row.pop("offers") or []
+        doc: dict[str, Any] = {"values": split_values(row), "offers": sorted(chosen)}
+        pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
+    for row in pairs:
+        pipe.set(f"{base}id:{row['id']}", row["person_id"])
+    for row in gone:  # merged away or erased: no longer served
+        pipe.delete(f"{base}p:{row['person_id']}", f"{base}pr:{row['person_id']}")
+    pipe.execute()
+    from passerelle.identity.tables import PROFILES
+
+    if engine.exists(PROFILES):
+        write_profiles(engine, lambda: r.pipeline(transaction=True), base, who)
+
+
+def refresh_touched(project: Any, since: datetime | None, now: datetime | None = None) -> int:
+    """After an event-driven refresh that started at ``since``: the serving store of the
+    people it touched (and of those with new identifiers), in the warehouse and in Redis
+    when passerelle.yml names one."""
+    config = project.config.personalisation
+    engine = project.engine
+    return refresh_people(project.root, engine, touched_people(engine, since), now,
+                          redis_url=config.redis, redis_prefix=config.redis_prefix)
+
+
+__all__ = ["refresh_people", "refresh_touched", "touched_people"]

@@ -1,0 +1,128 @@
+"""The serving store updated for the people new events and identify calls touched, without a
+full refresh: in the warehouse and in Redis, and from the event-driven segment refresh job."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+import pytest
+import redis
+
+from passerelle.identity.anonymous import ANONYMOUS_IDS_SCHEMA
+from passerelle.identity.tables import ANONYMOUS_IDS
+from passerelle.personalize import decide, open_store
+from passerelle.personalize import refresh_decision_store as refresh
+from passerelle.personalize.incremental import refresh_people, touched_people
+from passerelle.personalize.tables import IDS, PEOPLE
+from passerelle.segments.activity import ARRIVALS, ensure_tracking
+from personalize_helpers import make_project
+
+REDIS = "redis://127.0.0.1:6379/0"
+WEB = {"channel": "web", "device": "mobile"}
+
+
+def offers(d) -> list[str | None]:
+    return [m.offer for m in d.messages]
+
+
+def _rows(engine, table: str) -> list[dict]:
+    t = engine.table(table)
+    return sorted(engine.to_arrow(t).to_pylist(), key=lambda r: tuple(map(str, r.values())))
+
+
+def _events_and_identify(engine, at: datetime) -> None:
+    """Fanny (P6) bought shoes (her favourite category is now shoes, an event arrived for
+    her); Bruno (P2) logged in on a browser known as anon-42 (an identify call)."""
+    engine.append_arrow("traits", pa.table({
+        "person_id": ["P6"], "trait": ["favourite_category"],
+        "value_number": pa.array([None], pa.float64()), "value_text": ["shoes"],
+        "value_date": pa.array([None], pa.date32()),
+        "computed_at": pa.array([at], pa.timestamp("us")), "run_id": ["R2"]}).to_reader())
+    ensure_tracking(engine)
+    engine.append_arrow(ARRIVALS, pa.table({
+        "person_id": ["P6"], "event": ["Order Completed"],
+        "arrived_at": pa.array([at], pa.timestamp("us"))}).to_reader())
+    engine.create_empty(ANONYMOUS_IDS, ANONYMOUS_IDS_SCHEMA)
+    engine.append_arrow(ANONYMOUS_IDS, pa.table({
+        "anonymous_id": ["anon-42"], "person_id": ["P2"], "evidence": ["identify"],
+        "first_seen": pa.array([at], pa.timestamp("us")),
+        "last_seen": pa.array([at], pa.timestamp("us")), "run_id": ["R2"]},
+        schema=ANONYMOUS_IDS_SCHEMA.to_pyarrow()).to_reader())
+
+
+@pytest.fixture
+def project(tmp_path):
+    proj = make_project(tmp_path / "shop")
+    yield proj
+    proj.close()
+
+
+def test_touched_people_only_are_updated(project):
+    engine = project.engine
+    refresh(project)
+    store = open_store(project)
+    assert offers(decide(store, "P6", "home_banner", WEB)) == ["everyone"]
+    assert decide(store, "anon-42", "home_banner", WEB).person_id is None
+    others = [r for r in _rows(engine, PEOPLE) if r["person_id"] not in ("P2", "P6")]
+
+    since = datetime.now(UTC).replace(tzinfo=None)
+    _events_and_identify(engine, since + timedelta(seconds=1))
+    touched = sorted(engine.to_arrow(touched_people(engine, since))["person_id"].to_pylist())
+    assert touched == ["P2", "P6"]
+    assert refresh_people(project.root, engine, touched_people(engine, since)) == 2
+
+    store = open_store(project)
+    got = decide(store, "P6", "home_banner", WEB)
+    assert offers(got)[0] == "shoes"  # Fanny has the e-mail consent the offer needs
+    assert got.messages[0].content["title"] == "Fanny, summer shoes are here"
+    assert decide(store, "anon-42", "home_banner", WEB).person_id == "P2"
+    assert offers(decide(store, "P1", "home_banner", WEB)) == ["shoes", "paris_store"]
+    assert engine.count(PEOPLE) == 6
+    assert [r for r in _rows(engine, PEOPLE) if r["person_id"] not in ("P2", "P6")] == others
+    assert engine.count(IDS) == len(set(engine.to_arrow(engine.table(IDS))["id"].to_pylist()))
+    # nothing changed since: nobody is touched again
+    assert refresh_people(project.root, engine,
+                          touched_people(engine, datetime.now(UTC) + timedelta(hours=1))) == 0
+
+
+def test_redis_keys_of_the_touched_people_are_rewritten(project):
+    prefix = f"test:{uuid.uuid4().hex[:10]}:"
+    try:
+        refresh(project, redis_url=REDIS, redis_prefix=prefix)
+        store = open_store(project, redis_url=REDIS, redis_prefix=prefix)
+        assert offers(decide(store, "P6", "home_banner", WEB)) == ["everyone"]
+        since = datetime.now(UTC).replace(tzinfo=None)
+        _events_and_identify(project.engine, since + timedelta(seconds=1))
+        n = refresh_people(project.root, project.engine,
+                           touched_people(project.engine, since), redis_url=REDIS,
+                           redis_prefix=prefix)
+        assert n == 2
+        assert offers(decide(store, "P6", "home_banner", WEB))[0] == "shoes"
+        assert decide(store, "anon-42", "home_banner", WEB).person_id == "P2"
+        # the profile API's documents of the touched people too
+        from passerelle.personalize.redis_store import RedisProfiles, client
+
+        pid, doc = RedisProfiles(client(REDIS), prefix).lookup("anon-42")
+        assert pid == "P2" and doc["golden"]["first_name"] == "Bruno"
+        _, fanny = RedisProfiles(client(REDIS), prefix).lookup("P6")
+        assert fanny["traits"]["favourite_category"] == "shoes"
+    finally:
+        r = redis.Redis.from_url(REDIS)
+        keys = list(r.scan_iter(match=f"{prefix}*"))
+        if keys:
+            r.delete(*keys)
+
+
+def test_the_event_refresh_job_updates_the_decision_store(project):
+    from passerelle.jobs.kinds import execute
+
+    refresh(project)
+    _events_and_identify(project.engine, datetime.now(UTC).replace(tzinfo=None)
+                         + timedelta(seconds=5))
+    result, error, code = execute("segment_refresh", {"events": True}, project, "test")
+    assert error is None and code == 0
+    assert result["decision_store"] == {"people": 2}
+    store = open_store(project)
+    assert decide(store, "anon-42", "home_banner", WEB).person_id == "P2"
