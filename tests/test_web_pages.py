@@ -4,6 +4,7 @@ both languages, formatting per locale, the API docs page without a CDN."""
 from __future__ import annotations
 
 import re
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 
 import passerelle
 from passerelle.api.app import create_server
-from passerelle.web import fmt
+from passerelle.formatting import Formatter, for_config, for_language
 from passerelle.web.i18n import FR
 from web_helpers import IT_ADMIN, MARKETER, PASSWORD, csrf_of, web_project
 
@@ -97,7 +98,7 @@ def test_home_tiles_and_their_glossary_entries(server_app):
     # 2 customers; orders of the last 90 days to 12 Feb 2026: 65 € + 20 €, by 2 people
     assert re.search(r'id="tile-customers">.*?<p class="figure">2</p>', home, re.S)
     assert re.search(r'id="tile-revenue">.*?<p class="figure">85\xa0€</p>', home, re.S)
-    assert "jusqu’au 12 févr. 2026" in home  # the last order's day in Paris, not in UTC
+    assert "jusqu’au 2026-02-12" in home  # the last order's day in Paris, not in UTC
     assert re.search(r'id="tile-data_quality">.*?<p class="figure">100\xa0%</p>', home, re.S)
 
 
@@ -170,13 +171,52 @@ def test_every_template_message_has_its_french():
 
 
 def test_numbers_money_and_dates_follow_the_locale():
-    assert fmt.money(98930.1, "fr") == "98\u202f930,10\xa0€"
-    assert fmt.money(98930.1, "en") == "€98,930.10"
-    assert fmt.percent(0.253, "fr") == "25,3\xa0%"
-    assert fmt.percent(0.05, "en", signed=True) == "+5.0%"
-    assert fmt.day("2026-02-12T10:00:00", "fr") == "12 févr. 2026"
-    assert fmt.moment("2026-02-11T23:30:00", "en", "Europe/Paris") == "12 Feb 2026, 00:30:00"
-    assert fmt.value(None, "fr") == "—" and fmt.value(True, "fr") == "oui"
+    fr, en = Formatter("fr_FR", "Europe/Paris"), Formatter("en_GB", "Europe/Paris")
+    assert fr.money(98930.1) == "98\u202f930,10\xa0€"
+    assert en.money(98930.1) == "€98,930.10"
+    assert fr.money(84.6, cents=False) == "85\xa0€" and en.money(84.6, cents=False) == "€85"
+    assert fr.percent(0.253) == "25,3\xa0%"
+    assert en.percent(0.05, sign=True) == "+5.0%"
+    assert fr.integer(1234.6) == "1\u202f235"
+    assert fr.date(datetime(2026, 2, 11, 23, 30)) == "2026-02-12"  # the day in Paris
+    assert en.timestamp("2026-02-11T23:30:00", seconds=False) == "2026-02-12 00:30 CET"
+    assert fr.value(None) == "—"
+
+
+def test_the_web_reads_figures_in_the_project_locale_or_the_chosen_language(server_app):
+    config = server_app.state.web_project.config
+    assert for_language("fr", config).locale == for_config(config).locale  # a French project
+    assert str(for_language("en", config).locale) == "en_GB"
+    assert for_language("fr", config).value(True) == "oui"
+    assert for_language("en", config).value(True) == "yes"
+
+
+def test_the_cli_and_the_web_write_a_profile_s_figures_alike(server_app):
+    """The same person's revenue, orders and first day: one string in the terminal and on
+    the page, because both go through passerelle.formatting."""
+    from typer.testing import CliRunner
+
+    from passerelle.cli import app as cli
+
+    web = signed_in(server_app, IT_ADMIN)
+    found = web.get("/customers", params={"q": "dupont marie"}).text
+    person = re.search(r'href="/customers/(P[0-9a-f]+)"', found).group(1)
+    page = web.get(f"/customers/{person}").text
+    project = server_app.state.web_project
+    from passerelle.identity import service
+
+    summary = service.profile(project.definition, project.engine, person)["summary"]
+    fmt = for_config(project.config)
+    expected = [fmt.money(summary["revenue"]),
+                fmt.timestamp(summary["first_seen_at"], seconds=False)]
+    root = project.root
+    done = CliRunner().invoke(cli, ["profile", person, "--project", str(root)],
+                              env={"COLUMNS": "200"})
+    assert done.exit_code == 0, done.output
+    for text in expected:
+        assert text in page and text in done.output, (text, done.output)
+    assert "€" in expected[0] and "," in expected[0]  # French: 65,00 €, not 65.00
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2} CES?T", expected[1])  # Paris time
 
 
 def test_splink_evidence_becomes_one_bar_per_comparison():

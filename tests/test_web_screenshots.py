@@ -19,8 +19,8 @@ def test_screenshots_writes_a_png_of_each_page_at_1280_px(tmp_path):
     names = sorted(p.name for p in out.glob("*.png"))
     # a marketer has no Data health page
     assert names == ["api-docs.png", "campaigns.png", "customers.png", "experiments.png",
-                     "glossary.png", "home.png", "login.png", "profile.png",
-                     "segment-builder.png", "segments.png"]
+                     "glossary-proposals.png", "glossary.png", "home.png", "login.png",
+                     "profile.png", "segment-builder.png", "segments.png"]
     for png in out.glob("*.png"):
         head = png.read_bytes()[:24]
         assert head[:8] == b"\x89PNG\r\n\x1a\n"

@@ -16,6 +16,7 @@ from passerelle.governance.users import add_user
 PASSWORD = "correct horse battery"
 MARKETER = "marketer@example.fr"
 IT_ADMIN = "it@example.fr"
+ANALYST = "analyst@example.fr"
 
 
 def web_project(root: Path) -> Path:
@@ -40,6 +41,30 @@ def web_project(root: Path) -> Path:
         finally:
             passwords._hasher = saved
     return root
+
+
+def add_web_users(root: Path, people: tuple[tuple[str, str], ...] = (
+        (MARKETER, "marketer"), (ANALYST, "analyst"), (IT_ADMIN, "it_admin"))) -> Path:
+    """People who sign in to a project already run (the shared demo's copy)."""
+    saved = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    try:
+        with passerelle.open(root) as project, open_app_db(project) as db:
+            for email, role in people:
+                add_user(db, email, role, PASSWORD, ("cli", "test"))
+    finally:
+        passwords._hasher = saved
+    return root
+
+
+def sign_in(client, email: str, password: str = PASSWORD):
+    """A TestClient signed in as ``email`` (the login form's CSRF token repeated)."""
+    token = csrf_of(client.get("/login").text)
+    done = client.post("/login", data={"csrf_token": token, "email": email,
+                                       "password": password, "next": "/"},
+                       follow_redirects=False)
+    assert done.status_code == 303, done.text
+    return client
 
 
 def csrf_of(html: str) -> str:

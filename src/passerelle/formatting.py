@@ -1,8 +1,10 @@
 """The one way figures and times are written for people: numbers, money, percentages,
 counts with their noun, dates and timestamps, in the project's locale and time zone.
 
-Every text the CLI prints goes through a :class:`Formatter` (``passerelle.yml``'s
-``locale``, ``timezone`` and ``currency``); JSON output and the API keep raw values.
+Every text the CLI prints and every web page goes through a :class:`Formatter`
+(``passerelle.yml``'s ``locale``, ``timezone`` and ``currency``; the web app picks the
+locale from the reader's interface language with :func:`for_language`), so the CLI and the
+web write ``98 930,10 €`` the same way. JSON output and the API keep raw values.
 Timestamps in the warehouse are naive UTC: they are shown in the project's zone, to the
 second, with the zone's abbreviation, so 08:00 in a Paris CSV reads 08:00 CET, not 07:00.
 """
@@ -10,6 +12,7 @@ second, with the zone's abbreviation, so 08:00 in a Paris CSV reads 08:00 CET, n
 from __future__ import annotations
 
 import math
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import cached_property
@@ -20,15 +23,21 @@ from babel.numbers import format_currency, format_decimal, format_percent
 
 EMPTY = "—"
 Number = int | float | Decimal
+# The interface languages of the web app and the locale each reads figures in when the
+# project's own locale speaks another language.
+LANGUAGE_LOCALES = {"fr": "fr_FR", "en": "en_GB"}
+YES_NO = {"fr": ("oui", "non")}
 
 
 class Formatter:
     """Formats for one locale, time zone and currency (see :func:`for_config`)."""
 
-    def __init__(self, locale: str = "en_GB", timezone: str = "UTC", currency: str = "EUR"):
+    def __init__(self, locale: str = "en_GB", timezone: str = "UTC", currency: str = "EUR",
+                 yes_no: tuple[str, str] = ("yes", "no")):
         self.locale = Locale.parse(locale)
         self.timezone = timezone
         self.currency = currency
+        self.yes_no = yes_no  # how a boolean cell reads in the interface's language
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -54,10 +63,24 @@ class Formatter:
         return format_decimal(value, format=pattern, locale=self.locale,
                               decimal_quantization=True)
 
-    def money(self, value: Number | None, currency: str | None = None) -> str:
+    def integer(self, value: Number | None) -> str:
+        """A count or an amount rounded to units: ``12 345``."""
         if value is None or (isinstance(value, float) and math.isnan(value)):
             return EMPTY
-        return format_currency(value, currency or self.currency, locale=self.locale)
+        return self.number(round(float(value)))
+
+    def money(self, value: Number | None, currency: str | None = None,
+              cents: bool = True) -> str:
+        """An amount with the locale's currency pattern; ``cents=False`` rounds to units
+        (headline figures), keeping the locale's spacing (``85 €``, ``€85``)."""
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return EMPTY
+        if cents:
+            return format_currency(value, currency or self.currency, locale=self.locale)
+        pattern = self.locale.currency_formats["standard"].pattern.split(";")[0]
+        return format_currency(round(float(value)), currency or self.currency,
+                               format=re.sub(r"0\.0+", "0", pattern), locale=self.locale,
+                               currency_digits=False)
 
     def percent(self, share: Number | None, decimals: int = 1, sign: bool = False) -> str:
         """``share`` is a fraction: 0.251 -> ``25.1 %`` (``+25.1 %`` with ``sign``)."""
@@ -83,7 +106,7 @@ class Formatter:
 
     def timestamp(self, moment: datetime | str | None, seconds: bool = True) -> str:
         """``2026-11-02 08:00:00 CET``: the project's zone, no microseconds, zone said."""
-        if moment is None:
+        if moment is None or moment == "":
             return EMPTY
         if isinstance(moment, str):
             try:
@@ -95,9 +118,14 @@ class Formatter:
         local = self.local(moment)
         return f"{local:%Y-%m-%d %H:%M{':%S' if seconds else ''}} {local.tzname()}"
 
-    def date(self, day: date | datetime | None) -> str:
-        if day is None:
+    def date(self, day: date | datetime | str | None) -> str:
+        if day is None or day == "":
             return EMPTY
+        if isinstance(day, str):  # an ISO text, as JSON carries it
+            try:
+                day = datetime.fromisoformat(day)
+            except ValueError:
+                return day
         if isinstance(day, datetime):
             day = self.local(day).date()
         return day.isoformat()
@@ -118,7 +146,7 @@ class Formatter:
         if value is None:
             return EMPTY
         if isinstance(value, bool):
-            return "yes" if value else "no"
+            return self.yes_no[0] if value else self.yes_no[1]
         if isinstance(value, int | float | Decimal):
             return self.number(value)
         if isinstance(value, datetime):
@@ -134,6 +162,18 @@ def for_config(config: object) -> Formatter:
     """The formatter of a project's ``passerelle.yml`` (a ``ProjectConfig``)."""
     return Formatter(getattr(config, "display_locale", "en_GB"),
                      getattr(config, "timezone", "UTC"), getattr(config, "currency", "EUR"))
+
+
+def for_language(lang: str, config: object) -> Formatter:
+    """The formatter of a web page read in ``lang`` (``fr``, ``en``): the project's own
+    locale when it speaks that language (so the web writes what the CLI writes), else the
+    language's usual one; the project's time zone and currency either way."""
+    project_locale = getattr(config, "display_locale", "en_GB")
+    locale = (project_locale if Locale.parse(project_locale).language == lang
+              else LANGUAGE_LOCALES.get(lang, "en_GB"))
+    return Formatter(locale, getattr(config, "timezone", "UTC"),
+                     getattr(config, "currency", None) or "EUR",
+                     YES_NO.get(lang, ("yes", "no")))
 
 
 DEFAULT = Formatter()  # outside a project (no passerelle.yml): British English, UTC

@@ -115,3 +115,34 @@ class Job(Base):
     requeued_from: Mapped[int | None]
 
     __table_args__ = (Index("ix_jobs_status", "status", "id"),)
+
+
+class GlossaryProposal(Base):
+    """A new or changed metric or trait definition, proposed in the web app and reviewed
+    there (governance/proposals.py); approval writes ``yaml_text`` into the project."""
+
+    __tablename__ = "glossary_proposals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # metric | trait
+    name: Mapped[str] = mapped_column(String(100))
+    yaml_text: Mapped[str] = mapped_column(Text)  # the one definition, as written in files
+    note: Mapped[str] = mapped_column(Text)  # why: the proposer's words
+    status: Mapped[str] = mapped_column(String(16))  # open | approved | rejected
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(255))  # "user:3"
+    decided_at: Mapped[datetime | None]
+    decided_by: Mapped[str | None] = mapped_column(String(255))
+    written_to: Mapped[str | None] = mapped_column(String(255))  # project-relative file
+
+    __table_args__ = (Index("ix_glossary_proposals_status", "status", "id"),)
+
+
+class ProposalComment(Base):
+    __tablename__ = "glossary_comments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    proposal_id: Mapped[int] = mapped_column(ForeignKey("glossary_proposals.id"), index=True)
+    at: Mapped[datetime]
+    author: Mapped[str] = mapped_column(String(255))  # "user:3"
+    text: Mapped[str] = mapped_column(Text)

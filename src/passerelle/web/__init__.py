@@ -19,7 +19,15 @@ def install(app: FastAPI, project: Project) -> None:
     """Mount the pages, their static files and the local API docs on the server app."""
     from fastapi.staticfiles import StaticFiles
 
-    from passerelle.web import apidocs, campaign_pages, pages, segment_pages
+    from passerelle.web import (
+        admin_pages,
+        apidocs,
+        campaign_pages,
+        glossary_pages,
+        health_pages,
+        pages,
+        segment_pages,
+    )
 
     # The pages read the warehouse on a connection of their own (the API's routes keep
     # theirs): one DuckDB connection must not serve two threads at once.
@@ -28,4 +36,7 @@ def install(app: FastAPI, project: Project) -> None:
     pages.install(app)
     segment_pages.install(app, project)  # segment builder, audiences, export jobs
     campaign_pages.install(app)  # campaign results, experiments
+    admin_pages.install(app)
+    glossary_pages.install(app)
+    health_pages.install(app)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")

@@ -107,20 +107,21 @@ def require(user: PageUser, permission: str) -> None:
         raise Forbidden(permission)
 
 
-async def form_fields(request: Request) -> dict[str, str]:
-    """A URL-encoded form's fields (first value of each), refused beyond FORM_LIMIT."""
+async def form_fields(request: Request, limit: int = FORM_LIMIT) -> dict[str, str]:
+    """A URL-encoded form's fields (first value of each), refused beyond ``limit`` bytes."""
     body = b""
     async for chunk in request.stream():
         body += chunk
-        if len(body) > FORM_LIMIT:
+        if len(body) > limit:
             raise CsrfFailed()  # no form of the app is this long: not one of ours
     fields = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in fields.items()}
 
 
-async def checked_form(request: Request, user: PageUser) -> dict[str, str]:
+async def checked_form(request: Request, user: PageUser,
+                       limit: int = FORM_LIMIT) -> dict[str, str]:
     """The posted form of a signed-in person, its CSRF token checked."""
-    fields = await form_fields(request)
+    fields = await form_fields(request, limit)
     check_csrf(user.session, fields.get("csrf_token") or request.headers.get("x-csrf-token"))
     return fields
 

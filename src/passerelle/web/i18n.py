@@ -207,6 +207,192 @@ FR: dict[str, str] = {
     "row %(row)s of %(file)s": "ligne %(row)s de %(file)s",
     # api docs
     "API documentation": "Documentation de l’API",
+    # ---------------------------------------------------------------------------------
+    # administration, glossary review, data health for IT (branch webadmin)
+    "Administration": "Administration",
+    "Users": "Utilisateurs",
+    "Roles": "Rôles",
+    "Role": "Rôle",
+    "Permissions": "Permissions",
+    "API tokens": "Jetons d’API",
+    "Consent purposes": "Finalités de consentement",
+    "Audit log": "Journal d’audit",
+    "Built-in roles are part of Passerelle; custom roles are declared under roles: in "
+    "passerelle.yml.": "Les rôles intégrés font partie de Passerelle ; les rôles "
+    "personnalisés sont déclarés sous roles: dans passerelle.yml.",
+    "built-in": "intégré",
+    "custom": "personnalisé",
+    "none": "aucune",
+    "User (e-mail or id)": "Utilisateur (e-mail ou identifiant)",
+    "Action (user.* for a prefix)": "Action (user.* pour un préfixe)",
+    "Since (7d, 2026-01-31)": "Depuis (7d, 2026-01-31)",
+    "Export CSV": "Exporter en CSV",
+    "The newest %(limit)s entries of the search; the CSV export holds up to 10,000.":
+        "Les %(limit)s entrées les plus récentes de la recherche ; l’export CSV en contient "
+        "jusqu’à 10 000.",
+    "Who": "Qui",
+    "Resource": "Ressource",
+    "Outcome": "Résultat",
+    "Address": "Adresse",
+    "Detail": "Détail",
+    "No entry matches.": "Aucune entrée ne correspond.",
+    "Created": "Créé",
+    "Actions": "Actions",
+    "disabled": "désactivé",
+    "active": "actif",
+    "revoked": "révoqué",
+    "expired": "expiré",
+    "Role of %(email)s": "Rôle de %(email)s",
+    "Change role": "Changer le rôle",
+    "Enable": "Réactiver",
+    "Disable": "Désactiver",
+    "New password for %(email)s": "Nouveau mot de passe pour %(email)s",
+    "Reset password": "Réinitialiser le mot de passe",
+    "Add a user": "Ajouter un utilisateur",
+    "Tell the person their password another way; they should change it.":
+        "Communiquez le mot de passe à la personne par un autre moyen ; elle devrait le "
+        "changer.",
+    "Add the user": "Ajouter l’utilisateur",
+    "Token %(id)s created. Copy its secret now: it will not be shown again.":
+        "Jeton %(id)s créé. Copiez son secret maintenant : il ne sera plus affiché.",
+    "Secret": "Secret",
+    "Token": "Jeton",
+    "Scopes": "Portées",
+    "Expires": "Expire",
+    "Last used": "Dernier usage",
+    "service": "service",
+    "never": "jamais",
+    "Revoke": "Révoquer",
+    "No token yet.": "Aucun jeton pour l’instant.",
+    "Create a token": "Créer un jeton",
+    "Expires after (30d, 12h, 4w; empty: never)": "Expire après (30d, 12h, 4w ; vide : jamais)",
+    "Owner (e-mail; empty: a service token)": "Propriétaire (e-mail ; vide : jeton de service)",
+    "Create the token": "Créer le jeton",
+    "As declared in consent.yml (read only: change it in the project and review it in git).":
+        "Tel que déclaré dans consent.yml (lecture seule : modifiez-le dans le projet et "
+        "relisez-le dans git).",
+    "This project has no consent.yml: the two default purposes read the golden record's "
+    "consent flags.": "Ce projet n’a pas de consent.yml : les deux finalités par défaut "
+    "lisent les indicateurs de consentement de la fiche client.",
+    "Description": "Description",
+    "Legal basis": "Base légale",
+    "Channels": "Canaux",
+    "Read from": "Lu depuis",
+    "Persons granting": "Personnes consentantes",
+    "event category %(name)s": "catégorie d’événements %(name)s",
+    "not built yet": "pas encore calculé",
+    "%(email)s added with role %(role)s.": "%(email)s ajouté·e avec le rôle %(role)s.",
+    "You cannot disable your own account.": "Vous ne pouvez pas désactiver votre propre compte.",
+    "Ask another administrator.": "Demandez à un autre administrateur.",
+    "%(email)s is disabled: their sessions ended.":
+        "%(email)s est désactivé·e : ses sessions sont terminées.",
+    "%(email)s is enabled.": "%(email)s est réactivé·e.",
+    "%(email)s now has the role %(role)s.": "%(email)s a maintenant le rôle %(role)s.",
+    "The password of %(email)s is reset: their sessions ended.":
+        "Le mot de passe de %(email)s est réinitialisé : ses sessions sont terminées.",
+    "Unknown action.": "Action inconnue.",
+    "Use the buttons of the page.": "Utilisez les boutons de la page.",
+    "Token %(id)s is revoked.": "Le jeton %(id)s est révoqué.",
+    "Proposals under review": "Propositions en relecture",
+    "Propose a new definition": "Proposer une nouvelle définition",
+    "Lineage graph": "Graphe de lignage",
+    "Propose a change": "Proposer une modification",
+    "Proposal #%(id)s": "Proposition n° %(id)s",
+    "All proposals": "Toutes les propositions",
+    "Proposed": "Proposée",
+    "File": "Fichier",
+    "Decided": "Décidées",
+    "Why": "Pourquoi",
+    "Proposed definition": "Définition proposée",
+    "Definition today": "Définition actuelle",
+    "A new definition: nothing of this name yet.": "Une nouvelle définition : rien de ce nom "
+    "pour l’instant.",
+    "Comments": "Commentaires",
+    "No comment yet.": "Aucun commentaire pour l’instant.",
+    "Comment": "Commentaire",
+    "Add the comment": "Ajouter le commentaire",
+    "Decision": "Décision",
+    "Approve and write to the project": "Approuver et écrire dans le projet",
+    "Reject": "Rejeter",
+    "Lineage of %(name)s": "Lignage de %(name)s",
+    "Back to the glossary": "Retour au glossaire",
+    "Lineage of %(name)s down to the source columns":
+        "Lignage de %(name)s jusqu’aux colonnes des sources",
+    "From left to right: the definition, the metrics and measures it uses, the warehouse "
+    "columns, the source columns.": "De gauche à droite : la définition, les métriques et "
+    "mesures qu’elle utilise, les colonnes de l’entrepôt, les colonnes des sources.",
+    "Source columns": "Colonnes des sources",
+    "none found": "aucune trouvée",
+    "Propose a definition": "Proposer une définition",
+    "Write the definition as it will be in the project's YAML; reviewers comment, then "
+    "approve or reject it. Nothing changes before approval.": "Écrivez la définition telle "
+    "qu’elle sera dans le YAML du projet ; les relecteurs commentent, puis l’approuvent ou "
+    "la rejettent. Rien ne change avant l’approbation.",
+    "Definition (YAML)": "Définition (YAML)",
+    "Why this change": "Raison du changement",
+    "Send for review": "Envoyer en relecture",
+    "Glossary proposals": "Propositions pour le glossaire",
+    "Waiting for review": "En attente de relecture",
+    "Proposal": "Proposition",
+    "No proposal is waiting.": "Aucune proposition en attente.",
+    "Choose metric or trait and a name in lower_case.":
+        "Choisissez métrique ou attribut et un nom en minuscules.",
+    "Letters, digits and _; starting with a letter.":
+        "Lettres, chiffres et _ ; commençant par une lettre.",
+    "The definition is too long.": "La définition est trop longue.",
+    "Keep it under 20,000 characters.": "Restez sous 20 000 caractères.",
+    "Approved: the definition is written to %(file)s; the next run computes it.":
+        "Approuvée : la définition est écrite dans %(file)s ; la prochaine exécution la "
+        "calcule.",
+    "Rejected.": "Rejetée.",
+    "No such entry in the glossary.": "Cette entrée n’existe pas dans le glossaire.",
+    "Open the glossary to pick one.": "Ouvrez le glossaire pour en choisir une.",
+    "open": "ouverte",
+    "approved": "approuvée",
+    "rejected": "rejetée",
+    "Overview": "Vue d’ensemble",
+    "Jobs and runs": "Tâches et exécutions",
+    "Check history": "Historique des contrôles",
+    "Tracking plan": "Plan de marquage",
+    "Tracking-plan violations": "Écarts au plan de marquage",
+    "No violation of the tracking plan.": "Aucun écart au plan de marquage.",
+    "Event": "Événement",
+    "Last seen": "Vu en dernier",
+    "Example": "Exemple",
+    "Jobs": "Tâches",
+    "No job yet.": "Aucune tâche pour l’instant.",
+    "Job": "Tâche",
+    "Queued": "En file",
+    "Progress": "Avancement",
+    "%(n)s step(s)": "%(n)s étape(s)",
+    "Progress of job %(id)s": "Avancement de la tâche %(id)s",
+    "Identity rules preview": "Aperçu des règles d’identité",
+    "Change the identity rules below and see the persons they would merge and split. "
+    "Nothing the current persons rely on is changed: edit identity.yml in the project to "
+    "apply them.": "Modifiez les règles d’identité ci-dessous et voyez les personnes "
+    "qu’elles fusionneraient et sépareraient. Rien de ce dont dépendent les personnes "
+    "actuelles ne change : modifiez identity.yml dans le projet pour les appliquer.",
+    "With these rules": "Avec ces règles",
+    "Persons now": "Personnes aujourd’hui",
+    "Persons with the candidate rules": "Personnes avec les règles proposées",
+    "Would merge": "Fusionnerait",
+    "%(groups)s group(s) of %(persons)s current persons (%(records)s records)":
+        "%(groups)s groupe(s) de %(persons)s personnes actuelles (%(records)s fiches)",
+    "Would split": "Séparerait",
+    "%(groups)s person(s) into %(persons)s parts (%(records)s records)":
+        "%(groups)s personne(s) en %(persons)s parties (%(records)s fiches)",
+    "Merge examples": "Exemples de fusions",
+    "Split examples": "Exemples de séparations",
+    "Group": "Groupe",
+    "Parts (records)": "Parties (fiches)",
+    "Candidate identity.yml": "identity.yml proposé",
+    "Preview the changes": "Prévisualiser les changements",
+    "Previewing needs the permission identity:write.":
+        "La prévisualisation demande la permission identity:write.",
+    "The last %(n)s runs, newest first: failing rows of each check.":
+        "Les %(n)s dernières exécutions, la plus récente d’abord : lignes en échec de chaque "
+        "contrôle.",
+    # (end of webadmin block)
 }
 
 # ---- segment builder, audiences, jobs, campaigns and experiments (branch webseg) --------

@@ -13,6 +13,7 @@ from fastapi.templating import Jinja2Templates
 
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
+from passerelle.formatting import for_language
 from passerelle.governance.errors import (
     AccountLocked,
     CsrfFailed,
@@ -21,7 +22,7 @@ from passerelle.governance.errors import (
 )
 from passerelle.governance.sessions import create_session, revoke_session
 from passerelle.governance.signin import authenticate
-from passerelle.web import data, fmt
+from passerelle.web import data, lineage
 from passerelle.web.auth import (
     LANGUAGE_COOKIE,
     LOGIN_CSRF_COOKIE,
@@ -46,7 +47,7 @@ from passerelle.web.i18n import LANGUAGES, translator
 
 T = TypeVar("T")
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
-TEMPLATES.env.globals.update(fmt=fmt, LANGUAGES=LANGUAGES)
+TEMPLATES.env.globals.update(LANGUAGES=LANGUAGES)
 User = Annotated[PageUser, Depends(page_principal)]
 # One warehouse connection (the web app's own) serves the pages one at a time.
 _lock = threading.Lock()
@@ -62,6 +63,7 @@ def render(request: Request, name: str, lang: str, status: int = 200,
     project = request.app.state.web_project
     return TEMPLATES.TemplateResponse(request, name, {
         "_": translator(lang), "lang": lang, "user": user, "project": project,
+        "fmt": for_language(lang, project.config),
         "currency": project.config.currency or "EUR", "tz": project.config.timezone,
         "path": request.url.path, **context,
     }, status_code=status, headers={"Cache-Control": "no-store"})
@@ -130,8 +132,8 @@ async def login(request: Request) -> Response:
         principal = authenticate(db, email, fields.get("password", "")[:1024],
                                  client_ip(request))
     except AccountLocked as exc:
-        until = fmt.moment(exc.until, language(request),
-                           request.app.state.web_project.config.timezone)
+        until = for_language(language(request), request.app.state.web_project.config
+                             ).timestamp(exc.until, seconds=False)
         return _login_page(request, next_path, _(
             "Too many failed sign-ins: this account is locked until %(until)s.", until=until),
             _("Ask an administrator to reset your password if you forgot it."), 429, email)
@@ -194,7 +196,7 @@ def home(request: Request, user: User) -> Response:
 @router.get("/glossary")
 def glossary(request: Request, user: User) -> Response:
     project = request.app.state.web_project
-    entries = locked(project.glossary)
+    entries = locked(lambda: lineage.glossary_entries(request.app.state, project))
     return render(request, "glossary.html", user.lang, user=user, entries=entries,
                   indicators=data.INDICATORS, definitions=data.DEFINITIONS, lineage=data.LINEAGE)
 

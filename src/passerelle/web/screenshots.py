@@ -80,6 +80,7 @@ def take_screenshots(project: Project, out: Path, user_email: str, width: int = 
     pages += segment_and_campaign_pages(app.state.web_project)
     if principal.can("pipeline:run"):
         pages.append(("health", "/health"))
+    pages += _it_pages(principal)
     pages.append(("api-docs", "/docs"))
 
     port = _free_port()
@@ -118,6 +119,21 @@ def take_screenshots(project: Project, out: Path, user_email: str, width: int = 
         app.state.web_project.close()
         db.close()
     return written
+
+
+def _it_pages(principal) -> list[tuple[str, str]]:
+    """IT's pages (glossary review, data health, administration) this user may see."""
+    pages = [("glossary-proposals", "/glossary/proposals")]
+    if principal.can("pipeline:run"):
+        pages += [("health-jobs", "/health/jobs"), ("health-checks", "/health/checks"),
+                  ("health-violations", "/health/violations"),
+                  ("health-identity", "/health/identity")]
+    if principal.can("admin:users"):
+        pages += [(f"admin-{s}", f"/admin/{s}") for s in ("users", "roles", "tokens",
+                                                           "consent")]
+    if principal.can("audit:read"):
+        pages.append(("admin-audit", "/admin/audit"))
+    return pages
 
 
 def _shot(page, path: Path) -> Path:
