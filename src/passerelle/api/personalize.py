@@ -113,7 +113,7 @@ class StoreHolder:
 
     def _open(self) -> Any:
         from passerelle.personalize.log import read_posteriors
-        from passerelle.personalize.profiles import ProfileReader
+        from passerelle.personalize.profiles import SERVING, ProfileReader
         from passerelle.personalize.service import definitions
         from passerelle.personalize.store import (
             DecisionStore,
@@ -139,7 +139,9 @@ class StoreHolder:
                                       WarehouseCaps(project.engine, self.lock),
                                       project.config.timezone)
             store.posteriors = read_posteriors(project.engine)
-            self.reader = ProfileReader(project.engine)
+            # the sorted copies the refresh writes (a store built before them: the tables)
+            self.reader = ProfileReader(project.engine,
+                                        serving=project.engine.exists(SERVING["golden"]))
         return store
 
     def get(self) -> Any:
