@@ -178,7 +178,7 @@ class StoreHolder:
     def _reopen(self) -> None:
         try:
             fresh = self._open()
-        except Exception as exc:
+        except Exception as exc:  # whatever it was, the last good store keeps serving
             _log.warning("decision store not reopened (the last one serves): %s",
                          getattr(exc, "reason", exc))
         else:
