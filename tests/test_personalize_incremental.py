@@ -80,6 +80,13 @@ def test_touched_people_only_are_updated(project):
     assert decide(store, "anon-42", "home_banner", WEB).person_id == "P2"
     assert offers(decide(store, "P1", "home_banner", WEB)) == ["shoes", "paris_store"]
     assert engine.count(PEOPLE) == 6
+    # the profile API's sorted copy follows
+    from passerelle.personalize.profiles import ProfileReader
+
+    reader = ProfileReader(engine, serving=True)
+    assert reader.tables["traits"] == "decision_traits"
+    assert reader.traits("P6")["favourite_category"] == "shoes"
+    assert reader.traits("P1") == ProfileReader(engine).traits("P1")
     assert [r for r in _rows(engine, PEOPLE) if r["person_id"] not in ("P2", "P6")] == others
     assert engine.count(IDS) == len(set(engine.to_arrow(engine.table(IDS))["id"].to_pylist()))
     # nothing changed since: nobody is touched again

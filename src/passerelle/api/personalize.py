@@ -110,10 +110,11 @@ class StoreHolder:
         self.alerted = False
         self._mutex = threading.Lock()
         self._reopening = False
+        self._redis: Any = None
 
     def _open(self) -> Any:
         from passerelle.personalize.log import read_posteriors
-        from passerelle.personalize.profiles import ProfileReader
+        from passerelle.personalize.profiles import SERVING, ProfileReader
         from passerelle.personalize.service import definitions
         from passerelle.personalize.store import (
             DecisionStore,
@@ -127,11 +128,16 @@ class StoreHolder:
         with self.lock:
             defs = definitions(project)
             if config.redis:
-                from passerelle.personalize.redis_store import RedisProfiles, client, redis_store
+                from passerelle.personalize.redis_store import (
+                    RedisCaps,
+                    RedisPeople,
+                    RedisProfiles,
+                )
 
-                store = redis_store(config.redis, config.redis_prefix, defs,
-                                    project.config.timezone)
-                self.profiles = RedisProfiles(client(config.redis), config.redis_prefix)
+                r, prefix = self.redis(), config.redis_prefix
+                store = DecisionStore(defs, RedisPeople(r, prefix), RedisCaps(r, prefix),
+                                      project.config.timezone, kind="redis")
+                self.profiles = RedisProfiles(r, prefix)
             else:
                 warehouse_store(project.engine, defs)  # says so if it was never built
                 # the server's lock: one warehouse connection for requests and jobs
@@ -139,8 +145,18 @@ class StoreHolder:
                                       WarehouseCaps(project.engine, self.lock),
                                       project.config.timezone)
             store.posteriors = read_posteriors(project.engine)
-            self.reader = ProfileReader(project.engine)
+            # the sorted copies the refresh writes (a store built before them: the tables)
+            self.reader = ProfileReader(project.engine,
+                                        serving=project.engine.exists(SERVING["golden"]))
         return store
+
+    def redis(self) -> Any:
+        """One Redis client (and its connection pool) for the server's life."""
+        if self._redis is None:
+            from passerelle.personalize.redis_store import client
+
+            self._redis = client(self.project.config.personalisation.redis)
+        return self._redis
 
     def get(self) -> Any:
         """The store; the first call opens it, later ones return it at once and, every
@@ -162,8 +178,9 @@ class StoreHolder:
     def _reopen(self) -> None:
         try:
             fresh = self._open()
-        except PasserelleError as exc:
-            _log.warning("decision store not reopened (the last one serves): %s", exc.reason)
+        except Exception as exc:  # whatever it was, the last good store keeps serving
+            _log.warning("decision store not reopened (the last one serves): %s",
+                         getattr(exc, "reason", exc))
         else:
             fresh.problems = self.store.problems
             self.store = fresh
@@ -189,10 +206,8 @@ class StoreHolder:
         if store.kind == "redis":
             import redis
 
-            from passerelle.personalize.redis_store import client
-
             try:
-                client(self.project.config.personalisation.redis).ping()
+                self.redis().ping()
             except redis.RedisError as exc:
                 store.problems["redis"] = f"Redis: {exc}"
             else:

@@ -29,6 +29,7 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
+from passerelle.personalize.profiles import write_serving
 from passerelle.personalize.store import split_values
 from passerelle.personalize.tables import (
     ELIGIBILITY,
@@ -111,6 +112,7 @@ def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[st
             engine.replace_table("_decision_touched_ids", new_ids)
             _delete_in(engine, IDS, "id", "_decision_touched_ids", "id")
             _insert(engine, IDS, engine.table("_decision_touched_ids"))
+        write_serving(engine, engine.table(TOUCHED))  # the profile API's copies
         if redis_url is not None:
             _to_redis(engine, redis_url, redis_prefix)
         return n

@@ -24,17 +24,29 @@ _EMPTY: dict[str, Any] = {"golden": None, "traits": {}, "segments": [], "consent
 _TRAIT_VALUES = ("value_number", "value_text", "value_date", "value_bool")
 
 
+# the serving copies of each part, one row a person or a few, sorted on person_id
+SERVING = {"golden": "decision_golden", "traits": "decision_traits",
+           "segments": "decision_segments", "consents": "decision_consents"}
+
+
+def sources() -> dict[str, str]:
+    """The warehouse table each part is copied from."""
+    from passerelle.consent.build import CONSENTS
+    from passerelle.identity.tables import PROFILES
+    from passerelle.segments.membership import MEMBERSHIP
+
+    return {"golden": PROFILES, "traits": "traits", "segments": MEMBERSHIP,
+            "consents": CONSENTS}
+
+
 class ProfileReader:
-    """Point reads of one person's profile parts; the tables' columns are read once."""
+    """Point reads of one person's profile parts; the tables' columns are read once.
+    ``serving``: read the sorted copies the store refresh writes (:func:`write_serving`)
+    rather than the warehouse's own tables."""
 
-    def __init__(self, engine: Engine) -> None:
-        from passerelle.consent.build import CONSENTS
-        from passerelle.identity.tables import PROFILES
-        from passerelle.segments.membership import MEMBERSHIP
-
+    def __init__(self, engine: Engine, serving: bool = False) -> None:
         self.engine = engine
-        self.tables = {"golden": PROFILES, "traits": "traits", "segments": MEMBERSHIP,
-                       "consents": CONSENTS}
+        self.tables = dict(SERVING) if serving else sources()
         self.columns: dict[str, list[str]] = {}
         for part, table in self.tables.items():
             if engine.exists(table):
@@ -147,4 +159,31 @@ def shape(person_id: str, doc: dict[str, Any], include: tuple[str, ...],
         if part == "golden" and value is not None and mask:
             value = {k: mask_field(k, v) for k, v in value.items()}
         out[part] = value if value is not None else _EMPTY[part]
+    return out
+
+
+def write_serving(engine: Engine, who: Any = None) -> dict[str, int]:
+    """(Re)write the sorted serving copies of the profile parts (for everyone, or only the
+    people of ``who.person_id``, in one transaction per part); returns rows a part."""
+    reader = ProfileReader(engine)
+    out = {}
+    for part, columns in reader.select.items():
+        t = engine.table(reader.tables[part])
+        target = SERVING[part]
+        whole = who is None or not engine.exists(target)
+        if not whole:
+            t = t.filter(t.person_id.cast("string").isin(who.person_id))
+        rows = t.select(person_id=t.person_id.cast("string"),
+                        **{c: t[c] for c in columns if c != "person_id"})
+        if whole:
+            engine.replace_table(target, rows.order_by("person_id"))
+        else:
+            with engine.transaction():
+                engine.execute(sge.delete(sg.table(target, quoted=True), where=sg.column(
+                    "person_id", quoted=True).isin(*[sge.convert(v) for v in (
+                        engine.to_arrow(who.select("person_id"))["person_id"].to_pylist())])))
+                existing = engine.table(target).schema()
+                engine.con.insert(target, rows.select(
+                    *[rows[c].cast(ty) for c, ty in existing.items()]))
+        out[part] = engine.count(target) if who is None else 0
     return out

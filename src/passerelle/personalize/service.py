@@ -13,6 +13,7 @@ from typing import Any
 from passerelle.engines.base import Engine
 from passerelle.errors import ProjectError
 from passerelle.personalize.log import learned_placements, read_posteriors, write_posteriors
+from passerelle.personalize.profiles import write_serving
 from passerelle.personalize.store import DecisionStore, warehouse_store
 from passerelle.personalize.tables import StoreSummary, write_tables
 from passerelle.personalize.validate import load_offers, project_context
@@ -38,6 +39,7 @@ def refresh_store(root: Path | str, engine: Engine, now: datetime | None = None,
     now = now or datetime.now(UTC)
     naive = now.astimezone(UTC).replace(tzinfo=None) if now.tzinfo else now
     summary = write_tables(engine, defs, segments, kinds, naive)
+    write_serving(engine)  # the profile API's sorted copies
     summary.posteriors = write_posteriors(engine, learned_placements(defs))
     if redis_url is not None:
         from passerelle.personalize.redis_store import load_redis
