@@ -12,9 +12,12 @@ from pathlib import Path
 from fastapi import FastAPI
 
 from passerelle.api import errors
+from passerelle.api.admin import build_admin_router
+from passerelle.api.auth import api_routes, check_every_route, declare_open
 from passerelle.api.hosts import HostCheck, allowed_hosts, check_bind_address
 from passerelle.api.jobs import build_jobs_router
 from passerelle.api.routes import build_router
+from passerelle.api.session import build_session_router
 from passerelle.core import Project
 from passerelle.web import install as install_web
 
@@ -40,13 +43,19 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.description = ("Segment-Spec compatible collector (/v1) and the REST API (/api) "
                        "of a Passerelle project.")
     errors.install(app)
+    for method, path, _ in list(api_routes(app)):  # the collector's: write keys
+        if path.startswith("/v1/"):  # (or collect:write tokens)
+            declare_open(app, method, path, "public" if path == "/v1/health" else "write key")
     lock = WarehouseLock()
     db = app.state.app_db = open_app_db(project)
     jobs = Worker(project, db, lock)
     app.state.worker = jobs
     app.include_router(build_router(project, lock))
     app.include_router(build_jobs_router(db, jobs.wake))
+    app.include_router(build_session_router())
+    app.include_router(build_admin_router(db))
     install_web(app, project)  # the pages, their static files, the API docs page
+    check_every_route(app)  # no /api route without its requirement
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))
 
