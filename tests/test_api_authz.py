@@ -1,0 +1,296 @@
+"""The authorization matrix: every route of the server (the OpenAPI schema, and the web
+pages) × every kind of caller, with the expected status in ONE table (TABLE). A route the
+table does not list fails the test, so no route ships unprotected; so does a route whose
+declared requirement (api/auth.py's registry) lets in a caller the table does not.
+
+One app, one application database, one tiny project for the whole module: each caller
+walks every route in turn (their sign-out last)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import pytest
+import yaml
+from argon2 import PasswordHasher
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+import passerelle
+from api_helpers import write_tiny_project
+from passerelle.api import create_server
+from passerelle.api.auth import Requirement, route_requirements
+from passerelle.collect import DEFAULT_MAPPING
+from passerelle.governance import passwords
+from passerelle.governance.sessions import create_session
+from passerelle.governance.signin import user_principal
+from passerelle.governance.tables import ApiToken, User
+from passerelle.governance.tokens import create_token, revoke_token
+from passerelle.governance.users import add_user, set_disabled
+from passerelle.runlog import utcnow
+
+PASSWORD = "correct horse battery"
+WRITE_KEY = "wk_matrix_1"
+ACTOR = ("cli", "tests")
+
+# ---------------------------------------------------------------- callers and groups
+INVALID = ("none", "expired", "revoked", "disabled")  # no valid credential: 401
+USERS = ("marketer", "analyst", "it_admin")  # signed in to the web app (session cookie)
+SCOPES = ("collect:write", "profiles:read", "api:read", "api:write", "pii:read", "admin")
+CALLERS = (*INVALID, *USERS, *(f"token {s}" for s in SCOPES))
+
+ADMINS = {"it_admin", "token admin"}
+READ = {*USERS, "token api:read", "token api:write", "token admin"}
+PROFILES = {*READ, "token profiles:read"}
+SEGMENTS_WRITE = {"marketer", "analyst", "it_admin", "token api:write", "token admin"}
+PIPELINE = {"it_admin", "token api:write", "token admin"}
+IDENTITY_WRITE = PRIVACY = PIPELINE
+PRIVACY_PII = ADMINS  # the access report shows personal data: pii:read too
+ANY = set(CALLERS) - set(INVALID)
+COLLECT = {"token collect:write", "token admin"}
+
+
+@dataclass(frozen=True)
+class Row:
+    allowed: set[str] | str  # callers let in; "public", "write key" or "page"
+    ok: tuple[int, ...]  # what a caller let in gets (the request's own answer)
+    request: dict  # extra arguments of the request (params, json, content...)
+    forbidden: int = 403  # a known caller without the permission
+
+
+def pin_body() -> dict:
+    return {"kind": "merge", "records": ["crm:C1", "crm:C2"], "reason": "same person, by phone"}
+
+
+P = "{person}"  # replaced by the person id of crm:C1
+TABLE: dict[tuple[str, str], Row] = {
+    # the REST API
+    ("GET", "/api/runs"): Row(READ, (200,), {}),
+    ("GET", "/api/persons"): Row(PROFILES, (200,), {"params": {"q": "crm:C1"}}),
+    ("GET", "/api/persons/{query}"): Row(PROFILES, (200,), {"params": {"mask": "false"}}),
+    ("GET", "/api/identity/report"): Row(READ, (200,), {}),
+    ("GET", "/api/identity/pins"): Row(READ, (200,), {}),
+    ("POST", "/api/identity/pins"): Row(IDENTITY_WRITE, (201, 400), {"json": pin_body()}),
+    ("DELETE", "/api/identity/pins/{pin_id}"): Row(IDENTITY_WRITE, (400,), {}),
+    ("GET", "/api/identity/why"): Row(READ, (200,), {"params": {"a": "crm:C1", "b": "crm:C2"}}),
+    ("POST", "/api/identity/diff"): Row(IDENTITY_WRITE, (200,), {
+        "content": "keys:\n  - field: email\nprobabilistic:\n  enabled: false\n",
+        "headers": {"content-type": "application/yaml"}}),
+    ("POST", "/api/metrics/query"): Row(READ, (200,), {"json": {"metrics": ["revenue"]}}),
+    ("GET", "/api/glossary"): Row(READ, (200,), {}),
+    ("GET", "/api/segments"): Row(READ, (200,), {}),
+    ("GET", "/api/audiences"): Row(READ, (200,), {}),
+    ("GET", "/api/segments/{name}/count"): Row(READ, (200,), {}),
+    ("GET", "/api/segments/{name}/sample"): Row(READ, (200,), {"params": {"role": "it"}}),
+    ("GET", "/api/segments/overlap/"): Row(READ, (200,), {
+        "params": {"names": ["in_france", "in_france"]}}),
+    ("GET", "/api/exports"): Row(READ, (200,), {}),
+    ("GET", "/api/deliveries/dead-letters"): Row(READ, (200,), {}),
+    ("GET", "/api/experiments/{name}"): Row(READ, (400,), {}),
+    ("GET", "/api/experiments"): Row(READ, (200,), {}),
+    ("GET", "/api/campaigns"): Row(READ, (200,), {}),
+    ("GET", "/api/attribution"): Row(READ, (200,), {}),
+    ("GET", "/api/incrementality"): Row(READ, (200,), {}),
+    ("GET", "/api/events/violations"): Row(READ, (200,), {}),
+    ("POST", "/api/privacy/access"): Row(PRIVACY_PII, (200,), {"json": {"subject": "crm:C1"}}),
+    ("POST", "/api/privacy/erasure"): Row(PRIVACY, (200,), {"json": {"subject": "crm:C1"}}),
+    ("GET", "/api/privacy/requests"): Row(PRIVACY, (200,), {}),
+    # jobs (the worker does not run in this test: queued jobs stay queued)
+    ("POST", "/api/jobs"): Row(SEGMENTS_WRITE, (202,), {
+        "json": {"kind": "audience_build", "params": {"audience": "nobody"}}}),
+    ("GET", "/api/jobs"): Row(READ, (200,), {}),
+    ("GET", "/api/jobs/{job_id}"): Row(READ, (200,), {}),
+    ("DELETE", "/api/jobs/{job_id}"): Row(PIPELINE, (200, 409), {}),  # a queued run
+    ("POST", "/api/jobs/{job_id}/requeue"): Row(PIPELINE, (202, 409), {}),
+    # session, administration
+    ("POST", "/api/session"): Row("public", (200,), {"json": {
+        "email": "victim@example.fr", "password": PASSWORD, "client": "cli"}}),
+    ("GET", "/api/session"): Row(ANY, (200,), {}),
+    ("DELETE", "/api/session"): Row(ANY, (200,), {}),
+    ("GET", "/api/users"): Row(ADMINS, (200,), {}),
+    ("POST", "/api/users"): Row(ADMINS, (201, 409), {"json": {
+        "email": "new@example.fr", "role": "analyst", "password": PASSWORD}}),
+    ("PATCH", "/api/users/{user}"): Row(ADMINS, (200,), {"json": {"role": "marketer"}}),
+    ("POST", "/api/users/{user}/password"): Row(ADMINS, (200,), {"json": {
+        "password": PASSWORD}}),
+    ("GET", "/api/tokens"): Row(ADMINS, (200,), {}),
+    ("POST", "/api/tokens"): Row(ADMINS, (201,), {"json": {"scopes": ["api:read"]}}),
+    ("DELETE", "/api/tokens/{token_id}"): Row(ADMINS, (200,), {}),
+    ("GET", "/api/audit"): Row({"it_admin", "token admin"}, (200,), {}),
+    # the collector: write keys, or collect:write tokens as the Basic user or a bearer
+    ("GET", "/v1/health"): Row("public", (200,), {}),
+    **{("POST", f"/v1/{kind}"): Row("write key", (200,), {"json": body}) for kind, body in (
+        ("track", {"userId": "u1", "event": "Matrix"}), ("identify", {"userId": "u1"}),
+        ("page", {"userId": "u1"}), ("screen", {"userId": "u1"}),
+        ("group", {"userId": "u1", "groupId": "g1"}),
+        ("alias", {"userId": "u1", "previousId": "a1"}),
+        ("batch", {"batch": [{"type": "track", "userId": "u1", "event": "M"}]}))},
+    # the web pages (sessions only; a token is not a session)
+    ("GET", "/"): Row("page", (200,), {}),
+    ("GET", "/glossary"): Row("page", (200,), {}),
+    ("GET", "/customers"): Row("page", (200,), {"params": {"q": "crm:C1"}}),
+    ("GET", "/customers/{person_id}"): Row("page", (200,), {}),
+    ("GET", "/health"): Row({"it_admin"}, (200,), {}),  # a page for IT (pipeline:run)
+}
+# Routes of the web app outside the matrix: sign-in and its form posts (tested in
+# test_web_pages.py), the API docs page and its schema (public), static files.
+NOT_PAGES = {"/login", "/logout", "/language", "/docs"}
+LAST = ("DELETE", "/api/session")  # each caller signs out last
+
+
+def expected(row: Row, caller: str, route: tuple[str, str]) -> tuple[int, ...]:
+    if row.allowed == "public":
+        return row.ok
+    if row.allowed == "write key":
+        return row.ok if caller in COLLECT else (401,)
+    is_page = not route[1].startswith(("/api", "/v1"))
+    if is_page:
+        if caller not in USERS:
+            return (303,)  # to the sign-in page
+        return row.ok if row.allowed == "page" or caller in row.allowed else (403,)
+    if caller in INVALID:
+        return (401,)
+    return row.ok if caller in row.allowed else (row.forbidden,)
+
+
+# ------------------------------------------------------------------------- the setup
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    root = write_tiny_project(tmp_path_factory.mktemp("authz") / "project")
+    with passerelle.open(root) as project:
+        assert project.run().ok
+    source = {"entity": "events", "connector": {
+        "type": "collector", "write_keys": [WRITE_KEY], "spool": {"type": "file",
+                                                                  "path": "spool"}},
+        "columns": dict(DEFAULT_MAPPING), "customer_source": "crm"}
+    (root / "sources" / "site.yml").write_text(yaml.safe_dump(source, sort_keys=False))
+    saved = passwords._hasher
+    passwords._hasher = PasswordHasher(time_cost=1, memory_cost=8, parallelism=1)
+    project = passerelle.open(root)  # with the collector source, not run: nothing to load
+    app = create_server(project, loader=False, worker=False)
+    db = app.state.app_db
+    creds: dict[str, dict[str, str]] = {"none": {}}
+    ids: dict[str, str] = {}
+    for email, role in (("marketer@example.fr", "marketer"), ("analyst@example.fr", "analyst"),
+                        ("it@example.fr", "it_admin"), ("victim@example.fr", "marketer"),
+                        ("gone@example.fr", "it_admin")):
+        info = add_user(db, email, role, PASSWORD, ACTOR)
+        ids[role if email != "victim@example.fr" else "victim"] = str(info.id)
+        if role in USERS and email.split("@")[0] in ("marketer", "analyst", "it"):
+            with db.session() as session:
+                user = session.get(User, info.id)
+                active = create_session(db, user_principal(db, user))
+            creds[role] = {"Cookie": f"passerelle_session={active.session_id}",
+                           "X-CSRF-Token": active.csrf_token}
+    for scope in SCOPES:
+        creds[f"token {scope}"] = bearer(create_token(db, [scope], None, ACTOR,
+                                                      name=f"matrix {scope}")[1])
+    expired, secret = create_token(db, ["admin"], timedelta(days=1), ACTOR)
+    with db.session() as session:
+        session.execute(update(ApiToken).where(ApiToken.id == expired.id)
+                        .values(expires_at=utcnow() - timedelta(minutes=1)))
+    creds["expired"] = bearer(secret)
+    revoked, secret = create_token(db, ["admin"], None, ACTOR)
+    revoke_token(db, revoked.id, ACTOR)
+    creds["revoked"] = bearer(secret)
+    _, secret = create_token(db, ["admin"], None, ACTOR, owner="gone@example.fr")
+    set_disabled(db, "gone@example.fr", True, ACTOR)
+    creds["disabled"] = bearer(secret)
+    client = TestClient(app, base_url="http://localhost", raise_server_exceptions=False)
+    client.__enter__()  # the lifespan: the collector's spool opens
+    admin = creds["token admin"]
+    person = client.get("/api/persons", params={"q": "crm:C1"}, headers=admin).json()
+    victim_token = create_token(db, ["api:read"], None, ACTOR, name="victim")[0].id
+    yield {"app": app, "client": client, "creds": creds, "ids": ids, "db": db,
+           "project": project, "person": person[0]["person_id"], "victim_token": victim_token}
+    passwords._hasher = saved
+    client.__exit__(None, None, None)
+    app.state.web_project.close()
+    db.close()
+    project.close()
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
+
+
+def url_of(world, path: str) -> str:
+    from passerelle.governance import jobs as queue
+
+    db = world["db"]
+    if "{job_id}" in path:  # a queued run to cancel, then to requeue
+        job_id = queue.enqueue(db, "run", {}, "tests")
+        if path.endswith("/requeue"):
+            queue.cancel(db, job_id)
+        path = path.replace("{job_id}", str(job_id))
+    return (path.replace("{query}", world["person"]).replace("{person_id}", world["person"])
+            .replace("{pin_id}", "pin-unknown").replace("{name}", "in_france")
+            .replace("{user}", world["ids"]["victim"])
+            .replace("{token_id}", world["victim_token"]))
+
+
+def call(world, caller: str, route: tuple[str, str], row: Row):
+    client: TestClient = world["client"]
+    client.cookies.clear()
+    request = dict(row.request)
+    headers = {**request.pop("headers", {}), **world["creds"][caller]}
+    if route[1].startswith("/v1/") and route[1] != "/v1/health" and caller == "none":
+        headers = {}
+    return client.request(route[0], url_of(world, route[1]), headers=headers,
+                          follow_redirects=False, **request)
+
+
+# -------------------------------------------------------------------------- the tests
+def schema_routes(app) -> set[tuple[str, str]]:
+    return {(method.upper(), path) for path, ops in app.openapi()["paths"].items()
+            for method in ops}
+
+
+def page_routes(app) -> set[tuple[str, str]]:
+    from fastapi.routing import APIRoute, iter_route_contexts
+
+    return {(m, c.path) for c in iter_route_contexts(app.routes)
+            if isinstance(c.original_route, APIRoute) and not c.include_in_schema
+            and not c.path.startswith(("/api", "/v1")) and c.path not in NOT_PAGES
+            for m in c.methods or ()}
+
+
+def test_the_table_lists_every_route_and_only_them(world):
+    app = world["app"]
+    served = schema_routes(app) | page_routes(app)
+    assert served - set(TABLE) == set(), "routes missing from TABLE (give them a row)"
+    assert set(TABLE) - served == set(), "rows of TABLE that the server no longer has"
+
+
+def test_the_registry_guards_every_schema_route_as_the_table_says(world):
+    registry = route_requirements(world["app"])
+    for route in schema_routes(world["app"]):
+        declared = registry.get(route)
+        assert declared is not None, f"{route} declares no requirement"
+        row = TABLE[route]
+        if isinstance(row.allowed, str):
+            assert declared in (row.allowed, "sign-in" if row.allowed == "public" else None)
+        else:
+            assert isinstance(declared, Requirement)
+
+
+@pytest.mark.parametrize("caller", CALLERS)
+def test_every_route_answers_each_caller_as_the_table_says(world, caller):
+    wrong = []
+    for route, row in [*((r, w) for r, w in TABLE.items() if r != LAST), (LAST, TABLE[LAST])]:
+        response = call(world, caller, route, row)
+        want = expected(row, caller, route)
+        if response.status_code not in want:
+            wrong.append(f"{route[0]} {route[1]}: {response.status_code} (want {want}) "
+                         f"{response.text[:160]}")
+        elif response.status_code in (401, 403) and route[1].startswith("/api"):
+            body = response.json()  # the API's one error shape
+            assert body["success"] is False and body["code"] in (
+                "not_authenticated", "forbidden"), body
+    assert not wrong, f"{caller}:\n" + "\n".join(wrong)
+
+
+def test_the_matrix_size(world):
+    """Reported in the docs: routes × callers."""
+    assert len(TABLE) >= 50 and len(CALLERS) == 13
