@@ -176,7 +176,7 @@ def world(tmp_path_factory):
                         ("it@example.fr", "it_admin"), ("victim@example.fr", "marketer"),
                         ("gone@example.fr", "it_admin")):
         info = add_user(db, email, role, PASSWORD, ACTOR)
-        ids[role if email != "victim@example.fr" else "victim"] = str(info.id)
+        ids[email] = str(info.id)
         if role in USERS and email.split("@")[0] in ("marketer", "analyst", "it"):
             with db.session() as session:
                 user = session.get(User, info.id)
@@ -226,7 +226,7 @@ def url_of(world, path: str) -> str:
         path = path.replace("{job_id}", str(job_id))
     return (path.replace("{query}", world["person"]).replace("{person_id}", world["person"])
             .replace("{pin_id}", "pin-unknown").replace("{name}", "in_france")
-            .replace("{user}", world["ids"]["victim"])
+            .replace("{user}", world["ids"]["victim@example.fr"])
             .replace("{token_id}", world["victim_token"]))
 
 
@@ -275,6 +275,153 @@ def test_the_registry_guards_every_schema_route_as_the_table_says(world):
             assert isinstance(declared, Requirement)
 
 
+def session_of(world, email: str) -> dict[str, str]:
+    db = world["db"]
+    with db.session() as session:
+        user = session.query(User).filter(User.email == email).one()
+        active = create_session(db, user_principal(db, user))
+    return {"Cookie": f"passerelle_session={active.session_id}",
+            "X-CSRF-Token": active.csrf_token}
+
+
+def token_of(world, *scopes: str, owner: str | None = None) -> dict[str, str]:
+    return bearer(create_token(world["db"], list(scopes), None, ACTOR, owner=owner)[1])
+
+
+def get(world, path: str, headers: dict, **params):
+    world["client"].cookies.clear()
+    return world["client"].get(path, headers=headers, params=params)
+
+
+def test_personal_data_is_unmasked_only_with_pii_read(world):
+    person = f"/api/persons/{world['person']}"
+    sample = "/api/segments/in_france/sample"
+    for who in (session_of(world, "marketer@example.fr"), session_of(world, "analyst@example.fr"),
+                token_of(world, "profiles:read"), token_of(world, "api:write"),
+                token_of(world, "admin", owner="marketer@example.fr")):
+        view = get(world, person, who, mask="false").json()
+        assert view["masked"] is True and "***" in view["golden"]["email"]["value"], view
+        shown = get(world, sample, who, role="it")
+        assert shown.status_code == 403 or [r["email"] for r in shown.json()] == [
+            "m***@example.fr"]
+    for who in (session_of(world, "it@example.fr"), token_of(world, "api:read", "pii:read"),
+                token_of(world, "admin")):
+        view = get(world, person, who, mask="false").json()
+        assert view["masked"] is False and view["golden"]["email"]["value"] == \
+            "marie.dupont@example.fr"
+        assert get(world, person, who).json()["masked"] is True  # masked unless asked
+        assert [r["email"] for r in get(world, sample, who, role="it").json()] == [
+            "marie.dupont@example.fr"]
+
+
+def test_a_session_must_repeat_its_csrf_token_to_change_anything(world):
+    who = session_of(world, "marketer@example.fr")
+    body = {"kind": "audience_build", "params": {"audience": "nobody"}}
+    world["client"].cookies.clear()
+    refused = world["client"].post("/api/jobs", json=body, headers={"Cookie": who["Cookie"]})
+    assert refused.status_code == 403 and refused.json()["code"] == "csrf_failed"
+    wrong = world["client"].post("/api/jobs", json=body, headers={**who, "X-CSRF-Token": "x"})
+    assert wrong.status_code == 403
+    assert world["client"].post("/api/jobs", json=body, headers=who).status_code == 202
+    assert get(world, "/api/jobs", {"Cookie": who["Cookie"]}).status_code == 200  # reads
+
+
+def test_authors_are_the_caller_and_every_action_is_audited(world):
+    from passerelle.governance import audit
+
+    client, db = world["client"], world["db"]
+    it = session_of(world, "it@example.fr")
+    it_id = world["ids"]["it@example.fr"]
+    client.cookies.clear()
+    named = client.post("/api/identity/pins", json={**pin_body(), "author": "someone"},
+                        headers=it)
+    assert named.status_code == 422 and "author" in named.json()["message"]
+    split = {"kind": "split", "records": ["crm:C1", "crm:C2"], "reason": "two people"}
+    pin_id = client.post("/api/identity/pins", json=split, headers=it).json()["pin_id"]
+    pins = {p["pin_id"]: p for p in get(world, "/api/identity/pins", it).json()}
+    assert pins[pin_id]["author"] == f"user:{it_id}"
+    client.cookies.clear()
+    assert client.delete(f"/api/identity/pins/{pin_id}", headers=it).status_code == 200
+    get(world, f"/api/persons/{world['person']}", it, mask="false")
+    client.cookies.clear()
+    made = client.post("/api/tokens", json={"scopes": ["profiles:read"]}, headers=it).json()
+    assert made["token"].startswith("psl_")
+    beyond = client.post("/api/tokens", json={"scopes": ["admin"]},
+                         headers=token_of(world, "api:read", "admin", owner="it@example.fr"))
+    assert beyond.status_code == 201  # an it_admin's token may make what they may do
+    marketer_admin = token_of(world, "admin", owner="marketer@example.fr")
+    assert client.post("/api/tokens", json={"scopes": ["pii:read"]},
+                       headers=marketer_admin).status_code == 403
+    assert client.post("/api/session", json={"email": "it@example.fr",
+                                              "password": "not the one!!"}).status_code == 401
+    entries = audit.query(db, actor_id=it_id, limit=50)
+    actions = {(e["action"], e["outcome"]) for e in entries}
+    assert {("pin.add", "success"), ("pin.remove", "success"), ("profile.view", "success"),
+            ("token.create", "success"), ("signin", "failure")} <= actions, actions
+    viewed = next(e for e in entries if e["action"] == "profile.view")
+    assert viewed["resource"] == f"person:{world['person']}" and viewed["detail"] == {
+        "masked": False}
+    denied = audit.query(db, action="access.denied", limit=500)
+    assert denied and all(e["outcome"] == "denied" and e["detail"]["needed"] for e in denied)
+
+
+def test_collect_write_tokens_are_write_keys_and_keys_keep_working(world):
+    import base64
+
+    client = world["client"]
+    event = {"userId": "u9", "event": "Token Sent"}
+    collect = create_token(world["db"], ["collect:write"], None, ACTOR, name="site")[1]
+    basic = "Basic " + base64.b64encode(f"{collect}:".encode()).decode()
+    for headers in ({"Authorization": basic}, bearer(collect),
+                    {"Authorization": "Basic " + base64.b64encode(
+                        f"{WRITE_KEY}:".encode()).decode()}):
+        client.cookies.clear()
+        assert client.post("/v1/track", json=event, headers=headers).status_code == 200
+    client.cookies.clear()
+    assert client.post("/v1/track", json={**event, "writeKey": collect}).status_code == 200
+    for headers in (token_of(world, "api:write"), bearer("psl_unknown")):
+        client.cookies.clear()
+        refused = client.post("/v1/track", json=event, headers=headers)
+        assert refused.status_code == 401 and refused.json()["code"] == "invalid_write_key"
+
+
+def test_a_write_key_over_its_rate_gets_429_with_retry_after(tmp_path):
+    import base64
+
+    from collect_helpers import KEY, write_project
+    from passerelle.collect import create_app
+    from passerelle.collect.app import RateLimit
+
+    root = write_project(tmp_path / "p")
+    with passerelle.open(root) as project:
+        app = create_app(root, project.sources, loader=False,
+                         rate_limit=RateLimit(per_second=0.5, burst=3))
+        auth = {"Authorization": "Basic " + base64.b64encode(f"{KEY}:".encode()).decode()}
+        with TestClient(app, base_url="http://localhost") as client:
+            codes = [client.post("/v1/track", json={"userId": "u", "event": "e"},
+                                 headers=auth) for _ in range(5)]
+            assert [r.status_code for r in codes] == [200, 200, 200, 429, 429]
+            assert codes[3].json()["code"] == "rate_limited"
+            assert 1 <= int(codes[3].headers["retry-after"]) <= 2
+            other = client.post("/v1/track", json={"userId": "u", "event": "e"},
+                                headers={"Authorization": "Basic eDo="})
+            assert other.status_code == 401  # unknown keys are refused, not counted
+
+
+def test_the_cli_signs_in_for_a_token_that_acts_for_the_person(world):
+    client = world["client"]
+    client.cookies.clear()
+    answer = client.post("/api/session", json={"email": "analyst@example.fr",
+                                                "password": PASSWORD, "client": "cli"}).json()
+    me = get(world, "/api/session", bearer(answer["token"])).json()
+    assert me["kind"] == "token" and me["role"] == "analyst"
+    assert set(me["permissions"]) == {"segments:write", "glossary:approve"}
+    web = client.post("/api/session", json={"email": "analyst@example.fr",
+                                             "password": PASSWORD})
+    assert web.status_code == 200 and "passerelle_session=" in web.headers["set-cookie"]
+    assert "HttpOnly" in web.headers["set-cookie"]
+
+
 @pytest.mark.parametrize("caller", CALLERS)
 def test_every_route_answers_each_caller_as_the_table_says(world, caller):
     wrong = []
@@ -293,4 +440,4 @@ def test_every_route_answers_each_caller_as_the_table_says(world, caller):
 
 def test_the_matrix_size(world):
     """Reported in the docs: routes × callers."""
-    assert len(TABLE) >= 50 and len(CALLERS) == 13
+    assert len(TABLE) >= 55 and len(CALLERS) == 13
