@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 import yaml
@@ -273,6 +274,29 @@ def test_the_registry_guards_every_schema_route_as_the_table_says(world):
             assert declared in (row.allowed, "sign-in" if row.allowed == "public" else None)
         else:
             assert isinstance(declared, Requirement)
+
+
+def test_the_governance_page_lists_what_every_api_route_needs(world):
+    """docs/governance.md's table of routes says what the registry enforces, route by route."""
+    import re
+
+    from passerelle.governance.permissions import PERMISSIONS
+
+    page = (Path(__file__).resolve().parents[1] / "docs" / "governance.md").read_text()
+    rows = {m.group(1): (m.group(2).strip(), m.group(3).strip()) for m in re.finditer(
+        r"^\| `([A-Z]+ /api[^`]*)` \| ([^|]+) \| ([^|]+) \|$", page, re.M)}
+    registry = {f"{m} {p}": r for (m, p), r in route_requirements(world["app"]).items()
+                if p.startswith("/api")}
+    assert set(rows) == set(registry)
+    for route, need in registry.items():
+        scope, perms = rows[route]
+        named = set(re.findall(r"`([a-z]+:[a-z]+)`", perms)) & set(PERMISSIONS)
+        if isinstance(need, Requirement):
+            assert scope == (f"`{need.scope}`" if need.scope else "any"), route
+            assert named == set(need.permissions), route
+            assert ("job kind" in perms) == bool(need.note), route
+        else:
+            assert scope == need, route
 
 
 def session_of(world, email: str) -> dict[str, str]:
