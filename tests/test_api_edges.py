@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 from fastapi.testclient import TestClient
@@ -164,3 +165,39 @@ def test_serving_beyond_this_machine_warns_about_tls_and_a_missing_account(proje
         add_user(db, "it@shop.example.fr", "it_admin", "correct horse battery",
                  ("cli", "tests"))
         assert len(bind_warnings("0.0.0.0", db)) == 1  # TLS reminder only
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_cookies_are_secure_behind_a_trusted_https_proxy_only(tmp_path, trusted):
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from collect_helpers import free_port
+    from passerelle.api.app import forwarding
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.users import add_user
+
+    extra = "server:\n  trusted_proxies: [127.0.0.1]\n" if trusted else ""
+    root = write_tiny_project(tmp_path / "p", extra)
+    with passerelle.open(root) as project:
+        with open_app_db(project) as db:
+            add_user(db, "proxy@example.fr", "analyst", "correct horse battery", ("cli", "t"))
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(
+            create_server(project, loader=False, worker=False), host="127.0.0.1", port=port,
+            log_level="warning", **forwarding(project)))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                time.sleep(0.05)
+            answer = httpx.post(f"http://127.0.0.1:{port}/api/session", json={
+                "email": "proxy@example.fr", "password": "correct horse battery"},
+                headers={"X-Forwarded-Proto": "https"})
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert ("; secure" in answer.headers["set-cookie"].lower()) is trusted

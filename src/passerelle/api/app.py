@@ -8,6 +8,7 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -130,10 +131,15 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
                 remove_server_file(marker)
 
     app.router.lifespan_context = lifespan
-    proxies = project.config.server.trusted_proxies
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10, proxy_headers=bool(proxies),
-                forwarded_allow_ips=",".join(proxies) or None)
+                timeout_graceful_shutdown=10, **forwarding(project))
+
+
+def forwarding(project: Project) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: believed from ``server: trusted_proxies``
+    only (then a proxy's ``X-Forwarded-Proto: https`` makes cookies Secure), else ignored."""
+    proxies = project.config.server.trusted_proxies
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
 
 
 def write_server_file(root: Path, host: str, port: int) -> Path:
