@@ -12,10 +12,12 @@ dependency resolves the caller once per request (:func:`caller`), from
   token in the ``X-CSRF-Token`` header (a page of another site cannot read it): else 403.
 
 The registry is the app itself: :func:`route_requirements` reads every route's declared
-requirement, and :func:`check_every_route` refuses to build a server with an ``/api``
-route that declares none, so no route ships unprotected. Routes authenticated otherwise
-(the collector's write keys) or open on purpose (``/v1/health``) are listed with
-:func:`declare_open`.
+requirement, and :func:`check_every_route` refuses to build a server with an ``/api`` or
+``/v1`` route that declares none, so no route ships unprotected. A new router (the profile
+and decision API, say) declares ``dependencies=[requires("profiles:read")]`` or takes
+``principal: Annotated[Principal, requires(...)]``; nothing else is needed. Routes
+authenticated otherwise (the collector's write keys) or open on purpose (``/v1/health``)
+are listed with :func:`declare_open`.
 """
 
 from __future__ import annotations
@@ -214,14 +216,19 @@ def route_requirements(app: FastAPI) -> dict[tuple[str, str], Requirement | str]
     return out
 
 
-def unguarded_routes(app: FastAPI, prefix: str = "/api") -> list[tuple[str, str]]:
+GUARDED_PREFIXES = ("/api/", "/v1/")
+
+
+def unguarded_routes(app: FastAPI,
+                     prefixes: tuple[str, ...] = GUARDED_PREFIXES) -> list[tuple[str, str]]:
     known = route_requirements(app)
     return sorted({(m, p) for m, p, _ in api_routes(app)
-                   if p.startswith(prefix) and (m, p) not in known})
+                   if p.startswith(prefixes) and (m, p) not in known})
 
 
 def check_every_route(app: FastAPI) -> None:
-    """Refuse to serve an ``/api`` route that declares no requirement."""
+    """Refuse to serve an ``/api`` or ``/v1`` route that declares no requirement (the
+    collector's are declared open, with their write keys, before the others are added)."""
     missing = unguarded_routes(app)
     if missing:
         raise RuntimeError("API routes without an authorization requirement: " + ", ".join(
