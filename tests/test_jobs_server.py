@@ -146,3 +146,41 @@ def test_a_job_killed_with_its_server_is_interrupted_then_requeued(served):
         server.stop()
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+def test_passerelle_login_signs_in_and_the_cli_uses_its_token(tmp_path):
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.users import add_user
+
+    root = tmp_path / "p"
+    project = tiny_project(root)
+    with open_app_db(project) as db:
+        add_user(db, "ana@example.fr", "analyst", "correct horse battery", ("cli", "tests"))
+    project.close()
+    server = Server(root, loader=False, cli=True).start()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PASSERELLE_TOKEN": ""}
+    try:
+        refused = subprocess.run(  # no credential yet: the server's 401, and the way out
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "segment",
+             "count", "in_france", "-p", str(root)], capture_output=True, text=True,
+            env=env, timeout=300)
+        assert refused.returncode == 1 and "passerelle login" in refused.stderr
+        login = subprocess.run(
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "login", "-p",
+             str(root)], input="ana@example.fr\ncorrect horse battery\n",
+            capture_output=True, text=True, env=env, timeout=300)
+        assert login.returncode == 0, login.stderr
+        stored = (tmp_path / "config" / "passerelle" / "credentials.json").read_text()
+        assert "psl_" in stored and "correct horse" not in stored
+        count = subprocess.run(
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "segment",
+             "count", "in_france", "-p", str(root)], capture_output=True, text=True,
+            env=env, timeout=300)
+        assert count.returncode == 0 and "in_france: 1 person" in count.stdout, count.stderr
+        run = subprocess.run(  # an analyst may not run the pipeline: the server says so
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "run", "-p",
+             str(root)], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 1 and "pipeline:run" in run.stderr, run.stderr
+    finally:
+        server.stop()
