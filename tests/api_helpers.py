@@ -86,3 +86,23 @@ def tiny_project(root: Path) -> Project:
     result = project.run()
     assert result.ok, [e.reason for e in result.errors]
     return project
+
+
+def admin_token(project, name: str = "tests") -> str:
+    """A service token with the admin scope in the project's application database: what the
+    tests that call /api send (every route needs a credential)."""
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.tokens import create_token
+
+    with open_app_db(project) as db:
+        return create_token(db, ["admin"], None, ("cli", "tests"), name=name)[1]
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def authorize(client, project):
+    """The TestClient ``client`` sends an admin token from now on; returns it."""
+    client.headers["Authorization"] = f"Bearer {admin_token(project)}"
+    return client

@@ -6,6 +6,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import passerelle
+from api_helpers import authorize
 from passerelle.api import create_server
 
 ERROR_KEYS = {"success", "code", "message"}
@@ -16,7 +17,7 @@ def client(demo_copy):
     project = passerelle.open(demo_copy.project_dir)
     with TestClient(create_server(project, loader=False),
                     base_url="http://localhost") as test_client:
-        yield test_client
+        yield authorize(test_client, project)
     project.close()
 
 

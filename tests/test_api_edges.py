@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import passerelle
-from api_helpers import tiny_project, write_tiny_project
+from api_helpers import authorize, tiny_project, write_tiny_project
 from passerelle.api import create_server
 
 NUL = "\x00"
@@ -37,7 +37,7 @@ def client(project):
         raise RuntimeError("a bug")
 
     with TestClient(app, base_url="http://localhost", raise_server_exceptions=False) as c:
-        yield c
+        yield authorize(c, project)
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:
@@ -62,11 +62,9 @@ NUL_REQUESTS = [
                                              "reason": "checked"}}, "body.records.0"),
     ("get", "/api/identity/why", {"params": {"a": "crm:C1", "b": f"crm:C2{NUL}"}}, "query.b"),
     ("get", "/api/incrementality", {"params": {"audience": f"x{NUL}"}}, "query.audience.0"),
-    ("post", "/api/privacy/access", {"json": {"subject": f"a{NUL}@b.fr",
-                                              "requested_by": "dpo"}}, "body.subject"),
+    ("post", "/api/privacy/access", {"json": {"subject": f"a{NUL}@b.fr"}}, "body.subject"),
     ("post", "/api/privacy/erasure", {"json": {"subject": "a@b.fr",
-                                               "requested_by": f"dpo{NUL}"}},
-     "body.requested_by"),
+                                               "reason": f"art. 17{NUL}"}}, "body.reason"),
     ("post", "/api/metrics/query", {"json": {"metrics": ["revenue"],
                                              "where": f"channel = 'w{NUL}'"}}, "body.where"),
     ("post", "/api/metrics/query", {"json": {"metrics": [f"revenue{NUL}"]}}, "body.metrics.0"),
@@ -152,12 +150,54 @@ def test_a_wildcard_for_every_host_is_a_project_error(tmp_path):
     assert run.returncode == 1 and "passerelle.yml" in run.stdout + run.stderr
 
 
-@pytest.mark.parametrize("address", ["0.0.0.0", "::"])
-def test_serve_refuses_to_listen_beyond_this_machine(tmp_path, address):
-    started = time.monotonic()
-    run = cli("serve", "--host", address, "-p", str(tmp_path))
-    assert run.returncode == 1, run.stdout + run.stderr
-    assert time.monotonic() - started < 30
-    message = " ".join(run.stderr.split())
-    assert f"will not listen on {address}" in message
-    assert "governance" in message and "SSH tunnel" in message and "reverse proxy" in message
+def test_serving_beyond_this_machine_warns_about_tls_and_a_missing_account(project):
+    from passerelle.api.hosts import bind_warnings
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.users import add_user
+
+    with open_app_db(project) as db:
+        assert bind_warnings("127.0.0.1", db) == [] and bind_warnings("::1", db) == []
+        for address in ("0.0.0.0", "::", "192.0.2.10"):
+            first, *others = bind_warnings(address, db)
+            assert f"Listening on {address}" in first and "TLS" in first
+            assert "trusted_proxies" in first
+            assert len(others) == 1 and "users add" in others[0]
+        add_user(db, "it@shop.example.fr", "it_admin", "correct horse battery",
+                 ("cli", "tests"))
+        assert len(bind_warnings("0.0.0.0", db)) == 1  # TLS reminder only
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_cookies_are_secure_behind_a_trusted_https_proxy_only(tmp_path, trusted):
+    import threading
+
+    import httpx
+    import uvicorn
+
+    from collect_helpers import free_port
+    from passerelle.api.app import forwarding
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.users import add_user
+
+    extra = "server:\n  trusted_proxies: [127.0.0.1]\n" if trusted else ""
+    root = write_tiny_project(tmp_path / "p", extra)
+    with passerelle.open(root) as project:
+        with open_app_db(project) as db:
+            add_user(db, "proxy@example.fr", "analyst", "correct horse battery", ("cli", "t"))
+        port = free_port()
+        server = uvicorn.Server(uvicorn.Config(
+            create_server(project, loader=False, worker=False), host="127.0.0.1", port=port,
+            log_level="warning", **forwarding(project)))
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        try:
+            while not server.started:
+                time.sleep(0.05)
+            answer = httpx.post(f"http://127.0.0.1:{port}/api/session", json={
+                "email": "proxy@example.fr", "password": "correct horse battery"},
+                headers={"X-Forwarded-Proto": "https"})
+        finally:
+            server.should_exit = True
+            thread.join(timeout=30)
+    assert answer.status_code == 200, answer.text
+    assert ("; secure" in answer.headers["set-cookie"].lower()) is trusted

@@ -18,7 +18,7 @@ import pytest
 
 import passerelle
 import passerelle.cli.remote
-from api_helpers import tiny_project
+from api_helpers import admin_token, bearer, tiny_project
 from collect_helpers import SRC, Server
 from conftest import PG
 from passerelle.segments import service as segments
@@ -26,8 +26,12 @@ from passerelle.segments import service as segments
 PG_CONNECT = dict(host=PG["host"], port=PG["port"], user=PG["user"], dbname=PG["database"])
 
 
+TOKEN: dict[Path, str] = {}  # the admin token of each test project: what the CLI sends
+
+
 def cli(*args: str, root: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200"}
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200",
+           "PASSERELLE_TOKEN": TOKEN.get(root, "")}
     return subprocess.run([sys.executable, "-c", "from passerelle.cli import main; main()",
                            *args, "-p", str(root)], capture_output=True, text=True, env=env,
                           timeout=300)
@@ -36,7 +40,9 @@ def cli(*args: str, root: Path) -> subprocess.CompletedProcess:
 @pytest.fixture
 def served(tmp_path):
     root = tmp_path / "p"
-    tiny_project(root).close()
+    project = tiny_project(root)
+    TOKEN[root] = admin_token(project)
+    project.close()
     server = Server(root, loader=False, cli=True).start()
     yield root, server
     if server.proc is not None:
@@ -78,7 +84,7 @@ def test_two_writers_and_readers_at_once(served):
     for w in writers:
         w.start()
     answers = []
-    with httpx.Client(base_url=server.url, timeout=60) as client:
+    with httpx.Client(base_url=server.url, timeout=60, headers=bearer(TOKEN[root])) as client:
         while any(w.is_alive() for w in writers):
             answers.append(client.get("/api/segments/in_france/count").status_code)
             answers.append(client.get("/api/persons", params={"q": "crm:C2"}).status_code)
@@ -114,13 +120,15 @@ def test_a_job_killed_with_its_server_is_interrupted_then_requeued(served):
     lock = psycopg.connect(**PG_CONNECT)
     try:
         lock.execute(f'LOCK TABLE "{schema}".people IN ACCESS EXCLUSIVE MODE')
-        job_id = httpx.post(server.url + "/api/jobs", json={"kind": "run"}).json()["job_id"]
+        auth = bearer(TOKEN[root])
+        job_id = httpx.post(server.url + "/api/jobs", json={"kind": "run"},
+                            headers=auth).json()["job_id"]
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not admin.execute(
                 "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
                 "AND query LIKE %s", (f"%{schema}%",)).fetchone():
             time.sleep(0.05)
-        job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}", headers=auth).json()
         assert job["status"] == "running" and job["progress"]["step"] == "Loading zz"
         server.kill()
     finally:
@@ -129,11 +137,13 @@ def test_a_job_killed_with_its_server_is_interrupted_then_requeued(served):
     try:
         assert passerelle.cli.remote.server_of(root) is None  # stale: its pid is gone
         server.start()
-        job = httpx.get(f"{server.url}/api/jobs/{job_id}").json()
+        job = httpx.get(f"{server.url}/api/jobs/{job_id}", headers=auth).json()
         assert job["status"] == "interrupted" and job["exit_code"] == 2
-        again = httpx.post(f"{server.url}/api/jobs/{job_id}/requeue").json()["job_id"]
+        again = httpx.post(f"{server.url}/api/jobs/{job_id}/requeue",
+                           headers=auth).json()["job_id"]
         deadline = time.monotonic() + 120
-        while (job := httpx.get(f"{server.url}/api/jobs/{again}").json())["status"] in (
+        while (job := httpx.get(f"{server.url}/api/jobs/{again}",
+                                headers=auth).json())["status"] in (
                 "queued", "running") and time.monotonic() < deadline:
             time.sleep(0.1)
         assert job["status"] == "succeeded", job["error"]
@@ -142,3 +152,41 @@ def test_a_job_killed_with_its_server_is_interrupted_then_requeued(served):
         server.stop()
         admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
         admin.close()
+
+
+def test_passerelle_login_signs_in_and_the_cli_uses_its_token(tmp_path):
+    from passerelle.governance.db import open_app_db
+    from passerelle.governance.users import add_user
+
+    root = tmp_path / "p"
+    project = tiny_project(root)
+    with open_app_db(project) as db:
+        add_user(db, "ana@example.fr", "analyst", "correct horse battery", ("cli", "tests"))
+    project.close()
+    server = Server(root, loader=False, cli=True).start()
+    env = {**os.environ, "PYTHONPATH": str(SRC), "COLUMNS": "200",
+           "XDG_CONFIG_HOME": str(tmp_path / "config"), "PASSERELLE_TOKEN": ""}
+    try:
+        refused = subprocess.run(  # no credential yet: the server's 401, and the way out
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "segment",
+             "count", "in_france", "-p", str(root)], capture_output=True, text=True,
+            env=env, timeout=300)
+        assert refused.returncode == 1 and "passerelle login" in refused.stderr
+        login = subprocess.run(
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "login", "-p",
+             str(root)], input="ana@example.fr\ncorrect horse battery\n",
+            capture_output=True, text=True, env=env, timeout=300)
+        assert login.returncode == 0, login.stderr
+        stored = (tmp_path / "config" / "passerelle" / "credentials.json").read_text()
+        assert "psl_" in stored and "correct horse" not in stored
+        count = subprocess.run(
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "segment",
+             "count", "in_france", "-p", str(root)], capture_output=True, text=True,
+            env=env, timeout=300)
+        assert count.returncode == 0 and "in_france: 1 person" in count.stdout, count.stderr
+        run = subprocess.run(  # an analyst may not run the pipeline: the server says so
+            [sys.executable, "-c", "from passerelle.cli import main; main()", "run", "-p",
+             str(root)], capture_output=True, text=True, env=env, timeout=300)
+        assert run.returncode == 1 and "pipeline:run" in run.stderr, run.stderr
+    finally:
+        server.stop()

@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import passerelle
+from api_helpers import authorize
 from passerelle.api import create_server
 from passerelle.measure.holdouts import CFO_LABEL
 from test_cli import cli
@@ -24,7 +25,7 @@ def client(demo):
     project = passerelle.open(demo)
     with TestClient(create_server(project, loader=False),
                     base_url="http://localhost") as test_client:
-        yield test_client
+        yield authorize(test_client, project)
     project.close()
 
 

@@ -19,6 +19,7 @@ from fastapi.testclient import TestClient
 
 import passerelle
 from activation_helpers import build_audience, build_profiles
+from api_helpers import authorize
 from passerelle.activation import DestinationError, export_csv, parse_destination
 from passerelle.api import create_server
 from passerelle.definition import load_project
@@ -93,7 +94,7 @@ def served(tmp_path_factory):
     assert project.run().ok
     with TestClient(create_server(project, loader=False),
                     base_url="http://localhost") as client:
-        yield client, root, base
+        yield authorize(client, project), root, base
     project.close()
 
 

@@ -12,6 +12,7 @@ import sqlglot as sg
 import sqlglot.expressions as sge
 
 import passerelle
+from api_helpers import authorize
 from conftest import PG
 from passerelle.errors import PasserelleError
 from passerelle.identity.service import person_id_of
@@ -230,7 +231,12 @@ def test_api_previews_then_erases_and_registers(duckdb_shop):
 
     with TestClient(create_server(duckdb_shop, loader=False),
                     base_url="http://localhost") as client:
-        body = {"subject": "marie.dupont@example.fr", "requested_by": "dpo@shop.fr"}
+        authorize(client, duckdb_shop)
+        token_id = client.get("/api/session").json()["id"]
+        body = {"subject": "marie.dupont@example.fr"}
+        # who handles a request is the caller, never a field the caller fills
+        named = client.post("/api/privacy/access", json={**body, "requested_by": "someone"})
+        assert named.status_code == 422 and "requested_by" in named.json()["message"]
         access = client.post("/api/privacy/access", json=body)
         assert access.status_code == 200
         assert sorted(access.json()["source_rows"]) == ["crm", "orders", "shop", "web"]
@@ -242,8 +248,13 @@ def test_api_previews_then_erases_and_registers(duckdb_shop):
         assert done["erased"] is True and done["request_id"].startswith("erasure-")
         gone = client.post("/api/privacy/erasure", json={**body, "confirm": True})
         assert gone.status_code == 404 and gone.json()["code"] == "not_found"
-        kinds = [r["kind"] for r in client.get("/api/privacy/requests").json()]
-        assert kinds == ["erasure", "access"]
+        register = client.get("/api/privacy/requests").json()
+        assert [r["kind"] for r in register] == ["erasure", "access"]
+        assert {r["requested_by"] for r in register} == {f"token:{token_id}"}
+        actions = [(e["action"], e["actor_id"]) for e in client.get(
+            "/api/audit", params={"action": "privacy.*"}).json()]
+        assert actions == [("privacy.erasure", token_id), ("privacy.erasure_preview", token_id),
+                           ("privacy.access", token_id)]
 
 
 def test_retention_deletes_rows_past_their_time_and_order_lines_follow(shop):
@@ -484,7 +495,8 @@ def test_a_shared_family_address_never_erases_the_other_person(tmp_path):
         assert "Paul" not in str(caught.value) and "1979-05-06" not in str(caught.value)
         with TestClient(create_server(project, loader=False),
                         base_url="http://localhost") as client:
-            body = {"subject": "famille.martin@example.fr", "requested_by": "dpo"}
+            authorize(client, project)
+            body = {"subject": "famille.martin@example.fr"}
             refused = client.post("/api/privacy/erasure", json=body)
             assert refused.status_code >= 400 and "crm:C2" in refused.text
             done = client.post("/api/privacy/erasure", json={

@@ -8,14 +8,18 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 
 from passerelle.api import errors
-from passerelle.api.hosts import HostCheck, allowed_hosts, check_bind_address
+from passerelle.api.admin import build_admin_router
+from passerelle.api.auth import api_routes, check_every_route, declare_open
+from passerelle.api.hosts import HostCheck, allowed_hosts
 from passerelle.api.jobs import build_jobs_router
 from passerelle.api.personalize import build_personalize_router
 from passerelle.api.routes import build_router
+from passerelle.api.session import build_session_router
 from passerelle.core import Project
 from passerelle.web import install as install_web
 
@@ -28,6 +32,7 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     and the names of ``server: allowed_hosts`` in passerelle.yml. ``worker``: run the
     queued jobs (runs, refreshes, builds, exports) while the app runs."""
     from passerelle.collect import create_app
+    from passerelle.collect.app import RateLimit
     from passerelle.engines import open_engine
     from passerelle.governance.db import open_app_db
     from passerelle.jobs.worker import WarehouseLock, Worker
@@ -35,20 +40,29 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     def opener():
         return open_engine(project.config.engine, project.root)
 
+    db = open_app_db(project)
+    server = project.config.server
     app = create_app(project.root, project.sources, loader=loader, open_engine=opener,
-                     loader_interval=loader_interval)
+                     loader_interval=loader_interval, token_source=token_source(db, project),
+                     rate_limit=RateLimit(server.collector_rate, server.collector_burst))
     app.title = "Passerelle"
     app.description = ("Segment-Spec compatible collector (/v1) and the REST API (/api) "
                        "of a Passerelle project.")
     errors.install(app)
+    for method, path, _ in list(api_routes(app)):  # the collector's: write keys
+        if path.startswith("/v1/"):  # (or collect:write tokens)
+            declare_open(app, method, path, "public" if path == "/v1/health" else "write key")
     lock = WarehouseLock()
-    db = app.state.app_db = open_app_db(project)
+    app.state.app_db = db
     jobs = Worker(project, db, lock)
     app.state.worker = jobs
     app.include_router(build_router(project, lock))
     app.include_router(build_jobs_router(db, jobs.wake))
     app.include_router(build_personalize_router(project, db, lock, app.state))
+    app.include_router(build_session_router())
+    app.include_router(build_admin_router(db))
     install_web(app, project)  # the pages, their static files, the API docs page
+    check_every_route(app)  # no /api route without its requirement
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))
 
@@ -72,13 +86,38 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     return app
 
 
+def token_source(db, project: Project):
+    """The collector source a collect:write API token writes to: the collector source named
+    like the token, else the project's one collector source."""
+    from passerelle.collect.app import collector_sources
+    from passerelle.governance.errors import NotAuthenticated
+    from passerelle.governance.tokens import principal_from_token
+
+    names = [s.name for s in collector_sources(project.sources)]
+
+    def source_of(secret: str) -> str:
+        try:
+            principal = principal_from_token(db, secret)
+        except NotAuthenticated as exc:
+            raise LookupError(exc.reason) from None
+        if not principal.has_scope("collect:write"):
+            raise LookupError(f"API token {principal.id} has no collect:write scope")
+        if principal.display_name in names:
+            return principal.display_name
+        if len(names) == 1:
+            return names[0]
+        raise LookupError(f"API token {principal.id} is named '{principal.display_name}', "
+                          f"not one of the collector sources ({', '.join(names)}): name the "
+                          "token after the source it writes to")
+    return source_of
+
+
 def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
           loader: bool = True) -> None:
     """Run the server until stopped; while it runs, ``.passerelle/server.json`` tells the
     command line where it is, so commands go through it instead of opening the warehouse."""
     import uvicorn
 
-    check_bind_address(host)
     app = create_server(project, loader=loader, host=host)
     server_lifespan = app.router.lifespan_context
 
@@ -95,7 +134,14 @@ def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
 
     app.router.lifespan_context = lifespan
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10)
+                timeout_graceful_shutdown=10, **forwarding(project))
+
+
+def forwarding(project: Project) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: believed from ``server: trusted_proxies``
+    only (then a proxy's ``X-Forwarded-Proto: https`` makes cookies Secure), else ignored."""
+    proxies = project.config.server.trusted_proxies
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
 
 
 def write_server_file(root: Path, host: str, port: int) -> Path:

@@ -35,6 +35,8 @@ class ErrorBody(BaseModel):
 RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": what} for status, what in (
         (400, "The request cannot be answered (unknown name, unsafe filter...)"),
+        (401, "No credential, or one that is unknown, expired or revoked"),
+        (403, "The caller lacks the permission or token scope the route needs"),
         (404, "No such person or route"),
         (422, "The request does not match the schema, or the project has problems"),
         (500, "A bug in Passerelle (code internal_error)"),
@@ -54,9 +56,11 @@ _CODES = {401: "not_authenticated", 403: "forbidden", 404: "not_found", 409: "co
 
 
 def _status(exc: PasserelleError) -> tuple[int, str]:
-    status = getattr(exc, "http_status", None)
-    if isinstance(status, int) and status in _CODES:
-        return status, _CODES[status]
+    status = getattr(exc, "http_status", None)  # governance errors carry theirs
+    if status in _CODES:
+        from passerelle.governance.errors import CsrfFailed
+
+        return status, "csrf_failed" if isinstance(exc, CsrfFailed) else _CODES[status]
     if isinstance(exc, LookupError):
         return 404, "not_found"
     if isinstance(exc, EngineError):
@@ -75,8 +79,14 @@ def install(app: FastAPI) -> None:
             extra["problems"] = [
                 {"file": p.file, "line": p.line, "message": p.message, "hint": p.hint}
                 for p in exc.problems]
+        headers = {}
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="passerelle"'
+        retry = getattr(exc, "retry_after_seconds", None)
+        if status == 429 and retry is not None:
+            headers["Retry-After"] = str(max(1, int(retry)))
         return JSONResponse(error_body(code, exc.reason, exc.instruction, **extra),
-                            status_code=status)
+                            status_code=status, headers=headers or None)
 
     @app.exception_handler(RecursionError)
     async def too_deep(request: Request, exc: RecursionError) -> JSONResponse:

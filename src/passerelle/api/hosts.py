@@ -1,6 +1,7 @@
 """Who may reach `passerelle serve`: the bind address and the Host header.
 
-The API has no accounts yet, so the server listens on loopback only, and answers only to
+Every /api route needs a credential (api/auth.py), so the server may listen beyond
+loopback; it warns when it does over plain http or with no account yet. It answers only to
 the host names it knows: a web page cannot reach it through DNS rebinding (a name of the
 attacker's that resolves to 127.0.0.1 still sends the attacker's name in Host).
 """
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from passerelle.api.errors import error_body
-from passerelle.errors import PasserelleError
 
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1")
 _ACCEPTED = "passerelle.host_accepted"
@@ -30,18 +31,24 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def check_bind_address(host: str) -> None:
-    """Refuse to listen beyond this machine while the API has no authentication."""
+def bind_warnings(host: str, db: Any) -> list[str]:
+    """What to tell IT when the server listens beyond this machine: every route needs a
+    credential, but an app with no account yet, or plain http, deserves a warning."""
     if is_loopback(host):
-        return
-    raise PasserelleError(
-        f"passerelle serve will not listen on {host}: the API has no accounts or tokens yet "
-        "(they come with governance), so anyone who can reach the port could read and erase "
-        "personal data.",
-        "Listen on 127.0.0.1 (the default) and reach it from another machine through an SSH "
-        "tunnel (ssh -L 8080:127.0.0.1:8080 server) or a reverse proxy with authentication "
-        "on the same host; add the name the proxy forwards to `server: allowed_hosts:` in "
-        "passerelle.yml.")
+        return []
+    from sqlalchemy import func, select
+
+    from passerelle.governance.tables import User
+
+    warnings = [f"Listening on {host}: every /api route needs a token or a session, but "
+                "traffic is plain http: put a reverse proxy with TLS (https) in front, and "
+                "list it under `server: trusted_proxies:` so that cookies are Secure."]
+    with db.session() as session:
+        users = session.scalar(select(func.count()).select_from(User))
+    if not users:
+        warnings.append("No account exists yet: nobody can sign in. Create the first "
+                        "administrator with `passerelle users add EMAIL --role it_admin`.")
+    return warnings
 
 
 def allowed_hosts(bind: str, configured: Sequence[str]) -> list[str]:

@@ -14,86 +14,30 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from passerelle.api import errors
+from passerelle.api.auth import requires
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
-from passerelle.governance.errors import GovernanceError
 from passerelle.governance.principal import Principal
 
 _log = logging.getLogger("passerelle.personalize")
 
-# The permission each route needs, for the authorization layer to hook (like
-# JOB_ROUTE_PERMISSIONS): a token scope; pii:read unmasks the golden record.
-PERSONALIZE_ROUTE_PERMISSIONS: dict[tuple[str, str], str] = {
-    ("GET", "/v1/decide"): "scope decide",
-    ("GET", "/v1/profiles/{person}"): "scope profiles:read (pii:read: unmasked golden record)",
-}
 RESERVED = ("person", "placement", "channel")
 MAX_CONTEXT = 30  # context values in one request
 MAX_NAME = 64  # a context value's name
 REOPEN_SECONDS = 10.0
-# A token checked in the application database is trusted this long by this process (the
-# decision API answers in milliseconds; a revoked token stops working within this delay).
-TOKEN_CACHE_SECONDS = 5.0
-MAX_CACHEDtokens = 10_000
 _TEXT: TypeAdapter[str] = TypeAdapter(Text)
 _RESPONSES = {**errors.RESPONSES, **{
     status: {"model": errors.ErrorBody, "description": what} for status, what in (
         (401, "No token, or a token that is unknown, revoked or expired"),
         (403, "The token's scopes do not open this route"))}}
-
-
-class Forbidden(GovernanceError):
-    http_status = 403
-
-
-class Unauthenticated(GovernanceError):
-    http_status = 401
-
-
-def bearer(db: Any, scope: str) -> Callable[[Request], Awaitable[Principal]]:
-    """A dependency: the principal of the request's bearer token, which must have ``scope``.
-    A principal already set by an authorization layer (``request.state.principal``) is
-    used as it is."""
-    from passerelle.governance.tokens import digest, principal_from_token
-
-    tokens: dict[str, tuple[Principal, float]] = {}  # digest -> (principal, trusted until)
-
-    async def principal(request: Request) -> Principal:
-        # async: no thread hop per request; the application database is read in a thread,
-        # once per token every TOKEN_CACHE_SECONDS
-        found = getattr(request.state, "principal", None)
-        if found is None:
-            scheme, _, secret = request.headers.get("authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not secret.strip():
-                raise Unauthenticated("This route needs an API token.",
-                                      "Send `Authorization: Bearer psl_...` (passerelle "
-                                      f"tokens create --scope {scope}).")
-            key, now = digest(secret.strip()), time.monotonic()
-            cached = tokens.get(key)
-            if cached is not None and cached[1] > now:
-                found = cached[0]
-            else:
-                found = await run_in_threadpool(principal_from_token, db, secret.strip())
-                if len(tokens) >= MAX_CACHEDtokens:
-                    tokens.clear()
-                tokens[key] = (found, now + TOKEN_CACHE_SECONDS)
-            request.state.principal = found
-        if not found.has_scope(scope):
-            raise Forbidden(f"This token does not have the scope {scope}.",
-                            f"Use a token made with --scope {scope}.")
-        return found
-
-    return principal
 
 
 class StoreHolder:
@@ -289,8 +233,8 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
             parts = state.health_parts = {}
         parts["decisions"] = holder.health
     router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES)
-    can_decide = Depends(bearer(db, "decide"))
-    can_read = Depends(bearer(db, "profiles:read"))
+    can_decide = requires("decide")
+    can_read = requires("profiles:read")
 
     @router.get("/decide", summary="The next best messages of a placement for one person")
     def decide_route(
@@ -359,5 +303,4 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
     return router
 
 
-__all__ = ["PERSONALIZE_ROUTE_PERMISSIONS", "StoreHolder", "bearer",
-           "build_personalize_router"]
+__all__ = ["StoreHolder", "build_personalize_router"]

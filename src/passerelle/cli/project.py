@@ -179,21 +179,24 @@ def demo(
 @app.command()
 def serve(
     project: ProjectOpt = Path("."),
-    host: Annotated[str, typer.Option(help="Address to listen on (loopback only: 127.0.0.1, "
-                                           "::1, localhost).")] = "127.0.0.1",
+    host: Annotated[str, typer.Option(help="Address to listen on (0.0.0.0: every interface; "
+                                           "put a TLS proxy in front).")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     loader: Annotated[bool, typer.Option(help="Move collected events into the warehouse "
                                                "continuously.")] = True,
 ) -> None:
     """Serve the event collector (/v1, Segment-Spec) and the REST API (/api, /docs).
 
-    Loopback addresses only until the API has accounts: reach it from elsewhere through an
-    SSH tunnel or a reverse proxy on the same host (docs/api.md)."""
+    Every /api route needs a token or a signed-in session (docs/governance.md); beyond this
+    machine, put a reverse proxy with TLS in front (docs/api.md)."""
     from passerelle.api.app import serve as run_server
-    from passerelle.api.hosts import check_bind_address
+    from passerelle.api.hosts import bind_warnings
+    from passerelle.governance.db import open_app_db
 
-    check_bind_address(host)  # before opening the project: refuse at once
     with open_project(project) as proj:
+        with open_app_db(proj) as db:
+            for warning in bind_warnings(host, db):
+                err_console.print(f"[yellow]![/yellow] {warning}", highlight=False)
         console.print(f"Passerelle on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
         run_server(proj, host=host, port=port, loader=loader)
 

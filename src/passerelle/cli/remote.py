@@ -159,9 +159,11 @@ def _answer_error(url: str, response: Any) -> RemoteError:
         message, instruction = body["message"], body.get("instruction")
     except (ValueError, KeyError, TypeError):
         message, instruction = f"The server answered {response.status_code}.", None
-    if response.status_code in (401, 403):
-        return RemoteError(message, instruction or f"Sign in with `passerelle login` (or set "
-                           f"{TOKEN_ENV}) for {url}.", status=response.status_code)
+    if response.status_code == 401:  # the server's hint is for HTTP clients: say the CLI's
+        return RemoteError(message, f"Sign in with `passerelle login` (or set {TOKEN_ENV}) "
+                           f"for {url}.", status=401)
+    if response.status_code == 403:
+        return RemoteError(message, instruction, status=403)
     code = ExitCode.USER_ERROR if response.status_code < 500 else (
         ExitCode.INTERNAL_ERROR if response.status_code == 500 else ExitCode.EXTERNAL_ERROR)
     return RemoteError(message, instruction, code, response.status_code)

@@ -6,7 +6,13 @@ when some events were refused, ``rejected``: one ``{index, code, message}`` each
 ``message``), with 400 (malformed JSON, missing ids, wrong types), 401 (write key), 403 (a
 browser page's origin the write key's source does not allow), 413 (32 KB an event, 500 KB a
 request, after gzip decoding) or 503 + ``Retry-After`` when the loader is behind
-(backpressure) or the spool cannot be written.
+(backpressure) or the spool cannot be written, 429 + ``Retry-After`` when a write key sends
+more than its rate limit (a token bucket per key, in memory: ``server:`` in passerelle.yml).
+
+Besides the write keys of the sources, `passerelle serve` accepts API tokens with the
+``collect:write`` scope, sent as the Basic user or as ``Authorization: Bearer psl_...``:
+``token_source`` (given by the server, which owns the application database) tells which
+source such a token writes to.
 
 analytics-next (the browser tag) posts to one-letter paths (``/v1/t``... ``/v1/b``), served as
 aliases, and its own metrics to ``/v1/m``, read and discarded. CORS: see ``cors.py``.
@@ -24,8 +30,10 @@ import contextlib
 import functools
 import gc
 import logging
+import math
+import time
 import zlib
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +67,61 @@ def _json(status: int, body: dict, headers: dict | None = None) -> Response:
                     media_type="application/json")
 
 
-def _error(status: int, code: str, message: str, **extra) -> Response:
-    headers = {"Retry-After": str(RETRY_AFTER)} if status == 503 else None
+def _error(status: int, code: str, message: str, retry_after: int | None = None,
+           **extra) -> Response:
+    headers = {"Retry-After": str(retry_after or RETRY_AFTER)} if status in (429, 503) else None
     return _json(status, {"success": False, "code": code, "message": message, **extra},
                  headers)
 
 
 class _Refused(Exception):
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str,
+                 retry_after: int | None = None) -> None:
         self.status, self.code, self.message = status, code, message
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """A token bucket per write key: ``per_second`` on average, bursts of ``burst``."""
+
+    per_second: float
+    burst: int
+
+
+class _Bucket:
+    __slots__ = ("at", "level")
+
+    def __init__(self, level: float, at: float) -> None:
+        self.level, self.at = level, at
+
+
+class _Limiter:
+    """In memory, per process: a key over its rate gets 429 with the seconds to wait."""
+
+    def __init__(self, limit: RateLimit) -> None:
+        self.limit = limit
+        self.buckets: dict[str, _Bucket] = {}
+
+    def take(self, key: str) -> int | None:
+        """None when the request may go; else the seconds until it could."""
+        now = time.monotonic()
+        rate, burst = self.limit.per_second, self.limit.burst
+        bucket = self.buckets.get(key)
+        if bucket is None:
+            if len(self.buckets) > 100_000:  # unknown keys never get here; be safe anyway
+                self.buckets.clear()
+            bucket = self.buckets[key] = _Bucket(float(burst), now)
+        bucket.level = min(burst, bucket.level + (now - bucket.at) * rate)
+        bucket.at = now
+        if bucket.level >= 1:
+            bucket.level -= 1
+            return None
+        return max(1, math.ceil((1 - bucket.level) / rate))
+
+
+TOKEN_PREFIX = "psl_"
+_TOKEN_TTL = 10.0  # seconds a collect:write token's answer is kept (revocation: that late)
 
 
 class _OriginRefused(Exception):
@@ -163,6 +217,8 @@ def _header_key(request: Request) -> str | None:
 @functools.lru_cache(maxsize=1024)  # a site sends the same few headers all day
 def _basic_user(auth: str) -> str:
     scheme, _, value = auth.partition(" ")
+    if scheme.lower() == "bearer" and value.strip().startswith(TOKEN_PREFIX):
+        return value.strip()  # a collect:write API token
     if scheme.lower() != "basic":
         raise _Refused(401, "invalid_write_key", "use HTTP Basic auth with the write key as user")
     try:
@@ -176,17 +232,49 @@ class Collector:
     """The routes' state: write keys, spools, the loader, recent message ids."""
 
     def __init__(self, routes: dict[str, Route],
-                 loader: LoaderProcess | LoaderThread | None = None) -> None:
+                 loader: LoaderProcess | LoaderThread | None = None,
+                 token_source: Callable[[str], str] | None = None,
+                 rate_limit: RateLimit | None = None) -> None:
         self.routes, self.loader = routes, loader
         self.recent = {r.source: _Recent() for r in routes.values()}
         self.spools = list({id(r.spool): r.spool for r in routes.values()}.values())
+        self.by_source = {r.source: r for r in routes.values()}
+        self.token_source = token_source
+        self.tokens: dict[str, tuple[Route, float]] = {}
+        self.limiter = _Limiter(rate_limit) if rate_limit and rate_limit.per_second > 0 \
+            else None
+
+    def _token_route(self, token: str) -> Route | None:
+        """The route of a collect:write API token (its answer kept a few seconds)."""
+        if self.token_source is None or not token.startswith(TOKEN_PREFIX):
+            return None
+        now = time.monotonic()
+        known = self.tokens.get(token)
+        if known is not None and known[1] > now:
+            return known[0]
+        try:
+            source = self.token_source(token)
+        except LookupError as exc:
+            raise _Refused(401, "invalid_write_key", str(exc)) from None
+        route = self.by_source.get(source)
+        if route is None:
+            raise _Refused(401, "invalid_write_key", f"no collector source '{source}'")
+        if len(self.tokens) > 10_000:
+            self.tokens.clear()
+        self.tokens[token] = (route, now + _TOKEN_TTL)
+        return route
 
     def route(self, key: str | None, request: Request) -> Route:
         if not key:
             raise _Refused(401, "invalid_write_key", "no write key (HTTP Basic user or writeKey)")
-        route = self.routes.get(key)
+        route = self.routes.get(key) or self._token_route(key)
         if route is None:
             raise _Refused(401, "invalid_write_key", "unknown write key")
+        if self.limiter is not None:
+            wait = self.limiter.take(key)
+            if wait is not None:
+                raise _Refused(429, "rate_limited", "this write key sends more than its rate "
+                               "limit; retry later", retry_after=wait)
         origin = request.headers.get("origin")
         if origin is not None and not route.origins.allows(origin):
             request.scope[REFUSED] = True  # no CORS header: the page may not use this key
@@ -200,7 +288,7 @@ class Collector:
             return Response(refused_body(refused.origin), status_code=403,
                             media_type="application/json")
         except _Refused as refused:
-            return _error(refused.status, refused.code, refused.message)
+            return _error(refused.status, refused.code, refused.message, refused.retry_after)
         except SpoolError as exc:
             return _error(503, "spool_unavailable", exc.reason)
 
@@ -340,7 +428,9 @@ async def _client_gone(request: Request, exc: Exception) -> Response:
 
 def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: bool = True,
                open_engine=None, loader_interval: float = 0.25,
-               loader_process: bool = False) -> FastAPI:
+               loader_process: bool = False,
+               token_source: Callable[[str], str] | None = None,
+               rate_limit: RateLimit | None = None) -> FastAPI:
     """The collector as an ASGI app. ``open_engine()`` opens the warehouse for the loader.
 
     ``loader_process``: run the loader in a process of its own instead of a thread of this
@@ -348,10 +438,13 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
     ``functools.partial`` of one; anything else falls back to a thread, and says so in the
     log). Only when nothing else in this process opens the warehouse: a DuckDB file admits
     one process at a time.
+
+    ``token_source(secret)``: the source a ``collect:write`` API token writes to (raises
+    LookupError when the token is refused); ``rate_limit``: per write key (None: none).
     """
     chosen = collector_sources(sources)
     routes = build_routes(project_root, chosen)
-    collector = Collector(routes)
+    collector = Collector(routes, token_source=token_source, rate_limit=rate_limit)
     by_source = {r.source: r.spool for r in routes.values()}
 
     @contextlib.asynccontextmanager

@@ -63,6 +63,26 @@ class CsrfFailed(GovernanceError):
                          "Reload the page and submit the form again.")
 
 
+class PermissionDenied(GovernanceError):
+    """A known caller without the permission (or the token scope) a route needs."""
+
+    http_status = 403
+
+    def __init__(self, needed: str, what: str = "permission") -> None:
+        self.needed = needed
+        super().__init__(f"This needs the {what} '{needed}'.",
+                         "Ask an administrator for it (a role that grants it, or a token "
+                         "with that scope).")
+
+
+class RateLimited(GovernanceError):
+    http_status = 429
+
+    def __init__(self, retry_after_seconds: int, reason: str = "Too many requests.") -> None:
+        self.retry_after_seconds = retry_after_seconds
+        super().__init__(reason, f"Retry in {retry_after_seconds} second(s).")
+
+
 class WeakPassword(GovernanceError):
     pass
 

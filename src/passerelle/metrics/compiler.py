@@ -257,7 +257,7 @@ def _group_table(engine: Engine, pm: ProjectMetrics, group: _Group, keys: list[s
         return col
 
     if filter_trees:
-        wide = wide.filter(*[to_ibis(t, lambda ref: value(filter_refs[ref]))
+        wide = wide.filter(*[_condition(t, to_ibis(t, lambda ref: value(filter_refs[ref])))
                              for t in filter_trees])
     aggs = {}
     for leaf, col in group.leaves.items():
@@ -418,6 +418,16 @@ def _join(tables: list[ir.Table], keys: list[str]) -> ir.Table:
     union = stacked[0].union(*stacked[1:], distinct=False)
     aggs = {c: union[c].max() for c in types}
     return union.group_by(keys).aggregate(**aggs) if keys else union.aggregate(**aggs)
+
+
+def _condition(tree: sge.Expression, value: ir.Value) -> ir.BooleanValue:
+    """A filter must be a condition: ``'a' || 'b'`` is a string, refused by name (it would
+    otherwise fail deep in Ibis)."""
+    if not isinstance(value, ir.BooleanValue):
+        raise MetricsQueryError(f"the filter '{tree.sql()[:80]}' is not a condition (it gives "
+                                f"a {value.type()})", "compare a dimension with a value, e.g. "
+                                "country = 'FR'")
+    return value
 
 
 def _value(node: Leaf | Ratio | Derived, wide: ir.Table, columns: dict[Leaf, str]) -> ir.Value:

@@ -84,12 +84,22 @@ class RetentionConfig(Strict):
 
 
 class ServerConfig(Strict):
-    """``server:`` in passerelle.yml: the host names `passerelle serve` answers to."""
+    """``server:`` in passerelle.yml: the host names `passerelle serve` answers to, the
+    collector's rate limit per write key, the reverse proxies it trusts."""
 
     allowed_hosts: list[str] = Field(default_factory=list, description=(
         "Host names accepted in the Host header besides 127.0.0.1, localhost, ::1 and the "
         "bind address, e.g. the name your reverse proxy forwards (cdp.example.fr); "
         "'*.example.fr' matches its subdomains"))
+    collector_rate: float = Field(1000, ge=0, le=1_000_000, description=(
+        "Requests a second each collector write key (or collect:write token) may send, on "
+        "average; beyond, 429 with Retry-After. 0: no limit"))
+    collector_burst: int = Field(5000, ge=1, le=10_000_000, description=(
+        "Requests a write key may send at once above its rate (the bucket's size)"))
+    trusted_proxies: list[str] = Field(default_factory=list, description=(
+        "Addresses of the reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are "
+        "believed (e.g. 127.0.0.1): then cookies are Secure when the proxy speaks https. "
+        "Empty: forwarded headers are ignored"))
 
     @field_validator("allowed_hosts")
     @classmethod
