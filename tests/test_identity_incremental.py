@@ -250,6 +250,7 @@ def test_blocking_auto_incremental_run_blocks_with_the_rules_of_the_full_run(duc
             duckdb_engine.to_arrow(duckdb_engine.table(SPLINK_RULES)).to_pylist()]
     assert kept and all(set(rule) <= {c.field for c in config.probabilistic.comparisons}
                         for rule in kept)
+    assert first.splink["blocking_auto"] and first.splink["blocking_rules"] == kept
     load(duckdb_engine, new, replace=False)
     second = resolve(duckdb_engine, definition, "run-2")
     assert second.mode == "incremental", second.mode_reason
