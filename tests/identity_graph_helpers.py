@@ -12,16 +12,16 @@ from passerelle.identity.tables import CUSTOMER_RECORDS
 _STRING = [
     "_source", "_record_id", "customer_id", "email", "phone", "first_name", "last_name",
     "address_line1", "address_line2", "postcode", "city", "country", "loyalty_card",
-    "_issues", "_load_id", "_source_file",
+    "region", "national_id", "gender", "_issues", "_load_id", "_source_file",
 ]
 SCHEMA = pa.schema(
     [(c, pa.string()) for c in _STRING[:9]]
     + [("birth_date", pa.date32())]
-    + [(c, pa.string()) for c in _STRING[9:13]]
+    + [(c, pa.string()) for c in _STRING[9:16]]
     + [("consent_email", pa.bool_()), ("consent_sms", pa.bool_()),
        ("consent_updated_at", pa.timestamp("us")), ("created_at", pa.timestamp("us")),
        ("updated_at", pa.timestamp("us"))]
-    + [(c, pa.string()) for c in _STRING[13:]]
+    + [(c, pa.string()) for c in _STRING[16:]]
     + [("_loaded_at", pa.timestamp("us")), ("_source_row", pa.int64())]
 )
 

@@ -228,3 +228,30 @@ def test_new_records_scored_by_splink_give_what_a_full_rebuild_gives(engine, tmp
     old_nodes = {f"{r['_source']}:{r['_record_id']}" for r in old}
     assert any(len(g) > 1 and not g <= old_nodes and g & old_nodes
                for g in partition(engine))
+
+
+def test_blocking_auto_incremental_run_blocks_with_the_rules_of_the_full_run(duckdb_engine,
+                                                                              tmp_path):
+    import json
+
+    from passerelle.identity.tables import SPLINK_RULES
+
+    config = SPLINK.model_copy(update={"probabilistic": SPLINK.probabilistic.model_copy(
+        update={"blocking": "auto"})})
+    definition = project(tmp_path, config)
+    rows = synthetic(160)
+    old = [r for i, r in enumerate(rows) if i % 12]
+    new = [r for i, r in enumerate(rows) if not i % 12]
+    reset(duckdb_engine)
+    load(duckdb_engine, old)
+    first = resolve(duckdb_engine, definition, "run-1")
+    assert first.mode == "full" and first.splink_edges > 0
+    kept = [json.loads(r["rule"]) for r in
+            duckdb_engine.to_arrow(duckdb_engine.table(SPLINK_RULES)).to_pylist()]
+    assert kept and all(set(rule) <= {c.field for c in config.probabilistic.comparisons}
+                        for rule in kept)
+    assert first.splink["blocking_auto"] and first.splink["blocking_rules"] == kept
+    load(duckdb_engine, new, replace=False)
+    second = resolve(duckdb_engine, definition, "run-2")
+    assert second.mode == "incremental", second.mode_reason
+    assert second.splink["records_scored"] == len(new) and second.splink_edges > 0

@@ -23,7 +23,7 @@ point at least and the **comparison budget** is not spent::
 
 (linear in the records, so the time Splink spends scoring grows like the data, not like its
 square; at 0.75M pairs a second on two cores, the default costs about 2 minutes a million
-records). The run report lists the chosen rules and the patterns each one covers.
+records). The run report lists the chosen rules and the expected recall each one adds.
 
 **Recall ceiling.** Two estimates of the share of true pairs the rules compare: the pairs
 the deterministic keys linked (matches found independently of the rules), and on a sample

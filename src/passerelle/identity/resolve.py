@@ -103,7 +103,9 @@ def _resolve_all(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                             reporter, retrain=retrain, keep=True)
         edges.append(outcome.edges)
         splink_edges = outcome.edge_count
-        splink = {"records": outcome.records, "records_scored": outcome.representatives}
+        splink = {"records": outcome.records, "records_scored": outcome.representatives,
+                  "blocking_rules": [list(r) for r in outcome.blocking_rules],
+                  "blocking_auto": config.probabilistic.blocking == "auto"}
         if outcome.model is not None:
             splink.update(trained=outcome.model.trained, model=str(outcome.model.path))
     graph = resolve_graph(engine, edges, run_id=run_id,

@@ -49,6 +49,7 @@ class MatchResult:
     records: int
     representatives: int  # records Splink scored after the pre-pass
     edge_count: int
+    blocking_rules: tuple[tuple[str, ...], ...] = ()  # the rules used (auto: those chosen)
 
 
 # -- edges ----------------------------------------------------------------------------
@@ -217,7 +218,8 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
         if keep:
             engine.rename(INPUT_TABLE, SPLINK_INPUT)
             engine.rename(MEMBERS_TABLE, SPLINK_MEMBERS)
-        return MatchResult(engine.table(EDGES_TABLE), info, total, representatives, count)
+        return MatchResult(engine.table(EDGES_TABLE), info, total, representatives, count,
+                           tuple(tuple(r) for r in config.blocking_rules))
     finally:
         _drop_own_tables(engine)
 

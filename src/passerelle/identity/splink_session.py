@@ -4,6 +4,7 @@ session (a Linker) whose tables are dropped afterwards."""
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -95,18 +96,45 @@ def _db_api(engine: Engine) -> Any:
             "Set `probabilistic: {enabled: false}` in identity.yml.") from None
 
 
+_NOT_OBSERVED = re.compile(
+    r"Level (?P<level>.+) on comparison (?P<comparison>\S+) not observed in dataset, "
+    r"unable to train (?P<which>[mu]) value")
+_PREFIX = re.compile(r"^(warning)\s*:\s*", re.I)
+
+
+def translate(message: str) -> str:
+    """What one of Splink's warnings means for the person running Passerelle."""
+    message = _PREFIX.sub("", " ".join(message.split()))
+    found = _NOT_OBSERVED.search(message)
+    if found is None:
+        return f"Splink: {message}"
+    level, comparison = found["level"], found["comparison"]
+    if found["which"] == "m":
+        return (f"No likely match in the training sample had \"{level}\" on {comparison}: "
+                "that level weighs nothing (neither for nor against) until a retraining "
+                "sees one.")
+    return (f"No random pair in the training sample had \"{level}\" on {comparison}: "
+            "that level counts as very strong evidence (its u is set to 1 / max_pairs).")
+
+
 class _ToReporter(logging.Handler):
-    """Splink's warnings (a level never observed in training...) go to the reporter."""
+    """Splink's warnings (a level never observed in training...) go to the reporter, said
+    in the project's terms (:func:`translate`), each once."""
 
     def __init__(self, reporter: Reporter | None) -> None:
         super().__init__(logging.WARNING)
         self.reporter = reporter
+        self.sent: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
-        message = " ".join(record.getMessage().split())
+        message = record.getMessage()
         # sampling notes are about Splink's own speed-ups, not about the model
-        if self.reporter is not None and not message.startswith("[EM sampling]"):
-            self.reporter.warning(f"Splink: {message}")
+        if self.reporter is None or message.startswith("[EM sampling]"):
+            return
+        text = translate(message)
+        if text not in self.sent:
+            self.sent.add(text)
+            self.reporter.warning(text)
 
 
 @contextmanager
