@@ -132,6 +132,8 @@ class SparkEngine(Engine):
         con.do_connect(session)
         con.engine = self
         self._con = con
+        if not self.connect_url:
+            session.sparkContext.setLogLevel("ERROR")
         self._open_catalog()
         return con
 
@@ -356,13 +358,11 @@ class SparkEngine(Engine):
         """Splink's Spark backend on this engine's session: lineage broken by writing
         Parquet (long plans otherwise fail on large jobs), repartitioned to the shuffle
         partitions, string similarity functions from the jar that ships with Splink."""
-        from splink.backends.spark import SparkAPI
+        from passerelle.engines.spark_splink import spark_api
 
         partitions = int(self.session.conf.get("spark.sql.shuffle.partitions"))
-        method = "persist" if self.connect_url else "parquet"
-        return SparkAPI(spark_session=self.session, break_lineage_method=method,
-                        num_partitions_on_repartition=max(1, partitions),
-                        database=self.database)
+        return spark_api(self.session, break_lineage="persist" if self.connect_url else "parquet",
+                         partitions=partitions, database=self.database)
 
 
 class _Compiler(PySparkCompiler):
