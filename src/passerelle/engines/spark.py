@@ -33,12 +33,14 @@ from pathlib import Path
 from typing import Any
 
 import ibis
+import ibis.common.exceptions as com
 import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
 from ibis.backends.pyspark import Backend as _PySparkBackend
+from ibis.backends.sql.compilers.base import NULL
 from ibis.backends.sql.compilers.pyspark import PySparkCompiler
 from ibis.expr.operations.udf import InputType
 
@@ -372,6 +374,29 @@ class _Compiler(PySparkCompiler):
                                   hours: Any, minutes: Any, seconds: Any, **_: Any) -> Any:
         func = "make_timestamp" if op.dtype.timezone is not None else "make_timestamp_ntz"
         return self.f[func](year, month, day, hours, minutes, seconds)
+
+    def visit_GroupConcat(self, op: Any, *, arg: Any, sep: Any, where: Any,
+                          order_by: Any) -> Any:
+        # Ibis has no ordered group_concat on Spark: collect (key..., value) structs, sort
+        # the array (structs compare field by field), keep the values.
+        if not order_by:
+            return super().visit_GroupConcat(op, arg=arg, sep=sep, where=where,
+                                             order_by=order_by)
+        if any(key.args.get("desc") for key in order_by):
+            raise com.UnsupportedOperationError(
+                "group_concat ordered by a descending key is not available on Spark")
+        fields = []
+        for i, key in enumerate(order_by):
+            fields += [sge.convert(f"k{i}"), key.this]
+        fields += [sge.convert("v"), arg]
+        keep = arg.is_(sge.null()).not_()
+        if where is not None:
+            keep = sge.and_(where, keep)
+        collected = self.f.collect_list(self.if_(keep, self.f.named_struct(*fields), NULL))
+        values = self.f.transform(self.f.array_sort(collected), sge.Lambda(
+            this=sge.Dot(this=sg.to_identifier("e"), expression=sg.to_identifier("v")),
+            expressions=[sg.to_identifier("e")]))
+        return self.if_(self.f.size(collected).eq(0), NULL, self.f.array_join(values, sep))
 
     def visit_ScalarUDF(self, op: Any, **kw: Any) -> Any:
         # Builtin functions that DuckDB and PostgreSQL share under one name, spelled the

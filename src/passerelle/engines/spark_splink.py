@@ -53,7 +53,20 @@ class PasserelleSparkAPI(SparkAPI):
     sql_dialect = _Dialect()
 
     def _setup_for_execute_sql(self, sql: str, physical_name: str) -> str:
-        return sqlglot.transpile(sql, read=DIALECT, write=DIALECT, pretty=True)[0]
+        tree = sqlglot.parse_one(sql, read=DIALECT).transform(_date_difference)
+        return tree.sql(dialect=DIALECT, pretty=True)
+
+
+def _date_difference(node: sge.Expression) -> sge.Expression:
+    """``date_l - date_r`` is a number of days on DuckDB and PostgreSQL, an interval on
+    Spark: a date comparison's ``abs(x_l - x_r) <= 365`` becomes ``abs(datediff(...))``."""
+    if isinstance(node, sge.Sub) and isinstance(node.this, sge.Column) \
+            and isinstance(node.expression, sge.Column):
+        left, right = node.this.name, node.expression.name
+        if left.endswith("_l") and right.endswith("_r") and left[:-2] == right[:-2] \
+                and "date" in left:
+            return sge.Anonymous(this="datediff", expressions=[node.this, node.expression])
+    return node
 
 
 def spark_api(session: Any, *, break_lineage: str, partitions: int, database: str) -> Any:
