@@ -75,7 +75,8 @@ class SparkEngine(Engine):
         self.settings = {k: str(v).lower() if isinstance(v, bool) else str(v)
                          for k, v in (settings or {}).items()}
         self.app_name = app_name
-        self.database = "pw_" + hashlib.sha1(str(self.warehouse.resolve()).encode()).hexdigest()[:12]
+        where = str(self.warehouse.resolve()).encode()
+        self.database = "pw_" + hashlib.sha1(where).hexdigest()[:12]
 
     # -- session ---------------------------------------------------------------------
     @property
@@ -119,7 +120,7 @@ class SparkEngine(Engine):
         try:
             session = self._build_session()
         except Exception as exc:
-            where = self.connect_url and "the Spark Connect server" or f"Spark ({self.master})"
+            where = (self.connect_url and "the Spark Connect server") or f"Spark ({self.master})"
             raise EngineError(f"Cannot start {where}: {str(exc).strip().splitlines()[0]}",
                               JAVA_HINT if not self.connect_url else
                               "Check the connect_url in passerelle.yml and that the server "
@@ -308,8 +309,8 @@ class SparkEngine(Engine):
             self.transaction_depth -= 1
 
     def add_missing_columns(self, table: str, schema: ibis.Schema) -> list[str]:
-        from pyspark.sql import functions as F
         from ibis.backends.pyspark.datatypes import PySparkType
+        from pyspark.sql import functions as F
 
         existing = set(self.table(table).columns)
         missing = [c for c in schema.names if c not in existing]
@@ -496,7 +497,7 @@ class _IbisSpark(_PySparkBackend):
         for name in pending:
             try:
                 self._session.catalog.dropTempView(name)
-            except Exception:  # noqa: S112 - the session is gone: nothing left to drop
+            except Exception:
                 continue
 
     def to_pyarrow(self, expr: ir.Expr, /, *, params: Any = None, limit: Any = None,

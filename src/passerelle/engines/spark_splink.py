@@ -9,7 +9,7 @@ stays the same on every engine.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlglot
 import sqlglot.expressions as sge
@@ -25,11 +25,11 @@ class PasserelleSpark(CustomSpark):  # type: ignore[misc]
     and the SQL standard do) rather than a string."""
 
     class Tokenizer(CustomSpark.Tokenizer):  # type: ignore[misc]
-        QUOTES = ["'"]
-        IDENTIFIERS = ["`", '"']
+        QUOTES: ClassVar = ["'"]
+        IDENTIFIERS: ClassVar = ["`", '"']
 
     class Parser(CustomSpark.Parser):  # type: ignore[misc]
-        FUNCTIONS = {**CustomSpark.Parser.FUNCTIONS,
+        FUNCTIONS: ClassVar = {**CustomSpark.Parser.FUNCTIONS,
                      "JARO_WINKLER_SIMILARITY": lambda args: sge.Anonymous(
                          this="jaro_winkler", expressions=args)}
 

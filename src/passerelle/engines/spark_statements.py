@@ -8,7 +8,7 @@ keep (or of the updated rows) written as the table's new folder; ``ALTER TABLE``
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import ibis
 import sqlglot as sg
@@ -16,8 +16,8 @@ import sqlglot.expressions as sge
 
 from passerelle.errors import EngineError
 
-if TYPE_CHECKING:
-    from passerelle.engines.spark import SparkEngine
+# the SparkEngine (not imported: it imports this module)
+SparkEngine = Any
 
 
 def run_statement(engine: SparkEngine, statement: sge.Expression) -> list[tuple]:
