@@ -50,10 +50,22 @@ _BASELINE = """
 import duckdb, glob
 con = duckdb.connect(WAREHOUSE)
 rows = 0
-for i, path in enumerate(sorted(glob.glob(DATA + '/**/*.csv', recursive=True))):
-    con.execute(f"CREATE TABLE t{i} AS SELECT * FROM read_csv('{path}', all_varchar=true)")
+readers = {'csv': "read_csv('{}', all_varchar=true{})", 'jsonl': "read_json_auto('{}')",
+           'json': "read_json_auto('{}')", 'parquet': "read_parquet('{}')"}
+paths = sorted(p for p in glob.glob(DATA + '/**/*', recursive=True)
+               if p.rsplit('.', 1)[-1] in readers)
+for i, path in enumerate(paths):
+    kind = path.rsplit('.', 1)[-1]
+    for extra in ('', ", encoding='latin-1'"):
+        try:
+            source = readers[kind].format(path, extra) if kind == 'csv' else readers[kind].format(path)
+            con.execute(f"CREATE OR REPLACE TABLE t{i} AS SELECT * FROM {source}")
+            break
+        except duckdb.Error:
+            if extra:
+                raise
     rows += con.execute(f"SELECT count(*) FROM t{i}").fetchone()[0]
-DETAIL = {'rows': rows}
+DETAIL = {'rows': rows, 'files': len(paths)}
 """
 
 
