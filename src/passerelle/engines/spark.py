@@ -35,6 +35,7 @@ from typing import Any
 import ibis
 import ibis.common.exceptions as com
 import ibis.expr.datatypes as dt
+import ibis.expr.operations as ops
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
@@ -399,6 +400,14 @@ class _Compiler(PySparkCompiler):
             expressions=[sg.to_identifier("e")]))
         return self.if_(self.f.size(collected).eq(0), NULL, self.f.array_join(values, sep))
 
+    def visit_RegexReplace(self, op: Any, *, arg: Any, pattern: Any, replacement: Any) -> Any:
+        # Java's replacement strings name groups $1 where DuckDB and PostgreSQL write \1,
+        # and read a bare $ or \ as special: a literal replacement is rewritten.
+        value = op.replacement
+        if isinstance(value, ops.Literal) and isinstance(value.value, str):
+            replacement = sge.convert(_java_replacement(value.value))
+        return self.f.regexp_replace(arg, pattern, replacement)
+
     def visit_ScalarUDF(self, op: Any, **kw: Any) -> Any:
         # Builtin functions that DuckDB and PostgreSQL share under one name, spelled the
         # Spark way (the capability modules declare them once, for those two).
@@ -510,6 +519,25 @@ class _IbisSpark(_PySparkBackend):
         arrow = self._session.sql(sql).toArrow()
         table = PyArrowData.convert_table(arrow, table_expr.schema())
         return expr.__pyarrow_result__(table)
+
+
+def _java_replacement(text: str) -> str:
+    """A regexp_replace replacement as DuckDB/PostgreSQL read it (``\\1`` a group, ``\\\\``
+    a backslash, anything else literal), spelled for Java (``$1``, ``\\$``, ``\\\\``)."""
+    out, i = [], 0
+    while i < len(text):
+        ch = text[i]
+        if ch == "\\" and i + 1 < len(text) and text[i + 1].isdigit():
+            out.append("$" + text[i + 1])
+            i += 2
+            continue
+        if ch == "\\" and i + 1 < len(text) and text[i + 1] == "\\":
+            out.append("\\\\")
+            i += 2
+            continue
+        out.append("\\" + ch if ch in "$\\" else ch)
+        i += 1
+    return "".join(out)
 
 
 def _arrow_for_spark(data: pa.Table) -> pa.Table:

@@ -37,6 +37,8 @@ def run_statement(engine: SparkEngine, statement: sge.Expression) -> list[tuple]
         else:
             engine.drop_table(name)
         return []
+    if isinstance(statement, sge.Create) and statement.args.get("kind") == "INDEX":
+        return []  # Parquet has no indexes: its row groups' statistics serve the same end
     if isinstance(statement, sge.Create) and statement.args.get("kind") == "TABLE":
         return _create(engine, statement)
     if isinstance(statement, sge.Insert):
@@ -101,6 +103,9 @@ def _update(engine: SparkEngine, statement: sge.Update) -> list[tuple]:
     if source is not None:
         other = source.this
         alias = other.args.get("alias")
+        if alias is None and isinstance(other, sge.Table):
+            alias = sge.TableAlias(this=sg.to_identifier(other.name))
+            other = other.copy()
         if alias is None:
             raise EngineError("UPDATE ... FROM needs an alias for its source on Spark.")
         inner = other.copy()
@@ -136,11 +141,27 @@ def _alter(engine: SparkEngine, statement: sge.Alter) -> list[tuple]:
             if dtype is None:
                 raise EngineError(f"ALTER TABLE {table!r}: a new column needs a type.")
             engine.add_missing_columns(table, ibis.schema({action.name: dtype}))
+        elif isinstance(action, sge.AlterColumn) and action.args.get("dtype") is not None:
+            _retype(engine, table, action)
         elif isinstance(action, sge.Drop) and action.args.get("kind") == "COLUMN":
             engine.drop_columns(table, [action.this.name])
         else:
             raise EngineError(f"ALTER TABLE {action.sql()} is not available on Spark.")
     return []
+
+
+def _retype(engine: SparkEngine, table: str, action: sge.AlterColumn) -> None:
+    """``ALTER COLUMN c SET DATA TYPE t [USING e]``: the table rewritten with ``CAST(e AS
+    t)``. Spark has no JSON type (JSON is text), so a change to JSON changes nothing."""
+    dtype: sge.DataType = action.args["dtype"]
+    if dtype.this == sge.DataType.Type.JSON:
+        return
+    column = action.this.name
+    value = action.args.get("using") or sg.column(column, quoted=True)
+    selected = [sge.alias_(sge.Cast(this=value.copy(), to=dtype.copy()), c, quoted=True)
+                if c == column else sg.column(c, quoted=True)
+                for c in engine.table(table).columns]
+    _rewrite(engine, table, sg.select(*selected).from_(sg.table(table, quoted=True)))
 
 
 def _create(engine: SparkEngine, statement: sge.Create) -> list[tuple]:
