@@ -50,7 +50,8 @@ _BASELINE = """
 import duckdb, glob
 con = duckdb.connect(WAREHOUSE)
 rows = 0
-readers = {'csv': "read_csv('{}', all_varchar=true{})", 'jsonl': "read_json_auto('{}')",
+readers = {'csv': "read_csv('{}', all_varchar=true, strict_mode=false, ignore_errors=true, "
+                  "null_padding=true{})", 'jsonl': "read_json_auto('{}')",
            'json': "read_json_auto('{}')", 'parquet': "read_parquet('{}')"}
 paths = sorted(p for p in glob.glob(DATA + '/**/*', recursive=True)
                if p.rsplit('.', 1)[-1] in readers)
@@ -58,7 +59,7 @@ for i, path in enumerate(paths):
     kind = path.rsplit('.', 1)[-1]
     for extra in ('', ", encoding='latin-1'"):
         try:
-            source = readers[kind].format(path, extra) if kind == 'csv' else readers[kind].format(path)
+            source = readers[kind].format(path, *([extra] if kind == 'csv' else []))
             con.execute(f"CREATE OR REPLACE TABLE t{i} AS SELECT * FROM {source}")
             break
         except duckdb.Error:
