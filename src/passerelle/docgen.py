@@ -48,7 +48,8 @@ def _model_table(model: type[BaseModel]) -> list[str]:
 def project_files_page() -> str:
     out = [HEADER + "# Project files reference", ""]
     sections: list[tuple[str, list[type[BaseModel]]]] = [
-        ("passerelle.yml", [m.ProjectConfig, m.DuckDBEngineConfig, m.PostgresEngineConfig]),
+        ("passerelle.yml", [m.ProjectConfig, m.DuckDBEngineConfig, m.PostgresEngineConfig,
+                            m.SparkEngineConfig]),
         ("sources/*.yml", [m.SourceConfig, m.ColumnMapping, m.Incremental, m.CsvConnector,
                            m.ParquetConnector, m.JsonlConnector, m.PostgresConnector,
                            m.MySQLConnector]),

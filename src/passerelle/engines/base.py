@@ -33,6 +33,8 @@ from passerelle.errors import EngineError
 class Capabilities:
     single_writer: bool  # one process may write at a time (DuckDB file)
     scans_arrow: bool  # can INSERT ... SELECT from an Arrow stream without a copy
+    transactions: bool = True  # statements in transaction() commit together (not Spark)
+    temporary_tables: bool = True  # session-local tables for scratch work (not Spark)
 
 
 class Engine(ABC):

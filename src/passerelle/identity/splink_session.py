@@ -84,7 +84,11 @@ def _postgres_api(engine: Engine) -> Any:
     return OfflinePostgresAPI(engine=sa_engine, schema=schema)
 
 
-SPLINK_BACKENDS = {"duckdb": _duckdb_api, "postgres": _postgres_api}
+def _engine_api(engine: Engine) -> Any:
+    return engine.splink_api()  # type: ignore[attr-defined]  # the engine makes its own
+
+
+SPLINK_BACKENDS = {"duckdb": _duckdb_api, "postgres": _postgres_api, "spark": _engine_api}
 
 
 def _db_api(engine: Engine) -> Any:

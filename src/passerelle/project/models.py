@@ -67,7 +67,53 @@ class PostgresEngineConfig(Strict):
         return _check_name(v)
 
 
-EngineConfig = Annotated[DuckDBEngineConfig | PostgresEngineConfig, Field(discriminator="type")]
+_SPARK_SETTING = re.compile(r"^spark\.[A-Za-z0-9_.\-]{1,200}$")
+
+
+class SparkEngineConfig(Strict):
+    """Apache Spark: local mode by default, a cluster (``master``) or Spark Connect
+    (``connect_url``) in production. Tables are Parquet folders in ``warehouse``."""
+
+    type: Literal["spark"]
+    master: str = Field("local[2]", max_length=500,
+                        description="Spark master: local[N], spark://host:7077, yarn, k8s://...")
+    connect_url: SecretStr | None = Field(
+        None, description="Spark Connect server (sc://host:15002/;token=...); replaces master. "
+                          "Use ${ENV_VAR} when it holds a token")
+    warehouse: ProjectPath = Field(".passerelle/spark-warehouse",
+                                   description="Folder of the Parquet tables, relative to the "
+                                               "project (a shared file system on a cluster)")
+    app_name: str = Field("passerelle", max_length=100, description="Spark application name")
+    settings: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, max_length=200,
+        description="Spark settings passed through, e.g. spark.sql.shuffle.partitions: 8")
+
+    @field_validator("master")
+    @classmethod
+    def _master(cls, v: str) -> str:
+        if not re.match(r"^(local(\[(\d+|\*)\])?|spark://\S+|yarn|k8s://\S+|mesos://\S+)$", v):
+            raise ValueError("must be local, local[N], local[*], spark://host:port, yarn or "
+                             "k8s://...")
+        return v
+
+    @field_validator("settings")
+    @classmethod
+    def _settings(cls, v: dict[str, str | int | float | bool]) -> dict:
+        for key in v:
+            if not _SPARK_SETTING.match(key):
+                raise ValueError(f"{key!r} is not a Spark setting (spark.<name>)")
+        return v
+
+    @field_validator("connect_url")
+    @classmethod
+    def _connect(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and not v.get_secret_value().startswith("sc://"):
+            raise ValueError("a Spark Connect URL starts with sc://")
+        return v
+
+
+EngineConfig = Annotated[DuckDBEngineConfig | PostgresEngineConfig | SparkEngineConfig,
+                         Field(discriminator="type")]
 
 
 class RetentionConfig(Strict):
