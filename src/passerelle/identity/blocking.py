@@ -44,9 +44,9 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.identity import splink_settings as ss
-from passerelle.identity.splink_input import INPUT_TABLE, MEMBERS_TABLE
+from passerelle.identity.splink_input import INPUT_TABLE, key_linked_pairs
 from passerelle.identity.splink_session import _db_api, drop_splink_tables
-from passerelle.identity.tables import KEY_EDGES, SPLINK_RULES
+from passerelle.identity.tables import SPLINK_RULES
 from passerelle.project.identity_models import Probabilistic
 
 BASE_BUDGET = 1_000_000
@@ -162,17 +162,10 @@ class Choice:
 def _key_patterns(engine: Engine, fields: list[str]) -> dict[frozenset[str], int]:
     """Agreement patterns (the fields on which both records agree) of the pairs the
     deterministic keys linked, between records of different signatures."""
-    if not engine.exists(KEY_EDGES) or not engine.exists(MEMBERS_TABLE):
+    linked = key_linked_pairs(engine)
+    if linked is None:
         return {}
-    edges = engine.table(KEY_EDGES)
-    members = engine.table(MEMBERS_TABLE).select("node", "rep")
-    m_a, m_b = members.view(), members.view()
-    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
-    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
-    pairs = pairs.filter(pairs.a != pairs.b).distinct()
-    reps = engine.table(INPUT_TABLE)
-    r_a, r_b = reps.view(), reps.view()
-    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    joined, r_a, r_b = linked
     flags = joined.select(**{f"a{i}": (r_a[f] == r_b[f]).fill_null(False).ifelse(1, 0)
                              for i, f in enumerate(fields)})
     grouped = flags.group_by(list(flags.columns)).aggregate(n=flags.count())
@@ -260,17 +253,10 @@ def _agree(a: ir.Table, b: ir.Table, rules: list[list[str]]) -> ir.BooleanValue:
 def key_ceiling(engine: Engine, rules: list[list[str]]) -> tuple[int, int] | None:
     """(pairs linked by the keys that the rules compare, pairs linked by the keys), between
     records of different signatures; None without key links (no run yet, or no key)."""
-    if not engine.exists(KEY_EDGES):
+    linked = key_linked_pairs(engine)
+    if linked is None:
         return None
-    edges = engine.table(KEY_EDGES)
-    members = engine.table(MEMBERS_TABLE).select("node", "rep")
-    m_a, m_b = members.view(), members.view()
-    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
-    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
-    pairs = pairs.filter(pairs.a != pairs.b).distinct()
-    reps = engine.table(INPUT_TABLE)
-    r_a, r_b = reps.view(), reps.view()
-    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    joined, r_a, r_b = linked
     row = engine.to_arrow(joined.aggregate(
         n=joined.count(), hit=_agree(r_a, r_b, rules).ifelse(1, 0).sum())).to_pylist()[0]
     total = int(row["n"] or 0)

@@ -180,3 +180,21 @@ def with_term_frequencies(table: ir.Table, model: dict, among: ir.Table) -> ir.T
         table = table.left_join(term_frequencies(among, field), field).drop(f"{field}_right")
     return table
 
+
+def key_linked_pairs(engine: Engine) -> tuple[ir.Table, ir.Table, ir.Table] | None:
+    """The pairs the deterministic keys linked (``identity_key_edges``), between records of
+    different signatures as Splink sees them: ``(joined, a, b)`` where ``a`` and ``b`` are
+    the two sides' rows of the Splink input inside ``joined``. None before any key link."""
+    from passerelle.identity.tables import KEY_EDGES
+
+    if not engine.exists(KEY_EDGES) or not engine.exists(MEMBERS_TABLE):
+        return None
+    edges = engine.table(KEY_EDGES)
+    members = engine.table(MEMBERS_TABLE).select("node", "rep")
+    m_a, m_b = members.view(), members.view()
+    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
+    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
+    pairs = pairs.filter(pairs.a != pairs.b).distinct()
+    reps = engine.table(INPUT_TABLE)
+    r_a, r_b = reps.view(), reps.view()
+    return pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node), r_a, r_b

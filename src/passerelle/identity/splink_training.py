@@ -23,10 +23,10 @@ from passerelle.identity.splink_input import (
     TRAIN_TABLE,
     _drop_own_tables,
     _materialise_input,
+    key_linked_pairs,
 )
 from passerelle.identity.splink_model import ModelInfo, _fill_unobserved, _save_model
 from passerelle.identity.splink_session import _splink_session
-from passerelle.identity.tables import KEY_EDGES
 from passerelle.project.identity_models import Probabilistic
 from passerelle.reporter import Reporter
 
@@ -107,17 +107,10 @@ def _prior_recall(engine: Engine, strict: list[str], reporter: Reporter) -> floa
     probability; key links are matches whose fields were typed independently of the rule.
     Without enough key links, :data:`PRIOR_RECALL` is assumed.
     """
-    if not engine.exists(KEY_EDGES):
+    linked = key_linked_pairs(engine)
+    if linked is None:
         return PRIOR_RECALL
-    edges = engine.table(KEY_EDGES)
-    members = engine.table(MEMBERS_TABLE).select("node", "rep")
-    m_a, m_b = members.view(), members.view()
-    pairs = edges.join(m_a, edges.node_a == m_a.node).join(m_b, edges.node_b == m_b.node)
-    pairs = pairs.select(a=m_a.rep, b=m_b.rep)
-    pairs = pairs.filter(pairs.a != pairs.b).distinct()
-    reps = engine.table(INPUT_TABLE)
-    r_a, r_b = reps.view(), reps.view()
-    joined = pairs.join(r_a, pairs.a == r_a.node).join(r_b, pairs.b == r_b.node)
+    joined, r_a, r_b = linked
     agree = ibis.and_(*[(r_a[f] == r_b[f]).fill_null(False) for f in strict])
     row = engine.to_arrow(joined.aggregate(
         n=joined.count(), agree=agree.ifelse(1, 0).sum())).to_pylist()[0]
