@@ -43,6 +43,7 @@ from passerelle.web.auth import (
     safe_next,
     set_cookie,
 )
+from passerelle.web.cache import page_cache
 from passerelle.web.i18n import LANGUAGES, translator
 
 T = TypeVar("T")
@@ -188,7 +189,9 @@ def _csrf_refused(request: Request, user: PageUser) -> HTMLResponse:
 @router.get("/")
 def home(request: Request, user: User) -> Response:
     project = request.app.state.web_project
-    tiles, period_end = locked(lambda: data.home_tiles(project))
+    # The tiles are kept per server while the warehouse has no new run (web/cache.py).
+    tiles, period_end = locked(lambda: page_cache(request.app.state).get(
+        project, ("home",), lambda: data.home_tiles(project)))
     return render(request, "home.html", user.lang, user=user, tiles=tiles,
                   period_end=period_end, days=data.PERIOD.days)
 
