@@ -9,7 +9,7 @@ import re
 import pytest
 
 from passerelle.web import data
-from passerelle.web.cache import page_cache, run_stamp
+from passerelle.web.cache import page_cache, run_stamp, same_tables
 from web_demo_helpers import MARKETER, add_web_users, demo_server, signed_in, text_of
 
 
@@ -70,3 +70,13 @@ def test_a_campaigns_section_is_kept_until_the_next_run(demo):
     assert ("campaigns", "results", 7) in cache._entries
     assert client.get("/campaigns/sections/results", params={"window": 7}).text == first
     assert client.get("/campaigns/sections/nothing").status_code == 422
+
+
+def test_same_tables_looks_each_table_up_once_within_a_page_then_lets_go(demo):
+    _, app, _ = demo
+    engine = app.state.web_project.engine
+    with same_tables(engine):
+        assert engine.exists("profiles") and not engine.exists("no_such_table")
+        assert engine.table("profiles") is engine.table("profiles")
+    assert "exists" not in vars(engine) and "table" not in vars(engine)
+    assert engine.table("profiles") is not engine.table("profiles")  # the engine's own

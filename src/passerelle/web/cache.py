@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import sqlglot.expressions as sge
 
 from passerelle.core import Project
+from passerelle.engines.base import Engine
 from passerelle.runlog import RUNS_TABLE
 
 T = TypeVar("T")
@@ -72,3 +74,30 @@ def page_cache(state: Any) -> PageCache:
     if cache is None:
         cache = state.page_cache = PageCache()
     return cache
+
+
+@contextmanager
+def same_tables(engine: Engine) -> Iterator[None]:
+    """For one read-only page: the warehouse's table list read once (not once per
+    ``exists``) and each table looked up once (not once per query). Only for work that
+    creates no table; the page's lock keeps the engine to one thread meanwhile."""
+    names: set[str] | None = None
+    tables: dict[str, Any] = {}
+    lookup = engine.table
+
+    def exists(name: str) -> bool:
+        nonlocal names
+        if names is None:
+            names = set(engine.list_tables())
+        return name in names
+
+    def table(name: str) -> Any:
+        if name not in tables:
+            tables[name] = lookup(name)
+        return tables[name]
+
+    engine.exists, engine.table = exists, table  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        del engine.exists, engine.table
