@@ -1,8 +1,9 @@
 """A short-lived cache of the pages' heavy figures, per server, keyed on the warehouse's runs.
 
-A figure (the home tiles, a campaigns report) is kept at most ``TTL_S`` seconds, and only as
-long as the warehouse's run log is unchanged: a new ``passerelle run`` (or a step of one that
-starts or finishes) changes the log's stamp, so the next page computes afresh. The stamp is
+A figure (the home tiles, a campaigns report, an experiment's read-out) is kept at most
+``TTL_S`` seconds, and only as long as the warehouse's run log is unchanged: a new
+``passerelle run`` (or a step of one that starts or finishes) changes the log's stamp, so
+the next page computes afresh. The stamp is
 one small query written with sqlglot (no Ibis compilation on every page).
 
 Errors are not cached: a page that failed tries again on its next request.

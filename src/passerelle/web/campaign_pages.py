@@ -211,7 +211,9 @@ def experiment(request: Request, user: User, name: Text) -> Response:
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     _ = translator(user.lang)
-    result, error = _attempt(lambda: analyse_experiment(project, project.engine, name))
+    result, error = _attempt(lambda: page_cache(request.app.state).get(
+        project, ("experiment", name), lambda: analyse_experiment(project, project.engine,
+                                                                  name)))
     if error is not None and result is None and "no experiment named" in error.reason:
         return error_page(request, user, user.lang, 404, _("Page not found"), error.reason,
                           error.instruction)
