@@ -80,3 +80,20 @@ def test_same_tables_looks_each_table_up_once_within_a_page_then_lets_go(demo):
         assert engine.table("profiles") is engine.table("profiles")
     assert "exists" not in vars(engine) and "table" not in vars(engine)
     assert engine.table("profiles") is not engine.table("profiles")  # the engine's own
+
+
+def test_a_profile_by_person_id_is_the_view_the_identity_service_gives(demo):
+    from passerelle.identity import service
+
+    project, app, _ = demo
+    pm = project.engine.table("person_map")
+    row = project.engine.to_arrow(pm.order_by("node").limit(1)).to_pylist()[0]
+    web = app.state.web_project
+    direct = data.person_profile(web, row["person_id"], True)
+    assert direct == service.profile(project.definition, project.engine, row["person_id"],
+                                     mask_pii=True)
+    by_node = data.person_profile(web, row["node"], False)  # any identifier, as before
+    assert by_node["person_id"] == row["person_id"]
+    client = signed_in(app, MARKETER)
+    assert client.get(f"/customers/{row['person_id']}").status_code == 200
+    assert client.get("/customers/P000000000000").status_code == 404

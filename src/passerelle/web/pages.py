@@ -229,15 +229,13 @@ def customers(request: Request, user: User,
 
 @router.get("/customers/{person_id}")
 def profile(request: Request, user: User, person_id: Text) -> Response:
-    from passerelle.identity import service
 
     project = request.app.state.web_project
     mask = not user.can("pii:read")
 
     def work() -> dict[str, Any]:
         with same_tables(project.engine):  # the page reads ~15 tables, creates none
-            view = service.profile(project.definition, project.engine, person_id,
-                                   mask_pii=mask)
+            view = data.person_profile(project, person_id, mask)
             nodes = [r["node"] for r in view["records"]]
             return {"view": view, "timeline": data.timeline(view),
                     "links": data.link_evidence(view["why"]["edges"]),
