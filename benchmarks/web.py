@@ -105,6 +105,14 @@ def pages(client: httpx.Client, project: Path) -> dict[str, str]:
            "admin users": "/admin/users", "admin roles": "/admin/roles",
            "admin tokens": "/admin/tokens", "admin consent": "/admin/consent",
            "audit log": "/admin/audit"}
+    # The campaigns page, then each section it loads after it (HTMX) when it has some, and
+    # one experiment's read-out.
+    campaigns = client.get("/campaigns").text
+    out["campaigns"] = "/campaigns"
+    for section in re.findall(r'hx-get="(/campaigns/sections/[a-z]+)\?', campaigns):
+        out[f"campaigns {section.rsplit('/', 1)[1]}"] = section
+    experiment = re.search(r'href="/experiments/([^"]+)"', client.get("/experiments").text)
+    out["experiment read-out"] = f"/experiments/{experiment.group(1)}" if experiment else None
     return {name: path for name, path in out.items() if path is not None}
 
 

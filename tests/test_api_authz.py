@@ -140,7 +140,8 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/health"): Row({"it_admin"}, (200,), {}),  # a page for IT (pipeline:run)
     **{("GET", path): Row("page", ok, {}) for path, ok in (
         ("/segments", (200,)), ("/segments/new", (200,)), ("/segments/{name}", (200,)),
-        ("/jobs/{job_id}", (200,)), ("/campaigns", (200,)), ("/experiments", (200,)),
+        ("/jobs/{job_id}", (200,)), ("/campaigns", (200,)),
+        ("/campaigns/sections/{section}", (200,)), ("/experiments", (200,)),
         ("/experiments/{name}", (404,)), ("/glossary/proposals", (200,)),
         ("/glossary/propose", (200,)), ("/glossary/proposals/{proposal_id}", (404,)),
         ("/glossary/lineage/{kind}/{name}", (404,)))},
@@ -256,6 +257,7 @@ def url_of(world, path: str) -> str:
             .replace("{user}", world["ids"]["victim@example.fr"])
             .replace("{user_id}", world["ids"]["victim@example.fr"])
             .replace("{proposal_id}", "999").replace("{kind}", "metric")
+            .replace("{section}", "results")
             .replace("{token_id}", world["victim_token"]))
 
 

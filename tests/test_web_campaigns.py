@@ -30,14 +30,15 @@ def demo(demo_copy):
 
 def test_campaign_results_show_each_interval_in_the_chart_and_the_table(demo):
     project, app = demo
-    html = signed_in(app, MARKETER).get("/campaigns").text
+    client = signed_in(app, MARKETER)
+    html = client.get("/campaigns").text + client.get("/campaigns/sections/results").text
     rows = campaign_results(project, project.engine).to_pylist()
     shown = [r for r in rows if r["revenue"] is not None]
     assert shown
-    chart = html[html.index('id="h-results"'):html.index('id="results-table"')]
+    chart = html[html.index('id="section-results"'):html.index('id="results-table"')]
     assert chart.count("<circle") == len(shown)
     assert chart.count('stroke-width="3"') == len(shown)  # one interval line per estimate
-    table = html[html.index('id="results-table"'):html.index('id="h-attribution"')]
+    table = html[html.index('id="results-table"'):]
     fm = Formatter("fr_FR", "Europe/Paris", "EUR")
     first = shown[0]
     cell = f"{fm.money(first['revenue_low'])} – {fm.money(first['revenue_high'])}"
@@ -46,14 +47,14 @@ def test_campaign_results_show_each_interval_in_the_chart_and_the_table(demo):
 
 def test_attribution_models_side_by_side_in_a_chart_and_a_table(demo):
     _, app = demo
-    html = signed_in(app, MARKETER).get("/campaigns").text
+    html = signed_in(app, MARKETER).get("/campaigns/sections/attribution").text
     table = html[html.index('id="attribution-table"'):]
     table = table[:table.index("</table>")]
     headers = re.findall(r'<th scope="col">([^<]+)</th>', table)[1:]
     _ = translator("fr")
     assert headers == [_(MODEL_NAMES[m]) for m in ALL_MODELS]
     channels = re.findall(r'<th scope="row">([^<]+)</th>', table)
-    chart = html[html.index('id="h-attribution"'):html.index('id="attribution-table"')]
+    chart = html[html.index('id="section-attribution"'):html.index('id="attribution-table"')]
     assert chart.count("<rect") == len(channels) * len(ALL_MODELS) + len(ALL_MODELS)
 
 

@@ -12,13 +12,14 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, FastAPI, Path, Query, Request
 from fastapi.responses import Response
 
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
 from passerelle.formatting import Formatter
 from passerelle.web import svg
+from passerelle.web.cache import page_cache
 from passerelle.web.i18n import translator
 from passerelle.web.pages import User, error_page, locked, render
 from passerelle.web.segment_pages import formatter
@@ -48,24 +49,35 @@ def _attempt(work: Callable[[], Any]) -> tuple[Any, PasserelleError | None]:
         return None, exc
 
 
+SECTIONS = ("holdouts", "results", "attribution")
+
+
 @router.get("/campaigns")
 def campaigns(request: Request, user: User,
               window: Annotated[int, Query(ge=1, le=365)] = 14) -> Response:
-    from passerelle.measure.holdouts import incrementality_report
-    from passerelle.measure.report import attribution_report, campaign_results
+    """The page's frame: each section (holdouts, results, attribution models) loads after
+    it (HTMX, ``/campaigns/sections/{section}``), showing "computing…" meanwhile."""
+    return render(request, "campaigns.html", user.lang, user=user, window=window)
 
+
+@router.get("/campaigns/sections/{section}")
+def campaign_section(request: Request, user: User,
+                     section: Annotated[str, Path(pattern="^(holdouts|results|attribution)$")],
+                     window: Annotated[int, Query(ge=1, le=365)] = 14) -> Response:
+    """One section of the campaigns page; its figures are kept per server while the
+    warehouse has no new run (:mod:`passerelle.web.cache`)."""
     project = request.app.state.web_project
-    engine = project.engine
     fm = formatter(user.lang, project)
     _ = translator(user.lang)
-    days = timedelta(days=window)
-    results, results_error = _attempt(
-        lambda: campaign_results(project, engine, days).to_pylist())
-    holdouts, holdouts_error = _attempt(
-        lambda: incrementality_report(project, engine, days))
-    attribution, attribution_error = _attempt(lambda: _attribution(
-        attribution_report(project, engine)))
+    found, error = _attempt(lambda: page_cache(request.app.state).get(
+        project, ("campaigns", section, window), lambda: _figures(project, section, window)))
+    context: dict[str, Any] = {"results": None, "results_error": None, "holdouts": None,
+                               "holdouts_error": None, "attribution": None,
+                               "attribution_error": None}
+    context[section], context[f"{section}_error"] = found, error
     charts: dict[str, Any] = {}
+    results, holdouts, attribution = (context["results"], context["holdouts"],
+                                      context["attribution"])
     if results:
         charts["revenue"] = svg.intervals(
             [(f"{r['campaign_id']} · {r['channel']}", r["revenue"], r["revenue_low"],
@@ -84,11 +96,22 @@ def campaigns(request: Request, user: User,
              for m in attribution["models"]],
             _("Conversions credited to each channel by each attribution model"),
             lambda v: fm.number(v, 1))
-    return render(request, "campaigns.html", user.lang, user=user, fm=fm, window=window,
-                  results=results, results_error=results_error, holdouts=holdouts,
-                  holdouts_error=holdouts_error, attribution=attribution,
-                  attribution_error=attribution_error, charts=charts,
-                  model_names=MODEL_NAMES)
+    return render(request, "_campaign_section.html", user.lang, user=user, fm=fm,
+                  window=window, section=section, charts=charts, model_names=MODEL_NAMES,
+                  **context)
+
+
+def _figures(project: Any, section: str, window: int) -> Any:
+    """A section's figures (language-free: the charts are drawn per reader)."""
+    from passerelle.measure.holdouts import incrementality_report
+    from passerelle.measure.report import attribution_report, campaign_results
+
+    engine, days = project.engine, timedelta(days=window)
+    if section == "results":
+        return campaign_results(project, engine, days).to_pylist()
+    if section == "holdouts":
+        return incrementality_report(project, engine, days)
+    return _attribution(attribution_report(project, engine))
 
 
 def _iv(iv: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
@@ -188,7 +211,9 @@ def experiment(request: Request, user: User, name: Text) -> Response:
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     _ = translator(user.lang)
-    result, error = _attempt(lambda: analyse_experiment(project, project.engine, name))
+    result, error = _attempt(lambda: page_cache(request.app.state).get(
+        project, ("experiment", name), lambda: analyse_experiment(project, project.engine,
+                                                                  name)))
     if error is not None and result is None and "no experiment named" in error.reason:
         return error_page(request, user, user.lang, 404, _("Page not found"), error.reason,
                           error.instruction)

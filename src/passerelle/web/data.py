@@ -5,6 +5,7 @@ Figures stay raw numbers here; the templates format them for the reader's langua
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -160,6 +161,28 @@ def _quality(project: Project, tile: Tile) -> None:
 
 
 # --------------------------------------------------------------------------- customers
+PERSON_ID = re.compile(r"P[0-9a-f]{12}")  # identity.ledger's ids ("P" + 12 hex digits)
+
+
+def person_profile(project: Project, query: str, mask: bool) -> dict[str, Any]:
+    """The 360° view of the person ``query`` designates. A person id (the search's links)
+    goes straight to the view, without the search for any identifier it would otherwise
+    run first; anything else (or an id no person has) is looked up as before."""
+    from passerelle.identity import service
+    from passerelle.identity.view import PersonNotFound, person_view
+
+    if PERSON_ID.fullmatch(query):
+        try:
+            return person_view(
+                project.engine, query,
+                orders_sources=service.customer_sources(project.definition, "orders"),
+                events_sources=service.customer_sources(project.definition, "events"),
+                mask_pii=mask)
+        except PersonNotFound:
+            pass
+    return service.profile(project.definition, project.engine, query, mask_pii=mask)
+
+
 def search_rows(project: Project, hits: list[dict[str, Any]], mask: bool) -> list[dict]:
     """The found persons with the golden fields a list needs (masked for the role)."""
     engine = project.engine

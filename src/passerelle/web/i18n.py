@@ -589,6 +589,8 @@ FR.update({
     "Cost per acquisition": "Coût par acquisition",
     "ROAS": "ROAS",
     "Attribution models side by side": "Les modèles d’attribution côte à côte",
+    "Computing…": "Calcul en cours…",
+    "Show this section alone": "Afficher cette section seule",
     "Each model shares the same conversions between the channels differently; where they "
     "disagree, no single model is the truth.":
         "Chaque modèle répartit les mêmes conversions entre les canaux à sa façon ; là où ils "

@@ -110,6 +110,8 @@ def take_screenshots(project: Project, out: Path, user_email: str, width: int = 
             page = context.new_page()
             for name, path in pages:
                 page.goto(base + path, wait_until="networkidle")
+                # sections loaded after the page (campaigns) show once they have arrived
+                page.wait_for_selector('[aria-busy="true"]', state="detached")
                 written.append(_shot(page, out / f"{name}.png"))
             browser.close()
     finally:

@@ -18,6 +18,7 @@ from passerelle.governance import jobs as queue
 from passerelle.governance.errors import CsrfFailed
 from passerelle.web import segment_data as sd
 from passerelle.web.auth import PageUser, app_db, checked_form, client_ip, require
+from passerelle.web.cache import same_tables
 from passerelle.web.i18n import translator
 from passerelle.web.pages import User, error_page, locked, render
 from passerelle.web.segment_form import (
@@ -170,7 +171,10 @@ async def preview(request: Request, user: User) -> Response:
         return render(request, "_segment_preview.html", user.lang, user=user,
                       p=sd.Preview(error=exc.message, error_values=exc.values), b=Builder(),
                       draft_name=sd.DRAFT, fm=formatter(user.lang, project))
-    p = locked(lambda: sd.preview(project, b, _role(user), b.overlap, b.breakdown))
+    def work() -> sd.Preview:
+        with same_tables(project.engine):  # the preview reads, creates no table
+            return sd.preview(project, b, _role(user), b.overlap, b.breakdown)
+    p = locked(work)
     return render(request, "_segment_preview.html", user.lang, user=user, p=p, b=b,
                   draft_name=sd.DRAFT, fm=formatter(user.lang, project))
 
