@@ -71,6 +71,17 @@ def test_spark_spells_hashes_and_json_like_duckdb(tmp_path):
     assert [r["a"] for r in results[0]] == ["1", '{"c":2}', None] and results[0][0]["q"] == "x"
 
 
+def test_spark_strips_whitespace_like_duckdb_and_never_letters(tmp_path):
+    # Ibis spells the whitespace set '\t\n\r\v\f' in SQL, which Spark read as the letters
+    # v and f: staged "false" became "alse" (a NULL consent), "fabien@..." "abien@..."
+    values = ibis.memtable({"s": ["  false \t", "vrai\n", "fabien@x.fr", "\x0bv f\x0c", None]})
+    results = []
+    for eng in (DuckDBEngine(tmp_path / "w.duckdb"), spark_engine(tmp_path / "wh")):
+        results.append(eng.to_arrow(values.select(t=values.s.strip())).column("t").to_pylist())
+        eng.close()
+    assert results[0] == results[1] == ["false", "vrai", "fabien@x.fr", "v f", None]
+
+
 def test_spark_declares_what_it_does_differently():
     caps = SparkEngine.capabilities
     assert not caps.transactions and not caps.temporary_tables and caps.single_writer

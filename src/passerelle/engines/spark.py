@@ -400,6 +400,12 @@ class _Compiler(PySparkCompiler):
             expressions=[sg.to_identifier("e")]))
         return self.if_(self.f.size(collected).eq(0), NULL, self.f.array_join(values, sep))
 
+    def visit_Strip(self, op: Any, *, arg: Any) -> Any:
+        # Ibis trims the characters of string.whitespace, written '\t\n\r\v\f' in the
+        # SQL text; Spark reads '\v' and '\f' as the letters v and f, so "false" lost its
+        # f and "vrai" its v. Java's \s is the same set as string.whitespace.
+        return self.f.regexp_replace(arg, sge.convert(r"^\s+|\s+$"), sge.convert(""))
+
     def visit_RegexReplace(self, op: Any, *, arg: Any, pattern: Any, replacement: Any) -> Any:
         # Java's replacement strings name groups $1 where DuckDB and PostgreSQL write \1,
         # and read a bare $ or \ as special: a literal replacement is rewritten.
