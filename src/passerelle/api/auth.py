@@ -148,9 +148,8 @@ def record(request: Request, action: str, *, resource: str | None = None,
 
 
 def author(principal: Principal) -> str:
-    """How the warehouse's own registers (pins, privacy requests, exports) name who did it:
-    ``user:<id>`` or ``token:<id>``, never an e-mail."""
-    return f"{principal.kind}:{principal.id}"
+    """See :attr:`Principal.author`."""
+    return principal.author
 
 
 def masked(principal: Principal, asked_unmasked: bool = False) -> bool:

@@ -32,6 +32,12 @@ class Principal:
         """(kind, id) as written in the audit log: ids only, no e-mail."""
         return self.kind, self.id
 
+    @property
+    def author(self) -> str:
+        """How the warehouse's own registers (pins, privacy requests, exports, jobs) name
+        who did it: ``user:<id>`` or ``token:<id>``, never an e-mail."""
+        return f"{self.kind}:{self.id}"
+
 
 def token_principal(token_id: str, name: str, scopes: list[str], owner_role: str | None,
                     owner_permissions: frozenset[str] | None) -> Principal:

@@ -263,7 +263,7 @@ async def add_audience(request: Request, user: User, name: Text) -> Response:
         return _page(request, user, b, 400, audience_problems=outcome.problems)
     _audit(request, user, "segment.audience", outcome.path, audience=entry["name"])
     sd.reload_definitions(project, request.app.state.server_project)
-    db, who = app_db(request), _author(user)
+    db, who = app_db(request), user.principal.author
     queue.enqueue(db, "segment_refresh", {"names": [name], "full": True}, who)
     job = queue.enqueue(db, "audience_build", {"audience": entry["name"]}, who)
     _wake(request)
@@ -288,7 +288,7 @@ async def export(request: Request, user: User, name: Text) -> Response:
                           _("Choose one of the segment's audiences and a destination."))
     job = queue.enqueue(app_db(request), "export",
                         {"audience": audience, "destination": destination},
-                        _author(user))
+                        user.principal.author)
     _wake(request)
     return RedirectResponse(f"/jobs/{job}", status_code=303)
 
@@ -296,12 +296,6 @@ async def export(request: Request, user: User, name: Text) -> Response:
 def said(exc: FormError, user: PageUser) -> str:
     """A form error in the reader's language."""
     return translator(user.lang)(exc.message, **exc.values)
-
-
-def _author(user: PageUser) -> str:
-    """Who queued a job, as the audit log names people (ids, no e-mail)."""
-    kind, ident = user.principal.audit_actor
-    return f"{kind}:{ident}"
 
 
 def _audit(request: Request, user: PageUser, action: str, resource: str,
