@@ -82,6 +82,21 @@ def test_spark_strips_whitespace_like_duckdb_and_never_letters(tmp_path):
     assert results[0] == results[1] == ["false", "vrai", "fabien@x.fr", "v f", None]
 
 
+def test_a_new_process_with_a_spark_engine_knows_the_models_splink_dialect(tmp_path):
+    # `passerelle run` scoring with a model `passerelle identity train` saved in another
+    # process failed: Splink did not know the dialect the model names
+    import subprocess
+    import sys
+
+    code = ("import sys; from passerelle.engines.spark import SparkEngine\n"
+            "e = SparkEngine(sys.argv[1], master='local[1]')\n"
+            "from splink.internals.dialects import SplinkDialect\n"
+            "SplinkDialect.from_string('passerelle_spark')\n")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "wh")],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
 def test_spark_declares_what_it_does_differently():
     caps = SparkEngine.capabilities
     assert not caps.transactions and not caps.temporary_tables and caps.single_writer

@@ -70,6 +70,9 @@ class SparkEngine(Engine):
                  connect_url: str | None = None, settings: Mapping[str, Any] | None = None,
                  app_name: str = "passerelle") -> None:
         super().__init__()
+        # A saved Splink model names its dialect: it must be known before any model is read
+        # (a run that only scores with a model trained by another process).
+        import passerelle.engines.spark_splink  # noqa: F401
         self.warehouse = Path(warehouse)
         self.master = master
         self.connect_url = connect_url
