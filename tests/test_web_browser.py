@@ -25,6 +25,29 @@ SEVERE = """async () => { const r = await axe.run(); return {passes: r.passes.le
         .map(v => `${v.id}: ${v.nodes.map(n => n.target.join(" ")).join(", ")}`)}; }"""
 
 
+class PageWatch:
+    """What a browser journey checks on every page: axe-core finds no serious or critical
+    violation (``accessible``), and no request leaves the server (``confine``)."""
+
+    def __init__(self, server_url: str) -> None:
+        self.server_url = server_url
+        self.axe = axe_source()
+        self.outside: list[str] = []
+        self.problems: dict[str, list[str]] = {}
+
+    def confine(self, context) -> None:
+        context.route("**/*", lambda route: route.continue_()
+                      if route.request.url.startswith(self.server_url)
+                      else (self.outside.append(route.request.url), route.abort()))
+
+    def accessible(self, page) -> None:
+        page.add_script_tag(content=self.axe)
+        found = page.evaluate(SEVERE)
+        assert found["passes"] > 10, found
+        if found["severe"]:
+            self.problems[page.url] = found["severe"]
+
+
 def axe_source() -> str:
     npm = shutil.which("npm")
     if npm is None:

@@ -14,7 +14,7 @@ import passerelle
 from collect_helpers import Server
 from passerelle.governance import proposals
 from passerelle.governance.db import open_app_db
-from test_web_browser import CHROMIUM, SEVERE, axe_source
+from test_web_browser import CHROMIUM, PageWatch
 from web_helpers import IT_ADMIN, PASSWORD, add_web_users
 
 FEWER_RULES = "keys:\n  - field: loyalty_card\n    max_names: null\nprobabilistic:\n" \
@@ -28,7 +28,6 @@ def test_it_approves_a_proposal_previews_identity_reads_quarantine_and_handles_t
                     "(apt-get install -y chromium)")
     from playwright.sync_api import expect, sync_playwright
 
-    axe = axe_source()
     root = demo_copy.project_dir
     add_web_users(root)
     with passerelle.open(root) as project, open_app_db(project) as db:
@@ -37,24 +36,15 @@ def test_it_approves_a_proposal_previews_identity_reads_quarantine_and_handles_t
         proposal = proposals.propose(db, "trait", "big_basket", text, "panier record",
                                      ("user", "1"))
     server = Server(root, loader=False, cli=True).start()
-    outside: list[str] = []
-    problems: dict[str, list[str]] = {}
-
-    def accessible(page) -> None:
-        page.add_script_tag(content=axe)
-        found = page.evaluate(SEVERE)
-        assert found["passes"] > 10, found
-        if found["severe"]:
-            problems[page.url] = found["severe"]
+    watch = PageWatch(server.url)
+    accessible = watch.accessible
 
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=[
                 "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
             context = browser.new_context()
-            context.route("**/*", lambda route: route.continue_()
-                          if route.request.url.startswith(server.url)
-                          else (outside.append(route.request.url), route.abort()))
+            watch.confine(context)
             page = context.new_page()
             page.goto(server.url + "/")
             page.get_by_label("E-mail").fill(IT_ADMIN)
@@ -117,5 +107,5 @@ def test_it_approves_a_proposal_previews_identity_reads_quarantine_and_handles_t
     finally:
         log = server.stop()
     assert "Traceback" not in log, log
-    assert not outside, f"the pages reached outside 127.0.0.1: {outside}"
-    assert not problems, problems
+    assert not watch.outside, f"the pages reached outside 127.0.0.1: {watch.outside}"
+    assert not watch.problems, watch.problems

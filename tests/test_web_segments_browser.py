@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from collect_helpers import Server
-from test_web_browser import CHROMIUM, SEVERE, axe_source
+from test_web_browser import CHROMIUM, PageWatch
 from web_demo_helpers import MARKETER, PASSWORD, add_web_users
 
 
@@ -22,28 +22,18 @@ def test_build_save_export_a_segment_and_read_the_campaigns(shared_demo, tmp_pat
                     "(apt-get install -y chromium)")
     from playwright.sync_api import expect, sync_playwright
 
-    axe = axe_source()
     root = tmp_path / "demo"
     shutil.copytree(shared_demo.project_dir, root)
     add_web_users(root)
     server = Server(root, loader=False, cli=True).start()
-    outside: list[str] = []
-    problems: dict[str, list[str]] = {}
-
-    def accessible(page) -> None:
-        page.add_script_tag(content=axe)
-        found = page.evaluate(SEVERE)
-        assert found["passes"] > 10, found
-        if found["severe"]:
-            problems[page.url] = found["severe"]
+    watch = PageWatch(server.url)
+    accessible = watch.accessible
 
     try:
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=str(CHROMIUM))
             context = browser.new_context(viewport={"width": 1280, "height": 900})
-            context.route("**/*", lambda route: route.continue_()
-                          if route.request.url.startswith(server.url)
-                          else (outside.append(route.request.url), route.abort()))
+            watch.confine(context)
             page = context.new_page()
             page.goto(server.url + "/")
             page.get_by_label("E-mail").fill(MARKETER)
@@ -111,5 +101,5 @@ def test_build_save_export_a_segment_and_read_the_campaigns(shared_demo, tmp_pat
     finally:
         log = server.stop()
     assert "Traceback" not in log, log
-    assert not outside, f"the pages reached outside 127.0.0.1: {outside}"
-    assert not problems, problems
+    assert not watch.outside, f"the pages reached outside 127.0.0.1: {watch.outside}"
+    assert not watch.problems, watch.problems
