@@ -48,6 +48,13 @@ class PageWatch:
             self.problems[page.url] = found["severe"]
 
 
+def settled(page) -> None:
+    """Wait until htmx has wired the content it swapped in. htmx 2 attaches its listeners
+    in the settle step (20 ms after the swap, later on a loaded machine): an element is in
+    the page, with the class ``htmx-added``, before a change on it does anything."""
+    page.wait_for_function("() => !document.querySelector('.htmx-added, .htmx-request')")
+
+
 def axe_source() -> str:
     npm = shutil.which("npm")
     if npm is None:

@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 from collect_helpers import Server
-from test_web_browser import CHROMIUM, PageWatch
+from test_web_browser import CHROMIUM, PageWatch, settled
 from web_demo_helpers import MARKETER, PASSWORD, add_web_users
 
 
@@ -45,12 +45,17 @@ def test_build_save_export_a_segment_and_read_the_campaigns(shared_demo, tmp_pat
             page.get_by_role("link", name="Construire un nouveau segment").click()
             count = page.locator("#live-count")
             expect(count).to_be_visible()  # everyone, before any condition holds a value
+            settled(page)
             page.locator("#g0_r0_name").select_option("country")
             page.locator("#g0_r0_value").fill("FR")
             expect(page.locator(".group-count")).to_have_count(1)
             french = count.inner_text()
             page.get_by_role("button", name="+ Groupe").click()
+            expect(page.locator("#g1_r0_kind")).to_be_attached()
+            settled(page)
             page.locator("#g1_r0_kind").select_option("did")
+            expect(page.locator("#g1_r0_event")).to_be_attached()
+            settled(page)
             page.locator("#g1_r0_event").select_option("Product Viewed")
             page.locator("#g1_r0_days").fill("30")
             expect(page.locator(".group-count")).to_have_count(2)
