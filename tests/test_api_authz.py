@@ -132,6 +132,10 @@ TABLE: dict[tuple[str, str], Row] = {
     ("GET", "/v1/decide"): Row(PROFILES, (400,), {"params": {"person": "crm:C1",
                                                              "placement": "nowhere"}}),
     ("GET", "/v1/profiles/{person}"): Row(PROFILES, (400,), {}),
+    # single sign-on: open (sign-in); this project has no `sso:`, so 404 for everyone
+    # (the flow itself is tested in test_sso.py)
+    ("GET", "/login/sso"): Row("public", (404,), {}),
+    ("GET", "/login/sso/callback"): Row("public", (404,), {}),
     # the web pages (sessions only; a token is not a session)
     ("GET", "/"): Row("page", (200,), {}),
     ("GET", "/glossary"): Row("page", (200,), {}),

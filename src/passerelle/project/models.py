@@ -23,6 +23,7 @@ from pydantic import (
 
 from passerelle.model import ENTITIES, EXTRA_PREFIX
 from passerelle.project.paths import ProjectPath
+from passerelle.project.sso_models import SsoConfig
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 
@@ -232,6 +233,19 @@ class ProjectConfig(Strict):
                 list[Annotated[str, AfterValidator(_check_permission)]]] = Field(
         default_factory=dict,
         description="Custom roles: name -> permissions (docs/governance.md lists them)")
+    sso: SsoConfig | None = Field(None, description=(
+        "Single sign-on through an OpenID Connect provider (docs/governance.md)"))
+
+    @model_validator(mode="after")
+    def _sso_roles(self) -> ProjectConfig:
+        from passerelle.project.permissions import BUILTIN_ROLES
+
+        unknown = sorted(self.sso.roles_named() - set(BUILTIN_ROLES) - set(self.roles)
+                         ) if self.sso else []
+        if unknown:
+            raise ValueError(f"sso names unknown role(s) {unknown}: use a built-in role "
+                             f"({', '.join(BUILTIN_ROLES)}) or one declared under roles:")
+        return self
 
     @field_validator("app_database")
     @classmethod

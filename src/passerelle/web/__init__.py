@@ -27,6 +27,7 @@ def install(app: FastAPI, project: Project) -> None:
         health_pages,
         pages,
         segment_pages,
+        sso_pages,
     )
 
     # The pages read the warehouse on a connection of their own (the API's routes keep
@@ -34,6 +35,7 @@ def install(app: FastAPI, project: Project) -> None:
     app.state.web_project = Project(project.definition)
     apidocs.install(app)
     pages.install(app)
+    sso_pages.install(app, project)  # "Sign in with <provider>", when passerelle.yml says
     segment_pages.install(app, project)  # segment builder, audiences, export jobs
     campaign_pages.install(app)  # campaign results, experiments
     admin_pages.install(app)

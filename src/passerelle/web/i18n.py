@@ -46,6 +46,13 @@ FR: dict[str, str] = {
     "The form expired: please submit it again.":
         "Le formulaire a expiré : veuillez le renvoyer.",
     "Your session has ended: sign in again.": "Votre session a pris fin : reconnectez-vous.",
+    "Sign in with %(provider)s": "Se connecter avec %(provider)s",
+    "Or with your e-mail and password:": "Ou avec votre e-mail et votre mot de passe :",
+    "Single sign-on failed: %(reason)s": "La connexion unique a échoué : %(reason)s",
+    "Single sign-on is not set up for this Passerelle.":
+        "La connexion unique n’est pas configurée pour ce Passerelle.",
+    "Sign in with your e-mail and password.":
+        "Connectez-vous avec votre e-mail et votre mot de passe.",
     # errors
     "You may not see this page.": "Vous n’avez pas accès à cette page.",
     "Ask an administrator for the permission “%(permission)s”.":

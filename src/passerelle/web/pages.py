@@ -104,14 +104,16 @@ router = APIRouter(include_in_schema=False)
 def login_form(request: Request, next: str = "/") -> Response:
     if current_session(request) is not None:
         return RedirectResponse(safe_next(next), status_code=303)
-    return _login_page(request, next)
+    return login_page(request, next)
 
 
-def _login_page(request: Request, next_path: str, error: str | None = None,
+def login_page(request: Request, next_path: str, error: str | None = None,
                 hint: str | None = None, status: int = 200, email: str = "") -> Response:
     token = new_login_csrf()
+    sso = getattr(request.app.state, "sso", None)
     response = render(request, "login.html", language(request), status, csrf_token=token,
-                      next=safe_next(next_path), error=error, hint=hint, email=email)
+                      next=safe_next(next_path), error=error, hint=hint, email=email,
+                      sso_name=sso.name if sso is not None else None)
     set_cookie(response, request, LOGIN_CSRF_COOKIE, token, max_age=3600)
     return response
 
@@ -125,7 +127,7 @@ async def login(request: Request) -> Response:
     next_path = safe_next(fields.get("next"))
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not expected or not hmac.compare_digest(expected, fields.get("csrf_token", "")):
-        return _login_page(request, next_path, _("The form expired: please submit it again."),
+        return login_page(request, next_path, _("The form expired: please submit it again."),
                            status=403)
     db = app_db(request)
     email = fields.get("email", "")[:320]
@@ -135,16 +137,16 @@ async def login(request: Request) -> Response:
     except AccountLocked as exc:
         until = for_language(language(request), request.app.state.web_project.config
                              ).timestamp(exc.until, seconds=False)
-        return _login_page(request, next_path, _(
+        return login_page(request, next_path, _(
             "Too many failed sign-ins: this account is locked until %(until)s.", until=until),
             _("Ask an administrator to reset your password if you forgot it."), 429, email)
     except TooManyAttempts as exc:
         minutes = max(1, exc.retry_after_seconds // 60)
-        return _login_page(request, next_path, _(
+        return login_page(request, next_path, _(
             "Too many failed sign-ins from this address: try again in %(minutes)s minute(s).",
             minutes=minutes), status=429, email=email)
     except NotAuthenticated:
-        return _login_page(request, next_path, _("The e-mail or the password is wrong."),
+        return login_page(request, next_path, _("The e-mail or the password is wrong."),
                            _("Ask an administrator to reset your password if you forgot it."),
                            401, email)
     active = create_session(db, principal)

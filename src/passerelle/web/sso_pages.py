@@ -1,0 +1,127 @@
+"""Single sign-on pages: "Sign in with <provider>" and the provider's callback.
+
+``GET /login/sso`` sends the browser to the provider (authorization code flow with PKCE;
+the state, nonce and verifier stay in the server, the browser keeps only a random id in
+the ``passerelle_sso`` cookie); ``GET /login/sso/callback`` checks the answer, matches or
+creates the user, and opens a server-side session exactly as the password form does.
+Both are open (``sign-in``); every refusal shows the sign-in page with what to do, and is
+in the audit log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import RedirectResponse, Response
+
+from passerelle.api.auth import public
+from passerelle.core import Project
+from passerelle.governance.oidc import OidcClient, PendingSignIns, SsoError, client_secret
+from passerelle.governance.sessions import create_session
+from passerelle.web.auth import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    app_db,
+    client_ip,
+    language,
+    safe_next,
+    set_cookie,
+)
+from passerelle.web.i18n import translator
+
+SSO_COOKIE = "passerelle_sso"
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SingleSignOn:
+    """The server's provider and its sign-ins under way (``app.state.sso``)."""
+
+    client: OidcClient
+    flows: PendingSignIns
+
+    @property
+    def name(self) -> str:
+        return self.client.config.name
+
+
+def install(app: FastAPI, project: Project) -> None:
+    """The routes always exist (they answer 404 without ``sso:``); the client secret is
+    read now, so a server whose secret is missing does not start."""
+    config = project.config.sso
+    app.state.sso = (SingleSignOn(OidcClient(config, client_secret(config)), PendingSignIns())
+                     if config is not None else None)
+    app.include_router(router)
+
+
+def configured(request: Request) -> SingleSignOn | None:
+    return getattr(request.app.state, "sso", None)
+
+
+router = APIRouter(include_in_schema=False)
+
+
+@router.get("/login/sso", dependencies=[public("sign-in")])
+def start(request: Request, next: str = "/") -> Response:
+    sso = configured(request)
+    if sso is None:
+        return _not_configured(request)
+    redirect_uri = sso.client.config.redirect_url or str(request.url_for("sso_callback"))
+    try:
+        url, pending = sso.client.begin(redirect_uri, safe_next(next))
+    except SsoError as exc:
+        return _refused(request, exc, safe_next(next), audit=True)
+    response = RedirectResponse(url, status_code=303)
+    set_cookie(response, request, SSO_COOKIE, sso.flows.put(pending), max_age=600)
+    return response
+
+
+@router.get("/login/sso/callback", name="sso_callback", dependencies=[public("sign-in")])
+def callback(request: Request) -> Response:
+    from passerelle.governance.sso import sign_in
+
+    sso = configured(request)
+    if sso is None:
+        return _not_configured(request)
+    pending = sso.flows.take(request.cookies.get(SSO_COOKIE))
+    params = {k: v for k, v in request.query_params.items()
+              if k in ("code", "state", "error")}
+    db = app_db(request)
+    try:
+        principal = sign_in(db, sso.client, pending, params, client_ip(request))
+    except SsoError as exc:
+        return _refused(request, exc, pending.next_path if pending else "/")
+    active = create_session(db, principal)
+    response = RedirectResponse(pending.next_path if pending else "/", status_code=303)
+    set_cookie(response, request, SESSION_COOKIE, active.session_id)
+    response.delete_cookie(SSO_COOKIE, path="/")
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
+    return response
+
+
+def _refused(request: Request, exc: SsoError, next_path: str, audit: bool = False) -> Response:
+    from passerelle.web.pages import login_page
+
+    if audit:  # refused before the flow started: no callback will record it
+        from passerelle.governance.sso import audit_refusal
+
+        audit_refusal(app_db(request), client_ip(request), exc.code)
+    log.warning("single sign-on refused: %s", exc.code)
+    _ = translator(language(request))
+    response = login_page(request, next_path, _("Single sign-on failed: %(reason)s",
+                                                 reason=_(exc.reason)),
+                          _(exc.instruction or ""), exc.http_status)
+    response.delete_cookie(SSO_COOKIE, path="/")
+    return response
+
+
+def _not_configured(request: Request) -> Response:
+    from passerelle.web.pages import error_page
+
+    lang = language(request)
+    _ = translator(lang)
+    return error_page(request, None, lang, 404, _("Page not found"),
+                      _("Single sign-on is not set up for this Passerelle."),
+                      _("Sign in with your e-mail and password."))
