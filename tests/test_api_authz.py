@@ -499,3 +499,30 @@ def test_every_route_answers_each_caller_as_the_table_says(world, caller):
 def test_the_matrix_size(world):
     """Reported in the docs: routes × callers."""
     assert len(TABLE) >= 55 and len(CALLERS) == 13
+
+
+def test_the_schema_tells_clients_what_every_route_needs(world):
+    """Swagger UI's Authorize button and API clients read the security of each operation
+    from the schema: derived from the registry, so it agrees with the table."""
+    schema = world["app"].openapi()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["apiToken"] == {**schemes["apiToken"], "type": "http", "scheme": "bearer"}
+    assert schemes["sessionCookie"]["in"] == "cookie"
+    for method, path in schema_routes(world["app"]):
+        operation = schema["paths"][path][method.lower()]
+        row, security = TABLE[(method, path)], operation.get("security")
+        if row.allowed == "public":
+            assert not security and "x-passerelle-requires" not in operation, (method, path)
+        elif row.allowed == "write key":
+            assert security == [{"writeKey": []}, {"apiToken": []}], (method, path)
+        else:
+            assert {"apiToken": []} in security, (method, path)
+            sessions = [s for s in security if "sessionCookie" in s]
+            assert sessions == ([{"sessionCookie": []}] if method == "GET" else
+                                [{"sessionCookie": [], "csrfToken": []}]), (method, path)
+            need = route_requirements(world["app"])[(method, path)]
+            assert operation["x-passerelle-requires"] == {
+                "scope": need.scope, "permissions": list(need.permissions)}
+            assert "**Needs:**" in operation["description"]
+    health = schema["paths"]["/v1/health"]["get"]
+    assert "security" not in health

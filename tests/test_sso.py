@@ -159,7 +159,7 @@ def test_a_wrong_or_missing_state_is_refused(world):
     callback = start(world, person("dora@example.fr", "cdp-analysts"))
     forged = callback.replace("state=", "state=forged")
     answer = world["client"].get(forged, follow_redirects=False)
-    assert answer.status_code == 400 and "does not belong to the sign-in" in answer.text
+    assert answer.status_code == 400 and "no sign-in of this browser is waiting" in answer.text
     assert last_signin(world)["detail"] == {"method": "sso", "reason": "bad_state"}
     # the flow is used up: the genuine answer, replayed, is refused too
     assert world["client"].get(callback, follow_redirects=False).status_code == 400
@@ -175,14 +175,14 @@ def test_a_wrong_or_missing_state_is_refused(world):
 def test_a_spoiled_id_token_is_refused(world, tamper):
     answer = sign_in(world, person("eve@example.fr", "cdp-marketing"), tamper=tamper)
     assert answer.status_code == 401, answer.text
-    assert "answer was refused" in answer.text and "Traceback" not in answer.text
+    assert "answer could not be verified" in answer.text and "Traceback" not in answer.text
     assert last_signin(world)["detail"] == {"method": "sso", "reason": "bad_token"}
     assert "eve@example.fr" not in {u.email for u in list_users(world["db"])}
 
 
 def test_a_missing_role_claim_gets_the_default_role_or_is_refused(world, swapped):
     answer = sign_in(world, person("fred@example.fr"))  # no default_role: refused
-    assert answer.status_code == 403 and "no “roles”" in answer.text
+    assert answer.status_code == 403 and "carries no role for Passerelle" in answer.text
     assert last_signin(world)["detail"]["reason"] == "no_role"
     swapped(default_role="marketer")
     assert sign_in(world, person("fred@example.fr")).status_code == 303

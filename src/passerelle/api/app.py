@@ -12,7 +12,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from passerelle.api import errors
+from passerelle.api import errors, openapi
 from passerelle.api.admin import build_admin_router
 from passerelle.api.auth import api_routes, check_every_route, declare_open
 from passerelle.api.hosts import HostCheck, allowed_hosts
@@ -63,6 +63,7 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.include_router(build_admin_router(db))
     install_web(app, project)  # the pages, their static files, the API docs page
     check_every_route(app)  # no /api route without its requirement
+    openapi.install(app)  # the schema says what each route needs (Swagger UI's Authorize)
     app.add_middleware(HostCheck, hosts=allowed_hosts(
         host, project.config.server.allowed_hosts))
 
@@ -78,6 +79,8 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
             finally:
                 await asyncio.get_running_loop().run_in_executor(None, jobs.stop)
                 db.close()
+                if app.state.sso is not None:
+                    app.state.sso.client.close()
                 if jobs.idle:  # else a job still runs: it is marked interrupted on restart
                     with lock:  # closing checkpoints DuckDB: the next command opens it clean
                         project.close()

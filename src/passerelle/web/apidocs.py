@@ -22,4 +22,6 @@ def install(app: FastAPI) -> None:
             openapi_url=app.openapi_url or "/openapi.json", title=f"{app.title} API",
             swagger_js_url=f"{SWAGGER}/swagger-ui-bundle.js",
             swagger_css_url=f"{SWAGGER}/swagger-ui.css",
-            swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png")
+            swagger_favicon_url=f"{SWAGGER}/favicon-32x32.png",
+            # a token pasted in Authorize survives a reload of the page (in this browser)
+            swagger_ui_parameters={"persistAuthorization": True})

@@ -53,6 +53,45 @@ FR: dict[str, str] = {
         "La connexion unique n’est pas configurée pour ce Passerelle.",
     "Sign in with your e-mail and password.":
         "Connectez-vous avec votre e-mail et votre mot de passe.",
+    "Start the sign-in again.": "Recommencez la connexion.",
+    "If it happens again, tell IT.": "Si cela se reproduit, prévenez l’équipe informatique.",
+    "the sign-in provider did not answer.": "le fournisseur d’identité n’a pas répondu.",
+    "Try again in a moment; if it lasts, tell IT.":
+        "Réessayez dans un instant ; si cela dure, prévenez l’équipe informatique.",
+    "the sign-in provider is not the one set up.":
+        "le fournisseur d’identité n’est pas celui qui est configuré.",
+    "no sign-in of this browser is waiting for this answer (10 minutes at most).":
+        "aucune connexion de ce navigateur n’attend cette réponse (10 minutes au plus).",
+    "the sign-in provider's answer is incomplete.":
+        "la réponse du fournisseur d’identité est incomplète.",
+    "the sign-in provider refused the sign-in.":
+        "le fournisseur d’identité a refusé la connexion.",
+    "Check with IT that your account may use Passerelle.":
+        "Vérifiez avec l’équipe informatique que votre compte peut utiliser Passerelle.",
+    "the sign-in provider refused to confirm the sign-in.":
+        "le fournisseur d’identité a refusé de confirmer la connexion.",
+    "the sign-in provider's answer could not be verified.":
+        "la réponse du fournisseur d’identité n’a pas pu être vérifiée.",
+    "the sign-in provider has not verified your e-mail address.":
+        "le fournisseur d’identité n’a pas vérifié votre adresse e-mail.",
+    "Verify it at the provider, then sign in again.":
+        "Faites-la vérifier chez le fournisseur, puis reconnectez-vous.",
+    "the sign-in provider gave no e-mail address.":
+        "le fournisseur d’identité n’a donné aucune adresse e-mail.",
+    "your e-mail domain may not sign in to this Passerelle.":
+        "votre domaine e-mail ne peut pas se connecter à ce Passerelle.",
+    "Sign in with your work account.": "Connectez-vous avec votre compte professionnel.",
+    "your sign-in carries no role for Passerelle.":
+        "votre connexion ne porte aucun rôle pour Passerelle.",
+    "Ask IT to give you a role for Passerelle at the sign-in provider.":
+        "Demandez à l’équipe informatique de vous donner un rôle pour Passerelle chez le "
+        "fournisseur d’identité.",
+    "your role at the sign-in provider is not one Passerelle knows.":
+        "votre rôle chez le fournisseur d’identité n’est pas connu de Passerelle.",
+    "Ask IT to map it in passerelle.yml (sso: role_map).":
+        "Demandez à l’équipe informatique de l’associer dans passerelle.yml (sso: role_map).",
+    "your Passerelle account is disabled.": "votre compte Passerelle est désactivé.",
+    "Ask an administrator to enable it.": "Demandez à un administrateur de le réactiver.",
     # errors
     "You may not see this page.": "Vous n’avez pas accès à cette page.",
     "Ask an administrator for the permission “%(permission)s”.":

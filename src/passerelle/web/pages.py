@@ -108,7 +108,7 @@ def login_form(request: Request, next: str = "/") -> Response:
 
 
 def login_page(request: Request, next_path: str, error: str | None = None,
-                hint: str | None = None, status: int = 200, email: str = "") -> Response:
+               hint: str | None = None, status: int = 200, email: str = "") -> Response:
     token = new_login_csrf()
     sso = getattr(request.app.state, "sso", None)
     response = render(request, "login.html", language(request), status, csrf_token=token,
@@ -128,7 +128,7 @@ async def login(request: Request) -> Response:
     expected = request.cookies.get(LOGIN_CSRF_COOKIE) or ""
     if not expected or not hmac.compare_digest(expected, fields.get("csrf_token", "")):
         return login_page(request, next_path, _("The form expired: please submit it again."),
-                           status=403)
+                          status=403)
     db = app_db(request)
     email = fields.get("email", "")[:320]
     try:
@@ -147,8 +147,8 @@ async def login(request: Request) -> Response:
             minutes=minutes), status=429, email=email)
     except NotAuthenticated:
         return login_page(request, next_path, _("The e-mail or the password is wrong."),
-                           _("Ask an administrator to reset your password if you forgot it."),
-                           401, email)
+                          _("Ask an administrator to reset your password if you forgot it."),
+                          401, email)
     active = create_session(db, principal)
     response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, active.session_id)

@@ -11,6 +11,7 @@ in the audit log.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from fastapi import APIRouter, FastAPI, Request
@@ -108,13 +109,46 @@ def _refused(request: Request, exc: SsoError, next_path: str, audit: bool = Fals
         from passerelle.governance.sso import audit_refusal
 
         audit_refusal(app_db(request), client_ip(request), exc.code)
-    log.warning("single sign-on refused: %s", exc.code)
+    log.warning("single sign-on refused (%s): %s", exc.code, exc.reason)
     _ = translator(language(request))
+    reason, instruction = explain(_, exc)
     response = login_page(request, next_path, _("Single sign-on failed: %(reason)s",
-                                                 reason=_(exc.reason)),
-                          _(exc.instruction or ""), exc.http_status)
+                                                 reason=reason), instruction, exc.http_status)
     response.delete_cookie(SSO_COOKIE, path="/")
     return response
+
+
+def explain(_: Callable[..., str], exc: SsoError) -> tuple[str, str]:
+    """What the person reads, in their language, for each reason (the details are in the
+    server's log)."""
+    again = _("Start the sign-in again.")
+    tell_it = _("If it happens again, tell IT.")
+    texts = {
+        "provider_unreachable": (_("the sign-in provider did not answer."),
+                                 _("Try again in a moment; if it lasts, tell IT.")),
+        "provider_misconfigured": (_("the sign-in provider is not the one set up."),
+                                   tell_it),
+        "bad_state": (
+            _("no sign-in of this browser is waiting for this answer (10 minutes at most)."),
+            again),
+        "bad_request": (_("the sign-in provider's answer is incomplete."), again),
+        "provider_refused": (_("the sign-in provider refused the sign-in."),
+                             _("Check with IT that your account may use Passerelle.")),
+        "token_refused": (_("the sign-in provider refused to confirm the sign-in."), tell_it),
+        "bad_token": (_("the sign-in provider's answer could not be verified."), tell_it),
+        "email_unverified": (_("the sign-in provider has not verified your e-mail address."),
+                             _("Verify it at the provider, then sign in again.")),
+        "no_email": (_("the sign-in provider gave no e-mail address."), tell_it),
+        "domain_refused": (_("your e-mail domain may not sign in to this Passerelle."),
+                           _("Sign in with your work account.")),
+        "no_role": (_("your sign-in carries no role for Passerelle."),
+                    _("Ask IT to give you a role for Passerelle at the sign-in provider.")),
+        "unknown_role": (_("your role at the sign-in provider is not one Passerelle knows."),
+                         _("Ask IT to map it in passerelle.yml (sso: role_map).")),
+        "disabled": (_("your Passerelle account is disabled."),
+                     _("Ask an administrator to enable it.")),
+    }
+    return texts.get(exc.code, (exc.reason, exc.instruction or again))
 
 
 def _not_configured(request: Request) -> Response:
