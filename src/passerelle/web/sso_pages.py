@@ -69,11 +69,12 @@ def start(request: Request, next: str = "/") -> Response:
     sso = configured(request)
     if sso is None:
         return _not_configured(request)
+    next = safe_next(next[:2000])
     redirect_uri = sso.client.config.redirect_url or str(request.url_for("sso_callback"))
     try:
-        url, pending = sso.client.begin(redirect_uri, safe_next(next))
+        url, pending = sso.client.begin(redirect_uri, next)
     except SsoError as exc:
-        return _refused(request, exc, safe_next(next), audit=True)
+        return _refused(request, exc, next, audit=True)
     response = RedirectResponse(url, status_code=303)
     set_cookie(response, request, SSO_COOKIE, sso.flows.put(pending), max_age=600)
     return response
