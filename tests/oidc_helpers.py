@@ -42,10 +42,14 @@ class Provider:
     tamper: str | None = None
     codes: dict[str, dict[str, Any]] = field(default_factory=dict)
     token_requests: list[dict[str, str]] = field(default_factory=list)
+    key_fetches: int = 0
 
     def __post_init__(self) -> None:
         self.key = RSAKey.generate_key(2048, parameters={"kid": "test-1", "use": "sig"})
-        self.other_key = RSAKey.generate_key(2048, parameters={"kid": "test-1"})
+
+    def rotate(self) -> None:
+        """A new signing key under a new kid, as providers do from time to time."""
+        self.key = RSAKey.generate_key(2048, parameters={"kid": f"test-{time.time_ns()}"})
 
     @property
     def issuer(self) -> str:
@@ -61,6 +65,7 @@ class Provider:
             "code_challenge_methods_supported": ["S256"]})
 
     async def jwks(self, request: Request) -> Response:
+        self.key_fetches += 1
         return JSONResponse(KeySet([self.key]).as_dict(private=False))
 
     async def authorize(self, request: Request) -> Response:
@@ -80,7 +85,8 @@ class Provider:
         self.token_requests.append({**form, "authorization": request.headers.get(
             "authorization", "")})
         expected = "Basic " + base64.b64encode(f"{CLIENT_ID}:{self.secret}".encode()).decode()
-        if request.headers.get("authorization") != expected:
+        posted = (form.get("client_id"), form.get("client_secret")) == (CLIENT_ID, self.secret)
+        if request.headers.get("authorization") != expected and not posted:
             return JSONResponse({"error": "invalid_client"}, status_code=401)
         grant = self.codes.pop(form.get("code", ""), None)
         verifier = form.get("code_verifier", "")
@@ -101,8 +107,9 @@ class Provider:
                   "iat": now, "exp": now + 300,
                   "nonce": "replayed" if tamper == "nonce" else grant["nonce"],
                   **grant["person"]}
-        key = self.other_key if tamper == "foreign key" else self.key
-        token = jwt.encode({"alg": "RS256", "kid": "test-1"}, claims, key)
+        key = RSAKey.generate_key(2048, parameters={"kid": self.key.kid}) if (
+            tamper == "foreign key") else self.key  # another key under the provider's kid
+        token = jwt.encode({"alg": "RS256", "kid": key.kid}, claims, key)
         if tamper == "signature":  # the same signature over claims that grant more
             header, _payload, signature = token.split(".")
             payload = base64.urlsafe_b64encode(json.dumps(

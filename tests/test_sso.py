@@ -180,6 +180,21 @@ def test_a_spoiled_id_token_is_refused(world, tamper):
     assert "eve@example.fr" not in {u.email for u in list_users(world["db"])}
 
 
+def test_rotated_keys_and_the_secret_posted_in_the_body(world, swapped):
+    assert sign_in(world, person("ivy@example.fr", "cdp-analysts")).status_code == 303
+    fetched = world["provider"].key_fetches  # the server keeps the keys it fetched...
+    assert sign_in(world, person("ivy@example.fr", "cdp-analysts")).status_code == 303
+    assert world["provider"].key_fetches == fetched
+    world["provider"].rotate()  # ...until a token names a key it does not have
+    assert sign_in(world, person("ivy@example.fr", "cdp-analysts")).status_code == 303
+    assert world["provider"].key_fetches == fetched + 1
+    swapped(client_auth="client_secret_post")
+    assert sign_in(world, person("ivy@example.fr", "cdp-analysts")).status_code == 303
+    sent = world["provider"].token_requests[-1]
+    assert sent["client_secret"] == SECRET and not sent["authorization"]
+    assert me(world)["role"] == "analyst"
+
+
 def test_a_missing_role_claim_gets_the_default_role_or_is_refused(world, swapped):
     answer = sign_in(world, person("fred@example.fr"))  # no default_role: refused
     assert answer.status_code == 403 and "carries no role for Passerelle" in answer.text
