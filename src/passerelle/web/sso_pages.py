@@ -91,12 +91,13 @@ def callback(request: Request) -> Response:
     params = {k: v for k, v in request.query_params.items()
               if k in ("code", "state", "error")}
     db = app_db(request)
+    next_path = pending.next_path if pending is not None else "/"
     try:
         principal = sign_in(db, sso.client, pending, params, client_ip(request))
     except SsoError as exc:
-        return _refused(request, exc, pending.next_path if pending else "/")
+        return _refused(request, exc, next_path)
     active = create_session(db, principal)
-    response = RedirectResponse(pending.next_path if pending else "/", status_code=303)
+    response = RedirectResponse(next_path, status_code=303)
     set_cookie(response, request, SESSION_COOKIE, active.session_id)
     response.delete_cookie(SSO_COOKIE, path="/")
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/")
