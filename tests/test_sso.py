@@ -119,6 +119,9 @@ def test_a_first_sign_in_creates_the_user_with_the_claimed_role(world):
     assert "passerelle_session=" in answer.headers["set-cookie"]
     assert "httponly" in answer.headers["set-cookie"].lower()
     assert me(world)["role"] == "analyst" and me(world)["name"] == "ada@example.fr"
+    again = world["client"].get("/login/sso", params={"next": "/glossary"},
+                                follow_redirects=False)  # signed in: no new sign-in
+    assert (again.status_code, again.headers["location"]) == (303, "/glossary")
     created = {u.email: u for u in list_users(world["db"])}["ada@example.fr"]
     assert created.role == "analyst" and created.created_by == "sso"
     entry = last_signin(world)

@@ -26,6 +26,7 @@ from passerelle.web.auth import (
     SESSION_COOKIE,
     app_db,
     client_ip,
+    current_session,
     language,
     safe_next,
     set_cookie,
@@ -70,6 +71,8 @@ def start(request: Request, next: str = "/") -> Response:
     if sso is None:
         return _not_configured(request)
     next = safe_next(next[:2000])
+    if current_session(request) is not None:  # signed in already: as /login does
+        return RedirectResponse(next, status_code=303)
     redirect_uri = sso.client.config.redirect_url or str(request.url_for("sso_callback"))
     try:
         url, pending = sso.client.begin(redirect_uri, next)
