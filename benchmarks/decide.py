@@ -349,7 +349,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     root = (args.project or tmp / "demo").resolve()
-    prefix = "bench:decide:" if args.redis else None
+    # a prefix of this run's own: another run on the machine keeps its keys
+    prefix = f"bench:decide:{os.getpid()}:" if args.redis else None
     print(f"decide benchmark: {args.rate:.0f} req/s for {args.seconds:.0f}s a phase, "
           f"{'Redis' if args.redis else 'warehouse'} store", flush=True)
     try:

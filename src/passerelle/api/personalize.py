@@ -11,13 +11,15 @@ scan of the warehouse per request. The store is reopened every few seconds, so a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
@@ -55,6 +57,7 @@ class StoreHolder:
         self._mutex = threading.Lock()
         self._reopening = False
         self._redis: Any = None
+        self.mark: tuple | None = None  # signature() of what the store was opened from
 
     def _open(self) -> Any:
         from passerelle.personalize.log import read_posteriors
@@ -109,6 +112,8 @@ class StoreHolder:
         if self.store is None:
             with self._mutex:
                 if self.store is None:
+                    with contextlib.suppress(Exception):  # Redis away: reopened next time
+                        self.mark = self.signature()
                     self.store, self.opened = self._open(), time.monotonic()
             return self.store
         if time.monotonic() - self.opened >= REOPEN_SECONDS and not self._reopening:
@@ -119,9 +124,28 @@ class StoreHolder:
                                      name="decision-store-reopen").start()
         return self.store
 
+    def signature(self) -> tuple | None:
+        """What a reopening would read anew: the offers' and placements' files, and with
+        Redis the generation the last full refresh switched to (None: the warehouse store,
+        reopened every time: its refresh leaves no cheap mark)."""
+        root = self.project.root
+        files = []
+        for folder in ("offers", "placements"):
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(root / folder):
+                    files.append((entry.name, entry.stat().st_mtime_ns))
+        if not self.project.config.personalisation.redis:
+            return None
+        gen = self.redis().get(f"{self.project.config.personalisation.redis_prefix}gen")
+        return (tuple(sorted(files)), gen)
+
     def _reopen(self) -> None:
         try:
+            mark = self.signature()
+            if mark is not None and mark == self.mark:
+                return  # nothing changed: no YAML, no warehouse read, no GIL held long
             fresh = self._open()
+            self.mark = mark
         except Exception as exc:  # whatever it was, the last good store keeps serving
             _log.warning("decision store not reopened (the last one serves): %s",
                          getattr(exc, "reason", exc))
@@ -159,6 +183,35 @@ class StoreHolder:
                     store.problems.pop(part, None)
         self.watch()
         return store.health()
+
+
+class TokenMemo:
+    """The principal of a bearer token, trusted ``TTL`` seconds once the application
+    database said yes (a database query a request otherwise): a revoked token stops
+    working within ``TTL`` seconds. A route dependency that runs before its ``requires``,
+    which then finds the principal in ``request.state``."""
+
+    TTL = 5.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[Principal, float]] = {}
+
+    def __call__(self, request: Request) -> None:
+        from passerelle.api.auth import caller
+
+        header = request.headers.get("authorization")
+        if not header or header[:7].lower() != "bearer ":
+            return  # a session cookie, or nothing: `requires` answers as usual
+        now = time.monotonic()
+        known = self.known.get(header)
+        if known is not None and known[1] > now:
+            request.state.principal = known[0]
+            return
+        principal = caller(request)  # 401 when the database says no
+        if len(self.known) >= self.MAX:
+            self.known.clear()
+        self.known[header] = (principal, now + self.TTL)
 
 
 def context_of(request: Request) -> dict[str, Any]:
@@ -217,6 +270,21 @@ def _parts(include: str | None) -> tuple[str, ...]:
     return asked
 
 
+def _freshen_after_loads(project: Any, lock: Any, state: Any, parts: dict) -> None:
+    """When the server's collector loads events (its loader in this process) and the
+    project personalises: the decision store of the people they touch refreshed seconds
+    after (``state.freshener``, stopped with the server; its state in ``/v1/health``)."""
+    from passerelle.personalize.freshen import Freshener
+
+    collector = getattr(state, "collector", None)
+    if collector is None or not any((project.root / d).is_dir()
+                                    for d in ("offers", "placements")):
+        return
+    freshener = state.freshener = Freshener(project, lock)
+    collector.after_load.append(freshener.notify)
+    parts["freshness"] = freshener.health
+
+
 def build_personalize_router(project: Any, db: Any, lock: Any,
                              state: Any = None) -> APIRouter:
     """The two routes over ``project``; ``db`` checks the tokens, ``lock`` is the server's
@@ -232,7 +300,10 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
         if parts is None:
             parts = state.health_parts = {}
         parts["decisions"] = holder.health
-    router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES)
+        _freshen_after_loads(project, lock, state, parts)
+    # the token's answer kept a few seconds: one database query less a request
+    router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES,
+                       dependencies=[Depends(TokenMemo())])
     can_decide = requires("decide")
     can_read = requires("profiles:read")
 

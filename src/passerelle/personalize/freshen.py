@@ -57,57 +57,19 @@ class _NoProgress:
         pass
 
 
-def _last_load(engine: Any) -> str | None:
-    """The newest load among the staged events (load ids sort by time)."""
-    if not engine.exists("events") or "_load_id" not in engine.table("events").columns:
-        return None
-    e = engine.table("events")
-    return engine.to_arrow(e.aggregate(last=e._load_id.max()))["last"][0].as_py()
-
-
-def _people_of_loads(project: Any, after: str | None) -> Any:
-    """``person_id`` of the events of the loads after ``after`` (all when None), as
-    attributed now (an identify call of the same batch counts)."""
-    import ibis
-
-    from passerelle.identity.attribution import person_events
-    from passerelle.identity.tables import PERSON_MAP
-
-    engine = project.engine
-    if not engine.exists("events") or not engine.exists(PERSON_MAP):
-        return ibis.memtable({"person_id": []}, schema={"person_id": "string"})
-    e = engine.table("events")
-    new = e.filter(e._load_id > after) if after is not None else e
-    pe = person_events(engine, project.sources)
-    pe = pe.filter(pe.person_id.notnull()).semi_join(
-        new.select("_source", "_record_id"), ["_source", "_record_id"])
-    return pe.select(person_id=pe.person_id.cast("string")).distinct()
-
-
 def refresh_after_events(project: Any) -> dict[str, Any]:
     """One refresh: new events staged, segments over events refreshed, then the serving
     store of the people touched: those of the newly staged events, and those with an
     identifier the store did not map to them (nothing when the store was never built)."""
-    import ibis
-
-    from passerelle.personalize.incremental import refresh_people, touched_people
+    from passerelle.personalize.incremental import mark, refresh_loaded
     from passerelle.personalize.tables import PEOPLE
     from passerelle.segments import service
 
-    engine = project.engine
-    if not engine.exists(PEOPLE):  # never built: `passerelle run` builds it all
+    if not project.engine.exists(PEOPLE):  # never built: `passerelle run` builds it all
         return {"run_id": None, "staged": [], "changed": 0, "people": 0, "audiences": []}
-    before = _last_load(engine)
+    before = mark(project.engine)
     summary = service.refresh_events(project)
-    people = 0
-    if summary.staged:
-        # the segments' own log of arrivals is pruned once they took it in: the people
-        # are read from the staged events themselves
-        touched = ibis.union(_people_of_loads(project, before),
-                             touched_people(engine, None), distinct=True)
-        config = project.config.personalisation
-        people = refresh_people(project.root, engine, touched, redis_url=config.redis,
-                                redis_prefix=config.redis_prefix)
+    people = refresh_loaded(project, before) if summary.staged else 0
     return {"run_id": summary.run_id, "staged": list(summary.staged),
             "changed": summary.changed, "people": people,
             "audiences": sorted(summary.audiences)}

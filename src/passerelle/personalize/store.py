@@ -47,6 +47,24 @@ class People(Protocol):
 class Caps(Protocol):
     def take(self, counters: list[Counter]) -> bool: ...
 
+    def take_first(self, groups: list[list[Counter]], wanted: int) -> list[bool | None]: ...
+
+
+def take_in_turn(caps: Caps, groups: list[list[Counter]], wanted: int) -> list[bool | None]:
+    """Each group of counters taken atomically, in turn, until ``wanted`` groups passed:
+    for each group, True (taken), False (a counter at its limit: none taken) or None (not
+    tried: enough had passed). A store with one round trip for all does the same."""
+    out: list[bool | None] = []
+    passed = 0
+    for counters in groups:
+        if passed >= wanted:
+            out.append(None)
+            continue
+        ok = caps.take(counters)
+        passed += ok
+        out.append(ok)
+    return out
+
 
 def plain(value: Any) -> Any:
     """Template values the same whatever the store: dates as ISO text, decimals as floats."""
@@ -125,6 +143,9 @@ class WarehouseCaps:
                 raise StoreUnavailable(str(exc)) from exc
             self.engine.execute(sge.Commit())
             return True
+
+    def take_first(self, groups: list[list[Counter]], wanted: int) -> list[bool | None]:
+        return take_in_turn(self, groups, wanted)
 
 
 @dataclass
