@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from passerelle.api import errors
-from passerelle.api.auth import requires
+from passerelle.api.auth import Requirement
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
 from passerelle.governance.principal import Principal
@@ -43,9 +43,11 @@ _RESPONSES = {**errors.RESPONSES, **{
 
 
 class StoreHolder:
-    """The decision store the routes share, reopened every ``REOPEN_SECONDS`` (offers,
-    placements and the store's columns may change with a refresh). What went wrong with the
-    store (``problems``) survives a reopening, and raises one alert in the log."""
+    """The decision store the routes share, looked at every ``REOPEN_SECONDS`` and
+    reopened when what it was opened from changed (offers, placements, the generation of a
+    Redis store; a warehouse store every time: a refresh may change its columns and the
+    bandit's posteriors). What went wrong with the store (``problems``) survives a
+    reopening, and raises one alert in the log."""
 
     def __init__(self, project: Any, lock: Any) -> None:
         self.project, self.lock = project, lock
@@ -188,8 +190,7 @@ class StoreHolder:
 class TokenMemo:
     """The principal of a bearer token, trusted ``TTL`` seconds once the application
     database said yes (a database query a request otherwise): a revoked token stops
-    working within ``TTL`` seconds. A route dependency that runs before its ``requires``,
-    which then finds the principal in ``request.state``."""
+    working within ``TTL`` seconds."""
 
     TTL = 5.0
     MAX = 10_000
@@ -197,21 +198,53 @@ class TokenMemo:
     def __init__(self) -> None:
         self.known: dict[str, tuple[Principal, float]] = {}
 
-    def __call__(self, request: Request) -> None:
-        from passerelle.api.auth import caller
-
+    def get(self, request: Request) -> Principal | None:
         header = request.headers.get("authorization")
         if not header or header[:7].lower() != "bearer ":
-            return  # a session cookie, or nothing: `requires` answers as usual
-        now = time.monotonic()
+            return None
         known = self.known.get(header)
-        if known is not None and known[1] > now:
-            request.state.principal = known[0]
-            return
-        principal = caller(request)  # 401 when the database says no
+        if known is None or known[1] <= time.monotonic():
+            return None
+        return known[0]
+
+    def keep(self, request: Request, principal: Principal) -> None:
+        header = request.headers.get("authorization")
+        if not header or header[:7].lower() != "bearer ":
+            return  # a session: checked every time
         if len(self.known) >= self.MAX:
             self.known.clear()
-        self.known[header] = (principal, now + self.TTL)
+        self.known[header] = (principal, time.monotonic() + self.TTL)
+
+
+class _Quick(Requirement):
+    """:class:`~passerelle.api.auth.Requirement` (the same checks, the same entry in the
+    route registry) answered in the event loop when the token is known: a route's sync
+    dependencies each cost a trip through the thread pool, which under load costs more
+    than the decision itself. An unknown token is checked in the pool (a database query).
+    """
+
+    memo: TokenMemo | None = None
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        from starlette.concurrency import run_in_threadpool
+
+        known = self.memo.get(request) if self.memo is not None else None
+        if known is not None:
+            request.state.principal = known
+            if (self.scope is None or known.has_scope(self.scope)) and all(
+                    known.can(p) for p in self.permissions):
+                return known
+        # unknown, or refused (the refusal is audited: a database write)
+        principal = await run_in_threadpool(Requirement.__call__, self, request)
+        if self.memo is not None:
+            self.memo.keep(request, principal)
+        return principal
+
+
+def _requires(scope: str, memo: TokenMemo) -> Any:
+    quick = _Quick(scope)
+    object.__setattr__(quick, "memo", memo)  # a frozen dataclass
+    return Depends(quick)
 
 
 def context_of(request: Request) -> dict[str, Any]:
@@ -301,11 +334,10 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
             parts = state.health_parts = {}
         parts["decisions"] = holder.health
         _freshen_after_loads(project, lock, state, parts)
-    # the token's answer kept a few seconds: one database query less a request
-    router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES,
-                       dependencies=[Depends(TokenMemo())])
-    can_decide = requires("decide")
-    can_read = requires("profiles:read")
+    router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES)
+    memo = TokenMemo()  # a token's answer kept a few seconds
+    can_decide = _requires("decide", memo)
+    can_read = _requires("profiles:read", memo)
 
     @router.get("/decide", summary="The next best messages of a placement for one person")
     def decide_route(

@@ -23,6 +23,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 import redis
 
 from passerelle.engines.base import Engine
@@ -119,7 +120,7 @@ class RedisPeople:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         if not found:
             return None
-        pid, data = found[0].decode(), json.loads(found[1] or b"{}")
+        pid, data = found[0].decode(), orjson.loads(found[1] or b"{}")
         return PersonRecord(pid, data.get("values", {}), set(data.get("offers", [])))
 
 
@@ -139,7 +140,7 @@ class RedisProfiles:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         if not found:
             return None
-        return found[0].decode(), json.loads(found[1] or b"{}")
+        return found[0].decode(), orjson.loads(found[1] or b"{}")
 
 
 def write_profiles(engine: Engine, pipe_of: Any, base: str, who: Any = None) -> None:
