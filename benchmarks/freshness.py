@@ -228,7 +228,8 @@ def setup(root: Path, hook_port: int, trials: int, redis_prefix: str | None) -> 
 def trial(url: str, token: str, person: dict, receiver: Receiver) -> dict:
     bearer = {"Authorization": f"Bearer {token}"}
     pid = person["person_id"]
-    with httpx.Client(base_url=url, timeout=30) as client:
+    # a decision waits for the warehouse while a refresh holds it (the warehouse store)
+    with httpx.Client(base_url=url, timeout=300) as client:
         r = client.post("/v1/track", headers=_basic(), json={
             "type": "track", "event": "Wishlist Added", "userId": person["record_id"],
             "messageId": f"fresh-{uuid.uuid4()}", "properties": {"sku": "BENCH-1"}})

@@ -69,7 +69,8 @@ def refresh_after_events(project: Any) -> dict[str, Any]:
         return {"run_id": None, "staged": [], "changed": 0, "people": 0, "audiences": []}
     before = mark(project.engine)
     summary = service.refresh_events(project)
-    people = refresh_loaded(project, before) if summary.staged else 0
+    with project.reporter.step("decision store"):  # requests waiting go first
+        people = refresh_loaded(project, before) if summary.staged else 0
     return {"run_id": summary.run_id, "staged": list(summary.staged),
             "changed": summary.changed, "people": people,
             "audiences": sorted(summary.audiences)}
@@ -181,6 +182,8 @@ class Freshener:
         at = utcnow()
         try:
             with writer if writer is not None else contextlib.nullcontext(), self.lock:
+                if project.engine.name == "duckdb":  # no progress bars in the server's log
+                    project.engine.con.con.execute("SET enable_progress_bar = false")
                 reporter = _Sharing(self.lock, project.engine)
                 return refresh_after_events(project.sharing(reporter)), None
         except Exception as exc:
