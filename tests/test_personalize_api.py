@@ -116,6 +116,33 @@ def test_a_revoked_token_stops_within_the_memo_time(client, monkeypatch):
     assert r.status_code == 401 and "revoked" in r.json()["message"]
 
 
+def test_decisions_do_not_wait_for_the_warehouse_lock(client):
+    """A refresh or a job holding the server's warehouse connection: decisions (DuckDB
+    store) read on a connection of their own and answer meanwhile."""
+    import threading
+
+    headers = token(client, "decide")
+    assert decide(client, headers, "P1").status_code == 200  # the store is open
+    lock = client.app.state.worker.lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        r = decide(client, headers, "alice@example.fr")
+        assert holder.is_alive()  # answered while the lock was held
+        assert r.status_code == 200 and r.json()["person_id"] == "P1"
+    finally:
+        release.set()
+        holder.join()
+
+
 def test_bad_input_is_a_json_422_naming_it(client):
     h = token(client, "decide")
     r = decide(client, h, "P1", cart_value="lots")

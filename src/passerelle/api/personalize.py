@@ -67,6 +67,7 @@ class StoreHolder:
         from passerelle.personalize.service import definitions
         from passerelle.personalize.store import (
             DecisionStore,
+            OwnConnection,
             WarehouseCaps,
             WarehousePeople,
             warehouse_store,
@@ -89,10 +90,14 @@ class StoreHolder:
                 self.profiles = RedisProfiles(r, prefix)
             else:
                 warehouse_store(project.engine, defs)  # says so if it was never built
-                # the server's lock: one warehouse connection for requests and jobs
-                store = DecisionStore(defs, WarehousePeople(project.engine, self.lock),
-                                      WarehouseCaps(project.engine, self.lock),
-                                      project.config.timezone)
+                if project.engine.name == "duckdb":
+                    # a connection of its own (and its own lock): decisions read while a
+                    # refresh or a job writes on the server's connection
+                    own, lock = OwnConnection(project.engine), threading.Lock()
+                else:  # the server's lock: one connection for requests and jobs
+                    own, lock = project.engine, self.lock
+                store = DecisionStore(defs, WarehousePeople(own, lock),
+                                      WarehouseCaps(own, lock), project.config.timezone)
             store.posteriors = read_posteriors(project.engine)
             # the sorted copies the refresh writes (a store built before them: the tables)
             self.reader = ProfileReader(project.engine,

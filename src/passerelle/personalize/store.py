@@ -85,10 +85,28 @@ def split_values(row: dict[str, Any]) -> dict[str, Any]:
             if k != "person_id"}
 
 
+class OwnConnection:
+    """A DuckDB connection of its own onto the warehouse, for the decisions of a server:
+    DuckDB's snapshots let it read the serving tables while the server's connection writes
+    (a refresh, a job), so a decision never waits for them. What the store classes need of
+    an engine: ``execute`` and, at opening, ``table``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cursor = engine.con.con.cursor()
+
+    def execute(self, statement: sge.Expression) -> list[tuple]:
+        result = self.cursor.execute(statement.sql(dialect="duckdb"))
+        return result.fetchall() if result.description else []
+
+    def table(self, name: str) -> Any:
+        return self.engine.table(name)  # its columns, read once (under the server's lock)
+
+
 class WarehousePeople:
     """People from the warehouse's serving tables (three indexed look-ups)."""
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+    def __init__(self, engine: Engine | OwnConnection, lock: threading.Lock) -> None:
         self.engine, self.lock = engine, lock
         self.columns = list(engine.table(PEOPLE).columns)
 
@@ -119,7 +137,7 @@ _TAKE = sg.parse_one(
 class WarehouseCaps:
     """Counters in ``decision_counters``, taken in one transaction."""
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+    def __init__(self, engine: Engine | OwnConnection, lock: threading.Lock) -> None:
         self.engine, self.lock = engine, lock
 
     def take(self, counters: list[Counter]) -> bool:
