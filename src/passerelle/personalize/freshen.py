@@ -10,8 +10,8 @@ people it touched. It runs in a thread of its own, never in the loader's nor in 
 - the loader only calls :meth:`Freshener.notify`, which marks work as pending and returns;
 - backpressure: at most one refresh runs and at most one waits, whatever the number of
   loads meanwhile (the waiting one takes every event loaded until it starts), and two
-  refreshes are at least ``max(min_interval, duration of the last one)`` apart, so
-  refreshing never takes more than about half the warehouse's time from requests and jobs;
+  refreshes are at least ``min_interval`` apart (decisions do not wait for a refresh:
+  they read Redis, or the warehouse on a connection of their own);
 - it takes the server's warehouse lock as a job does (``writer`` for the whole refresh,
   the lock itself letting waiting requests in between steps);
 - a failure is kept: :meth:`Freshener.health` shows it (``/v1/health`` under
@@ -156,7 +156,7 @@ class Freshener:
                 self._failing = 0 if error is None else self._failing + 1
                 # after failures, retry later and later (1 s, 2 s, 4 s... at most a minute)
                 backoff = min(60.0, 2.0 ** (self._failing - 1)) if self._failing else 0.0
-                self._next_at = time.monotonic() + max(self.min_interval, took, backoff)
+                self._next_at = time.monotonic() + max(self.min_interval, backoff)
                 if error is None:
                     self.refreshes += 1
                     self.error = None
