@@ -186,6 +186,12 @@ def setup(root: Path, hook_port: int, trials: int, redis_prefix: str | None) -> 
         if not _poll(lambda: httpx.get(f"{url}/v1/health").json()["backlog"]
                      == {"web_live": 0}, 120):
             raise SystemExit("the first event was not loaded")
+
+        def idle() -> bool:  # the refresh after that load done: stopping waits for nothing
+            f = httpx.get(f"{url}/v1/health", timeout=60).json().get("freshness", {})
+            return not (f.get("pending") or f.get("running"))
+
+        _poll(idle, 600, 0.5)
     finally:
         _stop(server)
     t0 = time.perf_counter()
@@ -196,7 +202,7 @@ def setup(root: Path, hook_port: int, trials: int, redis_prefix: str | None) -> 
             assert r.ok, [e.reason for e in r.errors]
         """)], env={**os.environ, "PYTHONPATH": str(SRC)}, capture_output=True, text=True)
     if proc.returncode:
-        raise SystemExit(f"passerelle run failed:\n{proc.stderr[-3000:]}")
+        raise SystemExit(f"passerelle run failed:\n{proc.stderr[:3000]}")
     print(f"  passerelle run with the collector source: {time.perf_counter() - t0:.0f}s",
           flush=True)
     sys.path.insert(0, str(SRC))
