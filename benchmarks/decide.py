@@ -165,6 +165,23 @@ def _peak_mb(pid: int) -> int:
     return -1
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user and system, every thread) the process has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measured(pid: int, port: int, paths: list[str], token: str, rate: float,
+             connections: int) -> dict:
+    """:func:`drive`, with the server's CPU time a request (steadier than latency on a
+    machine shared with other work: what the server itself spends)."""
+    cpu = _cpu_s(pid)
+    out = drive(port, paths, token, rate, connections)
+    out["server_cpu_ms_per_request"] = round(
+        (_cpu_s(pid) - cpu) * 1000 / max(1, out["requests"]), 3)
+    return out
+
+
 def prepare(root: Path, size: int, redis_prefix: str | None) -> dict:
     """Demo (unless ``root`` is one already), offers, store, token, request targets."""
     sys.path.insert(0, str(SRC))
@@ -349,7 +366,8 @@ def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     root = (args.project or tmp / "demo").resolve()
-    prefix = "bench:decide:" if args.redis else None
+    # a prefix of this run's own: another run on the machine keeps its keys
+    prefix = f"bench:decide:{os.getpid()}:" if args.redis else None
     print(f"decide benchmark: {args.rate:.0f} req/s for {args.seconds:.0f}s a phase, "
           f"{'Redis' if args.redis else 'warehouse'} store", flush=True)
     try:
@@ -365,8 +383,8 @@ def main() -> None:
         try:
             paths = _paths("decide", prep["targets"], n)
             drive(port, paths[:warm], prep["token"], args.rate, args.connections)
-            report["baseline"] = drive(port, paths, prep["token"], args.rate,
-                                       args.connections)
+            report["baseline"] = measured(base.pid, port, paths, prep["token"], args.rate,
+                                          args.connections)
         finally:
             _stop(base)
         port = _port()
@@ -375,7 +393,8 @@ def main() -> None:
             for kind in ("decide", "profiles"):
                 paths = _paths(kind, prep["targets"], n)
                 drive(port, paths[:warm], prep["token"], args.rate, args.connections)
-                report[kind] = drive(port, paths, prep["token"], args.rate, args.connections)
+                report[kind] = measured(server.pid, port, paths, prep["token"], args.rate,
+                                        args.connections)
             report["server_peak_mb"] = _peak_mb(server.pid)
         finally:
             _stop(server)
@@ -388,7 +407,8 @@ def main() -> None:
             r = report[kind]
             print(f"  {kind:9s} {r['rate_per_s']:5d} req/s  p50 {r['p50_ms']:7.2f} ms  "
                   f"p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:8.2f} ms  "
-                  f"errors {r['error_rate']:.2%}"
+                  f"errors {r['error_rate']:.2%}  server CPU "
+                  f"{r['server_cpu_ms_per_request']:.2f} ms/req"
                   + (f"  p99 x{r['p99_vs_baseline']} baseline" if kind != "baseline"
                      else ""), flush=True)
         print(f"  API server peak memory: {report['server_peak_mb']} MB", flush=True)

@@ -5,6 +5,7 @@ Redis down (caps fail closed, /v1/health says so)."""
 
 from __future__ import annotations
 
+import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -97,6 +98,49 @@ def test_tokens_and_scopes(client):
     assert r.status_code == 401 and "revoked" in r.json()["message"]
     r = client.get("/v1/profiles/P1", headers=token(client, "decide"))
     assert r.status_code == 403
+
+
+def test_a_revoked_token_stops_within_the_memo_time(client, monkeypatch):
+    from passerelle.api.personalize import TokenMemo
+
+    monkeypatch.setattr(TokenMemo, "TTL", 0.3)
+    info, secret = create_token(client.app.state.app_db, ["decide"], None, ADMIN)
+    bearer = {"Authorization": f"Bearer {secret}"}
+    assert decide(client, bearer, "P1").status_code == 200
+    revoke_token(client.app.state.app_db, info.id, ADMIN)
+    deadline = time.monotonic() + 10
+    while decide(client, bearer, "P1").status_code == 200:  # trusted a moment, then not
+        assert time.monotonic() < deadline, "a revoked token still works"
+        time.sleep(0.05)
+    r = decide(client, bearer, "P1")
+    assert r.status_code == 401 and "revoked" in r.json()["message"]
+
+
+def test_decisions_do_not_wait_for_the_warehouse_lock(client):
+    """A refresh or a job holding the server's warehouse connection: decisions (DuckDB
+    store) read on a connection of their own and answer meanwhile."""
+    import threading
+
+    headers = token(client, "decide")
+    assert decide(client, headers, "P1").status_code == 200  # the store is open
+    lock = client.app.state.worker.lock
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with lock:
+            held.set()
+            release.wait(30)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    try:
+        assert held.wait(10)
+        r = decide(client, headers, "alice@example.fr")
+        assert holder.is_alive()  # answered while the lock was held
+        assert r.status_code == 200 and r.json()["person_id"] == "P1"
+    finally:
+        release.set()
+        holder.join()
 
 
 def test_bad_input_is_a_json_422_naming_it(client):

@@ -272,6 +272,25 @@ def test_redis_caps_are_atomic_across_processes(prefix):
     assert int(redis.Redis.from_url(REDIS).get(f"{prefix}cap:budget:x")) == 1
 
 
+def test_the_messages_of_a_decision_take_their_caps_in_turn(project, prefix):
+    """One decision's messages take their counters in one call: each message all of its
+    counters or none, in turn, until enough passed; Redis (one round trip) and the
+    warehouse (one transaction a message) agree."""
+    groups = [[Counter("budget:a", 1, None)],
+              [Counter("cap:p:home:1440:1:P1", 2, SOON), Counter("budget:b", 5, None)],
+              [],
+              [Counter("budget:c", 1, None)]]
+    expected = [[True, True, None, None], [False, True, True, None],
+                [False, False, True, True]]
+    redis_caps = RedisCaps(client(REDIS), prefix)
+    assert [redis_caps.take_first(groups, 2) for _ in range(3)] == expected
+    assert int(redis.Redis.from_url(REDIS).get(f"{prefix}cap:budget:b")) == 2
+    ensure_counters(project.engine)
+    warehouse_caps = WarehouseCaps(project.engine, threading.Lock())
+    assert [warehouse_caps.take_first(groups, 2) for _ in range(3)] == expected
+    assert redis_caps.take_first(groups, 0) == [None] * 4
+
+
 def test_redis_down_fails_closed_and_says_so(project):
     down = "redis://127.0.0.1:6399/0"  # nothing listens there
     store = open_store(project, redis_url=down)

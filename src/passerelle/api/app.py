@@ -77,6 +77,9 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
             try:
                 yield
             finally:
+                freshener = getattr(app.state, "freshener", None)
+                if freshener is not None:  # before the loader's last round: it says no more
+                    await asyncio.get_running_loop().run_in_executor(None, freshener.stop)
                 await asyncio.get_running_loop().run_in_executor(None, jobs.stop)
                 db.close()
                 if app.state.sso is not None:

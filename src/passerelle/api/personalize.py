@@ -11,18 +11,20 @@ scan of the warehouse per request. The store is reopened every few seconds, so a
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import threading
 import time
 from typing import Annotated, Any
 
 import orjson
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import TypeAdapter, ValidationError
 
 from passerelle.api import errors
-from passerelle.api.auth import requires
+from passerelle.api.auth import Requirement
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
 from passerelle.governance.principal import Principal
@@ -41,9 +43,11 @@ _RESPONSES = {**errors.RESPONSES, **{
 
 
 class StoreHolder:
-    """The decision store the routes share, reopened every ``REOPEN_SECONDS`` (offers,
-    placements and the store's columns may change with a refresh). What went wrong with the
-    store (``problems``) survives a reopening, and raises one alert in the log."""
+    """The decision store the routes share, looked at every ``REOPEN_SECONDS`` and
+    reopened when what it was opened from changed (offers, placements, the generation of a
+    Redis store; a warehouse store every time: a refresh may change its columns and the
+    bandit's posteriors). What went wrong with the store (``problems``) survives a
+    reopening, and raises one alert in the log."""
 
     def __init__(self, project: Any, lock: Any) -> None:
         self.project, self.lock = project, lock
@@ -55,6 +59,7 @@ class StoreHolder:
         self._mutex = threading.Lock()
         self._reopening = False
         self._redis: Any = None
+        self.mark: tuple | None = None  # signature() of what the store was opened from
 
     def _open(self) -> Any:
         from passerelle.personalize.log import read_posteriors
@@ -62,6 +67,7 @@ class StoreHolder:
         from passerelle.personalize.service import definitions
         from passerelle.personalize.store import (
             DecisionStore,
+            OwnConnection,
             WarehouseCaps,
             WarehousePeople,
             warehouse_store,
@@ -84,10 +90,14 @@ class StoreHolder:
                 self.profiles = RedisProfiles(r, prefix)
             else:
                 warehouse_store(project.engine, defs)  # says so if it was never built
-                # the server's lock: one warehouse connection for requests and jobs
-                store = DecisionStore(defs, WarehousePeople(project.engine, self.lock),
-                                      WarehouseCaps(project.engine, self.lock),
-                                      project.config.timezone)
+                if project.engine.name == "duckdb":
+                    # a connection of its own (and its own lock): decisions read while a
+                    # refresh or a job writes on the server's connection
+                    own, lock = OwnConnection(project.engine), threading.Lock()
+                else:  # the server's lock: one connection for requests and jobs
+                    own, lock = project.engine, self.lock
+                store = DecisionStore(defs, WarehousePeople(own, lock),
+                                      WarehouseCaps(own, lock), project.config.timezone)
             store.posteriors = read_posteriors(project.engine)
             # the sorted copies the refresh writes (a store built before them: the tables)
             self.reader = ProfileReader(project.engine,
@@ -109,6 +119,8 @@ class StoreHolder:
         if self.store is None:
             with self._mutex:
                 if self.store is None:
+                    with contextlib.suppress(Exception):  # Redis away: reopened next time
+                        self.mark = self.signature()
                     self.store, self.opened = self._open(), time.monotonic()
             return self.store
         if time.monotonic() - self.opened >= REOPEN_SECONDS and not self._reopening:
@@ -119,9 +131,28 @@ class StoreHolder:
                                      name="decision-store-reopen").start()
         return self.store
 
+    def signature(self) -> tuple | None:
+        """What a reopening would read anew: the offers' and placements' files, and with
+        Redis the generation the last full refresh switched to (None: the warehouse store,
+        reopened every time: its refresh leaves no cheap mark)."""
+        root = self.project.root
+        files = []
+        for folder in ("offers", "placements"):
+            with contextlib.suppress(OSError):
+                for entry in os.scandir(root / folder):
+                    files.append((entry.name, entry.stat().st_mtime_ns))
+        if not self.project.config.personalisation.redis:
+            return None
+        gen = self.redis().get(f"{self.project.config.personalisation.redis_prefix}gen")
+        return (tuple(sorted(files)), gen)
+
     def _reopen(self) -> None:
         try:
+            mark = self.signature()
+            if mark is not None and mark == self.mark:
+                return  # nothing changed: no YAML, no warehouse read, no GIL held long
             fresh = self._open()
+            self.mark = mark
         except Exception as exc:  # whatever it was, the last good store keeps serving
             _log.warning("decision store not reopened (the last one serves): %s",
                          getattr(exc, "reason", exc))
@@ -159,6 +190,66 @@ class StoreHolder:
                     store.problems.pop(part, None)
         self.watch()
         return store.health()
+
+
+class TokenMemo:
+    """The principal of a bearer token, trusted ``TTL`` seconds once the application
+    database said yes (a database query a request otherwise): a revoked token stops
+    working within ``TTL`` seconds."""
+
+    TTL = 5.0
+    MAX = 10_000
+
+    def __init__(self) -> None:
+        self.known: dict[str, tuple[Principal, float]] = {}
+
+    def get(self, request: Request) -> Principal | None:
+        header = request.headers.get("authorization")
+        if not header or header[:7].lower() != "bearer ":
+            return None
+        known = self.known.get(header)
+        if known is None or known[1] <= time.monotonic():
+            return None
+        return known[0]
+
+    def keep(self, request: Request, principal: Principal) -> None:
+        header = request.headers.get("authorization")
+        if not header or header[:7].lower() != "bearer ":
+            return  # a session: checked every time
+        if len(self.known) >= self.MAX:
+            self.known.clear()
+        self.known[header] = (principal, time.monotonic() + self.TTL)
+
+
+class _Quick(Requirement):
+    """:class:`~passerelle.api.auth.Requirement` (the same checks, the same entry in the
+    route registry) answered in the event loop when the token is known: a route's sync
+    dependencies each cost a trip through the thread pool, which under load costs more
+    than the decision itself. An unknown token is checked in the pool (a database query).
+    """
+
+    memo: TokenMemo | None = None
+
+    async def __call__(self, request: Request) -> Principal:  # type: ignore[override]
+        from starlette.concurrency import run_in_threadpool
+
+        known = self.memo.get(request) if self.memo is not None else None
+        if known is not None:
+            request.state.principal = known
+            if (self.scope is None or known.has_scope(self.scope)) and all(
+                    known.can(p) for p in self.permissions):
+                return known
+        # unknown, or refused (the refusal is audited: a database write)
+        principal = await run_in_threadpool(Requirement.__call__, self, request)
+        if self.memo is not None:
+            self.memo.keep(request, principal)
+        return principal
+
+
+def _requires(scope: str, memo: TokenMemo) -> Any:
+    quick = _Quick(scope)
+    object.__setattr__(quick, "memo", memo)  # a frozen dataclass
+    return Depends(quick)
 
 
 def context_of(request: Request) -> dict[str, Any]:
@@ -217,6 +308,21 @@ def _parts(include: str | None) -> tuple[str, ...]:
     return asked
 
 
+def _freshen_after_loads(project: Any, lock: Any, state: Any, parts: dict) -> None:
+    """When the server's collector loads events (its loader in this process) and the
+    project personalises: the decision store of the people they touch refreshed seconds
+    after (``state.freshener``, stopped with the server; its state in ``/v1/health``)."""
+    from passerelle.personalize.freshen import Freshener
+
+    collector = getattr(state, "collector", None)
+    if collector is None or not any((project.root / d).is_dir()
+                                    for d in ("offers", "placements")):
+        return
+    freshener = state.freshener = Freshener(project, lock)
+    collector.after_load.append(freshener.notify)
+    parts["freshness"] = freshener.health
+
+
 def build_personalize_router(project: Any, db: Any, lock: Any,
                              state: Any = None) -> APIRouter:
     """The two routes over ``project``; ``db`` checks the tokens, ``lock`` is the server's
@@ -232,9 +338,11 @@ def build_personalize_router(project: Any, db: Any, lock: Any,
         if parts is None:
             parts = state.health_parts = {}
         parts["decisions"] = holder.health
+        _freshen_after_loads(project, lock, state, parts)
     router = APIRouter(prefix="/v1", tags=["personalisation"], responses=_RESPONSES)
-    can_decide = requires("decide")
-    can_read = requires("profiles:read")
+    memo = TokenMemo()  # a token's answer kept a few seconds
+    can_decide = _requires("decide", memo)
+    can_read = _requires("profiles:read", memo)
 
     @router.get("/decide", summary="The next best messages of a placement for one person")
     def decide_route(

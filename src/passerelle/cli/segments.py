@@ -139,9 +139,8 @@ def segment_refresh(
     import time
 
     from passerelle.cli.remote import remote_server
-    from passerelle.jobs.kinds import decisions_after_events
+    from passerelle.jobs.kinds import decisions_after_events, last_load
     from passerelle.render import record_text
-    from passerelle.runlog import utcnow
     from passerelle.segments import service
 
     if watch is not None and not events:
@@ -170,10 +169,10 @@ def segment_refresh(
         # the warehouse is opened for each round only, so the collector's loader and
         # `passerelle run` can use a DuckDB file in between
         with open_project(project) as proj:
-            started = utcnow()
+            before = last_load(proj)
             result = service.refresh_events(proj, force=full)
             # the decision store of the people these events and identify calls touched
-            decisions = decisions_after_events(proj, started)
+            decisions = decisions_after_events(proj, before)
         if result.staged or watch is None:
             data = vars(result) | {"memberships": vars(result.memberships)
                                    if result.memberships else None,

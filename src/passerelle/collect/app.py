@@ -243,6 +243,16 @@ class Collector:
         self.tokens: dict[str, tuple[Route, float]] = {}
         self.limiter = _Limiter(rate_limit) if rate_limit and rate_limit.per_second > 0 \
             else None
+        # told, from the loader's thread, the rows each round committed: must not block
+        # (the loader, not the acceptance path, would wait) nor raise
+        self.after_load: list[Callable[[int], None]] = []
+
+    def loaded(self, rows: int) -> None:
+        for hook in self.after_load:
+            try:
+                hook(rows)
+            except Exception:
+                _log.exception("after-load hook %r failed", hook)
 
     def _token_route(self, token: str) -> Route | None:
         """The route of a collect:write API token (its answer kept a few seconds)."""
@@ -461,6 +471,9 @@ def create_app(project_root: Path, sources: dict[str, SourceConfig], *, loader: 
                                  "open_engine cannot be sent to another process")
                 collector.loader = LoaderThread(open_engine, project_root, chosen, by_source,
                                                 interval=loader_interval)
+                # a loader process tells nobody here: what reacts to loads (the decision
+                # store's refresh) needs the warehouse, which that process holds then
+                collector.loader.loader.on_loaded = collector.loaded
             for spool in collector.spools:
                 spool.on_loadable = collector.loader.wake
             collector.loader.start()

@@ -319,6 +319,9 @@ class Loader:
         self.rounds = 0
         self.last_error: BaseException | None = None
         self.on_round: Callable[[], None] | None = None
+        # told the rows a round committed (when it committed any): what depends on new
+        # events (the decision store of the people they touch) is refreshed after them
+        self.on_loaded: Callable[[int], None] | None = None
         self._ready: set[str] = set()  # sources whose tables were set up in this loader
         self.one_thread = False
         # NATS / Redis: fetch on every round, not only when this process's own appends say
@@ -355,6 +358,7 @@ class Loader:
 
     def round(self, force: bool = False) -> None:
         engine = None
+        loaded = 0
         try:
             for source in self.sources:
                 spool = self.spools[source.name]
@@ -367,6 +371,7 @@ class Loader:
                 engine = engine or self._open()
                 result = drain(engine, self.project_root, source, spool=spool,
                                setup=source.name not in self._ready)
+                loaded += result.rows_loaded
                 if not result.busy:  # another loader drained: the setup was not done
                     self._ready.add(source.name)
             self.last_error = None
@@ -377,6 +382,8 @@ class Loader:
             if engine is not None:
                 engine.close()
         self.rounds += 1
+        if loaded and self.on_loaded is not None:
+            self.on_loaded(loaded)
         if self.on_round is not None:
             self.on_round()
 

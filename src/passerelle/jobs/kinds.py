@@ -104,27 +104,35 @@ def run_exit_code(result: Any) -> int:
 
 
 def _segment_refresh(project: Any, p: SegmentRefreshParams, user: str) -> Outcome:
-    from passerelle.runlog import utcnow
     from passerelle.segments import service
 
     if p.events:
-        started = utcnow()
+        before = last_load(project)
         r = service.refresh_events(project, force=p.full)
         return vars(r) | {"memberships": vars(r.memberships) if r.memberships else None,
-                          "decision_store": decisions_after_events(project, started)}, \
+                          "decision_store": decisions_after_events(project, before)}, \
             None, 0
     return service.refresh(project, p.names or None, full=p.full), None, 0
 
 
-def decisions_after_events(project: Any, started: Any) -> dict[str, int] | None:
-    """The decision store of the people an event-driven refresh touched (and of those with
-    new identifiers); None when the project has no decision store."""
-    from passerelle.personalize.incremental import refresh_touched
+def last_load(project: Any) -> Any:
+    """Where the staged events stand before an event-driven refresh: what
+    :func:`decisions_after_events` needs after it."""
+    from passerelle.personalize.incremental import mark
+
+    return mark(project.engine)
+
+
+def decisions_after_events(project: Any, before: Any) -> dict[str, int] | None:
+    """The decision store of the people an event-driven refresh touched (those of the loads
+    after ``before``, and those with new identifiers); None when the project has no
+    decision store."""
+    from passerelle.personalize.incremental import refresh_loaded
     from passerelle.personalize.tables import PEOPLE
 
     if not project.engine.exists(PEOPLE):
         return None
-    return {"people": refresh_touched(project, started)}
+    return {"people": refresh_loaded(project, before)}
 
 
 def _audience_build(project: Any, p: AudienceBuildParams, user: str) -> Outcome:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from typing import Any
 
@@ -65,9 +65,17 @@ class Decision:
     explored: bool | None = None  # learned: the first message was not the best posterior mean
 
     def as_dict(self) -> dict[str, Any]:
-        out = asdict(self)
+        """The decision as plain data (what ``dataclasses.asdict`` gives, without its deep
+        copy of every value: this runs on every request)."""
+        out = {name: getattr(self, name) for name in _FIELDS}
+        out["messages"] = [dict(vars(m)) for m in self.messages]
+        out["failures"], out["context"] = list(self.failures), dict(self.context)
+        out["candidates"] = list(self.candidates)
         out["decided_at"] = self.decided_at.isoformat()
         return out
+
+
+_FIELDS = tuple(f.name for f in fields(Decision))
 
 
 def holdout_salt(placement: PlacementConfig) -> str:
@@ -176,17 +184,27 @@ def decide(store: DecisionStore, person: str | None, placement: str,
         ranking = bandit.rank(place, offers, store.posteriors, decision.cell,
                               decision.decision_id, store.draws)
         offers = ranking.ordered()
+    # every candidate rendered first (a message that cannot be shown never uses a cap),
+    # then the caps of those that rendered taken in turn, in one call to the store
+    rendered: list[tuple[int, OfferConfig, dict[str, str] | None, str | None]] = []
     for i, offer in enumerate(offers):
-        if len(chosen) >= place.max_messages:
-            break
         allowed = {k: person_values.get(k) for k in (*offer.fields, *offer.traits, *values)}
         try:
-            content = store.renderer.render(offer.content, allowed)
+            rendered.append((i, offer, store.renderer.render(offer.content, allowed), None))
         except RenderError as exc:
-            failures.append(f"offer {offer.name}: {exc.reason}")
+            rendered.append((i, offer, None, exc.reason))
+    ready = [(i, offer, content) for i, offer, content, error in rendered if error is None]
+    taken = iter(_take(store, [offer for _, offer, _ in ready], place, record.person_id,
+                       now, place.max_messages, failures))
+    for i, offer, content, error in rendered:
+        if len(chosen) >= place.max_messages:
+            break
+        if error is not None:
+            failures.append(f"offer {offer.name}: {error}")
             continue
-        if not _take(store, offer, place, record.person_id, now, failures):
+        if not next(taken):
             continue
+        assert content is not None
         if ranking is None:
             chosen.append(Message(offer.name, content, _reason(offer), len(chosen) + 1))
             continue
@@ -203,17 +221,29 @@ def decide(store: DecisionStore, person: str | None, placement: str,
     return decision
 
 
-def _take(store: DecisionStore, offer: OfferConfig, place: PlacementConfig, person_id: str,
-          now: datetime, failures: list[str]) -> bool:
-    counters = _caps.counters(offer, place, person_id, now)
-    if not counters:
-        return True
+def _take(store: DecisionStore, offers: list[OfferConfig], place: PlacementConfig,
+          person_id: str, now: datetime, wanted: int, failures: list[str]) -> list[bool | None]:
+    """The caps and budgets of ``offers`` taken in turn until ``wanted`` messages passed:
+    per offer True, False (a cap reached, or caps that cannot be counted: fail closed) or
+    None (not tried)."""
+    groups = [_caps.counters(offer, place, person_id, now) for offer in offers]
+    if not any(groups):  # nothing capped: no round trip
+        return [True if n < wanted else None for n in range(len(offers))]
     try:
-        taken = store.caps.take(counters)
+        flags = store.caps.take_first(groups, wanted)
     except StoreUnavailable as exc:
-        # fail closed: a cap that cannot be counted is a cap reached
         store.problems["caps"] = str(exc)
-        failures.append(f"offer {offer.name}: caps cannot be counted ({exc}); not shown")
-        return False
+        flags, passed = [], 0
+        for offer, counters in zip(offers, groups, strict=True):
+            if passed >= wanted:
+                flags.append(None)
+            elif counters:  # a cap that cannot be counted is a cap reached
+                failures.append(f"offer {offer.name}: caps cannot be counted ({exc}); "
+                                "not shown")
+                flags.append(False)
+            else:
+                passed += 1
+                flags.append(True)
+        return flags
     store.problems.pop("caps", None)
-    return taken
+    return flags

@@ -3,8 +3,10 @@ touched, seconds after they land, without rebuilding it for everyone.
 
 Who is touched (both read in SQL):
 
-- people whose events changed in the event-driven refresh of segments
-  (``segment_event_arrivals`` since it started: new, late or re-attributed events);
+- people of the events an event-driven refresh staged: the events of the loads after the
+  last one staged before it (:func:`mark`, :func:`refresh_loaded`), or, for callers
+  that log arrivals themselves, ``segment_event_arrivals`` since a time
+  (:func:`refresh_touched`);
 - people with an identifier the store does not map to them yet (an identify call that
   stitched an anonymous id, a new record): the identifiers of now against
   ``decision_ids``.
@@ -18,6 +20,7 @@ current generation are rewritten. Everyone else keeps their rows.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -159,6 +162,53 @@ def _to_redis(engine: Engine, url: str, prefix: str) -> None:
         write_profiles(engine, lambda: r.pipeline(transaction=True), base, who)
 
 
+@dataclass(frozen=True)
+class Mark:
+    """Where the staged events stood before an event-driven refresh: the newest load among
+    them (load ids sort by time) and the time."""
+
+    load: str | None
+    at: datetime
+
+
+def mark(engine: Engine) -> Mark:
+    """Read before an event-driven refresh; give it to :func:`refresh_loaded` after."""
+    now = datetime.now(UTC).replace(tzinfo=None)
+    if not engine.exists("events") or "_load_id" not in engine.table("events").columns:
+        return Mark(None, now)
+    e = engine.table("events")
+    return Mark(engine.to_arrow(e.aggregate(last=e._load_id.max()))["last"][0].as_py(), now)
+
+
+def people_of_loads(engine: Engine, sources: Any, after: str | None) -> ir.Table:
+    """``person_id`` of the events of the loads after ``after`` (every event when None),
+    as attributed now (an identify call of the same load counts)."""
+    from passerelle.identity.attribution import person_events
+    from passerelle.identity.tables import PERSON_MAP
+
+    if not engine.exists("events") or not engine.exists(PERSON_MAP):
+        return ibis.memtable({"person_id": []}, schema={"person_id": "string"})
+    e = engine.table("events")
+    new = e.filter(e._load_id > after) if after is not None else e
+    pe = person_events(engine, sources)
+    pe = pe.filter(pe.person_id.notnull()).semi_join(
+        new.select("_source", "_record_id"), ["_source", "_record_id"])
+    return pe.select(person_id=pe.person_id.cast(dt.string)).distinct()
+
+
+def refresh_loaded(project: Any, before: Mark, now: datetime | None = None) -> int:
+    """After an event-driven refresh: the serving store of the people of the events staged
+    since ``before`` (:func:`mark`), of those whose arrivals were logged since, and of those
+    with new identifiers, in the warehouse and in Redis when passerelle.yml names one. (The
+    arrivals alone cannot tell: the segments' refresh prunes them once taken in.)"""
+    engine = project.engine
+    touched = ibis.union(people_of_loads(engine, project.sources, before.load),
+                         touched_people(engine, before.at), distinct=True)
+    config = project.config.personalisation
+    return refresh_people(project.root, engine, touched, now, redis_url=config.redis,
+                          redis_prefix=config.redis_prefix)
+
+
 def refresh_touched(project: Any, since: datetime | None, now: datetime | None = None) -> int:
     """After an event-driven refresh that started at ``since``: the serving store of the
     people it touched (and of those with new identifiers), in the warehouse and in Redis
@@ -169,4 +219,5 @@ def refresh_touched(project: Any, since: datetime | None, now: datetime | None =
                           redis_url=config.redis, redis_prefix=config.redis_prefix)
 
 
-__all__ = ["refresh_people", "refresh_touched", "touched_people"]
+__all__ = ["Mark", "mark", "people_of_loads", "refresh_loaded", "refresh_people",
+           "refresh_touched", "touched_people"]

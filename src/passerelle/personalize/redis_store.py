@@ -11,7 +11,9 @@ Layout under a prefix (one per project, or per test):
 
 A look-up is one Lua call (generation, id, person in one round trip); taking caps is one
 Lua call that checks every counter and increments all or none (Redis runs a script alone,
-so two decisions never both pass a cap of one). The machine's Redis keeps nothing on disk:
+so two decisions never both pass a cap of one); the messages of one decision take theirs in
+one call too (each message's counters all or none, in turn, until enough passed). The
+machine's Redis keeps nothing on disk:
 counters are lost when it restarts (see docs/personalisation.md).
 """
 
@@ -21,6 +23,7 @@ import json
 import uuid
 from typing import Any
 
+import orjson
 import redis
 
 from passerelle.engines.base import Engine
@@ -65,6 +68,39 @@ for i, key in ipairs(KEYS) do
 end
 return 1
 """
+# the same, for several groups of counters in turn (one message each) until ARGV[1] of them
+# passed; ARGV[2] groups of sizes ARGV[3..], then each counter's limit and expiry. Returns
+# per group 1 (taken), 0 (a counter at its limit: none taken) or -1 (not tried).
+_TAKE_FIRST = """
+local wanted, groups = tonumber(ARGV[1]), tonumber(ARGV[2])
+local k, a, passed, out = 1, 3 + groups, 0, {}
+for g = 1, groups do
+  local size = tonumber(ARGV[2 + g])
+  if passed >= wanted then
+    out[g] = -1
+  else
+    local ok = 1
+    for i = 0, size - 1 do
+      if tonumber(redis.call('GET', KEYS[k + i]) or '0') >= tonumber(ARGV[a + 2 * i]) then
+        ok = 0
+        break
+      end
+    end
+    if ok == 1 then
+      for i = 0, size - 1 do
+        redis.call('INCR', KEYS[k + i])
+        local at = tonumber(ARGV[a + 2 * i + 1])
+        if at > 0 then redis.call('PEXPIREAT', KEYS[k + i], at) end
+      end
+      passed = passed + 1
+    end
+    out[g] = ok
+  end
+  k = k + size
+  a = a + 2 * size
+end
+return out
+"""
 
 
 def client(url: str) -> redis.Redis:
@@ -84,7 +120,7 @@ class RedisPeople:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         if not found:
             return None
-        pid, data = found[0].decode(), json.loads(found[1] or b"{}")
+        pid, data = found[0].decode(), orjson.loads(found[1] or b"{}")
         return PersonRecord(pid, data.get("values", {}), set(data.get("offers", [])))
 
 
@@ -104,7 +140,7 @@ class RedisProfiles:
             raise StoreUnavailable(f"Redis: {exc}") from exc
         if not found:
             return None
-        return found[0].decode(), json.loads(found[1] or b"{}")
+        return found[0].decode(), orjson.loads(found[1] or b"{}")
 
 
 def write_profiles(engine: Engine, pipe_of: Any, base: str, who: Any = None) -> None:
@@ -124,6 +160,7 @@ class RedisCaps:
     def __init__(self, r: redis.Redis, prefix: str) -> None:
         self.prefix = prefix
         self._take = r.register_script(_TAKE)
+        self._take_first = r.register_script(_TAKE_FIRST)
 
     def take(self, counters: list[Counter]) -> bool:
         if not counters:
@@ -136,6 +173,22 @@ class RedisCaps:
                                    args=args))
         except redis.RedisError as exc:
             raise StoreUnavailable(f"Redis: {exc}") from exc
+
+    def take_first(self, groups: list[list[Counter]], wanted: int) -> list[bool | None]:
+        """:func:`~passerelle.personalize.store.take_in_turn` in one round trip."""
+        keys: list[str] = []
+        limits: list[Any] = []
+        for counters in groups:
+            for c in counters:
+                keys.append(f"{self.prefix}cap:{c.key}")
+                limits += [c.limit, int(c.expires_at.timestamp() * 1000)
+                           if c.expires_at else 0]
+        try:
+            flags = self._take_first(keys=keys, args=[wanted, len(groups),
+                                                      *(len(g) for g in groups), *limits])
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"Redis: {exc}") from exc
+        return [None if f < 0 else bool(f) for f in flags]
 
 
 def redis_store(url: str, prefix: str, definitions: OfferDefinitions,

@@ -47,6 +47,24 @@ class People(Protocol):
 class Caps(Protocol):
     def take(self, counters: list[Counter]) -> bool: ...
 
+    def take_first(self, groups: list[list[Counter]], wanted: int) -> list[bool | None]: ...
+
+
+def take_in_turn(caps: Caps, groups: list[list[Counter]], wanted: int) -> list[bool | None]:
+    """Each group of counters taken atomically, in turn, until ``wanted`` groups passed:
+    for each group, True (taken), False (a counter at its limit: none taken) or None (not
+    tried: enough had passed). A store with one round trip for all does the same."""
+    out: list[bool | None] = []
+    passed = 0
+    for counters in groups:
+        if passed >= wanted:
+            out.append(None)
+            continue
+        ok = caps.take(counters)
+        passed += ok
+        out.append(ok)
+    return out
+
 
 def plain(value: Any) -> Any:
     """Template values the same whatever the store: dates as ISO text, decimals as floats."""
@@ -67,10 +85,28 @@ def split_values(row: dict[str, Any]) -> dict[str, Any]:
             if k != "person_id"}
 
 
+class OwnConnection:
+    """A DuckDB connection of its own onto the warehouse, for the decisions of a server:
+    DuckDB's snapshots let it read the serving tables while the server's connection writes
+    (a refresh, a job), so a decision never waits for them. What the store classes need of
+    an engine: ``execute`` and, at opening, ``table``."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.cursor = engine.con.con.cursor()
+
+    def execute(self, statement: sge.Expression) -> list[tuple]:
+        result = self.cursor.execute(statement.sql(dialect="duckdb"))
+        return result.fetchall() if result.description else []
+
+    def table(self, name: str) -> Any:
+        return self.engine.table(name)  # its columns, read once (under the server's lock)
+
+
 class WarehousePeople:
     """People from the warehouse's serving tables (three indexed look-ups)."""
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+    def __init__(self, engine: Engine | OwnConnection, lock: threading.Lock) -> None:
         self.engine, self.lock = engine, lock
         self.columns = list(engine.table(PEOPLE).columns)
 
@@ -101,7 +137,7 @@ _TAKE = sg.parse_one(
 class WarehouseCaps:
     """Counters in ``decision_counters``, taken in one transaction."""
 
-    def __init__(self, engine: Engine, lock: threading.Lock) -> None:
+    def __init__(self, engine: Engine | OwnConnection, lock: threading.Lock) -> None:
         self.engine, self.lock = engine, lock
 
     def take(self, counters: list[Counter]) -> bool:
@@ -125,6 +161,9 @@ class WarehouseCaps:
                 raise StoreUnavailable(str(exc)) from exc
             self.engine.execute(sge.Commit())
             return True
+
+    def take_first(self, groups: list[list[Counter]], wanted: int) -> list[bool | None]:
+        return take_in_turn(self, groups, wanted)
 
 
 @dataclass
