@@ -88,3 +88,13 @@ def copy_demo(outcome, target: Path):
 def demo_copy(shared_demo, tmp_path_factory: pytest.TempPathFactory):
     """A module's own copy of the shared demo, for tests that write to it."""
     return copy_demo(shared_demo, tmp_path_factory.mktemp("demo-copy") / "demo")
+
+
+@pytest.fixture(scope="session")
+def web_tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny web project (run once, a marketer and an IT admin), shared by the tests that
+    only sign in and read its pages; a test that changes it builds its own
+    (:func:`web_helpers.web_project`)."""
+    from web_helpers import web_project
+
+    return web_project(tmp_path_factory.mktemp("web-tiny") / "proj")

@@ -85,3 +85,25 @@ def test_layered_tables_keep_their_layers_apart_on_postgres(engine):
     assert fenced.sql("postgres") == (
         "SELECT y FROM (SELECT x AS y FROM (SELECT x FROM t OFFSET 0) AS a OFFSET 0) AS b "
         "JOIN (SELECT x FROM u LIMIT 5) AS c ON TRUE")
+
+
+@pytest.mark.postgres
+def test_postgres_sessions_run_without_jit():
+    """Ibis's and Splink's sessions: JIT compiled the pipeline's large generated expressions
+    for minutes (the demo's Splink scoring took 44 s with JIT, 0.2 s without)."""
+    import sqlalchemy as sa
+
+    from conftest import postgres_engine
+    from passerelle.identity.splink_session import _postgres_api
+
+    pg = postgres_engine()
+    try:
+        assert pg._run("SHOW jit") == [("off",)]
+        splink = _postgres_api(pg)
+        with splink._engine.connect() as con:
+            assert con.execute(sa.text("SHOW jit")).scalar() == "off"
+            assert con.execute(sa.text("SHOW search_path")).scalar() == f"{pg.schema}, public"
+        splink._engine.dispose()
+    finally:
+        pg.drop_schema()
+        pg.close()

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from collect_helpers import Server
-from web_helpers import IT_ADMIN, MARKETER, PASSWORD, web_project
+from web_helpers import IT_ADMIN, MARKETER, PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
 BROWSER_DIR = Path(__file__).parent / "browser"
@@ -70,14 +70,14 @@ def axe_source() -> str:
     return (installed.parent / "axe.min.js").read_text()
 
 
-def test_sign_in_find_a_customer_and_read_the_profile(tmp_path):
+def test_sign_in_find_a_customer_and_read_the_profile(web_tiny):
     if not CHROMIUM.exists():
         pytest.fail(f"{CHROMIUM} is missing: the browser tests need Debian's chromium "
                     "(apt-get install -y chromium)")
     from playwright.sync_api import expect, sync_playwright
 
     axe = axe_source()
-    server = Server(web_project(tmp_path / "proj"), loader=False, cli=True).start()
+    server = Server(web_tiny, loader=False, cli=True).start()
     outside: list[str] = []
     problems: dict[str, list[str]] = {}
 

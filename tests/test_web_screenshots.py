@@ -7,11 +7,11 @@ import struct
 from typer.testing import CliRunner
 
 from passerelle.cli import app
-from web_helpers import MARKETER, web_project
+from web_helpers import MARKETER
 
 
-def test_screenshots_writes_a_png_of_each_page_at_1280_px(tmp_path):
-    project = web_project(tmp_path / "proj")
+def test_screenshots_writes_a_png_of_each_page_at_1280_px(web_tiny, tmp_path):
+    project = web_tiny
     out = tmp_path / "shots"
     result = CliRunner().invoke(app, ["screenshots", str(out), "--as", MARKETER,
                                       "-p", str(project)])

@@ -65,12 +65,13 @@ def _postgres_api(engine: Engine) -> Any:
 
     params = engine.params  # type: ignore[attr-defined]
     schema = engine.schema  # type: ignore[attr-defined]
+    options = engine.session_options(f"{schema},public")  # type: ignore[attr-defined]
     url = sa.URL.create("postgresql+psycopg", username=params["user"],
                         password=params["password"], host=params["host"],
                         port=params["port"], database=params["dbname"])
     sa_engine = sa.create_engine(
         url, poolclass=sa.pool.StaticPool,
-        connect_args={"options": f"-c search_path={schema},public",
+        connect_args={"options": options,
                       **engine.connect_args()})  # type: ignore[attr-defined]
     with sa_engine.begin() as con:
         try:

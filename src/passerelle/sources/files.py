@@ -204,11 +204,13 @@ def _open_parquet(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBa
     return _nested_as_json(relation).to_arrow_reader(BATCH_ROWS)
 
 
-def _open_jsonl(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatchReader:
+def _jsonl_columns(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> dict[str, str] | None:
+    """The columns of a JSON-lines file with the type each is read as; None when it is
+    blank (DuckDB would invent a column named "json" for blank lines)."""
     if unit.size == 0 or (unit.size < 1 << 16 and not unit.path.read_bytes().strip()):
-        return _empty([])  # DuckDB would invent a column named "json" for blank lines
-    # Detect types on the whole file (a key first seen late must not be dropped), then read
-    # nested values as JSON text so heterogeneous objects keep exactly their own keys.
+        return None
+    # Detect types on the whole file (a key first seen late must not be dropped); nested
+    # values are read as JSON text so heterogeneous objects keep exactly their own keys.
     probe = con.read_json(str(unit.path), format="newline_delimited", sample_size=-1)
     # Times stay text: DuckDB's reader turns "…T08:00:00Z" into a naive UTC TIMESTAMP, which
     # staging could not tell from a naive local time (the "Z" was shifted by the project's
@@ -216,14 +218,30 @@ def _open_jsonl(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatc
     columns = {c: ("JSON" if t.id in _NESTED else "VARCHAR" if t.id in _TEMPORAL else str(t))
                for c, t in zip(probe.columns, probe.types, strict=True)}
     check_no_lineage_clash(list(columns), unit.name)
+    return columns
+
+
+def _open_jsonl(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatchReader:
+    columns = _jsonl_columns(con, unit)
+    if columns is None:
+        return _empty([])
     relation = con.read_json(str(unit.path), format="newline_delimited", columns=columns)
     return relation.to_arrow_reader(BATCH_ROWS)
 
 
 def file_columns(unit: FileUnit, connector, dialect: Dialect | None) -> list[str]:
-    """Column names a file offers, without reading its rows."""
+    """Column names a file offers, without reading its rows (a JSON-lines file is scanned
+    once for its keys, never read a second time)."""
     if isinstance(connector, CsvConnector):
         assert dialect is not None
         return list(dialect.columns)
+    if isinstance(connector, JsonlConnector):
+        con = duckdb.connect(config={"memory_limit": READER_MEMORY})
+        try:
+            return list(_jsonl_columns(con, unit) or ())
+        except duckdb.Error as exc:
+            raise read_error(unit, exc) from exc
+        finally:
+            con.close()
     with open_file(unit, connector, dialect) as opened:
         return list(opened.reader.schema.names)
