@@ -19,6 +19,8 @@ warehouse and the same DuckDB settings:
 - ``splink alone``: Splink on every record with the same comparisons, blocking rules and
   training steps (prior, u by random sampling, m by EM on each ``em_blocking`` rule), then
   ``predict`` at the same threshold and ``cluster_pairwise_predictions_at_threshold``;
+  training takes Splink's defaults, and a second phase the options Passerelle passes (u in
+  one chunk, EM's iterations on agreement-pattern counts);
 - ``incremental``: on another copy, with the demo's rules without term frequencies (with
   them every run is a full run), a full run (training) without 1 % of the records; then
   those records arrive and the next run takes the incremental path. Its partition is
@@ -31,6 +33,8 @@ than Splink alone; peak memory under 6 GB.
     python benchmarks/identity.py --people 3000 --records 50000  # a quick run
     python benchmarks/identity.py --people 0                     # speed only
     python benchmarks/identity.py --records 0                    # accuracy only
+    python benchmarks/identity.py --people 0 --no-incremental --score-speed-run
+        # speed at ~1M records without the incremental phases, and the accuracy of that run
 
 Staged warehouses are kept in ``benchmarks/.data/`` (keyed by size) so a second run skips
 generation and staging; ``--fresh`` rebuilds them. Reports go to ``benchmarks/results/``.

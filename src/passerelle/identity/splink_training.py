@@ -34,8 +34,8 @@ PRIOR_RECALL = 0.7  # assumed recall of "same names and birth date" when estimat
 # EM's iterations read the counts of each agreement pattern instead of every blocked pair
 # with its term frequencies (Splink's ``estimate_without_term_frequencies``). The m of an
 # exact level is a share of the matches, whatever the value's frequency; the frequencies
-# still weigh every pair at prediction. Measured on the demo: same accuracy, EM several
-# times faster (each iteration a few hundred rows instead of a million pairs).
+# still weigh every pair at prediction. Measured on the demo at 200,000 records: the same
+# precision and recall to the third decimal, EM's two passes 16.5 s instead of 27.8 s.
 EM_ON_PATTERNS = True
 
 
