@@ -347,6 +347,28 @@ def test_term_frequencies(trained, tmp_path: Path) -> None:
     assert not [t for t in engine.list_tables() if t.startswith("__")]
 
 
+def test_a_training_run_writes_term_frequencies_once(trained, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training, Splink's scoring and the pairs within a signature read the same term
+    frequencies: one table a field for the whole run, dropped afterwards."""
+    from passerelle.identity import splink_session
+
+    engine = trained[0]
+    written: list[str] = []
+    original = splink_session.term_frequencies
+
+    def counted(among, field):
+        written.append(field)
+        return original(among, field)
+
+    monkeypatch.setattr(splink_session, "term_frequencies", counted)
+    result = pr.match(engine, engine.table("customer_records"), TF_CONFIG, tmp_path, "r",
+                      SilentReporter(), retrain=True)
+    assert result.model is not None and result.model.trained
+    assert sorted(written) == sorted(ss.model_shape(TF_CONFIG).term_frequency_fields)
+    assert not [t for t in engine.list_tables() if t.startswith(pr.TF_TABLE)]
+
+
 def _records(rows: list[dict]) -> pa.Table:
     base = {"_source": "crm", "customer_id": None, "email": None, "phone": None,
             "first_name": None, "last_name": None, "birth_date": None,

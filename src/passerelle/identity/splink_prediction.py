@@ -24,11 +24,12 @@ from passerelle.identity.splink_input import (
     PAIR_TABLES,
     _drop_own_tables,
     _materialise_input,
+    _tf_columns,
     prepare,
     with_term_frequencies,
 )
 from passerelle.identity.splink_model import ModelInfo, _probability, load_model
-from passerelle.identity.splink_session import _splink_session
+from passerelle.identity.splink_session import _splink_session, term_frequency_tables
 from passerelle.identity.splink_training import _train_on_input
 from passerelle.identity.tables import SPLINK_INPUT, SPLINK_MEMBERS
 from passerelle.project.identity_models import Probabilistic
@@ -102,13 +103,16 @@ def _exact_weight(level: dict, values: ir.Table) -> ir.FloatingValue:
     return weight + adjust.fill_null(0.0)
 
 
-def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic) -> ir.Table:
+def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic,
+                            tf_tables: dict[str, str]) -> ir.Table:
     """Pairs of records sharing a signature, scored as Splink would: exact level on every
     non-null field, null level (weight 0) elsewhere; only where a blocking rule would have
-    paired them (all its fields non-null)."""
+    paired them (all its fields non-null). ``tf_tables``: the term frequencies over every
+    record (:func:`~passerelle.identity.splink_session.term_frequency_tables`)."""
     members = engine.table(MEMBERS_TABLE)
-    reps = with_term_frequencies(engine.table(INPUT_TABLE), model,
-                                 among=engine.table(MEMBERS_TABLE))
+    reps = engine.table(INPUT_TABLE)
+    for field in _tf_columns(model):
+        reps = reps.left_join(engine.table(tf_tables[field]), field).drop(f"{field}_right")
     prior = model["probability_two_random_records_match"]
     weight: ir.FloatingValue = ibis.literal(math.log2(prior / (1 - prior)))
     parts = {}
@@ -167,6 +171,23 @@ def _empty_edges(engine: Engine) -> ir.Table:
     return engine.table(EDGES_TABLE)
 
 
+def _score(engine: Engine, model: dict, config: Probabilistic, run_id: str,
+           reporter: Reporter, tf_tables: dict[str, str]) -> None:
+    """Splink's predictions on the representatives, expanded to every record, with the
+    pairs within a signature: written to ``identity_edges_splink``."""
+    with reporter.step("Scoring candidate pairs with Splink"), \
+            _splink_session(engine, INPUT_TABLE, model, reporter,
+                            tf_tables=tf_tables) as linker:
+        predictions = linker.inference.predict(threshold_match_probability=config.threshold)
+        pairs = _expand(engine, _predicted_pairs(engine, predictions.physical_name, config))
+        edges = pairs.union(_within_signature_pairs(engine, model, config, tf_tables))
+        edges = edges.select("node_a", "node_b", rule=ibis.literal("splink"),
+                             weight=edges.weight, match_probability=edges.match_probability,
+                             evidence=edges.evidence, run_id=ibis.literal(run_id),
+                             first_seen_run=ibis.literal(run_id))
+        engine.replace_table(EDGES_TABLE, edges.cast(EDGE_SCHEMA))
+
+
 def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root: Path,
           run_id: str, reporter: Reporter, retrain: bool = False,
           prepass: bool = True, keep: bool = False) -> MatchResult:
@@ -194,24 +215,19 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
             reporter.info(f"Splink pre-pass: {total:,} records -> {representatives:,} distinct "
                           f"signatures ({saved:,} records, {saved / max(total, 1):.0%}, "
                           "scored through their representative)")
-        if retrain or not model_path.exists():
-            info = _train_on_input(engine, config, model_path, reporter, representatives)
-        else:
-            load_model(model_path, config)
-            info = ModelInfo(model_path, False, ss.fingerprint(config), 0, 0.0)
-            reporter.info(f"Reusing the Splink model {model_path}")
-        model = load_model(model_path, config)
-        with reporter.step("Scoring candidate pairs with Splink"), \
-                _splink_session(engine, INPUT_TABLE, model, reporter,
-                                tf_among=MEMBERS_TABLE) as linker:
-            predictions = linker.inference.predict(threshold_match_probability=config.threshold)
-            pairs = _expand(engine, _predicted_pairs(engine, predictions.physical_name, config))
-            edges = pairs.union(_within_signature_pairs(engine, model, config))
-            edges = edges.select("node_a", "node_b", rule=ibis.literal("splink"),
-                                 weight=edges.weight, match_probability=edges.match_probability,
-                                 evidence=edges.evidence, run_id=ibis.literal(run_id),
-                                 first_seen_run=ibis.literal(run_id))
-            engine.replace_table(EDGES_TABLE, edges.cast(EDGE_SCHEMA))
+        # the frequencies are the same for training, scoring and the pairs within a
+        # signature: written once
+        with term_frequency_tables(engine, ss.model_shape(config).term_frequency_fields,
+                                   MEMBERS_TABLE) as tf_tables:
+            if retrain or not model_path.exists():
+                info = _train_on_input(engine, config, model_path, reporter, representatives,
+                                       tf_tables)
+            else:
+                load_model(model_path, config)
+                info = ModelInfo(model_path, False, ss.fingerprint(config), 0, 0.0)
+                reporter.info(f"Reusing the Splink model {model_path}")
+            model = load_model(model_path, config)
+            _score(engine, model, config, run_id, reporter, tf_tables)
         count = engine.count(EDGES_TABLE)
         reporter.info(f"Splink linked {count:,} record pairs at match probability >= "
                       f"{config.threshold}")

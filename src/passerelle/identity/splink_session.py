@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -143,14 +143,31 @@ class _ToReporter(logging.Handler):
 
 
 @contextmanager
+def term_frequency_tables(engine: Engine, fields: Sequence[str],
+                          among: str) -> Iterator[dict[str, str]]:
+    """The term-frequency table of each of ``fields`` over ``among``'s records, written
+    once for every Splink session of a run (training, scoring, the pairs within a
+    signature) and dropped afterwards: field -> table name."""
+    tables = {field: TF_TABLE + field for field in fields}
+    try:
+        for field, name in tables.items():
+            engine.replace_table(name, term_frequencies(engine.table(among), field))
+        yield tables
+    finally:
+        for name in tables.values():
+            engine.drop(name)
+
+
+@contextmanager
 def _splink_session(engine: Engine, input_table: str, settings: Any,
-                    reporter: Reporter | None = None,
-                    tf_among: str | None = None) -> Iterator[Any]:
+                    reporter: Reporter | None = None, tf_among: str | None = None,
+                    tf_tables: dict[str, str] | None = None) -> Iterator[Any]:
     """A Linker on ``input_table``; every ``__splink__`` table is dropped afterwards.
 
     ``tf_among``: the table whose records give the term frequencies (every customer
     record), instead of Splink's default (its input, the representatives): the same
-    frequencies with or without the pre-pass, and in an incremental run."""
+    frequencies with or without the pre-pass, and in an incremental run. ``tf_tables``:
+    those tables already written (:func:`term_frequency_tables`), kept afterwards."""
     from splink import Linker
 
     splink_logger = logging.getLogger("splink")
@@ -160,20 +177,24 @@ def _splink_session(engine: Engine, input_table: str, settings: Any,
     splink_logger.propagate = False
     splink_logger.addHandler(handler)
     db_api = _db_api(engine)
-    tf_tables: list[str] = []
+    made: list[str] = []
     try:
         linker = Linker(db_api.register(input_table), settings, log_level=None)
-        if tf_among is not None:
+        if tf_among is not None or tf_tables is not None:
             for column in linker._settings_obj._term_frequency_columns:
                 field = column.unquote().name
-                tf_tables.append(TF_TABLE + field)
-                engine.replace_table(tf_tables[-1],
-                                     term_frequencies(engine.table(tf_among), field))
+                if tf_tables is not None and field in tf_tables:
+                    name = tf_tables[field]
+                else:
+                    name = TF_TABLE + field
+                    made.append(name)
+                    engine.replace_table(name, term_frequencies(
+                        engine.table(tf_among or input_table), field))
                 linker.table_management.register_term_frequency_lookup(
-                    db_api.register(tf_tables[-1]), field)
+                    db_api.register(name), field)
         yield linker
     finally:
-        for name in tf_tables:
+        for name in made:
             engine.drop(name)
         splink_logger.removeHandler(handler)
         splink_logger.setLevel(saved[0])

@@ -31,10 +31,17 @@ from passerelle.project.identity_models import Probabilistic
 from passerelle.reporter import Reporter
 
 PRIOR_RECALL = 0.7  # assumed recall of "same names and birth date" when estimating the prior
+# EM's iterations read the counts of each agreement pattern instead of every blocked pair
+# with its term frequencies (Splink's ``estimate_without_term_frequencies``). The m of an
+# exact level is a share of the matches, whatever the value's frequency; the frequencies
+# still weigh every pair at prediction. Measured on the demo at 200,000 records: the same
+# precision and recall to the third decimal, EM's two passes 16.5 s instead of 27.8 s.
+EM_ON_PATTERNS = True
 
 
 def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
-                    reporter: Reporter, representatives: int) -> ModelInfo:
+                    reporter: Reporter, representatives: int,
+                    tf_tables: dict[str, str] | None = None) -> ModelInfo:
     from splink import block_on
 
     started = time.perf_counter()
@@ -42,8 +49,8 @@ def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
     shape = ss.model_shape(config)
     source, sampled = _training_sample(engine, representatives)
     with reporter.step("Training the Splink model"), \
-            _splink_session(engine, source, settings, reporter,
-                            tf_among=MEMBERS_TABLE) as linker:
+            _splink_session(engine, source, settings, reporter, tf_among=MEMBERS_TABLE,
+                            tf_tables=tf_tables) as linker:
         training = linker.training
         strict = [f for f, m in shape.compared if m in ("name", "date")]
         try:
@@ -51,12 +58,18 @@ def _train_on_input(engine: Engine, config: Probabilistic, model_path: Path,
                 recall = _prior_recall(engine, strict, reporter)
                 training.estimate_probability_two_random_records_match(
                     [block_on(*strict)], recall=recall)
+            # one chunk: every level rarer than 100 in max_pairs random pairs (swapped
+            # names, a shared street) makes Splink read all the pairs anyway, after a probe
             training.estimate_u_using_random_sampling(
-                max_pairs=config.training.max_pairs, seed=config.training.seed)
+                max_pairs=config.training.max_pairs, seed=config.training.seed,
+                num_chunks=1)
             with _em_floor():
                 for rule in config.training.em_blocking:
+                    # iterations on the counts of each agreement pattern (a few hundred
+                    # rows), not on every blocked pair: see EM_ON_PATTERNS
                     training.estimate_parameters_using_expectation_maximisation(
-                        block_on(*rule), max_pairs=config.training.max_pairs)
+                        block_on(*rule), max_pairs=config.training.max_pairs,
+                        estimate_without_term_frequencies=EM_ON_PATTERNS)
         except Exception as exc:  # Splink raises plain exceptions on degenerate data
             raise PasserelleError(
                 f"Splink could not train the identity model: {exc}",
