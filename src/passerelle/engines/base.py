@@ -16,6 +16,7 @@ from typing import Any
 
 import ibis
 import ibis.backends.sql.dialects
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
@@ -137,6 +138,16 @@ class Engine(ABC):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
 
+    def strip(self, value: ir.StringValue) -> ir.StringValue:
+        """``value`` without leading and trailing white space, as Ibis's ``strip()``."""
+        return value.strip()
+
+    def naive_utc(self, instant: ir.TimestampValue) -> ir.TimestampValue:
+        """An instant (a timestamp with a time zone) as the naive UTC timestamp Passerelle
+        stores: ``timezone('UTC', instant)``, which DuckDB and PostgreSQL share and Spark's
+        compiler spells its way."""
+        return _wall_clock("UTC", instant)
+
     @abstractmethod
     def json_text(self, doc: ir.JSONValue, key: str) -> ir.StringValue:
         """The top-level property ``key`` of a JSON document as text (NULL when absent).
@@ -206,3 +217,8 @@ class Engine(ABC):
     def append_arrow(self, table: str, batches: pa.RecordBatchReader) -> int:
         """Append every batch to ``table`` (created from the stream's schema if missing)
         through the engine's bulk path. Returns the number of rows appended."""
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _wall_clock(zone: str, instant: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type, empty-body]
+    """``timezone(zone, instant)``: the wall-clock time of ``instant`` in ``zone``, naive."""
