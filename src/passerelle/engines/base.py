@@ -99,12 +99,15 @@ class Engine(ABC):
         """Materialise ``expr`` as ``name``, replacing the previous table atomically."""
         self.con.create_table(name, obj=expr, overwrite=True)
 
-    def replace_layered_table(self, name: str, expr: ir.Table) -> None:
+    def replace_layered_table(self, name: str, expr: ir.Table, temp: bool = False) -> None:
         """:meth:`replace_table` for an expression built as many layers of columns, each
-        computed from the previous layer's (staging's normalisation). Engines whose planner
-        copies a subquery's expressions into every place the next layer uses them override
-        this to keep the layers apart."""
-        self.replace_table(name, expr)
+        computed from the previous layer's (staging's normalisation); ``temp``: as a
+        :meth:`scratch_table`. Engines whose planner copies a subquery's expressions into
+        every place the next layer uses them override this to keep the layers apart."""
+        if temp:
+            self.scratch_table(name, expr)
+        else:
+            self.replace_table(name, expr)
 
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a work table that only this connection reads and that the step drops

