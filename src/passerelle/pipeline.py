@@ -183,10 +183,11 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         with rec.step("stage", source.name) as step:
             dialect = result.loads[source.name].csv_dialect or {}
             staged = stage_source(engine, source, project.config, reporter, result.run_id,
-                                  csv_decimal=dialect.get("decimal"))
+                                  csv_decimal=dialect.get("decimal"), full=full)
             state.remember(engine, f"stage:{source.name}", print_, result.run_id)
             result.stages[source.name] = staged
             step.rows_in, step.rows_out = staged.rows_in, staged.rows_staged
+            step.message = staged.summary[:2000]
 
     if result.stages:
         from passerelle.privacy import apply_to_sources, has_suppressions

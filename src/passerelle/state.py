@@ -1,6 +1,7 @@
 """Skip a step whose inputs did not change since it last ran.
 
-Staging rebuilds ``stg_<source>`` from the whole raw table and identity rebuilds the graph
+Staging rebuilds ``stg_<source>`` from the whole raw table (or adds an append-only
+source's new loads, :mod:`passerelle.staging.incremental`) and identity rebuilds the graph
 from every customer record, which is what makes them idempotent; this table remembers a
 fingerprint of what each step last saw (definitions, load ledger, pins, model), so an
 unchanged input costs one small query instead of a rebuild.

@@ -16,6 +16,7 @@ from typing import Any
 
 import ibis
 import ibis.backends.sql.dialects
+import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
@@ -98,12 +99,15 @@ class Engine(ABC):
         """Materialise ``expr`` as ``name``, replacing the previous table atomically."""
         self.con.create_table(name, obj=expr, overwrite=True)
 
-    def replace_layered_table(self, name: str, expr: ir.Table) -> None:
+    def replace_layered_table(self, name: str, expr: ir.Table, temp: bool = False) -> None:
         """:meth:`replace_table` for an expression built as many layers of columns, each
-        computed from the previous layer's (staging's normalisation). Engines whose planner
-        copies a subquery's expressions into every place the next layer uses them override
-        this to keep the layers apart."""
-        self.replace_table(name, expr)
+        computed from the previous layer's (staging's normalisation); ``temp``: as a
+        :meth:`scratch_table`. Engines whose planner copies a subquery's expressions into
+        every place the next layer uses them override this to keep the layers apart."""
+        if temp:
+            self.scratch_table(name, expr)
+        else:
+            self.replace_table(name, expr)
 
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a work table that only this connection reads and that the step drops
@@ -136,6 +140,16 @@ class Engine(ABC):
     @abstractmethod
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
+
+    def strip(self, value: ir.StringValue) -> ir.StringValue:
+        """``value`` without leading and trailing white space, as Ibis's ``strip()``."""
+        return value.strip()
+
+    def naive_utc(self, instant: ir.TimestampValue) -> ir.TimestampValue:
+        """An instant (a timestamp with a time zone) as the naive UTC timestamp Passerelle
+        stores: ``timezone('UTC', instant)``, which DuckDB and PostgreSQL share and Spark's
+        compiler spells its way."""
+        return _wall_clock("UTC", instant)
 
     @abstractmethod
     def json_text(self, doc: ir.JSONValue, key: str) -> ir.StringValue:
@@ -206,3 +220,8 @@ class Engine(ABC):
     def append_arrow(self, table: str, batches: pa.RecordBatchReader) -> int:
         """Append every batch to ``table`` (created from the stream's schema if missing)
         through the engine's bulk path. Returns the number of rows appended."""
+
+
+@ibis.udf.scalar.builtin(name="timezone")
+def _wall_clock(zone: str, instant: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type, empty-body]
+    """``timezone(zone, instant)``: the wall-clock time of ``instant`` in ``zone``, naive."""

@@ -107,7 +107,7 @@ class PostgresEngine(Engine):
                 raise
             self._con = None
 
-    def replace_layered_table(self, name: str, expr: ir.Table) -> None:
+    def replace_layered_table(self, name: str, expr: ir.Table, temp: bool = False) -> None:
         # PostgreSQL pulls simple subqueries up into the query above, copying each column's
         # expression wherever the next layer reads it: over staging's dozen layers the query
         # grows exponentially (five rows took 70 s). A subquery with an OFFSET is never
@@ -118,8 +118,10 @@ class PostgresEngine(Engine):
         target = sg.table(name, quoted=True)
         with self.transaction():
             self.execute(sge.Drop(this=target, kind="TABLE", exists=True))
+            temporary = sge.Properties(expressions=[sge.TemporaryProperty()]) if temp else None
             self.execute(sge.Create(kind="TABLE", this=sge.Schema(this=target,
-                                                                   expressions=columns)))
+                                                                   expressions=columns),
+                                    properties=temporary))
             self.execute(sge.Insert(this=target, expression=query))
 
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:

@@ -480,6 +480,12 @@ class Incremental(Strict):
     """
 
     key: str | None = Field(None, description="Source column that only grows (updated_at, id)")
+    staging: Literal["rebuild", "append"] = Field(
+        "rebuild",
+        description="rebuild: each staging re-reads every raw row; append: loads only add "
+                    "rows (new files, rows past the key, collected events), so staging keeps "
+                    "stg_<source> and stages only the loads not staged yet (a changed "
+                    "mapping, a replaced file or a new raw column still rebuild it)")
 
 
 class SourceConfig(Strict):
@@ -512,6 +518,15 @@ class SourceConfig(Strict):
     def _extra_on_customers(self) -> SourceConfig:
         if self.extra_fields and self.entity != "customers":
             raise ValueError("extra_fields are for customer sources (entity: customers)")
+        return self
+
+    @model_validator(mode="after")
+    def _append_needs_new_loads(self) -> SourceConfig:
+        if (self.incremental.staging == "append" and not self.is_file
+                and self.connector.type != "collector" and self.incremental.key is None):
+            raise ValueError("incremental.staging 'append' needs incremental.key for a "
+                             "database table: without a key each run reads a snapshot that "
+                             "replaces the previous one, so there is nothing to append")
         return self
 
     def mappings(self) -> dict[str, ColumnMapping]:

@@ -38,6 +38,10 @@ LOADS_SCHEMA = ibis.schema({
     # otherwise today is reloaded even if its content is unchanged. NULL in ledgers written
     # before this column existed: unknown, so such a unit is kept until it changes.
     "read_as": "string",
+    # When a later load took this one's rows out of the raw table (a file that changed, a
+    # reload, a new snapshot); NULL while its rows are there. Append staging rebuilds a
+    # staged table one of whose loads was replaced.
+    "replaced_at": "timestamp",
 })
 
 QUARANTINE_SCHEMA = ibis.schema({
@@ -49,6 +53,9 @@ QUARANTINE_SCHEMA = ibis.schema({
     "detail": "string",
     "quarantined_at": "timestamp",
     "stage": "string",  # load (the file could not be read) or stage (a value was wrong)
+    # stage rows: the key of the record the row is a version of (NULL when it has none), so
+    # that a later version staged incrementally replaces it as a full staging would
+    "record_id": "string",
 })
 
 #: Lineage columns every raw table carries, in this order, after the source's own columns.
@@ -129,6 +136,19 @@ def last_units(engine: Engine, source: str) -> dict[str, tuple[UnitRecord, list[
     return units
 
 
+def live_loads(engine: Engine, source: str) -> dict[str, datetime]:
+    """The committed loads of ``source`` whose rows are in its raw table, oldest first:
+    load id -> when it started (its rows' ``_loaded_at``)."""
+    if not engine.exists(LOADS_TABLE):
+        return {}
+    table = engine.table(LOADS_TABLE)
+    mine = table.filter(table.source == source)
+    if "replaced_at" in table.columns:  # a ledger older than the column: not added yet
+        mine = mine.filter(mine.replaced_at.isnull())
+    rows = engine.to_arrow(mine.select("load_id", "started_at").order_by("load_id"))
+    return dict(zip(rows.column(0).to_pylist(), rows.column(1).to_pylist(), strict=True))
+
+
 def record_load(engine: Engine, *, load_id: str, run_id: str, source: str, source_file: str,
                 fingerprint: str | None, size_bytes: int | None, rows: int,
                 high_water_mark: str | None, started_at: datetime,
@@ -163,6 +183,11 @@ def forget_loads(engine: Engine, source: str, raw_table: str, load_ids: list[str
     if not load_ids:
         return
     engine.delete_where_in(raw_table, "_load_id", load_ids)
+    engine.execute(sge.update(
+        sg.table(LOADS_TABLE, quoted=True), {"replaced_at": sge.convert(utcnow())},
+        where=sge.and_(_source_is(source), _col("replaced_at").is_(sge.null()),
+                       sge.In(this=_col("load_id"),
+                              expressions=[sge.convert(i) for i in load_ids]))))
     if engine.exists(QUARANTINE_TABLE):
         ids = sge.In(this=_col("load_id"), expressions=[sge.convert(i) for i in load_ids])
         engine.execute(sge.delete(sg.table(QUARANTINE_TABLE, quoted=True),

@@ -72,7 +72,13 @@ class Context:
     region: str  # default region for phones and postcodes
     decimal: str  # "auto", "." or ","
     lookups: dict[str, ir.Table]  # dictionary name -> lookup table
+    naive_utc: temporal.NaiveUTC  # the engine's instant -> naive UTC timestamp
+    strip: Callable[[ir.StringValue], ir.StringValue]  # the engine's trim of white space
     country_column: str | None = None  # the staged country value column, if mapped
+    # boolean fields whose column holds an "x" in some raw row, read as checkboxes: their
+    # blanks mean no (decided over the whole raw table, so that staging new loads alone
+    # reads them as a full staging does)
+    checkboxes: frozenset[str] = frozenset()
 
 
 def raw_column(name: str) -> str:
@@ -234,12 +240,13 @@ _TRUE = ["oui", "o", "yes", "y", "true", "t", "vrai", "v", "1", "opt-in", "optin
 _FALSE = ["non", "n", "no", "false", "f", "faux", "0", "opt-out", "optout", "off"]
 
 
-def _boolean(p: str) -> list[Step]:
+def _boolean(p: str, checkbox: bool) -> list[Step]:
     def value(t: ir.Table) -> ir.Value:
         k = t[f"{p}k"]
-        checkbox = (k == "x").any().over()  # a column of "x" and blanks: blank means no
-        return ibis.cases((k.isin(_TRUE), True), (k.isin(_FALSE), False),
-                          (k.isnull() & checkbox, False), else_=ibis.null("boolean"))
+        cases = [(k.isin(_TRUE), True), (k.isin(_FALSE), False)]
+        if checkbox:  # a column of "x" and blanks: blank means no
+            cases.append((k.isnull(), False))
+        return ibis.cases(*cases, else_=ibis.null("boolean"))
 
     return [
         {f"{p}k": lambda t: t[f"{p}t"].lower()},
@@ -284,21 +291,25 @@ def field_plan(name: str, kind: Kind, raw_type: dt.DataType, formats: list[str],
     Raises :class:`temporal.UnsupportedFormat` for a format it cannot translate.
     """
     p, raw = f"__{name}_", raw_column(name)
-    trimmed: Step = {f"{p}t": lambda t: t[raw].cast("string").strip().nullif("")}
+    trimmed: Step = {f"{p}t": lambda t: ctx.strip(t[raw].cast("string")).nullif("")}
     typed = not raw_type.is_string() and not raw_type.is_null()
+    # a value read with its own type: ``{p}t`` only says whether there is one
+    present: Step = {f"{p}t": lambda t: ibis.ifelse(t[raw].isnull(), ibis.null("string"),
+                                                    "1")}
     if typed and kind in (Kind.DECIMAL, Kind.INTEGER) and raw_type.is_numeric():
-        return FieldPlan(name, [trimmed, *_typed_number(p, raw, raw_type,
+        return FieldPlan(name, [present, *_typed_number(p, raw, raw_type,
                                                         kind == Kind.INTEGER)])
     if typed and kind == Kind.BOOLEAN and raw_type.is_boolean():
-        return FieldPlan(name, [trimmed, {f"{p}v": lambda t: t[raw],
+        return FieldPlan(name, [present, {f"{p}v": lambda t: t[raw],
                                           f"{p}i": lambda t: ibis.null("string")}])
     if typed and kind == Kind.DATE and (raw_type.is_date() or raw_type.is_timestamp()):
-        return FieldPlan(name, [trimmed, *temporal.date_steps(
+        return FieldPlan(name, [present, *temporal.date_steps(
             p, f"{p}t", [], birth, typed=lambda t: t[raw].date() if raw_type.is_timestamp()
             else t[raw])])
     if typed and kind == Kind.TIMESTAMP and (raw_type.is_date() or raw_type.is_timestamp()):
-        return FieldPlan(name, [trimmed, *temporal.timestamp_steps(
-            p, f"{p}t", [], ctx.zone, typed=lambda t: t[raw], typed_type=raw_type)])
+        return FieldPlan(name, [present, *temporal.timestamp_steps(
+            p, f"{p}t", [], ctx.zone, ctx.naive_utc, typed=lambda t: t[raw],
+            typed_type=raw_type)])
 
     patterns = [temporal.pattern_from_strptime(f) for f in formats]
     layers: list[Step]
@@ -347,11 +358,11 @@ def field_plan(name: str, kind: Kind, raw_type: dt.DataType, formats: list[str],
     elif kind == Kind.DATE:
         layers = temporal.date_steps(p, f"{p}t", patterns, birth)
     elif kind == Kind.TIMESTAMP:
-        layers = temporal.timestamp_steps(p, f"{p}t", patterns, ctx.zone)
+        layers = temporal.timestamp_steps(p, f"{p}t", patterns, ctx.zone, ctx.naive_utc)
     elif kind in (Kind.DECIMAL, Kind.INTEGER):
         layers = _number_steps(p, ctx.decimal, kind == Kind.INTEGER)
     elif kind == Kind.BOOLEAN:
-        layers = _boolean(p)
+        layers = _boolean(p, name in ctx.checkboxes)
     else:  # pragma: no cover - every Kind is handled above
         raise ValueError(kind)
     return FieldPlan(name, [trimmed, *layers], {i + 1: j for i, j in joins.items()})
@@ -370,11 +381,11 @@ def run_layers(table: ir.Table, plans: list[FieldPlan]) -> tuple[ir.Table, list[
                 columns.update({name: fn(table) for name, fn in plan.layers[i].items()})
         if columns:
             table = table.mutate(**columns)
-        for plan in plans:
-            join = plan.joins.get(i)
-            if join is None:
-                continue
-            keys.append((join, table.select(raw=table[join.key])))
+        joins = [plan.joins[i] for plan in plans if i in plan.joins]
+        # every key of this layer read before any of its joins: the query that fills one
+        # dictionary then neither joins nor reads the others
+        keys += [(join, table.select(raw=table[join.key])) for join in joins]
+        for join in joins:
             lookup = join.lookup.view().rename(
                 {f"{join.prefix}dkey": "raw", f"{join.prefix}dv": "value",
                  f"{join.prefix}di": "issue"})

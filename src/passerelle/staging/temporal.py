@@ -9,8 +9,9 @@ years) before a value is built, so an impossible date such as 31/02 becomes NULL
 issue instead of an error. Explicit ``strptime`` formats of a mapping are translated into
 the same kind of pattern and tried first.
 
-Naive timestamps are in the project's time zone and converted to UTC with the SQL
-function ``timezone(zone, ts)``, which DuckDB (ICU) and PostgreSQL both provide.
+Naive timestamps are in the project's time zone and read as instants with the SQL
+function ``timezone(zone, ts)``, which DuckDB (ICU) and PostgreSQL both provide; the engine
+turns instants into naive UTC values (:meth:`~passerelle.engines.base.Engine.naive_utc`).
 """
 
 from __future__ import annotations
@@ -33,24 +34,19 @@ def _local_to_tstz(zone: str, ts: dt.timestamp) -> _TSU:  # type: ignore[empty-b
     """``timezone(zone, naive)``: the naive value read as local time in ``zone``."""
 
 
-@ibis.udf.scalar.builtin(name="timezone")
-def _tstz_to_naive(zone: str, ts: _TSU) -> dt.timestamp:  # type: ignore[empty-body]
-    """``timezone(zone, tstz)``: the wall-clock time in ``zone``, naive."""
-
-
 @ibis.udf.scalar.builtin(name="split_part")
 def _split_part(text: str, delimiter: str, index: dt.int32) -> str:  # type: ignore[empty-body]
     """``split_part(text, delimiter, n)`` (1-based), in DuckDB and PostgreSQL alike."""
 
 
-def local_to_utc(ts: ir.TimestampValue, zone: str) -> ir.TimestampValue:
+#: An instant (timestamp with time zone) -> naive UTC: the engine's ``naive_utc``.
+NaiveUTC = Callable[[ir.TimestampValue], ir.TimestampValue]
+
+
+def local_to_utc(ts: ir.TimestampValue, zone: str, naive_utc: NaiveUTC) -> ir.TimestampValue:
     if zone == "UTC":
         return ts
-    return _tstz_to_naive("UTC", _local_to_tstz(zone, ts))
-
-
-def aware_to_utc(ts: ir.TimestampValue) -> ir.TimestampValue:
-    return _tstz_to_naive("UTC", ts)
+    return naive_utc(_local_to_tstz(zone, ts))
 
 
 @dataclass(frozen=True)
@@ -214,14 +210,14 @@ def date_steps(p: str, text: str, formats: list[Pattern], birth: bool,
 
 
 def timestamp_steps(p: str, text: str, formats: list[Pattern], zone: str,
-                    typed: Callable[[ir.Table], ir.Value] | None = None,
+                    naive_utc: NaiveUTC, typed: Callable[[ir.Table], ir.Value] | None = None,
                     typed_type: dt.DataType | None = None) -> list[Step]:
     """Layers producing ``{p}v`` (naive UTC timestamp) and ``{p}i`` (issue)."""
     if typed is not None:
         no_issue: Callable[[ir.Table], ir.Value] = lambda t: ibis.null("string")  # noqa: E731
         if typed_type is not None and typed_type.is_timestamp() and typed_type.timezone:
-            return [{f"{p}v": lambda t: aware_to_utc(typed(t)), f"{p}i": no_issue}]
-        return [{f"{p}v": lambda t: local_to_utc(typed(t).cast("timestamp"), zone),
+            return [{f"{p}v": lambda t: naive_utc(typed(t)), f"{p}i": no_issue}]
+        return [{f"{p}v": lambda t: local_to_utc(typed(t).cast("timestamp"), zone, naive_utc),
                  f"{p}i": no_issue}]
 
     pivot = _dt.date.today().year % 100
@@ -261,7 +257,7 @@ def timestamp_steps(p: str, text: str, formats: list[Pattern], zone: str,
             (es.notnull(), epoch + es.as_interval("s")),
             (ems.notnull(), epoch + (ems * 1000).as_interval("us")),
             (t[f"{p}n"].isnull(), ibis.null("timestamp")),
-            (off == "", local_to_utc(t[f"{p}n"], zone)),
+            (off == "", local_to_utc(t[f"{p}n"], zone, naive_utc)),
             else_=t[f"{p}n"] - offset_minutes(off).as_interval("m"),
         )
 
