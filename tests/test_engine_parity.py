@@ -27,7 +27,9 @@ from passerelle.engines.spark import SparkEngine
 
 # Lean local settings: the first Spark engine of the test session starts the JVM with them,
 # the others reuse it (the process's one session).
-LEAN = {"spark.sql.shuffle.partitions": 1, "spark.default.parallelism": 1}
+LEAN = {"spark.sql.shuffle.partitions": 1, "spark.default.parallelism": 1,
+        "spark.sql.adaptive.enabled": False,  # small data: planning, not rows, costs here
+        "spark.driver.memory": "1g"}  # a setting read when the JVM starts, never after
 # People in the parity demo: about 2 records a person, so identity links a few hundred.
 PARITY_PEOPLE = 80
 
@@ -182,7 +184,12 @@ def _run_and_compare(project_dir: Path, expected: dict, name: str) -> None:
         assert result.ok, [e.reason for e in result.errors]
     got = _outcome(project_dir)
     for part in expected:
-        assert got[part] == expected[part], f"{name}: {part} differ from DuckDB's"
+        if got[part] != expected[part]:
+            only_duckdb = [r for r in expected[part] if r not in got[part]][:5]
+            only_here = [r for r in got[part] if r not in expected[part]][:5]
+            pytest.fail(f"{name}: {part} differ from DuckDB's ({len(got[part])} rows against "
+                        f"{len(expected[part])}); only on DuckDB: {only_duckdb}; only on "
+                        f"{name}: {only_here}")
 
 
 @pytest.mark.postgres

@@ -130,7 +130,10 @@ class SparkEngine(Engine):
                               "Check the connect_url in passerelle.yml and that the server "
                               "runs.") from exc
         for key, value in self.settings.items():  # a reused session gets them too
-            session.conf.set(key, value)
+            # ...those that can change in a running session: spark.driver.memory and the
+            # like count only when the JVM starts (the builder passed them then)
+            if session.conf.get(key, None) != value and session.conf.isModifiable(key):
+                session.conf.set(key, value)
         self.warehouse.mkdir(parents=True, exist_ok=True)
         if not self.connect_url:
             session.sparkContext.setCheckpointDir(str(self.warehouse.resolve() / CHECKPOINT_DIR))
