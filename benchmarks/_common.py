@@ -62,3 +62,60 @@ def _cpus() -> int:
     import os
 
     return len(os.sched_getaffinity(0))
+
+
+class TreeMemory:
+    """Samples the resident memory of this process and all its descendants (a Spark
+    engine's JVM is a child of the Python process) every ``interval`` seconds, so that a
+    step's peak can be read from its start and end times. A database server's memory
+    (PostgreSQL) is not in the tree: it is not counted."""
+
+    def __init__(self, interval: float = 0.2) -> None:
+        import os
+        import threading
+
+        self.interval = interval
+        self.samples: list[tuple[float, float]] = []
+        self._root = os.getpid()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def __enter__(self) -> TreeMemory:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.samples.append((time.time(), self.tree_mb()))
+            self._stop.wait(self.interval)
+
+    def tree_mb(self) -> float:
+        pids, todo = [], [self._root]
+        while todo:
+            pid = todo.pop()
+            pids.append(pid)
+            for task in Path(f"/proc/{pid}/task").glob("*/children"):
+                try:
+                    todo += [int(p) for p in task.read_text().split()]
+                except OSError:
+                    continue
+        total = 0
+        for pid in pids:
+            try:
+                status = Path(f"/proc/{pid}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024
+
+    def peak_mb(self, start: float | None = None, end: float | None = None) -> float:
+        """The largest sample between two times (seconds since the epoch), or overall."""
+        inside = [mb for t, mb in self.samples
+                  if (start is None or t >= start) and (end is None or t <= end)]
+        return max(inside, default=0.0)

@@ -3,10 +3,11 @@
 For each size (people of the demo retailer; its sources hold about 10 records and events a
 person) the demo is generated once, then ``passerelle run`` runs on each engine in a fresh
 process (its peak memory is its own: the Python process and, for Spark, its JVM). Reported
-per engine and size: seconds per step (load, stage, checks, unify, identity, stitch,
-consent, traits, segments...), the run's peak memory, and the ratio of each step to a
-baseline measured in the same run at the same size: DuckDB reading the same source files
-into tables (``read_csv`` -> ``CREATE TABLE``), the least any engine can do with them.
+per engine and size: seconds and peak memory per step (load, stage, checks, unify,
+identity, stitch, consent, traits, segments...; memory is the resident size of the run's
+process and its children, a Spark JVM included, sampled every 0.2 s), and the ratio of the
+whole run to a baseline measured in the same run at the same size: DuckDB reading the same
+source files into tables (``read_csv`` -> ``CREATE TABLE``), the least any engine can do.
 Then, per step and engine, the exponent b of a least-squares fit of log(seconds) =
 a + b log(records): b <= 1.1 is the goal (cost that grows linearly).
 
@@ -36,13 +37,18 @@ GOAL = 1.1
 
 _RUN = """
 import passerelle, collections
-with passerelle.open(PROJECT) as project:
-    result = project.run()
+from _common import TreeMemory
+with TreeMemory() as memory:
+    with passerelle.open(PROJECT) as project:
+        result = project.run()
 steps = collections.defaultdict(float)
+peaks = collections.defaultdict(float)
 for s in result.steps:
     steps[s.step] += (s.finished_at - s.started_at).total_seconds()
+    peaks[s.step] = max(peaks[s.step], memory.peak_mb(s.started_at.timestamp(),
+                                                      s.finished_at.timestamp()))
 DETAIL = {'ok': result.ok, 'errors': [e.reason[:300] for e in result.errors],
-          'steps': dict(steps),
+          'steps': dict(steps), 'step_peak_mb': dict(peaks), 'tree_peak_mb': memory.peak_mb(),
           'records': sum(r.rows_loaded for r in result.loads.values())}
 """
 
@@ -146,12 +152,14 @@ def main() -> None:
             detail = phase.detail
             if not detail["ok"]:
                 print(f"  {engine} run failed: {detail['errors']}", flush=True)
-            runs[engine][size] = {"seconds": phase.seconds, "peak_mb": phase.peak_mb,
+            runs[engine][size] = {"seconds": phase.seconds, "peak_mb": detail["tree_peak_mb"],
                                   "records": detail["records"], "steps": detail["steps"],
-                                  "ok": detail["ok"],
+                                  "step_peak_mb": detail["step_peak_mb"], "ok": detail["ok"],
                                   "ratio_to_baseline": phase.seconds / base.seconds}
-            steps = ", ".join(f"{k} {v:.1f}s" for k, v in detail["steps"].items())
-            print(f"    {detail['records']:,} records; {steps}", flush=True)
+            steps = ", ".join(f"{k} {v:.1f}s/{detail['step_peak_mb'].get(k, 0):.0f}MB"
+                              for k, v in detail["steps"].items())
+            print(f"    {detail['records']:,} records, peak {detail['tree_peak_mb']:.0f} MB "
+                  f"(process and children); {steps}", flush=True)
     exponents: dict[str, dict[str, float | None]] = {}
     for engine, by_size in runs.items():
         measured = sorted(by_size)
@@ -167,9 +175,51 @@ def main() -> None:
         cells = ", ".join(f"{k} {v:.2f}" + (" (!)" if v > GOAL else "")
                           for k, v in per_step.items() if v is not None)
         print(f"  {engine}: {cells}")
+    print()
+    print(markdown_table(sizes, baselines, runs, exponents))
     path = save_report("scale", {"sizes": sizes, "baseline": baselines, "runs": runs,
                                  "exponents": exponents, "goal_exponent": GOAL})
     print(f"report: {path}")
+
+
+def markdown_table(sizes: list[int], baselines: dict[int, dict], runs: dict[str, dict],
+                   exponents: dict[str, dict[str, float | None]]) -> str:
+    """One row per engine and step: seconds and peak memory at each size, the fitted
+    exponent; then, per size and step, the fastest engine."""
+    head = ["engine", "step", *[f"{n:,} people" for n in sizes], "exponent"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines.append("| baseline | read_csv -> CREATE TABLE | " + " | ".join(
+        f"{baselines[n]['seconds']:.1f} s, {baselines[n]['peak_mb']:.0f} MB" for n in sizes)
+        + " | |")
+    for engine, by_size in runs.items():
+        steps = sorted({k for r in by_size.values() for k in r["steps"]})
+        for step in [*steps, "whole run"]:
+            cells = []
+            for n in sizes:
+                r = by_size.get(n)
+                if r is None:
+                    cells.append("")
+                elif step == "whole run":
+                    cells.append(f"{r['seconds']:.1f} s, {r['peak_mb']:.0f} MB "
+                                 f"({r['ratio_to_baseline']:.0f}x baseline)")
+                else:
+                    cells.append(f"{r['steps'].get(step, 0):.1f} s, "
+                                 f"{r['step_peak_mb'].get(step, 0):.0f} MB")
+            b = exponents.get(engine, {}).get(step)
+            lines.append(f"| {engine} | {step} | " + " | ".join(cells)
+                         + f" | {'' if b is None else f'{b:.2f}'} |")
+    wins = []
+    for n in sizes:
+        here = {e: r[n] for e, r in runs.items() if n in r}
+        if len(here) < 2:
+            continue
+        steps = sorted({k for r in here.values() for k in r["steps"]})
+        best = {s: min(here, key=lambda e: here[e]["steps"].get(s, float("inf")))
+                for s in steps}
+        whole = min(here, key=lambda e: here[e]["seconds"])
+        wins.append(f"- {n:,} people: whole run {whole}; " + ", ".join(
+            f"{s} {e}" for s, e in best.items()))
+    return "\n".join(lines + (["", "Fastest engine per step:", *wins] if wins else []))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Engine parity: one demo, three engines (DuckDB, PostgreSQL, Spark in local mode).
 
-The Spark engine's own contract (tables as Parquet folders reopened across sessions, the
-statements it rewrites, the functions every engine spells alike) runs in the default suite;
-the whole demo on three engines is ``slow`` (minutes of Spark on 2 cores).
-Spark needs Java 17+: without it these tests fail with the engine's message, never skip.
+In the default suite: the Spark engine's own contract (tables as Parquet folders reopened
+across sessions, the statements it rewrites, the functions every engine spells alike) and a
+small demo (enough duplicates to exercise identity) run on DuckDB, then on PostgreSQL and on
+Spark, giving the same person ids, golden records, traits and segment memberships.
+Every Spark engine of the test session shares one local JVM, started once with lean
+settings (one core, one shuffle partition, no UI). Spark needs Java 17+: without it these
+tests fail with the engine's message, never skip.
 """
 
 from __future__ import annotations
@@ -22,7 +25,13 @@ import sqlglot.expressions as sge
 from passerelle.engines.duckdb import DuckDBEngine
 from passerelle.engines.spark import SparkEngine
 
-LEAN = {"spark.sql.shuffle.partitions": 2}
+# Lean local settings: the first Spark engine of the test session starts the JVM with them,
+# the others reuse it (the process's one session).
+LEAN = {"spark.sql.shuffle.partitions": 1, "spark.default.parallelism": 1,
+        "spark.sql.adaptive.enabled": False,  # small data: planning, not rows, costs here
+        "spark.driver.memory": "1g"}  # a setting read when the JVM starts, never after
+# People in the parity demo: about 2 records a person, so identity links a few hundred.
+PARITY_PEOPLE = 80
 
 
 def spark_engine(warehouse: Path) -> SparkEngine:
@@ -138,10 +147,12 @@ def _outcome(project_dir: Path) -> dict:
     }
 
 
-def _on(outcome_dir: Path, target: Path, engine: dict) -> Path:
+def _on(project_dir: Path, target: Path, engine: dict) -> Path:
+    """A copy of the demo project (its sources, checks and Splink model, not its
+    warehouse) with another engine block."""
     import yaml
 
-    shutil.copytree(outcome_dir, target, ignore=shutil.ignore_patterns("warehouse.duckdb*",
+    shutil.copytree(project_dir, target, ignore=shutil.ignore_patterns("warehouse.duckdb*",
                                                                        ".passerelle"))
     config = yaml.safe_load((target / "passerelle.yml").read_text("utf-8"))
     config["engine"] = engine
@@ -149,28 +160,54 @@ def _on(outcome_dir: Path, target: Path, engine: dict) -> Path:
     return target
 
 
-@pytest.mark.slow
-@pytest.mark.postgres
-def test_one_demo_gives_the_same_people_on_duckdb_postgresql_and_spark(shared_demo, tmp_path):
+@pytest.fixture(scope="module")
+def parity_demo(tmp_path_factory):
+    """A small demo run on DuckDB (which trains the Splink model the other engines reuse),
+    and what it gave."""
+    from passerelle.demo.run import run_demo
+
+    outcome = run_demo(tmp_path_factory.mktemp("parity") / "demo", size=PARITY_PEOPLE, seed=7)
+    assert outcome.result.ok, [e.reason for e in outcome.result.errors]
+    expected = _outcome(outcome.project_dir)
+    persons = {person for _, person in expected["persons"]}
+    # enough for parity to mean something: duplicates linked, traits and segments filled
+    assert len(expected["persons"]) > 1.5 * len(persons) > 100
+    assert expected["segments"] and expected["traits"]
+    return outcome.project_dir, expected
+
+
+def _run_and_compare(project_dir: Path, expected: dict, name: str) -> None:
     import passerelle
+
+    with passerelle.open(project_dir) as project:
+        result = project.run()
+        assert result.ok, [e.reason for e in result.errors]
+    got = _outcome(project_dir)
+    for part in expected:
+        if got[part] != expected[part]:
+            only_duckdb = [r for r in expected[part] if r not in got[part]][:5]
+            only_here = [r for r in got[part] if r not in expected[part]][:5]
+            pytest.fail(f"{name}: {part} differ from DuckDB's ({len(got[part])} rows against "
+                        f"{len(expected[part])}); only on DuckDB: {only_duckdb}; only on "
+                        f"{name}: {only_here}")
+
+
+@pytest.mark.postgres
+def test_the_demo_gives_the_same_people_on_postgresql(parity_demo, tmp_path):
     from conftest import PG
+    from passerelle.engines.postgres import PostgresEngine
 
+    demo, expected = parity_demo
     schema = f"pt_parity_{uuid.uuid4().hex[:8]}"
-    engines = {"postgres": {"type": "postgres", **PG, "schema": schema},
-               "spark": {"type": "spark", "master": "local[2]", "settings": LEAN}}
-    expected = _outcome(shared_demo.project_dir)
-    assert len(expected["persons"]) > 100 and expected["segments"] and expected["traits"]
-    for name, config in engines.items():
-        project_dir = _on(shared_demo.project_dir, tmp_path / name, config)
-        try:
-            with passerelle.open(project_dir) as project:
-                result = project.run()
-                assert result.ok, [e.reason for e in result.errors]
-            got = _outcome(project_dir)
-        finally:
-            if name == "postgres":
-                from passerelle.engines.postgres import PostgresEngine
+    project_dir = _on(demo, tmp_path / "postgres", {"type": "postgres", **PG, "schema": schema})
+    try:
+        _run_and_compare(project_dir, expected, "PostgreSQL")
+    finally:
+        PostgresEngine(**PG, schema=schema).drop_schema()
 
-                PostgresEngine(**PG, schema=schema).drop_schema()
-        for part in expected:
-            assert got[part] == expected[part], f"{name}: {part} differ from DuckDB's"
+
+def test_the_demo_gives_the_same_people_on_spark(parity_demo, tmp_path):
+    demo, expected = parity_demo
+    project_dir = _on(demo, tmp_path / "spark", {"type": "spark", "master": "local[1]",
+                                                  "settings": LEAN})
+    _run_and_compare(project_dir, expected, "Spark")

@@ -130,7 +130,10 @@ class SparkEngine(Engine):
                               "Check the connect_url in passerelle.yml and that the server "
                               "runs.") from exc
         for key, value in self.settings.items():  # a reused session gets them too
-            session.conf.set(key, value)
+            # ...those that can change in a running session: spark.driver.memory and the
+            # like count only when the JVM starts (the builder passed them then)
+            if session.conf.get(key, None) != value and session.conf.isModifiable(key):
+                session.conf.set(key, value)
         self.warehouse.mkdir(parents=True, exist_ok=True)
         if not self.connect_url:
             session.sparkContext.setCheckpointDir(str(self.warehouse.resolve() / CHECKPOINT_DIR))
@@ -176,15 +179,14 @@ class SparkEngine(Engine):
         self._sql(sge.Use(this=db))
         catalog = self._read_catalog()
         for name, entry in catalog["tables"].items():
-            self._register(name, entry)
+            self._register(name, entry, replace=False)  # the database is new: nothing to drop
         self._restore_views(catalog["views"])
         self._sweep(catalog)
 
-    def _register(self, name: str, entry: dict[str, Any]) -> None:
-        from pyspark.sql.types import StructType
-
-        self._sql(sge.Drop(this=sg.table(name, quoted=True), kind="TABLE", exists=True))
-        schema = StructType.fromJson(json.loads(entry["schema"]))
+    def _register(self, name: str, entry: dict[str, Any], replace: bool = True) -> None:
+        if replace:
+            self._sql(sge.Drop(this=sg.table(name, quoted=True), kind="TABLE", exists=True))
+        schema = _struct(entry)
         self.session.catalog.createTable(name, path=str(self.warehouse.resolve() / entry["path"]),
                                          source="parquet", schema=schema)
 
@@ -254,7 +256,9 @@ class SparkEngine(Engine):
 
     # -- Engine interface ------------------------------------------------------------
     def exists(self, name: str) -> bool:
-        return name in self.list_tables()
+        # One call to the catalog (tables and temporary views), not a SHOW TABLES query:
+        # the pipeline asks this before most statements.
+        return bool(self.session.catalog.tableExists(name))
 
     def list_tables(self, like: str | None = None) -> list[str]:
         return self.con.list_tables(like=like)
@@ -348,15 +352,17 @@ class SparkEngine(Engine):
 
         schema = PySparkSchema.from_ibis(ibis.Schema.from_pyarrow(data.schema))
         df = self.session.createDataFrame(_arrow_for_spark(data), schema=schema)
-        if not self.exists(table):
+        entry = self._read_catalog()["tables"].get(table)
+        if entry is None:
             self.write_table(table, df)
             return data.num_rows
-        target = self.session.table(table).schema
-        from pyspark.sql import functions as F
+        target = _struct(entry)  # the table's schema, without asking Spark
+        if [(f.name, f.dataType) for f in schema.fields] \
+                != [(f.name, f.dataType) for f in target.fields]:
+            from pyspark.sql import functions as F
 
-        df = df.select(*[(F.col(f"`{f.name}`") if f.name in df.columns else F.lit(None))
-                         .cast(f.dataType).alias(f.name) for f in target.fields])
-        entry = self._read_catalog()["tables"][table]
+            df = df.select(*[(F.col(f"`{f.name}`") if f.name in df.columns else F.lit(None))
+                             .cast(f.dataType).alias(f.name) for f in target.fields])
         df.write.mode("append").parquet(str(self.warehouse.resolve() / entry["path"]))
         self.refresh(table)
         return data.num_rows
@@ -484,6 +490,15 @@ class _IbisSpark(_PySparkBackend):
         self._session.catalog.dropTempView(name)
         self.engine.record_view(name, None)
 
+    def list_tables(self, *, like: str | None = None,
+                    database: str | None = None) -> list[str]:
+        # Ibis asks Spark for the current database first: it is always the engine's.
+        if database is not None:
+            return super().list_tables(like=like, database=database)
+        db = sg.to_identifier(self.engine.database, quoted=True).sql(dialect="spark")
+        tables = [row.tableName for row in self._session.sql(f"SHOW TABLES IN {db}").collect()]
+        return self._filter_with_like(tables, like)
+
     def rename_table(self, old_name: str, new_name: str) -> None:
         self.engine.rename(old_name, new_name)
 
@@ -557,6 +572,13 @@ def _arrow_for_spark(data: pa.Table) -> pa.Table:
             column = column.cast(pa.timestamp(field.type.unit, tz="UTC"))
         columns.append(column)
     return pa.table(columns, names=data.schema.names)
+
+
+def _struct(entry: dict[str, Any]) -> Any:
+    """The Spark schema a catalog entry records."""
+    from pyspark.sql.types import StructType
+
+    return StructType.fromJson(json.loads(entry["schema"]))
 
 
 def _folder(name: str) -> str:
