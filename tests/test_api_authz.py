@@ -159,7 +159,8 @@ TABLE: dict[tuple[str, str], Row] = {
         "/segments/{name}/audience", "/segments/{name}/export", "/admin/users",
         "/admin/users/{user_id}", "/admin/tokens", "/admin/tokens/{token_id}/revoke",
         "/glossary/proposals", "/glossary/proposals/{proposal_id}/comment",
-        "/glossary/proposals/{proposal_id}/decide", "/health/identity")},
+        "/glossary/proposals/{proposal_id}/decide", "/health/identity",
+        "/experiments/setup")},
 }
 # Routes of the web app outside the matrix: sign-in and its form posts (tested in
 # test_web_pages.py), the API docs page and its schema (public), static files.
