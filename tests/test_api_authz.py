@@ -470,7 +470,7 @@ def test_the_cli_signs_in_for_a_token_that_acts_for_the_person(world):
                                                 "password": PASSWORD, "client": "cli"}).json()
     me = get(world, "/api/session", bearer(answer["token"])).json()
     assert me["kind"] == "token" and me["role"] == "analyst"
-    assert set(me["permissions"]) == {"segments:write", "glossary:approve"}
+    assert set(me["permissions"]) == {"segments:write", "glossary:approve", "experiments:write"}
     web = client.post("/api/session", json={"email": "analyst@example.fr",
                                              "password": PASSWORD})
     assert web.status_code == 200 and "passerelle_session=" in web.headers["set-cookie"]

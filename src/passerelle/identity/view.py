@@ -21,6 +21,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
+from passerelle.identity.name_index import NAME_WORDS, has_words
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
 from passerelle.identity.tables import (
     CUSTOMER_RECORDS,
@@ -80,7 +81,7 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
     if not text:
         return []
     values: dict[str, Any] = {"text": text}
-    with_records = engine.exists(CUSTOMER_RECORDS)
+    with_records, indexed = engine.exists(CUSTOMER_RECORDS), False
     if with_records:
         if "@" in text:
             values["email"] = normalise_email(text)
@@ -88,8 +89,9 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         if phone:
             values["phone"] = phone
         words = _name_words(text)
+        indexed = engine.exists(NAME_WORDS)
         if words:
-            values["words"] = [f" {w} " for w in words]
+            values["words"] = sorted(set(words)) if indexed else [f" {w} " for w in words]
     lit = ibis.literal
 
     def build(v: Mapping[str, Any]) -> ir.Table:
@@ -112,19 +114,24 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
                 conds.append((cr.email == v["email"], "email"))
             if "phone" in v:
                 conds.append((cr.phone == v["phone"], "phone"))
-            if "words" in v:
+            if "words" in v and not indexed:
                 conds.append((_has_words(cr, v["words"]), "name"))
             for cond, kind in conds:
                 found = cr.filter(cond)
                 found = found.mutate(_node=node_of(found))
                 joined = found.join(pm, found._node == pm.node)
                 parts.append(hits(joined, kind, joined.node))
+            if "words" in v and indexed:  # the index of folded name words (name_index.py)
+                named = has_words(engine, v["words"])
+                joined = named.join(pm, named.node == pm.node)
+                parts.append(hits(joined, "name", joined.node))
         union = ibis.union(*parts, distinct=True)
         best = union.group_by("person_id").aggregate(best=union.prio.min())
         chosen = best.order_by(["best", "person_id"]).limit(limit)
         return union.join(chosen, "person_id").order_by(["best", "person_id", "prio", "node"])
 
-    rows = engine.prepared(("find_persons", with_records, limit), values, build).to_pylist()
+    rows = engine.prepared(("find_persons", with_records, indexed, limit), values,
+                           build).to_pylist()
     out: dict[str, dict[str, Any]] = {}
     for r in rows:  # at most `limit` persons' matches
         item = out.setdefault(r["person_id"], {"person_id": r["person_id"], "matched_by": [],
