@@ -18,6 +18,8 @@ from passerelle.engines.base import Engine
 from passerelle.identity.tables import CUSTOMER_RECORDS, node_of
 
 NAME_WORDS = "identity_name_words"
+# A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
+MAX_NAME_WORDS = 6
 
 
 def _names(engine: Engine) -> ir.Table:
@@ -68,3 +70,27 @@ def has_words(engine: Engine, words: list[ir.StringValue]) -> ir.Table:
     found = index.filter(index.word.isin(words)).group_by("node").aggregate(
         words=index.word.nunique())
     return found.filter(found.words == len(words)).select("node")
+
+
+def name_words(text: str) -> list[str]:
+    """The folded words of a query that reads as a name: letters only (an e-mail, a phone or
+    an id is not a name), at most :data:`MAX_NAME_WORDS` words."""
+    from passerelle.identity.names import fold_text
+
+    words = fold_text(text).split()
+    if not words or len(words) > MAX_NAME_WORDS or not all(w.isalpha() for w in words):
+        return []
+    return words
+
+
+def scan_words(records: ir.Table, words: list[ir.StringValue]) -> ir.BooleanValue:
+    """Without the index: every word (`` word ``, folded, between spaces) is a whole word of
+    the record's first and last names folded now, in any order."""
+    from passerelle.identity.names import fold
+
+    full = (ibis.literal(" ") + fold(records.first_name.cast("string")).fill_null("") + " "
+            + fold(records.last_name.cast("string")).fill_null("") + " ")
+    cond = ibis.literal(True)
+    for word in words:
+        cond &= full.contains(word)
+    return cond

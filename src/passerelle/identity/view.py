@@ -21,7 +21,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
-from passerelle.identity.name_index import NAME_WORDS, has_words
+from passerelle.identity.name_index import NAME_WORDS, has_words, name_words, scan_words
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
 from passerelle.identity.tables import (
     CUSTOMER_RECORDS,
@@ -36,8 +36,6 @@ MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2
                  "national_id")
 # How a query matched, best first: the order of find_persons' results.
 MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
-# A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
-MAX_NAME_WORDS = 6
 
 
 class IdentityNotBuilt(PasserelleError, LookupError):
@@ -88,7 +86,7 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         phone = normalise_phone(text, default_region)
         if phone:
             values["phone"] = phone
-        words = _name_words(text)
+        words = name_words(text)
         indexed = engine.exists(NAME_WORDS)
         if words:
             values["words"] = sorted(set(words)) if indexed else [f" {w} " for w in words]
@@ -115,7 +113,7 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
             if "phone" in v:
                 conds.append((cr.phone == v["phone"], "phone"))
             if "words" in v and not indexed:
-                conds.append((_has_words(cr, v["words"]), "name"))
+                conds.append((scan_words(cr, v["words"]), "name"))
             for cond, kind in conds:
                 found = cr.filter(cond)
                 found = found.mutate(_node=node_of(found))
@@ -141,31 +139,6 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         if r["node"] and r["node"] not in item["nodes"]:
             item["nodes"].append(r["node"])
     return list(out.values())
-
-
-def _name_words(text: str) -> list[str]:
-    """The folded words of a query that reads as a name: letters only (an e-mail, a phone or
-    an id is not a name), at most :data:`MAX_NAME_WORDS` words."""
-    from passerelle.identity.names import fold_text
-
-    words = fold_text(text).split()
-    if not words or len(words) > MAX_NAME_WORDS or not all(w.isalpha() for w in words):
-        return []
-    return words
-
-
-def _has_words(records: ir.Table, words: list[ir.StringValue]) -> ir.BooleanValue:
-    """Every word (`` word ``, folded, between spaces) is a whole word of the record's
-    folded first and last names, in any order: "dupont helene" finds Hélène Dupont, "marie"
-    alone finds every Marie."""
-    from passerelle.identity.names import fold
-
-    full = (ibis.literal(" ") + fold(records.first_name.cast("string")).fill_null("") + " "
-            + fold(records.last_name.cast("string")).fill_null("") + " ")
-    cond = ibis.literal(True)
-    for word in words:
-        cond &= full.contains(word)
-    return cond
 
 
 # ----------------------------------------------------------------------------- masking
