@@ -381,17 +381,20 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
             matched_by=ibis.cases((by_customer, "customer_id"), (by_card, "loyalty_card"),
                                   else_="email"))
 
-    def totals(v: Mapping[str, Any]) -> ir.Table:
-        m = mine(v)
-        return m.aggregate(total=m.count(), amount=m.amount.sum())
-
     def recent(v: Mapping[str, Any]) -> ir.Table:
-        return mine(v).order_by([ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
+        # the totals ride along as window columns: one pass over the orders, not two
+        m = mine(v)
+        every = ibis.window()
+        return m.mutate(_total=m._source.count().over(every),
+                        _amount=m.amount.sum().over(every)).order_by(
+            [ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
 
-    total = _rows(engine, "orders_total", values, totals)[0]
-    return {"total": int(total["total"]), "amount": float(total["amount"] or 0.0),
-            "recent": [_mask_row(r, mask) for r in _rows(engine, f"orders_recent{limit}",
-                                                         values, recent)]}
+    rows = _rows(engine, f"orders_recent{limit}", values, recent)
+    total, amount = (rows[0]["_total"], rows[0]["_amount"]) if rows else (0, 0.0)
+    for r in rows:
+        del r["_total"], r["_amount"]
+    return {"total": int(total), "amount": float(amount or 0.0),
+            "recent": [_mask_row(r, mask) for r in rows]}
 
 
 def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[str],
@@ -411,15 +414,16 @@ def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[s
             matched_by=ibis.cases((by_user, "user_id"), (by_email, "email"),
                                   else_="anonymous_id"))
 
-    def count(v: Mapping[str, Any]) -> ir.Table:
-        return mine(v).aggregate(total=ibis._.count())
-
     def recent(v: Mapping[str, Any]) -> ir.Table:
-        return mine(v).order_by([ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
+        m = mine(v)  # the count rides along as a window column: one pass over the events
+        return m.mutate(_total=m._source.count().over(ibis.window())).order_by(
+            [ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
 
-    total = int(_rows(engine, "events_total", values, count)[0]["total"])
+    found = _rows(engine, f"events_recent{limit}", values, recent)
+    total = int(found[0]["_total"]) if found else 0
     rows = []
-    for r in _rows(engine, f"events_recent{limit}", values, recent):
+    for r in found:
+        del r["_total"]
         for k in ("properties", "context"):
             if k in r:
                 r[k] = _json(r[k])
