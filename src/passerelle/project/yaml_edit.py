@@ -11,6 +11,7 @@ and anything else is replaced whole (its inner comments then go with it).
 from __future__ import annotations
 
 import io
+import itertools
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,12 +24,15 @@ def edited(text: str, doc: Mapping[str, Any], implied: tuple[str, ...] = (),
     from ruamel.yaml import YAML
     from ruamel.yaml.comments import CommentedMap
     from ruamel.yaml.error import YAMLError
+    from ruamel.yaml.util import load_yaml_guess_indent
 
-    yaml = YAML(typ="rt")
-    yaml.preserve_quotes = True
-    yaml.width = width
-    yaml.indent(mapping=2, sequence=4, offset=2)
     try:
+        _, indent, dash = load_yaml_guess_indent(text)  # the file's own indentation
+        yaml = YAML(typ="rt")
+        yaml.preserve_quotes = True
+        yaml.width = width
+        yaml.indent(mapping=_mapping_indent(text), sequence=indent or 4,
+                    offset=2 if dash is None else dash)
         data = yaml.load(text)
     except YAMLError:
         return None
@@ -38,6 +42,17 @@ def edited(text: str, doc: Mapping[str, Any], implied: tuple[str, ...] = (),
     out = io.StringIO()
     yaml.dump(data, out)
     return out.getvalue()
+
+
+def _mapping_indent(text: str) -> int:
+    """How far the file indents a mapping inside a mapping (2 when it never does)."""
+    lines = [ln for ln in text.splitlines() if ln.strip() and not ln.lstrip().startswith("#")]
+    for above, below in itertools.pairwise(lines):
+        if above.rstrip().endswith(":") and not below.lstrip().startswith("-"):
+            step = (len(below) - len(below.lstrip())) - (len(above) - len(above.lstrip()))
+            if step > 0:
+                return step
+    return 2
 
 
 def _same(old: Any, new: Any) -> bool:
