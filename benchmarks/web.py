@@ -116,8 +116,12 @@ def pages(client: httpx.Client, project: Path) -> dict[str, str]:
     return {name: path for name, path in out.items() if path is not None}
 
 
-def measure(client: httpx.Client, path: str, repeat: int) -> list[float]:
-    r = client.get(path)  # warm: the first request of a page compiles its template
+def measure(client: httpx.Client, path: str, repeat: int) -> tuple[float, list[float]]:
+    """The first request's time (it compiles the template and may compute figures the
+    server then keeps; minutes on a million people), then ``repeat`` requests' times."""
+    started = time.perf_counter()
+    r = client.get(path, timeout=900)
+    first = time.perf_counter() - started
     if r.status_code != 200:
         raise SystemExit(f"{path} answered {r.status_code}")
     times = []
@@ -127,7 +131,7 @@ def measure(client: httpx.Client, path: str, repeat: int) -> list[float]:
         times.append(time.perf_counter() - started)
         if r.status_code != 200:
             raise SystemExit(f"{path} answered {r.status_code}")
-    return times
+    return first, times
 
 
 def main() -> None:
@@ -146,10 +150,10 @@ def main() -> None:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
             sign_in(client)
             for name, path in pages(client, project).items():
-                times = measure(client, path, args.repeat)
+                first, times = measure(client, path, args.repeat)
                 cuts = statistics.quantiles(times, n=20, method="inclusive")
                 rows.append({"page": name, "path": path, "p50_s": statistics.median(times),
-                             "p95_s": cuts[18], "max_s": max(times)})
+                             "p95_s": cuts[18], "max_s": max(times), "first_s": first})
         server_peak = peak_mb(server.pid)
     finally:
         server.send_signal(signal.SIGTERM)
@@ -159,12 +163,13 @@ def main() -> None:
             os.kill(server.pid, signal.SIGKILL)
             server.wait()
     base = rows[0]["p50_s"]
-    print(f"\n{'page':24} {'p50':>8} {'p95':>8} {'x baseline':>11}  target")
+    print(f"\n{'page':24} {'first':>9} {'p50':>8} {'p95':>8} {'x baseline':>11}  target")
     for r in rows:
         r["ratio"] = r["p50_s"] / base
         verdict = "" if r is rows[0] else (
             f"{'met' if r['p95_s'] <= TARGET_S else 'MISSED'} (p95 < {TARGET_S * 1000:.0f} ms)")
-        print(f"{r['page'][:24]:24} {r['p50_s'] * 1000:6.1f}ms {r['p95_s'] * 1000:6.1f}ms "
+        print(f"{r['page'][:24]:24} {r['first_s']:8.1f}s {r['p50_s'] * 1000:6.1f}ms "
+              f"{r['p95_s'] * 1000:6.1f}ms "
               f"{r['ratio']:10.1f}x  {verdict}")
     print(f"\nserver peak memory: {server_peak:.0f} MB")
     path = save_report("web", {"project": str(project), "size": args.size,

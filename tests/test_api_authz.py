@@ -163,7 +163,8 @@ TABLE: dict[tuple[str, str], Row] = {
         "/segments/{name}/audience", "/segments/{name}/export", "/admin/users",
         "/admin/users/{user_id}", "/admin/tokens", "/admin/tokens/{token_id}/revoke",
         "/glossary/proposals", "/glossary/proposals/{proposal_id}/comment",
-        "/glossary/proposals/{proposal_id}/decide", "/health/identity")},
+        "/glossary/proposals/{proposal_id}/decide", "/health/identity",
+        "/experiments/setup")},
 }
 # Routes of the web app outside the matrix: sign-in and its form posts (tested in
 # test_web_pages.py), the API docs page and its schema (public), static files.
@@ -473,7 +474,7 @@ def test_the_cli_signs_in_for_a_token_that_acts_for_the_person(world):
                                                 "password": PASSWORD, "client": "cli"}).json()
     me = get(world, "/api/session", bearer(answer["token"])).json()
     assert me["kind"] == "token" and me["role"] == "analyst"
-    assert set(me["permissions"]) == {"segments:write", "glossary:approve"}
+    assert set(me["permissions"]) == {"segments:write", "glossary:approve", "experiments:write"}
     web = client.post("/api/session", json={"email": "analyst@example.fr",
                                              "password": PASSWORD})
     assert web.status_code == 200 and "passerelle_session=" in web.headers["set-cookie"]

@@ -102,6 +102,17 @@ def test_build_save_export_a_segment_and_read_the_campaigns(shared_demo, tmp_pat
             expect(page.locator(".verdict").first).to_contain_text("entre")
             expect(page.locator("#srm")).to_be_visible()
             accessible(page)
+
+            # the calculator's figures carried into the set-up form, saved into the project
+            page.go_back()
+            expect(page.locator("#x-planned")).not_to_have_value("")
+            page.locator("#x-name").fill("livraison_offerte")
+            page.locator("#x-description").fill("Livraison offerte dès 30 €")
+            page.get_by_role("button", name="Enregistrer l’expérience").click()
+            expect(page.locator("#saved")).to_contain_text("experiments/livraison_offerte.yml")
+            expect(page.locator("#plan-size")).not_to_be_empty()
+            accessible(page)
+            assert (root / "experiments" / "livraison_offerte.yml").is_file()
             browser.close()
     finally:
         log = server.stop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from passerelle.errors import Problems
+from passerelle.errors import Problem, Problems
 from passerelle.project.leaves import Leaves, Skipped
 from passerelle.project.leaves import skip as _skip
 from passerelle.project.yamlio import YamlSyntaxError, read_yaml
@@ -179,6 +179,14 @@ def _experiments(root: Path, out: Leaves) -> None:
             _skip(out, "experiment", name, origin, BROKEN, True)
             del found.experiments[name]
             del found.origin[name]
+    segments = set(out.segments.segments) if out.segments is not None else set()
+    for name, cfg in found.experiments.items():
+        if cfg.audience and cfg.audience not in segments:
+            file, line = found.origin[name]
+            out.problems.append(Problem(file, f"experiment '{name}': its audience "
+                                        f"'{cfg.audience}' is not a segment of the project",
+                                        line, "name one of segments/*.yml, or remove the key",
+                                        "warning"))
     out.experiments = found
 
 

@@ -9,7 +9,7 @@ capabilities here rather than tested with ``if dialect == ...`` elsewhere.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -136,6 +136,17 @@ class Engine(ABC):
 
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         return self.con.to_pyarrow(expr)
+
+    def prepared(self, key: Hashable, values: Mapping[str, Any],
+                 build: Callable[[Mapping[str, Any]], ir.Expr]) -> Any:
+        """The result of ``build(slots)`` (as :meth:`to_arrow` gives it) where each slot
+        stands for one of ``values`` (text or a number, or a list of them). ``key`` names
+        the query: its SQL depends only on the key and how many values each name has. An
+        engine that prepares statements compiles it once per shape
+        (:mod:`passerelle.engines.prepared`); here it is compiled every time."""
+        from passerelle.engines.prepared import literal_slots
+
+        return self.to_arrow(build(literal_slots(values)))
 
     @abstractmethod
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import string
+from collections.abc import Callable, Hashable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ class DuckDBEngine(Engine):
         self.threads = threads
         self.memory_limit = memory_limit
         self.read_only = read_only
+        self._prepared: Any = None  # PreparedQueries, made on first use
 
     def _connect(self) -> Any:
         import duckdb
@@ -60,6 +62,15 @@ class DuckDBEngine(Engine):
         (half a second of every command) only to define a pandas mapper we never use."""
         table = self.con._to_duckdb_relation(expr).to_arrow_table()
         return expr.__pyarrow_result__(table, data_mapper=_arrow_mapper())
+
+    def prepared(self, key: Hashable, values: Mapping[str, Any],
+                 build: Callable[[Mapping[str, Any]], ir.Expr]) -> Any:
+        """Compiled once per shape, then run as a prepared statement with bound values."""
+        from passerelle.engines.prepared import PreparedQueries
+
+        if self._prepared is None:
+            self._prepared = PreparedQueries()
+        return self._prepared.run(self, key, values, build, _arrow_mapper())
 
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)

@@ -104,7 +104,11 @@ def anonymous_ids_of(engine: Engine, person_id: str) -> list[str]:
     """The anonymous identifiers stitched to one person (for the 360° view)."""
     if not engine.exists(ANONYMOUS_IDS):
         return []
-    t = engine.table(ANONYMOUS_IDS)
-    rows = engine.to_arrow(t.filter(t.person_id == ibis.literal(person_id))
-                           .select("anonymous_id").order_by("anonymous_id"))
+
+    def build(v: Mapping[str, ir.StringValue]) -> ir.Table:
+        t = engine.table(ANONYMOUS_IDS)
+        return t.filter(t.person_id == v["person"]).select("anonymous_id").order_by(
+            "anonymous_id")
+
+    rows = engine.prepared("anonymous_ids_of", {"person": person_id}, build)
     return rows.column("anonymous_id").to_pylist()

@@ -72,6 +72,7 @@ def resolve_identity(project: ProjectDefinition, engine: Engine, reporter: Repor
             plan = incremental.Plan(False, f"the incremental path gave up: {why}")
         else:
             incremental.remember(project, engine, run_id)
+            _name_index(engine, reporter)
             return IdentityResult(
                 records=engine.count(CUSTOMER_RECORDS), persons=outcome.persons,
                 key_edges=outcome.key_edges, splink_edges=outcome.splink_edges,
@@ -82,7 +83,16 @@ def resolve_identity(project: ProjectDefinition, engine: Engine, reporter: Repor
     result = _resolve_all(project, engine, reporter, run_id, retrain)
     result.mode_reason = plan.reason
     incremental.remember(project, engine, run_id)
+    _name_index(engine, reporter)
     return result
+
+
+def _name_index(engine: Engine, reporter: Reporter) -> None:
+    """The name search's index follows the records (only new or renamed ones are folded)."""
+    from passerelle.identity.name_index import refresh_name_words
+
+    with reporter.step("Identity: name search index"):
+        refresh_name_words(engine)
 
 
 def _resolve_all(project: ProjectDefinition, engine: Engine, reporter: Reporter,

@@ -9,7 +9,7 @@ input becomes SQL text.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
@@ -21,6 +21,7 @@ from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
+from passerelle.identity.name_index import NAME_WORDS, has_words, name_words, scan_words
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
 from passerelle.identity.tables import (
     CUSTOMER_RECORDS,
@@ -35,8 +36,6 @@ MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2
                  "national_id")
 # How a query matched, best first: the order of find_persons' results.
 MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
-# A name search reads at most this many words ("Marie-Hélène de la Tour" is five).
-MAX_NAME_WORDS = 6
 
 
 class IdentityNotBuilt(PasserelleError, LookupError):
@@ -79,39 +78,58 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
     text = query.strip()
     if not text:
         return []
-    pm = engine.table(PERSON_MAP)
-    lit = ibis.literal
-
-    def hits(t: ir.Table, kind: str, node: ir.StringValue) -> ir.Table:
-        return t.select(person_id=t.person_id, node=node, kind=lit(kind, "string"),
-                        prio=lit(MATCH_KINDS.index(kind), "int64"))
-
-    by_id, by_node = pm.filter(pm.person_id == lit(text)), pm.filter(pm.node == lit(text))
-    parts = [hits(by_id, "person_id", lit(None, "string")), hits(by_node, "node", by_node.node)]
-    if engine.exists(CUSTOMER_RECORDS):
-        cr = engine.table(CUSTOMER_RECORDS)
-        conds: list[tuple[ir.BooleanValue, str]] = [
-            ((cr._record_id == lit(text)) | (cr.customer_id == lit(text)), "customer_id"),
-            (cr.loyalty_card == lit(text), "loyalty_card"),
-        ]
+    values: dict[str, Any] = {"text": text}
+    with_records, indexed = engine.exists(CUSTOMER_RECORDS), False
+    if with_records:
         if "@" in text:
-            conds.append((cr.email == lit(normalise_email(text)), "email"))
+            values["email"] = normalise_email(text)
         phone = normalise_phone(text, default_region)
         if phone:
-            conds.append((cr.phone == lit(phone), "phone"))
-        words = _name_words(text)
+            values["phone"] = phone
+        words = name_words(text)
+        indexed = engine.exists(NAME_WORDS)
         if words:
-            conds.append((_has_words(cr, words), "name"))
-        for cond, kind in conds:
-            found = cr.filter(cond)
-            found = found.mutate(_node=node_of(found))
-            joined = found.join(pm, found._node == pm.node)
-            parts.append(hits(joined, kind, joined.node))
-    union = ibis.union(*parts, distinct=True)
-    best = union.group_by("person_id").aggregate(best=union.prio.min())
-    chosen = best.order_by(["best", "person_id"]).limit(limit)
-    rows = engine.to_arrow(union.join(chosen, "person_id").order_by(
-        ["best", "person_id", "prio", "node"])).to_pylist()
+            values["words"] = sorted(set(words)) if indexed else [f" {w} " for w in words]
+    lit = ibis.literal
+
+    def build(v: Mapping[str, Any]) -> ir.Table:
+        pm = engine.table(PERSON_MAP)
+
+        def hits(t: ir.Table, kind: str, node: ir.StringValue) -> ir.Table:
+            return t.select(person_id=t.person_id, node=node, kind=lit(kind, "string"),
+                            prio=lit(MATCH_KINDS.index(kind), "int64"))
+
+        by_id, by_node = pm.filter(pm.person_id == v["text"]), pm.filter(pm.node == v["text"])
+        parts = [hits(by_id, "person_id", lit(None, "string")),
+                 hits(by_node, "node", by_node.node)]
+        if with_records:
+            cr = engine.table(CUSTOMER_RECORDS)
+            conds: list[tuple[ir.BooleanValue, str]] = [
+                ((cr._record_id == v["text"]) | (cr.customer_id == v["text"]), "customer_id"),
+                (cr.loyalty_card == v["text"], "loyalty_card"),
+            ]
+            if "email" in v:
+                conds.append((cr.email == v["email"], "email"))
+            if "phone" in v:
+                conds.append((cr.phone == v["phone"], "phone"))
+            if "words" in v and not indexed:
+                conds.append((scan_words(cr, v["words"]), "name"))
+            for cond, kind in conds:
+                found = cr.filter(cond)
+                found = found.mutate(_node=node_of(found))
+                joined = found.join(pm, found._node == pm.node)
+                parts.append(hits(joined, kind, joined.node))
+            if "words" in v and indexed:  # the index of folded name words (name_index.py)
+                named = has_words(engine, v["words"])
+                joined = named.join(pm, named.node == pm.node)
+                parts.append(hits(joined, "name", joined.node))
+        union = ibis.union(*parts, distinct=True)
+        best = union.group_by("person_id").aggregate(best=union.prio.min())
+        chosen = best.order_by(["best", "person_id"]).limit(limit)
+        return union.join(chosen, "person_id").order_by(["best", "person_id", "prio", "node"])
+
+    rows = engine.prepared(("find_persons", with_records, indexed, limit), values,
+                           build).to_pylist()
     out: dict[str, dict[str, Any]] = {}
     for r in rows:  # at most `limit` persons' matches
         item = out.setdefault(r["person_id"], {"person_id": r["person_id"], "matched_by": [],
@@ -121,30 +139,6 @@ def find_persons(engine: Engine, query: str, limit: int = 20, *,
         if r["node"] and r["node"] not in item["nodes"]:
             item["nodes"].append(r["node"])
     return list(out.values())
-
-
-def _name_words(text: str) -> list[str]:
-    """The folded words of a query that reads as a name: letters only (an e-mail, a phone or
-    an id is not a name), at most :data:`MAX_NAME_WORDS` words."""
-    from passerelle.identity.names import fold_text
-
-    words = fold_text(text).split()
-    if not words or len(words) > MAX_NAME_WORDS or not all(w.isalpha() for w in words):
-        return []
-    return words
-
-
-def _has_words(records: ir.Table, words: list[str]) -> ir.BooleanValue:
-    """Every word is a whole word of the record's folded first and last names, in any order:
-    "dupont helene" finds Hélène Dupont, "marie" alone finds every Marie."""
-    from passerelle.identity.names import fold
-
-    full = (ibis.literal(" ") + fold(records.first_name.cast("string")).fill_null("") + " "
-            + fold(records.last_name.cast("string")).fill_null("") + " ")
-    cond = ibis.literal(True)
-    for word in words:
-        cond &= full.contains(ibis.literal(f" {word} "))
-    return cond
 
 
 # ----------------------------------------------------------------------------- masking
@@ -205,8 +199,11 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _rows(engine: Engine, expr: ir.Table) -> list[dict[str, Any]]:
-    return [{k: _plain(v) for k, v in r.items()} for r in engine.to_arrow(expr).to_pylist()]
+def _rows(engine: Engine, key: str, values: Mapping[str, Any],
+          build: Callable[[Mapping[str, Any]], ir.Table]) -> list[dict[str, Any]]:
+    """The rows of a query of this view, prepared once per shape (engine.prepared)."""
+    return [{k: _plain(v) for k, v in r.items()}
+            for r in engine.prepared(("person_view", key), values, build).to_pylist()]
 
 
 def _json(text: Any) -> Any:
@@ -223,9 +220,12 @@ def _mask_row(row: dict[str, Any], mask: bool) -> dict[str, Any]:
     return {k: mask_field(k, v) for k, v in row.items()} if mask else row
 
 
-def _isin(column: ir.Value, values: Iterable[Any]) -> ir.BooleanValue:
-    values = sorted({v for v in values if v is not None})
-    return column.isin([ibis.literal(v) for v in values]) if values else ibis.literal(False)
+def _distinct(values: Iterable[Any]) -> list[Any]:
+    return sorted({v for v in values if v is not None})
+
+
+def _in(column: ir.Value, slots: list[Any]) -> ir.BooleanValue:
+    return column.isin(slots) if slots else ibis.literal(False)
 
 
 # --------------------------------------------------------------------------------- view
@@ -240,9 +240,12 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
     raw personal data.
     """
     _require_identity(engine)
-    pm = engine.table(PERSON_MAP)
-    nodes = [r["node"] for r in _rows(engine, pm.filter(pm.person_id == ibis.literal(person_id))
-                                      .select("node").order_by("node"))]
+
+    def mapped(v: Mapping[str, Any]) -> ir.Table:
+        pm = engine.table(PERSON_MAP)
+        return pm.filter(pm.person_id == v["person"]).select("node").order_by("node")
+
+    nodes = [r["node"] for r in _rows(engine, "nodes", {"person": person_id}, mapped)]
     if not nodes:
         raise PersonNotFound(
             f"No person has the id {person_id}.",
@@ -272,16 +275,24 @@ def _records(engine: Engine, nodes: list[str]) -> list[dict[str, Any]]:
     """Every linked source record: its fields and its lineage (``_``-prefixed columns)."""
     if not engine.exists(CUSTOMER_RECORDS):
         return []
-    cr = engine.table(CUSTOMER_RECORDS)
     by_source: dict[str, list[str]] = {}
     for node in nodes:
         source, _, record_id = node.partition(":")
         by_source.setdefault(source, []).append(record_id)
-    # (source, record id) rather than the node text, so engines can use their indexes
-    cr = cr.filter(ibis.or_(*[(cr._source == ibis.literal(source)) & _isin(cr._record_id, ids)
-                              for source, ids in sorted(by_source.items())]))
+    values: dict[str, Any] = {}
+    for i, (source, ids) in enumerate(sorted(by_source.items())):
+        values[f"source{i}"], values[f"ids{i}"] = source, _distinct(ids)
+
+    def build(v: Mapping[str, Any]) -> ir.Table:
+        # (source, record id) rather than the node text, so engines can use their indexes
+        cr = engine.table(CUSTOMER_RECORDS)
+        cr = cr.filter(ibis.or_(*[(cr._source == v[f"source{i}"]) & _in(cr._record_id,
+                                                                         v[f"ids{i}"])
+                                  for i in range(len(by_source))]))
+        return cr.order_by(["_source", "_record_id"])
+
     out = []
-    for row in _rows(engine, cr.order_by(["_source", "_record_id"])):
+    for row in _rows(engine, "records", values, build):
         source, record_id = row.pop("_source"), row.pop("_record_id")
         out.append({
             "node": f"{source}:{record_id}", "source": source, "record_id": record_id,
@@ -291,12 +302,20 @@ def _records(engine: Engine, nodes: list[str]) -> list[dict[str, Any]]:
     return out
 
 
+def _of_person(engine: Engine, table: str, person_id: str) -> list[dict[str, Any]]:
+    """The rows of ``table`` about one person."""
+    def build(v: Mapping[str, Any]) -> ir.Table:
+        t = engine.table(table)
+        return t.filter(t.person_id == v["person"])
+
+    return _rows(engine, table, {"person": person_id}, build)
+
+
 def _golden(engine: Engine, person_id: str, records: list[dict[str, Any]],
             mask: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     row: dict[str, Any] = {}
     if engine.exists(PROFILES):
-        p = engine.table(PROFILES)
-        found = _rows(engine, p.filter(p.person_id == ibis.literal(person_id)))
+        found = _of_person(engine, PROFILES, person_id)
         row = found[0] if found else {}
     golden = {}
     for f in (*GOLDEN_FIELDS, *CONSENT_FIELDS):
@@ -316,22 +335,34 @@ def _golden(engine: Engine, person_id: str, records: list[dict[str, Any]],
     return golden, summary
 
 
-def _customer_match(table: ir.Table, id_column: str, mapping: dict[str, str],
-                    records: list[dict[str, Any]]) -> ir.BooleanValue:
-    """(the row's source's customer source, its customer id) is one of the person's records."""
+def _customer_values(mapping: dict[str, str], records: list[dict[str, Any]]
+                     ) -> dict[str, Any]:
+    """For each customer source of the person's records: the sources whose rows refer to
+    it (``from<i>``) and the person's record ids there (``ids<i>``)."""
     ids: dict[str, set[str]] = {}
     for r in records:
         ids.setdefault(r["source"], set()).add(r["record_id"])
-    cond: ir.BooleanValue = ibis.literal(False)
+    values: dict[str, Any] = {}
     for customer_source, record_ids in sorted(ids.items()):
-        sources = [s for s, cs in mapping.items() if cs == customer_source]
+        sources = _distinct(s for s, cs in mapping.items() if cs == customer_source)
         if sources:
-            cond |= _isin(table._source, sources) & _isin(table[id_column], record_ids)
+            i = len(values) // 2
+            values[f"from{i}"], values[f"ids{i}"] = sources, _distinct(record_ids)
+    return values
+
+
+def _customer_match(table: ir.Table, id_column: str, v: Mapping[str, Any]) -> ir.BooleanValue:
+    """(the row's source, its customer id) is one of the person's records."""
+    cond: ir.BooleanValue = ibis.literal(False)
+    i = 0
+    while f"from{i}" in v:
+        cond |= _in(table._source, v[f"from{i}"]) & _in(table[id_column], v[f"ids{i}"])
+        i += 1
     return cond
 
 
-def _values(records: list[dict[str, Any]], field: str) -> set[Any]:
-    return {r["fields"].get(field) for r in records} - {None}
+def _values(records: list[dict[str, Any]], field: str) -> list[Any]:
+    return _distinct(r["fields"].get(field) for r in records)
 
 
 def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
@@ -339,35 +370,60 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
     empty = {"total": 0, "amount": 0.0, "recent": []}
     if not records or not engine.exists("orders"):
         return empty
-    o = engine.table("orders")
-    by_customer = _customer_match(o, "customer_id", mapping, records)
-    by_card = _isin(o.loyalty_card, _values(records, "loyalty_card"))
-    by_email = _isin(o.email, _values(records, "email"))
-    mine = o.filter(by_customer | by_card | by_email).mutate(
-        matched_by=ibis.cases((by_customer, "customer_id"), (by_card, "loyalty_card"),
-                              else_="email"))
-    totals = _rows(engine, mine.aggregate(total=mine.count(), amount=mine.amount.sum()))[0]
-    recent = mine.order_by([ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
-    return {"total": int(totals["total"]), "amount": float(totals["amount"] or 0.0),
-            "recent": [_mask_row(r, mask) for r in _rows(engine, recent)]}
+    values = {**_customer_values(mapping, records),
+              "cards": _values(records, "loyalty_card"), "emails": _values(records, "email")}
+
+    def mine(v: Mapping[str, Any]) -> ir.Table:
+        o = engine.table("orders")
+        by_customer = _customer_match(o, "customer_id", v)
+        by_card, by_email = _in(o.loyalty_card, v["cards"]), _in(o.email, v["emails"])
+        return o.filter(by_customer | by_card | by_email).mutate(
+            matched_by=ibis.cases((by_customer, "customer_id"), (by_card, "loyalty_card"),
+                                  else_="email"))
+
+    def recent(v: Mapping[str, Any]) -> ir.Table:
+        # the totals ride along as window columns: one pass over the orders, not two
+        m = mine(v)
+        every = ibis.window()
+        return m.mutate(_total=m._source.count().over(every),
+                        _amount=m.amount.sum().over(every)).order_by(
+            [ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
+
+    rows = _rows(engine, f"orders_recent{limit}", values, recent)
+    total, amount = (rows[0]["_total"], rows[0]["_amount"]) if rows else (0, 0.0)
+    for r in rows:
+        del r["_total"], r["_amount"]
+    return {"total": int(total), "amount": float(amount or 0.0),
+            "recent": [_mask_row(r, mask) for r in rows]}
 
 
 def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[str],
             mapping: dict[str, str], limit: int, mask: bool) -> dict[str, Any]:
     if not records or not engine.exists("events"):
         return {"total": 0, "recent": []}
-    e = engine.table("events")
-    by_user = _customer_match(e, "user_id", mapping, records)
-    by_email = _isin(e.email, _values(records, "email"))
-    # the device's visits from before the login, and user ids replaced by an alias call
-    by_anon = _isin(e.anonymous_id, anonymous_ids) | _isin(e.user_id, anonymous_ids)
-    mine = e.filter(by_user | by_email | by_anon).mutate(
-        matched_by=ibis.cases((by_user, "user_id"), (by_email, "email"),
-                              else_="anonymous_id"))
-    total = int(engine.to_arrow(mine.count()).as_py())
-    recent = mine.order_by([ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
+    values = {**_customer_values(mapping, records), "emails": _values(records, "email"),
+              "anonymous": _distinct(anonymous_ids)}
+
+    def mine(v: Mapping[str, Any]) -> ir.Table:
+        e = engine.table("events")
+        by_user = _customer_match(e, "user_id", v)
+        by_email = _in(e.email, v["emails"])
+        # the device's visits from before the login, and user ids replaced by an alias call
+        by_anon = _in(e.anonymous_id, v["anonymous"]) | _in(e.user_id, v["anonymous"])
+        return e.filter(by_user | by_email | by_anon).mutate(
+            matched_by=ibis.cases((by_user, "user_id"), (by_email, "email"),
+                                  else_="anonymous_id"))
+
+    def recent(v: Mapping[str, Any]) -> ir.Table:
+        m = mine(v)  # the count rides along as a window column: one pass over the events
+        return m.mutate(_total=m._source.count().over(ibis.window())).order_by(
+            [ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
+
+    found = _rows(engine, f"events_recent{limit}", values, recent)
+    total = int(found[0]["_total"]) if found else 0
     rows = []
-    for r in _rows(engine, recent):
+    for r in found:
+        del r["_total"]
         for k in ("properties", "context"):
             if k in r:
                 r[k] = _json(r[k])
@@ -385,10 +441,12 @@ def _consents(engine: Engine, person_id: str, golden: dict[str, Any],
     by_purpose: dict[str, list[dict[str, Any]]] = {}
     for table, key in ((CONSENTS, "purposes"), (CONSENT_STATEMENTS, "statements")):
         if engine.exists(table):
-            t = engine.table(table)
-            rows = t.filter(t.person_id == ibis.literal(person_id)).drop("person_id", "run_id")
-            by_purpose[key] = _rows(engine, rows.order_by(
-                ["purpose", ibis.desc("stated_at"), "granted", "source", "record"]))
+            def build(v: Mapping[str, Any], table: str = table) -> ir.Table:
+                t = engine.table(table)
+                rows = t.filter(t.person_id == v["person"]).drop("person_id", "run_id")
+                return rows.order_by(
+                    ["purpose", ibis.desc("stated_at"), "granted", "source", "record"])
+            by_purpose[key] = _rows(engine, table, {"person": person_id}, build)
     return {
         "purposes": by_purpose.get("purposes", []),
         "statements": by_purpose.get("statements", []),
@@ -404,8 +462,7 @@ def _consents(engine: Engine, person_id: str, golden: dict[str, Any],
 def _traits(engine: Engine, person_id: str) -> list[dict[str, Any]] | None:
     if not engine.exists("traits"):
         return None
-    t = engine.table("traits")
-    rows = _rows(engine, t.filter(t.person_id == ibis.literal(person_id)))
+    rows = _of_person(engine, "traits", person_id)
     # each value sits in the one typed column of its kind (traits/store.py)
     out = [{"trait": r["trait"],
             "value": next((r[c] for c in _TRAIT_VALUES if r.get(c) is not None), None),
@@ -418,16 +475,21 @@ _TRAIT_VALUES = ("value_number", "value_text", "value_date")
 
 def _why(engine: Engine, nodes: list[str]) -> dict[str, Any]:
     """The edges inside the person (rule, evidence, since which run) and the pins on it."""
+    values = {"nodes": _distinct(nodes)}
     edges: list[dict[str, Any]] = []
     if engine.exists(IDENTITY_EDGES):
-        e = engine.table(IDENTITY_EDGES)
-        inside = e.filter(_isin(e.node_a, nodes) & _isin(e.node_b, nodes))
-        for r in _rows(engine, inside.order_by(["rule", "node_a", "node_b"])):
+        def inside(v: Mapping[str, Any]) -> ir.Table:
+            e = engine.table(IDENTITY_EDGES)
+            return e.filter(_in(e.node_a, v["nodes"]) & _in(e.node_b, v["nodes"])).order_by(
+                ["rule", "node_a", "node_b"])
+        for r in _rows(engine, "edges", values, inside):
             r["evidence"] = _json(r.get("evidence"))
             edges.append(r)
     pins: list[dict[str, Any]] = []
     if engine.exists(IDENTITY_PINS):
-        p = engine.table(IDENTITY_PINS)
-        touching = p.filter(_isin(p.node_a, nodes) | _isin(p.node_b, nodes))
-        pins = _rows(engine, touching.order_by(["created_at", "pin_id"]))
+        def touching(v: Mapping[str, Any]) -> ir.Table:
+            p = engine.table(IDENTITY_PINS)
+            return p.filter(_in(p.node_a, v["nodes"]) | _in(p.node_b, v["nodes"])).order_by(
+                ["created_at", "pin_id"])
+        pins = _rows(engine, "pins", values, touching)
     return {"edges": edges, "pins": pins}

@@ -10,6 +10,8 @@ Example::
     name: checkout_express
     description: One-page express checkout on the e-shop
     owner: E-commerce
+    hypothesis: Fewer steps to pay mean more orders from the e-shop
+    audience: web_visitors
     variants: [{name: control, weight: 50}, {name: treatment, weight: 50}]
     exposure: {event: Experiment Viewed, experiment_property: experiment_id,
                variant_property: variation_id}
@@ -19,6 +21,7 @@ Example::
                      channels: [web]}
     guardrails: [{name: revenue_14d, type: revenue, window_days: 14}]
     mde: 0.10
+    planned_people: 14000
 """
 
 from __future__ import annotations
@@ -85,6 +88,10 @@ class ExperimentConfig(Strict):
     name: str = Field(description="Experiment name, unique in the project (a-z, 0-9, _)")
     description: str = Field(description="What changes for people in the variants")
     owner: str = Field(description="Team or person answerable for the test")
+    hypothesis: str | None = Field(None, description="What the team expects to happen and "
+                                   "why, written before the test starts")
+    audience: str | None = Field(None, description="The segment the test is meant for (who "
+                                 "is exposed is still read from the exposure events)")
     variants: list[VariantConfig] = Field(min_length=2, description="The first is the control")
     salt: str | None = Field(None, description="Assignment salt (default: the name); change "
                              "it to reshuffle everyone")
@@ -96,6 +103,9 @@ class ExperimentConfig(Strict):
                                                description="Metrics that must not get worse")
     mde: float = Field(0.05, gt=0, description="Smallest relative lift worth detecting "
                        "(0.05 = +5 %)")
+    planned_people: int | None = Field(None, ge=2, description="People the test was "
+                                       "planned for, all variants together (the "
+                                       "sample-size calculator's figure)")
     alpha: float = Field(0.05, gt=0, lt=1, description="False-positive rate (two-sided)")
     power: float = Field(0.8, gt=0, lt=1, description="Chance to detect a true effect of mde")
     cuped: bool = Field(True, description="Reduce variance with the 30 days before exposure")

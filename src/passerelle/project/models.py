@@ -147,6 +147,11 @@ class ServerConfig(Strict):
         "Addresses of the reverse proxies whose X-Forwarded-Proto and X-Forwarded-For are "
         "believed (e.g. 127.0.0.1): then cookies are Secure when the proxy speaks https. "
         "Empty: forwarded headers are ignored"))
+    repository_url: str | None = Field(None, pattern=r"^https?://[^\s]+$", description=(
+        "Web address of the project's files in your git host, e.g. "
+        "https://git.example.fr/crm/cdp/-/blob/main: the web app links each file it shows "
+        "but cannot edit (a segment nested deeper than its builder) to this address + its "
+        "path"))
 
     @field_validator("allowed_hosts")
     @classmethod

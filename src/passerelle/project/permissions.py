@@ -14,6 +14,7 @@ PERMISSIONS: dict[str, str] = {
     "pii:read": "see personal data unmasked (e-mails, phones, names, addresses)",
     "audiences:export": "export and sync audiences to destinations",
     "segments:write": "create, edit and delete segments",
+    "experiments:write": "set up experiments (write experiments/*.yml from the web app)",
     "pipeline:run": "run the pipeline and refresh segments",
     "identity:write": "add and remove identity pins, change identity rules",
     "glossary:approve": "approve metric definitions in the glossary",
@@ -24,9 +25,9 @@ PERMISSIONS: dict[str, str] = {
 
 BUILTIN_ROLES: dict[str, frozenset[str]] = {
     # Builds and ships audiences; sees personal data masked.
-    "marketer": frozenset({"segments:write", "audiences:export"}),
+    "marketer": frozenset({"segments:write", "audiences:export", "experiments:write"}),
     # Reads results and curates the glossary; sees personal data masked.
-    "analyst": frozenset({"segments:write", "glossary:approve"}),
+    "analyst": frozenset({"segments:write", "glossary:approve", "experiments:write"}),
     # Runs the platform and answers data-subject requests: everything.
     "it_admin": frozenset(PERMISSIONS),
 }

@@ -13,16 +13,20 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
-from fastapi.responses import Response
+from fastapi.responses import RedirectResponse, Response
 
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
 from passerelle.formatting import Formatter
+from passerelle.governance.errors import CsrfFailed
+from passerelle.web import experiment_setup as setup_form
 from passerelle.web import svg
+from passerelle.web.auth import checked_form, require
 from passerelle.web.cache import page_cache
 from passerelle.web.i18n import translator
-from passerelle.web.pages import User, error_page, locked, render
-from passerelle.web.segment_pages import formatter
+from passerelle.web.pages import PageUser, User, error_page, locked, render
+from passerelle.web.segment_data import reload_definitions, saved_segments
+from passerelle.web.segment_pages import _audit, _csrf_refused, formatter
 
 # Messages too long for one line of code (their French is in i18n.py all the same).
 LIFT_TITLE = "Lift of each variant over control, with its interval"
@@ -30,7 +34,7 @@ SRM_WARNING = ("Do not trust this result: the people were not split between the 
                "planned (sample ratio mismatch).")
 # Words the pages show from the measure package's data (translated like the templates).
 STATUSES = ("ok", "defined, never seen", "seen, not defined")
-MESSAGES = (LIFT_TITLE, SRM_WARNING, *STATUSES)
+MESSAGES = (LIFT_TITLE, SRM_WARNING, *STATUSES, *setup_form.MESSAGES, *setup_form.METRIC_TYPES)
 router = APIRouter(include_in_schema=False)
 MODEL_NAMES = {"first": "first touch", "last": "last touch",
                "last_non_direct": "last non-direct touch", "linear": "linear",
@@ -139,18 +143,27 @@ def experiments(request: Request, user: User,
                 power: Annotated[str, Query(max_length=30)] = "0.8",
                 variant_share: Annotated[str, Query(max_length=30)] = "50",
                 ) -> Response:
-    """The project's experiments and the sample-size calculator (``baseline`` and ``mde``
-    in percent for a conversion; ``std`` and an absolute ``mde`` for a mean). The fields
-    are read as the form sends them: an empty one is absent, a comma is a decimal mark."""
+    """The project's experiments, the sample-size calculator (``baseline`` and ``mde``
+    in percent for a conversion; ``std`` and an absolute ``mde`` for a mean) and the set-up
+    form it fills. The fields are read as the form sends them: an empty one is absent, a
+    comma is a decimal mark."""
+    form = {"metric": metric, "baseline": baseline, "std": std, "mde": mde, "alpha": alpha,
+            "power": power, "variant_share": variant_share}
+    return _experiments_page(request, user, form)
+
+
+def _experiments_page(request: Request, user: PageUser, form: dict[str, str],
+                      setup: dict[str, str] | None = None, status: int = 200,
+                      **extra: Any) -> Response:
     from passerelle.measure.report import experiments_coverage
 
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     coverage, coverage_error = _attempt(lambda: experiments_coverage(project, project.engine))
-    form = {"metric": metric, "baseline": baseline, "std": std, "mde": mde, "alpha": alpha,
-            "power": power, "variant_share": variant_share}
     size, size_error = None, None
-    asked = bool(mde.strip()) and bool((baseline if metric == "conversion" else std).strip())
+    metric = form["metric"]
+    asked = bool(form["mde"].strip()) and bool(
+        (form["baseline"] if metric == "conversion" else form["std"]).strip())
     if asked:
         try:
             values = {k: _number(v, translator(user.lang)) for k, v in form.items()
@@ -164,9 +177,49 @@ def experiments(request: Request, user: User,
                                            values["variant_share"] or 50)
     defined = sorted(project.definition.experiments.experiments) \
         if project.definition.experiments else []
-    return render(request, "experiments.html", user.lang, user=user, fm=fm,
+    if setup is None:
+        setup = setup_form.prefilled(form, size, user.principal.display_name)
+    return render(request, "experiments.html", user.lang, status, user=user, fm=fm,
                   coverage=coverage, coverage_error=coverage_error, defined=defined,
-                  size=size, size_error=size_error, asked=asked, form=form)
+                  size=size, size_error=size_error, asked=asked, form=form, setup=setup,
+                  segments=sorted(saved_segments(project)),
+                  metric_types=setup_form.METRIC_TYPES,
+                  variant_rows=range(setup_form.MAX_VARIANTS), **extra)
+
+
+@router.post("/experiments/setup")
+async def setup_experiment(request: Request, user: User) -> Response:
+    """Write ``experiments/NAME.yml`` from the set-up form (checked by the project's loader;
+    an existing file is replaced only when asked), then show its read-out."""
+    require(user, "experiments:write")
+    try:
+        fields = await checked_form(request, user)
+    except CsrfFailed:
+        return _csrf_refused(request, user)
+    project = request.app.state.web_project
+    _ = translator(user.lang)
+    setup = setup_form.initial(fields)
+    calculator = {"metric": "conversion", "baseline": "", "std": "", "mde": "",
+                  "alpha": "0.05", "power": "0.8", "variant_share": "50"}
+    try:
+        outcome = locked(lambda: setup_form.save(project, setup, user.principal.display_name))
+    except setup_form.SetupError as exc:
+        return _experiments_page(request, user, calculator, setup, 400,
+                                 setup_error=_(exc.message, **exc.values))
+    except PasserelleError as exc:
+        return _experiments_page(request, user, calculator, setup, 400,
+                                 setup_error=exc.reason)
+    if outcome.needs_confirmation:
+        return _experiments_page(request, user, calculator, setup, 409,
+                                 setup_error=_(setup_form.EXISTS, name=setup["name"]),
+                                 confirm=True)
+    if not outcome.saved:
+        return _experiments_page(request, user, calculator, setup, 400,
+                                 setup_problems=outcome.problems)
+    _audit(request, user, "experiment.save", outcome.path)
+    reload_definitions(project, request.app.state.server_project)
+    page_cache(request.app.state).clear()
+    return RedirectResponse(f"/experiments/{setup['name']}?saved=1", status_code=303)
 
 
 def _number(text: str, _: Callable[..., str]) -> float | None:
@@ -225,8 +278,11 @@ def experiment(request: Request, user: User, name: Text) -> Response:
         rows = [(f"{c['variant']} · {c['metric']}", *_iv(c.get("lift")))
                 for c in result["comparisons"] if "lift" in c]
         chart = svg.intervals(rows, _(LIFT_TITLE), lambda v: fm.percent(v, 1, sign=True))
+    experiments = project.definition.experiments
+    config = experiments.experiments.get(name) if experiments else None
     return render(request, "experiment.html", user.lang, user=user, fm=fm, exp_name=name,
-                  result=result, error=error, verdicts=verdicts, chart=chart)
+                  result=result, error=error, verdicts=verdicts, chart=chart, config=config,
+                  saved=request.query_params.get("saved") == "1")
 
 
 def verdict(c: dict[str, Any], result: dict[str, Any], fm: Formatter,

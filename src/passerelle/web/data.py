@@ -189,10 +189,12 @@ def search_rows(project: Project, hits: list[dict[str, Any]], mask: bool) -> lis
     ids = [h["person_id"] for h in hits]
     found: dict[str, dict] = {}
     if ids and engine.exists("profiles"):
-        p = engine.table("profiles")
-        rows = engine.to_arrow(p.filter(p.person_id.isin(ids)).select(
-            "person_id", "first_name", "last_name", "email", "phone", "city", "country",
-            "record_count")).to_pylist()
+        def build(v: Any) -> Any:
+            p = engine.table("profiles")
+            return p.filter(p.person_id.isin(v["ids"])).select(
+                "person_id", "first_name", "last_name", "email", "phone", "city", "country",
+                "record_count")
+        rows = engine.prepared("search_rows", {"ids": ids}, build).to_pylist()
         found = {r["person_id"]: r for r in rows}
     out = []
     for h in hits:
@@ -210,9 +212,11 @@ def segments_of(project: Project, person_id: str) -> list[dict]:
     engine = project.engine
     if not engine.exists(MEMBERSHIP):
         return []
-    m = engine.table(MEMBERSHIP)
-    return engine.to_arrow(m.filter(m.person_id == ibis.literal(person_id))
-                           .select("segment", "entered_at").order_by("segment")).to_pylist()
+    def build(v: Any) -> Any:
+        m = engine.table(MEMBERSHIP)
+        return m.filter(m.person_id == v["person"]).select("segment", "entered_at").order_by(
+            "segment")
+    return engine.prepared("segments_of", {"person": person_id}, build).to_pylist()
 
 
 def ledger_of(project: Project, nodes: list[str], limit: int = 100) -> list[dict]:
@@ -222,10 +226,12 @@ def ledger_of(project: Project, nodes: list[str], limit: int = 100) -> list[dict
     engine = project.engine
     if not nodes or not engine.exists(IDENTITY_LEDGER):
         return []
-    t = engine.table(IDENTITY_LEDGER)
-    return engine.to_arrow(t.filter(t.node_a.isin(nodes) | t.node_b.isin(nodes))
-                           .order_by([ibis.desc("at"), "node_a", "node_b"]).limit(limit)
-                           ).to_pylist()
+    def build(v: Any) -> Any:
+        t = engine.table(IDENTITY_LEDGER)
+        return t.filter(t.node_a.isin(v["nodes"]) | t.node_b.isin(v["nodes"])).order_by(
+            [ibis.desc("at"), "node_a", "node_b"]).limit(limit)
+    return engine.prepared(("ledger_of", limit), {"nodes": sorted(set(nodes))},
+                           build).to_pylist()
 
 
 def timeline(view: dict[str, Any]) -> list[dict[str, Any]]:

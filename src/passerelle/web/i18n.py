@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from passerelle.web.i18n_setup import FR_SETUP
+
 LANGUAGES = {"fr": "Français", "en": "English"}
 # A project whose default region speaks French gets the interface in French first.
 FRENCH_REGIONS = frozenset({"FR", "BE", "LU", "MC", "CH", "RE", "GP", "MQ", "GF", "YT"})
@@ -727,6 +729,7 @@ FR.update({
         "variantes comme prévu (déséquilibre d’échantillon, SRM).",
 })
 
+FR.update(FR_SETUP)
 CATALOGUES: dict[str, dict[str, str]] = {"fr": FR, "en": {}}
 
 

@@ -24,12 +24,14 @@ from passerelle.core import Project
 from passerelle.errors import PasserelleError, Problem, Problems
 from passerelle.project.paths import confine
 from passerelle.project.segments_models import SegmentConfig
+from passerelle.project.yaml_edit import edited
 from passerelle.runlog import utcnow
 from passerelle.segments import activity, compiler
 from passerelle.segments.kinds import PROFILE_KINDS, SegmentError, trait_kinds
 from passerelle.web.segment_form import (
     Builder,
     FormError,
+    document,
     file_hash,
     file_text,
     group_condition,
@@ -313,12 +315,15 @@ def save(project: Project, b: Builder, author: str, confirm: bool,
     if audiences is None:
         audiences = [a.model_dump(exclude={"segment"}, exclude_none=True)
                      for a in existing.audiences] if existing and b.original == b.name else []
+    path = segment_file(project, b.name)
+    on_disk = path.read_text("utf-8") if path.is_file() else None
     text = file_text(b, where, author, audiences)
+    if on_disk is not None and b.original == b.name:
+        # the builder edits this very file: its comments and key order stay
+        text = edited(on_disk, document(b, where, audiences), implied=("name",)) or text
     problems = check_with_loader(project, b.name, text)
     if problems:
         return SaveOutcome(False, problems=problems)
-    path = segment_file(project, b.name)
-    on_disk = path.read_text("utf-8") if path.is_file() else None
     if on_disk is not None and not confirm:
         if b.original != b.name:
             return SaveOutcome(False, needs_confirmation="another")

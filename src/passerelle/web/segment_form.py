@@ -282,13 +282,20 @@ def segment_of(name: str, where: dict[str, Any], description: str = "draft",
         raise FormError("%(where)s: %(problem)s", where=where_, problem=first["msg"]) from None
 
 
-def file_text(b: Builder, where: dict[str, Any], author: str,
-              audiences: list[dict[str, Any]] | None = None) -> str:
-    """``segments/NAME.yml`` as IT reviews it in git."""
+def document(b: Builder, where: dict[str, Any],
+             audiences: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The content of ``segments/NAME.yml``."""
     doc: dict[str, Any] = {"name": b.name, "description": b.description, "owner": b.owner,
                            "refresh_every": b.refresh_every, "where": where}
     if audiences:
         doc["audiences"] = audiences
+    return doc
+
+
+def file_text(b: Builder, where: dict[str, Any], author: str,
+              audiences: list[dict[str, Any]] | None = None) -> str:
+    """``segments/NAME.yml`` as IT reviews it in git, written afresh."""
+    doc = document(b, where, audiences)
     head = (f"# Saved from the web segment builder by {author}. Reference: "
             "docs/segments.md.\n")
     return head + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100)

@@ -137,9 +137,22 @@ def edit_segment(request: Request, user: User, name: Text) -> Response:
     text = sd.current_text(project, name)
     b = builder_of(seg, text)
     if b is None:
-        return error_page(request, user, user.lang, 200, seg.name,
-                          _(TOO_DEEP), None)
+        return _read_only(request, user, seg, text)
     return _page(request, user, b, saved_message=request.query_params.get("saved"))
+
+
+def _read_only(request: Request, user: PageUser, seg: Any, text: str | None) -> Response:
+    """A segment whose conditions nest deeper than the builder's forms: its file as it is,
+    why it cannot be edited here, and where to edit it (the project's git host, when
+    ``server.repository_url`` names it)."""
+    project = _project(request)
+    defs = project.definition.segments
+    file = defs.origin[seg.name][0] if defs and seg.name in defs.origin else \
+        f"segments/{seg.name}.yml"
+    base = project.config.server.repository_url
+    return render(request, "segment_readonly.html", user.lang, seg=seg, user=user,
+                  file=file, text=text or "",
+                  edit_url=f"{base.rstrip('/')}/{file}" if base else None)
 
 
 @router.post("/segments/builder")
