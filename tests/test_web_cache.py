@@ -10,17 +10,13 @@ import pytest
 
 from passerelle.web import data
 from passerelle.web.cache import page_cache, run_stamp, same_tables
-from web_demo_helpers import MARKETER, add_web_users, demo_server, signed_in, text_of
+from web_demo_helpers import MARKETER, served_demo, signed_in, text_of
 
 
 @pytest.fixture(scope="module")
 def demo(demo_copy):
-    add_web_users(demo_copy.project_dir)
-    project, app = demo_server(demo_copy.project_dir)
-    yield project, app, demo_copy.project_dir
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
+    with served_demo(demo_copy.project_dir) as (project, app):
+        yield project, app, demo_copy.project_dir
 
 
 def customers_tile(html: str) -> int:

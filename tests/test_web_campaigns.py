@@ -15,17 +15,13 @@ from passerelle.web.campaign_pages import MESSAGES, MODEL_NAMES, verdict
 from passerelle.web.i18n import FR, translator
 from passerelle.web.segment_form import MESSAGES as FORM_MESSAGES
 from passerelle.web.segment_pages import MESSAGES as SEGMENT_MESSAGES
-from web_demo_helpers import MARKETER, add_web_users, demo_server, signed_in, text_of
+from web_demo_helpers import MARKETER, served_demo, signed_in, text_of
 
 
 @pytest.fixture(scope="module")
 def demo(demo_copy):
-    add_web_users(demo_copy.project_dir)
-    project, app = demo_server(demo_copy.project_dir)
-    yield project, app
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
+    with served_demo(demo_copy.project_dir) as (project, app):
+        yield project, app
 
 
 def test_campaign_results_show_each_interval_in_the_chart_and_the_table(demo):

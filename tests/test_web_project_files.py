@@ -18,9 +18,8 @@ from passerelle.web.segment_data import reload_definitions
 from web_demo_helpers import (
     MARKETER,
     SENDER,
-    add_web_users,
     csrf_of,
-    demo_server,
+    served_demo,
     signed_in,
     text_of,
 )
@@ -35,12 +34,8 @@ SETUP = {"name": "free_shipping", "description": "Free shipping from 30 € on t
 
 @pytest.fixture(scope="module")
 def demo(demo_copy):
-    add_web_users(demo_copy.project_dir)
-    project, app = demo_server(demo_copy.project_dir)
-    yield project, app
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
+    with served_demo(demo_copy.project_dir) as (project, app):
+        yield project, app
 
 
 def _reload(app) -> None:

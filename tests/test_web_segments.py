@@ -21,9 +21,8 @@ from web_demo_helpers import (
     IT_ADMIN,
     MARKETER,
     SENDER,
-    add_web_users,
     csrf_of,
-    demo_server,
+    served_demo,
     signed_in,
     text_of,
 )
@@ -44,12 +43,8 @@ all:
 
 @pytest.fixture(scope="module")
 def demo(demo_copy):
-    add_web_users(demo_copy.project_dir)
-    project, app = demo_server(demo_copy.project_dir)
-    yield project, app
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
+    with served_demo(demo_copy.project_dir) as (project, app):
+        yield project, app
 
 
 def _reference_count(project, where_yaml: str) -> int:

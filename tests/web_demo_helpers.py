@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import html as html_module
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from fastapi.testclient import TestClient
@@ -33,6 +35,19 @@ def demo_server(root: Path):
     """The server app of the demo copy (its worker not started: tests run jobs themselves)."""
     project = passerelle.open(root)
     return project, create_server(project, loader=False)
+
+
+@contextmanager
+def served_demo(root: Path) -> Iterator[tuple]:
+    """The demo copy with the web users, and its server app; everything closed after."""
+    add_web_users(root)
+    project, app = demo_server(root)
+    try:
+        yield project, app
+    finally:
+        app.state.web_project.close()
+        app.state.app_db.close()
+        project.close()
 
 
 def signed_in(app, email: str) -> TestClient:
