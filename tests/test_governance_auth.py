@@ -168,8 +168,8 @@ def test_tokens_scopes_expiry_revocation_and_owner(app_db):  # noqa: F811
     # a token acting for a person never does more than the person's role
     add_user(app_db, EMAIL, "marketer", PASSWORD, ADMIN)
     _, owned = create_token(app_db, ["admin"], timedelta(days=1), ADMIN, owner=EMAIL)
-    assert principal_from_token(app_db, owned).permissions == {"segments:write",
-                                                               "audiences:export"}
+    assert principal_from_token(app_db, owned).permissions == {
+        "segments:write", "audiences:export", "experiments:write"}
     set_disabled(app_db, EMAIL, True, ADMIN)
     with pytest.raises(TokenRejected, match="disabled"):
         principal_from_token(app_db, owned)
