@@ -10,27 +10,24 @@ import pytest
 import yaml
 from fastapi.testclient import TestClient
 
-import passerelle
-from passerelle.api.app import create_server
 from passerelle.governance import audit
 from passerelle.leaves import load_leaves
-from web_helpers import ANALYST, IT_ADMIN, MARKETER, add_web_users, csrf_of, sign_in
+from web_helpers import (
+    ANALYST,
+    IT_ADMIN,
+    MARKETER,
+    add_web_users,
+    csrf_of,
+    served_project,
+    signed_in,
+)
 
 
 @pytest.fixture(scope="module")
 def glossary_app(demo_copy):
-    root = demo_copy.project_dir
-    add_web_users(root)
-    project = passerelle.open(root)
-    app = create_server(project, loader=False)
-    yield app
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
-
-
-def as_(app, email: str) -> TestClient:
-    return sign_in(TestClient(app, base_url="http://localhost"), email)
+    add_web_users(demo_copy.project_dir)
+    with served_project(demo_copy.project_dir) as (_, app):
+        yield app
 
 
 def _propose(c: TestClient, kind: str, name: str, text: str, note: str = "") -> object:
@@ -43,7 +40,7 @@ def _propose(c: TestClient, kind: str, name: str, text: str, note: str = "") -> 
 def test_a_marketer_proposes_a_change_and_an_analyst_approves_it(glossary_app):
     root = glossary_app.state.web_project.root
     before = yaml.safe_load((root / "metrics" / "sales.yml").read_text())
-    marketer = as_(glossary_app, MARKETER)
+    marketer = signed_in(glossary_app, MARKETER)
     form = marketer.get("/glossary/propose", params={"kind": "metric", "name": "aov"}).text
     assert "Panier moyen TTC (chiffre d" in form  # starts from today's definition
     current = re.search(r'<textarea id="p-yaml"[^>]*>(.*?)</textarea>', form, re.S).group(1)
@@ -60,7 +57,7 @@ def test_a_marketer_proposes_a_change_and_an_analyst_approves_it(glossary_app):
     assert r.status_code == 403 and "glossary:approve" in r.text
     assert yaml.safe_load((root / "metrics" / "sales.yml").read_text()) == before
 
-    analyst = as_(glossary_app, ANALYST)
+    analyst = signed_in(glossary_app, ANALYST)
     page = analyst.get(url).text
     r = analyst.post(url + "/comment", data={"csrf_token": csrf_of(page),
                                              "text": "OK pour moi"})
@@ -86,7 +83,7 @@ def test_a_marketer_proposes_a_change_and_an_analyst_approves_it(glossary_app):
 
 def test_a_definition_the_loader_refuses_is_never_proposed_nor_written(glossary_app):
     root = glossary_app.state.web_project.root
-    marketer = as_(glossary_app, MARKETER)
+    marketer = signed_in(glossary_app, MARKETER)
     r = _propose(marketer, "trait", "big_basket",
                  "name: big_basket\ntype: aggregate\nentity: baskets\nfunction: sum\n")
     assert r.status_code == 400 and "traits/customer.yml:" in r.text  # file:line said
@@ -101,7 +98,7 @@ def test_a_new_trait_is_added_to_the_file_and_a_rejected_one_is_not(glossary_app
     root = glossary_app.state.web_project.root
     text = ("name: big_basket\ndescription: Largest order\nowner: CRM team\n"
             "type: aggregate\nentity: orders\nfunction: max\ncolumn: amount\n")
-    marketer, it = as_(glossary_app, MARKETER), as_(glossary_app, IT_ADMIN)
+    marketer, it = signed_in(glossary_app, MARKETER), signed_in(glossary_app, IT_ADMIN)
     first = _propose(marketer, "trait", "big_basket", text).headers["location"]
     second = _propose(marketer, "trait", "small_basket",
                       text.replace("big_basket", "small_basket").replace("max", "min")
@@ -121,7 +118,7 @@ def test_a_new_trait_is_added_to_the_file_and_a_rejected_one_is_not(glossary_app
 
 
 def test_lineage_is_drawn_down_to_the_source_columns(glossary_app):
-    c = as_(glossary_app, MARKETER)
+    c = signed_in(glossary_app, MARKETER)
     page = c.get("/glossary/lineage/trait/total_spend").text
     assert "<svg" in page and "<title id=\"lineage-title\">" in page
     assert "eshop_orders · total_paid_tax_incl" in page  # PrestaShop's own column

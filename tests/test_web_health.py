@@ -8,34 +8,30 @@ from datetime import datetime
 
 import pyarrow as pa
 import pytest
-from fastapi.testclient import TestClient
 
 import passerelle
-from passerelle.api.app import create_server
 from passerelle.governance import jobs
-from web_helpers import IT_ADMIN, MARKETER, add_web_users, csrf_of, sign_in
+from web_helpers import (
+    IT_ADMIN,
+    MARKETER,
+    add_web_users,
+    csrf_of,
+    served_project,
+    signed_in,
+)
 
 PAGES = ["/health/jobs", "/health/checks", "/health/violations", "/health/identity"]
 
 
 @pytest.fixture(scope="module")
 def health_app(demo_copy):
-    root = demo_copy.project_dir
-    add_web_users(root)
-    project = passerelle.open(root)
-    app = create_server(project, loader=False)
-    yield app
-    app.state.web_project.close()
-    app.state.app_db.close()
-    project.close()
-
-
-def as_(app, email: str) -> TestClient:
-    return sign_in(TestClient(app, base_url="http://localhost"), email)
+    add_web_users(demo_copy.project_dir)
+    with served_project(demo_copy.project_dir) as (_, app):
+        yield app
 
 
 def test_a_marketer_reaches_no_health_page(health_app):
-    c = as_(health_app, MARKETER)
+    c = signed_in(health_app, MARKETER)
     for page in PAGES:
         assert c.get(page).status_code == 403, page
     token = csrf_of(c.get("/").text)
@@ -47,7 +43,7 @@ def test_jobs_with_their_progress_and_runs_with_their_steps(health_app):
     db = health_app.state.app_db
     job = jobs.enqueue(db, "segment_refresh", {}, "user:1")
     jobs.progress(db, job, step="segments", fraction=0.4)
-    page = as_(health_app, IT_ADMIN).get("/health/jobs").text
+    page = signed_in(health_app, IT_ADMIN).get("/health/jobs").text
     row = re.search(rf'id="job-{job}">(.*?)</tr>', page, re.S).group(1)
     assert 'value="0.4"' in row and "40\xa0%" in row and "segment_refresh" in row
     project = health_app.state.web_project
@@ -63,7 +59,7 @@ def test_check_history_has_one_row_per_check_and_one_column_per_run(health_app):
     engine = health_app.state.web_project.engine
     r = engine.table(RESULTS_TABLE)
     names = set(r.name.execute())
-    page = as_(health_app, IT_ADMIN).get("/health/checks").text
+    page = signed_in(health_app, IT_ADMIN).get("/health/checks").text
     assert names and {n for n in names if f'id="check-{n}"' in page} == names
     runs = r.run_id.nunique().execute()
     header = re.search(r"<thead>(.*?)</thead>", page, re.S).group(1)
@@ -74,7 +70,7 @@ def test_tracking_plan_violations_are_listed_by_rule(health_app):
     from passerelle.collect.loader import VIOLATIONS_SCHEMA
     from passerelle.collect.plan import VIOLATIONS_TABLE
 
-    c = as_(health_app, IT_ADMIN)
+    c = signed_in(health_app, IT_ADMIN)
     engine = health_app.state.web_project.engine
     if not engine.exists(VIOLATIONS_TABLE):
         assert "Aucun écart au plan de marquage." in c.get("/health/violations").text
@@ -94,7 +90,7 @@ def test_an_identity_rule_change_is_previewed_and_nothing_changes(health_app):
     root = project.root
     identity = (root / "identity.yml").read_text()
     persons = project.engine.table("person_map").person_id.nunique().execute()
-    c = as_(health_app, IT_ADMIN)
+    c = signed_in(health_app, IT_ADMIN)
     page = c.get("/health/identity").text
     assert "max_names: 2" in page  # starts from today's rules
     token = csrf_of(page)

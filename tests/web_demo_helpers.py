@@ -9,11 +9,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from fastapi.testclient import TestClient
-
 import passerelle
 from passerelle.api.app import create_server
-from web_helpers import IT_ADMIN, MARKETER, PASSWORD, csrf_of, sign_in
+from web_helpers import IT_ADMIN, MARKETER, PASSWORD, csrf_of, served_project, signed_in
 from web_helpers import add_web_users as add_people
 
 __all__ = ["IT_ADMIN", "MARKETER", "PASSWORD", "SENDER", "add_web_users", "csrf_of",
@@ -41,17 +39,8 @@ def demo_server(root: Path):
 def served_demo(root: Path) -> Iterator[tuple]:
     """The demo copy with the web users, and its server app; everything closed after."""
     add_web_users(root)
-    project, app = demo_server(root)
-    try:
-        yield project, app
-    finally:
-        app.state.web_project.close()
-        app.state.app_db.close()
-        project.close()
-
-
-def signed_in(app, email: str) -> TestClient:
-    return sign_in(TestClient(app, base_url="http://localhost"), email)
+    with served_project(root) as served:
+        yield served
 
 
 def text_of(html: str) -> str:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from argon2 import PasswordHasher
@@ -55,6 +57,28 @@ def add_web_users(root: Path, people: tuple[tuple[str, str], ...] = (
     finally:
         passwords._hasher = saved
     return root
+
+
+@contextmanager
+def served_project(root: Path) -> Iterator[tuple]:
+    """The project at ``root`` and its server app (worker not started); all closed after."""
+    from passerelle.api.app import create_server
+
+    project = passerelle.open(root)
+    app = create_server(project, loader=False)
+    try:
+        yield project, app
+    finally:
+        app.state.web_project.close()
+        app.state.app_db.close()
+        project.close()
+
+
+def signed_in(app, email: str):
+    """A test client of ``app`` signed in as ``email``."""
+    from fastapi.testclient import TestClient
+
+    return sign_in(TestClient(app, base_url="http://localhost"), email)
 
 
 def sign_in(client, email: str, password: str = PASSWORD):
