@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import functools
 import http.server
-import json
-import shutil
-import subprocess
 import threading
 from pathlib import Path
 
@@ -19,10 +16,10 @@ import orjson
 import pytest
 
 import passerelle
+from browser_helpers import npm_package
 from collect_helpers import KEY, Server, free_port, write_project
 
 CHROMIUM = Path("/usr/bin/chromium")
-TAG_DIR = Path(__file__).parent / "browser"  # package.json + package-lock.json: the pinned tag
 TAG = "@segment/analytics-next"
 
 PAGE = """<!doctype html>
@@ -41,18 +38,7 @@ PAGE = """<!doctype html>
 
 def tag_bundles() -> Path:
     """The tag's browser bundles, installed by npm from tests/browser/package-lock.json."""
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is missing: the browser tests install Segment's analytics-next with "
-                    "it (Debian: apt-get install -y npm)")
-    pinned = json.loads((TAG_DIR / "package.json").read_text())["dependencies"][TAG]
-    installed = TAG_DIR / "node_modules" / TAG / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != pinned:
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=TAG_DIR,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.fail(f"`npm ci` in {TAG_DIR} failed:\n{done.stdout}\n{done.stderr}")
-    return installed.parent / "dist" / "umd"
+    return npm_package(TAG) / "dist" / "umd"
 
 
 @pytest.fixture

@@ -8,18 +8,15 @@ Needs /usr/bin/chromium and npm (axe-core is pinned in tests/browser/package.jso
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from browser_helpers import npm_package
 from collect_helpers import Server
 from web_helpers import IT_ADMIN, MARKETER, PASSWORD
 
 CHROMIUM = Path("/usr/bin/chromium")
-BROWSER_DIR = Path(__file__).parent / "browser"
 SEVERE = """async () => { const r = await axe.run(); return {passes: r.passes.length,
     severe: r.violations.filter(v => ["serious", "critical"].includes(v.impact))
         .map(v => `${v.id}: ${v.nodes.map(n => n.target.join(" ")).join(", ")}`)}; }"""
@@ -56,18 +53,7 @@ def settled(page) -> None:
 
 
 def axe_source() -> str:
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.fail("npm is missing: the browser tests install axe-core with it "
-                    "(Debian: apt-get install -y npm)")
-    pinned = json.loads((BROWSER_DIR / "package.json").read_text())["dependencies"]["axe-core"]
-    installed = BROWSER_DIR / "node_modules" / "axe-core" / "package.json"
-    if not installed.exists() or json.loads(installed.read_text())["version"] != pinned:
-        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund"], cwd=BROWSER_DIR,
-                              capture_output=True, text=True)
-        if done.returncode != 0:
-            pytest.fail(f"`npm ci` in {BROWSER_DIR} failed:\n{done.stdout}\n{done.stderr}")
-    return (installed.parent / "axe.min.js").read_text()
+    return (npm_package("axe-core") / "axe.min.js").read_text()
 
 
 def test_sign_in_find_a_customer_and_read_the_profile(web_tiny):
