@@ -38,6 +38,12 @@ def write_project(root: Path, spool: dict | None = None, plan: dict | None = Non
     return root
 
 
+# How long a wait for the server (its last loader round, a drained spool) may take before it
+# fails: the loops end as soon as the state is reached, so a generous bound costs nothing when
+# the server is well, and a loaded machine (two test workers beside other work) does not fail.
+SLOW = 120.0
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -84,7 +90,7 @@ class Server:
         if self.proc is None:
             return ""
         self.proc.send_signal(signal.SIGTERM)
-        out = self.proc.communicate(timeout=30)[0].decode()
+        out = self.proc.communicate(timeout=SLOW)[0].decode()
         self.proc = None
         return out
 
@@ -105,7 +111,7 @@ def running(project: Path, loader: bool = True):
             server.stop()
 
 
-def wait_loaded(project: Path, n: int, timeout: float = 20.0) -> None:
+def wait_loaded(project: Path, n: int, timeout: float = SLOW) -> None:
     """Wait until the server's loader emptied the file spool of ``n``-ish events."""
     spool = project / "spool" / "web_tracking"
     deadline = time.monotonic() + timeout

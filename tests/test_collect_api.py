@@ -12,7 +12,7 @@ import httpx
 import orjson
 import pytest
 
-from collect_helpers import KEY, Server, auth, running, wait_loaded, write_project
+from collect_helpers import KEY, SLOW, Server, auth, running, wait_loaded, write_project
 from passerelle.collect import list_violations
 from passerelle.core import open_project
 
@@ -263,7 +263,7 @@ def test_backpressure_answers_503_until_the_loader_catches_up(tmp_path):
     assert int(refused.headers["Retry-After"]) > 0
     with running(project) as server:  # a loader drains the spool
         wait_loaded(project, accepted)
-        deadline = time.monotonic() + 10  # the writer notices the drained segments within
+        deadline = time.monotonic() + SLOW  # the writer notices the drained segments within
         while (status := post(server, "/v1/batch", batch(100_000)).status_code) == 503 \
                 and time.monotonic() < deadline:  # a fraction of a second, as a client
             time.sleep(0.2)                       # honouring Retry-After would retry

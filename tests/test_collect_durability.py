@@ -14,7 +14,7 @@ import httpx
 import pytest
 import redis
 
-from collect_helpers import Server, auth, write_project
+from collect_helpers import SLOW, Server, auth, write_project
 from passerelle.core import open_project
 
 SPOOLS = {
@@ -73,7 +73,7 @@ def test_kill_9_loses_and_duplicates_nothing(tmp_path, kind):
                    for w in range(4)]
         for w in workers:
             w.start()
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + SLOW
         while len(acked) < 3000 and time.monotonic() < deadline:
             time.sleep(0.05)
         server.kill()  # SIGKILL while the workers are still sending

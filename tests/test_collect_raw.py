@@ -16,12 +16,12 @@ import jsonschema
 import orjson
 import pytest
 
-from collect_helpers import KEY, auth, running, wait_loaded, write_project
+from collect_helpers import KEY, SLOW, auth, running, wait_loaded, write_project
 from passerelle.collect.plan import fast_check
 
 
 def _raw(project) -> dict[str, dict]:
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + SLOW
     while True:  # the loader holds the warehouse during a round, then closes it
         try:
             con = duckdb.connect(str(project / "warehouse.duckdb"), read_only=True)
@@ -91,7 +91,7 @@ def test_single_event_queryable_while_running(tmp_path):
         assert r.status_code == 200
         wait_loaded(project, 1)
         assert _raw(project)["p-1"]["name"] == "Home"
-        deadline = time.monotonic() + 5  # the writer notices the released segment soon after
+        deadline = time.monotonic() + SLOW  # the writer notices the released segment soon after
         while (health := httpx.get(server.url + "/v1/health").json())["backlog"][
                 "web_tracking"] and time.monotonic() < deadline:
             time.sleep(0.05)
