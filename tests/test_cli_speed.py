@@ -104,6 +104,7 @@ def _ibis_rows(project, table: str) -> list[dict]:
 def test_kept_sql_gives_ibis_results_and_follows_the_tables(ran_starter):
     """Rows read without Ibis are the rows Ibis reads (values and types, as JSON); a table
     whose columns changed, or a kept file that is not JSON, makes the SQL compiled again."""
+    from passerelle.runlog import RUNS_TABLE
     from passerelle.tables import CHECK_RESULTS_TABLE
 
     p = ("-p", str(ran_starter))
@@ -115,12 +116,16 @@ def test_kept_sql_gives_ibis_results_and_follows_the_tables(ran_starter):
     assert sorted(json.loads(shown.stdout), key=key) == sorted(
         _ibis_rows(ran_starter, CHECK_RESULTS_TABLE), key=key)
 
+    # the runs' query names each column: kept, it would not show a new one
+    runs = lambda: command("status", "--json", *p)  # noqa: E731
+    runs()
+    assert "ibis" not in runs()[1]
     with duckdb.connect(str(ran_starter / "warehouse.duckdb")) as con:
-        con.execute(f"ALTER TABLE {CHECK_RESULTS_TABLE} ADD COLUMN reviewed_by VARCHAR")
-    shown, loaded = history()
+        con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN reviewed_by VARCHAR")
+    shown, loaded = runs()
     assert shown.returncode == 0 and "ibis" in loaded  # compiled again, for the new column
     assert all(r["reviewed_by"] is None for r in json.loads(shown.stdout))
-    assert "ibis" not in history()[1]
+    assert "ibis" not in runs()[1]
 
     kept = ran_starter / ".passerelle" / "compiled-sql.json"
     kept.write_text("{not json", encoding="utf-8")
