@@ -89,7 +89,7 @@ def test_read_only_commands_read_without_ibis_once_compiled(ran_starter):
         if "--json" in args:
             assert json.loads(again.stdout) == json.loads(first.stdout)
     assert (ran_starter / ".passerelle" / "compiled-sql.json").is_file()
-    assert not (ran_starter / ".passerelle" / "compiled-sql.json.tmp").exists()
+    assert not list((ran_starter / ".passerelle").glob("*.tmp"))  # written, then renamed
 
 
 def _ibis_rows(project, table: str) -> list[dict]:

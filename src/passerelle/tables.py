@@ -5,3 +5,4 @@ from __future__ import annotations
 
 QUARANTINE_TABLE = "quarantine"  # rows that could not be loaded or staged
 CHECK_RESULTS_TABLE = "_passerelle_check_results"  # every data-quality check's outcome
+SEGMENT_STATUS_TABLE = "segment_status"  # each segment's last refresh, members, next refresh

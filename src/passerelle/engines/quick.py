@@ -32,6 +32,7 @@ Value = str | int | float
 Values = Mapping[str, Value | Sequence[Value]]
 CACHE_FILE = Path(".passerelle") / "compiled-sql.json"
 _LIBRARIES = ("ibis-framework", "sqlglot", "duckdb")
+MAX_KEPT = 256  # queries kept (a command keeps one or two)
 
 
 class DuckDBFile:
@@ -206,6 +207,8 @@ class _Cache:
                                                      "columns"} <= entry.keys() else None
 
     def put(self, name: str, entry: dict[str, Any]) -> None:
+        if len(self.queries) >= MAX_KEPT:  # queries of code that changed: start again
+            self.queries.clear()
         self.queries[name] = entry
         temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
         try:
