@@ -18,6 +18,7 @@ This module imports neither Ibis nor pyarrow nor sqlglot; ``duckdb`` only when a
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import marshal
@@ -178,6 +179,7 @@ def _code_hash(build: Callable[..., Any]) -> str:
     return hashlib.sha256(marshal.dumps(build.__code__)).hexdigest()[:16]
 
 
+@functools.cache
 def _versions() -> str:
     from importlib.metadata import version
 
