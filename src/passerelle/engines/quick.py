@@ -71,7 +71,7 @@ class DuckDBFile:
             config["memory_limit"] = self.memory_limit
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            con = duckdb.connect(str(self.path.absolute()), read_only=self.read_only,
+            con = duckdb.connect(_database(self.path), read_only=self.read_only,
                                  config=config)
         except duckdb.IOException as exc:
             if "lock" in str(exc).lower():
@@ -91,6 +91,13 @@ class DuckDBFile:
         if self._con is not None:
             self._con.close()
             self._con = None
+
+
+def _database(path: Path) -> str:
+    """What ``duckdb.connect`` is given: a file by its absolute path, an in-memory or
+    MotherDuck database by its name (as Ibis does)."""
+    name = str(path)
+    return name if name.startswith((":memory:", "md:", "motherduck:")) else str(path.absolute())
 
 
 def value_type(value: Value) -> str:
