@@ -14,11 +14,14 @@ import pytest
 def cli(*args: str, cwd: Path | None = None, columns: int = 200) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", "from passerelle.cli import main; main()", *args],
-        capture_output=True, text=True, cwd=cwd, env={"COLUMNS": str(columns),
-                                                     "PATH": "/usr/bin:/bin",
-                                                     "HOME": str(Path.home()),
-                                                     **_pythonpath()},
+        capture_output=True, text=True, cwd=cwd, env=cli_env(columns),
     )
+
+
+def cli_env(columns: int = 200) -> dict[str, str]:
+    """A user's environment: a terminal this wide, no variable of the test run."""
+    return {"COLUMNS": str(columns), "PATH": "/usr/bin:/bin", "HOME": str(Path.home()),
+            **_pythonpath()}
 
 
 def _pythonpath() -> dict[str, str]:

@@ -1,18 +1,25 @@
 """Commands stay quick: the modules a read-only command needs do not import the heavy
-libraries (scipy, pandas via lifetimes, httpx, splink) that only computing steps use; and a
-long step is never silent, even in a log."""
+libraries (scipy, pandas via lifetimes, httpx, splink) that only computing steps use;
+`--help` imports no warehouse library, and status, checks and quarantine read a DuckDB
+warehouse without Ibis once they have compiled their SQL; and a long step is never silent,
+even in a log."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
 
+import duckdb
+import pytest
 from rich.console import Console
 
 from passerelle import reporter as reporter_module
+from test_cli import cli, cli_env
 
 HEAVY = ("scipy", "lifetimes", "httpx", "splink", "autograd")
+ENGINE_LAYER = ("ibis", "sqlglot", "pyarrow", "numpy", "pandas")
 
 
 def imported_after(code: str) -> set[str]:
@@ -33,9 +40,98 @@ def test_read_only_paths_import_no_estimator_or_network_client():
     assert not loaded & set(HEAVY), loaded & set(HEAVY)
 
 
+def command(*args: str) -> tuple[subprocess.CompletedProcess, set[str]]:
+    """A command run as a user runs it, and the top-level modules its process imported."""
+    code = ("import sys\nfrom passerelle.cli import main\n"
+            "try:\n    main()\nfinally:\n    sys.stderr.write('\\nMODULES ' + ' '.join(sorted("
+            "m for m in sys.modules if '.' not in m)))\n")
+    proc = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
+                          env=cli_env(100))
+    stderr, _, modules = proc.stderr.rpartition("\nMODULES ")
+    return subprocess.CompletedProcess(proc.args, proc.returncode, proc.stdout, stderr), \
+        set(modules.split())
+
+
 def test_help_imports_no_engine():
     loaded = imported_after("import passerelle.cli")
     assert not loaded & {"ibis", "duckdb", "pyarrow", "pydantic", *HEAVY}
+    # (Typer itself converts a command's options with pydantic)
+    for args, light in ((("--help",), {"pydantic", "yaml"}), (("segment", "--help"), set())):
+        shown, loaded = command(*args)
+        assert shown.returncode == 0 and "Usage" in shown.stdout, shown.stderr
+        assert not loaded & {"duckdb", *light, *ENGINE_LAYER, *HEAVY}, \
+            loaded & {"duckdb", *light, *ENGINE_LAYER, *HEAVY}
+
+
+@pytest.fixture(scope="module")
+def ran_starter(tmp_path_factory):
+    project = tmp_path_factory.mktemp("quick") / "shop"
+    assert cli("init", str(project)).returncode == 0
+    run = cli("run", "-p", str(project))
+    assert run.returncode == 0, run.stdout + run.stderr
+    return project
+
+
+READ_ONLY = (("status",), ("status", "--json", "--limit", "2"), ("checks",),
+             ("checks", "--history", "--json"), ("quarantine",),
+             ("quarantine", "--sample", "3", "--json"))
+
+
+def test_read_only_commands_read_without_ibis_once_compiled(ran_starter):
+    """The first run compiles each query with Ibis and keeps its SQL; the next ones read the
+    warehouse through the duckdb module alone, with the same output."""
+    p = ("-p", str(ran_starter))
+    for args in READ_ONLY:
+        first, _ = command(*args, *p)
+        again, loaded = command(*args, *p)
+        assert first.returncode == again.returncode == 0, first.stderr + again.stderr
+        assert not loaded & {*ENGINE_LAYER, *HEAVY}, (args, loaded & {*ENGINE_LAYER, *HEAVY})
+        if "--json" in args:
+            assert json.loads(again.stdout) == json.loads(first.stdout)
+    assert (ran_starter / ".passerelle" / "compiled-sql.json").is_file()
+    assert not list((ran_starter / ".passerelle").glob("*.tmp"))  # written, then renamed
+
+
+def _ibis_rows(project, table: str) -> list[dict]:
+    import passerelle
+
+    with passerelle.open(project) as proj:
+        engine = proj.engine
+        return json.loads(json.dumps(engine.to_arrow(engine.table(table)).to_pylist(),
+                                     default=lambda v: v.isoformat()))
+
+
+def test_kept_sql_gives_ibis_results_and_follows_the_tables(ran_starter):
+    """Rows read without Ibis are the rows Ibis reads (values and types, as JSON); a table
+    whose columns changed, or a kept file that is not JSON, makes the SQL compiled again."""
+    from passerelle.runlog import RUNS_TABLE
+    from passerelle.tables import CHECK_RESULTS_TABLE
+
+    p = ("-p", str(ran_starter))
+    history = lambda: command("checks", "--history", "--json", *p)  # noqa: E731
+    command("checks", "--history", "--json", *p)
+    shown, loaded = history()
+    assert "ibis" not in loaded
+    key = lambda r: (r["name"], r["checked_at"])  # noqa: E731
+    assert sorted(json.loads(shown.stdout), key=key) == sorted(
+        _ibis_rows(ran_starter, CHECK_RESULTS_TABLE), key=key)
+
+    # the runs' query names each column: kept, it would not show a new one
+    runs = lambda: command("status", "--json", *p)  # noqa: E731
+    runs()
+    assert "ibis" not in runs()[1]
+    with duckdb.connect(str(ran_starter / "warehouse.duckdb")) as con:
+        con.execute(f"ALTER TABLE {RUNS_TABLE} ADD COLUMN reviewed_by VARCHAR")
+    shown, loaded = runs()
+    assert shown.returncode == 0 and "ibis" in loaded  # compiled again, for the new column
+    assert all(r["reviewed_by"] is None for r in json.loads(shown.stdout))
+    assert "ibis" not in runs()[1]
+
+    kept = ran_starter / ".passerelle" / "compiled-sql.json"
+    kept.write_text("{not json", encoding="utf-8")
+    shown, loaded = history()
+    assert shown.returncode == 0 and "ibis" in loaded and json.loads(shown.stdout)
+    assert json.loads(kept.read_text(encoding="utf-8"))["queries"]
 
 
 def test_lazy_package_exports_still_resolve():

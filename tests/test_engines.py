@@ -107,3 +107,13 @@ def test_postgres_sessions_run_without_jit():
     finally:
         pg.drop_schema()
         pg.close()
+
+
+def test_in_memory_duckdb_writes_no_file(tmp_path, monkeypatch):
+    """`:memory:` (a privacy export's scratch database) is DuckDB's name, not a file."""
+    from passerelle.engines.duckdb import DuckDBEngine
+
+    monkeypatch.chdir(tmp_path)
+    with DuckDBEngine(":memory:") as scratch:
+        assert scratch.execute(sg.select(sg.exp.convert(42))) == [(42,)]
+    assert list(tmp_path.iterdir()) == []

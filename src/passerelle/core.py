@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from passerelle.definition import load_project, read_project
 from passerelle.errors import PasserelleError, Problem, Problems
@@ -12,7 +12,7 @@ from passerelle.project.load import ProjectDefinition
 from passerelle.reporter import Reporter, SilentReporter
 
 if TYPE_CHECKING:  # imported where used: `validate --offline` needs no warehouse library
-    from passerelle.engines import Engine
+    from passerelle.engines import DuckDBFile, Engine
     from passerelle.pipeline import RunResult
 
 
@@ -23,6 +23,7 @@ class Project:
         self.definition = definition
         self.reporter: Reporter = reporter or SilentReporter()
         self._engine: Engine | None = None
+        self._file: DuckDBFile | None = None  # a DuckDB warehouse read without Ibis
 
     @property
     def root(self) -> Path:
@@ -41,8 +42,40 @@ class Project:
         if self._engine is None:
             from passerelle.engines import open_engine
 
-            self._engine = open_engine(self.config.engine, self.root)
+            self._engine = open_engine(self.config.engine, self.root, file=self._file)
         return self._engine
+
+    def _duckdb(self) -> DuckDBFile | None:
+        """The DuckDB warehouse file (None for other engines), opened without Ibis."""
+        if self._engine is not None:
+            return getattr(self._engine, "file", None)
+        if self._file is None:
+            from passerelle.engines import duckdb_file
+
+            self._file = duckdb_file(self.config.engine, self.root)
+        return self._file
+
+    def has_table(self, name: str) -> bool:
+        """Whether the warehouse has this table (``engine.exists``, without Ibis on DuckDB)."""
+        file = self._duckdb()
+        if file is None:
+            return self.engine.exists(name)
+        from passerelle.engines.quick import exists
+
+        return exists(file, name)
+
+    def rows(self, key: str, build: Callable[[Mapping[str, Any]], Any],
+             values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
+        """The rows of the Ibis table ``build(slots)`` makes, each slot standing for one of
+        ``values`` (text or numbers); on DuckDB, the SQL is compiled once and kept in the
+        project's state folder, so a later command reads without importing Ibis
+        (:mod:`passerelle.engines.quick`). ``key`` names the query."""
+        file = self._duckdb()
+        if file is None:  # compiled every time
+            return self.engine.prepared(key, values or {}, build).to_pylist()
+        from passerelle.engines.quick import read_rows
+
+        return read_rows(self.root, file, key, values or {}, build, lambda: self.engine)
 
     def sharing(self, reporter: Reporter) -> Project:
         """The same project on the same warehouse connection, reporting to ``reporter`` (the
@@ -109,12 +142,15 @@ class Project:
     def status(self, limit: int = 10) -> list[dict]:
         from passerelle.runlog import last_runs
 
-        return last_runs(self.engine, limit)
+        return last_runs(self, limit)
 
     def close(self) -> None:
         if self._engine is not None:
-            self._engine.close()
+            self._engine.close()  # and the DuckDB file it was given
             self._engine = None
+        elif self._file is not None:
+            self._file.close()
+        self._file = None
 
     def __enter__(self) -> Project:
         return self

@@ -16,26 +16,30 @@ import socket
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import ibis
-import pyarrow as pa
-import sqlglot as sg
-import sqlglot.expressions as sge
+if TYPE_CHECKING:  # imported where used: `utcnow` and `passerelle status` need neither
+    import pyarrow as pa
 
-from passerelle.engines.base import Engine
+    from passerelle.engines.base import Engine
 
 RUNS_TABLE = "_passerelle_runs"
-RUNS_SCHEMA = pa.schema([
-    ("run_id", pa.string()),
-    ("step", pa.string()),
-    ("target", pa.string()),
-    ("started_at", pa.timestamp("us")),
-    ("finished_at", pa.timestamp("us")),
-    ("rows_in", pa.int64()),
-    ("rows_out", pa.int64()),
-    ("status", pa.string()),
-    ("message", pa.string()),
-])
+
+
+def runs_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    return pa.schema([
+        ("run_id", pa.string()),
+        ("step", pa.string()),
+        ("target", pa.string()),
+        ("started_at", pa.timestamp("us")),
+        ("finished_at", pa.timestamp("us")),
+        ("rows_in", pa.int64()),
+        ("rows_out", pa.int64()),
+        ("status", pa.string()),
+        ("message", pa.string()),
+    ])
 
 
 def utcnow() -> datetime:
@@ -66,12 +70,18 @@ class StepRecord:
 
 
 def record(engine: Engine, step: StepRecord) -> None:
-    row = {name: [getattr(step, name)] for name in RUNS_SCHEMA.names}
-    engine.append_arrow(RUNS_TABLE, pa.table(row, schema=RUNS_SCHEMA).to_reader())
+    import pyarrow as pa
+
+    schema = runs_schema()
+    row = {name: [getattr(step, name)] for name in schema.names}
+    engine.append_arrow(RUNS_TABLE, pa.table(row, schema=schema).to_reader())
 
 
 def finish(engine: Engine, step: StepRecord) -> None:
     """Replace the ``running`` row :func:`record` wrote for ``step`` by its outcome."""
+    import sqlglot as sg
+    import sqlglot.expressions as sge
+
     col = lambda name: sg.column(name, quoted=True)  # noqa: E731
     with engine.transaction():
         engine.execute(sge.delete(sg.table(RUNS_TABLE, quoted=True), where=sge.and_(
@@ -117,19 +127,23 @@ def process_gone(tag: str) -> bool:
     return bool(tick) and _start_tick(pid) != tick
 
 
-def last_runs(engine: Engine, limit: int = 10) -> list[dict]:
-    """Steps of the ``limit`` most recent runs, newest first (each run's ``run`` row, when it
-    has one, first). A run whose process is gone before it finished is ``interrupted``, and
-    so is the step it was in."""
-    if not engine.exists(RUNS_TABLE):
+def last_runs(project: Any, limit: int = 10) -> list[dict]:
+    """Steps of the ``limit`` most recent runs of a :class:`~passerelle.core.Project`,
+    newest first (each run's ``run`` row, when it has one, first). A run whose process is
+    gone before it finished is ``interrupted``, and so is the step it was in."""
+    if not project.has_table(RUNS_TABLE):
         return []
-    runs = engine.table(RUNS_TABLE)
-    recent = runs.group_by("run_id").aggregate(last=runs.finished_at.max())
-    recent = recent.order_by(ibis.desc("last")).limit(limit)
-    steps = runs.semi_join(recent, "run_id").order_by(
-        [ibis.desc("run_id"), "started_at", ibis.desc(runs.step == "run")]
-    )
-    rows = engine.to_arrow(steps).to_pylist()
+
+    def steps(_slots: Any) -> Any:
+        import ibis
+
+        runs = project.engine.table(RUNS_TABLE)
+        recent = runs.group_by("run_id").aggregate(last=runs.finished_at.max())
+        recent = recent.order_by(ibis.desc("last")).limit(limit)
+        return runs.semi_join(recent, "run_id").order_by(
+            [ibis.desc("run_id"), "started_at", ibis.desc(runs.step == "run")])
+
+    rows = project.rows(f"last_runs {limit}", steps)
     gone = {r["run_id"] for r in rows
             if r["step"] == "run" and r["status"] == "running" and process_gone(r["message"])}
     for r in rows:

@@ -32,26 +32,25 @@ def quarantine(
 ) -> None:
     """Rows that could not be loaded or staged: counts by source and reason, or a sample."""
     from passerelle.render import rows_table
-    from passerelle.sources import QUARANTINE_TABLE
+    from passerelle.tables import QUARANTINE_TABLE
 
     with open_project(project, core=True) as proj:
-        engine = proj.engine
-        if not engine.exists(QUARANTINE_TABLE):
-            rows: list[dict] = []
-        else:
-            q = engine.table(QUARANTINE_TABLE)
-            if source:
-                q = q.filter(q.source == source)
-            if reason:
-                q = q.filter(q.reason == reason)
-            if sample:
-                rows = engine.to_arrow(q.order_by(["source", "source_file", "source_row"])
-                                       .select("source", "stage", "reason", "source_file",
-                                               "source_row", "detail").limit(sample)).to_pylist()
-            else:
+        rows: list[dict] = []
+        if proj.has_table(QUARANTINE_TABLE):
+            filters = {k: v for k, v in (("source", source), ("reason", reason)) if v}
+
+            def build(slots):
+                q = proj.engine.table(QUARANTINE_TABLE)
+                for column, value in slots.items():
+                    q = q.filter(q[column] == value)
+                if sample:
+                    return q.order_by(["source", "source_file", "source_row"]).select(
+                        "source", "stage", "reason", "source_file", "source_row", "detail"
+                    ).limit(sample)
                 counts = q.group_by(["source", "stage", "reason"]).aggregate(rows=q.count())
-                rows = engine.to_arrow(counts.order_by([counts.rows.desc(), "source",
-                                                        "reason"])).to_pylist()
+                return counts.order_by([counts.rows.desc(), "source", "reason"])
+
+            rows = proj.rows(f"quarantine {sample}", build, filters)
         fmt = formatter(proj)
     if as_json:
         return print_json(rows)
@@ -80,20 +79,20 @@ def checks(
 ) -> None:
     """Data-quality checks: the last run's results (or their history), failures first."""
     from passerelle.render import rows_table
-    from passerelle.staging.checks import RESULTS_TABLE
+    from passerelle.tables import CHECK_RESULTS_TABLE
 
     with open_project(project, core=True) as proj:
-        engine = proj.engine
         rows: list[dict] = []
-        if engine.exists(RESULTS_TABLE):
-            t = engine.table(RESULTS_TABLE)
-            if history:
-                t = t.order_by([t.checked_at.desc(), "name"]).limit(limit)
-            else:
-                last = engine.to_arrow(t.order_by(t.checked_at.desc()).select("run_id")
-                                       .limit(1)).column("run_id").to_pylist()
-                t = t.filter(t.run_id.isin(last)).order_by(["passed", "name"])
-            rows = engine.to_arrow(t).to_pylist()
+        if proj.has_table(CHECK_RESULTS_TABLE):
+
+            def build(_slots):
+                t = proj.engine.table(CHECK_RESULTS_TABLE)
+                if history:
+                    return t.order_by([t.checked_at.desc(), "name"]).limit(limit)
+                last = t.order_by(t.checked_at.desc()).limit(1).run_id.as_scalar()
+                return t.filter(t.run_id == last).order_by(["passed", "name"])
+
+            rows = proj.rows(f"checks {history} {limit if history else ''}", build)
         fmt = formatter(proj)
     if as_json:
         return print_json(rows)

@@ -188,10 +188,11 @@ def segment_status(project: ProjectOpt = Path("."), wide: WideOpt = False,
                    as_json: JsonOpt = False) -> None:
     """Freshness of every segment: last and next refresh, stale or not."""
     from passerelle.render import rows_table
-    from passerelle.segments import service
+    from passerelle.runlog import utcnow
+    from passerelle.segments.freshness import segment_freshness
 
     with open_project(project) as proj:
-        rows = service.status(proj)
+        rows = segment_freshness(proj, utcnow())
     if as_json:
         return print_json(rows)
     console.print(rows_table(rows, ("segment", "members", "last_refreshed_at", "stale"),

@@ -14,7 +14,7 @@ import pyarrow as pa
 import sqlglot as sg
 
 from passerelle.engines.base import Capabilities, Engine
-from passerelle.errors import EngineError
+from passerelle.engines.quick import DuckDBFile
 
 
 class DuckDBEngine(Engine):
@@ -23,36 +23,23 @@ class DuckDBEngine(Engine):
     capabilities = Capabilities(single_writer=True, scans_arrow=True)
 
     def __init__(self, path: Path | str, threads: int | None = None,
-                 memory_limit: str | None = None, read_only: bool = False) -> None:
+                 memory_limit: str | None = None, read_only: bool = False,
+                 file: DuckDBFile | None = None) -> None:
         super().__init__()
-        self.path = Path(path)
-        self.threads = threads
-        self.memory_limit = memory_limit
-        self.read_only = read_only
+        # the duckdb connection, shared with the commands that read without Ibis
+        self.file = file or DuckDBFile(path, threads, memory_limit, read_only)
+        self.path = self.file.path
         self._prepared: Any = None  # PreparedQueries, made on first use
 
     def _connect(self) -> Any:
-        import duckdb
+        from ibis.backends.duckdb import Backend
 
-        # No table promises an order (every reader sorts what it shows), and letting DuckDB
-        # write in any order makes large INSERT ... SELECT and CREATE TABLE ... AS parallel
-        # and lighter on memory (measured: a 4M-row trait insert 8.0 s -> 5.0 s on 2 cores).
-        config: dict[str, Any] = {"preserve_insertion_order": False}
-        if self.threads:
-            config["threads"] = self.threads
-        if self.memory_limit:
-            config["memory_limit"] = self.memory_limit
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            return ibis.duckdb.connect(str(self.path), read_only=self.read_only, **config)
-        except duckdb.IOException as exc:
-            if "lock" in str(exc).lower():
-                raise EngineError(
-                    f"The warehouse {self.path} is in use by another process.",
-                    "DuckDB allows one writer at a time: wait for the other run to finish, or "
-                    "stop `passerelle serve` (it runs pipelines itself).",
-                ) from exc
-            raise EngineError(f"Cannot open the warehouse {self.path}: {exc}") from exc
+        ibis.duckdb  # noqa: B018 - loading the backend registers its options
+        return Backend.from_connection(self.file.connection)
+
+    def close(self) -> None:
+        super().close()  # closes the connection underneath
+        self.file.close()
 
     def checkpoint(self) -> None:
         self.con.con.execute("CHECKPOINT").fetchall()
@@ -71,6 +58,14 @@ class DuckDBEngine(Engine):
         if self._prepared is None:
             self._prepared = PreparedQueries()
         return self._prepared.run(self, key, values, build, _arrow_mapper())
+
+    def compile_prepared(self, values: Mapping[str, Any],
+                         build: Callable[[Mapping[str, Any]], ir.Expr]) -> Any:
+        """``build(slots)`` compiled with a parameter for each value (a ``Prepared``), or
+        None (see :func:`passerelle.engines.prepared.compile_prepared`)."""
+        from passerelle.engines.prepared import compile_prepared
+
+        return compile_prepared(self, values, build)
 
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _duckdb_sha256(value)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -27,8 +27,8 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-Value = str | int | float
-Values = Mapping[str, Value | Sequence[Value]]
+from passerelle.engines.quick import Value, Values, bind, shape, value_type
+
 Build = Callable[[Mapping[str, Any]], ir.Expr]
 
 MAX_QUERIES = 512  # shapes kept per engine (a person page uses about fifteen)
@@ -40,20 +40,7 @@ _CATALOGUE = sge.select("table_name", "column_count").from_(
 
 
 def literal(value: Value) -> ir.Scalar:
-    return ibis.literal(value, _type(value))
-
-
-def _type(value: Value) -> str:
-    if isinstance(value, bool):
-        raise TypeError("a prepared query takes text and numbers, not booleans")
-    return "string" if isinstance(value, str) else \
-        "int64" if isinstance(value, int) else "float64"
-
-
-def shape(values: Values) -> tuple[Any, ...]:
-    """What the SQL depends on besides the values: each name, with its type or its length."""
-    return tuple((name, (len(v), *(_type(x) for x in v)) if isinstance(v, list | tuple)
-                  else _type(v)) for name, v in sorted(values.items()))
+    return ibis.literal(value, value_type(value))
 
 
 def literal_slots(values: Values) -> dict[str, Any]:
@@ -67,6 +54,7 @@ class Prepared:
     expr: ir.Expr  # the expression with sentinels (it converts results to its schema)
     sql: str
     order: tuple[tuple[str, int | None], ...]  # which value each parameter $p<n> takes
+    tables: tuple[str, ...] = ()  # the tables (and common table expressions) it reads
     schema: pa.Schema | None = None  # the result's schema, known after the first run
 
 
@@ -120,54 +108,62 @@ class PreparedQueries:
             self.checked = now
 
     def _compile(self, engine: Any, values: Values, build: Build) -> Prepared | None:
-        marks: dict[str, tuple[str, int | None]] = {}
-        slots: dict[str, Any] = {}
-        for name, v in values.items():
-            if isinstance(v, list | tuple):
-                slots[name] = []
-                for i, x in enumerate(v):
-                    mark = _MARK.format(len(marks))
-                    marks[mark] = (name, i)
-                    slots[name].append(_slot(mark, x))
-            else:
-                mark = _MARK.format(len(marks))
-                marks[mark] = (name, None)
-                slots[name] = _slot(mark, v)
-        expr = build(slots)
-        con = engine.con
-        con._run_pre_execute_hooks(expr)
-        tree = con.compiler.to_sqlglot(expr.as_table())
-        order: list[tuple[str, int | None]] = []
-        seen: dict[str, int] = {}
-
-        def swap(node: sge.Expression) -> sge.Expression:
-            text = _marked(node)
-            if text is None or text not in marks:
-                return node
-            if text not in seen:
-                seen[text] = len(order)
-                order.append(marks[text])
-            placeholder = sge.Placeholder(this=f"p{seen[text]}")
-            if isinstance(node, sge.Literal) and node.is_string:
-                return placeholder
-            return sge.Cast(this=placeholder, to=node.args["to"])
-
-        sql = tree.transform(swap).sql(dialect=con.dialect)
-        if "\x1e" in sql or len(seen) != len(marks):
-            return None
-        self.compiled += 1
-        return Prepared(expr, sql, tuple(order))
+        found = compile_prepared(engine, values, build)
+        if found is not None:
+            self.compiled += 1
+        return found
 
     def _execute(self, engine: Any, prepared: Prepared, values: Values) -> pa.Table:
-        params = {f"p{i}": values[name] if index is None else values[name][index]  # type: ignore[index]
-                  for i, (name, index) in enumerate(prepared.order)}
-        return engine.con.con.execute(prepared.sql, params).to_arrow_table()
+        return engine.con.con.execute(prepared.sql, bind(prepared.order, values)
+                                      ).to_arrow_table()
+
+
+def compile_prepared(engine: Any, values: Values, build: Build) -> Prepared | None:
+    """``build(slots)`` compiled with a parameter where each value goes; None when a value
+    does not reach the SQL as a literal (the query cannot be prepared)."""
+    marks: dict[str, tuple[str, int | None]] = {}
+    slots: dict[str, Any] = {}
+    for name, v in values.items():
+        if isinstance(v, list | tuple):
+            slots[name] = []
+            for i, x in enumerate(v):
+                mark = _MARK.format(len(marks))
+                marks[mark] = (name, i)
+                slots[name].append(_slot(mark, x))
+        else:
+            mark = _MARK.format(len(marks))
+            marks[mark] = (name, None)
+            slots[name] = _slot(mark, v)
+    expr = build(slots)
+    con = engine.con
+    con._run_pre_execute_hooks(expr)
+    tree = con.compiler.to_sqlglot(expr.as_table())
+    order: list[tuple[str, int | None]] = []
+    seen: dict[str, int] = {}
+
+    def swap(node: sge.Expression) -> sge.Expression:
+        text = _marked(node)
+        if text is None or text not in marks:
+            return node
+        if text not in seen:
+            seen[text] = len(order)
+            order.append(marks[text])
+        placeholder = sge.Placeholder(this=f"p{seen[text]}")
+        if isinstance(node, sge.Literal) and node.is_string:
+            return placeholder
+        return sge.Cast(this=placeholder, to=node.args["to"])
+
+    sql = tree.transform(swap).sql(dialect=con.dialect)
+    if "\x1e" in sql or len(seen) != len(marks):
+        return None
+    tables = tuple(sorted({t.name for t in tree.find_all(sge.Table)}))
+    return Prepared(expr, sql, tuple(order), tables)
 
 
 def _slot(mark: str, value: Value) -> ir.Scalar:
     """A sentinel standing for ``value`` in the expression: text itself, or a number as a
     cast of text (the cast becomes a cast of the parameter)."""
-    kind = _type(value)
+    kind = value_type(value)
     text = ibis.literal(mark, "string")
     return text if kind == "string" else text.cast(kind)
 

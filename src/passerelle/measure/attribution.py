@@ -20,13 +20,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
-import numpy as np
-import pandas as pd
 
 from passerelle.measure.intervals import MeasureError
+
+if TYPE_CHECKING:  # imported where used: `passerelle campaigns` needs neither
+    import pandas as pd
 
 RULE_MODELS = ("first", "last", "last_non_direct", "linear", "time_decay", "position_based")
 SEPARATOR = " > "
@@ -224,6 +226,8 @@ def markov(paths: Sequence[PathCount]) -> Credit:
     channel is removed (its visitors go to ``null``); conversions and revenue are shared in
     proportion to the removal effects (as the ChannelAttribution package does).
     """
+    import numpy as np
+
     channels = sorted({c for p in paths for c in p.channels})
     if not channels:
         raise MeasureError("There are no journeys to attribute.", "Check touches and window.")
@@ -287,6 +291,8 @@ def compare_models(rule_rows: pd.DataFrame, markov_credit: Credit | None = None,
     ``rule_rows`` is :func:`rule_based` executed (by channel); ``value`` is
     ``conversions`` or ``revenue``. Every column sums to the same total.
     """
+    import pandas as pd
+
     table = pd.DataFrame({by: rule_rows[by]})
     for m in RULE_MODELS:
         table[m] = rule_rows[f"{m}_{value}"].astype(float).to_numpy()

@@ -25,7 +25,6 @@ import pyarrow as pa
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.measure import warehouse as jr
-from passerelle.measure.analysis import analyse_tables
 from passerelle.measure.attribution import (
     RULE_MODELS,
     check_lookback,
@@ -70,6 +69,7 @@ def analyse_experiment(project: Any, engine: Engine, name: str,
     See :func:`passerelle.measure.analysis.analyse_stats` for the dict returned.
     """
     from passerelle.identity.attribution import person_events, person_orders
+    from passerelle.measure.analysis import analyse_tables  # scipy: only to analyse
 
     found = _experiments(project)
     if name not in found:

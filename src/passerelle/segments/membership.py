@@ -39,11 +39,13 @@ from passerelle.errors import PasserelleError
 from passerelle.project.segments_models import BoughtCondition, DidCondition, SegmentConfig
 from passerelle.segments import activity
 from passerelle.segments.compiler import PROFILES, TRAITS, compile_many
+from passerelle.segments.freshness import mark_stale
 from passerelle.segments.validate import references, walk
+from passerelle.tables import SEGMENT_STATUS_TABLE
 
 MEMBERSHIP = "segment_membership"
 HISTORY = "segment_membership_history"
-STATUS = "segment_status"
+STATUS = SEGMENT_STATUS_TABLE
 _NEXT, _EXITED, _MEMBERSHIP_NEXT = "_segment_next", "_segment_exited", "_segment_membership_next"
 _TS = dt.Timestamp()
 _BATCH = 10
@@ -388,8 +390,4 @@ def freshness(engine: Engine, now: datetime) -> list[dict]:
     last refresh failed)."""
     if not engine.exists(STATUS):
         return []
-    rows = engine.to_arrow(engine.table(STATUS).order_by("segment")).to_pylist()
-    for r in rows:
-        due = r["next_refresh_at"]
-        r["stale"] = bool(r["status"] == "failed" or due is None or now >= due)
-    return rows
+    return mark_stale(engine.to_arrow(engine.table(STATUS).order_by("segment")).to_pylist(), now)

@@ -15,6 +15,7 @@ from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.runlog import new_run_id, utcnow
 from passerelle.segments import audience as _audience
 from passerelle.segments import compiler, incremental, membership
+from passerelle.segments.freshness import segment_freshness
 from passerelle.segments.kinds import close_names, trait_kinds
 from passerelle.segments.validate import SegmentDefinitions
 
@@ -134,7 +135,7 @@ def _rebuild_audiences(project: Any, summary: membership.RefreshSummary, now: da
 
 
 def status(project: Any) -> list[dict]:
-    return membership.freshness(project.engine, utcnow())
+    return segment_freshness(project, utcnow())
 
 
 def audience_status(project: Any) -> list[dict]:

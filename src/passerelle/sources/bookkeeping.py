@@ -19,9 +19,9 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.runlog import utcnow
+from passerelle.tables import QUARANTINE_TABLE
 
 LOADS_TABLE = "_passerelle_loads"
-QUARANTINE_TABLE = "quarantine"
 
 LOADS_SCHEMA = ibis.schema({
     "load_id": "string",

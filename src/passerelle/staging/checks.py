@@ -37,6 +37,7 @@ from passerelle.project.models import (
     check_name,
 )
 from passerelle.reporter import Reporter
+from passerelle.tables import CHECK_RESULTS_TABLE
 
 __all__ = [
     "RESULTS_SCHEMA",
@@ -48,7 +49,7 @@ __all__ = [
     "run_checks",
 ]
 
-RESULTS_TABLE = "_passerelle_check_results"
+RESULTS_TABLE = CHECK_RESULTS_TABLE
 RESULTS_SCHEMA = ibis.schema(
     {
         "run_id": "string",

@@ -1,0 +1,8 @@
+"""Names of tables Passerelle keeps in the warehouse that read-only commands look at,
+importable without the engine layer (Ibis, pyarrow)."""
+
+from __future__ import annotations
+
+QUARANTINE_TABLE = "quarantine"  # rows that could not be loaded or staged
+CHECK_RESULTS_TABLE = "_passerelle_check_results"  # every data-quality check's outcome
+SEGMENT_STATUS_TABLE = "segment_status"  # each segment's last refresh, members, next refresh
