@@ -383,7 +383,9 @@ def _rebuild(engine: Engine, source: SourceConfig, plan: incremental.Plan, run_i
     work = f"_stg_work_{source.name}"
     # the steps below commit one by one: until the last, no load counts as staged
     incremental.forget(engine, source.name)
-    compiled = compile_()
+    raw = engine.table(raw_table_name(source))
+    repeats = probes.may_repeat_records(engine, raw, source, source_entity(source))
+    compiled = compile_(repeats=repeats)
     sent = fill_dictionaries(engine, compiled)
     engine.replace_layered_table(work, compiled.rows)
     # The work table becomes the staged table: quarantined rows move out, the two
@@ -408,6 +410,12 @@ def _rebuild(engine: Engine, source: SourceConfig, plan: incremental.Plan, run_i
             incremental.remember(engine, source.name, plan.loads, plan.rule, run_id)
     finally:
         engine.drop(work)
+    if source.incremental.staging == "append" and engine.capabilities.temporary_tables:
+        # the next day's staging finds its SQL ready (guessing its new rows repeat records
+        # as all the rows do; if not, that day compiles it)
+        with statements.input_view(engine, source.name, raw) as view:
+            statements.kept_statement(engine, source.name, plan.rule, view, repeats,
+                                      _dictionaries(source), compile_)
     result.new_dictionary_values = sent
     return result
 
@@ -449,25 +457,13 @@ def _new_rows_table(engine: Engine, source: SourceConfig, plan: incremental.Plan
         sent = fill_dictionaries(engine, compiled)
         engine.replace_layered_table(work, compiled.rows, temp=True)
         return sent
-    view = f"_stg_input_{source.name}"
-    engine.temp_view(view, new_rows(engine, source, plan.loads))
-    try:
-        rows = engine.table(view)
-        repeats = probes.may_repeat_records(engine, rows, source, source_entity(source))
-        key = statements.statement_key(engine, plan.rule, repeats, {
-            name: engine.table(name).columns for name in _dictionaries(source)})
-        kept = statements.lookup(engine, source.name, key)
-        sent: dict[str, int] = {}
-        if kept is None or kept.dictionaries:
-            compiled = compile_(rows=rows, repeats=repeats)
-            sent = fill_dictionaries(engine, compiled)
-        if kept is None:
-            kept = statements.Statement(engine.layered_sql(compiled.rows),
-                                        bool(compiled.dictionary_keys))
-            statements.keep(engine, source.name, plan.rule, key, kept)
+    with statements.input_view(engine, source.name,
+                               new_rows(engine, source, plan.loads)) as view:
+        repeats = probes.may_repeat_records(engine, view, source, source_entity(source))
+        kept, sent = statements.kept_statement(
+            engine, source.name, plan.rule, view, repeats, _dictionaries(source), compile_,
+            partial(fill_dictionaries, engine))
         engine.scratch_table_from_sql(work, kept.sql)
-    finally:
-        engine.drop_view(view)
     return sent
 
 

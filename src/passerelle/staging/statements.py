@@ -18,9 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import ibis
+import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot as sg
 import sqlglot.expressions as sge
@@ -72,3 +76,36 @@ def keep(engine: Engine, source: str, rule: str, key: str, statement: Statement)
                     "compiled_at": [utcnow()]}, schema=SCHEMA.to_pyarrow())
     engine.append_arrow(TABLE, row.to_reader())
 
+
+
+@contextmanager
+def input_view(engine: Engine, source: str, rows: ir.Table) -> Iterator[ir.Table]:
+    """``rows`` as the temporary view the kept statements of ``source`` read."""
+    name = f"_stg_input_{source}"
+    engine.temp_view(name, rows)
+    try:
+        yield engine.table(name)
+    finally:
+        engine.drop_view(name)
+
+
+def kept_statement(engine: Engine, source: str, rule: str, view: ir.Table, repeats: bool,
+                   dictionaries: list[str], compile_: Callable[..., Any],
+                   fill: Callable[[Any], dict[str, int]] | None = None,
+                   ) -> tuple[Statement, dict[str, int]]:
+    """The statement kept for staging the rows of ``view`` (:func:`input_view`), compiled
+    with ``compile_`` (:func:`passerelle.staging.stage.compile_staging` bound to the
+    source) and kept if there is none yet; with ``fill``, the dictionaries it joins are
+    filled first (``fill`` returns the values sent to Python, returned too)."""
+    key = statement_key(engine, rule, repeats,
+                        {name: engine.table(name).columns for name in dictionaries})
+    kept = lookup(engine, source, key)
+    sent: dict[str, int] = {}
+    if kept is None or (fill is not None and kept.dictionaries):
+        compiled = compile_(rows=view, repeats=repeats)
+        if fill is not None:
+            sent = fill(compiled)
+        if kept is None:
+            kept = Statement(engine.layered_sql(compiled.rows), bool(compiled.dictionary_keys))
+            keep(engine, source, rule, key, kept)
+    return kept, sent
