@@ -98,11 +98,11 @@ class TreeMemory:
         while todo:
             pid = todo.pop()
             pids.append(pid)
-            for task in Path(f"/proc/{pid}/task").glob("*/children"):
-                try:
-                    todo += [int(p) for p in task.read_text().split()]
-                except OSError:
-                    continue
+            try:  # a task (a Spark worker) may end while it is listed or read
+                todo += [int(p) for task in Path(f"/proc/{pid}/task").glob("*/children")
+                         for p in task.read_text().split()]
+            except OSError:
+                continue
         total = 0
         for pid in pids:
             try:

@@ -14,6 +14,10 @@ a + b log(records): b <= 1.1 is the goal (cost that grows linearly).
     python benchmarks/scale.py                                 # 2k, 6k, 20k people
     python benchmarks/scale.py --sizes 100000,1000000 --engines duckdb,postgres
     python benchmarks/scale.py --engines spark --spark-master 'local[2]'
+    python benchmarks/scale.py --sizes '' --merge results/scale-A.json,results/scale-B.json
+
+``--merge`` adds the runs of earlier reports (runs made apart, e.g. one engine at a time on
+a shared machine) to the table and the fits; a size and engine measured again here win.
 """
 
 from __future__ import annotations
@@ -117,13 +121,21 @@ def main() -> None:
     parser.add_argument("--spark-master", default="local[2]")
     parser.add_argument("--spark-partitions", type=int, default=4)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--merge", default="",
+                        help="earlier reports (JSON, comma-separated) whose runs are added")
     args = parser.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
+    sizes = [int(s) for s in args.sizes.split(",") if s.strip()]
     engines = args.engines.split(",")
     root = args.workdir or Path(tempfile.mkdtemp(prefix="passerelle-scale-"))
     setup = "import sys; sys.path[:0] = " + json.dumps(sys.path[:1])
     runs: dict[str, dict[int, dict]] = defaultdict(dict)
     baselines: dict[int, dict] = {}
+    for path in filter(None, args.merge.split(",")):
+        earlier = json.loads(Path(path).read_text("utf-8"))
+        for n, base in earlier["baseline"].items():
+            baselines.setdefault(int(n), base)
+        for engine, by_size in earlier["runs"].items():
+            runs[engine].update({int(n): r for n, r in by_size.items()})
     for size in sizes:
         demo = root / f"n{size}" / "demo"
         print(f"== {size:,} people", flush=True)
@@ -131,15 +143,17 @@ def main() -> None:
             from passerelle.demo.generate import generate_demo
 
             generate_demo(demo, demo.parent / "truth", size=size, seed=7)
+        # one file per process: several runs may share a --workdir (and its demos)
+        warehouse = root / f"base{size}-{uuid.uuid4().hex[:8]}.duckdb"
         base = run_phase("baseline read_csv -> CREATE TABLE", _BASELINE, setup=(
-            f"WAREHOUSE = {str(root / f'base{size}.duckdb')!r}; "
-            f"DATA = {str(demo / 'data')!r}"))
-        (root / f"base{size}.duckdb").unlink(missing_ok=True)
+            f"WAREHOUSE = {str(warehouse)!r}; DATA = {str(demo / 'data')!r}"))
+        warehouse.unlink(missing_ok=True)
         baselines[size] = {"seconds": base.seconds, "peak_mb": base.peak_mb,
                            "rows": base.detail["rows"]}
         for engine in engines:
             config = _engine_config(engine, args.spark_master, args.spark_partitions)
-            project = _project(demo, root / f"n{size}" / engine, config)
+            project = _project(demo, root / f"n{size}" / f"{engine}-{uuid.uuid4().hex[:8]}",
+                               config)
             try:
                 phase = run_phase(f"{engine} run", _RUN, setup=f"{setup}; "
                                   f"PROJECT = {str(project)!r}")
@@ -160,6 +174,7 @@ def main() -> None:
                               for k, v in detail["steps"].items())
             print(f"    {detail['records']:,} records, peak {detail['tree_peak_mb']:.0f} MB "
                   f"(process and children); {steps}", flush=True)
+    sizes = sorted({*sizes, *baselines})
     exponents: dict[str, dict[str, float | None]] = {}
     for engine, by_size in runs.items():
         measured = sorted(by_size)

@@ -14,7 +14,7 @@ from passerelle.engines.base import Engine
 from passerelle.project.models import SourceConfig
 from passerelle.reporter import SilentReporter
 from passerelle.sources import load_source
-from passerelle.staging import StageResult, stage_source
+from passerelle.staging import StageResult, stage_source, statements
 from passerelle.staging import incremental as inc
 from staging_helpers import PROJECT
 
@@ -93,6 +93,36 @@ def test_append_stages_only_the_new_file_and_matches_a_full_staging(engine, tmp_
     assert sorted(inc.staged_loads(engine, "ev")) == sorted(
         r["_load_id"] for r in engine.to_arrow(
             engine.table("raw_ev").select("_load_id").distinct()).to_pylist())
+
+
+def test_the_staging_sql_is_compiled_once_per_rule(engine, tmp_path):
+    src = events_source()
+    write(tmp_path, "ev_1.csv", FIRST)
+    load_and_stage(engine, tmp_path, src)
+    write(tmp_path, "ev_2.csv", SECOND)
+    load_and_stage(engine, tmp_path, src)
+    # kept by the full staging (its rows repeat a record) and the incremental one (not)
+    kept = engine.to_arrow(engine.table(statements.TABLE)).to_pylist()
+    assert [r["source"] for r in kept] == ["ev", "ev"]
+
+    write(tmp_path, "ev_3.csv", "m6,track,2026-03-03 09:00,app\n"
+                                "m5,track,2026-03-03 09:30,store\n")
+    third = load_and_stage(engine, tmp_path, src)
+    assert (third.mode, third.rows_in, third.rows_staged) == ("incremental", 2, 2)
+    # run again from the kept statement (not compiled again), with the same result as a
+    # full staging of the three files
+    assert engine.to_arrow(engine.table(statements.TABLE)).to_pylist() == kept
+    got = snapshot(engine)
+    assert {dict(r)["message_id"]: dict(r)["channel"] for r in got[0]}["m5"] == "store"
+    assert got == clean_run(engine, src)
+
+    renamed = events_source(channel={"value": "web"})  # a new rule: compiled again
+    stage_source(engine, renamed, PROJECT, SilentReporter(), "run")
+    write(tmp_path, "ev_4.csv", "m7,track,2026-03-04 09:00,app\n")
+    assert load_and_stage(engine, tmp_path, renamed).mode == "incremental"
+    now = engine.to_arrow(engine.table(statements.TABLE)).to_pylist()
+    assert {r["rule"] for r in now} == {now[0]["rule"]} != {kept[0]["rule"]}
+    assert {dict(r)["channel"] for r in snapshot(engine)[0]} == {"web"}
 
 
 def test_rule_change_and_rewritten_file_rebuild(engine, tmp_path):

@@ -118,6 +118,28 @@ class Engine(ABC):
         self.con.create_table(name, obj=expr, temp=True, overwrite=True)
         return self.table(name)
 
+    def layered_sql(self, expr: ir.Table) -> str:
+        """The SELECT :meth:`replace_layered_table` materialises for ``expr``, as SQL text
+        to keep and run again with :meth:`scratch_table_from_sql` (compiling a large
+        expression costs tenths of a second; running the text, nothing)."""
+        return self.con.compiler.to_sqlglot(expr).sql(dialect=self.dialect)
+
+    def scratch_table_from_sql(self, name: str, select_sql: str) -> None:
+        """:meth:`scratch_table` from a SELECT given as SQL text that Passerelle compiled
+        (:meth:`layered_sql`), never text a user wrote."""
+        target = sg.table(name, quoted=True)
+        self.execute(sge.Drop(this=target, kind="TABLE", exists=True))
+        self._run(f"CREATE TEMPORARY TABLE {target.sql(dialect=self.dialect)} AS {select_sql}")
+
+    def temp_view(self, name: str, expr: ir.Table) -> None:
+        """Create or replace a session-local view of ``expr`` (engines with
+        ``temporary_tables``); :meth:`drop_view` drops it."""
+        view = sg.table(name, quoted=True).sql(dialect=self.dialect)
+        self._run(f"CREATE OR REPLACE TEMPORARY VIEW {view} AS {self.layered_sql(expr)}")
+
+    def drop_view(self, name: str) -> None:
+        self.execute(sge.Drop(this=sg.table(name, quoted=True), kind="VIEW", exists=True))
+
     def create_empty(self, name: str, schema: ibis.Schema) -> None:
         if not self.exists(name):
             self.con.create_table(name, schema=schema)

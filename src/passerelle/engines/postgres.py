@@ -124,6 +124,9 @@ class PostgresEngine(Engine):
                                     properties=temporary))
             self.execute(sge.Insert(this=target, expression=query))
 
+    def layered_sql(self, expr: ir.Table) -> str:
+        return fence_subqueries(self.con.compiler.to_sqlglot(expr)).sql(dialect=self.dialect)
+
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _pg_encode(_pg_sha256(_pg_convert_to(value, "UTF8")), "hex")
 

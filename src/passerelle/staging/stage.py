@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 
 import ibis
 import ibis.expr.datatypes as dt
@@ -29,7 +30,7 @@ from passerelle.reporter import Reporter
 from passerelle.runlog import utcnow
 from passerelle.sources.bookkeeping import QUARANTINE_SCHEMA
 from passerelle.staging import dictionaries as dicts
-from passerelle.staging import incremental
+from passerelle.staging import incremental, probes, statements
 from passerelle.staging.normalize import (
     Context,
     FieldPlan,
@@ -190,85 +191,37 @@ def _mapped_value(raw: ir.Table, source: SourceConfig, target: str) -> ir.Value:
     return ibis.literal(text, type=dt.string)
 
 
-def _may_repeat_records(engine: Engine, raw: ir.Table, source: SourceConfig,
-                        entity: Entity) -> bool:
-    """False when no record key appears twice in the raw table, so the costly keep-the-latest
-    window (it sorts every column of every row) can be skipped: the common case of
-    append-only sources such as events. Exact only for identifier keys, which staging only
-    trims; any other key kind (dates, numbers) is always deduplicated."""
-    mappings = source.mappings()
-    if any(entity.field(k).kind != Kind.CODE or k not in mappings or mappings[k].column is None
-           for k in entity.key):
-        return True
-    keys = [engine.strip(raw[mappings[k].column].cast("string")).nullif("")
-            for k in entity.key]
-    key = keys[0] if len(keys) == 1 else ibis.ifelse(
-        ibis.or_(*[k.isnull() for k in keys]), ibis.null("string"),
-        ibis.literal("\x1f").join(keys))
-    # one pass: non-null keys and distinct keys (a hash aggregate over the key column only)
-    counts = engine.to_arrow(raw.aggregate(rows=key.count(), distinct=key.nunique())
-                             ).to_pylist()[0]
-    return counts["rows"] != counts["distinct"]
-
-
-def checkbox_fields(engine: Engine, source: SourceConfig) -> frozenset[str]:
-    """The boolean fields whose text column holds an "x" (any case, trimmed) in some row
-    of the raw table: read as checkboxes, their blanks mean no."""
-    raw = engine.table(raw_table_name(source))
-    entity = source_entity(source)
-    columns = {name: m.column for name, m in source.mappings().items()
-               if name in entity.field_names and entity.field(name).kind == Kind.BOOLEAN
-               and m.column is not None and m.column in raw.columns
-               and raw[m.column].type().is_string()}
-    if not columns:
-        return frozenset()
-    found = engine.to_arrow(raw.aggregate(**{
-        f"c{i}": (engine.strip(raw[c]).lower() == "x").any()
-        for i, c in enumerate(columns.values())
-    })).to_pylist()[0]
-    return frozenset(name for i, name in enumerate(columns) if found[f"c{i}"])
-
-
 def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig,
-                    csv_decimal: str | None = None, loads: incremental.Loads | None = None,
-                    checkboxes: frozenset[str] | None = None) -> CompiledStaging:
-    """Build the staging query of ``source`` without running it; with ``loads``, of the
-    rows of those loads only. ``checkboxes``: :func:`checkbox_fields`, computed when not
-    given.
+                    csv_decimal: str | None = None, rows: ir.Table | None = None,
+                    checkboxes: frozenset[str] | None = None,
+                    repeats: bool | None = None) -> CompiledStaging:
+    """Build the staging query of ``source`` without running it; with ``rows``, of those
+    rows of its raw table only (:func:`new_rows`). ``checkboxes``
+    (:func:`probes.checkbox_fields`) and ``repeats`` (:func:`probes.may_repeat_records`
+    of the rows staged) are computed when not given.
 
     The dictionary tables must exist (:func:`dictionaries.ensure_tables`, and
     :func:`dictionaries.write_countries` for a source mapping a country); they are read
     when the query runs.
     """
     entity = source_entity(source)
-    raw_name = raw_table_name(source)
     _require_raw(engine, source)
-    raw = engine.table(raw_name)
+    raw = engine.table(raw_table_name(source)) if rows is None else rows
     _check_mapping(source, entity, raw)
-    if loads is not None:
-        # the time filter lets DuckDB skip the row groups of earlier loads by their
-        # min/max (load ids of one day share the first 8 bytes, all such statistics keep)
-        raw = raw.filter(raw._load_id.isin(list(loads)),
-                         raw._loaded_at >= min(loads.values()))
     region = source.default_region or project.default_region
     mapped = [f for f in entity.fields if f.name in source.mappings()]
     base = raw.select(
         *[raw[c] for c in LINEAGE],
         **{raw_column(f.name): _mapped_value(raw, source, f.name) for f in mapped},
     )
-    lookups = {
-        dicts.EMAIL_TABLE: dicts.lookup(engine, dicts.EMAIL_TABLE),
-        dicts.PHONE_TABLE: dicts.lookup(engine, dicts.PHONE_TABLE, region),
-        dicts.NAME_TABLE: dicts.lookup(engine, dicts.NAME_TABLE),
-    }
-    if _reads_countries(source):
-        lookups[dicts.COUNTRY_TABLE] = dicts.lookup(engine, dicts.COUNTRY_TABLE)
+    lookups = {name: dicts.lookup(engine, name, region if name == dicts.PHONE_TABLE else None)
+               for name in _dictionaries(source)}
     ctx = Context(zone=project.timezone, region=region, naive_utc=engine.naive_utc,
                   strip=engine.strip,
                   decimal=_decimal_mark(source, csv_decimal), lookups=lookups,
                   country_column="__country_v" if "country" in source.mappings() else None,
-                  checkboxes=checkbox_fields(engine, source) if checkboxes is None
-                  else checkboxes)
+                  checkboxes=probes.checkbox_fields(engine, raw, source, entity)
+                  if checkboxes is None else checkboxes)
     plans: list[FieldPlan] = []
     for f in mapped:
         try:
@@ -289,7 +242,7 @@ def compile_staging(engine: Engine, source: SourceConfig, project: ProjectConfig
                                       table._source_file.cast("string"),
                                       table._source_row.cast("string")])
     table = table.mutate(__part=ibis.coalesce(table._record_id, row_ref))
-    if _may_repeat_records(engine, raw, source, entity):
+    if probes.may_repeat_records(engine, raw, source, entity) if repeats is None else repeats:
         order = [ibis.desc(table._loaded_at), ibis.desc(table._source_row)]
         table = table.mutate(__n=ibis.row_number().over(group_by=table.__part, order_by=order))
         table = table.filter(table.__n == 0)
@@ -376,7 +329,8 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
             dicts.write_countries(engine)
         ensure_quarantine(engine)
         incremental.ensure_table(engine)
-        checkboxes = checkbox_fields(engine, source)
+        checkboxes = probes.checkbox_fields(engine, engine.table(raw_table_name(source)),
+                                            source, source_entity(source))
         rule = incremental.rule_fingerprint(engine, source, project, raw_table_name(source),
                                             csv_decimal, checkboxes)
         plan = incremental.plan(engine, source, rule, stg_name, full)
@@ -384,15 +338,28 @@ def stage_source(engine: Engine, source: SourceConfig, project: ProjectConfig,
             result = StageResult(source.name, stg_name, 0, 0, 0)
         else:
             stage = _stage_new if plan.incremental else _rebuild
-            result = stage(engine, source, plan, run_id,
-                           lambda loads: compile_staging(engine, source, project, csv_decimal,
-                                                         loads, checkboxes))
+            result = stage(engine, source, plan, run_id, partial(
+                compile_staging, engine, source, project, csv_decimal, checkboxes=checkboxes))
     result.mode, result.mode_reason, result.loads_staged = plan.mode, plan.reason, len(
         plan.loads)
     if result.rows_quarantined:
         reporter.warning(f"{source.name}: {result.rows_quarantined:,} record(s) quarantined "
                          f"(run {run_id}); most frequent: {result.top_reasons[0][0]}")
     return result
+
+
+def new_rows(engine: Engine, source: SourceConfig, loads: incremental.Loads) -> ir.Table:
+    """The rows of ``loads`` in ``source``'s raw table."""
+    raw = engine.table(raw_table_name(source))
+    # the time filter lets DuckDB skip the row groups of earlier loads by their min/max
+    # (load ids of one day share the first 8 bytes, all such statistics keep)
+    return raw.filter(raw._load_id.isin(list(loads)), raw._loaded_at >= min(loads.values()))
+
+
+def _dictionaries(source: SourceConfig) -> list[str]:
+    """The dictionary tables staging ``source`` joins."""
+    names = [dicts.EMAIL_TABLE, dicts.PHONE_TABLE, dicts.NAME_TABLE]
+    return [*names, dicts.COUNTRY_TABLE] if _reads_countries(source) else names
 
 
 def _reads_countries(source: SourceConfig) -> bool:
@@ -410,13 +377,15 @@ def _require_raw(engine: Engine, source: SourceConfig) -> None:
 
 
 def _rebuild(engine: Engine, source: SourceConfig, plan: incremental.Plan, run_id: str,
-             compile_: Callable[[incremental.Loads | None], CompiledStaging]) -> StageResult:
+             compile_: Callable[..., CompiledStaging]) -> StageResult:
     """Stage every raw row into a work table that then becomes ``stg_<source>``."""
     stg_name = stg_table_name(source)
     work = f"_stg_work_{source.name}"
     # the steps below commit one by one: until the last, no load counts as staged
     incremental.forget(engine, source.name)
-    compiled = compile_(None)
+    raw = engine.table(raw_table_name(source))
+    repeats = probes.may_repeat_records(engine, raw, source, source_entity(source))
+    compiled = compile_(repeats=repeats)
     sent = fill_dictionaries(engine, compiled)
     engine.replace_layered_table(work, compiled.rows)
     # The work table becomes the staged table: quarantined rows move out, the two
@@ -441,24 +410,28 @@ def _rebuild(engine: Engine, source: SourceConfig, plan: incremental.Plan, run_i
             incremental.remember(engine, source.name, plan.loads, plan.rule, run_id)
     finally:
         engine.drop(work)
+    if source.incremental.staging == "append" and engine.capabilities.temporary_tables:
+        # the next day's staging finds its SQL ready (guessing its new rows repeat records
+        # as all the rows do; if not, that day compiles it)
+        with statements.input_view(engine, source.name, raw) as view:
+            statements.kept_statement(engine, source.name, plan.rule, view, repeats,
+                                      _dictionaries(source), compile_)
     result.new_dictionary_values = sent
     return result
 
 
 def _stage_new(engine: Engine, source: SourceConfig, plan: incremental.Plan, run_id: str,
-               compile_: Callable[[incremental.Loads | None], CompiledStaging]) -> StageResult:
+               compile_: Callable[..., CompiledStaging]) -> StageResult:
     """Stage the rows of ``plan.loads`` and add them to ``stg_<source>``, in place of the
     earlier versions of their records, in one transaction."""
     stg_name = stg_table_name(source)
     work = f"_stg_new_{source.name}"
-    compiled = compile_(plan.loads)
-    sent = fill_dictionaries(engine, compiled)
     # a temporary table: its rows never go to the warehouse's file and log, only their
     # copy in stg_ (on DuckDB the commit of the day's events cost 8x less CPU)
-    engine.replace_layered_table(work, compiled.rows, temp=True)
+    sent = _new_rows_table(engine, source, plan, work, compile_)
     try:
         rows = engine.table(work)
-        result = _summarise(engine, compiled.entity, source, rows)
+        result = _summarise(engine, source_entity(source), source, rows)
         at = utcnow()
         with engine.transaction():
             incremental.supersede(engine, stg_name, QUARANTINE, work, source.name)
@@ -471,6 +444,27 @@ def _stage_new(engine: Engine, source: SourceConfig, plan: incremental.Plan, run
         engine.drop(work)
     result.new_dictionary_values = sent
     return result
+
+
+def _new_rows_table(engine: Engine, source: SourceConfig, plan: incremental.Plan, work: str,
+                    compile_: Callable[..., CompiledStaging]) -> dict[str, int]:
+    """Write the staging rows of ``plan.loads`` into the temporary table ``work``; returns
+    the dictionary values sent to Python. Where the engine has temporary tables, the rows
+    are read through a temporary view, so the SQL is the same from one day to the next
+    and is compiled once per staging rule (:mod:`passerelle.staging.statements`)."""
+    if not engine.capabilities.temporary_tables:
+        compiled = compile_(rows=new_rows(engine, source, plan.loads))
+        sent = fill_dictionaries(engine, compiled)
+        engine.replace_layered_table(work, compiled.rows, temp=True)
+        return sent
+    with statements.input_view(engine, source.name,
+                               new_rows(engine, source, plan.loads)) as view:
+        repeats = probes.may_repeat_records(engine, view, source, source_entity(source))
+        kept, sent = statements.kept_statement(
+            engine, source.name, plan.rule, view, repeats, _dictionaries(source), compile_,
+            partial(fill_dictionaries, engine))
+        engine.scratch_table_from_sql(work, kept.sql)
+    return sent
 
 
 def _summarise(engine: Engine, entity: Entity, source: SourceConfig,
