@@ -7,11 +7,12 @@
 A demo project is generated (`passerelle demo`), a placement and three offers are added
 (a segment with e-mail consent and a cap, an inline condition, everyone), the decision store
 is refreshed (in the warehouse, or in the machine's Redis with ``--redis``) and an API token
-made. Then, each server in its own process on loopback (uvicorn, one worker, access log
-off), the load from another process: an asyncio HTTP/1.1 client over keep-alive connections
-that sends requests on a fixed schedule (``--rate`` per second, open loop: a request's
-latency runs from the moment it was due, so a server that falls behind is not hidden by a
-client that waits). Phases, in this order:
+made. Then, each server in its own process on loopback (uvicorn, access log off; the
+Passerelle server with ``--workers`` processes answering decisions, one by default), the
+load from another process: an asyncio HTTP/1.1 client over keep-alive connections that
+sends requests on a fixed schedule (``--rate`` per second, open loop: a request's latency
+runs from the moment it was due, so a server that falls behind is not hidden by a client
+that waits). Phases, in this order:
 
 - ``baseline``: a FastAPI app with the same route signature returning a fixed JSON body
   (a sync route, as /v1/decide is) and nothing else;
@@ -73,7 +74,8 @@ SERVER = '''
 import sys
 import passerelle
 from passerelle.api.app import serve
-serve(passerelle.open(sys.argv[1]), port=int(sys.argv[2]), loader=False)
+serve(passerelle.open(sys.argv[1]), port=int(sys.argv[2]), loader=False,
+      workers=int(sys.argv[3]))
 '''
 
 FILES = {
@@ -157,18 +159,32 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _peak_mb(pid: int) -> int:
+def _family(pid: int) -> list[int]:
+    """The server and its decision workers (its children)."""
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    return -1
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    return [pid]
+
+
+def _peak_mb(pid: int) -> int:
+    """Peak resident memory (VmHWM), summed over the server's processes."""
+    total = 0
+    for p in _family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) // 1024
+    return total or -1
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU seconds (user and system, every thread) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user and system, every thread) the server's processes used so far."""
+    total = 0
+    for p in _family(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measured(pid: int, port: int, paths: list[str], token: str, rate: float,
@@ -361,6 +377,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="of each phase")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--redis", action="store_true", help="serve from the machine's Redis")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="processes answering decisions (passerelle serve --workers; "
+                             "above 1 needs --redis)")
     parser.add_argument("--keep", action="store_true", help="keep the generated demo")
     args = parser.parse_args()
 
@@ -375,7 +394,7 @@ def main() -> None:
         n = int(args.rate * args.seconds)
         warm = int(args.rate * 2)  # 2 s of the same load first, not measured
         report: dict = {"size": prep["people"], "rate": args.rate, "seconds": args.seconds,
-                        "connections": args.connections,
+                        "connections": args.connections, "workers": args.workers,
                         "store": "redis" if args.redis else "warehouse",
                         "refresh_s": prep["refresh_s"], "eligible": prep["eligible"]}
         port = _port()
@@ -388,7 +407,10 @@ def main() -> None:
         finally:
             _stop(base)
         port = _port()
-        server = _start(["-c", SERVER, str(root), str(port)], port)
+        server = _start(["-c", SERVER, str(root), str(port), str(args.workers)], port)
+        while len(_family(server.pid)) < args.workers:  # the decision workers started,
+            time.sleep(0.2)
+        time.sleep(5)  # and listen (imports, Redis): the warm-up load then reaches each
         try:
             for kind in ("decide", "profiles"):
                 paths = _paths(kind, prep["targets"], n)
