@@ -55,9 +55,11 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.state.app_db = db
     jobs = Worker(project, db, lock)
     app.state.worker = jobs
+    # the decision and profile routes before the API's: the router tries routes in turn,
+    # and these answer the most requests
+    app.include_router(build_personalize_router(project, db, lock, app.state))
     app.include_router(build_router(project, lock))
     app.include_router(build_jobs_router(db, jobs.wake))
-    app.include_router(build_personalize_router(project, db, lock, app.state))
     app.include_router(build_session_router())
     app.include_router(build_admin_router(db))
     install_web(app, project)  # the pages, their static files, the API docs page
