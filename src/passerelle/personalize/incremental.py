@@ -79,8 +79,12 @@ def _delete_in(engine: Engine, table: str, column: str, source: str, key: str) -
 
 
 def _insert(engine: Engine, table: str, rows: ir.Table) -> None:
+    """``rows`` into ``table`` in its columns, those of the last full refresh: a field
+    templates no longer use is left empty, one they now use waits for the next one."""
     schema = engine.table(table).schema()
-    engine.con.insert(table, rows.select(*[rows[c].cast(t) for c, t in schema.items()]))
+    engine.con.insert(table, rows.select(*[
+        (rows[c] if c in rows.columns else ibis.null()).cast(t).name(c)
+        for c, t in schema.items()]))
 
 
 def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[str],
