@@ -37,7 +37,7 @@ from passerelle.errors import PasserelleError
 CLIENT, SCHEME = b"x-passerelle-client", b"x-passerelle-scheme"
 _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
         b"proxy-connection", CLIENT, SCHEME}
-SERVED = ("/v1/decide", "/v1/profiles/")  # what a worker answers itself
+DECIDE, PROFILES = "/v1/decide", "/v1/profiles/"  # what a worker answers itself
 
 
 def check_workers(project: Any, workers: int) -> None:
@@ -87,7 +87,8 @@ class Forward:
                                         timeout=httpx.Timeout(None, connect=10.0))
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(SERVED):
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path == DECIDE or path.startswith(PROFILES):
             await self.app(scope, receive, send)
             return
         body = bytearray()
