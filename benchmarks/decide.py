@@ -3,15 +3,17 @@
     python benchmarks/decide.py                       # 2,000-person demo, 200 req/s, 10 s
     python benchmarks/decide.py --size 1000000 --rate 1000 --seconds 60 [--redis]
     python benchmarks/decide.py --project DIR ...     # an existing demo (offers are added)
+    python benchmarks/decide.py --redis --workers 1,2 --everyone ...
 
 A demo project is generated (`passerelle demo`), a placement and three offers are added
 (a segment with e-mail consent and a cap, an inline condition, everyone), the decision store
 is refreshed (in the warehouse, or in the machine's Redis with ``--redis``) and an API token
-made. Then, each server in its own process on loopback (uvicorn, one worker, access log
-off), the load from another process: an asyncio HTTP/1.1 client over keep-alive connections
-that sends requests on a fixed schedule (``--rate`` per second, open loop: a request's
-latency runs from the moment it was due, so a server that falls behind is not hidden by a
-client that waits). Phases, in this order:
+made. Then, each server in its own process on loopback (uvicorn, access log off; the
+Passerelle server with ``--workers`` processes answering decisions, one by default), the
+load from another process: an asyncio HTTP/1.1 client over keep-alive connections that
+sends requests on a fixed schedule (``--rate`` per second, open loop: a request's latency
+runs from the moment it was due, so a server that falls behind is not hidden by a client
+that waits). Phases, in this order:
 
 - ``baseline``: a FastAPI app with the same route signature returning a fixed JSON body
   (a sync route, as /v1/decide is) and nothing else;
@@ -25,9 +27,10 @@ the store's first opening).
 Reported: p50, p99 and max latency, error rate (any status but 200), achieved rate, and
 p99 against the baseline's; peak resident memory of the API server (VmHWM); then the time
 of batch decisions for the demo's e-mail audience (``decide_batch``, in a process of its
-own, with its peak memory), and the incremental update of the serving store for 100 people
-whose events just changed (the last leg of an event's way to a changed decision). Reports go
-to benchmarks/results/.
+own, with its peak memory; ``--everyone``: an audience of everyone with an e-mail
+consent), and the incremental update of the serving store for 100 people whose events just
+changed (the last leg of an event's way to a changed decision). Reports go to
+benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -53,6 +56,14 @@ from _common import run_phase, save_report
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 AUDIENCE = "best_customers_email"
+EVERYONE = "bench_everyone_email"
+EVERYONE_SEGMENT = """\
+description: Everyone (decide benchmark)
+owner: benchmark
+where: {field: person_id, op: not_null}
+audiences:
+  - {name: bench_everyone_email, channel: email, holdout_percent: 0}
+"""
 
 BASELINE = '''
 import sys, uvicorn
@@ -73,7 +84,8 @@ SERVER = '''
 import sys
 import passerelle
 from passerelle.api.app import serve
-serve(passerelle.open(sys.argv[1]), port=int(sys.argv[2]), loader=False)
+serve(passerelle.open(sys.argv[1]), port=int(sys.argv[2]), loader=False,
+      workers=int(sys.argv[3]))
 '''
 
 FILES = {
@@ -157,18 +169,32 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-def _peak_mb(pid: int) -> int:
+def _family(pid: int) -> list[int]:
+    """The server and its decision workers (its children)."""
     with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) // 1024
-    return -1
+        return [pid, *map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split())]
+    return [pid]
+
+
+def _peak_mb(pid: int) -> int:
+    """Peak resident memory (VmHWM), summed over the server's processes."""
+    total = 0
+    for p in _family(pid):
+        with contextlib.suppress(OSError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    total += int(line.split()[1]) // 1024
+    return total or -1
 
 
 def _cpu_s(pid: int) -> float:
-    """CPU seconds (user and system, every thread) the process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """CPU seconds (user and system, every thread) the server's processes used so far."""
+    total = 0
+    for p in _family(pid):
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
 
 
 def measured(pid: int, port: int, paths: list[str], token: str, rate: float,
@@ -182,8 +208,18 @@ def measured(pid: int, port: int, paths: list[str], token: str, rate: float,
     return out
 
 
-def prepare(root: Path, size: int, redis_prefix: str | None) -> dict:
-    """Demo (unless ``root`` is one already), offers, store, token, request targets."""
+def _line(name: str, r: dict) -> None:
+    print(f"  {name:22s} {r['rate_per_s']:5d} req/s  p50 {r['p50_ms']:7.2f} ms  "
+          f"p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:8.2f} ms  "
+          f"errors {r['error_rate']:.2%}  server CPU {r['server_cpu_ms_per_request']:.2f} "
+          "ms/req" + (f"  p99 x{r['p99_vs_baseline']} baseline"
+                      if "p99_vs_baseline" in r else ""), flush=True)
+
+
+def prepare(root: Path, size: int, redis_prefix: str | None, everyone: bool = False
+            ) -> dict:
+    """Demo (unless ``root`` is one already), offers, store, token, request targets;
+    ``everyone``: the segment of everyone and its e-mail audience, built."""
     sys.path.insert(0, str(SRC))
     import passerelle
     from passerelle.governance.db import open_app_db
@@ -209,7 +245,16 @@ def prepare(root: Path, size: int, redis_prefix: str | None) -> dict:
             (root / "passerelle.yml").write_text(
                 config + "\npersonalisation:\n  redis_url: redis://127.0.0.1:6379/0\n"
                 f"  redis_prefix: \"{redis_prefix}\"\n")
+    if everyone:
+        (root / "segments" / "bench_everyone.yml").write_text(EVERYONE_SEGMENT)
     with passerelle.open(root) as project:
+        if everyone:
+            from passerelle.segments import service
+
+            t0 = time.perf_counter()
+            service.refresh(project, ["bench_everyone"])
+            print(f"  segment and audience of everyone: {time.perf_counter() - t0:.0f}s",
+                  flush=True)
         t0 = time.perf_counter()
         summary = refresh_decision_store(project)
         refresh_s = time.perf_counter() - t0
@@ -305,9 +350,9 @@ def drive(port: int, paths: list[str], token: str, rate: float, connections: int
             "client_cpu_s": round(client_cpu, 2)}
 
 
-def batch(root: Path) -> dict:
+def batch(root: Path, audience: str) -> dict:
     phase = run_phase("batch decisions", textwrap.dedent(f"""\
-        summary = decide_batch(project, "home_banner", "{AUDIENCE}", {{"channel": "email"}})
+        summary = decide_batch(project, "home_banner", "{audience}", {{"channel": "email"}})
         DETAIL = {{"decided": summary.people, "holdout": summary.holdout,
                   "default": summary.default, "offers": summary.offers}}
         project.close()
@@ -361,8 +406,18 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10, help="of each phase")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--redis", action="store_true", help="serve from the machine's Redis")
+    parser.add_argument("--workers", default="1",
+                        help="processes answering decisions (passerelle serve --workers; "
+                             "above 1 needs --redis); several, comma-separated (1,2): "
+                             "one server after the other, at the same rate")
+    parser.add_argument("--everyone", action="store_true",
+                        help="batch decisions for an audience of everyone with an e-mail "
+                             "consent (a segment the benchmark adds), not the best "
+                             "customers'")
     parser.add_argument("--keep", action="store_true", help="keep the generated demo")
     args = parser.parse_args()
+    counts = [int(c) for c in args.workers.split(",")]
+    audience = EVERYONE if args.everyone else AUDIENCE
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-decide-"))
     root = (args.project or tmp / "demo").resolve()
@@ -371,11 +426,11 @@ def main() -> None:
     print(f"decide benchmark: {args.rate:.0f} req/s for {args.seconds:.0f}s a phase, "
           f"{'Redis' if args.redis else 'warehouse'} store", flush=True)
     try:
-        prep = prepare(root, args.size, prefix)
+        prep = prepare(root, args.size, prefix, args.everyone)
         n = int(args.rate * args.seconds)
         warm = int(args.rate * 2)  # 2 s of the same load first, not measured
         report: dict = {"size": prep["people"], "rate": args.rate, "seconds": args.seconds,
-                        "connections": args.connections,
+                        "connections": args.connections, "workers": counts,
                         "store": "redis" if args.redis else "warehouse",
                         "refresh_s": prep["refresh_s"], "eligible": prep["eligible"]}
         port = _port()
@@ -387,33 +442,39 @@ def main() -> None:
                                           args.connections)
         finally:
             _stop(base)
-        port = _port()
-        server = _start(["-c", SERVER, str(root), str(port)], port)
-        try:
-            for kind in ("decide", "profiles"):
-                paths = _paths(kind, prep["targets"], n)
-                drive(port, paths[:warm], prep["token"], args.rate, args.connections)
-                report[kind] = measured(server.pid, port, paths, prep["token"], args.rate,
-                                        args.connections)
-            report["server_peak_mb"] = _peak_mb(server.pid)
-        finally:
-            _stop(server)
-        for kind in ("decide", "profiles"):
-            report[kind]["p99_vs_baseline"] = round(
-                report[kind]["p99_ms"] / max(report["baseline"]["p99_ms"], 1e-3), 2)
-        report["batch"] = batch(root)
+        for workers in counts:  # each server in turn, at the same rate
+            port = _port()
+            server = _start(["-c", SERVER, str(root), str(port), str(workers)], port)
+            while len(_family(server.pid)) < workers:  # the decision workers started,
+                time.sleep(0.2)
+            time.sleep(5)  # and listen (imports, Redis): the warm-up load reaches each
+            mine: dict = report.setdefault("servers", {}).setdefault(str(workers), {})
+            try:
+                for kind in ("decide", "profiles"):
+                    paths = _paths(kind, prep["targets"], n)
+                    drive(port, paths[:warm], prep["token"], args.rate, args.connections)
+                    mine[kind] = measured(server.pid, port, paths, prep["token"], args.rate,
+                                          args.connections)
+                    mine[kind]["p99_vs_baseline"] = round(
+                        mine[kind]["p99_ms"] / max(report["baseline"]["p99_ms"], 1e-3), 2)
+                mine["server_peak_mb"] = _peak_mb(server.pid)
+            finally:
+                _stop(server)
+        # the first server's figures where reports have always had them
+        first = report["servers"][str(counts[0])]
+        report.update(decide=first["decide"], profiles=first["profiles"],
+                      server_peak_mb=first["server_peak_mb"])
+        report["batch"] = batch(root, audience)
         report["touched"] = touched(root)
-        for kind in ("baseline", "decide", "profiles"):
-            r = report[kind]
-            print(f"  {kind:9s} {r['rate_per_s']:5d} req/s  p50 {r['p50_ms']:7.2f} ms  "
-                  f"p99 {r['p99_ms']:7.2f} ms  max {r['max_ms']:8.2f} ms  "
-                  f"errors {r['error_rate']:.2%}  server CPU "
-                  f"{r['server_cpu_ms_per_request']:.2f} ms/req"
-                  + (f"  p99 x{r['p99_vs_baseline']} baseline" if kind != "baseline"
-                     else ""), flush=True)
-        print(f"  API server peak memory: {report['server_peak_mb']} MB", flush=True)
+        _line("baseline", report["baseline"])
+        for workers, mine in report["servers"].items():
+            for kind in ("decide", "profiles"):
+                _line(f"{kind} ({workers} process{'es' if workers != '1' else ''})",
+                      mine[kind])
+            print(f"  API server peak memory ({workers}): {mine['server_peak_mb']} MB "
+                  "(its processes together)", flush=True)
         b = report["batch"]
-        print(f"  batch decisions for {AUDIENCE}: {b['decided']:,} people in "
+        print(f"  batch decisions for {audience}: {b['decided']:,} people in "
               f"{b['seconds']:.1f}s, peak {b['peak_mb']} MB", flush=True)
         t = report["touched"]
         print(f"  decision store updated for {t['people']} touched people in "

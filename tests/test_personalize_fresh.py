@@ -188,6 +188,47 @@ def test_an_event_posted_to_the_collector_changes_the_decision(built, tmp_path, 
                 r.delete(*keys)
 
 
+def test_without_segments_over_events_new_events_are_still_staged(built, tmp_path):
+    """Offers but no segment (over events, or at all): the server still stages the new
+    events and stitches their anonymous ids, so an identify call reaches the decision
+    store."""
+    root = tmp_path / "shop"
+    shutil.copytree(built, root)
+    (root / "segments" / "keen.yml").unlink()
+    (root / "offers" / "keen.yml").unlink()
+    project = passerelle.open(root)
+    try:
+        db = open_app_db(project)
+        _, token = create_token(db, ["decide"], None, ("cli", "test"), name="site")
+        db.close()
+        bearer = {"Authorization": f"Bearer {token}"}
+        app = create_server(project, loader_interval=0.05)
+        with TestClient(app, base_url="http://localhost") as client:
+            def person_of(who: str) -> str | None:
+                r = client.get("/v1/decide", headers=bearer, params={
+                    "person": who, "placement": "home_banner", "channel": "web"})
+                assert r.status_code == 200, r.text
+                return r.json()["person_id"]
+
+            assert person_of("anon-9") is None
+            r = client.post("/v1/identify", headers=WRITE, json={
+                "type": "identify", "userId": "C002", "anonymousId": "anon-9",
+                "messageId": "m-9", "traits": {}})
+            assert r.status_code == 200, r.text
+
+            def stitched() -> str | None:
+                """anon-9 is known as C002's person"""
+                return person_of("anon-9")
+
+            assert _poll(stitched) == person_of("C002")
+            assert app.state.freshener.wait_idle(60)
+            fresh = client.get("/v1/health").json()["freshness"]
+            assert fresh["ok"] and fresh["last"]["staged"] == ["web"]
+            assert fresh["last"]["changed"] == 0 and fresh["last"]["audiences"] == []
+    finally:
+        project.close()
+
+
 def test_a_failed_refresh_is_reported_and_retried(built, tmp_path, monkeypatch):
     """A refresh that fails shows in the health part and the run log; the loads it missed
     stay pending and are refreshed once the warehouse answers again."""

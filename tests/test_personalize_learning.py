@@ -180,6 +180,7 @@ def test_learned_placement_learns_from_logged_events(tmp_path):
                                                                          "shoe_lovers")}
     assert sum(t for t, _ in counts.values()) == 120
     assert counts["everyone"][1] > counts["everyone"][0] * 0.3
+    _same_posteriors_in_redis(proj, store.posteriors)
     shown = [decide(store, "P1", "home_banner", WEB, now=NOW).messages[0] for _ in range(20)]
     assert sum(m.offer == "everyone" for m in shown) >= 18  # it has learnt
     assert all(m.probability > 0.9 for m in shown if m.offer == "everyone")
@@ -198,6 +199,23 @@ def test_learned_placement_learns_from_logged_events(tmp_path):
     assert rules["dr"].estimate < 0.15 and bandit["dr"].estimate > 0.35
     assert out["difference"]["dr"].low > 0
     proj.close()
+
+
+def _same_posteriors_in_redis(proj, posteriors) -> None:
+    """Decision workers (serve --workers) read the posteriors the refresh copied to Redis."""
+    import redis
+
+    from passerelle.personalize.redis_store import redis_posteriors
+
+    url, prefix = "redis://127.0.0.1:6379/0", f"test:{uuid.uuid4().hex[:10]}:"
+    r = redis.Redis.from_url(url)
+    try:
+        refresh(proj, now=NOW, redis_url=url, redis_prefix=prefix)
+        assert redis_posteriors(r, prefix) == posteriors and len(posteriors) == 3
+    finally:
+        keys = list(r.scan_iter(match=f"{prefix}*"))
+        if keys:
+            r.delete(*keys)
 
 
 def test_posteriors_table_is_empty_without_events(tmp_path):

@@ -8,14 +8,13 @@ import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
 from passerelle.api import errors, openapi
 from passerelle.api.admin import build_admin_router
 from passerelle.api.auth import api_routes, check_every_route, declare_open
-from passerelle.api.hosts import HostCheck, allowed_hosts
+from passerelle.api.hosts import HostCheck, allowed_hosts, forwarding
 from passerelle.api.jobs import build_jobs_router
 from passerelle.api.personalize import build_personalize_router
 from passerelle.api.routes import build_router
@@ -56,9 +55,11 @@ def create_server(project: Project, *, loader: bool = True, loader_interval: flo
     app.state.app_db = db
     jobs = Worker(project, db, lock)
     app.state.worker = jobs
+    # the decision and profile routes before the API's: the router tries routes in turn,
+    # and these answer the most requests
+    app.include_router(build_personalize_router(project, db, lock, app.state))
     app.include_router(build_router(project, lock))
     app.include_router(build_jobs_router(db, jobs.wake))
-    app.include_router(build_personalize_router(project, db, lock, app.state))
     app.include_router(build_session_router())
     app.include_router(build_admin_router(db))
     install_web(app, project)  # the pages, their static files, the API docs page
@@ -119,35 +120,43 @@ def token_source(db, project: Project):
 
 
 def serve(project: Project, host: str = "127.0.0.1", port: int = 8080,
-          loader: bool = True) -> None:
+          loader: bool = True, workers: int = 1) -> None:
     """Run the server until stopped; while it runs, ``.passerelle/server.json`` tells the
-    command line where it is, so commands go through it instead of opening the warehouse."""
+    command line where it is, so commands go through it instead of opening the warehouse.
+    ``workers`` above 1: the decision and profile API answered by that many processes on
+    the port (:mod:`passerelle.api.workers`; needs the Redis decision store)."""
     import uvicorn
 
+    from passerelle.api.workers import FromWorker, Workers, check_workers
+
+    check_workers(project, workers)
     app = create_server(project, loader=loader, host=host)
     server_lifespan = app.router.lifespan_context
+    config = uvicorn.Config(FromWorker(app) if workers > 1 else app, host=host, port=port,
+                            log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=10, **forwarding(project))
+    sockets = [config.bind_socket()]
+    pool = Workers(project.root, workers, sockets[0], host) if workers > 1 else None
+    if pool is not None:
+        sockets.append(pool.private_socket())
 
-    # in the lifespan, not around uvicorn.run: uvicorn ends the process with the signal
-    # that stopped it once it has shut down, so code after run() never runs
+    # in the lifespan, not around the server's run: uvicorn ends the process with the
+    # signal that stopped it once it has shut down, so code after run() never runs
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with server_lifespan(app):
             marker = write_server_file(project.root, host, port)
+            if pool is not None:
+                pool.start()
             try:
                 yield
             finally:
+                if pool is not None:
+                    await asyncio.get_running_loop().run_in_executor(None, pool.stop)
                 remove_server_file(marker)
 
     app.router.lifespan_context = lifespan
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False,
-                timeout_graceful_shutdown=10, **forwarding(project))
-
-
-def forwarding(project: Project) -> dict[str, Any]:
-    """uvicorn's options for forwarded headers: believed from ``server: trusted_proxies``
-    only (then a proxy's ``X-Forwarded-Proto: https`` makes cookies Secure), else ignored."""
-    proxies = project.config.server.trusted_proxies
-    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}
+    uvicorn.Server(config).run(sockets=sockets)
 
 
 def write_server_file(root: Path, host: str, port: int) -> Path:

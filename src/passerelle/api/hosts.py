@@ -95,3 +95,10 @@ class HostCheck:
             "Host header.", f"Use one of: {', '.join(self.hosts)}; IT can add names under "
             "`server: allowed_hosts:` in passerelle.yml."), status_code=400)
         await response(scope, receive, send)
+
+
+def forwarding(project: Any) -> dict[str, Any]:
+    """uvicorn's options for forwarded headers: believed from ``server: trusted_proxies``
+    only (then a proxy's ``X-Forwarded-Proto: https`` makes cookies Secure), else ignored."""
+    proxies = project.config.server.trusted_proxies
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": ",".join(proxies) or None}

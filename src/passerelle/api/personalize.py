@@ -47,10 +47,12 @@ class StoreHolder:
     reopened when what it was opened from changed (offers, placements, the generation of a
     Redis store; a warehouse store every time: a refresh may change its columns and the
     bandit's posteriors). What went wrong with the store (``problems``) survives a
-    reopening, and raises one alert in the log."""
+    reopening, and raises one alert in the log. ``warehouse`` False: a decision worker
+    (:mod:`passerelle.api.workers`), which reads everything from Redis, posteriors
+    included, and never opens the warehouse."""
 
-    def __init__(self, project: Any, lock: Any) -> None:
-        self.project, self.lock = project, lock
+    def __init__(self, project: Any, lock: Any, warehouse: bool = True) -> None:
+        self.project, self.lock, self.warehouse = project, lock, warehouse
         self.store: Any = None
         self.reader: Any = None  # ProfileReader (warehouse), made with the store
         self.profiles: Any = None  # RedisProfiles when the store is in Redis
@@ -82,12 +84,16 @@ class StoreHolder:
                     RedisCaps,
                     RedisPeople,
                     RedisProfiles,
+                    redis_posteriors,
                 )
 
                 r, prefix = self.redis(), config.redis_prefix
                 store = DecisionStore(defs, RedisPeople(r, prefix), RedisCaps(r, prefix),
                                       project.config.timezone, kind="redis")
                 self.profiles = RedisProfiles(r, prefix)
+                if not self.warehouse:
+                    store.posteriors = redis_posteriors(r, prefix)
+                    return store
             else:
                 warehouse_store(project.engine, defs)  # says so if it was never built
                 if project.engine.name == "duckdb":
@@ -323,16 +329,16 @@ def _freshen_after_loads(project: Any, lock: Any, state: Any, parts: dict) -> No
     parts["freshness"] = freshener.health
 
 
-def build_personalize_router(project: Any, db: Any, lock: Any,
-                             state: Any = None) -> APIRouter:
+def build_personalize_router(project: Any, db: Any, lock: Any, state: Any = None, *,
+                             warehouse: bool = True) -> APIRouter:
     """The two routes over ``project``; ``db`` checks the tokens, ``lock`` is the server's
     warehouse lock. ``state`` (the app's state) gets the decision store's part of
-    ``/v1/health``."""
+    ``/v1/health``; ``warehouse`` False: a decision worker's (Redis only)."""
     from passerelle.personalize import ContextError, PersonalizeError, decide
     from passerelle.personalize.profiles import shape
     from passerelle.personalize.store import StoreUnavailable
 
-    holder = StoreHolder(project, lock)
+    holder = StoreHolder(project, lock, warehouse)
     if state is not None:
         parts = getattr(state, "health_parts", None)
         if parts is None:

@@ -184,6 +184,9 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8080,
     loader: Annotated[bool, typer.Option(help="Move collected events into the warehouse "
                                                "continuously.")] = True,
+    workers: Annotated[int, typer.Option(
+        min=1, help="Processes answering /v1/decide and /v1/profiles on the port (above 1: "
+                    "needs the Redis decision store; docs/personalisation.md).")] = 1,
 ) -> None:
     """Serve the event collector (/v1, Segment-Spec) and the REST API (/api, /docs).
 
@@ -191,14 +194,17 @@ def serve(
     machine, put a reverse proxy with TLS in front (docs/api.md)."""
     from passerelle.api.app import serve as run_server
     from passerelle.api.hosts import bind_warnings
+    from passerelle.api.workers import check_workers
     from passerelle.governance.db import open_app_db
 
     with open_project(project) as proj:
+        check_workers(proj, workers)
         with open_app_db(proj) as db:
             for warning in bind_warnings(host, db):
                 err_console.print(f"[yellow]![/yellow] {warning}", highlight=False)
-        console.print(f"Passerelle on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)")
-        run_server(proj, host=host, port=port, loader=loader)
+        console.print(f"Passerelle on http://{host}:{port}  (API docs: /docs; Ctrl-C stops)"
+                      + (f"; decisions in {workers} processes" if workers > 1 else ""))
+        run_server(proj, host=host, port=port, loader=loader, workers=workers)
 
 
 def next_steps(proj, width: int = 200) -> str:

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -90,14 +91,21 @@ def sample_size_means(std: float, mde: float, alpha: float = 0.05, power: float 
 # -- assignment --------------------------------------------------------------------------
 
 
-def _cumulative(weights: Mapping[str, float]) -> tuple[list[str], list[int]]:
+def _cumulative(weights: Mapping[str, float]) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    return _cumulative_of(tuple(weights.items()))
+
+
+@functools.lru_cache(maxsize=256)  # a decision draws its holdout with the same few weights
+def _cumulative_of(items: tuple[tuple[str, float], ...]
+                   ) -> tuple[tuple[str, ...], tuple[int, ...]]:
+    weights = dict(items)
     if not weights or any(w < 0 for w in weights.values()) or sum(weights.values()) <= 0:
         raise MeasureError("An experiment needs variants with non-negative weights summing to "
                            "more than 0.", "Example: {'control': 50, 'treatment': 50}.")
     names = list(weights)
     total = float(sum(weights.values()))
     cum = np.cumsum([weights[k] / total for k in names]).tolist()
-    return names, thresholds(cum[:-1])
+    return tuple(names), tuple(thresholds(cum[:-1]))
 
 
 def assign(person_id: str, salt: str, weights: Mapping[str, float]) -> str:

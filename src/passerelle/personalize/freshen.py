@@ -63,12 +63,14 @@ def refresh_after_events(project: Any) -> dict[str, Any]:
     identifier the store did not map to them (nothing when the store was never built)."""
     from passerelle.personalize.incremental import mark, refresh_loaded
     from passerelle.personalize.tables import PEOPLE
-    from passerelle.segments import service
+    from passerelle.segments.incremental import refresh_after_load
 
     if not project.engine.exists(PEOPLE):  # never built: `passerelle run` builds it all
         return {"run_id": None, "staged": [], "changed": 0, "people": 0, "audiences": []}
     before = mark(project.engine)
-    summary = service.refresh_events(project)
+    # (not segments.service.refresh_events: a project may have offers and no segment)
+    summary = refresh_after_load(project.engine, project.definition,
+                                 reporter=project.reporter)
     with project.reporter.step("decision store"):  # requests waiting go first
         people = refresh_loaded(project, before) if summary.staged else 0
     return {"run_id": summary.run_id, "staged": list(summary.staged),

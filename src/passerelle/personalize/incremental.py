@@ -39,6 +39,7 @@ from passerelle.personalize.tables import (
     IDS,
     PEOPLE,
     eligibility,
+    identifier_pairs,
     identifiers,
     people,
     with_cells,
@@ -59,9 +60,13 @@ def touched_people(engine: Engine, since: datetime | None) -> ir.Table:
         parts.append(a.filter(a.arrived_at >= ibis.literal(at, type=dt.timestamp))
                      .select(person_id=a.person_id.cast(dt.string)))
     if engine.exists(IDS):
-        now, known = identifiers(engine), engine.table(IDS)
-        moved = now.select("id", "person_id").difference(known.select("id", "person_id"))
-        parts.append(moved.select("person_id"))
+        # identifiers with a (id, person) pair the store lacks (new, or shared): their
+        # owner now, where the store maps them to someone else or not at all; never the
+        # ownership of every identifier recomputed
+        pairs, known = identifier_pairs(engine), engine.table(IDS)
+        changed = pairs.anti_join(known, ["id", "person_id"]).select("id").distinct()
+        owners = identifiers(engine, changed)
+        parts.append(owners.anti_join(known, ["id", "person_id"]).select("person_id"))
     if not parts:
         return ibis.memtable({"person_id": []}, schema={"person_id": "string"})
     return ibis.union(*parts, distinct=True)
@@ -74,8 +79,12 @@ def _delete_in(engine: Engine, table: str, column: str, source: str, key: str) -
 
 
 def _insert(engine: Engine, table: str, rows: ir.Table) -> None:
+    """``rows`` into ``table`` in its columns, those of the last full refresh: a field
+    templates no longer use is left empty, one they now use waits for the next one."""
     schema = engine.table(table).schema()
-    engine.con.insert(table, rows.select(*[rows[c].cast(t) for c, t in schema.items()]))
+    engine.con.insert(table, rows.select(*[
+        (rows[c] if c in rows.columns else ibis.null()).cast(t).name(c)
+        for c, t in schema.items()]))
 
 
 def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[str],
@@ -98,19 +107,22 @@ def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[st
             return 0
         defs, _ = load_offers(root)
         segments, kinds = project_context(Path(root))
-        who = engine.table(TOUCHED).person_id
+        # every step limited to the touched people at its source (profiles, traits, the
+        # segments' evaluation, identifiers): nothing is computed for everyone
+        who = engine.table(TOUCHED)
         failed: dict[str, str] = {}
-        elig = eligibility(engine, defs, segments, kinds, naive, failed)
-        rows = with_cells(engine, people(engine, defs, kinds), defs, segments, kinds, naive,
-                          failed)
-        ids = identifiers(engine)
-        new_ids = ids.filter(ids.person_id.isin(who))
+        elig = eligibility(engine, defs, segments, kinds, naive, failed, who)
+        rows = with_cells(engine, people(engine, defs, kinds, who), defs, segments, kinds,
+                          naive, failed, who)
+        pairs = identifier_pairs(engine)
+        # their identifiers, each with its owner among everyone (a shared one keeps its)
+        new_ids = identifiers(engine, pairs.filter(pairs.person_id.isin(who.person_id)))
         with engine.transaction():
             _delete_in(engine, ELIGIBILITY, "person_id", TOUCHED, "person_id")
             _delete_in(engine, PEOPLE, "person_id", TOUCHED, "person_id")
             _delete_in(engine, IDS, "person_id", TOUCHED, "person_id")
-            _insert(engine, ELIGIBILITY, elig.filter(elig.person_id.isin(who)))
-            _insert(engine, PEOPLE, rows.filter(rows.person_id.cast(dt.string).isin(who)))
+            _insert(engine, ELIGIBILITY, elig)
+            _insert(engine, PEOPLE, rows)
             # an identifier that moved to a touched person leaves its former owner
             engine.replace_table("_decision_touched_ids", new_ids)
             _delete_in(engine, IDS, "id", "_decision_touched_ids", "id")

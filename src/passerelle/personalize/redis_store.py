@@ -191,6 +191,14 @@ class RedisCaps:
         return [None if f < 0 else bool(f) for f in flags]
 
 
+def redis_posteriors(r: redis.Redis, prefix: str) -> dict[tuple[str, str, str],
+                                                          tuple[int, int]]:
+    """The posteriors :func:`load_redis` copied with the generation decisions read."""
+    gen = r.get(f"{prefix}gen")
+    data = r.get(f"{prefix}{gen.decode()}:posteriors") if gen is not None else None
+    return {(p, c, o): (int(t), int(w)) for p, c, o, t, w in orjson.loads(data or b"[]")}
+
+
 def redis_store(url: str, prefix: str, definitions: OfferDefinitions,
                 timezone: str = "UTC") -> DecisionStore:
     r = client(url)
@@ -224,9 +232,13 @@ def load_redis(engine: Engine, url: str, prefix: str) -> str:
             pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
         pipe.execute()
     from passerelle.identity.tables import PROFILES
+    from passerelle.personalize.log import read_posteriors
 
     if engine.exists(PROFILES):
         write_profiles(engine, lambda: r.pipeline(transaction=False), base)
+    # the bandit's counts, for the server's decision workers (they never open the warehouse)
+    r.set(f"{base}posteriors", orjson.dumps(
+        [[*key, *counts] for key, counts in read_posteriors(engine).items()]))
     old = r.getset(f"{prefix}gen", gen)
     if old:
         stale = f"{prefix}{old.decode()}:*"
@@ -247,4 +259,4 @@ def _chunks(items: Any, size: int) -> Any:
 
 
 __all__ = ["RedisCaps", "RedisPeople", "RedisProfiles", "client", "load_redis",
-           "redis_store", "write_profiles"]
+           "redis_posteriors", "redis_store", "write_profiles"]

@@ -66,11 +66,17 @@ def consent_predicate(engine: Engine, p: ir.Table, purpose: str) -> ir.BooleanVa
     return ok({"email": "email_marketing", "sms": "sms_marketing"}.get(purpose, purpose))
 
 
+def _only(t: ir.Table, who: ir.Table | None) -> ir.Table:
+    """``t`` limited to the people of ``who`` (a table with ``person_id``), or all of it."""
+    return t if who is None else t.filter(t.person_id.cast(dt.string).isin(who.person_id))
+
+
 def eligibility(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, SegmentConfig],
                 trait_kinds: Mapping[str, str] | None, now: datetime,
-                failed: dict[str, str]) -> ir.Table:
-    """(person_id, offer) for every offer a person may get now; offers whose condition
-    cannot compile go to ``failed`` with the reason."""
+                failed: dict[str, str], who: ir.Table | None = None) -> ir.Table:
+    """(person_id, offer) for every offer a person may get now (or only the people of
+    ``who``, their segments evaluated for them alone); offers whose condition cannot
+    compile go to ``failed`` with the reason."""
     if not engine.exists(PROFILES):
         raise PersonalizeError("There is no profiles table yet: decisions need people.",
                                "Run `passerelle run` with an identity.yml first.")
@@ -87,8 +93,9 @@ def eligibility(engine: Engine, defs: OfferDefinitions, segments: Mapping[str, S
             every[inline.name] = inline
             target[offer.name] = inline.name
     names = sorted({n for n in target.values() if n is not None})
-    compiled = compile_many(engine, names, every, now, trait_kinds) if names else {}
-    p = engine.table(PROFILES)
+    compiled = compile_many(engine, names, every, now, trait_kinds,
+                            _within(names, who)) if names else {}
+    p = _only(engine.table(PROFILES), who)
     parts = []
     for name, offer in sorted(defs.offers.items()):
         cond = consent_predicate(engine, p, offer.consent)
@@ -114,15 +121,20 @@ def template_columns(offers: Mapping[str, OfferConfig]) -> tuple[list[str], list
     return fields, traits
 
 
+def _within(names: list[str], who: ir.Table | None) -> dict[str, ir.Table] | None:
+    return None if who is None else {n: who for n in names}
+
+
 def people(engine: Engine, defs: OfferDefinitions,
-           trait_kinds: Mapping[str, str] | None) -> ir.Table:
-    """One row a person: the fields and traits templates use."""
-    p = engine.table(PROFILES)
+           trait_kinds: Mapping[str, str] | None, who: ir.Table | None = None) -> ir.Table:
+    """One row a person (everyone, or the people of ``who``): the fields and traits
+    templates use."""
+    p = _only(engine.table(PROFILES), who)
     fields, traits = template_columns(defs.offers)
     base = p.select("person_id", *[f for f in fields if f in p.columns])
     if not traits or not engine.exists(TRAITS):
         return base.mutate(**{f"{TRAIT_PREFIX}{n}": ibis.null(dt.string) for n in traits})
-    t = engine.table(TRAITS)
+    t = _only(engine.table(TRAITS), who)
     kinds = trait_kinds or {}
     t = t.filter(t.trait.isin(traits))
     per = t.group_by("person_id").aggregate(**{
@@ -135,9 +147,11 @@ def people(engine: Engine, defs: OfferDefinitions,
 
 def with_cells(engine: Engine, rows: ir.Table, defs: OfferDefinitions,
                segments: Mapping[str, SegmentConfig], trait_kinds: Mapping[str, str] | None,
-               now: datetime, failed: dict[str, str]) -> ir.Table:
+               now: datetime, failed: dict[str, str], who: ir.Table | None = None
+               ) -> ir.Table:
     """``rows`` (one a person) with ``cell__<placement>`` for each placement that learns per
-    segment: the first of its ``learn_per`` segments the person is in, else ``other``."""
+    segment: the first of its ``learn_per`` segments the person is in, else ``other``
+    (``who``: the segments evaluated for those people only, the people of ``rows``)."""
     from passerelle.personalize.bandit import CELL_PREFIX, OTHERS
 
     per = {n: p.learn_per for n, p in defs.placements.items()
@@ -145,7 +159,8 @@ def with_cells(engine: Engine, rows: ir.Table, defs: OfferDefinitions,
     if not per:
         return rows
     names = sorted({s for listed in per.values() for s in listed})
-    compiled = compile_many(engine, names, dict(segments), now, trait_kinds)
+    compiled = compile_many(engine, names, dict(segments), now, trait_kinds,
+                            _within(names, who))
     cells = {}
     for placement, listed in per.items():
         cases = []
@@ -162,8 +177,9 @@ def with_cells(engine: Engine, rows: ir.Table, defs: OfferDefinitions,
     return rows.mutate(**cells)
 
 
-def identifiers(engine: Engine) -> ir.Table:
-    """Every identifier of a person that a caller may send, mapped to its person."""
+def identifier_pairs(engine: Engine) -> ir.Table:
+    """(id, person_id) for every identifier of a person a caller may send, as the
+    warehouse has them (an identifier two people share appears once for each)."""
     from passerelle.identity.anonymous import ANONYMOUS_IDS
     from passerelle.identity.tables import PERSON_MAP
 
@@ -179,8 +195,16 @@ def identifiers(engine: Engine) -> ir.Table:
     if engine.exists(ANONYMOUS_IDS):
         a = engine.table(ANONYMOUS_IDS)
         parts.append(part(a, a.anonymous_id))
-    every = ibis.union(*parts, distinct=True)
-    every = every.filter(every.id.notnull() & (every.id != ""))
+    every = ibis.union(*parts, distinct=False)
+    return every.filter(every.id.notnull() & (every.id != ""))
+
+
+def identifiers(engine: Engine, ids: ir.Table | None = None) -> ir.Table:
+    """Every identifier of a person that a caller may send (or only those of ``ids``, a
+    table with ``id``), mapped to its person."""
+    every = identifier_pairs(engine)
+    if ids is not None:
+        every = every.filter(every.id.isin(ids.id))
     # an identifier two people share (rare: a family e-mail) resolves to one of them, the
     # same one every time
     return every.group_by("id").aggregate(person_id=every.person_id.min())

@@ -257,7 +257,9 @@ def refresh_after_load(engine: Engine, definition: Any, *, now: datetime | None 
 
     ``definition`` is the project's :class:`~passerelle.project.load.ProjectDefinition`.
     Does nothing (``staged`` empty) when no events source has new rows, unless ``force``.
-    Orders, profiles and traits are not touched: they change with `passerelle run`.
+    Orders, profiles and traits are not touched: they change with `passerelle run`. A
+    project without segments over events still has its new events staged and their
+    anonymous ids stitched (the decision store's refresh reads them), and nothing more.
     """
     from passerelle import state
     from passerelle.identity.anonymous import stitch_anonymous
@@ -273,8 +275,7 @@ def refresh_after_load(engine: Engine, definition: Any, *, now: datetime | None 
     now = now or utcnow()
     out = EventRefreshSummary(run_id or new_run_id())
     defs = definition.segments
-    if defs is None or not event_segments(defs.segments):
-        return out
+    over_events = defs is not None and bool(event_segments(defs.segments))
     for source in definition.sources.values():
         if source.entity != "events" or not engine.exists(f"raw_{source.name}"):
             continue
@@ -295,6 +296,8 @@ def refresh_after_load(engine: Engine, definition: Any, *, now: datetime | None 
     unify_entities(definition, engine)
     if engine.exists(PERSON_MAP):  # a visitor who just logged in brings their past visits
         stitch_anonymous(engine, definition.sources, out.run_id)
+    if not over_events:
+        return out
     out.changed = activity.refresh_events(engine, definition.sources, now)
     kinds = kinds_of(definition.traits) if definition.traits is not None else None
     out.memberships = refresh_after_events(engine, defs.segments, out.run_id, now,
