@@ -19,6 +19,7 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.identity import lookups
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
 from passerelle.identity.name_index import NAME_WORDS, has_words, name_words, scan_words
@@ -253,9 +254,13 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
             "`passerelle profile <identifier>`; ids change when people are merged.")
     records = _records(engine, nodes)
     golden, summary = _golden(engine, person_id, records, mask_pii)
-    orders = _orders(engine, records, orders_sources, recent_orders, mask_pii)
+    # the tables of each person's orders and events when they are those of the data now
+    sorted_by_person = person_id if lookups.current(engine) else None
+    orders = _orders(engine, records, orders_sources, recent_orders, mask_pii,
+                     sorted_by_person)
     anonymous_ids = anonymous_ids_of(engine, person_id)
-    events = _events(engine, records, anonymous_ids, events_sources, recent_events, mask_pii)
+    events = _events(engine, records, anonymous_ids, events_sources, recent_events, mask_pii,
+                     sorted_by_person)
     summary |= {"orders": orders["total"], "revenue": orders["amount"], "events": events["total"]}
     return {
         "person_id": person_id,
@@ -365,15 +370,27 @@ def _values(records: list[dict[str, Any]], field: str) -> list[Any]:
     return _distinct(r["fields"].get(field) for r in records)
 
 
+def _of_lookup(engine: Engine, table: str, v: Mapping[str, Any]) -> ir.Table:
+    """One person's rows of a lookup table (:mod:`passerelle.identity.lookups`), with the
+    columns the scan below gives."""
+    t = engine.table(table)
+    return t.filter(t.person_id == v["person"]).drop(*lookups.HIDDEN)
+
+
 def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
-            limit: int, mask: bool) -> dict[str, Any]:
+            limit: int, mask: bool, person: str | None = None) -> dict[str, Any]:
+    """The person's orders: read from the lookup table when ``person`` is given, else found
+    by their records' customer ids, cards and e-mails."""
     empty = {"total": 0, "amount": 0.0, "recent": []}
     if not records or not engine.exists("orders"):
         return empty
-    values = {**_customer_values(mapping, records),
-              "cards": _values(records, "loyalty_card"), "emails": _values(records, "email")}
+    values: dict[str, Any] = {"person": person} if person else {
+        **_customer_values(mapping, records), "cards": _values(records, "loyalty_card"),
+        "emails": _values(records, "email")}
 
     def mine(v: Mapping[str, Any]) -> ir.Table:
+        if person:
+            return _of_lookup(engine, lookups.PERSON_ORDERS, v)
         o = engine.table("orders")
         by_customer = _customer_match(o, "customer_id", v)
         by_card, by_email = _in(o.loyalty_card, v["cards"]), _in(o.email, v["emails"])
@@ -389,7 +406,7 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
                         _amount=m.amount.sum().over(every)).order_by(
             [ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
 
-    rows = _rows(engine, f"orders_recent{limit}", values, recent)
+    rows = _rows(engine, f"orders_recent{limit}{'_sorted' if person else ''}", values, recent)
     total, amount = (rows[0]["_total"], rows[0]["_amount"]) if rows else (0, 0.0)
     for r in rows:
         del r["_total"], r["_amount"]
@@ -398,13 +415,18 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
 
 
 def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[str],
-            mapping: dict[str, str], limit: int, mask: bool) -> dict[str, Any]:
+            mapping: dict[str, str], limit: int, mask: bool,
+            person: str | None = None) -> dict[str, Any]:
+    """The person's events, from the lookup table when ``person`` is given (as orders)."""
     if not records or not engine.exists("events"):
         return {"total": 0, "recent": []}
-    values = {**_customer_values(mapping, records), "emails": _values(records, "email"),
-              "anonymous": _distinct(anonymous_ids)}
+    values: dict[str, Any] = {"person": person} if person else {
+        **_customer_values(mapping, records), "emails": _values(records, "email"),
+        "anonymous": _distinct(anonymous_ids)}
 
     def mine(v: Mapping[str, Any]) -> ir.Table:
+        if person:
+            return _of_lookup(engine, lookups.PERSON_EVENTS, v)
         e = engine.table("events")
         by_user = _customer_match(e, "user_id", v)
         by_email = _in(e.email, v["emails"])
@@ -419,7 +441,7 @@ def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[s
         return m.mutate(_total=m._source.count().over(ibis.window())).order_by(
             [ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
 
-    found = _rows(engine, f"events_recent{limit}", values, recent)
+    found = _rows(engine, f"events_recent{limit}{'_sorted' if person else ''}", values, recent)
     total = int(found[0]["_total"]) if found else 0
     rows = []
     for r in found:

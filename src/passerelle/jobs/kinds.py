@@ -27,6 +27,8 @@ class RunParams(_Params):
     retrain: bool = Field(False, description="Re-train the identity model")
     reload: list[Name] = Field(default_factory=list, max_length=100,
                                description="Sources read again from scratch")
+    pages: bool = Field(False, description="Run only the steps that prepare what the web "
+                                           "pages read (nothing loaded)")
 
 
 class SegmentRefreshParams(_Params):
@@ -75,7 +77,8 @@ def execute(kind: str, params: dict[str, Any], project: Any, user: str) -> Outco
 def _run(project: Any, p: RunParams, user: str) -> Outcome:
     from passerelle.render import run_summary
 
-    result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload)
+    result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload,
+                         pages=p.pages)
     out = {**run_record(result), "summary": _text(run_summary(result))}
     error: PasserelleError | None = next(iter(result.errors), None)
     if error is None and result.failed_checks:
