@@ -108,13 +108,13 @@ def refresh(project: Any, reporter: Reporter, keys: list[str] | None = None) -> 
     keys = keys or run_keys(project)
     run_id, stamp = store.data_stamp(engine)
     out: dict[str, Any] = {}
-    with reporter.step("Computing the pages' figures", total=len(keys)) as progress:
-        for key in keys:
+    for i, key in enumerate(keys, 1):
+        # a step each: a job lets the pages read the warehouse between two figures
+        with reporter.step(f"Computing the pages' figures ({i}/{len(keys)}): {key}"):
             try:
                 out[key] = compute(project, key)
             except PasserelleError as exc:
                 out[key] = exc
-            progress.advance()
     store.write(engine, out, run_id, stamp)
     return {"figures": len(out), "errors": {k: v.reason for k, v in out.items()
                                             if isinstance(v, PasserelleError)}}
