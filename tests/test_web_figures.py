@@ -202,3 +202,29 @@ def test_same_tables_looks_each_table_up_once_within_a_page_then_lets_go(demo):
         assert engine.table("profiles") is engine.table("profiles")
     assert "exists" not in vars(engine) and "table" not in vars(engine)
     assert engine.table("profiles") is not engine.table("profiles")  # the engine's own
+
+
+def test_a_search_through_the_sorted_identifiers_finds_what_the_scan_finds(demo, monkeypatch):
+    from passerelle.identity.view import find_persons
+
+    project, _, _ = demo
+    engine = project.engine
+    assert lookups.current(engine)
+    cr = engine.to_arrow(engine.table("customer_records").order_by("_record_id").limit(40)
+                         ).to_pylist()
+    pm = engine.to_arrow(engine.table("person_map").order_by("node").limit(3)).to_pylist()
+    queries = [p["person_id"] for p in pm] + [p["node"] for p in pm] + ["nobody", "x@y.z"]
+    for r in cr:
+        queries += [str(r["_record_id"]), r.get("customer_id"), r.get("loyalty_card"),
+                    (r.get("email") or "").upper(), r.get("phone"),
+                    f"{r.get('last_name') or ''} {r.get('first_name') or ''}".lower()]
+    if any(r.get("phone") for r in cr):  # a phone as people type it
+        phone = next(r["phone"] for r in cr if r.get("phone"))
+        queries.append(f"0{phone[3]} {phone[4:6]} {phone[6:8]} {phone[8:10]} {phone[10:]}")
+    queries = [q for q in dict.fromkeys(queries) if q and q.strip()]
+    region = project.config.default_region
+    keyed = {q: find_persons(engine, q, 20, default_region=region) for q in queries}
+    monkeypatch.setattr(lookups, "current", lambda engine: False)
+    scanned = {q: find_persons(engine, q, 20, default_region=region) for q in queries}
+    assert sum(1 for q in queries if scanned[q]) >= len(cr)  # most queries find someone
+    assert keyed == scanned

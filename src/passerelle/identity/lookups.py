@@ -1,4 +1,5 @@
-"""Each person's orders and events, kept in tables sorted by person id (the 360° view's reads).
+"""Each person's orders and events, and every identifier a search finds them by, kept in
+tables sorted by person id (or by the identifier): the customer pages' reads.
 
 The view finds a person's orders by (source, customer id), loyalty card or e-mail, and their
 events by user id, e-mail or stitched anonymous id: a condition no single column answers, so
@@ -6,6 +7,9 @@ every profile read scanned the whole orders and events tables (two seconds on a 
 people). At the end of a run these tables hold each order and event once per person it
 belongs to, with ``matched_by`` as the view computes it, written sorted by ``person_id``:
 DuckDB's zone maps then skip every row group but the person's, and PostgreSQL gets an index.
+The search's identifiers (ids, cards, e-mails, phones, folded name words) are one table
+sorted by value, with the person of each: a search is one lookup, not a scan of every
+record per kind of identifier.
 
 They are rebuilt whole (idempotent; the replacement is atomic, so a crash leaves the old
 ones) when their inputs changed, and :func:`current` tells the view whether they are still
@@ -26,6 +30,8 @@ from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP, node_of
 
 PERSON_ORDERS = "identity_person_orders"
 PERSON_EVENTS = "identity_person_events"
+# Every identifier a search finds a person by, (value, kind, node, person_id) sorted by value.
+SEARCH_KEYS = "identity_search_keys"
 STATE_STEP = "person_lookups"
 # The tables whose rows the lookups are made of (their counts are part of the fingerprint).
 INPUTS = ("orders", "events", PERSON_MAP, CUSTOMER_RECORDS, ANONYMOUS_IDS)
@@ -66,7 +72,7 @@ def current(engine: Engine) -> bool:
     """Whether the lookup tables exist and were built from the data as it is now."""
     from passerelle import state
 
-    if not (engine.exists(PERSON_ORDERS) or engine.exists(PERSON_EVENTS)):
+    if not engine.exists(SEARCH_KEYS):
         return False
     if not engine.exists(state.STATE_TABLE):
         return False
@@ -88,7 +94,8 @@ def refresh(engine: Engine, orders_sources: dict[str, str], events_sources: dict
     if not engine.exists(PERSON_MAP) or not engine.exists(CUSTOMER_RECORDS):
         return None
     before = inputs_print(engine)
-    if not full and state.is_current(engine, STATE_STEP, before):
+    if not full and engine.exists(SEARCH_KEYS) and state.is_current(engine, STATE_STEP,
+                                                                     before):
         return None
     out = {}
     for name, build in ((PERSON_ORDERS, _orders), (PERSON_EVENTS, _events)):
@@ -106,8 +113,39 @@ def refresh(engine: Engine, orders_sources: dict[str, str], events_sources: dict
             engine.drop(f"_{name}_rows")
         engine.index_on(name, "person_id")
         out[name] = engine.count(name)
+    engine.replace_table(SEARCH_KEYS, _search_keys(engine).order_by(["value", "kind"]))
+    engine.index_on(SEARCH_KEYS, "value")
+    out[SEARCH_KEYS] = engine.count(SEARCH_KEYS)
     state.remember(engine, STATE_STEP, inputs_print(engine), run_id)
     return out
+
+
+def _search_keys(engine: Engine) -> ir.Table:
+    """What :func:`passerelle.identity.view.find_persons` looks a person up by: their id,
+    their records' nodes, source and customer ids, cards, e-mails and phones (as staging
+    wrote them), and the folded words of their names (the name index)."""
+    from passerelle.identity.name_index import NAME_WORDS
+
+    pm = engine.table(PERSON_MAP)
+    r = _records(engine)
+
+    def keys(t: ir.Table, value: ir.Value, kind: str, node: ir.Value) -> ir.Table:
+        return t.select(value=value.cast("string"), kind=ibis.literal(kind, "string"),
+                        node=node.cast("string"), person_id=t.person_id)
+
+    parts = [keys(pm, pm.person_id, "person_id", ibis.null("string")),
+             keys(pm, pm.node, "node", pm.node)]
+    node = r._source + ":" + r._record_id
+    for column, kind in (("_record_id", "customer_id"), ("customer_id", "customer_id"),
+                         ("loyalty_card", "loyalty_card"), ("email", "email"),
+                         ("phone", "phone")):
+        parts.append(keys(r, r[column], kind, node))
+    if engine.exists(NAME_WORDS):
+        words = engine.table(NAME_WORDS)
+        named = words.join(pm, words.node == pm.node)
+        parts.append(keys(named, named.word, "name", named.node))
+    union = ibis.union(*parts, distinct=True)
+    return union.filter(union.value.notnull() & (union.value != ""))
 
 
 def _records(engine: Engine) -> ir.Table:
@@ -118,7 +156,8 @@ def _records(engine: Engine) -> ir.Table:
     joined = cr.join(pm, cr._node == pm.node)
     return joined.select(person_id=joined.person_id, _source=joined._source,
                          _record_id=joined._record_id.cast("string"),
-                         loyalty_card=joined.loyalty_card, email=joined.email)
+                         customer_id=joined.customer_id, loyalty_card=joined.loyalty_card,
+                         email=joined.email, phone=joined.phone)
 
 
 def _customer_source(t: ir.Table, mapping: dict[str, str]) -> ir.StringValue:

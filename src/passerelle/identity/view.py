@@ -1,4 +1,4 @@
-"""The 360° view of one person, and finding a person from any identifier.
+"""The 360° view of one person (finding a person from any identifier: search.py).
 
 :func:`person_view` returns plain dicts and lists (JSON-serialisable: dates as ISO strings,
 amounts as floats) so the CLI, the HTTP API and the web app all show the same thing. Every
@@ -22,124 +22,29 @@ from passerelle.errors import PasserelleError
 from passerelle.identity import lookups
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
-from passerelle.identity.name_index import NAME_WORDS, has_words, name_words, scan_words
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
+from passerelle.identity.search import (  # noqa: F401  (re-exported: the view's callers)
+    MATCH_KINDS,
+    IdentityNotBuilt,
+    _require_identity,
+    find_persons,
+    normalise_email,
+    normalise_phone,
+)
 from passerelle.identity.tables import (
     CUSTOMER_RECORDS,
     IDENTITY_EDGES,
     IDENTITY_PINS,
     PERSON_MAP,
     PROFILES,
-    node_of,
 )
 
 MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2",
                  "national_id")
-# How a query matched, best first: the order of find_persons' results.
-MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
-
-
-class IdentityNotBuilt(PasserelleError, LookupError):
-    """There is no identity graph yet in this warehouse."""
 
 
 class PersonNotFound(PasserelleError, LookupError):
     """No person has this id."""
-
-
-# ------------------------------------------------------------------------------ lookup
-def normalise_email(text: str) -> str:
-    """The staging rule for e-mail keys: trimmed and lower-cased."""
-    return text.strip().lower()
-
-
-def normalise_phone(text: str, default_region: str | None) -> str | None:
-    """E.164 as staging writes it (``06 12 34 56 78`` -> ``+33612345678`` in FR), else None."""
-    from passerelle.staging.dictionaries import normalize_phone
-
-    number, _issue = normalize_phone(text.strip(), default_region)  # type: ignore[arg-type]
-    return number
-
-
-def _require_identity(engine: Engine) -> None:
-    if not engine.exists(PERSON_MAP):
-        raise IdentityNotBuilt(
-            "Identity has not been resolved in this warehouse yet (no person_map table).",
-            "Run `passerelle run` to load the sources and resolve identity.")
-
-
-def find_persons(engine: Engine, query: str, limit: int = 20, *,
-                 default_region: str | None = None) -> list[dict[str, Any]]:
-    """Persons matching any identifier: person id, node, customer id, e-mail, phone, card.
-
-    Returns ``[{"person_id", "matched_by": [kinds], "nodes": [matched records]}]``, exact ids
-    first, at most ``limit`` persons. ``default_region`` is the project's phone region.
-    """
-    _require_identity(engine)
-    text = query.strip()
-    if not text:
-        return []
-    values: dict[str, Any] = {"text": text}
-    with_records, indexed = engine.exists(CUSTOMER_RECORDS), False
-    if with_records:
-        if "@" in text:
-            values["email"] = normalise_email(text)
-        phone = normalise_phone(text, default_region)
-        if phone:
-            values["phone"] = phone
-        words = name_words(text)
-        indexed = engine.exists(NAME_WORDS)
-        if words:
-            values["words"] = sorted(set(words)) if indexed else [f" {w} " for w in words]
-    lit = ibis.literal
-
-    def build(v: Mapping[str, Any]) -> ir.Table:
-        pm = engine.table(PERSON_MAP)
-
-        def hits(t: ir.Table, kind: str, node: ir.StringValue) -> ir.Table:
-            return t.select(person_id=t.person_id, node=node, kind=lit(kind, "string"),
-                            prio=lit(MATCH_KINDS.index(kind), "int64"))
-
-        by_id, by_node = pm.filter(pm.person_id == v["text"]), pm.filter(pm.node == v["text"])
-        parts = [hits(by_id, "person_id", lit(None, "string")),
-                 hits(by_node, "node", by_node.node)]
-        if with_records:
-            cr = engine.table(CUSTOMER_RECORDS)
-            conds: list[tuple[ir.BooleanValue, str]] = [
-                ((cr._record_id == v["text"]) | (cr.customer_id == v["text"]), "customer_id"),
-                (cr.loyalty_card == v["text"], "loyalty_card"),
-            ]
-            if "email" in v:
-                conds.append((cr.email == v["email"], "email"))
-            if "phone" in v:
-                conds.append((cr.phone == v["phone"], "phone"))
-            if "words" in v and not indexed:
-                conds.append((scan_words(cr, v["words"]), "name"))
-            for cond, kind in conds:
-                found = cr.filter(cond)
-                found = found.mutate(_node=node_of(found))
-                joined = found.join(pm, found._node == pm.node)
-                parts.append(hits(joined, kind, joined.node))
-            if "words" in v and indexed:  # the index of folded name words (name_index.py)
-                named = has_words(engine, v["words"])
-                joined = named.join(pm, named.node == pm.node)
-                parts.append(hits(joined, "name", joined.node))
-        union = ibis.union(*parts, distinct=True)
-        best = union.group_by("person_id").aggregate(best=union.prio.min())
-        chosen = best.order_by(["best", "person_id"]).limit(limit)
-        return union.join(chosen, "person_id").order_by(["best", "person_id", "prio", "node"])
-
-    rows = engine.prepared(("find_persons", with_records, indexed, limit), values,
-                           build).to_pylist()
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:  # at most `limit` persons' matches
-        item = out.setdefault(r["person_id"], {"person_id": r["person_id"], "matched_by": [],
-                                               "nodes": []})
-        if r["kind"] not in item["matched_by"]:
-            item["matched_by"].append(r["kind"])
-        if r["node"] and r["node"] not in item["nodes"]:
-            item["nodes"].append(r["node"])
-    return list(out.values())
 
 
 # ----------------------------------------------------------------------------- masking
