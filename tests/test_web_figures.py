@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from figures_helpers import same, stored_differ
 from passerelle.errors import PasserelleError
 from passerelle.figures import store
 from passerelle.figures.compute import campaigns_key, compute, home_key, run_keys
@@ -32,19 +33,6 @@ def customers_tile(html: str) -> int:
     return int(re.sub(r"\D", "", text_of(figure.group(1))))
 
 
-def same(a, b) -> bool:
-    """Equal, floats to 1e-9 (a sum's last digit depends on the order the engine adds in)."""
-    if isinstance(a, float) and isinstance(b, float):
-        return a == pytest.approx(b, rel=1e-9, nan_ok=True)
-    if isinstance(a, dict) and isinstance(b, dict):
-        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
-        return type(a) is type(b) and len(a) == len(b) and all(map(same, a, b))
-    if isinstance(a, PasserelleError) and isinstance(b, PasserelleError):
-        return (a.reason, a.instruction) == (b.reason, b.instruction)
-    return a == b
-
-
 def run_jobs(app) -> list[int]:
     db, done = app.state.app_db, []
     while (job := queue.claim(db)) is not None:  # the server's worker, run here
@@ -59,16 +47,7 @@ def test_the_run_stores_the_figures_computed_on_demand(demo):
     assert {"home", "campaigns/results/14", "campaigns/holdouts/14",
             "campaigns/attribution/14"} <= set(keys)
     assert any(k.startswith("experiment/") for k in keys)
-    for key in keys:
-        stored = store.read(project.engine, key)
-        assert stored is not None and stored.current, key
-        try:
-            expected = compute(project, key)
-        except PasserelleError as exc:
-            assert isinstance(stored.value, PasserelleError)
-            assert stored.value.reason == exc.reason
-            continue
-        assert same(stored.value, expected), key
+    assert stored_differ(project) == []
 
 
 def test_encoding_gives_back_the_values(demo):
