@@ -6,7 +6,7 @@ import pytest
 
 from passerelle.errors import PasserelleError
 from passerelle.figures import store
-from passerelle.figures.compute import compute, run_keys
+from passerelle.figures.compute import compute_or_error, run_keys
 
 
 def same(a, b) -> bool:
@@ -31,10 +31,7 @@ def stored_differ(project) -> list[str]:
         if stored is None or not stored.current:
             bad.append(f"{key}: {'missing' if stored is None else 'not current'}")
             continue
-        try:
-            expected = compute(project, key)
-        except PasserelleError as exc:
-            expected = exc
+        expected = compute_or_error(project, key)
         if not same(stored.value, expected):
             bad.append(f"{key}: stored {str(stored.value)[:300]} != {str(expected)[:300]}")
     return bad

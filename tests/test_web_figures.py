@@ -207,3 +207,21 @@ def test_a_search_through_the_sorted_identifiers_finds_what_the_scan_finds(demo,
     scanned = {q: find_persons(engine, q, 20, default_region=region) for q in queries}
     assert sum(1 for q in queries if scanned[q]) >= len(cr)  # most queries find someone
     assert keyed == scanned
+
+
+def test_a_figure_that_fails_on_a_bug_is_stored_as_a_clear_error(demo, monkeypatch):
+    from passerelle.figures import compute as figures
+    from passerelle.reporter import SilentReporter
+
+    project, app, _ = demo
+
+    def broken(project, key):
+        raise ZeroDivisionError("float division by zero")
+
+    monkeypatch.setattr(figures, "compute", broken)
+    done = figures.refresh(project, SilentReporter(), ["campaigns/attribution/3"])
+    assert "ZeroDivisionError" in done["errors"]["campaigns/attribution/3"]
+    monkeypatch.undo()
+    page = signed_in(app, MARKETER).get("/campaigns/sections/attribution",
+                                        params={"window": 3})
+    assert page.status_code == 200 and "ZeroDivisionError" in page.text

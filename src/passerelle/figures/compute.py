@@ -92,6 +92,19 @@ def compute(project: Any, key: str) -> Any:
     raise PasserelleError(f"There is no figure '{key}'.")
 
 
+def compute_or_error(project: Any, key: str) -> Any:
+    """:func:`compute`, or the error it ended on (a bug becomes a clear error: one figure
+    that fails leaves the others, and the run, going)."""
+    try:
+        return compute(project, key)
+    except PasserelleError as exc:
+        return exc
+    except Exception as exc:
+        return PasserelleError(
+            f"This figure could not be computed ({type(exc).__name__}: {exc}).",
+            "Report it with the run's log; the other figures are not affected.")
+
+
 def _attribution(report: dict[str, Any]) -> dict[str, Any]:
     conv, rev = report["conversions"].to_pylist(), report["revenue"].to_pylist()
     models = report["summary"]["models"]
@@ -103,7 +116,8 @@ def _attribution(report: dict[str, Any]) -> dict[str, Any]:
 def refresh(project: Any, reporter: Reporter, keys: list[str] | None = None) -> dict[str, Any]:
     """Compute ``keys`` (default: :func:`run_keys`) and store them, stamped with the data
     they were computed on. A figure that ends on a clear error is stored as that error (the
-    page shows it); returns ``{"figures": n, "errors": {key: reason}}``."""
+    page shows it), and so is one that fails on a bug (the run goes on); returns
+    ``{"figures": n, "errors": {key: reason}}``."""
     engine = project.engine
     keys = keys or run_keys(project)
     run_id, stamp = store.data_stamp(engine)
@@ -111,10 +125,7 @@ def refresh(project: Any, reporter: Reporter, keys: list[str] | None = None) -> 
     for i, key in enumerate(keys, 1):
         # a step each: a job lets the pages read the warehouse between two figures
         with reporter.step(f"Computing the pages' figures ({i}/{len(keys)}): {key}"):
-            try:
-                out[key] = compute(project, key)
-            except PasserelleError as exc:
-                out[key] = exc
+            out[key] = compute_or_error(project, key)
     store.write(engine, out, run_id, stamp)
     return {"figures": len(out), "errors": {k: v.reason for k, v in out.items()
                                             if isinstance(v, PasserelleError)}}
