@@ -178,10 +178,15 @@ def parity_demo(tmp_path_factory):
 
 def _run_and_compare(project_dir: Path, expected: dict, name: str) -> None:
     import passerelle
+    from figures_helpers import stored_differ
+    from passerelle.identity import lookups
 
     with passerelle.open(project_dir) as project:
         result = project.run()
         assert result.ok, [e.reason for e in result.errors]
+        # the web pages' reads the run prepared: current, and the figures as computed now
+        assert lookups.current(project.engine)
+        assert stored_differ(project) == [], name
     got = _outcome(project_dir)
     for part in expected:
         if got[part] != expected[part]:

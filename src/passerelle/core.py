@@ -101,10 +101,12 @@ class Project:
         return problems
 
     def run(self, source: str | None = None, full: bool = False,
-            retrain: bool = False, reload: Sequence[str] = ()) -> RunResult:
+            retrain: bool = False, reload: Sequence[str] = (), pages: bool = False
+            ) -> RunResult:
         """Load what is new, stage, check, then the later steps. ``full`` redoes every step
         even when its inputs did not change; ``retrain`` re-trains the identity model;
-        ``reload`` names sources read again from scratch (their earlier loads replaced)."""
+        ``reload`` names sources read again from scratch (their earlier loads replaced);
+        ``pages`` runs only the last steps, which prepare what the web pages read."""
         from passerelle.pipeline import run_pipeline
 
         for name in ([source] if source is not None else []) + list(reload):
@@ -113,7 +115,8 @@ class Project:
                 raise PasserelleError(f"There is no source named '{name}'.",
                                       f"Sources of this project: {known}.")
         return run_pipeline(self.definition, self.engine, self.reporter, only_source=source,
-                            full=full, retrain=retrain, reload=frozenset(reload))
+                            full=full, retrain=retrain, reload=frozenset(reload),
+                            pages=pages)
 
     def metrics(self):
         """The project's metric definitions (metrics/*.yml)."""

@@ -21,7 +21,9 @@ from passerelle.staging.unify import stage_fingerprint, unify_entities
 # What the person running the pipeline sees while a later step works (with its time).
 STEP_TITLES = {"unify": "Unifying entities", "identity": "Identity", "stitch":
                "Stitching anonymous visitors", "traits": "Traits", "segments": "Segments",
-               "personalise": "Refreshing the decision store"}
+               "personalise": "Refreshing the decision store",
+               "lookups": "Sorting each person's orders and events",
+               "figures": "Computing the pages' figures"}
 
 
 @dataclass
@@ -39,6 +41,8 @@ class RunResult:
     segments: Any = None  # SegmentsSummary when the project has segments/*.yml
     decision_store: Any = None  # StoreSummary when the project has offers/ or placements/
     consent: Any = None  # ConsentSummary when identity ran
+    lookups: dict[str, int] | None = None  # rows of each person-sorted table, when rebuilt
+    figures: dict[str, Any] | None = None  # the pages' figures stored (figures/compute.py)
     quarantine: list[dict] = field(default_factory=list)  # source, reason, rows (whole table)
 
     @property
@@ -142,27 +146,34 @@ class _Recorder:
 
 def run_pipeline(project: ProjectDefinition, engine: Engine, reporter: Reporter,
                  only_source: str | None = None, full: bool = False,
-                 retrain: bool = False, reload: frozenset[str] = frozenset()) -> RunResult:
+                 retrain: bool = False, reload: frozenset[str] = frozenset(),
+                 pages: bool = False) -> RunResult:
     """Run every step; ``full`` re-stages every source even if nothing changed, ``retrain``
     re-trains the identity model, ``reload`` names sources whose files (or tables) are read
-    again from scratch."""
+    again from scratch. ``pages`` runs only the steps that prepare what the web pages read
+    (:data:`PAGE_STEPS`), from the warehouse as it is."""
     result = RunResult(run_id=new_run_id())
     rec = _Recorder(engine, result)
     with rec.run():
-        _run_steps(project, engine, reporter, rec, only_source, full, retrain, reload)
+        _run_steps(project, engine, reporter, rec, only_source, full, retrain, reload, pages)
     return result
+
+
+# The last steps of a run: what the web pages read, prepared (also run alone: `run --pages`).
+PAGE_STEPS = ("lookups", "figures")
 
 
 def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, rec: _Recorder,
                only_source: str | None, full: bool, retrain: bool,
-               reload: frozenset[str]) -> None:
+               reload: frozenset[str], pages: bool = False) -> None:
     from passerelle import state
     from passerelle.sources import load_source
     from passerelle.staging import stage_source
     from passerelle.staging.checks import error_failures, run_checks
 
     result = rec.result
-    sources = [s for s in project.sources.values() if only_source in (None, s.name)]
+    sources = [] if pages else [s for s in project.sources.values()
+                                if only_source in (None, s.name)]
 
     for source in sources:
         with rec.step("load", source.name) as step:
@@ -203,7 +214,7 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                     f"{a.source} {a.staged_rows}" for a in applied if a.staged_rows)
 
     retention = project.config.retention
-    if any(v is not None for v in retention.model_dump().values()):
+    if not pages and any(v is not None for v in retention.model_dump().values()):
         from passerelle.privacy.retention import apply_retention
 
         with rec.step("retention") as step:
@@ -267,6 +278,16 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         config = project.consent or default_consent(project.sources)
         result.consent = build_consents(engine, config, project.sources, result.run_id)
 
+    def person_lookups() -> None:
+        from passerelle.identity import lookups
+        from passerelle.identity.service import customer_sources
+
+        built = lookups.refresh(engine, customer_sources(project, "orders"),
+                                customer_sources(project, "events"), result.run_id, full)
+        if built is None:
+            raise _Unchanged("no order, event or identity change since they were sorted")
+        result.lookups = built
+
     def traits() -> None:
         from passerelle.identity.tables import PERSON_MAP
         from passerelle.runlog import utcnow
@@ -303,6 +324,11 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                               redis_url=config.redis,
                                               redis_prefix=config.redis_prefix)
 
+    def figures() -> None:
+        from passerelle.figures.compute import Scope, refresh
+
+        result.figures = refresh(Scope(project, engine), reporter)
+
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
     ]
@@ -310,12 +336,16 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         downstream.append(("identity", identity))
         downstream.append(("stitch", stitch))
         downstream.append(("consent", consent))
+        downstream.append(("lookups", person_lookups))
     if project.traits is not None:
         downstream.append(("traits", traits))
     if project.segments is not None:
         downstream.append(("segments", segments))
     if any((project.root / d).is_dir() for d in ("offers", "placements")):
         downstream.append(("personalise", personalise))
+    downstream.append(("figures", figures))
+    if pages:
+        downstream = [(name, step) for name, step in downstream if name in PAGE_STEPS]
     for name, run_step in downstream:
         if result.failed_checks:
             rec.skipped(name, "", "an error-severity check failed")
@@ -347,6 +377,13 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                           for k, v in store.failed.items()))[:2000]
                 if store.failed:
                     step.status = "failed"
+            if name == "lookups" and result.lookups is not None:
+                step.rows_out = sum(result.lookups.values())
+                step.message = ", ".join(f"{k}: {v} rows" for k, v in result.lookups.items())
+            if name == "figures" and result.figures is not None:
+                step.rows_out = result.figures["figures"]
+                step.message = "; ".join(f"{k}: {v}" for k, v in
+                                         result.figures["errors"].items())[:2000]
             if name == "consent":
                 step.rows_out = result.consent.statements
                 step.message = result.consent.message[:2000]

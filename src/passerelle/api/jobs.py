@@ -21,7 +21,8 @@ from passerelle.jobs.kinds import JobRequest
 # route's own requirement, see api/auth.py); reading jobs takes the api:read scope.
 KIND_PERMISSIONS: dict[str, str] = {
     "run": "pipeline:run", "segment_refresh": "segments:write",
-    "audience_build": "segments:write", "export": "audiences:export"}
+    "audience_build": "segments:write", "export": "audiences:export",
+    "figures": "pipeline:run"}
 JobId = Path(ge=1, le=2**31 - 1, description="The id POST /api/jobs answered")
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled", "interrupted"]
 _RESPONSES = {**errors.RESPONSES, 409: {"model": errors.ErrorBody,

@@ -103,6 +103,11 @@ def run(
         help="Read this source's files (or table) again from scratch, replacing its earlier "
              "loads. Repeat for several sources.")]
     = None,
+    pages: Annotated[bool, typer.Option(
+        "--pages", help="Run only the last steps, which prepare what the web pages read "
+                        "(each person's orders and events sorted, the pages' figures), from "
+                        "the warehouse as it is: nothing is loaded.")]
+    = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print what the run did as JSON "
                                                         "(steps, errors, exit code).")]
     = False,
@@ -113,10 +118,11 @@ def run(
 
     if (remote := remote_server(project)):
         finish_run(remote, remote.job("run", {"source": source, "full": full,
-                                              "reload": reload or []}), as_json=as_json)
+                                              "reload": reload or [], "pages": pages}),
+                   as_json=as_json)
         return
     with open_project(project) as proj:
-        result = proj.run(source=source, full=full, reload=reload or ())
+        result = proj.run(source=source, full=full, reload=reload or (), pages=pages)
     if as_json:
         from passerelle.jobs.kinds import run_record
 

@@ -109,6 +109,12 @@ class Engine(ABC):
         else:
             self.replace_table(name, expr)
 
+    def index_on(self, table: str, column: str) -> None:
+        """Make lookups of one value of ``column`` read few rows. Here nothing: DuckDB skips
+        the row groups whose min/max cannot hold the value, so a table written sorted on
+        the column needs no index; engines with indexes create one."""
+        return None
+
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a work table that only this connection reads and that the step drops
         when done; returns it. A temporary table: never written to the warehouse file nor

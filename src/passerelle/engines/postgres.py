@@ -127,6 +127,17 @@ class PostgresEngine(Engine):
     def layered_sql(self, expr: ir.Table) -> str:
         return fence_subqueries(self.con.compiler.to_sqlglot(expr)).sql(dialect=self.dialect)
 
+    def index_on(self, table: str, column: str) -> None:
+        """A B-tree index named after the table and column (a replaced table is a new one:
+        call this again after each replacement), and the table's statistics."""
+        name = f"{table}__{column}_idx"[:63]
+        self.execute(sge.Create(
+            this=sge.Index(this=sg.to_identifier(name, quoted=True),
+                           table=sg.table(table, quoted=True),
+                           params=sge.IndexParameters(columns=[sg.column(column, quoted=True)])),
+            kind="INDEX", exists=True))
+        self._run(f"ANALYZE {sg.table(table, quoted=True).sql(self.dialect)}")
+
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         return _pg_encode(_pg_sha256(_pg_convert_to(value, "UTF8")), "hex")
 

@@ -21,7 +21,7 @@ from passerelle.governance.db import AppDB
 from passerelle.governance.tables import Job
 from passerelle.runlog import process_gone, process_tag, utcnow
 
-KINDS = ("run", "segment_refresh", "audience_build", "export")
+KINDS = ("run", "segment_refresh", "audience_build", "export", "figures")
 ACTIVE = ("queued", "running")
 ENDED = ("succeeded", "failed", "cancelled", "interrupted")
 MAX_MESSAGES = 50  # a job keeps its last messages only: a long run says a lot

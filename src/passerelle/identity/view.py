@@ -1,4 +1,4 @@
-"""The 360° view of one person, and finding a person from any identifier.
+"""The 360° view of one person (finding a person from any identifier: search.py).
 
 :func:`person_view` returns plain dicts and lists (JSON-serialisable: dates as ISO strings,
 amounts as floats) so the CLI, the HTTP API and the web app all show the same thing. Every
@@ -19,126 +19,32 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.identity import lookups
 from passerelle.identity.anonymous import anonymous_ids_of
 from passerelle.identity.golden import CONSENT_FIELDS, GOLDEN_FIELDS
-from passerelle.identity.name_index import NAME_WORDS, has_words, name_words, scan_words
 from passerelle.identity.render import render_person  # noqa: F401  (re-exported for the CLI)
+from passerelle.identity.search import (  # noqa: F401  (re-exported: the view's callers)
+    MATCH_KINDS,
+    IdentityNotBuilt,
+    _require_identity,
+    find_persons,
+    normalise_email,
+    normalise_phone,
+)
 from passerelle.identity.tables import (
     CUSTOMER_RECORDS,
     IDENTITY_EDGES,
     IDENTITY_PINS,
     PERSON_MAP,
     PROFILES,
-    node_of,
 )
 
 MASKED_FIELDS = ("email", "phone", "birth_date", "address_line1", "address_line2",
                  "national_id")
-# How a query matched, best first: the order of find_persons' results.
-MATCH_KINDS = ("person_id", "node", "customer_id", "email", "phone", "loyalty_card", "name")
-
-
-class IdentityNotBuilt(PasserelleError, LookupError):
-    """There is no identity graph yet in this warehouse."""
 
 
 class PersonNotFound(PasserelleError, LookupError):
     """No person has this id."""
-
-
-# ------------------------------------------------------------------------------ lookup
-def normalise_email(text: str) -> str:
-    """The staging rule for e-mail keys: trimmed and lower-cased."""
-    return text.strip().lower()
-
-
-def normalise_phone(text: str, default_region: str | None) -> str | None:
-    """E.164 as staging writes it (``06 12 34 56 78`` -> ``+33612345678`` in FR), else None."""
-    from passerelle.staging.dictionaries import normalize_phone
-
-    number, _issue = normalize_phone(text.strip(), default_region)  # type: ignore[arg-type]
-    return number
-
-
-def _require_identity(engine: Engine) -> None:
-    if not engine.exists(PERSON_MAP):
-        raise IdentityNotBuilt(
-            "Identity has not been resolved in this warehouse yet (no person_map table).",
-            "Run `passerelle run` to load the sources and resolve identity.")
-
-
-def find_persons(engine: Engine, query: str, limit: int = 20, *,
-                 default_region: str | None = None) -> list[dict[str, Any]]:
-    """Persons matching any identifier: person id, node, customer id, e-mail, phone, card.
-
-    Returns ``[{"person_id", "matched_by": [kinds], "nodes": [matched records]}]``, exact ids
-    first, at most ``limit`` persons. ``default_region`` is the project's phone region.
-    """
-    _require_identity(engine)
-    text = query.strip()
-    if not text:
-        return []
-    values: dict[str, Any] = {"text": text}
-    with_records, indexed = engine.exists(CUSTOMER_RECORDS), False
-    if with_records:
-        if "@" in text:
-            values["email"] = normalise_email(text)
-        phone = normalise_phone(text, default_region)
-        if phone:
-            values["phone"] = phone
-        words = name_words(text)
-        indexed = engine.exists(NAME_WORDS)
-        if words:
-            values["words"] = sorted(set(words)) if indexed else [f" {w} " for w in words]
-    lit = ibis.literal
-
-    def build(v: Mapping[str, Any]) -> ir.Table:
-        pm = engine.table(PERSON_MAP)
-
-        def hits(t: ir.Table, kind: str, node: ir.StringValue) -> ir.Table:
-            return t.select(person_id=t.person_id, node=node, kind=lit(kind, "string"),
-                            prio=lit(MATCH_KINDS.index(kind), "int64"))
-
-        by_id, by_node = pm.filter(pm.person_id == v["text"]), pm.filter(pm.node == v["text"])
-        parts = [hits(by_id, "person_id", lit(None, "string")),
-                 hits(by_node, "node", by_node.node)]
-        if with_records:
-            cr = engine.table(CUSTOMER_RECORDS)
-            conds: list[tuple[ir.BooleanValue, str]] = [
-                ((cr._record_id == v["text"]) | (cr.customer_id == v["text"]), "customer_id"),
-                (cr.loyalty_card == v["text"], "loyalty_card"),
-            ]
-            if "email" in v:
-                conds.append((cr.email == v["email"], "email"))
-            if "phone" in v:
-                conds.append((cr.phone == v["phone"], "phone"))
-            if "words" in v and not indexed:
-                conds.append((scan_words(cr, v["words"]), "name"))
-            for cond, kind in conds:
-                found = cr.filter(cond)
-                found = found.mutate(_node=node_of(found))
-                joined = found.join(pm, found._node == pm.node)
-                parts.append(hits(joined, kind, joined.node))
-            if "words" in v and indexed:  # the index of folded name words (name_index.py)
-                named = has_words(engine, v["words"])
-                joined = named.join(pm, named.node == pm.node)
-                parts.append(hits(joined, "name", joined.node))
-        union = ibis.union(*parts, distinct=True)
-        best = union.group_by("person_id").aggregate(best=union.prio.min())
-        chosen = best.order_by(["best", "person_id"]).limit(limit)
-        return union.join(chosen, "person_id").order_by(["best", "person_id", "prio", "node"])
-
-    rows = engine.prepared(("find_persons", with_records, indexed, limit), values,
-                           build).to_pylist()
-    out: dict[str, dict[str, Any]] = {}
-    for r in rows:  # at most `limit` persons' matches
-        item = out.setdefault(r["person_id"], {"person_id": r["person_id"], "matched_by": [],
-                                               "nodes": []})
-        if r["kind"] not in item["matched_by"]:
-            item["matched_by"].append(r["kind"])
-        if r["node"] and r["node"] not in item["nodes"]:
-            item["nodes"].append(r["node"])
-    return list(out.values())
 
 
 # ----------------------------------------------------------------------------- masking
@@ -253,9 +159,13 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
             "`passerelle profile <identifier>`; ids change when people are merged.")
     records = _records(engine, nodes)
     golden, summary = _golden(engine, person_id, records, mask_pii)
-    orders = _orders(engine, records, orders_sources, recent_orders, mask_pii)
+    # the tables of each person's orders and events when they are those of the data now
+    sorted_by_person = person_id if lookups.current(engine) else None
+    orders = _orders(engine, records, orders_sources, recent_orders, mask_pii,
+                     sorted_by_person)
     anonymous_ids = anonymous_ids_of(engine, person_id)
-    events = _events(engine, records, anonymous_ids, events_sources, recent_events, mask_pii)
+    events = _events(engine, records, anonymous_ids, events_sources, recent_events, mask_pii,
+                     sorted_by_person)
     summary |= {"orders": orders["total"], "revenue": orders["amount"], "events": events["total"]}
     return {
         "person_id": person_id,
@@ -365,15 +275,27 @@ def _values(records: list[dict[str, Any]], field: str) -> list[Any]:
     return _distinct(r["fields"].get(field) for r in records)
 
 
+def _of_lookup(engine: Engine, table: str, v: Mapping[str, Any]) -> ir.Table:
+    """One person's rows of a lookup table (:mod:`passerelle.identity.lookups`), with the
+    columns the scan below gives."""
+    t = engine.table(table)
+    return t.filter(t.person_id == v["person"]).drop(*lookups.HIDDEN)
+
+
 def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
-            limit: int, mask: bool) -> dict[str, Any]:
+            limit: int, mask: bool, person: str | None = None) -> dict[str, Any]:
+    """The person's orders: read from the lookup table when ``person`` is given, else found
+    by their records' customer ids, cards and e-mails."""
     empty = {"total": 0, "amount": 0.0, "recent": []}
     if not records or not engine.exists("orders"):
         return empty
-    values = {**_customer_values(mapping, records),
-              "cards": _values(records, "loyalty_card"), "emails": _values(records, "email")}
+    values: dict[str, Any] = {"person": person} if person else {
+        **_customer_values(mapping, records), "cards": _values(records, "loyalty_card"),
+        "emails": _values(records, "email")}
 
     def mine(v: Mapping[str, Any]) -> ir.Table:
+        if person:
+            return _of_lookup(engine, lookups.PERSON_ORDERS, v)
         o = engine.table("orders")
         by_customer = _customer_match(o, "customer_id", v)
         by_card, by_email = _in(o.loyalty_card, v["cards"]), _in(o.email, v["emails"])
@@ -389,7 +311,7 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
                         _amount=m.amount.sum().over(every)).order_by(
             [ibis.desc("ordered_at"), "_source", "order_id"]).limit(limit)
 
-    rows = _rows(engine, f"orders_recent{limit}", values, recent)
+    rows = _rows(engine, f"orders_recent{limit}{'_sorted' if person else ''}", values, recent)
     total, amount = (rows[0]["_total"], rows[0]["_amount"]) if rows else (0, 0.0)
     for r in rows:
         del r["_total"], r["_amount"]
@@ -398,13 +320,18 @@ def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, st
 
 
 def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[str],
-            mapping: dict[str, str], limit: int, mask: bool) -> dict[str, Any]:
+            mapping: dict[str, str], limit: int, mask: bool,
+            person: str | None = None) -> dict[str, Any]:
+    """The person's events, from the lookup table when ``person`` is given (as orders)."""
     if not records or not engine.exists("events"):
         return {"total": 0, "recent": []}
-    values = {**_customer_values(mapping, records), "emails": _values(records, "email"),
-              "anonymous": _distinct(anonymous_ids)}
+    values: dict[str, Any] = {"person": person} if person else {
+        **_customer_values(mapping, records), "emails": _values(records, "email"),
+        "anonymous": _distinct(anonymous_ids)}
 
     def mine(v: Mapping[str, Any]) -> ir.Table:
+        if person:
+            return _of_lookup(engine, lookups.PERSON_EVENTS, v)
         e = engine.table("events")
         by_user = _customer_match(e, "user_id", v)
         by_email = _in(e.email, v["emails"])
@@ -419,7 +346,7 @@ def _events(engine: Engine, records: list[dict[str, Any]], anonymous_ids: list[s
         return m.mutate(_total=m._source.count().over(ibis.window())).order_by(
             [ibis.desc("timestamp"), "_source", "message_id"]).limit(limit)
 
-    found = _rows(engine, f"events_recent{limit}", values, recent)
+    found = _rows(engine, f"events_recent{limit}{'_sorted' if person else ''}", values, recent)
     total = int(found[0]["_total"]) if found else 0
     rows = []
     for r in found:

@@ -27,6 +27,8 @@ class RunParams(_Params):
     retrain: bool = Field(False, description="Re-train the identity model")
     reload: list[Name] = Field(default_factory=list, max_length=100,
                                description="Sources read again from scratch")
+    pages: bool = Field(False, description="Run only the steps that prepare what the web "
+                                           "pages read (nothing loaded)")
 
 
 class SegmentRefreshParams(_Params):
@@ -47,9 +49,17 @@ class ExportParams(_Params):
     allow_empty: bool = Field(False, description="Send the audience even if nobody is in it")
 
 
+class FiguresParams(_Params):
+    keys: list[Annotated[Text, Field(min_length=1, max_length=300,
+                                     pattern=r"^[a-z]+(/[A-Za-z0-9_.-]+)*$")]] | None = Field(
+        None, max_length=50, description="Figures to compute (default: those of a run: "
+                                         "figures/compute.py)")
+
+
 PARAMS: dict[str, type[_Params]] = {
     "run": RunParams, "segment_refresh": SegmentRefreshParams,
-    "audience_build": AudienceBuildParams, "export": ExportParams}
+    "audience_build": AudienceBuildParams, "export": ExportParams,
+    "figures": FiguresParams}
 
 
 def _body(kind: str, params: type[_Params]) -> type[BaseModel]:
@@ -62,7 +72,8 @@ def _body(kind: str, params: type[_Params]) -> type[BaseModel]:
 
 JobRequest = Annotated[
     _body("run", RunParams) | _body("segment_refresh", SegmentRefreshParams)  # type: ignore
-    | _body("audience_build", AudienceBuildParams) | _body("export", ExportParams),
+    | _body("audience_build", AudienceBuildParams) | _body("export", ExportParams)
+    | _body("figures", FiguresParams),
     Field(discriminator="kind")]
 
 
@@ -75,7 +86,8 @@ def execute(kind: str, params: dict[str, Any], project: Any, user: str) -> Outco
 def _run(project: Any, p: RunParams, user: str) -> Outcome:
     from passerelle.render import run_summary
 
-    result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload)
+    result = project.run(source=p.source, full=p.full, retrain=p.retrain, reload=p.reload,
+                         pages=p.pages)
     out = {**run_record(result), "summary": _text(run_summary(result))}
     error: PasserelleError | None = next(iter(result.errors), None)
     if error is None and result.failed_checks:
@@ -178,6 +190,12 @@ def _text(renderable: Any) -> str:
     return console.export_text()
 
 
+def _figures(project: Any, p: FiguresParams, user: str) -> Outcome:
+    from passerelle.figures.compute import refresh
+
+    return refresh(project, project.reporter, p.keys), None, 0
+
+
 _RUNNERS: dict[str, Callable[[Any, Any, str], Outcome]] = {
     "run": _run, "segment_refresh": _segment_refresh, "audience_build": _audience_build,
-    "export": _export}
+    "export": _export, "figures": _figures}

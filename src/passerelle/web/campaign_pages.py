@@ -9,7 +9,6 @@ drawn on the server (:mod:`passerelle.web.svg`)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, FastAPI, Path, Query, Request
@@ -17,16 +16,17 @@ from fastapi.responses import RedirectResponse, Response
 
 from passerelle.api.inputs import Text
 from passerelle.errors import PasserelleError
+from passerelle.figures.compute import campaigns_key, experiment_key
 from passerelle.formatting import Formatter
 from passerelle.governance.errors import CsrfFailed
 from passerelle.web import experiment_setup as setup_form
 from passerelle.web import svg
 from passerelle.web.auth import checked_form, require
-from passerelle.web.cache import page_cache
 from passerelle.web.i18n import translator
 from passerelle.web.pages import PageUser, User, error_page, locked, render
 from passerelle.web.segment_data import reload_definitions, saved_segments
 from passerelle.web.segment_pages import _audit, _csrf_refused, formatter
+from passerelle.web.stored import figure
 
 # Messages too long for one line of code (their French is in i18n.py all the same).
 LIFT_TITLE = "Lift of each variant over control, with its interval"
@@ -73,8 +73,8 @@ def campaign_section(request: Request, user: User,
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     _ = translator(user.lang)
-    found, error = _attempt(lambda: page_cache(request.app.state).get(
-        project, ("campaigns", section, window), lambda: _figures(project, section, window)))
+    stored = figure(request, user, campaigns_key(section, window))
+    found, error = _attempt(lambda: stored.value)
     context: dict[str, Any] = {"results": None, "results_error": None, "holdouts": None,
                                "holdouts_error": None, "attribution": None,
                                "attribution_error": None}
@@ -102,34 +102,13 @@ def campaign_section(request: Request, user: User,
             lambda v: fm.number(v, 1))
     return render(request, "_campaign_section.html", user.lang, user=user, fm=fm,
                   window=window, section=section, charts=charts, model_names=MODEL_NAMES,
-                  **context)
-
-
-def _figures(project: Any, section: str, window: int) -> Any:
-    """A section's figures (language-free: the charts are drawn per reader)."""
-    from passerelle.measure.holdouts import incrementality_report
-    from passerelle.measure.report import attribution_report, campaign_results
-
-    engine, days = project.engine, timedelta(days=window)
-    if section == "results":
-        return campaign_results(project, engine, days).to_pylist()
-    if section == "holdouts":
-        return incrementality_report(project, engine, days)
-    return _attribution(attribution_report(project, engine))
+                  figure=stored, **context)
 
 
 def _iv(iv: dict[str, float] | None) -> tuple[float | None, float | None, float | None]:
     if not iv:
         return None, None, None
     return iv.get("estimate"), iv.get("low"), iv.get("high")
-
-
-def _attribution(report: dict[str, Any]) -> dict[str, Any]:
-    conv, rev = report["conversions"].to_pylist(), report["revenue"].to_pylist()
-    models = report["summary"]["models"]
-    return {"channels": [r["channel"] for r in conv], "models": models,
-            "conversions": {m: [float(r[m] or 0) for r in conv] for m in models},
-            "rows": conv, "revenue": rev, "summary": report["summary"]}
 
 
 # ---------------------------------------------------------------------------- experiments
@@ -218,7 +197,6 @@ async def setup_experiment(request: Request, user: User) -> Response:
                                  setup_problems=outcome.problems)
     _audit(request, user, "experiment.save", outcome.path)
     reload_definitions(project, request.app.state.server_project)
-    page_cache(request.app.state).clear()
     return RedirectResponse(f"/experiments/{setup['name']}?saved=1", status_code=303)
 
 
@@ -259,17 +237,21 @@ def sample_size(metric: str, baseline: float | None, std: float | None, mde: flo
 
 @router.get("/experiments/{name}")
 def experiment(request: Request, user: User, name: Text) -> Response:
-    from passerelle.measure.report import analyse_experiment
-
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
     _ = translator(user.lang)
-    result, error = _attempt(lambda: page_cache(request.app.state).get(
-        project, ("experiment", name), lambda: analyse_experiment(project, project.engine,
-                                                                  name)))
-    if error is not None and result is None and "no experiment named" in error.reason:
-        return error_page(request, user, user.lang, 404, _("Page not found"), error.reason,
-                          error.instruction)
+    experiments = project.definition.experiments
+    config = experiments.experiments.get(name) if experiments else None
+    if config is None:
+        from passerelle.measure.report import analyse_experiment
+
+        # the measure package's own words for an unknown experiment
+        _result, error = _attempt(lambda: analyse_experiment(project, project.engine, name))
+        reason = error.reason if error else name
+        return error_page(request, user, user.lang, 404, _("Page not found"), reason,
+                          error.instruction if error else None)
+    stored = figure(request, user, experiment_key(project, name))
+    result, error = _attempt(lambda: stored.value)
     verdicts, chart = [], None
     if result:
         primary = [c for c in result["comparisons"] if c.get("primary") and "lift" in c]
@@ -278,10 +260,9 @@ def experiment(request: Request, user: User, name: Text) -> Response:
         rows = [(f"{c['variant']} · {c['metric']}", *_iv(c.get("lift")))
                 for c in result["comparisons"] if "lift" in c]
         chart = svg.intervals(rows, _(LIFT_TITLE), lambda v: fm.percent(v, 1, sign=True))
-    experiments = project.definition.experiments
-    config = experiments.experiments.get(name) if experiments else None
     return render(request, "experiment.html", user.lang, user=user, fm=fm, exp_name=name,
                   result=result, error=error, verdicts=verdicts, chart=chart, config=config,
+                  figure=stored,
                   saved=request.query_params.get("saved") == "1")
 
 

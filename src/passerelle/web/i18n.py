@@ -596,6 +596,11 @@ FR.update({
         "autre nom.",
     # jobs
     "Job %(id)s": "Tâche %(id)s",
+    "As of %(time)s (run %(run)s).": "Au %(time)s (exécution %(run)s).",
+    "As of %(time)s: the data changed since, so these figures are being computed again.":
+        "Au %(time)s : les données ont changé depuis, ces chiffres sont donc recalculés.",
+    "These figures are being computed; the page shows them when they are ready.":
+        "Ces chiffres sont en cours de calcul ; la page les affiche dès qu’ils sont prêts.",
     "There is no job %(id)s.": "Il n’y a pas de tâche %(id)s.",
     "step: %(step)s": "étape : %(step)s",
     "Progress": "Avancement",

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -43,22 +41,15 @@ from passerelle.web.auth import (
     safe_next,
     set_cookie,
 )
-from passerelle.web.cache import page_cache, same_tables
+from passerelle.web.cache import same_tables
 from passerelle.web.i18n import LANGUAGES, translator
+from passerelle.web.lock import locked
+from passerelle.web.stored import figure
 
 T = TypeVar("T")
 TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
 TEMPLATES.env.globals.update(LANGUAGES=LANGUAGES)
 User = Annotated[PageUser, Depends(page_principal)]
-# One warehouse connection (the web app's own) serves the pages one at a time.
-_lock = threading.Lock()
-
-
-def locked(work: Callable[[], T]) -> T:
-    with _lock:
-        return work()
-
-
 def render(request: Request, name: str, lang: str, status: int = 200,
            user: PageUser | None = None, **context: Any) -> HTMLResponse:
     project = request.app.state.web_project
@@ -190,12 +181,16 @@ def _csrf_refused(request: Request, user: PageUser) -> HTMLResponse:
 # ------------------------------------------------------------------------------- pages
 @router.get("/")
 def home(request: Request, user: User) -> Response:
-    project = request.app.state.web_project
-    # The tiles are kept per server while the warehouse has no new run (web/cache.py).
-    tiles, period_end = locked(lambda: page_cache(request.app.state).get(
-        project, ("home",), lambda: data.home_tiles(project)))
+    from passerelle.figures.compute import home_key
+
+    # The tiles the last run stored (figures/), or a job computing them (web/stored.py).
+    found = figure(request, user, home_key())
+    tiles, period_end = [], None
+    if found.stored is not None:
+        rows, period_end = found.value
+        tiles = [data.Tile(**row) for row in rows]
     return render(request, "home.html", user.lang, user=user, tiles=tiles,
-                  period_end=period_end, days=data.PERIOD.days)
+                  period_end=period_end, days=data.PERIOD.days, figure=found)
 
 
 @router.get("/glossary")

@@ -338,7 +338,13 @@ def job(request: Request, user: User, job_id: int = Path(ge=1, le=2**31 - 1)) ->
                           _("There is no job %(id)s.", id=job_id))
     earlier = [j for j in queue.recent(app_db(request), 10)
                if j["job_id"] < job_id and j["status"] in ("queued", "running")]
-    template = "_job_progress.html" if request.headers.get("hx-request") else "job.html"
-    return render(request, template, user.lang, user=user, job=found, waiting=earlier,
-                  fm=formatter(user.lang, _project(request)))
+    partial = bool(request.headers.get("hx-request"))
+    reload = partial and request.query_params.get("reload") == "1"
+    response = render(request, "_job_progress.html" if partial else "job.html", user.lang,
+                      user=user, job=found, waiting=earlier, reload=reload,
+                      fm=formatter(user.lang, _project(request)))
+    if reload and found["status"] == "succeeded":
+        # a page waiting for this job's figures (web/stored.py) shows them now
+        response.headers["HX-Refresh"] = "true"
+    return response
 
