@@ -165,19 +165,31 @@ def _tf_columns(model: dict) -> list[str]:
                    for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")})
 
 
-def term_frequencies(among: ir.Table, field: str) -> ir.Table:
+def term_frequencies(among: ir.Table, field: str, model: dict | None = None) -> ir.Table:
     """(value, ``tf_<field>``): the share of ``among``'s non-null values of ``field`` equal
-    to the value, as Splink computes its term-frequency tables."""
+    to the value, as Splink computes its term-frequency tables.
+
+    For a field of :func:`~passerelle.identity.splink_settings.relative_frequency_fields`
+    of the trained ``model``, the share is multiplied by u_exact / sum(share²): Splink's
+    adjustment log2(u_exact / tf) then becomes log2(sum(share²) / share), the average
+    chance that two strangers share a value over this value's, at each level it weighs.
+    """
     known = among.filter(among[field].notnull())
     total = known.count().as_scalar().cast("float64")
     tf = known.group_by(field).aggregate(n=known.count())
-    return tf.select(tf[field], **{f"tf_{field}": tf.n.cast("float64") / total})
+    share = tf.n.cast("float64") / total
+    if model is not None and field in ss.relative_frequency_fields(model):
+        comparison = next(c for c in model["comparisons"] if c["output_column_name"] == field)
+        u_exact = float(ss.exact_level(comparison)["u_probability"])
+        share = share * u_exact / (share * share).sum().over()
+    return tf.select(tf[field], **{f"tf_{field}": share})
 
 
 def with_term_frequencies(table: ir.Table, model: dict, among: ir.Table) -> ir.Table:
     """``table`` with ``tf_<field>`` for each term-frequency field of ``model``."""
     for field in _tf_columns(model):
-        table = table.left_join(term_frequencies(among, field), field).drop(f"{field}_right")
+        table = table.left_join(term_frequencies(among, field, model), field).drop(
+            f"{field}_right")
     return table
 
 

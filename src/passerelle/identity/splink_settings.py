@@ -24,7 +24,7 @@ from splink.comparison_library import CustomComparison
 from passerelle.project.identity_models import Probabilistic
 
 # Bump when a level definition below changes: saved models then ask to be retrained.
-LEVELS_VERSION = 4
+LEVELS_VERSION = 5
 
 NAME_JW_THRESHOLDS = (0.92, 0.88)
 TEXT_LEVENSHTEIN = (1, 3)
@@ -221,9 +221,10 @@ def _address_levels(left: str, right: str, shape: ModelShape) -> list[dict]:
 def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
     left, r = _q(field, "l"), _q(field, "r")
     exact = _exact(field)
-    if field in shape.term_frequency_fields:
+    tf = field in shape.term_frequency_fields
+    if tf:
         # u of an exact match becomes the frequency of the value (Splink's TF adjustment)
-        exact |= {"tf_adjustment_column": field, "tf_adjustment_weight": 1.0}
+        exact |= TF_LEVEL | {"tf_adjustment_column": field}
     levels = [_null(field), exact]
     if method == "name" and shape.swappable and field in SWAPPED:
         levels.append(_level(SWAPPED_SQL, "swapped names"))
@@ -248,12 +249,46 @@ def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
     elif method == "postcode":
         if shape.address:  # before the exact postcode: levels that read the street line
             exact["label_for_charts"] = OTHER_STREET
-            levels[1:1] = _address_levels(left, r, shape)
+            address = _address_levels(left, r, shape)
+            if tf:  # every level of an equal postcode: see relative_frequency_fields
+                address = [lv | TF_LEVEL | {"tf_adjustment_column": field} for lv in address]
+            levels[1:1] = address
         if shape.city_in_postcode:
             levels.append(_exact("city", "same city"))
         levels.append(_level(f"substr({left}, 1, 2) = substr({r}, 1, 2)", "same department"))
     levels.append(ELSE)
     return levels
+
+
+TF_LEVEL = {"tf_adjustment_weight": 1.0}
+
+
+def exact_level(comparison: dict) -> dict | None:
+    """The level of a saved comparison whose condition is the plain equality of its
+    column: the one whose u Splink's term-frequency adjustment starts from."""
+    column = comparison["output_column_name"]
+    return next((lv for lv in comparison["comparison_levels"]
+                 if lv["sql_condition"] == f"{_q(column, 'l')} = {_q(column, 'r')}"), None)
+
+
+def relative_frequency_fields(model: dict) -> tuple[str, ...]:
+    """Fields whose term-frequency adjustment also weighs levels other than their exact
+    one: the postcode's, whose equal values come in several levels (same address, same
+    postcode without a street, same postcode and another street).
+
+    Splink adjusts any such level by log2(u_exact / tf), u_exact being the u of the exact
+    level alone (here: equal postcodes whose streets differ), not of an equal value over
+    all those levels. Their frequencies are given rescaled so the adjustment is
+    log2(average / frequency) at every level: how much likelier (or less) two strangers
+    share this postcode than an average one (``term_frequencies(..., model)``)."""
+    fields = []
+    for comparison in model["comparisons"]:
+        exact = exact_level(comparison)
+        if exact is not None and any(
+                lv.get("tf_adjustment_column") and lv is not exact
+                for lv in comparison["comparison_levels"]):
+            fields.append(comparison["output_column_name"])
+    return tuple(fields)
 
 
 def build_settings(config: Probabilistic) -> SettingsCreator:
