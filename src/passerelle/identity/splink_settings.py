@@ -114,6 +114,7 @@ class ModelShape:
     term_frequency_fields: tuple[str, ...]  # exact level adjusted by the value's frequency
     swappable: bool  # first and last names both compared as names: a "swapped" level
     columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
+    email_year: bool = False  # birth_year_from_email: EMAIL_YEAR levels of the birth date
 
 
 def model_shape(config: Probabilistic) -> ModelShape:
@@ -134,8 +135,11 @@ def model_shape(config: Probabilistic) -> ModelShape:
             columns.append(f)
     columns += [f + CANON_SUFFIX for f in nickname_fields]
     swappable = {("first_name", "name"), ("last_name", "name")} <= set(compared)
+    email_year = config.birth_year_from_email and ("birth_date", "date") in compared
+    if email_year:
+        columns.append(EMAIL_YEAR)
     return ModelShape(compared, city_in_postcode, address, nickname_fields,
-                      term_frequency_fields, swappable, tuple(columns))
+                      term_frequency_fields, swappable, tuple(columns), email_year)
 
 
 # -- levels ------------------------------------------------------------------------------
@@ -182,6 +186,27 @@ def _short_form(left: str, right: str) -> str:
         conditions.append(f"(length({a}) = 2 AND strpos({b}, ' ') > 1 AND {a} = "
                           f"substr({b}, 1, 1) || substr({b}, strpos({b}, ' ') + 1, 1))")
     return " OR ".join(conditions)
+
+
+EMAIL_YEAR = "email_birth_year"  # prepared: the year an e-mail ends with, birth date unknown
+EMAIL_YEAR_AGREES = "e-mail year = birth year"
+EMAIL_YEAR_DIFFERS = "e-mail year <> birth year"
+
+
+def _email_year_levels(left: str, right: str) -> tuple[str, list[dict]]:
+    """The birth date's levels for a record without one whose e-mail address ends with a
+    year (``EMAIL_YEAR``, two digits), against the other's birth date: the condition under
+    which they compare (the null level is its negation) and the two levels."""
+    y_l, y_r = _q(EMAIL_YEAR, "l"), _q(EMAIL_YEAR, "r")
+    yy_l, yy_r = (f"substr(CAST({side} AS VARCHAR), 3, 2)" for side in (left, right))
+    comparable = (f"({y_l} IS NOT NULL AND {right} IS NOT NULL) OR "
+                  f"({y_r} IS NOT NULL AND {left} IS NOT NULL)")
+    agrees = f"{y_l} = {yy_r} OR {y_r} = {yy_l}"
+    return comparable, [
+        _level(agrees, EMAIL_YEAR_AGREES),
+        # reached only when comparable: one birth date is missing, the e-mail says another
+        _level(f"{left} IS NULL OR {right} IS NULL", EMAIL_YEAR_DIFFERS),
+    ]
 
 
 HOUSEHOLD = "same address, other first name"
@@ -246,6 +271,11 @@ def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
                    "day/month swapped"),
             _level(f"abs({left} - {r}) <= 365", "within a year"),
         ]
+        if shape.email_year and field == "birth_date":
+            comparable, year_levels = _email_year_levels(left, r)
+            null = levels[0]
+            null["sql_condition"] = f"({null['sql_condition']}) AND NOT ({comparable})"
+            levels += year_levels
     elif method == "postcode":
         if shape.address:  # before the exact postcode: levels that read the street line
             exact["label_for_charts"] = OTHER_STREET

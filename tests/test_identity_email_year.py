@@ -1,0 +1,89 @@
+"""``birth_year_from_email``: a record without a birth date is compared with the other's
+birth year through the year its e-mail address ends with (DuckDB and PostgreSQL)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from passerelle.engines.base import Engine
+from passerelle.identity import probabilistic as pr
+from passerelle.identity import splink_settings as ss
+from passerelle.identity.splink_model import _save_model
+from passerelle.project.identity_models import Comparison, Probabilistic
+
+CONFIG = Probabilistic(
+    birth_year_from_email=True,
+    comparisons=[Comparison(field="first_name", method="name"),
+                 Comparison(field="last_name", method="name"),
+                 Comparison(field="birth_date", method="date")],
+    blocking=[["last_name"]], training={"em_blocking": [["last_name"]]})
+
+# node -> (e-mail, birth date)
+RECORDS = {
+    "0": ("marie.dupont85@example.fr", None),
+    "1": (None, dt.date(1985, 3, 2)),
+    "2": (None, dt.date(1990, 3, 2)),
+    "3": ("marie_1985@example.fr", None),
+    "4": ("marie.dupont@example.fr", None),
+    "5": ("luc.georges.92341@example.fr", None),
+    "6": ("marie.dupont85@example.fr", dt.date(1990, 3, 2)),  # has a birth date: not read
+    "7": ("MARIE.DUPONT-85@EXAMPLE.FR", None),
+}
+
+
+def load(engine: Engine) -> None:
+    rows = [{"_source": "crm", "_record_id": k, "email": email, "first_name": "Marie",
+             "last_name": "Dupont", "birth_date": born} for k, (email, born) in RECORDS.items()]
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("_source", pa.string()), ("_record_id", pa.string()), ("email", pa.string()),
+        ("first_name", pa.string()), ("last_name", pa.string()), ("birth_date", pa.date32())]))
+    engine.append_arrow("customer_records",
+                        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+
+
+def model_file(root: Path) -> None:
+    """A model whose every level has a made-up m and u (the levels are under test)."""
+    settings = ss.build_settings(CONFIG).get_settings("duckdb").as_dict()
+    for comparison in settings["comparisons"]:
+        for level in comparison["comparison_levels"]:
+            if not level.get("is_null_level"):
+                level["m_probability"], level["u_probability"] = 0.5, 0.1
+    _save_model(settings, CONFIG.model_file(root), CONFIG, {"records": 0})
+
+
+def test_the_year_an_address_ends_with(engine: Engine) -> None:
+    load(engine)
+    prepared = {r["node"]: r[ss.EMAIL_YEAR] for r in engine.to_arrow(
+        pr.prepare(engine.table("customer_records"), CONFIG)).to_pylist()}
+    assert prepared == {"crm:0": "85", "crm:1": None, "crm:2": None, "crm:3": "85",
+                        "crm:4": None, "crm:5": None, "crm:6": None, "crm:7": "85"}
+    # without the option, no such column and the birth date's levels are the usual ones
+    plain = CONFIG.model_copy(update={"birth_year_from_email": False})
+    assert ss.EMAIL_YEAR not in pr.prepare(engine.table("customer_records"), plain).columns
+    assert ss.EMAIL_YEAR_AGREES not in ss.level_labels(plain)["birth_date"].values()
+    assert ss.fingerprint(plain) != ss.fingerprint(CONFIG)
+
+
+@pytest.mark.parametrize(("a", "b", "level"), [
+    ("0", "1", ss.EMAIL_YEAR_AGREES),     # 85 and born in 1985
+    ("1", "3", ss.EMAIL_YEAR_AGREES),     # 1985 read as 85, either side
+    ("0", "2", ss.EMAIL_YEAR_DIFFERS),    # 85 and born in 1990
+    ("0", "3", "null"),                   # two e-mail years: no birth date to compare
+    ("4", "1", "null"),                   # no year in the address
+    ("5", "1", "null"),                   # a number that is not a year
+    ("6", "1", "different"),              # both birth dates: the e-mail is not read
+    ("2", "6", "exact"),
+    ("7", "1", ss.EMAIL_YEAR_AGREES),
+])
+def test_levels(engine: Engine, tmp_path: Path, a: str, b: str, level: str) -> None:
+    load(engine)
+    model_file(tmp_path)
+    why = pr.explain_pair(engine, engine.table("customer_records"), f"crm:{a}", f"crm:{b}",
+                          CONFIG, tmp_path)
+    assert why["comparisons"]["birth_date"]["level"] == level
+    expected = 0.0 if level == "null" else 2.32  # log2(0.5 / 0.1), the same at every level
+    assert why["comparisons"]["birth_date"]["weight"] == pytest.approx(expected, abs=0.01)
