@@ -68,22 +68,67 @@ def test_the_year_an_address_ends_with(engine: Engine) -> None:
     assert ss.fingerprint(plain) != ss.fingerprint(CONFIG)
 
 
-@pytest.mark.parametrize(("a", "b", "level"), [
-    ("0", "1", ss.EMAIL_YEAR_AGREES),     # 85 and born in 1985
-    ("1", "3", ss.EMAIL_YEAR_AGREES),     # 1985 read as 85, either side
-    ("0", "2", ss.EMAIL_YEAR_DIFFERS),    # 85 and born in 1990
-    ("0", "3", "null"),                   # two e-mail years: no birth date to compare
-    ("4", "1", "null"),                   # no year in the address
-    ("5", "1", "null"),                   # a number that is not a year
-    ("6", "1", "different"),              # both birth dates: the e-mail is not read
-    ("2", "6", "exact"),
-    ("7", "1", ss.EMAIL_YEAR_AGREES),
+@pytest.mark.parametrize(("a", "b", "birth", "year"), [
+    ("0", "1", "null", ss.EMAIL_YEAR_AGREES),     # 85 and born in 1985
+    ("1", "3", "null", ss.EMAIL_YEAR_AGREES),     # 1985 read as 85, either side
+    ("0", "2", "null", ss.EMAIL_YEAR_DIFFERS),    # 85 and born in 1990
+    ("0", "3", "null", "null"),                   # two e-mail years: no birth date
+    ("4", "1", "null", "null"),                   # no year in the address
+    ("5", "1", "null", "null"),                   # a number that is not a year
+    ("6", "1", "different", "null"),              # both birth dates: the e-mail is not read
+    ("2", "6", "exact", "null"),
+    ("7", "1", "null", ss.EMAIL_YEAR_AGREES),
 ])
-def test_levels(engine: Engine, tmp_path: Path, a: str, b: str, level: str) -> None:
+def test_levels(engine: Engine, tmp_path: Path, a: str, b: str, birth: str,
+                year: str) -> None:
+    """The year is a comparison of its own, never beside compared birth dates: the birth
+    date's m keeps meaning "among matches whose birth dates are compared"."""
     load(engine)
     model_file(tmp_path)
     why = pr.explain_pair(engine, engine.table("customer_records"), f"crm:{a}", f"crm:{b}",
                           CONFIG, tmp_path)
-    assert why["comparisons"]["birth_date"]["level"] == level
-    expected = 0.0 if level == "null" else 2.32  # log2(0.5 / 0.1), the same at every level
-    assert why["comparisons"]["birth_date"]["weight"] == pytest.approx(expected, abs=0.01)
+    for field, level in (("birth_date", birth), (ss.EMAIL_YEAR, year)):
+        assert why["comparisons"][field]["level"] == level
+        expected = 0.0 if level == "null" else 2.32  # log2(0.5 / 0.1) at every level
+        assert why["comparisons"][field]["weight"] == pytest.approx(expected, abs=0.01)
+
+
+def test_training_measures_the_year_on_key_links(engine: Engine) -> None:
+    """The m of "e-mail year = birth year" is the share of agreeing years among the pairs
+    the keys linked (120 of 150 here), fixed for EM; too few links: EMAIL_YEAR_M."""
+    from passerelle.identity import splink_training as st
+    from passerelle.identity.splink_input import _drop_own_tables, _materialise_input
+    from passerelle.identity.tables import KEY_EDGES
+    from passerelle.reporter import SilentReporter
+
+    rows, edges = [], []
+    for i in range(150):
+        born = dt.date(1950 + i % 40, 1 + i % 12, 1 + i % 28)
+        year = born.year % 100 if i < 120 else (born.year + 7) % 100
+        rows += [{"_source": "news", "_record_id": str(i), "email": f"p{i}.x{year:02d}@a.fr",
+                  "first_name": f"p{i}", "last_name": "x", "birth_date": None},
+                 {"_source": "crm", "_record_id": str(i), "email": None,
+                  "first_name": f"p{i}", "last_name": "x", "birth_date": born}]
+        edges.append({"node_a": f"crm:{i}", "node_b": f"news:{i}"})
+    table = pa.Table.from_pylist(rows, schema=pa.schema([
+        ("_source", pa.string()), ("_record_id", pa.string()), ("email", pa.string()),
+        ("first_name", pa.string()), ("last_name", pa.string()), ("birth_date", pa.date32())]))
+    engine.append_arrow("customer_records",
+                        pa.RecordBatchReader.from_batches(table.schema, table.to_batches()))
+    reporter = SilentReporter()
+    try:
+        _materialise_input(engine, engine.table("customer_records"), CONFIG, prepass=True)
+        edge_table = pa.Table.from_pylist(edges)
+        engine.append_arrow(KEY_EDGES, pa.RecordBatchReader.from_batches(
+            edge_table.schema, edge_table.to_batches()))
+        assert st._email_year_m(engine, reporter) == pytest.approx(0.8)
+        assert any("80% of the 150 pairs" in m for _, m in reporter.messages)
+        engine.replace_table(KEY_EDGES, engine.table(KEY_EDGES).limit(99))
+        assert st._email_year_m(engine, SilentReporter()) == st.EMAIL_YEAR_M
+    finally:
+        _drop_own_tables(engine)
+    levels = ss.build_settings(CONFIG, 0.8).get_settings("duckdb").as_dict()["comparisons"][-1]
+    fixed = [(lv["label_for_charts"], lv.get("m_probability"), lv.get("fix_m_probability"))
+             for lv in levels["comparison_levels"] if not lv.get("is_null_level")]
+    assert fixed == [(ss.EMAIL_YEAR_AGREES, 0.8, True),
+                     (ss.EMAIL_YEAR_DIFFERS, pytest.approx(0.2), True)]

@@ -124,6 +124,9 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic,
     address = ss.model_shape(config).address
     for comparison in model["comparisons"]:
         field = comparison["output_column_name"]
+        if field == ss.EMAIL_YEAR:  # compared only with a birth date, which neither has
+            parts[field] = (ibis.literal("null"), ibis.literal(0.0))
+            continue
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         present = reps[field].notnull()
 

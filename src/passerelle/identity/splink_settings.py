@@ -114,7 +114,13 @@ class ModelShape:
     term_frequency_fields: tuple[str, ...]  # exact level adjusted by the value's frequency
     swappable: bool  # first and last names both compared as names: a "swapped" level
     columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
-    email_year: bool = False  # birth_year_from_email: EMAIL_YEAR levels of the birth date
+    email_year: bool = False  # birth_year_from_email: an EMAIL_YEAR comparison
+
+    @property
+    def comparisons(self) -> tuple[tuple[str, str], ...]:
+        """(output column, method) of every comparison of the model: ``compared``, then
+        the year read from e-mail addresses."""
+        return (*self.compared, *([(EMAIL_YEAR, EMAIL_YEAR)] if self.email_year else []))
 
 
 def model_shape(config: Probabilistic) -> ModelShape:
@@ -193,20 +199,24 @@ EMAIL_YEAR_AGREES = "e-mail year = birth year"
 EMAIL_YEAR_DIFFERS = "e-mail year <> birth year"
 
 
-def _email_year_levels(left: str, right: str) -> tuple[str, list[dict]]:
-    """The birth date's levels for a record without one whose e-mail address ends with a
-    year (``EMAIL_YEAR``, two digits), against the other's birth date: the condition under
-    which they compare (the null level is its negation) and the two levels."""
+def _email_year_levels(m_agrees: float | None = None) -> list[dict]:
+    """A comparison of its own: the year an e-mail address ends with (``EMAIL_YEAR``, two
+    digits, read only for a record without a birth date) against the other record's birth
+    year. Null unless one side has the year and the other a birth date, so it never weighs
+    a pair whose birth dates are compared; apart from the birth date's comparison so that
+    its m (a share of the matches whose birth dates are compared) keeps its meaning."""
     y_l, y_r = _q(EMAIL_YEAR, "l"), _q(EMAIL_YEAR, "r")
-    yy_l, yy_r = (f"substr(CAST({side} AS VARCHAR), 3, 2)" for side in (left, right))
-    comparable = (f"({y_l} IS NOT NULL AND {right} IS NOT NULL) OR "
-                  f"({y_r} IS NOT NULL AND {left} IS NOT NULL)")
-    agrees = f"{y_l} = {yy_r} OR {y_r} = {yy_l}"
-    return comparable, [
-        _level(agrees, EMAIL_YEAR_AGREES),
-        # reached only when comparable: one birth date is missing, the e-mail says another
-        _level(f"{left} IS NULL OR {right} IS NULL", EMAIL_YEAR_DIFFERS),
-    ]
+    b_l, b_r = _q("birth_date", "l"), _q("birth_date", "r")
+    yy_l, yy_r = (f"substr(CAST({side} AS VARCHAR), 3, 2)" for side in (b_l, b_r))
+    comparable = (f"({y_l} IS NOT NULL AND {b_r} IS NOT NULL) OR "
+                  f"({y_r} IS NOT NULL AND {b_l} IS NOT NULL)")
+    levels = [_level(f"NOT ({comparable})", "null", null=True),
+              _level(f"{y_l} = {yy_r} OR {y_r} = {yy_l}", EMAIL_YEAR_AGREES),
+              ELSE | {"label_for_charts": EMAIL_YEAR_DIFFERS}]
+    if m_agrees is not None:  # measured, not left to EM: see splink_training._email_year_m
+        for level, m in zip(levels[1:], (m_agrees, 1.0 - m_agrees), strict=True):
+            level.update(m_probability=m, fix_m_probability=True)
+    return levels
 
 
 HOUSEHOLD = "same address, other first name"
@@ -244,6 +254,8 @@ def _address_levels(left: str, right: str, shape: ModelShape) -> list[dict]:
 
 
 def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
+    if method == EMAIL_YEAR:
+        return _email_year_levels()
     left, r = _q(field, "l"), _q(field, "r")
     exact = _exact(field)
     tf = field in shape.term_frequency_fields
@@ -271,11 +283,6 @@ def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
                    "day/month swapped"),
             _level(f"abs({left} - {r}) <= 365", "within a year"),
         ]
-        if shape.email_year and field == "birth_date":
-            comparable, year_levels = _email_year_levels(left, r)
-            null = levels[0]
-            null["sql_condition"] = f"({null['sql_condition']}) AND NOT ({comparable})"
-            levels += year_levels
     elif method == "postcode":
         if shape.address:  # before the exact postcode: levels that read the street line
             exact["label_for_charts"] = OTHER_STREET
@@ -321,17 +328,20 @@ def relative_frequency_fields(model: dict) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def build_settings(config: Probabilistic) -> SettingsCreator:
+def build_settings(config: Probabilistic, email_year_m: float | None = None
+                   ) -> SettingsCreator:
     """Splink settings for ``identity.yml``'s probabilistic section (untrained).
 
     Per-comparison gamma levels and match weights (``gamma_<field>``, ``mw_<field>``) are
-    kept in the predictions: they are the evidence the 360° view shows.
+    kept in the predictions: they are the evidence the 360° view shows. ``email_year_m``:
+    the m of "e-mail year = birth year", fixed for training.
     """
     shape = model_shape(config)
     comparisons = [
-        CustomComparison(_levels(field, method, shape), output_column_name=field,
+        CustomComparison(_email_year_levels(email_year_m) if method == EMAIL_YEAR
+                         else _levels(field, method, shape), output_column_name=field,
                          comparison_description=f"{field} ({method})")
-        for field, method in shape.compared
+        for field, method in shape.comparisons
     ]
     return SettingsCreator(
         link_type="dedupe_only",
@@ -350,7 +360,7 @@ def level_labels(config: Probabilistic) -> dict[str, dict[int, str]]:
     as Splink does (null = -1)."""
     shape = model_shape(config)
     labels: dict[str, dict[int, str]] = {}
-    for field, method in shape.compared:
+    for field, method in shape.comparisons:
         levels = _levels(field, method, shape)
         non_null = [lv for lv in levels if not lv.get("is_null_level")]
         labels[field] = {-1: "null"} | {
@@ -366,7 +376,7 @@ def fingerprint(config: Probabilistic) -> str:
     shape = model_shape(config)
     payload = {
         "levels_version": LEVELS_VERSION,
-        "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.compared],
+        "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.comparisons],
         "em_blocking": config.training.em_blocking,
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=True)
