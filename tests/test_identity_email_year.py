@@ -127,8 +127,40 @@ def test_training_measures_the_year_on_key_links(engine: Engine) -> None:
         assert st._email_year_m(engine, SilentReporter()) == st.EMAIL_YEAR_M
     finally:
         _drop_own_tables(engine)
-    levels = ss.build_settings(CONFIG, 0.8).get_settings("duckdb").as_dict()["comparisons"][-1]
-    fixed = [(lv["label_for_charts"], lv.get("m_probability"), lv.get("fix_m_probability"))
-             for lv in levels["comparison_levels"] if not lv.get("is_null_level")]
-    assert fixed == [(ss.EMAIL_YEAR_AGREES, 0.8, True),
-                     (ss.EMAIL_YEAR_DIFFERS, pytest.approx(0.2), True)]
+    comparison = ss.email_year_comparison(0.8, 0.02)
+    assert ss.model_shape(CONFIG).comparisons[-1] == (ss.EMAIL_YEAR, ss.EMAIL_YEAR)
+    assert [(lv["label_for_charts"], lv.get("m_probability"), lv.get("u_probability"))
+            for lv in comparison["comparison_levels"]] == [
+        ("null", None, None), (ss.EMAIL_YEAR_AGREES, 0.8, 0.02),
+        (ss.EMAIL_YEAR_DIFFERS, pytest.approx(0.2), pytest.approx(0.98))]
+
+
+def test_a_trained_model_holds_the_measured_comparison(duckdb_engine, tmp_path: Path) -> None:
+    """Training leaves the e-mail year out of EM and appends it, u counted exactly: here
+    every e-mail year (85) against birth years of which one in ten is 1985."""
+    from passerelle.reporter import SilentReporter
+    from splink_synthetic import synthetic_records
+
+    table, _ = synthetic_records(300)
+    n = table.num_rows
+    born = [dt.date(1985 if i % 10 == 0 else 1960, 1, 1) for i in range(n)]
+    with_year = [i % 4 == 0 for i in range(n)]
+    table = table.set_column(table.schema.get_field_index("birth_date"), "birth_date",
+                             pa.array([None if y else b for y, b in zip(with_year, born,
+                                                                         strict=True)]))
+    table = table.set_column(table.schema.get_field_index("email"), "email", pa.array(
+        [f"r{i}.x85@a.fr" if y else None for i, y in enumerate(with_year)]))
+    duckdb_engine.append_arrow("customer_records", pa.RecordBatchReader.from_batches(
+        table.schema, table.to_batches()))
+    config = Probabilistic(birth_year_from_email=True)
+    result = pr.match(duckdb_engine, duckdb_engine.table("customer_records"), config,
+                      tmp_path, "r", SilentReporter())
+    assert result.model is not None and result.model.trained
+    model = pr.load_model(config.model_file(tmp_path), config)
+    comparison = model["comparisons"][-1]
+    assert comparison["output_column_name"] == ss.EMAIL_YEAR
+    agree = comparison["comparison_levels"][1]
+    assert agree["label_for_charts"] == ss.EMAIL_YEAR_AGREES
+    # signatures: the u is counted over the distinct records training read
+    assert agree["u_probability"] == pytest.approx(0.1, abs=0.02)
+    assert agree["m_probability"] == 0.9  # no key links here: the assumed share

@@ -199,7 +199,7 @@ EMAIL_YEAR_AGREES = "e-mail year = birth year"
 EMAIL_YEAR_DIFFERS = "e-mail year <> birth year"
 
 
-def _email_year_levels(m_agrees: float | None = None) -> list[dict]:
+def _email_year_levels() -> list[dict]:
     """A comparison of its own: the year an e-mail address ends with (``EMAIL_YEAR``, two
     digits, read only for a record without a birth date) against the other record's birth
     year. Null unless one side has the year and the other a birth date, so it never weighs
@@ -210,13 +210,20 @@ def _email_year_levels(m_agrees: float | None = None) -> list[dict]:
     yy_l, yy_r = (f"substr(CAST({side} AS VARCHAR), 3, 2)" for side in (b_l, b_r))
     comparable = (f"({y_l} IS NOT NULL AND {b_r} IS NOT NULL) OR "
                   f"({y_r} IS NOT NULL AND {b_l} IS NOT NULL)")
-    levels = [_level(f"NOT ({comparable})", "null", null=True),
-              _level(f"{y_l} = {yy_r} OR {y_r} = {yy_l}", EMAIL_YEAR_AGREES),
-              ELSE | {"label_for_charts": EMAIL_YEAR_DIFFERS}]
-    if m_agrees is not None:  # measured, not left to EM: see splink_training._email_year_m
-        for level, m in zip(levels[1:], (m_agrees, 1.0 - m_agrees), strict=True):
-            level.update(m_probability=m, fix_m_probability=True)
-    return levels
+    return [_level(f"NOT ({comparable})", "null", null=True),
+            _level(f"{y_l} = {yy_r} OR {y_r} = {yy_l}", EMAIL_YEAR_AGREES),
+            ELSE | {"label_for_charts": EMAIL_YEAR_DIFFERS}]
+
+
+def email_year_comparison(m_agrees: float, u_agrees: float) -> dict:
+    """The e-mail year's comparison as a trained model holds it, with its m and u
+    measured rather than trained (see ``splink_training._email_year``)."""
+    levels = _email_year_levels()
+    for level, m, u in zip(levels[1:], (m_agrees, 1 - m_agrees), (u_agrees, 1 - u_agrees),
+                           strict=True):
+        level.update(m_probability=m, u_probability=u)
+    return {"output_column_name": EMAIL_YEAR, "comparison_levels": levels,
+            "comparison_description": f"{EMAIL_YEAR} ({EMAIL_YEAR})"}
 
 
 HOUSEHOLD = "same address, other first name"
@@ -328,18 +335,15 @@ def relative_frequency_fields(model: dict) -> tuple[str, ...]:
     return tuple(fields)
 
 
-def build_settings(config: Probabilistic, email_year_m: float | None = None
-                   ) -> SettingsCreator:
+def build_settings(config: Probabilistic) -> SettingsCreator:
     """Splink settings for ``identity.yml``'s probabilistic section (untrained).
 
     Per-comparison gamma levels and match weights (``gamma_<field>``, ``mw_<field>``) are
-    kept in the predictions: they are the evidence the 360° view shows. ``email_year_m``:
-    the m of "e-mail year = birth year", fixed for training.
+    kept in the predictions: they are the evidence the 360° view shows.
     """
     shape = model_shape(config)
     comparisons = [
-        CustomComparison(_email_year_levels(email_year_m) if method == EMAIL_YEAR
-                         else _levels(field, method, shape), output_column_name=field,
+        CustomComparison(_levels(field, method, shape), output_column_name=field,
                          comparison_description=f"{field} ({method})")
         for field, method in shape.comparisons
     ]
