@@ -74,17 +74,29 @@ def names_from_email(email: ir.StringValue) -> tuple[ir.StringValue, ir.StringVa
             ibis.ifelse(two, words[1], ibis.null("string")))
 
 
+def year_from_email(email: ir.StringValue) -> ir.StringValue:
+    """The two-digit year an address's local part ends with after a letter or a
+    separator (``marie.dupont85@``, ``marie_1985@`` give 85); NULL for any other number
+    (``luc.georges.92341@``) or none."""
+    digits = email.cast("string").lower().re_extract(r"^[^@]*[a-z._-]([0-9]+)@", 1)
+    return ibis.cases(
+        (digits.length() == 2, digits),
+        ((digits.length() == 4) & (digits.startswith("19") | digits.startswith("20")),
+         digits.substr(2, 2)),
+        else_=ibis.null("string"))
+
+
 def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
     """``node`` + the prepared columns Splink compares (names folded, nickname forms)."""
     shape = ss.model_shape(config)
     methods = dict(shape.compared)
     # names repeat (street lines hardly do): theirs are folded once per distinct value
     records = _with_folded(records, [
-        f for f in shape.columns if not f.endswith(ss.CANON_SUFFIX)
+        f for f in shape.columns if not f.endswith(ss.CANON_SUFFIX) and f != ss.EMAIL_YEAR
         and records[f].type().is_string() and methods.get(f, "name") == "name"])
     columns: dict[str, ir.Value] = {"node": node_expr(records)}
     for field in shape.columns:
-        if field.endswith(ss.CANON_SUFFIX):
+        if field.endswith(ss.CANON_SUFFIX) or field == ss.EMAIL_YEAR:
             continue
         column = records[field]
         if f"{_FOLDED}{field}" in records.columns:
@@ -105,6 +117,10 @@ def prepare(records: ir.Table, config: Probabilistic) -> ir.Table:
             columns["last_name"] = ibis.ifelse(
                 nameless, ibis.coalesce(columns["last_name"], last), columns["last_name"])
             columns["first_name"] = ibis.ifelse(nameless, first, columns["first_name"])
+    if shape.email_year:  # only for a record without a birth date: one piece of evidence
+        columns[ss.EMAIL_YEAR] = ibis.ifelse(columns["birth_date"].isnull(),
+                                             year_from_email(records["email"]),
+                                             ibis.null("string"))
     prepared = records.select(**columns)
     if shape.nickname_fields:
         nicknames = ss.nickname_map()
@@ -165,19 +181,31 @@ def _tf_columns(model: dict) -> list[str]:
                    for lv in c["comparison_levels"] if lv.get("tf_adjustment_column")})
 
 
-def term_frequencies(among: ir.Table, field: str) -> ir.Table:
+def term_frequencies(among: ir.Table, field: str, model: dict | None = None) -> ir.Table:
     """(value, ``tf_<field>``): the share of ``among``'s non-null values of ``field`` equal
-    to the value, as Splink computes its term-frequency tables."""
+    to the value, as Splink computes its term-frequency tables.
+
+    For a field of :func:`~passerelle.identity.splink_settings.relative_frequency_fields`
+    of the trained ``model``, the share is multiplied by u_exact / sum(share²): Splink's
+    adjustment log2(u_exact / tf) then becomes log2(sum(share²) / share), the average
+    chance that two strangers share a value over this value's, at each level it weighs.
+    """
     known = among.filter(among[field].notnull())
     total = known.count().as_scalar().cast("float64")
     tf = known.group_by(field).aggregate(n=known.count())
-    return tf.select(tf[field], **{f"tf_{field}": tf.n.cast("float64") / total})
+    share = tf.n.cast("float64") / total
+    if model is not None and field in ss.relative_frequency_fields(model):
+        comparison = next(c for c in model["comparisons"] if c["output_column_name"] == field)
+        u_exact = float(ss.exact_level(comparison)["u_probability"])
+        share = share * u_exact / (share * share).sum().over()
+    return tf.select(tf[field], **{f"tf_{field}": share})
 
 
 def with_term_frequencies(table: ir.Table, model: dict, among: ir.Table) -> ir.Table:
     """``table`` with ``tf_<field>`` for each term-frequency field of ``model``."""
     for field in _tf_columns(model):
-        table = table.left_join(term_frequencies(among, field), field).drop(f"{field}_right")
+        table = table.left_join(term_frequencies(among, field, model), field).drop(
+            f"{field}_right")
     return table
 
 

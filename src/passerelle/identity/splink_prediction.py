@@ -29,7 +29,11 @@ from passerelle.identity.splink_input import (
     with_term_frequencies,
 )
 from passerelle.identity.splink_model import ModelInfo, _probability, load_model
-from passerelle.identity.splink_session import _splink_session, term_frequency_tables
+from passerelle.identity.splink_session import (
+    _splink_session,
+    rescale_for_model,
+    term_frequency_tables,
+)
 from passerelle.identity.splink_training import _train_on_input
 from passerelle.identity.tables import SPLINK_INPUT, SPLINK_MEMBERS
 from passerelle.project.identity_models import Probabilistic
@@ -89,17 +93,18 @@ def _predicted_pairs(engine: Engine, predictions: str, config: Probabilistic) ->
 
 
 
-def _exact_weight(level: dict, values: ir.Table) -> ir.FloatingValue:
-    """The match weight of an agreeing level for records holding ``values``' values, with
-    Splink's term-frequency adjustment where the level has one (the value's frequency
-    replaces the level's u)."""
+def _exact_weight(level: dict, values: ir.Table, comparison: dict) -> ir.FloatingValue:
+    """The match weight of an agreeing level of ``comparison`` for records holding
+    ``values``' values, with Splink's term-frequency adjustment where the level has one:
+    log2(u of the comparison's exact level / the value's frequency)."""
     u = _probability(level["u_probability"])
     weight = ibis.literal(math.log2(_probability(level["m_probability"]) / u))
     column = level.get("tf_adjustment_column")
     if not column:
         return weight
+    u_exact = _probability((ss.exact_level(comparison) or level)["u_probability"])
     tf = ibis.greatest(values[f"tf_{column}"], level.get("tf_minimum_u_value", 0.0))
-    adjust = level.get("tf_adjustment_weight", 1.0) * (math.log2(u) - tf.log2())
+    adjust = level.get("tf_adjustment_weight", 1.0) * (math.log2(u_exact) - tf.log2())
     return weight + adjust.fill_null(0.0)
 
 
@@ -119,11 +124,14 @@ def _within_signature_pairs(engine: Engine, model: dict, config: Probabilistic,
     address = ss.model_shape(config).address
     for comparison in model["comparisons"]:
         field = comparison["output_column_name"]
+        if field == ss.EMAIL_YEAR:  # compared only with a birth date, which neither has
+            parts[field] = (ibis.literal("null"), ibis.literal(0.0))
+            continue
         levels = [lv for lv in comparison["comparison_levels"] if not lv.get("is_null_level")]
         present = reps[field].notnull()
 
-        def level_weight(level: dict) -> ir.FloatingValue:
-            return _exact_weight(level, reps)
+        def level_weight(level: dict, comparison: dict = comparison) -> ir.FloatingValue:
+            return _exact_weight(level, reps, comparison)
 
         exact = levels[0]
         label: ir.StringValue = ibis.literal(exact["label_for_charts"])
@@ -227,6 +235,7 @@ def match(engine: Engine, records: ir.Table, config: Probabilistic, project_root
                 info = ModelInfo(model_path, False, ss.fingerprint(config), 0, 0.0)
                 reporter.info(f"Reusing the Splink model {model_path}")
             model = load_model(model_path, config)
+            rescale_for_model(engine, tf_tables, model, MEMBERS_TABLE)
             _score(engine, model, config, run_id, reporter, tf_tables)
         count = engine.count(EDGES_TABLE)
         reporter.info(f"Splink linked {count:,} record pairs at match probability >= "

@@ -158,6 +158,16 @@ def term_frequency_tables(engine: Engine, fields: Sequence[str],
             engine.drop(name)
 
 
+def rescale_for_model(engine: Engine, tf_tables: dict[str, str], model: dict,
+                      among: str) -> None:
+    """Rewrite the tables of :func:`term_frequency_tables` whose values depend on the
+    trained ``model`` (``relative_frequency_fields``; training does not read them)."""
+    for field in ss.relative_frequency_fields(model):
+        if field in tf_tables:
+            engine.replace_table(tf_tables[field],
+                                 term_frequencies(engine.table(among), field, model))
+
+
 @contextmanager
 def _splink_session(engine: Engine, input_table: str, settings: Any,
                     reporter: Reporter | None = None, tf_among: str | None = None,
@@ -189,7 +199,8 @@ def _splink_session(engine: Engine, input_table: str, settings: Any,
                     name = TF_TABLE + field
                     made.append(name)
                     engine.replace_table(name, term_frequencies(
-                        engine.table(tf_among or input_table), field))
+                        engine.table(tf_among or input_table), field,
+                        settings if isinstance(settings, dict) else None))
                 linker.table_management.register_term_frequency_lookup(
                     db_api.register(name), field)
         yield linker

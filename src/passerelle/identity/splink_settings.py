@@ -24,7 +24,7 @@ from splink.comparison_library import CustomComparison
 from passerelle.project.identity_models import Probabilistic
 
 # Bump when a level definition below changes: saved models then ask to be retrained.
-LEVELS_VERSION = 4
+LEVELS_VERSION = 5
 
 NAME_JW_THRESHOLDS = (0.92, 0.88)
 TEXT_LEVENSHTEIN = (1, 3)
@@ -114,6 +114,13 @@ class ModelShape:
     term_frequency_fields: tuple[str, ...]  # exact level adjusted by the value's frequency
     swappable: bool  # first and last names both compared as names: a "swapped" level
     columns: tuple[str, ...]  # every prepared column Splink reads (besides the node)
+    email_year: bool = False  # birth_year_from_email: an EMAIL_YEAR comparison
+
+    @property
+    def comparisons(self) -> tuple[tuple[str, str], ...]:
+        """(output column, method) of every comparison of the model: ``compared``, then
+        the year read from e-mail addresses."""
+        return (*self.compared, *([(EMAIL_YEAR, EMAIL_YEAR)] if self.email_year else []))
 
 
 def model_shape(config: Probabilistic) -> ModelShape:
@@ -134,8 +141,11 @@ def model_shape(config: Probabilistic) -> ModelShape:
             columns.append(f)
     columns += [f + CANON_SUFFIX for f in nickname_fields]
     swappable = {("first_name", "name"), ("last_name", "name")} <= set(compared)
+    email_year = config.birth_year_from_email and ("birth_date", "date") in compared
+    if email_year:
+        columns.append(EMAIL_YEAR)
     return ModelShape(compared, city_in_postcode, address, nickname_fields,
-                      term_frequency_fields, swappable, tuple(columns))
+                      term_frequency_fields, swappable, tuple(columns), email_year)
 
 
 # -- levels ------------------------------------------------------------------------------
@@ -184,6 +194,38 @@ def _short_form(left: str, right: str) -> str:
     return " OR ".join(conditions)
 
 
+EMAIL_YEAR = "email_birth_year"  # prepared: the year an e-mail ends with, birth date unknown
+EMAIL_YEAR_AGREES = "e-mail year = birth year"
+EMAIL_YEAR_DIFFERS = "e-mail year <> birth year"
+
+
+def _email_year_levels() -> list[dict]:
+    """A comparison of its own: the year an e-mail address ends with (``EMAIL_YEAR``, two
+    digits, read only for a record without a birth date) against the other record's birth
+    year. Null unless one side has the year and the other a birth date, so it never weighs
+    a pair whose birth dates are compared; apart from the birth date's comparison so that
+    its m (a share of the matches whose birth dates are compared) keeps its meaning."""
+    y_l, y_r = _q(EMAIL_YEAR, "l"), _q(EMAIL_YEAR, "r")
+    b_l, b_r = _q("birth_date", "l"), _q("birth_date", "r")
+    yy_l, yy_r = (f"substr(CAST({side} AS VARCHAR), 3, 2)" for side in (b_l, b_r))
+    comparable = (f"({y_l} IS NOT NULL AND {b_r} IS NOT NULL) OR "
+                  f"({y_r} IS NOT NULL AND {b_l} IS NOT NULL)")
+    return [_level(f"NOT ({comparable})", "null", null=True),
+            _level(f"{y_l} = {yy_r} OR {y_r} = {yy_l}", EMAIL_YEAR_AGREES),
+            ELSE | {"label_for_charts": EMAIL_YEAR_DIFFERS}]
+
+
+def email_year_comparison(m_agrees: float, u_agrees: float) -> dict:
+    """The e-mail year's comparison as a trained model holds it, with its m and u
+    measured rather than trained (see ``splink_training._email_year``)."""
+    levels = _email_year_levels()
+    for level, m, u in zip(levels[1:], (m_agrees, 1 - m_agrees), (u_agrees, 1 - u_agrees),
+                           strict=True):
+        level.update(m_probability=m, u_probability=u)
+    return {"output_column_name": EMAIL_YEAR, "comparison_levels": levels,
+            "comparison_description": f"{EMAIL_YEAR} ({EMAIL_YEAR})"}
+
+
 HOUSEHOLD = "same address, other first name"
 SAME_ADDRESS = "same address"
 NO_STREET = "same postcode, no street to compare"
@@ -219,11 +261,14 @@ def _address_levels(left: str, right: str, shape: ModelShape) -> list[dict]:
 
 
 def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
+    if method == EMAIL_YEAR:
+        return _email_year_levels()
     left, r = _q(field, "l"), _q(field, "r")
     exact = _exact(field)
-    if field in shape.term_frequency_fields:
+    tf = field in shape.term_frequency_fields
+    if tf:
         # u of an exact match becomes the frequency of the value (Splink's TF adjustment)
-        exact |= {"tf_adjustment_column": field, "tf_adjustment_weight": 1.0}
+        exact |= TF_LEVEL | {"tf_adjustment_column": field}
     levels = [_null(field), exact]
     if method == "name" and shape.swappable and field in SWAPPED:
         levels.append(_level(SWAPPED_SQL, "swapped names"))
@@ -248,12 +293,46 @@ def _levels(field: str, method: str, shape: ModelShape) -> list[dict]:
     elif method == "postcode":
         if shape.address:  # before the exact postcode: levels that read the street line
             exact["label_for_charts"] = OTHER_STREET
-            levels[1:1] = _address_levels(left, r, shape)
+            address = _address_levels(left, r, shape)
+            if tf:  # every level of an equal postcode: see relative_frequency_fields
+                address = [lv | TF_LEVEL | {"tf_adjustment_column": field} for lv in address]
+            levels[1:1] = address
         if shape.city_in_postcode:
             levels.append(_exact("city", "same city"))
         levels.append(_level(f"substr({left}, 1, 2) = substr({r}, 1, 2)", "same department"))
     levels.append(ELSE)
     return levels
+
+
+TF_LEVEL = {"tf_adjustment_weight": 1.0}
+
+
+def exact_level(comparison: dict) -> dict | None:
+    """The level of a saved comparison whose condition is the plain equality of its
+    column: the one whose u Splink's term-frequency adjustment starts from."""
+    column = comparison["output_column_name"]
+    return next((lv for lv in comparison["comparison_levels"]
+                 if lv["sql_condition"] == f"{_q(column, 'l')} = {_q(column, 'r')}"), None)
+
+
+def relative_frequency_fields(model: dict) -> tuple[str, ...]:
+    """Fields whose term-frequency adjustment also weighs levels other than their exact
+    one: the postcode's, whose equal values come in several levels (same address, same
+    postcode without a street, same postcode and another street).
+
+    Splink adjusts any such level by log2(u_exact / tf), u_exact being the u of the exact
+    level alone (here: equal postcodes whose streets differ), not of an equal value over
+    all those levels. Their frequencies are given rescaled so the adjustment is
+    log2(average / frequency) at every level: how much likelier (or less) two strangers
+    share this postcode than an average one (``term_frequencies(..., model)``)."""
+    fields = []
+    for comparison in model["comparisons"]:
+        exact = exact_level(comparison)
+        if exact is not None and any(
+                lv.get("tf_adjustment_column") and lv is not exact
+                for lv in comparison["comparison_levels"]):
+            fields.append(comparison["output_column_name"])
+    return tuple(fields)
 
 
 def build_settings(config: Probabilistic) -> SettingsCreator:
@@ -266,7 +345,7 @@ def build_settings(config: Probabilistic) -> SettingsCreator:
     comparisons = [
         CustomComparison(_levels(field, method, shape), output_column_name=field,
                          comparison_description=f"{field} ({method})")
-        for field, method in shape.compared
+        for field, method in shape.comparisons
     ]
     return SettingsCreator(
         link_type="dedupe_only",
@@ -285,7 +364,7 @@ def level_labels(config: Probabilistic) -> dict[str, dict[int, str]]:
     as Splink does (null = -1)."""
     shape = model_shape(config)
     labels: dict[str, dict[int, str]] = {}
-    for field, method in shape.compared:
+    for field, method in shape.comparisons:
         levels = _levels(field, method, shape)
         non_null = [lv for lv in levels if not lv.get("is_null_level")]
         labels[field] = {-1: "null"} | {
@@ -301,7 +380,7 @@ def fingerprint(config: Probabilistic) -> str:
     shape = model_shape(config)
     payload = {
         "levels_version": LEVELS_VERSION,
-        "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.compared],
+        "comparisons": [[f, m, _levels(f, m, shape)] for f, m in shape.comparisons],
         "em_blocking": config.training.em_blocking,
     }
     text = json.dumps(payload, sort_keys=True, ensure_ascii=True)

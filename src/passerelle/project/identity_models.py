@@ -133,6 +133,11 @@ class Probabilistic(Strict):
                            "address of two words (marie.dupont@, marie_dupont85@; dupont.marie@ "
                            "is read swapped, which the model recognises): a newsletter sign-up "
                            "that asked only an e-mail")
+    birth_year_from_email: bool = Field(
+        False, description="A record without a birth date is compared with the other's birth "
+                           "year through the two-digit year that ends its e-mail address "
+                           "(marie.dupont85@, marie1985@): levels of the birth date comparison "
+                           "of their own, whose weights training learns")
     model_path: ProjectPath = Field("identity/model.json",
                             description="Trained model, relative to the project (commit it)")
 
