@@ -234,7 +234,6 @@ def test_a_failed_refresh_is_reported_and_retried(built, tmp_path, monkeypatch):
     stay pending and are refreshed once the warehouse answers again."""
     from passerelle.jobs.worker import WarehouseLock
     from passerelle.personalize import freshen
-    from passerelle.runlog import last_runs
 
     with _copy(built, tmp_path / "shop") as project:
         f = freshen.Freshener(project, WarehouseLock(), min_interval=0.0)
@@ -258,7 +257,7 @@ def test_a_failed_refresh_is_reported_and_retried(built, tmp_path, monkeypatch):
             health = _poll(failed)
             assert not health["ok"] and "warehouse away" in health["error"]
             assert health["failures"] >= 1 and health["pending"] + health["running"] >= 1
-            runs = [r for r in last_runs(project.engine) if r["step"] == "freshen"]
+            runs = [r for r in project.status() if r["step"] == "freshen"]
             assert runs and runs[0]["status"] == "failed"
             assert "warehouse away" in runs[0]["message"]
             broken["yes"] = False
