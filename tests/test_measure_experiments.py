@@ -109,6 +109,15 @@ def test_bayesian_proper_prior_matches_gbstats():
          0.13327890432405318, 0.0012453475560197569), rel=1e-8)
 
 
+def test_a_variant_at_zero_for_everyone_is_a_clear_error_not_a_division_by_zero():
+    # control varies, nobody in the variant converted: the delta method's variance is 0
+    control, variant = Moments.proportion(30, 100), Moments.proportion(0, 100)
+    for test in (bayesian, welch_ttest):
+        with pytest.raises(MeasureError, match="uncertainty of a relative lift"):
+            test(control, variant)
+    assert bayesian(control, variant, relative=False).effect.estimate == pytest.approx(-0.3)
+
+
 def test_cuped_matches_gbstats_regression_adjustment():
     a, b, theta = cuped(CUPED_A, CUPED_B)
     assert theta == pytest.approx(0.857135692756734, rel=1e-10)  # gbstats compute_theta

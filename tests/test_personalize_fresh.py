@@ -127,17 +127,22 @@ def _copy(built, target, redis_prefix: str | None = None):
     return project
 
 
+def _decide_bearer(project: passerelle.Project) -> dict[str, str]:
+    """The header of a new API token allowed to decide."""
+    db = open_app_db(project)
+    _, token = create_token(db, ["decide"], None, ("cli", "test"), name="site")
+    db.close()
+    return {"Authorization": f"Bearer {token}"}
+
+
 @pytest.mark.parametrize("store", ["warehouse", "redis"])
 def test_an_event_posted_to_the_collector_changes_the_decision(built, tmp_path, store):
     prefix = f"test:{uuid.uuid4().hex[:10]}:" if store == "redis" else None
     project = _copy(built, tmp_path / "shop", prefix)
     write = WRITE
     try:
-        db = open_app_db(project)
-        _, token = create_token(db, ["decide"], None, ("cli", "test"), name="site")
-        db.close()
-        bearer = {"Authorization": f"Bearer {token}"}
         app = create_server(project, loader_interval=0.05)
+        bearer = _decide_bearer(project)
         with TestClient(app, base_url="http://localhost") as client:
             def decision(person: str) -> dict:
                 r = client.get("/v1/decide", headers=bearer, params={
@@ -198,11 +203,8 @@ def test_without_segments_over_events_new_events_are_still_staged(built, tmp_pat
     (root / "offers" / "keen.yml").unlink()
     project = passerelle.open(root)
     try:
-        db = open_app_db(project)
-        _, token = create_token(db, ["decide"], None, ("cli", "test"), name="site")
-        db.close()
-        bearer = {"Authorization": f"Bearer {token}"}
         app = create_server(project, loader_interval=0.05)
+        bearer = _decide_bearer(project)
         with TestClient(app, base_url="http://localhost") as client:
             def person_of(who: str) -> str | None:
                 r = client.get("/v1/decide", headers=bearer, params={

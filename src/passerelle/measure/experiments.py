@@ -88,6 +88,10 @@ def _lift_parts(a: ArmStats, b: ArmStats) -> tuple[float, float]:
     ma, mb = a.baseline_mean, b.baseline_mean
     est = (b.mean - a.mean) / ma
     var = b.variance / (ma * ma * b.n) + a.variance * mb * mb / (ma ** 4 * a.n)
+    if var <= 0:  # the variant's metric is 0 for everyone: the delta method gives no spread
+        raise MeasureError("The variant's metric is 0 for everyone, so the uncertainty of a "
+                           "relative lift (-100 %) cannot be estimated.",
+                           "Read the absolute difference instead, or wait for more data.")
     return est, var
 
 
