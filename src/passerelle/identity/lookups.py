@@ -116,7 +116,8 @@ def refresh(engine: Engine, orders_sources: dict[str, str], events_sources: dict
     engine.replace_table(SEARCH_KEYS, _search_keys(engine).order_by(["value", "kind"]))
     engine.index_on(SEARCH_KEYS, "value")
     out[SEARCH_KEYS] = engine.count(SEARCH_KEYS)
-    state.remember(engine, STATE_STEP, inputs_print(engine), run_id)
+    # the tables were built from the inputs as fingerprinted before (this step writes none)
+    state.remember(engine, STATE_STEP, before, run_id)
     return out
 
 
