@@ -6,3 +6,6 @@ from __future__ import annotations
 QUARANTINE_TABLE = "quarantine"  # rows that could not be loaded or staged
 CHECK_RESULTS_TABLE = "_passerelle_check_results"  # every data-quality check's outcome
 SEGMENT_STATUS_TABLE = "segment_status"  # each segment's last refresh, members, next refresh
+SEGMENT_HISTORY_TABLE = "segment_membership_history"  # who entered and left, when
+AUDIENCE_MEMBERS_TABLE = "audience_members"  # an audience's people, by group
+AUDIENCE_BUILDS_TABLE = "audience_builds"  # each audience's last build and its counts
