@@ -9,3 +9,6 @@ SEGMENT_STATUS_TABLE = "segment_status"  # each segment's last refresh, members,
 SEGMENT_HISTORY_TABLE = "segment_membership_history"  # who entered and left, when
 AUDIENCE_MEMBERS_TABLE = "audience_members"  # an audience's people, by group
 AUDIENCE_BUILDS_TABLE = "audience_builds"  # each audience's last build and its counts
+PERSON_MAP_TABLE = "person_map"  # each source record's person
+CUSTOMER_RECORDS_TABLE = "customer_records"  # customer records as identity read them
+ANONYMOUS_IDS_TABLE = "identity_anonymous_ids"  # anonymous ids stitched to a person

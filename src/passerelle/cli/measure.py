@@ -31,11 +31,11 @@ app.add_typer(experiments_app, name="experiments")
 @experiments_app.command("list")
 def experiments_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Experiments defined and experiments seen in exposure events, side by side."""
-    from passerelle.measure.report import experiments_coverage
+    from passerelle.measure.coverage import experiments_coverage
     from passerelle.render import rows_table
 
     with open_project(project) as proj:
-        rows = experiments_coverage(proj, proj.engine)
+        rows = experiments_coverage(proj)
     if as_json:
         return print_json(rows)
     console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen", "status"),

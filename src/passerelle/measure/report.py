@@ -1,7 +1,8 @@
 """What the project object calls: results read from the warehouse, as plain dicts and tables.
 
 - :func:`analyse_experiment`: one experiment of ``experiments/*.yml``, fully analysed;
-- :func:`experiments_coverage`: experiments defined vs experiments seen in exposure events;
+- experiments defined vs experiments seen in exposure events are in
+  :mod:`passerelle.measure.coverage`;
 - :func:`campaign_results`: per campaign, channel (and period): spend, reach, conversions,
   revenue, CPA, ROAS, ROI, each with its interval;
 - :func:`attribution_report`: every attribution model side by side.
@@ -79,43 +80,6 @@ def analyse_experiment(project: Any, engine: Engine, name: str,
     jr.require_tables(engine, ["events", "orders", "person_map"])
     return analyse_tables(found[name], person_events(engine, project.sources),
                           person_orders(engine, project.sources), _rows(engine), level)
-
-
-def experiments_coverage(project: Any, engine: Engine) -> list[dict[str, Any]]:
-    """Experiments defined and experiments seen in exposure events, side by side.
-
-    One row per experiment id: ``experiment, defined, people, first_seen, last_seen,
-    status`` (``ok``, ``defined, never seen``, ``seen, not defined``), so a test launched
-    without its definition, or a definition whose event never fires, is visible.
-    """
-    from passerelle.identity.attribution import person_events
-
-    defined = _experiments(project)
-    jr.require_tables(engine, ["events", "person_map"])
-    ev = person_events(engine, project.sources)
-    keys = {(c.exposure.event, c.exposure.experiment_property) for c in defined.values()}
-    keys.add(("Experiment Viewed", "experiment_id"))
-    seen: dict[str, dict[str, Any]] = {}
-    for event, prop in sorted(keys):
-        e = ev.filter(ev.event == event)
-        e = e.mutate(_exp=e.properties.cast("json")[prop].unwrap_as("string"))
-        e = e.filter(e._exp.notnull())
-        agg = e.group_by("_exp").aggregate(people=e.person_id.nunique(),
-                                           first_seen=e.timestamp.min(),
-                                           last_seen=e.timestamp.max())
-        for r in engine.to_arrow(agg).to_pylist():
-            seen.setdefault(r["_exp"], r)
-    values = {c.experiment_value: n for n, c in defined.items()}
-    out = []
-    for exp in sorted(set(values) | set(seen)):
-        s = seen.get(exp, {})
-        status = ("ok" if exp in values and s else "defined, never seen" if exp in values
-                  else "seen, not defined")
-        out.append({"experiment": values.get(exp, exp), "experiment_id": exp,
-                    "defined": exp in values, "people": int(s.get("people") or 0),
-                    "first_seen": s.get("first_seen"), "last_seen": s.get("last_seen"),
-                    "status": status})
-    return out
 
 
 # -- campaign results --------------------------------------------------------------------
