@@ -9,27 +9,25 @@ figure is current or "as of" an older state of the data.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import ibis
-import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
+from passerelle.figures.codec import decode, encode
+from passerelle.figures.stored import OUTSIDE_RUNS, figure_query, stamp_of, stamp_query
 from passerelle.runlog import RUNS_TABLE, utcnow
+from passerelle.tables import FIGURES_TABLE
 
-FIGURES = "_passerelle_figures"
+FIGURES = FIGURES_TABLE
 SCHEMA = pa.schema([("key", pa.string()), ("run_id", pa.string()), ("stamp", pa.string()),
                     ("computed_at", pa.timestamp("us")), ("body", pa.string())])
-# Tables that jobs change between runs (audiences built, exports sent): part of the stamp.
-OUTSIDE_RUNS = ("audience_holdouts", "activation_log")
 
 
 @dataclass
@@ -45,74 +43,14 @@ class Stored:
         return self.value
 
 
-# ------------------------------------------------------------------------------ encoding
-def _tag(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"__t": "datetime", "v": value.isoformat()}
-    if isinstance(value, date):
-        return {"__t": "date", "v": value.isoformat()}
-    if isinstance(value, Decimal):
-        return {"__t": "decimal", "v": str(value)}
-    if isinstance(value, tuple):
-        return {"__t": "tuple", "v": [_tag(v) for v in value]}
-    if isinstance(value, list):
-        return [_tag(v) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            return {"__t": "items", "v": [[_tag(k), _tag(v)] for k, v in value.items()]}
-        return {k: _tag(v) for k, v in value.items()}
-    if isinstance(value, PasserelleError):
-        return {"__t": "error", "v": [value.reason, value.instruction]}
-    return value
-
-
-def _untag(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_untag(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    kind = value.get("__t")
-    if kind == "datetime":
-        return datetime.fromisoformat(value["v"])
-    if kind == "date":
-        return date.fromisoformat(value["v"])
-    if kind == "decimal":
-        return Decimal(value["v"])
-    if kind == "tuple":
-        return tuple(_untag(v) for v in value["v"])
-    if kind == "items":
-        return {_untag(k): _untag(v) for k, v in value["v"]}
-    if kind == "error":
-        return PasserelleError(*value["v"])
-    return {k: _untag(v) for k, v in value.items()}
-
-
-def encode(value: Any) -> str:
-    return json.dumps(_tag(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def decode(text: str) -> Any:
-    return _untag(json.loads(text))
-
-
 # ------------------------------------------------------------------------------- stamps
 def data_stamp(engine: Engine) -> tuple[str | None, str]:
     """(the latest run's id, a stamp of the data as it is now). One query."""
     names = [n for n in (RUNS_TABLE, *OUTSIDE_RUNS) if engine.exists(n)]
     if not names:
         return None, ""
-
-    def build(_: Mapping[str, Any]) -> ir.Table:
-        parts = []
-        for name in names:
-            t = engine.table(name)
-            v = t.run_id.max() if name == RUNS_TABLE else t.count().cast("string")
-            parts.append(t.aggregate(k=ibis.literal(name, "string"), v=v.cast("string")))
-        return ibis.union(*parts).order_by("k")
-
-    rows = engine.prepared(("figures_stamp", tuple(names)), {}, build).to_pylist()
-    found = {r["k"]: r["v"] for r in rows}
-    return found.get(RUNS_TABLE), ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+    return stamp_of(engine.prepared(("figures_stamp", tuple(names)), {},
+                                    lambda _: stamp_query(engine, names)).to_pylist())
 
 
 # ----------------------------------------------------------------------------- read, write
@@ -122,11 +60,8 @@ def read(engine: Engine, key: str, stamp: str | None = None) -> Stored | None:
     if not engine.exists(FIGURES):
         return None
 
-    def build(v: Mapping[str, Any]) -> ir.Table:
-        t = engine.table(FIGURES)
-        return t.filter(t.key == v["key"]).select("run_id", "stamp", "computed_at", "body")
-
-    rows = engine.prepared("figures_read", {"key": key}, build).to_pylist()
+    rows = engine.prepared("figures_read", {"key": key},
+                           lambda v: figure_query(engine, v["key"])).to_pylist()
     if not rows:
         return None
     row = rows[0]

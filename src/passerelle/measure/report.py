@@ -46,6 +46,7 @@ from passerelle.measure.campaigns import (
     spend_totals,
 )
 from passerelle.measure.intervals import Interval, MeasureError, Moments, welch_mean, wilson
+from passerelle.measure.result_columns import CAMPAIGN_RESULT_COLUMNS, FIGURES
 from passerelle.project.experiments_models import ExperimentConfig
 
 ALL_MODELS = (*RULE_MODELS, "markov", "shapley")
@@ -84,7 +85,7 @@ def analyse_experiment(project: Any, engine: Engine, name: str,
 
 # -- campaign results --------------------------------------------------------------------
 
-_FIGURES = ("conversions", "revenue", "cpa", "roas", "roi")
+_FIGURES = FIGURES
 
 
 def _no_spend_result(reach: int, converters: float, rev_sum: float, rev_sq: float,
@@ -147,10 +148,9 @@ def campaign_results_from_tables(touches: ir.Table, conversions: ir.Table,
                 row[f + suffix] = None if value is None or math.isinf(value) else value
         row["notes"] = " ".join(notes)
         out.append(row)
-    schema = pa.schema([("campaign_id", pa.string()), ("channel", pa.string()),
-                        ("period", pa.date32()), ("spend", pa.float64()), ("reach", pa.int64()),
-                        *[(f + s, pa.float64()) for f in _FIGURES for s in ("", "_low", "_high")],
-                        ("notes", pa.string())])
+    types = {"string": pa.string(), "date": pa.date32(), "float": pa.float64(),
+             "integer": pa.int64()}
+    schema = pa.schema([(name, types[kind]) for name, kind in CAMPAIGN_RESULT_COLUMNS])
     return pa.Table.from_pylist(out, schema=schema)
 
 
