@@ -13,3 +13,4 @@ PERSON_MAP_TABLE = "person_map"  # each source record's person
 CUSTOMER_RECORDS_TABLE = "customer_records"  # customer records as identity read them
 ANONYMOUS_IDS_TABLE = "identity_anonymous_ids"  # anonymous ids stitched to a person
 FIGURES_TABLE = "_passerelle_figures"  # figures the pages show, stamped with their data
+TRAIT_DEFINITIONS_TABLE = "trait_definitions"  # each trait: computed when, for whom, status

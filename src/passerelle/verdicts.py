@@ -12,6 +12,10 @@ files that check, and the versions of Ibis and sqlglot); any other code starts a
 A verdict only decides what a load reports: the SQL a command runs is always built from a
 fresh parse of the text (the safe subset is enforced there, whatever this file says).
 A file that cannot be read or written is no error: the checks then run.
+
+The same keeping serves other results a read-only command would otherwise compute with
+those libraries (a metric's lineage for the glossary): each kind has its file and names the
+code it depends on.
 """
 
 from __future__ import annotations
@@ -50,11 +54,12 @@ def code_version(files: Sequence[str] = CODE) -> str:
 
 
 class Verdicts:
-    """The kept verdicts of one project folder (``root``); :meth:`save` writes new ones."""
+    """The kept verdicts of one project folder (``root``), in ``file`` (under it), for the
+    code in ``code`` (files of the passerelle package); :meth:`save` writes new ones."""
 
-    def __init__(self, root: Path) -> None:
-        self.path = Path(root) / FILE
-        self.code = code_version()
+    def __init__(self, root: Path, file: Path = FILE, code: Sequence[str] = CODE) -> None:
+        self.path = Path(root) / file
+        self.code = code_version(tuple(code))
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):

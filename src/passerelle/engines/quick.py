@@ -127,6 +127,16 @@ def exists(file: DuckDBFile, table: str) -> bool:
     return table in _columns(file.connection)
 
 
+def catalogue(file: DuckDBFile) -> str:
+    """A digest of the warehouse's tables and views: each one's columns (name, type) and
+    each view's SQL. What a result derived from the catalogue alone is kept for."""
+    views = file.connection.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT internal ORDER BY view_name").fetchall()
+    text = repr([sorted(_columns(file.connection).items()), views])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _columns(con: Any) -> dict[str, list[tuple[str, str]]]:
     """Each table and view of the warehouse with its columns (name, type), in order.
 

@@ -116,6 +116,10 @@ def _cross_check(trait: AggregateTrait | BuiltinTrait, doc: YamlDoc, i: int,
         if error is not None:
             reason, instruction = error
             problems.add(doc.file, f"where: {reason}", line("where"), instruction)
+        else:  # the columns it reads, kept for the glossary's lineage
+            from passerelle.metrics.load import parsed
+
+            parsed(where, verdicts)
 
 
 def _where_error(text: str, entity: str) -> tuple[str, str | None] | None:
