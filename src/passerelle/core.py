@@ -105,8 +105,9 @@ class Project:
             from passerelle.sources.inspect import inspect_sources
 
             problems.items.extend(inspect_sources(self.definition).items)
-            try:
-                self.engine.con  # noqa: B018 - opening is the check
+            try:  # opening is the check (a DuckDB file without Ibis)
+                file = self._duckdb()
+                file.connection if file is not None else self.engine.con  # noqa: B018
             except PasserelleError as exc:  # EngineError carries reason + instruction
                 problems.add("passerelle.yml", exc.reason, hint=exc.instruction)
         return problems

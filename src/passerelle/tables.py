@@ -14,3 +14,4 @@ CUSTOMER_RECORDS_TABLE = "customer_records"  # customer records as identity read
 ANONYMOUS_IDS_TABLE = "identity_anonymous_ids"  # anonymous ids stitched to a person
 FIGURES_TABLE = "_passerelle_figures"  # figures the pages show, stamped with their data
 TRAIT_DEFINITIONS_TABLE = "trait_definitions"  # each trait: computed when, for whom, status
+LINEAGE_COLUMNS = ("_load_id", "_loaded_at", "_source_file", "_source_row")  # raw tables
