@@ -183,7 +183,7 @@ def _execute(con: Any, entry: dict[str, Any], values: Values
              ) -> tuple[list[str], list[dict[str, Any]]]:
     params = bind([tuple(o) for o in entry["order"]], values)
     if params:
-        with _refusing(("pandas", "numpy")):
+        with refusing(("pandas", "numpy")):
             result = con.execute(entry["sql"], params)
     else:
         result = con.execute(entry["sql"])
@@ -192,7 +192,7 @@ def _execute(con: Any, entry: dict[str, Any], values: Values
 
 
 @contextmanager
-def _refusing(modules: Sequence[str]) -> Iterator[None]:
+def refusing(modules: Sequence[str]) -> Iterator[None]:
     """Imports of ``modules`` (not yet imported) fail in this thread for the duration.
 
     Binding a parameter makes the duckdb module import pandas and numpy (half a second of
