@@ -46,18 +46,22 @@ def last_changes(history: Any) -> Any:
 
 def audience_freshness(project: Any, audiences: Mapping[str, Any], now: datetime
                        ) -> list[dict]:
-    """:func:`audience_rows` of a :class:`~passerelle.core.Project`'s warehouse."""
-    if not project.has_table(AUDIENCE_BUILDS_TABLE) and project.has_table(
-            AUDIENCE_MEMBERS_TABLE):  # builds stored before the table existed: record them
-        from passerelle.segments.audience import ensure_builds
-
-        ensure_builds(project.engine)
+    """:func:`audience_rows` of a :class:`~passerelle.core.Project`'s warehouse (whose
+    builds made before ``audience_builds`` existed are recorded: see
+    :func:`needs_builds_recorded`)."""
     built = project.rows("audience_builds", lambda _slots: project.engine.table(
         AUDIENCE_BUILDS_TABLE)) if project.has_table(AUDIENCE_BUILDS_TABLE) else []
     changed = project.rows("segment_last_changes", lambda _slots: last_changes(
         project.engine.table(SEGMENT_HISTORY_TABLE))) \
         if project.has_table(SEGMENT_HISTORY_TABLE) else []
     return audience_rows(audiences, segment_freshness(project, now), built, changed)
+
+
+def needs_builds_recorded(project: Any) -> bool:
+    """Whether audiences were built before ``audience_builds`` existed (members only):
+    ``segments.audience.ensure_builds`` records them."""
+    return not project.has_table(AUDIENCE_BUILDS_TABLE) and project.has_table(
+        AUDIENCE_MEMBERS_TABLE)
 
 
 def audience_rows(audiences: Mapping[str, Any], segments: Sequence[dict],

@@ -15,7 +15,11 @@ from typing import TYPE_CHECKING, Any
 from passerelle.errors import PasserelleError
 from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.runlog import new_run_id, utcnow
-from passerelle.segments.freshness import audience_freshness, segment_freshness
+from passerelle.segments.freshness import (
+    audience_freshness,
+    needs_builds_recorded,
+    segment_freshness,
+)
 from passerelle.segments.kinds import close_names, trait_kinds
 from passerelle.segments.validate import SegmentDefinitions, activity_conditions
 
@@ -198,7 +202,12 @@ def status(project: Any) -> list[dict]:
 def audience_status(project: Any) -> list[dict]:
     """Freshness of every audience: built when, segment refreshed when, next refresh,
     stale and why."""
-    return audience_freshness(project, definitions(project).audiences, utcnow())
+    audiences = definitions(project).audiences
+    if needs_builds_recorded(project):
+        from passerelle.segments.audience import ensure_builds
+
+        ensure_builds(project.engine)
+    return audience_freshness(project, audiences, utcnow())
 
 
 def build(project: Any, name: str) -> _audience.AudienceSummary:
