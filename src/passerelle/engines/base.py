@@ -180,6 +180,11 @@ class Engine(ABC):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
 
+    def byte_length(self, value: ir.StringValue) -> ir.IntegerValue:
+        """Length of the UTF-8 text in bytes (``octet_length``; DuckDB spells it
+        ``strlen``), as wire protocols count it."""
+        return _octet_length(value)
+
     def strip(self, value: ir.StringValue) -> ir.StringValue:
         """``value`` without leading and trailing white space, as Ibis's ``strip()``."""
         return value.strip()
@@ -262,5 +267,9 @@ class Engine(ABC):
 
 
 @ibis.udf.scalar.builtin(name="timezone")
+@ibis.udf.scalar.builtin(name="octet_length")
+def _octet_length(value: str) -> int: ...
+
+
 def _wall_clock(zone: str, instant: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type, empty-body]
     """``timezone(zone, instant)``: the wall-clock time of ``instant`` in ``zone``, naive."""

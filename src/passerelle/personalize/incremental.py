@@ -19,7 +19,6 @@ current generation are rewritten. Everyone else keeps their rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,6 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.personalize.profiles import write_serving
-from passerelle.personalize.store import split_values
 from passerelle.personalize.tables import (
     ELIGIBILITY,
     IDS,
@@ -137,41 +135,29 @@ def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[st
 
 
 def _to_redis(engine: Engine, url: str, prefix: str) -> None:
-    """The touched people's keys rewritten in the generation decisions read."""
+    """The touched people's keys rewritten in the generation decisions read, in one
+    MULTI/EXEC (the commands built in SQL, as a full load does)."""
     import redis
 
-    from passerelle.personalize.redis_store import write_profiles
+    from passerelle.personalize.redis_load import write_all
+    from passerelle.personalize.redis_store import load_redis
 
     r = redis.Redis.from_url(url)
     gen = r.get(f"{prefix}gen")
     if gen is None:
         return  # never loaded: the next full refresh loads everyone
     base = f"{prefix}{gen.decode()}:"
-    who = engine.table(TOUCHED)
-    p, e = engine.table(PEOPLE), engine.table(ELIGIBILITY)
-    p = p.filter(p.person_id.isin(who.person_id))
-    offers = e.filter(e.person_id.isin(who.person_id))
-    offers = offers.group_by("person_id").aggregate(offers=offers.offer.collect())
-    joined = p.left_join(offers, p.person_id == offers.person_id)
-    docs = engine.to_arrow(joined.select(*[p[c] for c in p.columns],
-                                         offers=offers.offers)).to_pylist()
-    i = engine.table(IDS)
-    pairs = engine.to_arrow(i.filter(i.person_id.isin(who.person_id))).to_pylist()
-    gone = engine.to_arrow(who.filter(~who.person_id.isin(p.person_id))).to_pylist()
-    pipe = r.pipeline(transaction=True)
-    for row in docs:
-        chosen = row.pop("offers") or []
-        doc: dict[str, Any] = {"values": split_values(row), "offers": sorted(chosen)}
-        pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
-    for row in pairs:
-        pipe.set(f"{base}id:{row['id']}", row["person_id"])
-    for row in gone:  # merged away or erased: no longer served
-        pipe.delete(f"{base}p:{row['person_id']}", f"{base}pr:{row['person_id']}")
-    pipe.execute()
-    from passerelle.identity.tables import PROFILES
-
-    if engine.exists(PROFILES):
-        write_profiles(engine, lambda: r.pipeline(transaction=True), base, who)
+    width = r.get(f"{base}width")
+    if width is None:  # a store of an earlier layout (a key per identifier): reloaded
+        load_redis(engine, url, prefix)
+        return
+    who, p = engine.table(TOUCHED), engine.table(PEOPLE)
+    gone = engine.to_arrow(who.filter(~who.person_id.isin(p.person_id)))
+    write_all(engine, r, base, int(width), who, atomic=True)
+    keys = [f"{base}{kind}:{pid}" for pid in gone["person_id"].to_pylist()
+            for kind in ("p", "pr")]
+    if keys:  # merged away or erased: no longer served
+        r.unlink(*keys)
 
 
 @dataclass(frozen=True)
