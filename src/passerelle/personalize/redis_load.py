@@ -63,7 +63,7 @@ def json_value(v: ir.Value) -> ir.StringValue:
     decimals as numbers."""
     t = v.type()
     if t.is_boolean():
-        return ibis.ifelse(v, "true", "false")
+        return ibis.cases((v, "true"), (~v, "false"))  # NULL stays NULL
     if t.is_integer() or t.is_floating() or t.is_decimal():
         return v.cast(dt.string)
     if t.is_timestamp():
