@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 import redis
 
+from passerelle.collect.loader import ALIAS_LOG, ALIAS_SCHEMA, ensure_tables
 from passerelle.identity.anonymous import ANONYMOUS_IDS_SCHEMA
 from passerelle.identity.tables import ANONYMOUS_IDS
 from passerelle.personalize import decide, open_store
@@ -17,6 +18,7 @@ from passerelle.personalize import refresh_decision_store as refresh
 from passerelle.personalize.incremental import refresh_people, touched_people
 from passerelle.personalize.tables import IDS, PEOPLE
 from passerelle.segments.activity import ARRIVALS, ensure_tracking
+from passerelle.sources.bookkeeping import new_load_id
 from personalize_helpers import make_project
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -44,6 +46,14 @@ def _events_and_identify(engine, at: datetime) -> None:
     engine.append_arrow(ARRIVALS, pa.table({
         "person_id": ["P6"], "event": ["Order Completed"],
         "arrived_at": pa.array([at], pa.timestamp("us"))}).to_reader())
+    # the identify call as the collector logs it, and its stitching
+    ensure_tables(engine)
+    engine.append_arrow(ALIAS_LOG, pa.table({
+        "source": ["web"], "anonymous_id": ["anon-42"], "user_id": ["C2"],
+        "previous_id": pa.array([None], pa.string()),
+        "first_seen": pa.array([at], pa.timestamp("us")),
+        "last_seen": pa.array([at], pa.timestamp("us")), "_load_id": [new_load_id(at)]},
+        schema=ALIAS_SCHEMA.to_pyarrow()).to_reader())
     engine.create_empty(ANONYMOUS_IDS, ANONYMOUS_IDS_SCHEMA)
     engine.append_arrow(ANONYMOUS_IDS, pa.table({
         "anonymous_id": ["anon-42"], "person_id": ["P2"], "evidence": ["identify"],

@@ -128,6 +128,6 @@ def test_a_command_redis_refuses_stops_the_load_with_its_error(prefix):
     r = redis.Redis.from_url(REDIS)
     r.set(f"{prefix}text", "x")
     bad = f"*3\r\n$4\r\nHSET\r\n${len(prefix) + 4}\r\n{prefix}text\r\n$1\r\na\r\n".encode()
-    with pytest.raises(PasserelleError, match="WRONGTYPE|wrong number"):
+    with pytest.raises(PasserelleError, match=r"WRONGTYPE|wrong number"):
         send(r, [(bad, 1)])
     assert r.ping()  # the connection with unread replies was not given back
