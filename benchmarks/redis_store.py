@@ -39,6 +39,7 @@ def _setup(root: Path) -> str:
         import passerelle
         from passerelle.personalize.service import refresh_store
         project = passerelle.open({str(root)!r})
+        project.engine.con.con.execute("SET enable_progress_bar = false")  # stdout: JSON
         """)
 
 
@@ -51,8 +52,13 @@ def main() -> None:
     prefix = f"bench:store:{os.getpid()}:"
     sys.path.insert(0, str(SRC))
     import redis
-    from decide import touched
+    from decide import FILES, touched
 
+    for name, text in FILES.items():  # the decide benchmark's placement and offers
+        path = root / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text), encoding="utf-8")
     r = redis.Redis.from_url(REDIS)
     report: dict = {"project": str(root), "load": os.getloadavg()}
     try:

@@ -185,6 +185,15 @@ class Engine(ABC):
         ``strlen``), as wire protocols count it."""
         return _octet_length(value)
 
+    def json_string(self, value: ir.StringValue) -> ir.StringValue:
+        """Text as a JSON string, quotes included (NULL stays NULL): backslash, quote and
+        control characters escaped; the replacements only for the rare text that needs
+        them (a CASE evaluates its branch for those rows alone)."""
+        out = value.replace("\\", "\\\\").replace('"', '\\"')
+        for code in range(1, 32):
+            out = out.replace(chr(code), f"\\u{code:04x}")
+        return '"' + ibis.ifelse(value.re_search('[\\\\"\x01-\x1f]'), out, value) + '"'
+
     def strip(self, value: ir.StringValue) -> ir.StringValue:
         """``value`` without leading and trailing white space, as Ibis's ``strip()``."""
         return value.strip()

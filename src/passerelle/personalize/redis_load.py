@@ -50,14 +50,7 @@ def id_digest(any_id: str) -> str:
 
 
 # -- JSON and RESP, in SQL ---------------------------------------------------------------
-def _escape(s: ir.StringValue) -> ir.StringValue:
-    s = s.replace("\\", "\\\\").replace('"', '\\"')
-    for code in range(1, 32):
-        s = s.replace(chr(code), f"\\u{code:04x}")
-    return s
-
-
-def json_value(v: ir.Value) -> ir.StringValue:
+def json_value(engine: Engine, v: ir.Value) -> ir.StringValue:
     """``v`` as JSON text (NULL stays NULL), as Python's ``json.dumps`` writes what
     :func:`~passerelle.personalize.store.plain` makes of it: dates and times as ISO text,
     decimals as numbers."""
@@ -70,15 +63,15 @@ def json_value(v: ir.Value) -> ir.StringValue:
         text = ibis.ifelse(v.microsecond() == 0, v.strftime("%Y-%m-%dT%H:%M:%S"),
                            v.strftime("%Y-%m-%dT%H:%M:%S.%f"))
         return '"' + text + '"'
-    return '"' + _escape(v.cast(dt.string)) + '"'
+    return engine.json_string(v.cast(dt.string))
 
 
-def json_object(fields: dict[str, ir.Value]) -> ir.StringValue:
+def json_object(engine: Engine, fields: dict[str, ir.Value]) -> ir.StringValue:
     """``{"name": value, ...}`` (a NULL value as ``null``)."""
     parts: list[Any] = []
     for i, (name, value) in enumerate(fields.items()):
         parts.append(("{" if i == 0 else ",") + json.dumps(name) + ":")
-        parts.append(json_value(value).fill_null("null"))
+        parts.append(json_value(engine, value).fill_null("null"))
     if not parts:
         return ibis.literal("{}")
     out = ibis.literal(parts[0])
@@ -120,9 +113,9 @@ def id_commands(engine: Engine, base: str, width: int, who: ir.Table | None = No
 def people_commands(engine: Engine, base: str, who: ir.Table | None = None) -> ir.Table:
     """``SET <base>p:<person id> {"values": {...}, "offers": [...]}`` a person."""
     p, e = _only(engine.table(PEOPLE), who), _only(engine.table(ELIGIBILITY), who)
-    offers = e.group_by(_pid=e.person_id).aggregate(
-        offers="[" + json_value(e.offer).group_concat(",", order_by=e.offer))
-    values = json_object({c.removeprefix(TRAIT_PREFIX): p[c] for c in p.columns
+    offers = e.group_by(_pid=e.person_id).aggregate(names=json_value(engine, e.offer).collect())
+    offers = offers.select("_pid", offers="[" + offers.names.sort().join(","))
+    values = json_object(engine, {c.removeprefix(TRAIT_PREFIX): p[c] for c in p.columns
                           if c != "person_id"})
     j = p.left_join(offers, p.person_id == offers._pid)
     doc = ('{"values":' + values + ',"offers":'
@@ -141,7 +134,7 @@ def profile_commands(engine: Engine, base: str, who: ir.Table | None = None) -> 
     p = _only(engine.table(PROFILES), who)
     golden = reader.select.get("golden", [])
     rows = p.select(person_id=p.person_id.cast(dt.string),
-                    golden=json_object({c: p[c] for c in golden}))
+                    golden=json_object(engine, {c: p[c] for c in golden}))
     parts = {}
     for part, order in (("traits", "trait"), ("segments", "segment"),
                         ("consents", "purpose")):
@@ -149,13 +142,16 @@ def profile_commands(engine: Engine, base: str, who: ir.Table | None = None) -> 
         if not columns:
             continue
         t = _only(engine.table(reader.tables[part]), who)
-        if part == "traits":
-            item = json_value(t.trait) + ":" + ibis.coalesce(
-                *[json_value(t[c]) for c in columns[1:]], ibis.literal("null"))
-        else:
-            item = json_object({c: t[c] for c in columns})
-        per = t.group_by(_pid=t.person_id.cast(dt.string)).aggregate(
-            body=item.group_concat(",", order_by=t[order]))
+        by = t.group_by(_pid=t.person_id.cast(dt.string))
+        if part == "traits":  # an object: its members in any order
+            item = json_value(engine, t.trait) + ":" + ibis.coalesce(
+                *[json_value(engine, t[c]) for c in columns[1:]], ibis.literal("null"))
+            per = by.aggregate(body=item.group_concat(","))
+        else:  # a list in the order of ``order`` (list_sort: an ordered aggregate is slow)
+            item = ibis.struct({"k": t[order].cast(dt.string),
+                                "v": json_object(engine, {c: t[c] for c in columns})})
+            per = by.aggregate(items=item.collect())
+            per = per.select("_pid", body=per["items"].sort().map(lambda x: x.v).join(","))
         rows = rows.left_join(per, rows.person_id == per._pid).drop("_pid").rename(
             **{f"__{part}": "body"})
         parts[part] = order
