@@ -138,3 +138,15 @@ def test_a_command_redis_refuses_stops_the_load_with_its_error(prefix):
     with pytest.raises(PasserelleError, match=r"WRONGTYPE|wrong number"):
         send(r, [(bad, 1)])
     assert r.ping()  # the connection with unread replies was not given back
+
+
+def test_a_store_of_before_the_buckets_is_read_until_the_next_refresh(prefix):
+    r = redis.Redis.from_url(REDIS)
+    r.set(f"{prefix}gen", "old1")
+    r.set(f"{prefix}old1:id:ada@example.fr", "P9")
+    r.set(f"{prefix}old1:p:P9", orjson.dumps({"values": {"first_name": "Ada"},
+                                              "offers": ["shoes"]}))
+    found = RedisPeople(client(REDIS), prefix).lookup(" Ada@Example.fr ")
+    assert (found.person_id, found.values, found.offers) == ("P9", {"first_name": "Ada"},
+                                                             {"shoes"})
+    assert RedisPeople(client(REDIS), prefix).lookup("P10") is None

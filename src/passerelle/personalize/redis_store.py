@@ -50,8 +50,13 @@ _LOOKUP = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return false end
 local base = ARGV[1] .. gen .. ':'
-local width = tonumber(redis.call('GET', base .. 'width') or '0')
-local pid = redis.call('HGET', base .. 'id:' .. string.sub(ARGV[3], 1, width), ARGV[2])
+local width = redis.call('GET', base .. 'width')
+local pid
+if width then
+  pid = redis.call('HGET', base .. 'id:' .. string.sub(ARGV[3], 1, tonumber(width)), ARGV[2])
+else  -- a generation of before the buckets (a key an identifier), until the next refresh
+  pid = redis.call('GET', base .. 'id:' .. ARGV[2])
+end
 if not pid then return false end
 return {pid, redis.call('GET', base .. ARGV[4] .. ':' .. pid)}
 """
