@@ -5,7 +5,6 @@ buckets, and a refresh that dies leaving the old store served."""
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -25,20 +24,9 @@ from passerelle.personalize.redis_load import bucket_width, json_object, send
 from passerelle.personalize.redis_store import RedisPeople, RedisProfiles, client, load_redis
 from passerelle.personalize.store import plain
 from passerelle.personalize.tables import IDS
-from personalize_helpers import make_project
+from personalize_helpers import REDIS, make_project
+from personalize_helpers import prefix as _prefix  # noqa: F401 - the fixture "prefix"
 from segments_helpers import NOW
-
-REDIS = "redis://127.0.0.1:6379/0"
-
-
-@pytest.fixture
-def prefix():
-    name = f"test:{uuid.uuid4().hex[:10]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    keys = list(r.scan_iter(match=f"{name}*"))
-    if keys:
-        r.delete(*keys)
 
 
 @pytest.fixture

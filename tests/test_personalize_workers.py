@@ -80,14 +80,8 @@ def redis_project(tmp_path):
 def test_two_processes_answer_every_route_on_one_port(redis_project):
     root, secret = redis_project
     port = _port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)],
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = _serve(root, port)
     try:
-        deadline = time.monotonic() + 90
-        while not (_alive(port) and _children(proc.pid)):
-            assert proc.poll() is None, "the server stopped"
-            assert time.monotonic() < deadline, "the server and its worker did not start"
-            time.sleep(0.2)
         (worker,) = _children(proc.pid)
         time.sleep(3)  # the worker imports and listens
         before = _cpu_ticks(worker)
@@ -131,14 +125,8 @@ def test_two_processes_answer_every_route_on_one_port(redis_project):
 def test_a_worker_that_dies_is_started_again(redis_project):
     root, secret = redis_project
     port = _port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)],
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = _serve(root, port)
     try:
-        deadline = time.monotonic() + 90
-        while not (_alive(port) and _children(proc.pid)):
-            assert proc.poll() is None, "the server stopped"
-            assert time.monotonic() < deadline, "the server and its worker did not start"
-            time.sleep(0.2)
         (first,) = _children(proc.pid)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 60
@@ -161,6 +149,20 @@ def test_a_worker_that_dies_is_started_again(redis_project):
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def _serve(root: Path, port: int) -> subprocess.Popen:
+    """The server with one decision worker, once both are up."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)],
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    deadline = time.monotonic() + 90
+    while not (_alive(port) and _children(proc.pid)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the server and its worker did not start")
+        time.sleep(0.2)
+    return proc
 
 
 def _alive(port: int) -> bool:
