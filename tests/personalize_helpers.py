@@ -141,8 +141,8 @@ def append_calls(engine, calls: list[dict]) -> None:
 REDIS = "redis://127.0.0.1:6379/0"
 
 
-@pytest.fixture
-def prefix() -> Iterator[str]:
+@pytest.fixture(name="prefix")
+def redis_prefix() -> Iterator[str]:
     """A Redis key prefix of the test's own, its keys deleted after it."""
     name = f"test:{uuid.uuid4().hex[:10]}:"
     yield name

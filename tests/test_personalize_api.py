@@ -15,8 +15,11 @@ from fastapi.testclient import TestClient
 from passerelle.api import create_server
 from passerelle.governance.tokens import create_token, revoke_token
 from passerelle.personalize import refresh_decision_store as refresh
-from personalize_helpers import make_project, write
-from personalize_helpers import prefix as _prefix  # noqa: F401 - the fixture "prefix"
+from personalize_helpers import (
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+    write,
+)
 from segments_helpers import NOW
 
 REDIS = "redis://127.0.0.1:6379/0"

@@ -23,8 +23,10 @@ from passerelle.personalize.decide import group_of, holdout_salt
 from passerelle.personalize.redis_store import RedisCaps, client
 from passerelle.personalize.store import DecisionStore, WarehouseCaps, WarehousePeople
 from passerelle.personalize.tables import ensure_counters
-from personalize_helpers import make_project
-from personalize_helpers import prefix as _prefix  # noqa: F401 - the fixture "prefix"
+from personalize_helpers import (
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+)
 from segments_helpers import NOW
 
 WEB = {"channel": "web", "device": "mobile"}

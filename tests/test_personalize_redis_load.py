@@ -24,8 +24,11 @@ from passerelle.personalize.redis_load import bucket_width, json_object, send
 from passerelle.personalize.redis_store import RedisPeople, RedisProfiles, client, load_redis
 from passerelle.personalize.store import plain
 from passerelle.personalize.tables import IDS
-from personalize_helpers import REDIS, make_project
-from personalize_helpers import prefix as _prefix  # noqa: F401 - the fixture "prefix"
+from personalize_helpers import (
+    REDIS,
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+)
 from segments_helpers import NOW
 
 

@@ -14,8 +14,14 @@ from passerelle.personalize import decide, open_store
 from passerelle.personalize import refresh_decision_store as refresh
 from passerelle.personalize.log import POSTERIORS
 from passerelle.personalize.tables import PEOPLE
-from personalize_helpers import FILES, LEARNED, WEB, make_project, write
-from personalize_helpers import prefix as _prefix  # noqa: F401 - the fixture "prefix"
+from personalize_helpers import (
+    FILES,
+    LEARNED,
+    WEB,
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+    write,
+)
 from segments_helpers import NOW
 
 REDIS = "redis://127.0.0.1:6379/0"
