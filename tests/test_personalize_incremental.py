@@ -38,6 +38,17 @@ def _rows(engine, table: str) -> list[dict]:
     return sorted(engine.to_arrow(t).to_pylist(), key=lambda r: tuple(map(str, r.values())))
 
 
+def _identify(engine, anonymous_id: str, user_id: str, at: datetime) -> None:
+    """An identify call as the collector logs it (a load of its own, at ``at``)."""
+    ensure_tables(engine)
+    engine.append_arrow(ALIAS_LOG, pa.table({
+        "source": ["web"], "anonymous_id": [anonymous_id], "user_id": [user_id],
+        "previous_id": pa.array([None], pa.string()),
+        "first_seen": pa.array([at], pa.timestamp("us")),
+        "last_seen": pa.array([at], pa.timestamp("us")), "_load_id": [new_load_id(at)]},
+        schema=ALIAS_SCHEMA.to_pyarrow()).to_reader())
+
+
 def _events_and_identify(engine, at: datetime) -> None:
     """Fanny (P6) bought shoes (her favourite category is now shoes, an event arrived for
     her); Bruno (P2) logged in on a browser known as anon-42 (an identify call)."""
@@ -51,13 +62,7 @@ def _events_and_identify(engine, at: datetime) -> None:
         "person_id": ["P6"], "event": ["Order Completed"],
         "arrived_at": pa.array([at], pa.timestamp("us"))}).to_reader())
     # the identify call as the collector logs it, and its stitching
-    ensure_tables(engine)
-    engine.append_arrow(ALIAS_LOG, pa.table({
-        "source": ["web"], "anonymous_id": ["anon-42"], "user_id": ["C2"],
-        "previous_id": pa.array([None], pa.string()),
-        "first_seen": pa.array([at], pa.timestamp("us")),
-        "last_seen": pa.array([at], pa.timestamp("us")), "_load_id": [new_load_id(at)]},
-        schema=ALIAS_SCHEMA.to_pyarrow()).to_reader())
+    _identify(engine, "anon-42", "C2", at)
     engine.create_empty(ANONYMOUS_IDS, ANONYMOUS_IDS_SCHEMA)
     engine.append_arrow(ANONYMOUS_IDS, pa.table({
         "anonymous_id": ["anon-42"], "person_id": ["P2"], "evidence": ["identify"],
@@ -119,12 +124,7 @@ def test_an_identifier_that_leaves_its_owner_is_no_longer_served(project, prefix
     assert decide(redis_store, "anon-42", "home_banner", WEB).person_id == "P2"
     # the browser then identifies as someone else: the id is ambiguous, stitched to nobody
     later = since + timedelta(seconds=5)
-    engine.append_arrow(ALIAS_LOG, pa.table({
-        "source": ["web"], "anonymous_id": ["anon-42"], "user_id": ["C6"],
-        "previous_id": pa.array([None], pa.string()),
-        "first_seen": pa.array([later], pa.timestamp("us")),
-        "last_seen": pa.array([later], pa.timestamp("us")), "_load_id": [new_load_id(later)]},
-        schema=ALIAS_SCHEMA.to_pyarrow()).to_reader())
+    _identify(engine, "anon-42", "C6", later)
     engine.execute(sg.parse_one(f"DELETE FROM {ANONYMOUS_IDS}"))
     touched = touched_people(engine, later - timedelta(seconds=1))
     assert engine.to_arrow(touched)["person_id"].to_pylist() == ["P2"]  # its former owner
