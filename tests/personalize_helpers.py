@@ -9,7 +9,12 @@ both, shoes), P4 David (Paris, no e-mail consent), P5 Eva (no consent), P6 Fanny
 from __future__ import annotations
 
 import textwrap
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
+import redis
 
 import passerelle
 from segments_helpers import build_world
@@ -131,3 +136,17 @@ def append_calls(engine, calls: list[dict]) -> None:
                      "properties": json.dumps(call["properties"])})
     table = pa.Table.from_pylist(rows, schema=schema)
     engine.append_arrow("events", pa.RecordBatchReader.from_batches(schema, table.to_batches()))
+
+
+REDIS = "redis://127.0.0.1:6379/0"
+
+
+@pytest.fixture(name="prefix")
+def redis_prefix() -> Iterator[str]:
+    """A Redis key prefix of the test's own, its keys deleted after it."""
+    name = f"test:{uuid.uuid4().hex[:10]}:"
+    yield name
+    r = redis.Redis.from_url(REDIS)
+    keys = list(r.scan_iter(match=f"{name}*"))
+    if keys:
+        r.delete(*keys)

@@ -6,18 +6,20 @@ Redis down (caps fail closed, /v1/health says so)."""
 from __future__ import annotations
 
 import time
-import uuid
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
-import redis
 from fastapi.testclient import TestClient
 
 from passerelle.api import create_server
 from passerelle.governance.tokens import create_token, revoke_token
 from passerelle.personalize import refresh_decision_store as refresh
-from personalize_helpers import make_project, write
+from personalize_helpers import (
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+    write,
+)
 from segments_helpers import NOW
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -257,16 +259,6 @@ def test_a_cap_of_one_holds_under_concurrent_requests(tmp_path):
         assert sum(a == [None] for a in answers) == 31
     finally:
         proj.close()
-
-
-@pytest.fixture
-def prefix():
-    name = f"test:{uuid.uuid4().hex[:10]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    keys = list(r.scan_iter(match=f"{name}*"))
-    if keys:
-        r.delete(*keys)
 
 
 def _with_redis(root, url, prefix) -> None:

@@ -23,7 +23,10 @@ from passerelle.personalize.decide import group_of, holdout_salt
 from passerelle.personalize.redis_store import RedisCaps, client
 from passerelle.personalize.store import DecisionStore, WarehouseCaps, WarehousePeople
 from passerelle.personalize.tables import ensure_counters
-from personalize_helpers import make_project
+from personalize_helpers import (
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+)
 from segments_helpers import NOW
 
 WEB = {"channel": "web", "device": "mobile"}
@@ -48,16 +51,6 @@ def project(tmp_path):
     refresh(proj, now=NOW)
     yield proj
     proj.close()
-
-
-@pytest.fixture
-def prefix():
-    name = f"test:{uuid.uuid4().hex[:10]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    keys = list(r.scan_iter(match=f"{name}*"))
-    if keys:
-        r.delete(*keys)
 
 
 def test_eligibility_consent_and_context_rules(project):

@@ -9,7 +9,9 @@ from datetime import UTC, datetime, timedelta
 import pyarrow as pa
 import pytest
 import redis
+import sqlglot as sg
 
+from passerelle.collect.loader import ALIAS_LOG, ALIAS_SCHEMA, ensure_tables
 from passerelle.identity.anonymous import ANONYMOUS_IDS_SCHEMA
 from passerelle.identity.tables import ANONYMOUS_IDS
 from passerelle.personalize import decide, open_store
@@ -17,7 +19,11 @@ from passerelle.personalize import refresh_decision_store as refresh
 from passerelle.personalize.incremental import refresh_people, touched_people
 from passerelle.personalize.tables import IDS, PEOPLE
 from passerelle.segments.activity import ARRIVALS, ensure_tracking
-from personalize_helpers import make_project
+from passerelle.sources.bookkeeping import new_load_id
+from personalize_helpers import (
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+)
 
 REDIS = "redis://127.0.0.1:6379/0"
 WEB = {"channel": "web", "device": "mobile"}
@@ -32,6 +38,17 @@ def _rows(engine, table: str) -> list[dict]:
     return sorted(engine.to_arrow(t).to_pylist(), key=lambda r: tuple(map(str, r.values())))
 
 
+def _identify(engine, anonymous_id: str, user_id: str, at: datetime) -> None:
+    """An identify call as the collector logs it (a load of its own, at ``at``)."""
+    ensure_tables(engine)
+    engine.append_arrow(ALIAS_LOG, pa.table({
+        "source": ["web"], "anonymous_id": [anonymous_id], "user_id": [user_id],
+        "previous_id": pa.array([None], pa.string()),
+        "first_seen": pa.array([at], pa.timestamp("us")),
+        "last_seen": pa.array([at], pa.timestamp("us")), "_load_id": [new_load_id(at)]},
+        schema=ALIAS_SCHEMA.to_pyarrow()).to_reader())
+
+
 def _events_and_identify(engine, at: datetime) -> None:
     """Fanny (P6) bought shoes (her favourite category is now shoes, an event arrived for
     her); Bruno (P2) logged in on a browser known as anon-42 (an identify call)."""
@@ -44,6 +61,8 @@ def _events_and_identify(engine, at: datetime) -> None:
     engine.append_arrow(ARRIVALS, pa.table({
         "person_id": ["P6"], "event": ["Order Completed"],
         "arrived_at": pa.array([at], pa.timestamp("us"))}).to_reader())
+    # the identify call as the collector logs it, and its stitching
+    _identify(engine, "anon-42", "C2", at)
     engine.create_empty(ANONYMOUS_IDS, ANONYMOUS_IDS_SCHEMA)
     engine.append_arrow(ANONYMOUS_IDS, pa.table({
         "anonymous_id": ["anon-42"], "person_id": ["P2"], "evidence": ["identify"],
@@ -92,6 +111,28 @@ def test_touched_people_only_are_updated(project):
     # nothing changed since: nobody is touched again
     assert refresh_people(project.root, engine,
                           touched_people(engine, datetime.now(UTC) + timedelta(hours=1))) == 0
+
+
+def test_an_identifier_that_leaves_its_owner_is_no_longer_served(project, prefix):
+    engine = project.engine
+    refresh(project, redis_url=REDIS, redis_prefix=prefix)
+    since = datetime.now(UTC).replace(tzinfo=None)
+    _events_and_identify(engine, since + timedelta(seconds=1))
+    refresh_people(project.root, engine, touched_people(engine, since), redis_url=REDIS,
+                   redis_prefix=prefix)
+    redis_store = open_store(project, redis_url=REDIS, redis_prefix=prefix)
+    assert decide(redis_store, "anon-42", "home_banner", WEB).person_id == "P2"
+    # the browser then identifies as someone else: the id is ambiguous, stitched to nobody
+    later = since + timedelta(seconds=5)
+    _identify(engine, "anon-42", "C6", later)
+    engine.execute(sg.parse_one(f"DELETE FROM {ANONYMOUS_IDS}"))
+    touched = touched_people(engine, later - timedelta(seconds=1))
+    assert engine.to_arrow(touched)["person_id"].to_pylist() == ["P2"]  # its former owner
+    assert refresh_people(project.root, engine, touched, redis_url=REDIS,
+                          redis_prefix=prefix) == 1
+    assert decide(open_store(project), "anon-42", "home_banner", WEB).person_id is None
+    assert decide(redis_store, "anon-42", "home_banner", WEB).person_id is None
+    assert decide(redis_store, "P2", "home_banner", WEB).person_id == "P2"
 
 
 def test_redis_keys_of_the_touched_people_are_rewritten(project):

@@ -5,9 +5,7 @@ batch decision's offer, and passerelle.yml names the Redis the store lives in.""
 from __future__ import annotations
 
 import csv
-import uuid
 
-import pytest
 import redis
 
 from passerelle.activation import export_csv, parse_destination
@@ -16,7 +14,14 @@ from passerelle.personalize import decide, open_store
 from passerelle.personalize import refresh_decision_store as refresh
 from passerelle.personalize.log import POSTERIORS
 from passerelle.personalize.tables import PEOPLE
-from personalize_helpers import FILES, LEARNED, WEB, make_project, write
+from personalize_helpers import (
+    FILES,
+    LEARNED,
+    WEB,
+    make_project,
+    redis_prefix,  # noqa: F401 - the fixture "prefix"
+    write,
+)
 from segments_helpers import NOW
 
 REDIS = "redis://127.0.0.1:6379/0"
@@ -88,16 +93,6 @@ def test_csv_export_carries_the_batch_decisions_offer(tmp_path):
     assert {r["person_id"]: r["offer"] for r in rows} == {"P1": "news_shoes", "P2": "",
                                                           "P6": ""}
     proj.close()
-
-
-@pytest.fixture
-def prefix():
-    name = f"test:{uuid.uuid4().hex[:10]}:"
-    yield name
-    r = redis.Redis.from_url(REDIS)
-    keys = list(r.scan_iter(match=f"{name}*"))
-    if keys:
-        r.delete(*keys)
 
 
 def test_redis_is_configured_in_passerelle_yml(tmp_path, prefix):

@@ -42,7 +42,14 @@ def _port() -> int:
 
 
 def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    """Of every thread of ``pid`` (a worker started again is its supervising thread's)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            found += [int(p) for p in (task / "children").read_text().split()]
+        except FileNotFoundError:  # a thread that just ended
+            continue
+    return sorted(found)
 
 
 def _cpu_ticks(pid: int) -> int:
@@ -73,14 +80,8 @@ def redis_project(tmp_path):
 def test_two_processes_answer_every_route_on_one_port(redis_project):
     root, secret = redis_project
     port = _port()
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)],
-                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    proc = _serve(root, port)
     try:
-        deadline = time.monotonic() + 90
-        while not (_alive(port) and _children(proc.pid)):
-            assert proc.poll() is None, "the server stopped"
-            assert time.monotonic() < deadline, "the server and its worker did not start"
-            time.sleep(0.2)
         (worker,) = _children(proc.pid)
         time.sleep(3)  # the worker imports and listens
         before = _cpu_ticks(worker)
@@ -119,6 +120,49 @@ def test_two_processes_answer_every_route_on_one_port(redis_project):
     assert proc.returncode in (0, -signal.SIGTERM)
     assert not Path(f"/proc/{worker}").exists() or \
         "Z" in Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_a_worker_that_dies_is_started_again(redis_project):
+    root, secret = redis_project
+    port = _port()
+    proc = _serve(root, port)
+    try:
+        (first,) = _children(proc.pid)
+        os.kill(first, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while not [c for c in _children(proc.pid) if c != first]:
+            assert proc.poll() is None, "the server stopped with its worker"
+            assert time.monotonic() < deadline, "no worker was started again"
+            time.sleep(0.2)
+        (second,) = [c for c in _children(proc.pid) if c != first]
+        time.sleep(4)  # it imports and listens
+        before = _cpu_ticks(second)
+        bearer = {"Authorization": f"Bearer {secret}"}
+        for _ in range(40):  # new connections: the kernel gives some to the new worker
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers=bearer,
+                              timeout=30) as c:
+                r = c.get("/v1/decide", params={"person": "P1", "placement": "home_banner",
+                                                "channel": "web", "device": "mobile"})
+                assert r.status_code == 200, r.text
+        assert _cpu_ticks(second) > before  # the new worker answers
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+    assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def _serve(root: Path, port: int) -> subprocess.Popen:
+    """The server with one decision worker, once both are up."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(root), str(port)],
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    deadline = time.monotonic() + 90
+    while not (_alive(port) and _children(proc.pid)):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError("the server and its worker did not start")
+        time.sleep(0.2)
+    return proc
 
 
 def _alive(port: int) -> bool:

@@ -11,12 +11,15 @@ processes. A worker answers ``/v1/decide`` and ``/v1/profiles/<id>`` from Redis 
 forwards every other request, unchanged, to the primary over a Unix socket only this server's
 user can open, so every route works whichever process took the connection. DuckDB lets one
 process open the warehouse: the workers never open it, which is why they need the Redis
-store (the warehouse store is read in the primary only).
+store (the warehouse store is read in the primary only). The primary watches its workers:
+one that dies is started again (:class:`Workers`); meanwhile the kernel hands new
+connections to the processes still listening.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import socket
@@ -38,6 +41,10 @@ CLIENT, SCHEME = b"x-passerelle-client", b"x-passerelle-scheme"
 _HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"upgrade",
         b"proxy-connection", CLIENT, SCHEME}
 DECIDE, PROFILES = "/v1/decide", "/v1/profiles/"  # what a worker answers itself
+# supervision: how often workers are checked, the age under which one that ended "died
+# young" (its restart then waits, the wait doubling each time up to MAX_DELAY)
+CHECK_EVERY, YOUNG, MIN_DELAY, MAX_DELAY = 0.5, 10.0, 1.0, 30.0
+log = logging.getLogger("passerelle.workers")
 
 
 def check_workers(project: Any, workers: int) -> None:
@@ -160,13 +167,23 @@ def worker_app(project: Any, uds: str, host: str) -> Any:
 
 
 class Workers:
-    """The primary's decision workers: started once it serves, stopped with it."""
+    """The primary's decision workers: started once it serves, stopped with it. A worker
+    that dies (killed, out of memory, a crash) is started again by a supervising thread:
+    at once if it had run a while, else after a delay doubling up to :data:`MAX_DELAY`
+    (a worker that cannot start must not spin)."""
 
     def __init__(self, root: Path, count: int, listening: socket.socket, host: str) -> None:
         self.root, self.count, self.listening, self.host = root, count, listening, host
         self.folder = tempfile.mkdtemp(prefix="passerelle-")  # 0700: this user only
         self.uds = os.path.join(self.folder, "primary.sock")  # short: a path's limit is 108
         self.procs: list[subprocess.Popen] = []
+        self.restarts = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._watcher: threading.Thread | None = None
+        self._started: list[float] = []  # monotonic start of each worker
+        self._delay: list[float] = []  # before restarting each, should it die young
+        self._due: list[float | None] = []  # when a dead one is started again
 
     def private_socket(self) -> socket.socket:
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -175,23 +192,65 @@ class Workers:
         sock.listen(2048)
         return sock
 
-    def start(self) -> None:
+    def _spawn(self) -> subprocess.Popen:
         fd = self.listening.fileno()
-        for _ in range(self.count - 1):
-            self.procs.append(subprocess.Popen(
-                [sys.executable, "-m", "passerelle.api.workers", str(self.root), str(fd),
-                 self.uds, self.host, str(os.getpid())], pass_fds=[fd]))
+        return subprocess.Popen(
+            [sys.executable, "-m", "passerelle.api.workers", str(self.root), str(fd),
+             self.uds, self.host, str(os.getpid())], pass_fds=[fd])
+
+    def start(self) -> None:
+        with self._lock:
+            for _ in range(self.count - 1):
+                self.procs.append(self._spawn())
+                self._started.append(time.monotonic())
+                self._delay.append(MIN_DELAY)
+                self._due.append(None)
+        self._watcher = threading.Thread(target=self._supervise, daemon=True,
+                                         name="passerelle-workers")
+        self._watcher.start()
+
+    def _supervise(self) -> None:
+        while not self._stopping.wait(CHECK_EVERY):
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                for i, proc in enumerate(self.procs):
+                    if proc.poll() is None:
+                        continue
+                    now = time.monotonic()
+                    if self._due[i] is None:  # just found dead
+                        lived = now - self._started[i]
+                        young = lived < YOUNG
+                        self._due[i] = now + (self._delay[i] if young else 0.0)
+                        self._delay[i] = min(self._delay[i] * 2, MAX_DELAY) if young \
+                            else MIN_DELAY
+                        log.warning("decision worker %s ended (exit %s after %.0fs): "
+                                    "starting another%s", proc.pid, proc.returncode, lived,
+                                    f" in {self._due[i] - now:.0f}s" if young else "")
+                    if now >= (self._due[i] or 0.0):
+                        try:
+                            self.procs[i] = self._spawn()
+                        except OSError as exc:  # tried again later, as if it died young
+                            log.error("starting a decision worker failed: %s", exc)
+                            self._due[i] = now + self._delay[i]
+                            continue
+                        self._started[i], self._due[i] = now, None
+                        self.restarts += 1
 
     def stop(self) -> None:
-        for proc in self.procs:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
-        for proc in self.procs:
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        self._stopping.set()
+        if self._watcher is not None:
+            self._watcher.join(CHECK_EVERY * 4)
+        with self._lock:
+            for proc in self.procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+            for proc in self.procs:
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
         with contextlib.suppress(OSError):
             os.unlink(self.uds)
             os.rmdir(self.folder)

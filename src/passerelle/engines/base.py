@@ -180,6 +180,20 @@ class Engine(ABC):
     def sha256_hex(self, value: ir.StringValue) -> ir.StringValue:
         """SHA-256 of the UTF-8 text, as 64 lower-case hex digits (NULL stays NULL)."""
 
+    def byte_length(self, value: ir.StringValue) -> ir.IntegerValue:
+        """Length of the UTF-8 text in bytes (``octet_length``; DuckDB spells it
+        ``strlen``), as wire protocols count it."""
+        return _octet_length(value)
+
+    def json_string(self, value: ir.StringValue) -> ir.StringValue:
+        """Text as a JSON string, quotes included (NULL stays NULL): backslash, quote and
+        control characters escaped; the replacements only for the rare text that needs
+        them (a CASE evaluates its branch for those rows alone)."""
+        out = value.replace("\\", "\\\\").replace('"', '\\"')
+        for code in range(1, 32):
+            out = out.replace(chr(code), f"\\u{code:04x}")
+        return '"' + ibis.ifelse(value.re_search('[\\\\"\x01-\x1f]'), out, value) + '"'
+
     def strip(self, value: ir.StringValue) -> ir.StringValue:
         """``value`` without leading and trailing white space, as Ibis's ``strip()``."""
         return value.strip()
@@ -262,5 +276,9 @@ class Engine(ABC):
 
 
 @ibis.udf.scalar.builtin(name="timezone")
+@ibis.udf.scalar.builtin(name="octet_length")
+def _octet_length(value: str) -> int: ...
+
+
 def _wall_clock(zone: str, instant: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type, empty-body]
     """``timezone(zone, instant)``: the wall-clock time of ``instant`` in ``zone``, naive."""

@@ -19,7 +19,6 @@ current generation are rewritten. Everyone else keeps their rows.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,7 +32,6 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.personalize.profiles import write_serving
-from passerelle.personalize.store import split_values
 from passerelle.personalize.tables import (
     ELIGIBILITY,
     IDS,
@@ -46,11 +44,44 @@ from passerelle.personalize.tables import (
 )
 from passerelle.personalize.validate import load_offers, project_context
 
-TOUCHED = "_decision_touched"
+TOUCHED, NEW_IDS = "_decision_touched", "_decision_touched_ids"
+ALIAS_LOG = "_identity_alias_log"  # the collector's log of identify and alias calls
 
 
-def touched_people(engine: Engine, since: datetime | None) -> ir.Table:
-    """``person_id`` of everyone whose decision inputs changed (see the module's doc)."""
+def changed_identifiers(engine: Engine, after: str) -> ir.Table:
+    """``id``: the identifiers the loads after load id ``after`` brought (load ids sort by
+    time): the anonymous and user ids and e-mails of their events, and the ids of the
+    identify and alias calls the collector logged. Between two full refreshes, they are
+    the only way an identifier appears or moves (stitching follows this evidence)."""
+    def ids(t: ir.Table, columns: list[str]) -> list[ir.Table]:
+        t = t.filter(t._load_id > after)
+        return [t.select(id=(t[c].lower() if c == "email" else t[c]).cast(dt.string))
+                for c in columns if c in t.columns]
+
+    parts: list[ir.Table] = []
+    if engine.exists("events") and "_load_id" in engine.table("events").columns:
+        parts += ids(engine.table("events"), ["anonymous_id", "user_id", "email"])
+    if engine.exists(ALIAS_LOG):
+        parts += ids(engine.table(ALIAS_LOG), ["anonymous_id", "previous_id", "user_id"])
+    if not parts:
+        return ibis.memtable({"id": []}, schema={"id": "string"})
+    every = ibis.union(*parts, distinct=True)
+    return every.filter(every.id.notnull() & (every.id != ""))
+
+
+def load_bound(since: datetime) -> str:
+    """The load id every load made at or after ``since`` sorts after."""
+    at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
+    return at.strftime("%Y%m%dT%H%M%S%f")
+
+
+def touched_people(engine: Engine, since: datetime | None,
+                   after_load: str | None = None) -> ir.Table:
+    """``person_id`` of everyone whose decision inputs changed (see the module's doc):
+    people with arrivals logged since ``since``, and the owners, new and former, of the
+    identifiers the loads after ``after_load`` (else those made since ``since``) brought,
+    where the store maps them otherwise; only those identifiers are compared with the
+    store, never every identifier of the warehouse."""
     from passerelle.segments.activity import ARRIVALS
 
     parts = []
@@ -59,14 +90,15 @@ def touched_people(engine: Engine, since: datetime | None) -> ir.Table:
         at = since.astimezone(UTC).replace(tzinfo=None) if since.tzinfo else since
         parts.append(a.filter(a.arrived_at >= ibis.literal(at, type=dt.timestamp))
                      .select(person_id=a.person_id.cast(dt.string)))
-    if engine.exists(IDS):
-        # identifiers with a (id, person) pair the store lacks (new, or shared): their
-        # owner now, where the store maps them to someone else or not at all; never the
-        # ownership of every identifier recomputed
-        pairs, known = identifier_pairs(engine), engine.table(IDS)
-        changed = pairs.anti_join(known, ["id", "person_id"]).select("id").distinct()
-        owners = identifiers(engine, changed)
+    after = after_load if after_load is not None else (
+        load_bound(since) if since is not None else None)
+    if engine.exists(IDS) and after is not None:
+        changed, known = changed_identifiers(engine, after), engine.table(IDS)
+        owners = identifiers(engine, changed)  # each one's owner now (a shared one: one)
         parts.append(owners.anti_join(known, ["id", "person_id"]).select("person_id"))
+        # one that left its owner (moved, or no longer attributed): its former owner
+        left = known.semi_join(changed, "id").anti_join(owners, ["id", "person_id"])
+        parts.append(left.select("person_id"))
     if not parts:
         return ibis.memtable({"person_id": []}, schema={"person_id": "string"})
     return ibis.union(*parts, distinct=True)
@@ -116,7 +148,12 @@ def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[st
                           naive, failed, who)
         pairs = identifier_pairs(engine)
         # their identifiers, each with its owner among everyone (a shared one keeps its)
-        new_ids = identifiers(engine, pairs.filter(pairs.person_id.isin(who.person_id)))
+        engine.replace_table(NEW_IDS, identifiers(
+            engine, pairs.filter(pairs.person_id.isin(who.person_id))))
+        # identifiers of theirs no one has any more (moved ones are rewritten by their owner)
+        known = engine.table(IDS)
+        dropped = engine.to_arrow(known.filter(known.person_id.isin(who.person_id)).anti_join(
+            engine.table(NEW_IDS), "id").select("id"))["id"].to_pylist()
         with engine.transaction():
             _delete_in(engine, ELIGIBILITY, "person_id", TOUCHED, "person_id")
             _delete_in(engine, PEOPLE, "person_id", TOUCHED, "person_id")
@@ -124,54 +161,46 @@ def refresh_people(root: Path | str, engine: Engine, touched: ir.Table | list[st
             _insert(engine, ELIGIBILITY, elig)
             _insert(engine, PEOPLE, rows)
             # an identifier that moved to a touched person leaves its former owner
-            engine.replace_table("_decision_touched_ids", new_ids)
-            _delete_in(engine, IDS, "id", "_decision_touched_ids", "id")
-            _insert(engine, IDS, engine.table("_decision_touched_ids"))
+            _delete_in(engine, IDS, "id", NEW_IDS, "id")
+            _insert(engine, IDS, engine.table(NEW_IDS))
         write_serving(engine, engine.table(TOUCHED))  # the profile API's copies
         if redis_url is not None:
-            _to_redis(engine, redis_url, redis_prefix)
+            _to_redis(engine, redis_url, redis_prefix, dropped)
         return n
     finally:
         engine.drop(TOUCHED)
-        engine.drop("_decision_touched_ids")
+        engine.drop(NEW_IDS)
 
 
-def _to_redis(engine: Engine, url: str, prefix: str) -> None:
-    """The touched people's keys rewritten in the generation decisions read."""
+def _to_redis(engine: Engine, url: str, prefix: str, dropped: list[str]) -> None:
+    """The touched people's keys rewritten in the generation decisions read, in one
+    MULTI/EXEC (the commands built in SQL, as a full load does); the ``dropped``
+    identifiers removed from their buckets."""
     import redis
 
-    from passerelle.personalize.redis_store import write_profiles
+    from passerelle.personalize.redis_load import id_digest, write_all
+    from passerelle.personalize.redis_store import load_redis
 
     r = redis.Redis.from_url(url)
     gen = r.get(f"{prefix}gen")
     if gen is None:
         return  # never loaded: the next full refresh loads everyone
     base = f"{prefix}{gen.decode()}:"
-    who = engine.table(TOUCHED)
-    p, e = engine.table(PEOPLE), engine.table(ELIGIBILITY)
-    p = p.filter(p.person_id.isin(who.person_id))
-    offers = e.filter(e.person_id.isin(who.person_id))
-    offers = offers.group_by("person_id").aggregate(offers=offers.offer.collect())
-    joined = p.left_join(offers, p.person_id == offers.person_id)
-    docs = engine.to_arrow(joined.select(*[p[c] for c in p.columns],
-                                         offers=offers.offers)).to_pylist()
-    i = engine.table(IDS)
-    pairs = engine.to_arrow(i.filter(i.person_id.isin(who.person_id))).to_pylist()
-    gone = engine.to_arrow(who.filter(~who.person_id.isin(p.person_id))).to_pylist()
+    width = r.get(f"{base}width")
+    if width is None:  # a store of an earlier layout (a key per identifier): reloaded
+        load_redis(engine, url, prefix)
+        return
+    who, p = engine.table(TOUCHED), engine.table(PEOPLE)
+    gone = engine.to_arrow(who.filter(~who.person_id.isin(p.person_id)))
+    write_all(engine, r, base, int(width), who, atomic=True)
+    keys = [f"{base}{kind}:{pid}" for pid in gone["person_id"].to_pylist()
+            for kind in ("p", "pr")]
+    if keys:  # merged away or erased: no longer served
+        r.unlink(*keys)
     pipe = r.pipeline(transaction=True)
-    for row in docs:
-        chosen = row.pop("offers") or []
-        doc: dict[str, Any] = {"values": split_values(row), "offers": sorted(chosen)}
-        pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
-    for row in pairs:
-        pipe.set(f"{base}id:{row['id']}", row["person_id"])
-    for row in gone:  # merged away or erased: no longer served
-        pipe.delete(f"{base}p:{row['person_id']}", f"{base}pr:{row['person_id']}")
+    for any_id in dropped:
+        pipe.hdel(f"{base}id:{id_digest(any_id)[:int(width)]}", any_id)
     pipe.execute()
-    from passerelle.identity.tables import PROFILES
-
-    if engine.exists(PROFILES):
-        write_profiles(engine, lambda: r.pipeline(transaction=True), base, who)
 
 
 @dataclass(frozen=True)
@@ -215,7 +244,7 @@ def refresh_loaded(project: Any, before: Mark, now: datetime | None = None) -> i
     arrivals alone cannot tell: the segments' refresh prunes them once taken in.)"""
     engine = project.engine
     touched = ibis.union(people_of_loads(engine, project.sources, before.load),
-                         touched_people(engine, before.at), distinct=True)
+                         touched_people(engine, before.at, before.load), distinct=True)
     config = project.config.personalisation
     return refresh_people(project.root, engine, touched, now, redis_url=config.redis,
                           redis_prefix=config.redis_prefix)

@@ -3,10 +3,15 @@
 Layout under a prefix (one per project, or per test):
 
 - ``<prefix>gen``: the generation decisions read; a refresh writes a new generation, then
-  switches this key, then deletes the old one, so a decision never sees half a refresh;
-- ``<prefix><gen>:id:<any id>`` -> person id; ``<prefix><gen>:p:<person id>`` -> JSON of
-  ``{"values": {...}, "offers": [...]}``; ``<prefix><gen>:pr:<person id>`` -> the profile
-  API's JSON (golden record unmasked, traits, segments, consents);
+  switches this key, then deletes the old one, so a decision never sees half a refresh and a
+  refresh that dies leaves the old store served (its unfinished generation, listed in
+  ``<prefix>gens``, is deleted by the next refresh);
+- ``<prefix><gen>:id:<bucket>``: a hash of identifiers (any id -> person id), the bucket
+  being the first ``<prefix><gen>:width`` hex digits of the identifier's SHA-256 (one
+  command writes a whole bucket; see :mod:`.redis_load`);
+- ``<prefix><gen>:p:<person id>`` -> JSON of ``{"values": {...}, "offers": [...]}``;
+  ``<prefix><gen>:pr:<person id>`` -> the profile API's JSON (golden record unmasked,
+  traits, segments, consents);
 - ``<prefix>cap:<counter key>``: caps (expiring at the end of their window) and budgets.
 
 A look-up is one Lua call (generation, id, person in one round trip); taking caps is one
@@ -19,7 +24,6 @@ counters are lost when it restarts (see docs/personalisation.md).
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
@@ -28,32 +32,33 @@ import redis
 
 from passerelle.engines.base import Engine
 from passerelle.personalize.caps import Counter
+from passerelle.personalize.redis_load import id_digest
 from passerelle.personalize.store import (
     DecisionStore,
     PersonRecord,
     StoreUnavailable,
     normalise_id,
-    split_values,
 )
-from passerelle.personalize.tables import ELIGIBILITY, IDS, PEOPLE
+from passerelle.personalize.tables import IDS
 from passerelle.project.offers_models import OfferDefinitions
 
 TIMEOUT = 0.25  # seconds: a decision must not hang on a Redis that went away
 BATCH = 10_000
 
+# KEYS[1]: the generation key; ARGV: prefix, identifier, its SHA-256 in hex, document kind
 _LOOKUP = """
 local gen = redis.call('GET', KEYS[1])
 if not gen then return false end
-local pid = redis.call('GET', ARGV[1] .. gen .. ':id:' .. ARGV[2])
+local base = ARGV[1] .. gen .. ':'
+local width = redis.call('GET', base .. 'width')
+local pid
+if width then
+  pid = redis.call('HGET', base .. 'id:' .. string.sub(ARGV[3], 1, tonumber(width)), ARGV[2])
+else  -- a generation of before the buckets (a key an identifier), until the next refresh
+  pid = redis.call('GET', base .. 'id:' .. ARGV[2])
+end
 if not pid then return false end
-return {pid, redis.call('GET', ARGV[1] .. gen .. ':p:' .. pid)}
-"""
-_PROFILE = """
-local gen = redis.call('GET', KEYS[1])
-if not gen then return false end
-local pid = redis.call('GET', ARGV[1] .. gen .. ':id:' .. ARGV[2])
-if not pid then return false end
-return {pid, redis.call('GET', ARGV[1] .. gen .. ':pr:' .. pid)}
+return {pid, redis.call('GET', base .. ARGV[4] .. ':' .. pid)}
 """
 _TAKE = """
 for i, key in ipairs(KEYS) do
@@ -107,17 +112,22 @@ def client(url: str) -> redis.Redis:
     return redis.Redis.from_url(url, socket_timeout=TIMEOUT, socket_connect_timeout=TIMEOUT)
 
 
+def _find(script: Any, prefix: str, any_id: str, kind: str) -> Any:
+    """(person id, document) of ``kind`` for any identifier, in one round trip."""
+    key = normalise_id(any_id)
+    try:
+        return script(keys=[f"{prefix}gen"], args=[prefix, key, id_digest(key), kind])
+    except redis.RedisError as exc:
+        raise StoreUnavailable(f"Redis: {exc}") from exc
+
+
 class RedisPeople:
     def __init__(self, r: redis.Redis, prefix: str) -> None:
         self.prefix = prefix
         self._lookup = r.register_script(_LOOKUP)
 
     def lookup(self, any_id: str) -> PersonRecord | None:
-        try:
-            found = self._lookup(keys=[f"{self.prefix}gen"],
-                                 args=[self.prefix, normalise_id(any_id)])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+        found = _find(self._lookup, self.prefix, any_id, "p")
         if not found:
             return None
         pid, data = found[0].decode(), orjson.loads(found[1] or b"{}")
@@ -130,30 +140,13 @@ class RedisProfiles:
 
     def __init__(self, r: redis.Redis, prefix: str) -> None:
         self.prefix = prefix
-        self._lookup = r.register_script(_PROFILE)
+        self._lookup = r.register_script(_LOOKUP)
 
     def lookup(self, any_id: str) -> tuple[str, dict[str, Any]] | None:
-        try:
-            found = self._lookup(keys=[f"{self.prefix}gen"],
-                                 args=[self.prefix, normalise_id(any_id)])
-        except redis.RedisError as exc:
-            raise StoreUnavailable(f"Redis: {exc}") from exc
+        found = _find(self._lookup, self.prefix, any_id, "pr")
         if not found:
             return None
         return found[0].decode(), orjson.loads(found[1] or b"{}")
-
-
-def write_profiles(engine: Engine, pipe_of: Any, base: str, who: Any = None) -> None:
-    """``<base>pr:<person id>`` for everyone (or ``who``), in pipelines of ``BATCH``."""
-    from passerelle.personalize.profiles import ProfileReader, profile_doc, profile_rows
-
-    golden = ProfileReader(engine).select.get("golden", [])
-    for batch in engine.con.to_pyarrow_batches(profile_rows(engine, who), chunk_size=BATCH):
-        pipe = pipe_of()
-        for row in batch.to_pylist():
-            pipe.set(f"{base}pr:{row['person_id']}",
-                     json.dumps(profile_doc(row, golden), default=str))
-        pipe.execute()
 
 
 class RedisCaps:
@@ -207,44 +200,38 @@ def redis_store(url: str, prefix: str, definitions: OfferDefinitions,
 
 
 def load_redis(engine: Engine, url: str, prefix: str) -> str:
-    """Copy the warehouse's serving tables to Redis as a new generation; returns it.
-
-    The rows stream from the warehouse in Arrow batches written with pipelines: Redis has
-    no bulk load from SQL, so this is the one place rows pass through Python."""
-    r = redis.Redis.from_url(url)
-    gen = uuid.uuid4().hex[:12]
-    base = f"{prefix}{gen}:"
-    ids = engine.table(IDS)
-    for batch in engine.con.to_pyarrow_batches(ids, chunk_size=BATCH):
-        pipe = r.pipeline(transaction=False)
-        for row in batch.to_pylist():
-            pipe.set(f"{base}id:{row['id']}", row["person_id"])
-        pipe.execute()
-    p, e = engine.table(PEOPLE), engine.table(ELIGIBILITY)
-    offers = e.group_by("person_id").aggregate(offers=e.offer.collect())
-    joined = p.left_join(offers, p.person_id == offers.person_id)
-    rows = joined.select(*[p[c] for c in p.columns], offers=offers.offers)
-    for batch in engine.con.to_pyarrow_batches(rows, chunk_size=BATCH):
-        pipe = r.pipeline(transaction=False)
-        for row in batch.to_pylist():
-            chosen = row.pop("offers") or []
-            doc = {"values": split_values(row), "offers": sorted(chosen)}
-            pipe.set(f"{base}p:{row['person_id']}", json.dumps(doc, default=str))
-        pipe.execute()
-    from passerelle.identity.tables import PROFILES
+    """Copy the warehouse's serving tables to Redis as a new generation, then make it the
+    one decisions read; returns it. The commands are written by the warehouse
+    (:mod:`.redis_load`)."""
     from passerelle.personalize.log import read_posteriors
+    from passerelle.personalize.redis_load import bucket_width, write_all
 
-    if engine.exists(PROFILES):
-        write_profiles(engine, lambda: r.pipeline(transaction=False), base)
+    r = redis.Redis.from_url(url)
+    gens = f"{prefix}gens"
+    current = r.get(f"{prefix}gen")
+    for left in r.smembers(gens):  # of a refresh that died before its switch
+        if left != current:
+            drop_generation(r, prefix, left.decode())
+    gen = uuid.uuid4().hex[:12]
+    r.sadd(gens, gen)
+    base = f"{prefix}{gen}:"
+    width = bucket_width(engine.count(IDS))
+    r.set(f"{base}width", width)
+    write_all(engine, r, base, width)
     # the bandit's counts, for the server's decision workers (they never open the warehouse)
     r.set(f"{base}posteriors", orjson.dumps(
         [[*key, *counts] for key, counts in read_posteriors(engine).items()]))
     old = r.getset(f"{prefix}gen", gen)
     if old:
-        stale = f"{prefix}{old.decode()}:*"
-        for keys in _chunks(r.scan_iter(match=stale, count=BATCH), BATCH):
-            r.unlink(*keys)
+        drop_generation(r, prefix, old.decode())
     return gen
+
+
+def drop_generation(r: redis.Redis, prefix: str, gen: str) -> None:
+    """Every key of a generation (decisions no longer read it), then its mention."""
+    for keys in _chunks(r.scan_iter(match=f"{prefix}{gen}:*", count=BATCH), BATCH):
+        r.unlink(*keys)
+    r.srem(f"{prefix}gens", gen)
 
 
 def _chunks(items: Any, size: int) -> Any:
@@ -258,5 +245,5 @@ def _chunks(items: Any, size: int) -> Any:
         yield chunk
 
 
-__all__ = ["RedisCaps", "RedisPeople", "RedisProfiles", "client", "load_redis",
-           "redis_posteriors", "redis_store", "write_profiles"]
+__all__ = ["RedisCaps", "RedisPeople", "RedisProfiles", "client", "drop_generation",
+           "load_redis", "redis_posteriors", "redis_store"]
