@@ -7,6 +7,9 @@ tests that need it fail with a clear message rather than being skipped.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
+import os
+import pickle
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -17,6 +20,7 @@ import pytest
 from passerelle.engines.base import Engine
 from passerelle.engines.duckdb import DuckDBEngine
 from passerelle.engines.postgres import PostgresEngine
+from suite_order import costliest_first, read_table
 
 PG = dict(host="127.0.0.1", port=5432, user="postgres", database="postgres")
 MARIADB = dict(host="127.0.0.1", port=3306, user="root", password="")
@@ -65,16 +69,48 @@ def mariadb_database() -> Iterator[str]:
         con.close()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The costliest files first, so that pytest-xdist never ends the run with one long file
+    on one worker (see tests/suite_order.py)."""
+    items[:] = costliest_first(items, read_table())
+
+
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build):
+    """``build(folder)``'s result, built by one process of the test run and copied for each
+    that asks: the pytest-xdist workers share the folder above their own temporary folders and
+    take turns on a lock, the first one builds, the others wait, then each copies the built
+    folder (a DuckDB file is opened by one process at a time) and gets the result as the
+    builder returned it (pickled; paths in it name the builder's folder). Without workers it
+    builds in place."""
+    mine = tmp_path_factory.mktemp(name)
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        return mine, build(mine)
+    shared = tmp_path_factory.getbasetemp().parent / f"built-{name}"
+    with open(f"{shared}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        done = shared / "result.pickle"
+        if not done.exists():
+            shutil.rmtree(shared, ignore_errors=True)  # a build that failed half-way
+            shared.mkdir()
+            result = build(shared / "built")
+            done.write_bytes(pickle.dumps(result))
+    shutil.copytree(shared / "built", mine, dirs_exist_ok=True)
+    return mine, pickle.loads(done.read_bytes())
+
+
 @pytest.fixture(scope="session")
 def shared_demo(tmp_path_factory: pytest.TempPathFactory):
-    """The 300-person demo, generated and run once for the whole session (a demo run is the
-    costliest thing a test can do). Tests only read it; one that writes (a run, an export, a
-    pin) works on :func:`copy_demo`."""
+    """The 300-person demo, generated and run once for the whole test run (a demo run is the
+    costliest thing a test can do; both xdist workers get a copy of one build). Tests only read
+    it; one that writes (a run, an export, a pin) works on :func:`copy_demo`."""
     from passerelle.demo.run import run_demo
 
-    outcome = run_demo(tmp_path_factory.mktemp("shared") / "demo", size=300, seed=7)
+    def build(folder: Path):
+        return run_demo(folder / "demo", size=300, seed=7)
+
+    folder, outcome = built_once(tmp_path_factory, "shared-demo", build)
     assert outcome.result.ok, [e.reason for e in outcome.result.errors]
-    return outcome
+    return dataclasses.replace(outcome, project_dir=folder / "demo", truth_dir=folder / "truth")
 
 
 def copy_demo(outcome, target: Path):

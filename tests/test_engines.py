@@ -117,3 +117,16 @@ def test_in_memory_duckdb_writes_no_file(tmp_path, monkeypatch):
     with DuckDBEngine(":memory:") as scratch:
         assert scratch.execute(sg.select(sg.exp.convert(42))) == [(42,)]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_duckdb_exists_answers_as_the_list_of_tables(duckdb_engine):
+    # one look-up of the name instead of listing every table: the same answer for tables,
+    # views and temporary tables, and no for DuckDB's own views or a name to be quoted
+    eng = duckdb_engine
+    eng.replace_table("people", ibis.memtable({"id": [1]}))
+    eng.con.create_view("adults", eng.table("people"))
+    eng.scratch_table("work", ibis.memtable({"id": [2]}))
+    names = ["people", "adults", "work", "PEOPLE", "o'brien", "duckdb_tables", "tables",
+             "sqlite_master", "nothing"]
+    assert {n for n in names if eng.exists(n)} == {"people", "adults", "work"}
+    assert [eng.exists(n) for n in names] == [n in eng.list_tables() for n in names]
