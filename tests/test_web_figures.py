@@ -225,3 +225,55 @@ def test_a_figure_that_fails_on_a_bug_is_stored_as_a_clear_error(demo, monkeypat
     page = signed_in(app, MARKETER).get("/campaigns/sections/attribution",
                                         params={"window": 3})
     assert page.status_code == 200 and "ZeroDivisionError" in page.text
+
+
+def test_a_run_that_changed_nothing_skips_the_figures_and_keeps_them_current(demo,
+                                                                            monkeypatch):
+    from passerelle.figures import compute as figures
+
+    project, _, _ = demo
+    assert project.run().ok  # whatever the tests above changed, computed now
+    computed = []
+    real = figures.refresh
+    monkeypatch.setattr(figures, "refresh", lambda *a, **k: computed.append(1) or real(*a, **k))
+    again = project.run()
+    assert again.ok and computed == []
+    step = next(s for s in again.steps if s.step == "figures")
+    assert step.status == "skipped" and "no data or definition change" in step.message
+    assert stored_differ(project) == []  # still current: the run changed nothing
+    # only the pages' steps: the same
+    assert project.run(pages=True).ok and computed == []
+    # a job's new holdout (a table outside runs) makes them stale: the next run computes
+    engine = project.engine
+    holdouts = engine.table("audience_holdouts")
+    before = store.data_stamp(engine)[1]
+    engine.con.insert("audience_holdouts", holdouts.limit(1))
+    assert store.data_stamp(engine)[1] != before
+    assert not store.read(engine, home_key()).current
+    assert project.run().ok and computed == [1]
+    assert stored_differ(project) == []
+
+
+def test_the_sorted_tables_written_in_slices_are_those_written_whole(demo, monkeypatch):
+    project, _, _ = demo
+    engine = project.engine
+    sources = [service.customer_sources(project.definition, k) for k in ("orders", "events")]
+    lookups.refresh(engine, *sources, "test-run", full=True)
+    whole = {t: engine.to_arrow(engine.table(t)) for t in (lookups.PERSON_ORDERS,
+                                                           lookups.PERSON_EVENTS)}
+    slice_rows = whole[lookups.PERSON_ORDERS].num_rows // 7 + 1
+    monkeypatch.setattr(lookups, "SLICE_ROWS", slice_rows)
+    e = engine.table(lookups.PERSON_EVENTS)
+    assert len(lookups.slices(engine, e, slice_rows)) > 7
+    lookups.refresh(engine, *sources, "test-run", full=True)
+    assert lookups.current(engine)
+    for name, table in whole.items():
+        sliced = engine.to_arrow(engine.table(name))
+        assert sliced.num_rows == table.num_rows
+        # as stored: sorted by person id, slice after slice (what the zone maps need)
+        assert engine._run(f'SELECT count(*) FROM (SELECT person_id, lag(person_id) OVER '
+                           f'(ORDER BY rowid) AS prev FROM "{name}") WHERE prev > person_id'
+                           ) == [(0,)]
+        key = ["person_id", "_row", "matched_by"]
+        assert sliced.sort_by([(k, "ascending") for k in key]).equals(
+            table.select(sliced.column_names).sort_by([(k, "ascending") for k in key]))

@@ -325,9 +325,12 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                               redis_prefix=config.redis_prefix)
 
     def figures() -> None:
-        from passerelle.figures.compute import Scope, refresh
+        from passerelle.figures.compute import Scope, refresh_if_changed
 
-        result.figures = refresh(Scope(project, engine), reporter)
+        done = refresh_if_changed(Scope(project, engine), reporter, result.run_id, full)
+        if done is None:
+            raise _Unchanged("no data or definition change since they were computed")
+        result.figures = done
 
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),

@@ -2,9 +2,9 @@
 
 A figure is kept as JSON whose dates, timestamps, decimals and tuples are tagged, so the page
 gets back the very values the computation gave. Its ``stamp`` is :func:`data_stamp` at the
-time: the latest run, and the sizes of the tables that jobs outside a run change (audience
-holdouts, the activation log). A page compares it with the stamp now to say whether the
-figure is current or "as of" an older state of the data.
+time: what the data's steps last saw, the last check runs, and the sizes of the tables that
+jobs outside a run change (audience holdouts, the activation log). A page compares it with
+the stamp now to say whether the figure is current or "as of" an older state of the data.
 """
 
 from __future__ import annotations
@@ -96,9 +96,24 @@ def decode(text: str) -> Any:
 
 
 # ------------------------------------------------------------------------------- stamps
+# The state rows that are not about data the figures read: the figures step's own, and the
+# traits' (no figure reads a trait; a trait over a window of time changes every day).
+NOT_READ = ("figures", "trait:")
+
+
 def data_stamp(engine: Engine) -> tuple[str | None, str]:
-    """(the latest run's id, a stamp of the data as it is now). One query."""
-    names = [n for n in (RUNS_TABLE, *OUTSIDE_RUNS) if engine.exists(n)]
+    """(the latest run's id, a stamp of the data as it is now). One query.
+
+    The stamp is made of what the data's steps last saw (each step's fingerprint of its
+    inputs, :mod:`passerelle.state`: it changes when the step rewrote its tables), the
+    outcome of the last two check runs (the quality tile), and the sizes of the tables that
+    jobs outside a run change (audience holdouts, the activation log). A run that changed
+    nothing leaves it as it was, so the figures stay current and the run skips them."""
+    from passerelle.staging.checks import RESULTS_TABLE
+    from passerelle.state import STATE_TABLE
+
+    names = [n for n in (RUNS_TABLE, STATE_TABLE, RESULTS_TABLE, *OUTSIDE_RUNS)
+             if engine.exists(n)]
     if not names:
         return None, ""
 
@@ -106,13 +121,43 @@ def data_stamp(engine: Engine) -> tuple[str | None, str]:
         parts = []
         for name in names:
             t = engine.table(name)
-            v = t.run_id.max() if name == RUNS_TABLE else t.count().cast("string")
-            parts.append(t.aggregate(k=ibis.literal(name, "string"), v=v.cast("string")))
-        return ibis.union(*parts).order_by("k")
+            if name == RUNS_TABLE:
+                parts.append(t.aggregate(k=ibis.literal(name, "string"),
+                                         v=t.run_id.max().cast("string")))
+            elif name == STATE_TABLE:
+                t = t.filter(~ibis.or_(*[t.step.startswith(p) for p in NOT_READ]))
+                parts.append(t.select(k="state:" + t.step, v=t.fingerprint.cast("string")))
+            elif name == RESULTS_TABLE:
+                runs = t.group_by("run_id").aggregate(
+                    at=t.checked_at.max(), total=t.count(), passed=t.count(where=t.passed))
+                runs = runs.mutate(i=ibis.row_number().over(
+                    ibis.window(order_by=[ibis.desc("at"), ibis.desc("run_id")])))
+                runs = runs.filter(runs.i < 2)
+                parts.append(runs.select(
+                    k="checks:" + runs.i.cast("string"),
+                    v=runs.passed.cast("string") + "/" + runs.total.cast("string")))
+            else:
+                parts.append(t.aggregate(k=ibis.literal(name, "string"),
+                                         v=t.count().cast("string")))
+        return ibis.union(*parts).order_by(["k", "v"])
 
     rows = engine.prepared(("figures_stamp", tuple(names)), {}, build).to_pylist()
     found = {r["k"]: r["v"] for r in rows}
-    return found.get(RUNS_TABLE), ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+    run_id = found.pop(RUNS_TABLE, None)
+    return run_id, ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+
+
+def stamps(engine: Engine, keys: list[str]) -> dict[str, str]:
+    """The stamp each of the stored figures ``keys`` was computed on (those stored)."""
+    if not engine.exists(FIGURES) or not keys:
+        return {}
+
+    def build(v: Mapping[str, Any]) -> ir.Table:
+        t = engine.table(FIGURES)
+        return t.filter(t.key.isin(v["keys"])).select("key", "stamp")
+
+    rows = engine.prepared("figures_stamps", {"keys": sorted(keys)}, build).to_pylist()
+    return {r["key"]: r["stamp"] for r in rows}
 
 
 # ----------------------------------------------------------------------------- read, write
