@@ -279,7 +279,8 @@ def _of_lookup(engine: Engine, table: str, v: Mapping[str, Any]) -> ir.Table:
     """One person's rows of a lookup table (:mod:`passerelle.identity.lookups`), with the
     columns the scan below gives."""
     t = engine.table(table)
-    return t.filter(t.person_id == v["person"]).drop(*lookups.HIDDEN)
+    return t.filter(t.person_id == v["person"]).drop(
+        *(c for c in lookups.HIDDEN if c in t.columns))
 
 
 def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
