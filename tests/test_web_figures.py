@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import ibis
 import pytest
 
 from figures_helpers import same, stored_differ
@@ -275,3 +276,26 @@ def test_the_sorted_tables_written_in_slices_are_those_written_whole(demo, monke
                            ) == [(0,)]
         every = [(c, "ascending") for c in sliced.column_names]
         assert sliced.sort_by(every).equals(table.select(sliced.column_names).sort_by(every))
+
+
+def stored_sorted(engine, table: str, column: str) -> bool:
+    return engine._run(f'SELECT count(*) FROM (SELECT "{column}" AS v, lag("{column}") OVER '
+                       f'(ORDER BY rowid) AS prev FROM "{table}") WHERE prev > v') == [(0,)]
+
+
+def test_the_tables_the_pages_read_are_sorted_again_only_when_rewritten(demo):
+    project, _, _ = demo
+    engine = project.engine
+    assert project.run().ok
+    tables = [(t, c) for t, c in lookups.PAGE_TABLES if engine.table_version(t) is not None]
+    assert {"profiles", "traits", "person_map", "identity_ledger"} <= {t for t, _ in tables}
+    for table, column in tables:
+        assert stored_sorted(engine, table, column), table
+    assert lookups.sort_page_tables(engine, "test-run") == {}  # nothing was rewritten
+    # a table rewritten in another order (as its step does) is sorted again, and only it
+    traits = engine.table("traits")
+    engine.replace_table("traits", traits.order_by(ibis.desc("person_id")))
+    assert not stored_sorted(engine, "traits", "person_id")
+    assert set(lookups.sort_page_tables(engine, "test-run")) == {"traits"}
+    assert stored_sorted(engine, "traits", "person_id")
+    assert lookups.current(engine) and stored_differ(project) == []  # same rows

@@ -115,6 +115,12 @@ class Engine(ABC):
         the column needs no index; engines with indexes create one."""
         return None
 
+    def table_version(self, table: str) -> str | None:
+        """Something that changes when ``table`` is replaced or gets rows, so a step can tell
+        that the order it wrote the rows in may no longer hold; None where the engine keeps
+        no such thing (its :meth:`index_on` does not depend on the rows' order)."""
+        return None
+
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:
         """Materialise a work table that only this connection reads and that the step drops
         when done; returns it. A temporary table: never written to the warehouse file nor

@@ -44,6 +44,15 @@ class DuckDBEngine(Engine):
     def checkpoint(self) -> None:
         self.con.con.execute("CHECKPOINT").fetchall()
 
+    def table_version(self, table: str) -> str | None:
+        """The table's catalogue id (a replaced table is a new one) and its row count (rows
+        appended come after the sorted ones)."""
+        rows = self.con.con.execute(
+            "SELECT table_oid, estimated_size FROM duckdb_tables() WHERE table_name = $1 "
+            "AND database_name = current_database() AND schema_name = current_schema()",
+            [table]).fetchall()
+        return f"{rows[0][0]}:{rows[0][1]}" if rows else None
+
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         """ibis's ``to_pyarrow`` without its DuckDB converter module, which imports pandas
         (half a second of every command) only to define a pandas mapper we never use."""
