@@ -19,6 +19,7 @@ from passerelle.governance import jobs as queue
 from passerelle.identity import lookups, service
 from passerelle.identity.view import person_view
 from passerelle.web.cache import same_tables
+from passerelle.web.data import ledger_of
 from web_demo_helpers import MARKETER, served_demo, signed_in, text_of
 
 
@@ -139,12 +140,22 @@ def test_the_view_reads_the_sorted_tables_with_the_rows_the_scan_finds(demo, mon
 
     def views() -> list[dict]:
         with same_tables(engine):
-            return [person_view(engine, p, orders_sources=sources["orders"],
-                                events_sources=sources["events"]) for p in people]
+            out = [person_view(engine, p, orders_sources=sources["orders"],
+                               events_sources=sources["events"]) for p in people]
+            for v in out:  # and the identity ledger's entries about their records
+                v["ledger"] = ledger_of(project, [r["node"] for r in v["records"]])
+            return out
 
+    assert engine.exists(lookups.PERSON_RECORDS) and engine.exists(lookups.LEDGER_NODES)
     sorted_views = views()
     monkeypatch.setattr(lookups, "current", lambda engine: False)
     scanned = views()
+    assert any(v["ledger"] for v in scanned)
+    def entries(v: dict) -> list[str]:  # entries of one instant come in either order
+        return sorted(map(repr, v["ledger"]))
+
+    assert [entries(v) for v in sorted_views] == [entries(v) for v in scanned]
+    assert [v["records"] for v in sorted_views] == [v["records"] for v in scanned]
     assert any(v["orders"]["total"] for v in scanned) and any(v["events"]["total"]
                                                               for v in scanned)
     for a, b in zip(sorted_views, scanned, strict=True):

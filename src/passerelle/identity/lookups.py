@@ -27,15 +27,20 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.identity.anonymous import ANONYMOUS_IDS
-from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP, node_of
+from passerelle.identity.tables import CUSTOMER_RECORDS, IDENTITY_LEDGER, PERSON_MAP, node_of
 
 PERSON_ORDERS = "identity_person_orders"
 PERSON_EVENTS = "identity_person_events"
 # Every identifier a search finds a person by, (value, kind, node, person_id) sorted by value.
 SEARCH_KEYS = "identity_search_keys"
+# Each person's customer records (their columns and ``person_id``), sorted by person id.
+PERSON_RECORDS = "identity_person_records"
+# The identity ledger once per record an entry names (``_node``: node_a, then node_b when
+# another), sorted by it: the entries about a person's records without a scan.
+LEDGER_NODES = "identity_ledger_nodes"
 STATE_STEP = "person_lookups"
 # The tables whose rows the lookups are made of (their counts are part of the fingerprint).
-INPUTS = ("orders", "events", PERSON_MAP, CUSTOMER_RECORDS, ANONYMOUS_IDS)
+INPUTS = ("orders", "events", PERSON_MAP, CUSTOMER_RECORDS, ANONYMOUS_IDS, IDENTITY_LEDGER)
 # Bookkeeping columns of the lookup tables that the view does not show (``_row``: tables
 # written before the rows were matched without numbering them).
 HIDDEN = ("person_id", "_row", "_prio")
@@ -123,6 +128,25 @@ def refresh(engine: Engine, orders_sources: dict[str, str], events_sources: dict
     engine.replace_table(SEARCH_KEYS, _search_keys(engine).order_by(["value", "kind"]))
     engine.index_on(SEARCH_KEYS, "value")
     out[SEARCH_KEYS] = engine.count(SEARCH_KEYS)
+    cr, pm = engine.table(CUSTOMER_RECORDS), engine.table(PERSON_MAP)
+    cr = cr.mutate(_node=node_of(cr))
+    records = cr.join(pm, cr._node == pm.node).select(
+        pm.person_id, *(cr[c] for c in cr.columns if c != "_node"))
+    engine.replace_table(PERSON_RECORDS, records.order_by("person_id"))
+    engine.index_on(PERSON_RECORDS, "person_id")
+    out[PERSON_RECORDS] = engine.count(PERSON_RECORDS)
+    if engine.exists(IDENTITY_LEDGER):
+        led = engine.table(IDENTITY_LEDGER)
+        other = led.filter(led.node_b.notnull() & (led.node_a.isnull()
+                                                   | (led.node_b != led.node_a)))
+        nodes = ibis.union(led.mutate(_node=led.node_a), other.mutate(_node=other.node_b),
+                           distinct=False)
+        engine.replace_table(LEDGER_NODES, nodes.filter(nodes._node.notnull())
+                             .order_by("_node"))
+        engine.index_on(LEDGER_NODES, "_node")
+        out[LEDGER_NODES] = engine.count(LEDGER_NODES)
+    else:
+        engine.drop(LEDGER_NODES)
     # the tables were built from the inputs as fingerprinted before (this step writes none)
     state.remember(engine, STATE_STEP, before, run_id)
     return out
