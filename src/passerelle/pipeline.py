@@ -284,7 +284,7 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
 
         built = lookups.refresh(engine, customer_sources(project, "orders"),
                                 customer_sources(project, "events"), result.run_id, full)
-        resorted = lookups.sort_page_tables(engine, result.run_id)
+        resorted = lookups.sort_page_tables(engine)
         if built is None and not resorted:
             raise _Unchanged("no order, event or identity change since they were sorted")
         result.lookups = (built or {}) | resorted

@@ -115,10 +115,10 @@ class Engine(ABC):
         the column needs no index; engines with indexes create one."""
         return None
 
-    def table_version(self, table: str) -> str | None:
-        """Something that changes when ``table`` is replaced or gets rows, so a step can tell
-        that the order it wrote the rows in may no longer hold; None where the engine keeps
-        no such thing (its :meth:`index_on` does not depend on the rows' order)."""
+    def stored_sorted(self, table: str, column: str) -> bool | None:
+        """Whether ``table``'s rows are stored in the order of ``column`` (a table written
+        sorted can be read by ranges of it); None where the engine does not read by the
+        rows' order (its :meth:`index_on` makes an index)."""
         return None
 
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:

@@ -96,10 +96,9 @@ def decode(text: str) -> Any:
 
 
 # ------------------------------------------------------------------------------- stamps
-# The state rows that are not about data the figures read: the figures step's own, the
-# traits' (no figure reads a trait; a trait over a window of time changes every day), and
-# the tables the customer pages read sorted again (same rows, another order).
-NOT_READ = ("figures", "trait:", "sorted:")
+# The state rows that are not about data the figures read: the figures step's own, and the
+# traits' (no figure reads a trait; a trait over a window of time changes every day).
+NOT_READ = ("figures", "trait:")
 
 
 def data_stamp(engine: Engine) -> tuple[str | None, str]:

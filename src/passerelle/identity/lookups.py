@@ -226,29 +226,24 @@ PAGE_TABLES = (("person_map", "person_id"), (CUSTOMER_RECORDS, "_record_id"),
                ("consent_statements", "person_id"), ("identity_edges", "node_a"),
                ("identity_ledger", "node_a"), (ANONYMOUS_IDS, "person_id"),
                ("segment_membership", "person_id"))
-SORTED_STEP = "sorted:"  # + the table: its version when it was last sorted (state table)
 
 
-def sort_page_tables(engine: Engine, run_id: str) -> dict[str, int]:
-    """Sort each of :data:`PAGE_TABLES` that was replaced or got rows since it was last
-    sorted (the steps that write them write in any order); returns the row counts of those
-    sorted now. On engines that keep no table version, index them instead (idempotent)."""
-    from passerelle import state
-
+def sort_page_tables(engine: Engine) -> dict[str, int]:
+    """Sort each of :data:`PAGE_TABLES` that is not stored sorted (the steps that write
+    them write in any order); returns the row counts of those sorted now. On engines with
+    indexes, index them instead (idempotent)."""
     done = {}
     tables = set(engine.base_tables())  # views hold no rows of their own
     for table, column in PAGE_TABLES:
         if table not in tables:
             continue
-        version = engine.table_version(table)
-        if version is None:  # an engine with indexes
+        stored = engine.stored_sorted(table, column)
+        if stored is None:  # an engine with indexes
             engine.index_on(table, column)
             continue
-        step = SORTED_STEP + table
-        if state.is_current(engine, step, f"{column}@{version}"):
+        if stored:
             continue
         engine.replace_table(table, engine.table(table).order_by(column))
-        state.remember(engine, step, f"{column}@{engine.table_version(table)}", run_id)
         done[table] = engine.count(table)
     return done
 
