@@ -48,6 +48,9 @@ class Engine(ABC):
     def __init__(self) -> None:
         self._con: Any = None
         self.transaction_depth = 0
+        # Answers that hold while one read-only page is built (web.cache.same_tables sets
+        # it to a dict, then back to None): what the page asks twice is computed once.
+        self.page_memo: dict[str, Any] | None = None
 
     # -- connection -------------------------------------------------------------------
     @property

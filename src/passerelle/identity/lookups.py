@@ -82,7 +82,17 @@ def inputs_print(engine: Engine) -> str:
 
 
 def current(engine: Engine) -> bool:
-    """Whether the lookup tables exist and were built from the data as it is now."""
+    """Whether the lookup tables exist and were built from the data as it is now (asked
+    once per page: ``engine.page_memo``)."""
+    memo = getattr(engine, "page_memo", None)
+    if memo is not None:
+        if "lookups_current" not in memo:
+            memo["lookups_current"] = _current(engine)
+        return bool(memo["lookups_current"])
+    return _current(engine)
+
+
+def _current(engine: Engine) -> bool:
     from passerelle import state
 
     if not engine.exists(SEARCH_KEYS):
