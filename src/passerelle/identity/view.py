@@ -422,8 +422,11 @@ def _why(engine: Engine, nodes: list[str]) -> dict[str, Any]:
     if engine.exists(IDENTITY_EDGES):
         def inside(v: Mapping[str, Any]) -> ir.Table:
             e = engine.table(IDENTITY_EDGES)
-            return e.filter(_in(e.node_a, v["nodes"]) & _in(e.node_b, v["nodes"])).order_by(
-                ["rule", "node_a", "node_b"])
+            # one lookup per record (the table is kept sorted by node_a: lookups.py); an IN
+            # list would read every edge between the lowest and the highest node
+            found = ibis.union(*[e.filter((e.node_a == n) & _in(e.node_b, v["nodes"]))
+                                 for n in v["nodes"]], distinct=False)
+            return found.order_by(["rule", "node_a", "node_b"])
         for r in _rows(engine, "edges", values, inside):
             r["evidence"] = _json(r.get("evidence"))
             edges.append(r)

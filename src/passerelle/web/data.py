@@ -52,7 +52,9 @@ def search_rows(project: Project, hits: list[dict[str, Any]], mask: bool) -> lis
     if ids and engine.exists("profiles"):
         def build(v: Any) -> Any:
             p = engine.table("profiles")
-            return p.filter(p.person_id.isin(v["ids"])).select(
+            # one lookup per person (profiles are kept sorted by person id: lookups.py)
+            p = ibis.union(*[p.filter(p.person_id == i) for i in v["ids"]], distinct=False)
+            return p.select(
                 "person_id", "first_name", "last_name", "email", "phone", "city", "country",
                 "record_count")
         rows = engine.prepared("search_rows", {"ids": ids}, build).to_pylist()
