@@ -340,13 +340,14 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         downstream.append(("identity", identity))
         downstream.append(("stitch", stitch))
         downstream.append(("consent", consent))
-        downstream.append(("lookups", person_lookups))
     if project.traits is not None:
         downstream.append(("traits", traits))
     if project.segments is not None:
         downstream.append(("segments", segments))
     if any((project.root / d).is_dir() for d in ("offers", "placements")):
         downstream.append(("personalise", personalise))
+    if project.identity is not None:  # after every step that writes what the pages read
+        downstream.append(("lookups", person_lookups))
     downstream.append(("figures", figures))
     if pages:
         downstream = [(name, step) for name, step in downstream if name in PAGE_STEPS]
