@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 
 import passerelle
+from passerelle.measure.coverage import experiments_coverage
 from passerelle.measure.report import (
     analyse_experiment,
     attribution_report,
     campaign_results,
-    experiments_coverage,
 )
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"

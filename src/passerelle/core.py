@@ -64,6 +64,17 @@ class Project:
 
         return exists(file, name)
 
+    def catalogue(self) -> str | None:
+        """A digest of the warehouse's tables, views (their SQL) and columns, read without
+        Ibis on DuckDB (None on other engines): results derived from the catalogue alone
+        (a metric's lineage) are kept for one digest."""
+        file = self._duckdb()
+        if file is None:
+            return None
+        from passerelle.engines.quick import catalogue
+
+        return catalogue(file)
+
     def rows(self, key: str, build: Callable[[Mapping[str, Any]], Any],
              values: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
         """The rows of the Ibis table ``build(slots)`` makes, each slot standing for one of
@@ -94,8 +105,9 @@ class Project:
             from passerelle.sources.inspect import inspect_sources
 
             problems.items.extend(inspect_sources(self.definition).items)
-            try:
-                self.engine.con  # noqa: B018 - opening is the check
+            try:  # opening is the check (a DuckDB file without Ibis)
+                file = self._duckdb()
+                file.connection if file is not None else self.engine.con  # noqa: B018
             except PasserelleError as exc:  # EngineError carries reason + instruction
                 problems.add("passerelle.yml", exc.reason, hint=exc.instruction)
         return problems
@@ -130,16 +142,17 @@ class Project:
 
         Built-in traits are defined in ``lang`` (``en``, ``fr``; default: the language of
         the project's locale); the project's own definitions are shown as written."""
-        from passerelle.metrics import glossary
+        from passerelle.metrics.glossary import glossary, kept_lineage
         from passerelle.traits.definitions import language_of
-        from passerelle.traits.glossary import trait_entries
+        from passerelle.traits.glossary import computed_traits, trait_entries
 
         language = language_of(lang, self.config.display_locale)
-        entries = glossary(self.definition.metrics, self.engine) if self.definition.metrics \
-            else []
+        entries = glossary(self.definition.metrics, lineage_of=kept_lineage(self)) \
+            if self.definition.metrics else []
         if self.definition.traits is not None:
-            entries += trait_entries(self.definition.traits, self.engine, self.sources,
-                                     self.definition.segments, language)
+            entries += trait_entries(self.definition.traits, None, self.sources,
+                                     self.definition.segments, language,
+                                     computed=computed_traits(self), root=self.root)
         return sorted(entries, key=lambda e: (e["name"], e["kind"]))
 
     def status(self, limit: int = 10) -> list[dict]:

@@ -15,6 +15,7 @@ from passerelle.errors import Problem, Problems
 from passerelle.project.leaves import Leaves, Skipped
 from passerelle.project.leaves import skip as _skip
 from passerelle.project.yamlio import YamlSyntaxError, read_yaml
+from passerelle.verdicts import Verdicts
 
 
 def _broken(problems: Problems) -> set[str]:
@@ -27,9 +28,11 @@ BROKEN = "its file has problems"
 def load_leaves(root: Path) -> Leaves:
     """Read every leaf definition; the broken ones and their dependants are skipped."""
     out = Leaves()
-    traits, gone = _traits(root, out)
+    verdicts = Verdicts(root)  # the expressions' checks, kept between loads
+    traits, gone = _traits(root, out, verdicts)
     _segments(root, out, traits, gone)
-    _metrics(root, out)
+    _metrics(root, out, verdicts)
+    verdicts.save()
     _experiments(root, out)
     _destinations(root, out)
     _offers(root, out)
@@ -60,7 +63,8 @@ def _unparsed_names(root: Path, files: set[str], key: str | None, known: set[str
     return found
 
 
-def _traits(root: Path, out: Leaves) -> tuple[Any, dict[tuple[str, str], Skipped]]:
+def _traits(root: Path, out: Leaves, verdicts: Verdicts
+            ) -> tuple[Any, dict[tuple[str, str], Skipped]]:
     """Every trait that parsed (segments are checked against all of them: a segment on a
     broken trait is skipped for that reason, not reported as naming an unknown one), and
     the names a segment may use that are skipped (a builtin's parts included)."""
@@ -68,7 +72,7 @@ def _traits(root: Path, out: Leaves) -> tuple[Any, dict[tuple[str, str], Skipped
     from passerelle.traits.files import load_traits
 
     problems = Problems()
-    traits = load_traits(root, problems)
+    traits = load_traits(root, problems, verdicts)
     out.problems += problems.items
     bad = _broken(problems)
     kept: list[Any] = []
@@ -128,11 +132,11 @@ def _segments(root: Path, out: Leaves, traits: Any,
     out.segments = defs
 
 
-def _metrics(root: Path, out: Leaves) -> None:
+def _metrics(root: Path, out: Leaves, verdicts: Verdicts) -> None:
     from passerelle.metrics.load import read_metrics
 
     problems = Problems()
-    pm = read_metrics(root, problems)
+    pm = read_metrics(root, problems, verdicts)
     out.problems += problems.items
     bad = _broken(problems)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Collection, Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console, Group
@@ -201,13 +202,23 @@ def arrow_table(table, fmt: Formatter = DEFAULT, columns: list[str] | None = Non
     """A pyarrow table; only ``columns`` (all by default). Columns named in ``money`` are
     amounts in the project's currency, those in ``percent`` shares."""
     names = [c for c in (columns or table.column_names) if c in table.column_names]
-    headers = [n.replace("_", " ") for n in names]
-    right = tuple(h for h, n in zip(headers, names, strict=True)
-                  if _numeric(table.schema.field(n).type))
-    rows = [[Text(fmt.money(v) if k in money and v is not None else
-                  fmt.percent(v) if k in percent and v is not None else fmt.value(v)).markup
-             for k, v in row.items()] for row in table.select(names).to_pylist()]
-    return FitTable(headers, rows, right=right)
+    numeric = {n for n in names if _numeric(table.schema.field(n).type)}
+    return typed_table(table.select(names).to_pylist(), table.column_names, numeric, fmt,
+                       columns, money, percent)
+
+
+def typed_table(rows: list[dict], names: Sequence[str], numeric: Collection[str],
+                fmt: Formatter = DEFAULT, columns: Sequence[str] | None = None,
+                money: tuple[str, ...] = (), percent: tuple[str, ...] = ()) -> FitTable:
+    """Rows whose columns are ``names`` (those in ``numeric`` right-aligned), as
+    :func:`arrow_table` shows a table of them; only ``columns`` (all by default)."""
+    shown = [c for c in (columns or names) if c in names]
+    headers = [n.replace("_", " ") for n in shown]
+    right = tuple(h for h, n in zip(headers, shown, strict=True) if n in numeric)
+    cells = [[Text(fmt.money(v) if k in money and v is not None else
+                   fmt.percent(v) if k in percent and v is not None else fmt.value(v)).markup
+              for k, v in ((k, row[k]) for k in shown)] for row in rows]
+    return FitTable(headers, cells, right=right)
 
 
 def _numeric(arrow_type) -> bool:

@@ -244,7 +244,7 @@ def build_router(project: Project, lock: WarehouseLock | None = None) -> APIRout
     @router.get("/experiments", summary="Experiments defined and seen in exposure events",
                 dependencies=READ)
     def experiments() -> list[dict[str, Any]]:
-        from passerelle.measure.report import experiments_coverage
+        from passerelle.measure.coverage import experiments_coverage
 
         return locked(lambda: experiments_coverage(project, project.engine))
 

@@ -22,6 +22,8 @@ from passerelle.cli.common import (
 # What `campaigns` shows at a terminal's width; --wide adds the intervals, --json everything.
 CAMPAIGN_COLUMNS = ["campaign_id", "period", "spend", "conversions", "revenue",
                     "roas"]
+# The project files campaign results depend on (the currency, how touches find people).
+CAMPAIGNS_READ = ("passerelle.yml", "sources/*.yml", "sources/*.yaml")
 MONEY = ("spend", "revenue", "revenue_low", "revenue_high", "cpa", "cpa_low", "cpa_high")
 
 experiments_app = typer.Typer(no_args_is_help=True, help="A/B tests: coverage and analysis.")
@@ -31,11 +33,11 @@ app.add_typer(experiments_app, name="experiments")
 @experiments_app.command("list")
 def experiments_list(project: ProjectOpt = Path("."), as_json: JsonOpt = False) -> None:
     """Experiments defined and experiments seen in exposure events, side by side."""
-    from passerelle.measure.report import experiments_coverage
+    from passerelle.measure.coverage import experiments_coverage
     from passerelle.render import rows_table
 
     with open_project(project) as proj:
-        rows = experiments_coverage(proj, proj.engine)
+        rows = experiments_coverage(proj)
     if as_json:
         return print_json(rows)
     console.print(rows_table(rows, ("experiment", "defined", "people", "first_seen", "status"),
@@ -69,19 +71,35 @@ def campaigns(
     wide: WideOpt = False,
 ) -> None:
     """Spend, reach, conversions, revenue, CPA, ROAS and ROI per campaign, with intervals."""
-    from datetime import timedelta
-
-    from passerelle.measure.report import campaign_results
-    from passerelle.render import arrow_table
+    from passerelle.measure.result_columns import CAMPAIGN_RESULT_COLUMNS, NUMERIC
+    from passerelle.render import typed_table
 
     with open_project(project) as proj:
-        table = campaign_results(proj, proj.engine, timedelta(days=window), grain)
+        rows = _campaign_rows(proj, window, grain)
     if as_json:
-        return print_json(table.to_pylist())
+        return print_json(rows)
     # per period, the period takes the place of ROAS at 80 columns
     columns = None if wide else [c for c in CAMPAIGN_COLUMNS
                                  if c != ("roas" if grain else "period")]
-    console.print(arrow_table(table, formatter(proj), columns, money=MONEY))
+    console.print(typed_table(rows, [n for n, _ in CAMPAIGN_RESULT_COLUMNS],
+                              {n for n, kind in CAMPAIGN_RESULT_COLUMNS if kind in NUMERIC},
+                              formatter(proj), columns, money=MONEY))
+
+
+def _campaign_rows(proj, window: int, grain: str | None) -> list[dict]:
+    """The results the last run stored for the campaigns page when they are the ones asked
+    for and still current (:func:`passerelle.figures.stored.current`), else computed now."""
+    from datetime import timedelta
+
+    from passerelle.figures.stored import WINDOW_DAYS, campaigns_key, current
+
+    if window == WINDOW_DAYS and grain is None:
+        stored = current(proj, campaigns_key("results", window), CAMPAIGNS_READ)
+        if stored is not None:
+            return stored
+    from passerelle.measure.report import campaign_results
+
+    return campaign_results(proj, proj.engine, timedelta(days=window), grain).to_pylist()
 
 
 @app.command()

@@ -27,7 +27,7 @@ import ibis.expr.types as ir
 import pyarrow as pa
 import sqlglot.expressions as sge
 
-from passerelle.engines.quick import Value, Values, bind, shape, value_type
+from passerelle.engines.quick import Value, Values, bind, refusing, shape, value_type
 
 Build = Callable[[Mapping[str, Any]], ir.Expr]
 
@@ -114,8 +114,10 @@ class PreparedQueries:
         return found
 
     def _execute(self, engine: Any, prepared: Prepared, values: Values) -> pa.Table:
-        return engine.con.con.execute(prepared.sql, bind(prepared.order, values)
-                                      ).to_arrow_table()
+        params = bind(prepared.order, values)
+        with refusing(("pandas",)):  # binding text and numbers needs no pandas (quick.py)
+            result = engine.con.con.execute(prepared.sql, params)
+        return result.to_arrow_table()
 
 
 def compile_prepared(engine: Any, values: Values, build: Build) -> Prepared | None:

@@ -23,7 +23,10 @@ import hashlib
 import json
 import marshal
 import os
-from collections.abc import Callable, Mapping, Sequence
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -124,6 +127,16 @@ def exists(file: DuckDBFile, table: str) -> bool:
     return table in _columns(file.connection)
 
 
+def catalogue(file: DuckDBFile) -> str:
+    """A digest of the warehouse's tables and views: each one's columns (name, type) and
+    each view's SQL. What a result derived from the catalogue alone is kept for."""
+    views = file.connection.execute(
+        "SELECT view_name, sql FROM duckdb_views() WHERE database_name = current_database() "
+        "AND schema_name = current_schema() AND NOT internal ORDER BY view_name").fetchall()
+    text = repr([sorted(_columns(file.connection).items()), views])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def _columns(con: Any) -> dict[str, list[tuple[str, str]]]:
     """Each table and view of the warehouse with its columns (name, type), in order.
 
@@ -169,10 +182,41 @@ def read_rows(root: Path, file: DuckDBFile, key: str, values: Values,
 def _execute(con: Any, entry: dict[str, Any], values: Values
              ) -> tuple[list[str], list[dict[str, Any]]]:
     params = bind([tuple(o) for o in entry["order"]], values)
-    # (bound values make the duckdb module import pandas: only queries that take some)
-    result = con.execute(entry["sql"], params) if params else con.execute(entry["sql"])
+    if params:
+        with refusing(("pandas", "numpy")):
+            result = con.execute(entry["sql"], params)
+    else:
+        result = con.execute(entry["sql"])
     columns = [d[0] for d in result.description]
     return columns, [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+
+
+@contextmanager
+def refusing(modules: Sequence[str]) -> Iterator[None]:
+    """Imports of ``modules`` (not yet imported) fail in this thread for the duration.
+
+    Binding a parameter makes the duckdb module import pandas and numpy (half a second of
+    CPU) to recognise their values; ours are text and numbers, which it converts without
+    them, and it still finds pandas when it is imported later (tested)."""
+    refused = tuple(m for m in modules if m not in sys.modules)
+    if not refused:
+        yield
+        return
+    finder = _Refuse(refused, threading.get_ident())
+    sys.meta_path.insert(0, finder)
+    try:
+        yield
+    finally:
+        sys.meta_path.remove(finder)
+
+
+class _Refuse:
+    def __init__(self, modules: tuple[str, ...], thread: int) -> None:
+        self.modules, self.thread = modules, thread
+
+    def find_spec(self, name: str, path: Any = None, target: Any = None) -> None:
+        if name.partition(".")[0] in self.modules and threading.get_ident() == self.thread:
+            raise ModuleNotFoundError(f"{name} is not imported to bind values", name=name)
 
 
 def _stamp(con: Any, tables: Sequence[str]) -> str:

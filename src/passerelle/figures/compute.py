@@ -16,10 +16,10 @@ from typing import Any
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.figures import store
+from passerelle.figures.stored import WINDOW_DAYS, campaigns_key
 from passerelle.reporter import Reporter
 
 SECTIONS = ("holdouts", "results", "attribution")
-WINDOW_DAYS = 14  # the campaigns page's default window: computed in each run
 
 
 @dataclass
@@ -45,10 +45,6 @@ class Scope:
 
 def home_key() -> str:
     return "home"
-
-
-def campaigns_key(section: str, days: int) -> str:
-    return f"campaigns/{section}/{days}"
 
 
 def experiment_key(project: Any, name: str) -> str:

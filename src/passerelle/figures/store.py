@@ -3,33 +3,32 @@
 A figure is kept as JSON whose dates, timestamps, decimals and tuples are tagged, so the page
 gets back the very values the computation gave. Its ``stamp`` is :func:`data_stamp` at the
 time: what the data's steps last saw, the last check runs, and the sizes of the tables that
-jobs outside a run change (audience holdouts, the activation log). A page compares it with
-the stamp now to say whether the figure is current or "as of" an older state of the data.
+jobs outside a run change (audience holdouts, the activation log)
+(:func:`passerelle.figures.stored.stamp_query`). A page compares it with the stamp now to
+say whether the figure is current or "as of" an older state of the data.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import datetime
 from typing import Any
 
 import ibis
-import ibis.expr.types as ir
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
-from passerelle.runlog import RUNS_TABLE, utcnow
+from passerelle.figures.codec import decode, encode
+from passerelle.figures.stored import STAMP_TABLES, figure_query, stamp_of, stamp_query
+from passerelle.runlog import utcnow
+from passerelle.tables import FIGURES_TABLE
 
-FIGURES = "_passerelle_figures"
+FIGURES = FIGURES_TABLE
 SCHEMA = pa.schema([("key", pa.string()), ("run_id", pa.string()), ("stamp", pa.string()),
                     ("computed_at", pa.timestamp("us")), ("body", pa.string())])
-# Tables that jobs change between runs (audiences built, exports sent): part of the stamp.
-OUTSIDE_RUNS = ("audience_holdouts", "activation_log")
 
 
 @dataclass
@@ -45,106 +44,14 @@ class Stored:
         return self.value
 
 
-# ------------------------------------------------------------------------------ encoding
-def _tag(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return {"__t": "datetime", "v": value.isoformat()}
-    if isinstance(value, date):
-        return {"__t": "date", "v": value.isoformat()}
-    if isinstance(value, Decimal):
-        return {"__t": "decimal", "v": str(value)}
-    if isinstance(value, tuple):
-        return {"__t": "tuple", "v": [_tag(v) for v in value]}
-    if isinstance(value, list):
-        return [_tag(v) for v in value]
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            return {"__t": "items", "v": [[_tag(k), _tag(v)] for k, v in value.items()]}
-        return {k: _tag(v) for k, v in value.items()}
-    if isinstance(value, PasserelleError):
-        return {"__t": "error", "v": [value.reason, value.instruction]}
-    return value
-
-
-def _untag(value: Any) -> Any:
-    if isinstance(value, list):
-        return [_untag(v) for v in value]
-    if not isinstance(value, dict):
-        return value
-    kind = value.get("__t")
-    if kind == "datetime":
-        return datetime.fromisoformat(value["v"])
-    if kind == "date":
-        return date.fromisoformat(value["v"])
-    if kind == "decimal":
-        return Decimal(value["v"])
-    if kind == "tuple":
-        return tuple(_untag(v) for v in value["v"])
-    if kind == "items":
-        return {_untag(k): _untag(v) for k, v in value["v"]}
-    if kind == "error":
-        return PasserelleError(*value["v"])
-    return {k: _untag(v) for k, v in value.items()}
-
-
-def encode(value: Any) -> str:
-    return json.dumps(_tag(value), ensure_ascii=False, separators=(",", ":"))
-
-
-def decode(text: str) -> Any:
-    return _untag(json.loads(text))
-
-
 # ------------------------------------------------------------------------------- stamps
-# The state rows that are not about data the figures read: the figures step's own, and the
-# traits' (no figure reads a trait; a trait over a window of time changes every day).
-NOT_READ = ("figures", "trait:")
-
-
 def data_stamp(engine: Engine) -> tuple[str | None, str]:
-    """(the latest run's id, a stamp of the data as it is now). One query.
-
-    The stamp is made of what the data's steps last saw (each step's fingerprint of its
-    inputs, :mod:`passerelle.state`: it changes when the step rewrote its tables), the
-    outcome of the last two check runs (the quality tile), and the sizes of the tables that
-    jobs outside a run change (audience holdouts, the activation log). A run that changed
-    nothing leaves it as it was, so the figures stay current and the run skips them."""
-    from passerelle.staging.checks import RESULTS_TABLE
-    from passerelle.state import STATE_TABLE
-
-    names = [n for n in (RUNS_TABLE, STATE_TABLE, RESULTS_TABLE, *OUTSIDE_RUNS)
-             if engine.exists(n)]
+    """(the latest run's id, a stamp of the data as it is now). One query."""
+    names = [n for n in STAMP_TABLES if engine.exists(n)]
     if not names:
         return None, ""
-
-    def build(_: Mapping[str, Any]) -> ir.Table:
-        parts = []
-        for name in names:
-            t = engine.table(name)
-            if name == RUNS_TABLE:
-                parts.append(t.aggregate(k=ibis.literal(name, "string"),
-                                         v=t.run_id.max().cast("string")))
-            elif name == STATE_TABLE:
-                t = t.filter(~ibis.or_(*[t.step.startswith(p) for p in NOT_READ]))
-                parts.append(t.select(k="state:" + t.step, v=t.fingerprint.cast("string")))
-            elif name == RESULTS_TABLE:
-                runs = t.group_by("run_id").aggregate(
-                    at=t.checked_at.max(), total=t.count(), passed=t.count(where=t.passed))
-                runs = runs.mutate(i=ibis.row_number().over(
-                    ibis.window(order_by=[ibis.desc("at"), ibis.desc("run_id")])))
-                runs = runs.filter(runs.i < 2)
-                parts.append(runs.select(
-                    k="checks:" + runs.i.cast("string"),
-                    v=runs.passed.cast("string") + "/" + runs.total.cast("string")))
-            else:
-                parts.append(t.aggregate(k=ibis.literal(name, "string"),
-                                         v=t.count().cast("string")))
-        return ibis.union(*parts).order_by(["k", "v"])
-
-    rows = engine.prepared(("figures_stamp", tuple(names)), {}, build).to_pylist()
-    found = {r["k"]: r["v"] for r in rows}
-    run_id = found.pop(RUNS_TABLE, None)
-    return run_id, ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+    return stamp_of(engine.prepared(("figures_stamp", tuple(names)), {},
+                                    lambda _: stamp_query(engine, names)).to_pylist())
 
 
 def stamps(engine: Engine, keys: list[str]) -> dict[str, str]:
@@ -152,7 +59,7 @@ def stamps(engine: Engine, keys: list[str]) -> dict[str, str]:
     if not engine.exists(FIGURES) or not keys:
         return {}
 
-    def build(v: Mapping[str, Any]) -> ir.Table:
+    def build(v: Mapping[str, Any]) -> Any:
         t = engine.table(FIGURES)
         return t.filter(t.key.isin(v["keys"])).select("key", "stamp")
 
@@ -167,11 +74,8 @@ def read(engine: Engine, key: str, stamp: str | None = None) -> Stored | None:
     if not engine.exists(FIGURES):
         return None
 
-    def build(v: Mapping[str, Any]) -> ir.Table:
-        t = engine.table(FIGURES)
-        return t.filter(t.key == v["key"]).select("run_id", "stamp", "computed_at", "body")
-
-    rows = engine.prepared("figures_read", {"key": key}, build).to_pylist()
+    rows = engine.prepared("figures_read", {"key": key},
+                           lambda v: figure_query(engine, v["key"])).to_pylist()
     if not rows:
         return None
     row = rows[0]

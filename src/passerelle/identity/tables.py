@@ -11,14 +11,15 @@ import ibis.expr.datatypes as dt
 import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
+from passerelle.tables import ANONYMOUS_IDS_TABLE, CUSTOMER_RECORDS_TABLE, PERSON_MAP_TABLE
 
 # -- input ---------------------------------------------------------------------------------
-CUSTOMER_RECORDS = "customer_records"
+CUSTOMER_RECORDS = CUSTOMER_RECORDS_TABLE
 
 # -- outputs (the contract) ------------------------------------------------------------------
 IDENTITY_EDGES = "identity_edges"
 IDENTITY_SHARED_KEYS = "identity_shared_keys"
-PERSON_MAP = "person_map"
+PERSON_MAP = PERSON_MAP_TABLE
 PERSON_ID_CHANGES = "person_id_changes"
 IDENTITY_LEDGER = "identity_ledger"
 IDENTITY_PINS = "identity_pins"
@@ -124,4 +125,4 @@ def node_of(records: ir.Table) -> ir.StringValue:
     """The node reference of a record: ``<_source>:<_record_id>``."""
     return records["_source"].cast("string") + ":" + records["_record_id"].cast("string")
 # Anonymous and user ids attributed to persons (identity/anonymous.py rebuilds it).
-ANONYMOUS_IDS = "identity_anonymous_ids"
+ANONYMOUS_IDS = ANONYMOUS_IDS_TABLE

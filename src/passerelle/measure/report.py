@@ -1,7 +1,8 @@
 """What the project object calls: results read from the warehouse, as plain dicts and tables.
 
 - :func:`analyse_experiment`: one experiment of ``experiments/*.yml``, fully analysed;
-- :func:`experiments_coverage`: experiments defined vs experiments seen in exposure events;
+- experiments defined vs experiments seen in exposure events are in
+  :mod:`passerelle.measure.coverage`;
 - :func:`campaign_results`: per campaign, channel (and period): spend, reach, conversions,
   revenue, CPA, ROAS, ROI, each with its interval;
 - :func:`attribution_report`: every attribution model side by side.
@@ -45,6 +46,7 @@ from passerelle.measure.campaigns import (
     spend_totals,
 )
 from passerelle.measure.intervals import Interval, MeasureError, Moments, welch_mean, wilson
+from passerelle.measure.result_columns import CAMPAIGN_RESULT_COLUMNS, FIGURES
 from passerelle.project.experiments_models import ExperimentConfig
 
 ALL_MODELS = (*RULE_MODELS, "markov", "shapley")
@@ -81,46 +83,9 @@ def analyse_experiment(project: Any, engine: Engine, name: str,
                           person_orders(engine, project.sources), _rows(engine), level)
 
 
-def experiments_coverage(project: Any, engine: Engine) -> list[dict[str, Any]]:
-    """Experiments defined and experiments seen in exposure events, side by side.
-
-    One row per experiment id: ``experiment, defined, people, first_seen, last_seen,
-    status`` (``ok``, ``defined, never seen``, ``seen, not defined``), so a test launched
-    without its definition, or a definition whose event never fires, is visible.
-    """
-    from passerelle.identity.attribution import person_events
-
-    defined = _experiments(project)
-    jr.require_tables(engine, ["events", "person_map"])
-    ev = person_events(engine, project.sources)
-    keys = {(c.exposure.event, c.exposure.experiment_property) for c in defined.values()}
-    keys.add(("Experiment Viewed", "experiment_id"))
-    seen: dict[str, dict[str, Any]] = {}
-    for event, prop in sorted(keys):
-        e = ev.filter(ev.event == event)
-        e = e.mutate(_exp=e.properties.cast("json")[prop].unwrap_as("string"))
-        e = e.filter(e._exp.notnull())
-        agg = e.group_by("_exp").aggregate(people=e.person_id.nunique(),
-                                           first_seen=e.timestamp.min(),
-                                           last_seen=e.timestamp.max())
-        for r in engine.to_arrow(agg).to_pylist():
-            seen.setdefault(r["_exp"], r)
-    values = {c.experiment_value: n for n, c in defined.items()}
-    out = []
-    for exp in sorted(set(values) | set(seen)):
-        s = seen.get(exp, {})
-        status = ("ok" if exp in values and s else "defined, never seen" if exp in values
-                  else "seen, not defined")
-        out.append({"experiment": values.get(exp, exp), "experiment_id": exp,
-                    "defined": exp in values, "people": int(s.get("people") or 0),
-                    "first_seen": s.get("first_seen"), "last_seen": s.get("last_seen"),
-                    "status": status})
-    return out
-
-
 # -- campaign results --------------------------------------------------------------------
 
-_FIGURES = ("conversions", "revenue", "cpa", "roas", "roi")
+_FIGURES = FIGURES
 
 
 def _no_spend_result(reach: int, converters: float, rev_sum: float, rev_sq: float,
@@ -183,10 +148,9 @@ def campaign_results_from_tables(touches: ir.Table, conversions: ir.Table,
                 row[f + suffix] = None if value is None or math.isinf(value) else value
         row["notes"] = " ".join(notes)
         out.append(row)
-    schema = pa.schema([("campaign_id", pa.string()), ("channel", pa.string()),
-                        ("period", pa.date32()), ("spend", pa.float64()), ("reach", pa.int64()),
-                        *[(f + s, pa.float64()) for f in _FIGURES for s in ("", "_low", "_high")],
-                        ("notes", pa.string())])
+    types = {"string": pa.string(), "date": pa.date32(), "float": pa.float64(),
+             "integer": pa.int64()}
+    schema = pa.schema([(name, types[kind]) for name, kind in CAMPAIGN_RESULT_COLUMNS])
     return pa.Table.from_pylist(out, schema=schema)
 
 

@@ -16,7 +16,8 @@ from passerelle.lazy import lazy_exports
 _EXPORTS = {
     "compiler": "build compile_sql query",
     "expr": "UnsafeExpression",
-    "lineage": "glossary lineage source_lineage",
+    "glossary": "glossary",
+    "lineage": "lineage source_lineage",
     "load": "load_metrics read_metrics",
     "semantic": "METRIC_TIME MetricsQueryError ProjectMetrics",
 }

@@ -111,32 +111,3 @@ def source_lineage(engine: Engine, pm: ProjectMetrics, metric: str,
                     entry["source_value"] = mapping.value
         out.append(entry)
     return out
-
-
-def glossary(pm: ProjectMetrics, engine: Engine | None = None) -> list[dict[str, Any]]:
-    """Every metric as a glossary entry, sorted by name.
-
-    Entries: name, kind ("metric"), label, type, definition, description, owner, synonyms,
-    status, file, line, depends_on (metrics it is computed from), used_by (``metric <name>``
-    for each metric computed from it), measures, lineage (``table.column``
-    strings, only when an engine is given: it needs the compiled SQL and the views).
-    """
-    entries = []
-    for name in sorted(pm.metrics):
-        metric = pm.metrics[name]
-        file, line = pm.where("metric", name)
-        entry: dict[str, Any] = {
-            "name": name, "kind": "metric", "label": metric.label, "type": metric.type,
-            "definition": metric.definition, "description": metric.description,
-            "owner": metric.owner, "synonyms": list(metric.synonyms), "status": metric.status,
-            "file": file, "line": line, "depends_on": pm.dependencies(metric),
-            "used_by": [f"metric {m}" for m in pm.used_by(name)],
-            "measures": pm.measures_of(metric),
-        }
-        if engine is not None:
-            try:
-                entry["lineage"] = [f"{t}.{c}" for t, c in lineage(engine, pm, name)]
-            except MetricsQueryError as exc:  # e.g. the warehouse has not been built yet
-                entry["lineage"], entry["lineage_error"] = [], exc.reason
-        entries.append(entry)
-    return entries

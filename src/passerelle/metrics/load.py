@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import Any
 
 from passerelle.errors import Problems
-from passerelle.metrics.expr import UnsafeExpression, parse_expression, references
 from passerelle.metrics.semantic import METRIC_TIME, MetricsQueryError, ProjectMetrics
 from passerelle.model import ENTITIES
 from passerelle.project.load import LINEAGE_COLUMNS, Located, parse_document, read_documents
@@ -22,6 +22,7 @@ from passerelle.project.metrics_models import (
     MetricTypeParams,
     SemanticModelDef,
 )
+from passerelle.verdicts import no_verdicts
 
 CUMULATIVE_AGGS = ("sum", "count", "min", "max", "sum_boolean")
 
@@ -42,9 +43,11 @@ def load_metrics(root: Path | str) -> ProjectMetrics:
     return metrics
 
 
-def read_metrics(root: Path, problems: Problems) -> ProjectMetrics:
-    """Like :func:`load_metrics` but adds problems to ``problems`` (for ``validate``)."""
+def read_metrics(root: Path, problems: Problems, verdicts: Any = None) -> ProjectMetrics:
+    """Like :func:`load_metrics` but adds problems to ``problems`` (for ``validate``);
+    ``verdicts`` (a :class:`passerelle.verdicts.Verdicts`) keeps the expressions' checks."""
     root = Path(root).resolve()
+    verdicts = verdicts if verdicts is not None else no_verdicts()
     pm = ProjectMetrics()
     for doc in read_documents(root, "metrics/*", problems,
                               expected="expected semantic_models: and metrics: at the top level"):
@@ -61,9 +64,9 @@ def read_metrics(root: Path, problems: Problems) -> ProjectMetrics:
                     continue
                 into[item.name] = item
                 pm.located[(kind, item.name)] = at
-    _check_semantic_models(pm, problems)
+    _check_semantic_models(pm, problems, verdicts)
     _add_measure_metrics(pm)
-    _check_metrics(pm, problems)
+    _check_metrics(pm, problems, verdicts)
     return pm
 
 
@@ -78,22 +81,38 @@ def _hint(word: str, options: list[str]) -> str | None:
     return f"did you mean '{close[0]}'?" if close else None
 
 
+def parsed(text: str, verdicts: Any) -> tuple[list[str], tuple[str, str | None] | None]:
+    """The names an expression reads, or why it is outside the safe subset (reason,
+    instruction): its verdict kept in ``verdicts`` (the parse imports sqlglot)."""
+
+    def check() -> dict[str, Any]:
+        from passerelle.metrics.expr import UnsafeExpression, parse_expression, references
+
+        try:
+            return {"references": references(parse_expression(text))}
+        except UnsafeExpression as exc:
+            return {"error": [exc.reason, exc.instruction]}
+
+    verdict = verdicts.of("expression", text, None, check)
+    error = verdict.get("error")
+    return verdict.get("references", []), (error[0], error[1]) if error else None
+
+
 def _check_expr(text: str, columns: list[str] | None, at: Located, loc: tuple[str | int, ...],
-                problems: Problems, what: str) -> None:
-    try:
-        tree = parse_expression(text)
-    except UnsafeExpression as exc:
-        problems.add(at.doc.file, f"{what}: {exc.reason}", at.line(*loc), exc.instruction)
+                problems: Problems, what: str, verdicts: Any) -> None:
+    names, error = parsed(text, verdicts)
+    if error is not None:
+        problems.add(at.doc.file, f"{what}: {error[0]}", at.line(*loc), error[1])
         return
     if columns is None:
         return
-    for name in references(tree):
+    for name in names:
         if name not in columns:
             problems.add(at.doc.file, f"{what}: '{name}' is not a column of the model",
                          at.line(*loc), _hint(name, columns))
 
 
-def _check_semantic_models(pm: ProjectMetrics, problems: Problems) -> None:
+def _check_semantic_models(pm: ProjectMetrics, problems: Problems, verdicts: Any) -> None:
     views = _view_columns()
     measures: dict[str, str] = {}
     for sm in pm.semantic_models.values():
@@ -114,7 +133,8 @@ def _check_semantic_models(pm: ProjectMetrics, problems: Problems) -> None:
                 seen.add(item.name)
                 loc = (kind, i, "expr") if item.expr else (kind, i, "name")
                 _check_expr(item.column_expr, columns, at, loc, problems,
-                            f"{kind[:-1].replace('entitie', 'entity')} '{item.name}'")
+                            f"{kind[:-1].replace('entitie', 'entity')} '{item.name}'",
+                            verdicts)
         for i, m in enumerate(sm.measures):
             if m.name in measures:
                 problems.add(at.doc.file, f"measure '{m.name}' is already defined in semantic "
@@ -144,7 +164,7 @@ def _add_measure_metrics(pm: ProjectMetrics) -> None:
                 pm.located[("metric", m.name)] = Located(at.doc, (*at.prefix, "measures", i))
 
 
-def _check_metrics(pm: ProjectMetrics, problems: Problems) -> None:
+def _check_metrics(pm: ProjectMetrics, problems: Problems, verdicts: Any) -> None:
     all_measures = [m.name for sm in pm.semantic_models.values() for m in sm.measures]
     broken: set[str] = set()
     for metric in pm.metrics.values():
@@ -172,11 +192,11 @@ def _check_metrics(pm: ProjectMetrics, problems: Problems) -> None:
                 broken.add(metric.name)
         if metric.type == "derived" and p.expr:
             _check_expr(p.expr, [i.ref for i in p.metric_inputs], at, ("type_params", "expr"),
-                        problems, f"metric '{metric.name}' expr")
+                        problems, f"metric '{metric.name}' expr", verdicts)
     cyclic = _check_cycles(pm, problems)
     for metric in pm.metrics.values():
         if metric.name not in broken and metric.name not in cyclic:
-            _check_filters(pm, metric, problems)
+            _check_filters(pm, metric, problems, verdicts)
 
 
 def _inputs(metric: MetricDef) -> list[tuple[str, tuple[str | int, ...]]]:
@@ -215,7 +235,8 @@ def _check_cycles(pm: ProjectMetrics, problems: Problems) -> set[str]:
     return cyclic
 
 
-def _check_filters(pm: ProjectMetrics, metric: MetricDef, problems: Problems) -> None:
+def _check_filters(pm: ProjectMetrics, metric: MetricDef, problems: Problems,
+                   verdicts: Any) -> None:
     """Every filter must parse and name dimensions reachable from each measure's model."""
     at = pm.located[("metric", metric.name)]
     p = metric.type_params
@@ -239,13 +260,12 @@ def _check_filters(pm: ProjectMetrics, metric: MetricDef, problems: Problems) ->
         if found:
             models.append((found[0], found[1]))
     for text, loc in filters:
-        try:
-            tree = parse_expression(text)
-        except UnsafeExpression as exc:
-            problems.add(at.doc.file, f"metric '{metric.name}' filter: {exc.reason}",
-                         at.line(*loc), exc.instruction)
+        refs, error = parsed(text, verdicts)
+        if error is not None:
+            problems.add(at.doc.file, f"metric '{metric.name}' filter: {error[0]}",
+                         at.line(*loc), error[1])
             continue
-        for ref in references(tree):
+        for ref in refs:
             for sm, measure in models:
                 time_dim = measure.agg_time_dimension or sm.defaults.agg_time_dimension
                 try:

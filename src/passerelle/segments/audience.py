@@ -45,14 +45,16 @@ from passerelle.measure.design import assign, assign_expr
 from passerelle.project.consent_models import audience_purpose
 from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.segments.compiler import PROFILES, compile_segment
+from passerelle.segments.freshness import audience_rows, last_changes
 from passerelle.segments.kinds import SegmentError
 from passerelle.segments.membership import MEMBERSHIP
+from passerelle.tables import AUDIENCE_BUILDS_TABLE, AUDIENCE_MEMBERS_TABLE
 
-AUDIENCE_MEMBERS = "audience_members"
+AUDIENCE_MEMBERS = AUDIENCE_MEMBERS_TABLE
 AUDIENCE_HOLDOUTS = "audience_holdouts"
 # One row a build, even an empty one: "built, nobody eligible" must not read as "never
 # built", and the exclusion counts stay readable after the build (no personal data here).
-AUDIENCE_BUILDS = "audience_builds"
+AUDIENCE_BUILDS = AUDIENCE_BUILDS_TABLE
 # The two groups, named as measurement names them (passerelle.measure.campaigns).
 HOLDOUT, TREATED = "holdout", "treated"
 _TS = dt.Timestamp()
@@ -273,37 +275,9 @@ def audience_freshness(engine: Engine, audiences: Mapping[str, AudienceConfig],
     """
     from passerelle.segments.membership import HISTORY, freshness
 
-    segments = {r["segment"]: r for r in freshness(engine, now)}
+    segments = freshness(engine, now)
     ensure_builds(engine)  # one row an audience: each build replaces the last
-    built = {r["audience"]: r for r in engine.to_arrow(
-        engine.table(AUDIENCE_BUILDS)).to_pylist()}
-    changed: dict[str, datetime] = {}
-    if engine.exists(HISTORY):
-        h = engine.table(HISTORY)
-        last = ibis.greatest(h.entered_at, h.exited_at.fill_null(h.entered_at)).max()
-        changed = {r["segment"]: r["at"] for r in engine.to_arrow(
-            h.group_by("segment").aggregate(at=last)).to_pylist()}
-    rows = []
-    for name, aud in sorted(audiences.items()):
-        b = built.get(name, {})
-        s = segments.get(aud.segment or "", {})
-        why = None
-        if not b:
-            why = "never built: run `passerelle run`"
-        elif not s:
-            why = "its segment was never refreshed"
-        elif s["stale"]:
-            why = ("its segment failed to refresh" if s["status"] == "failed"
-                   else "its segment is due for a refresh")
-        elif changed.get(aud.segment or "") and changed[aud.segment] > b["built_at"]:
-            why = "its segment's members changed after the audience was built"
-        rows.append({"audience": name, "segment": aud.segment, "channel": aud.channel,
-                     "purpose": aud.purpose,
-                     "built_at": b.get("built_at"), "treated": int(b.get("treated") or 0),
-                     "holdout": int(b.get("holdout") or 0),
-                     "no_consent": b.get("no_consent"), "no_identifier": b.get("no_identifier"),
-                     "segment_refreshed_at": s.get("last_refreshed_at"),
-                     "members_as_of": s.get("evaluated_at"),
-                     "next_refresh_at": s.get("next_refresh_at"),
-                     "stale": why is not None, "why": why})
-    return rows
+    built = engine.to_arrow(engine.table(AUDIENCE_BUILDS)).to_pylist()
+    changed = engine.to_arrow(last_changes(engine.table(HISTORY))).to_pylist() \
+        if engine.exists(HISTORY) else []
+    return audience_rows(audiences, segments, built, changed)

@@ -57,8 +57,11 @@ MAX_COMPILED_DEPTH = 40
 MAX_COMPILED_CONDITIONS = 2000
 
 
+Now = datetime | ir.TimestampValue  # a time, or a timestamp slot of a kept query
+
+
 class _Compiler:
-    def __init__(self, engine: Engine, segments: Mapping[str, SegmentConfig], now: datetime,
+    def __init__(self, engine: Engine, segments: Mapping[str, SegmentConfig], now: Now,
                  trait_kinds: Mapping[str, str] | None) -> None:
         self._existing = set(engine.list_tables())
         self._tables: dict[str, ir.Table | None] = {}
@@ -87,10 +90,15 @@ class _Compiler:
         return self._tables[name]  # type: ignore[return-value]
 
     def _window(self, t: ir.Table, days: int | None) -> ir.BooleanValue:
-        now = ibis.literal(self.now, type=dt.timestamp)
+        if isinstance(self.now, ir.Expr):  # a parameter: the SQL is kept for any time
+            now: ir.TimestampValue = self.now
+            since = None if days is None else now - ibis.interval(days=days)
+        else:
+            now = ibis.literal(self.now, type=dt.timestamp)
+            since = None if days is None else ibis.literal(self.now - timedelta(days=days),
+                                                           type=dt.timestamp)
         cond = t.at <= now
-        if days is not None:
-            since = ibis.literal(self.now - timedelta(days=days), type=dt.timestamp)
+        if since is not None:
             cond = cond & (t.at > since)
         return cond
 
@@ -267,9 +275,10 @@ def _segments_with(segment: SegmentConfig,
 
 
 def compile_segment(engine: Engine, segment: SegmentConfig,
-                    segments_by_name: Mapping[str, SegmentConfig] | None, now: datetime,
+                    segments_by_name: Mapping[str, SegmentConfig] | None, now: Now,
                     trait_kinds: Mapping[str, str] | None = None) -> ir.Table:
-    """The members of ``segment`` as of ``now`` (naive UTC): a table of ``person_id``.
+    """The members of ``segment`` as of ``now`` (naive UTC, or a timestamp expression):
+    a table of ``person_id``.
 
     ``segments_by_name`` resolves ``in_segment`` references; ``trait_kinds`` (from the
     project's trait definitions) picks each trait's value column and enables type checks.

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
-
-import ibis.expr.datatypes as dt
+from typing import TYPE_CHECKING
 
 from passerelle.errors import PasserelleError
 from passerelle.model import ENTITIES, Kind
 from passerelle.project.segments_models import NO_VALUE_OPS, ORDER_OPS, TEXT_OPS
+
+if TYPE_CHECKING:  # the kinds are read offline (validate, a project load) without Ibis
+    import ibis.expr.datatypes as dt
 
 TEXT, NUMBER, DATE, BOOLEAN = "text", "number", "date", "boolean"
 

@@ -36,15 +36,15 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
-from passerelle.project.segments_models import BoughtCondition, DidCondition, SegmentConfig
+from passerelle.project.segments_models import DidCondition, SegmentConfig
 from passerelle.segments import activity
 from passerelle.segments.compiler import PROFILES, TRAITS, compile_many
 from passerelle.segments.freshness import mark_stale
-from passerelle.segments.validate import references, walk
-from passerelle.tables import SEGMENT_STATUS_TABLE
+from passerelle.segments.validate import activity_conditions, references
+from passerelle.tables import SEGMENT_HISTORY_TABLE, SEGMENT_STATUS_TABLE
 
 MEMBERSHIP = "segment_membership"
-HISTORY = "segment_membership_history"
+HISTORY = SEGMENT_HISTORY_TABLE
 STATUS = SEGMENT_STATUS_TABLE
 _NEXT, _EXITED, _MEMBERSHIP_NEXT = "_segment_next", "_segment_exited", "_segment_membership_next"
 _TS = dt.Timestamp()
@@ -91,21 +91,6 @@ def definition_hash(name: str, segments: Mapping[str, SegmentConfig]) -> str:
                                                                     "owner", "refresh_every"})
         todo.extend(references(seg))
     return hashlib.sha256(json.dumps(seen, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def activity_conditions(name: str, segments: Mapping[str, SegmentConfig]
-                        ) -> list[DidCondition | BoughtCondition]:
-    """Every event and order condition of a segment and of the segments it references."""
-    todo, seen, found = [name], set(), []
-    while todo:
-        current = todo.pop()
-        if current in seen or current not in segments:
-            continue
-        seen.add(current)
-        found.extend(c for c, _ in walk(segments[current].where)
-                     if isinstance(c, (DidCondition, BoughtCondition)))
-        todo.extend(references(segments[current]))
-    return found
 
 
 def time_dependent(name: str, segments: Mapping[str, SegmentConfig]) -> bool:

@@ -7,17 +7,31 @@ they read the project's segment definitions (``project.definition.segments``, a
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Any
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
 from passerelle.errors import PasserelleError
 from passerelle.project.segments_models import AudienceConfig, SegmentConfig
 from passerelle.runlog import new_run_id, utcnow
-from passerelle.segments import audience as _audience
-from passerelle.segments import compiler, incremental, membership
-from passerelle.segments.freshness import segment_freshness
+from passerelle.segments.freshness import (
+    audience_freshness,
+    needs_builds_recorded,
+    segment_freshness,
+)
 from passerelle.segments.kinds import close_names, trait_kinds
-from passerelle.segments.validate import SegmentDefinitions
+from passerelle.segments.validate import SegmentDefinitions, activity_conditions
+
+if TYPE_CHECKING:  # imported where used: a count read from kept SQL needs no Ibis
+    from passerelle.segments import audience as _audience
+    from passerelle.segments import incremental, membership
+
+# The code a segment's SQL comes from (besides the libraries' versions): kept SQL is
+# compiled again when it changes. Relative to the passerelle package.
+COMPILER_CODE = ("segments/compiler.py", "segments/kinds.py", "segments/validate.py",
+                 "segments/activity.py", "segments/service.py", "project/segments_models.py",
+                 "metrics/expr.py")
 
 
 def _left_out(project: Any, kind: str, name: str) -> None:
@@ -64,20 +78,59 @@ def audience(project: Any, name: str) -> AudienceConfig:
 
 
 def count(project: Any, name: str, now: datetime | None = None) -> int:
+    """How many people are in the segment as of ``now`` (naive UTC; default: now).
+
+    The SQL takes the time as a parameter, so on DuckDB it is compiled once per definition
+    of the project's segments and traits and kept (:meth:`passerelle.core.Project.rows`):
+    the next count reads the warehouse without importing Ibis."""
     defs = definitions(project)
-    return compiler.count(project.engine, segment(project, name), defs.segments,
-                          now or utcnow(), _kinds(project))
+    seg = segment(project, name)
+    kinds = _kinds(project)
+    when = now or utcnow()
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC).replace(tzinfo=None)
+
+    # only event and order conditions read the time (a parameter must reach the SQL)
+    timed = bool(activity_conditions(name, defs.segments))
+
+    def build(slots: Any) -> Any:
+        from passerelle.segments import compiler
+
+        at = slots["now"].cast("timestamp") if timed else when
+        members = compiler.compile_segment(project.engine, seg, defs.segments, at, kinds)
+        return members.aggregate(people=members.count())
+
+    rows = project.rows(f"segment count {name} {_definitions_digest(defs, kinds)}", build,
+                        {"now": when.isoformat(sep=" ")} if timed else {})
+    return int(rows[0]["people"])
 
 
-def sample(project: Any, name: str, n: int = 20, role: str = compiler.DEFAULT_ROLE,
+def _definitions_digest(defs: SegmentDefinitions, kinds: dict[str, str] | None) -> str:
+    """What a segment's SQL depends on in the project: every segment (references are
+    inlined), the traits' kinds and the compiler's code."""
+    from passerelle.verdicts import code_version
+
+    text = json.dumps([{n: s.model_dump(mode="json") for n, s in sorted(defs.segments.items())},
+                       kinds, code_version(COMPILER_CODE)], sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sample(project: Any, name: str, n: int = 20, role: str | None = None,
            now: datetime | None = None) -> list[dict]:
-    """A few members, personal data masked for ``role`` (see ``compiler.ROLES``)."""
+    """A few members, personal data masked for ``role`` (see ``compiler.ROLES``; default:
+    ``compiler.DEFAULT_ROLE``)."""
+    from passerelle.segments import compiler
+
     defs = definitions(project)
     return compiler.sample(project.engine, segment(project, name), defs.segments,
-                           now or utcnow(), n=n, role=role, trait_kinds=_kinds(project))
+                           now or utcnow(), n=n,
+                           role=compiler.DEFAULT_ROLE if role is None else role,
+                           trait_kinds=_kinds(project))
 
 
 def overlap(project: Any, names: list[str], now: datetime | None = None) -> dict:
+    from passerelle.segments import compiler
+
     defs = definitions(project)
     return compiler.overlap(project.engine, [segment(project, n) for n in names],
                             defs.segments, now or utcnow(), _kinds(project))
@@ -86,6 +139,8 @@ def overlap(project: Any, names: list[str], now: datetime | None = None) -> dict
 def members(project: Any, name: str, since: datetime | None = None,
             on: datetime | None = None, limit: int | None = None) -> list[dict]:
     """Stored members: now, those new since ``since``, or those in it on ``on``."""
+    from passerelle.segments import membership
+
     segment(project, name)
     engine = project.engine
     membership.ensure_tables(engine)
@@ -103,6 +158,8 @@ def members(project: Any, name: str, since: datetime | None = None,
 def refresh(project: Any, names: list[str] | None = None, full: bool = False) -> dict:
     """Refresh memberships, then rebuild the audiences whose segment gained or lost people
     (so an audience is never older than its segment)."""
+    from passerelle.segments import membership
+
     defs = definitions(project)
     for name in names or []:
         segment(project, name)
@@ -119,6 +176,8 @@ def refresh_events(project: Any, force: bool = False) -> incremental.EventRefres
     """After new events were loaded: stage them, refresh the segments over events
     (incrementally where possible) and their audiences. See
     :func:`passerelle.segments.incremental.refresh_after_load`."""
+    from passerelle.segments import incremental
+
     definitions(project)
     return incremental.refresh_after_load(project.engine, project.definition,
                                           reporter=project.reporter, force=force)
@@ -126,6 +185,8 @@ def refresh_events(project: Any, force: bool = False) -> incremental.EventRefres
 
 def _rebuild_audiences(project: Any, summary: membership.RefreshSummary, now: datetime,
                        run_id: str) -> dict[str, dict]:
+    from passerelle.segments import audience as _audience
+
     moved = {n for n, c in summary.refreshed.items() if c["entered"] or c["exited"]}
     built = {}
     for name, aud in definitions(project).audiences.items():
@@ -141,11 +202,17 @@ def status(project: Any) -> list[dict]:
 def audience_status(project: Any) -> list[dict]:
     """Freshness of every audience: built when, segment refreshed when, next refresh,
     stale and why."""
-    return _audience.audience_freshness(project.engine, definitions(project).audiences,
-                                        utcnow())
+    audiences = definitions(project).audiences
+    if needs_builds_recorded(project):
+        from passerelle.segments.audience import ensure_builds
+
+        ensure_builds(project.engine)
+    return audience_freshness(project, audiences, utcnow())
 
 
 def build(project: Any, name: str) -> _audience.AudienceSummary:
     """Rebuild one audience from its segment's stored members."""
+    from passerelle.segments import audience as _audience
+
     return _audience.write_audience(project.engine, audience(project, name), utcnow(),
                                     new_run_id())

@@ -19,7 +19,9 @@ from passerelle.project.segments_models import (
     AllCondition,
     AnyCondition,
     AudienceConfig,
+    BoughtCondition,
     Condition,
+    DidCondition,
     FieldCondition,
     InSegmentCondition,
     NotCondition,
@@ -55,6 +57,21 @@ def walk(condition: object, loc: Loc = ("where",)) -> Iterator[tuple[object, Loc
 
 def references(segment: SegmentConfig) -> list[str]:
     return [c.in_segment for c, _ in walk(segment.where) if isinstance(c, InSegmentCondition)]
+
+
+def activity_conditions(name: str, segments: Mapping[str, SegmentConfig]
+                        ) -> list[DidCondition | BoughtCondition]:
+    """Every event and order condition of a segment and of the segments it references."""
+    todo, seen, found = [name], set(), []
+    while todo:
+        current = todo.pop()
+        if current in seen or current not in segments:
+            continue
+        seen.add(current)
+        found.extend(c for c, _ in walk(segments[current].where)
+                     if isinstance(c, (DidCondition, BoughtCondition)))
+        todo.extend(references(segments[current]))
+    return found
 
 
 def check_segment(segment: SegmentConfig, profile_kinds: Mapping[str, str],

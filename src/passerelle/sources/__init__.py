@@ -9,25 +9,14 @@ Public API (everything else in this package is internal)::
     csv_dialect(project_root, source) -> dict | None
 """
 
-from passerelle.sources.bookkeeping import LINEAGE, LOADS_TABLE, QUARANTINE_SCHEMA, QUARANTINE_TABLE
-from passerelle.sources.load import (
-    LoadResult,
-    check_connection,
-    csv_dialect,
-    load_source,
-    raw_table_name,
-    source_columns,
-)
+from passerelle.lazy import lazy_exports
 
-__all__ = [
-    "LINEAGE",
-    "LOADS_TABLE",
-    "QUARANTINE_SCHEMA",
-    "QUARANTINE_TABLE",
-    "LoadResult",
-    "check_connection",
-    "csv_dialect",
-    "load_source",
-    "raw_table_name",
-    "source_columns",
-]
+# Submodule -> its public names, imported on first use: `passerelle validate` reads the
+# sources' columns without the loading machinery (Ibis, pyarrow, numpy).
+_EXPORTS = {
+    "bookkeeping": "LINEAGE LOADS_TABLE QUARANTINE_SCHEMA QUARANTINE_TABLE",
+    "columns": "source_columns",
+    "load": "LoadResult check_connection csv_dialect load_source raw_table_name",
+}
+__all__ = sorted(n for names in _EXPORTS.values() for n in names.split())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

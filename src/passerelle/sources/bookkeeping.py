@@ -19,7 +19,7 @@ import sqlglot.expressions as sge
 
 from passerelle.engines.base import Engine
 from passerelle.runlog import utcnow
-from passerelle.tables import QUARANTINE_TABLE
+from passerelle.tables import LINEAGE_COLUMNS, QUARANTINE_TABLE
 
 LOADS_TABLE = "_passerelle_loads"
 
@@ -59,12 +59,9 @@ QUARANTINE_SCHEMA = ibis.schema({
 })
 
 #: Lineage columns every raw table carries, in this order, after the source's own columns.
-LINEAGE = pa.schema([
-    ("_load_id", pa.string()),
-    ("_loaded_at", pa.timestamp("us")),
-    ("_source_file", pa.string()),
-    ("_source_row", pa.int64()),
-])
+LINEAGE = pa.schema(list(zip(LINEAGE_COLUMNS, (  # _load_id, _loaded_at, _source_file, _source_row
+    pa.string(), pa.timestamp("us"), pa.string(), pa.int64()), strict=True)))
+
 
 
 def new_load_id(now: datetime | None = None) -> str:

@@ -14,16 +14,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
-import pyarrow as pa
-import sqlglot as sg
 
 from passerelle.errors import ConnectorError
 from passerelle.project.models import CsvConnector, JsonlConnector, ParquetConnector
 from passerelle.project.paths import allowed_roots, confine
 from passerelle.sources.csvdialect import Dialect, transcode_to_utf8
-from passerelle.sources.stream import check_no_lineage_clash
+from passerelle.tables import LINEAGE_COLUMNS
+
+if TYPE_CHECKING:  # the readers need them; finding files and their columns does not
+    import pyarrow as pa
 
 BATCH_ROWS = 50_000
 #: Longest CSV record DuckDB accepts (a 1 MB free-text field must load).
@@ -119,10 +121,14 @@ class OpenedFile:
 
 
 def _quoted(name: str) -> str:
+    import sqlglot as sg
+
     return sg.to_identifier(name, quoted=True).sql("duckdb")
 
 
 def _empty(columns: list[str]) -> pa.RecordBatchReader:
+    import pyarrow as pa
+
     schema = pa.schema([(c, pa.string()) for c in columns])
     return pa.RecordBatchReader.from_batches(schema, iter(()))
 
@@ -164,7 +170,7 @@ def read_error(unit: FileUnit, exc: BaseException) -> ConnectorError:
 
 def _open_csv(con: duckdb.DuckDBPyConnection, unit: FileUnit, dialect: Dialect,
               tmp: Path) -> OpenedFile:
-    check_no_lineage_clash(dialect.columns, unit.name)
+    _check_no_lineage_clash(dialect.columns, unit.name)
     if unit.size == 0 or not dialect.columns:
         return OpenedFile(_empty(dialect.columns))
     path = unit.path
@@ -200,7 +206,7 @@ def _nested_as_json(relation: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelatio
 
 def _open_parquet(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> pa.RecordBatchReader:
     relation = con.read_parquet(str(unit.path))
-    check_no_lineage_clash(list(relation.columns), unit.name)
+    _check_no_lineage_clash(list(relation.columns), unit.name)
     return _nested_as_json(relation).to_arrow_reader(BATCH_ROWS)
 
 
@@ -217,7 +223,7 @@ def _jsonl_columns(con: duckdb.DuckDBPyConnection, unit: FileUnit) -> dict[str, 
     # zone); staging parses the original spelling, offset included.
     columns = {c: ("JSON" if t.id in _NESTED else "VARCHAR" if t.id in _TEMPORAL else str(t))
                for c, t in zip(probe.columns, probe.types, strict=True)}
-    check_no_lineage_clash(list(columns), unit.name)
+    _check_no_lineage_clash(list(columns), unit.name)
     return columns
 
 
@@ -235,13 +241,25 @@ def file_columns(unit: FileUnit, connector, dialect: Dialect | None) -> list[str
     if isinstance(connector, CsvConnector):
         assert dialect is not None
         return list(dialect.columns)
-    if isinstance(connector, JsonlConnector):
-        con = duckdb.connect(config={"memory_limit": READER_MEMORY})
-        try:
+    con = duckdb.connect(config={"memory_limit": READER_MEMORY})
+    try:
+        if isinstance(connector, JsonlConnector):
             return list(_jsonl_columns(con, unit) or ())
-        except duckdb.Error as exc:
-            raise read_error(unit, exc) from exc
-        finally:
-            con.close()
-    with open_file(unit, connector, dialect) as opened:
-        return list(opened.reader.schema.names)
+        if isinstance(connector, ParquetConnector):  # the reader's columns, without Arrow
+            columns = list(con.read_parquet(str(unit.path)).columns)
+            _check_no_lineage_clash(columns, unit.name)
+            return columns
+        raise TypeError(connector)  # pragma: no cover - models allow only the three
+    except duckdb.Error as exc:
+        raise read_error(unit, exc) from exc
+    finally:
+        con.close()
+
+
+def _check_no_lineage_clash(names: list[str], where: str) -> None:
+    clash = [n for n in names if n in LINEAGE_COLUMNS]
+    if clash:
+        raise ConnectorError(
+            f"{where} has column(s) {', '.join(clash)}, names Passerelle reserves for lineage.",
+            "Rename the column in the source (or in a view of it).",
+        )

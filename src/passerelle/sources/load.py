@@ -26,6 +26,7 @@ from passerelle.project.models import FILE_CONNECTORS, CsvConnector, SourceConfi
 from passerelle.reporter import Reporter
 from passerelle.sources import bookkeeping as books
 from passerelle.sources import csvdialect, databases, files
+from passerelle.sources.columns import source_columns  # noqa: F401  (re-exported)
 from passerelle.sources.stream import LineageStream
 
 
@@ -343,23 +344,6 @@ def load_source(engine: Engine, project_root: Path, source: SourceConfig, run_id
         reporter.warning(f"{result.rows_rejected} malformed line(s) of {source.name} were sent "
                          f"to the {books.QUARANTINE_TABLE} table.")
     return result
-
-
-def source_columns(project_root: Path, source: SourceConfig) -> list[str]:
-    """The columns the source offers (union over a glob's files, in first-seen order)."""
-    connector = source.connector
-    if connector.type == "collector":
-        from passerelle.collect.loader import RAW_COLUMNS
-
-        return list(RAW_COLUMNS)
-    if not source.is_file:
-        return databases.columns(connector)
-    seen: dict[str, None] = {}
-    for unit in files.resolve(Path(project_root), connector.path):
-        dialect = (csvdialect.detect(unit.path, connector)
-                   if isinstance(connector, CsvConnector) else None)
-        seen.update(dict.fromkeys(files.file_columns(unit, connector, dialect)))
-    return list(seen)
 
 
 def check_connection(source: SourceConfig, project_root: Path | None = None) -> None:

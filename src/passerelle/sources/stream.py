@@ -18,17 +18,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from passerelle.errors import ConnectorError
 from passerelle.sources.bookkeeping import LINEAGE
-
-
-def check_no_lineage_clash(names: list[str], where: str) -> None:
-    clash = [n for n in names if n in LINEAGE.names]
-    if clash:
-        raise ConnectorError(
-            f"{where} has column(s) {', '.join(clash)}, names Passerelle reserves for lineage.",
-            "Rename the column in the source (or in a view of it).",
-        )
+from passerelle.sources.files import _check_no_lineage_clash as check_no_lineage_clash
 
 
 class LineageStream:

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import difflib
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import ibis
-import ibis.expr.types as ir
 from pydantic import TypeAdapter, ValidationError
 
 from passerelle.errors import Problems
@@ -24,16 +23,23 @@ from passerelle.project.traits_models import (
     entity_columns,
 )
 from passerelle.project.yamlio import YamlDoc
+from passerelle.verdicts import no_verdicts
+
+if TYPE_CHECKING:
+    import ibis.expr.types as ir
 
 
-def load_traits(root: Path | str, problems: Problems | None = None) -> TraitDefinitions:
+def load_traits(root: Path | str, problems: Problems | None = None,
+                verdicts: Any = None) -> TraitDefinitions:
     """Read ``traits/*.yml`` under ``root``. Problems go to ``problems`` when given (so
-    `passerelle validate` reports them with the others), else raise :class:`ProjectError`."""
+    `passerelle validate` reports them with the others), else raise :class:`ProjectError`.
+    ``verdicts`` (a :class:`passerelle.verdicts.Verdicts`) keeps the filters' checks."""
     from passerelle.project.load import parse_document, read_documents
 
     root = Path(root)
     own = problems is None
     problems = problems if problems is not None else Problems()
+    verdicts = verdicts if verdicts is not None else no_verdicts()
     traits: list[AggregateTrait | BuiltinTrait] = []
     origin: dict[str, tuple[str, int | None]] = {}
     for doc in read_documents(root, "traits/*", problems,
@@ -48,7 +54,7 @@ def load_traits(root: Path | str, problems: Problems | None = None) -> TraitDefi
                              f"first defined in {file}:{line}")
                 continue
             origin[trait.name] = (doc.file, doc.line_of(("traits", i, "name")))
-            _cross_check(trait, doc, i, problems)
+            _cross_check(trait, doc, i, problems, verdicts)
             traits.append(trait)
     if own:
         problems.raise_if_any()
@@ -76,9 +82,7 @@ def _valid_items(doc: YamlDoc) -> list[tuple[int, AggregateTrait | BuiltinTrait]
 
 
 def _cross_check(trait: AggregateTrait | BuiltinTrait, doc: YamlDoc, i: int,
-                 problems: Problems) -> None:
-    from passerelle.traits.expr import ExpressionError, compile_where
-
+                 problems: Problems, verdicts: Any) -> None:
     def line(key: str) -> int | None:
         return doc.line_of(("traits", i, key))
 
@@ -106,14 +110,34 @@ def _cross_check(trait: AggregateTrait | BuiltinTrait, doc: YamlDoc, i: int,
             problems.add(doc.file, f"'{trait.column}' holds JSON: it cannot be aggregated with "
                          f"{trait.function}", line("column"), "use count or count_distinct")
     if trait.where is not None:
-        try:
-            compile_where(trait.where, unbound_table(entity))
-        except ExpressionError as exc:
-            problems.add(doc.file, f"where: {exc.reason}", line("where"), exc.instruction)
+        where = trait.where
+        error = verdicts.of("trait where", where, (entity, sorted(columns.items())),
+                            lambda: _where_error(where, entity))
+        if error is not None:
+            reason, instruction = error
+            problems.add(doc.file, f"where: {reason}", line("where"), instruction)
+        else:  # the columns it reads, kept for the glossary's lineage
+            from passerelle.metrics.load import parsed
+
+            parsed(where, verdicts)
+
+
+def _where_error(text: str, entity: str) -> tuple[str, str | None] | None:
+    """Why a trait filter does not compile on the entity's staged columns (None: it
+    does); the check imports Ibis and sqlglot, so its verdict is kept."""
+    from passerelle.traits.expr import ExpressionError, compile_where
+
+    try:
+        compile_where(text, unbound_table(entity))
+    except ExpressionError as exc:
+        return exc.reason, exc.instruction
+    return None
 
 
 def unbound_table(entity: str) -> ir.Table:
     """An Ibis table with the entity's columns and staged types, to type-check filters."""
+    import ibis
+
     from passerelle.staging.types import target_type
 
     return ibis.table({c: target_type(k) for c, k in entity_columns(entity).items()},

@@ -30,12 +30,13 @@ import ibis.expr.types as ir
 import pyarrow as pa
 
 from passerelle.engines.base import Engine
+from passerelle.tables import TRAIT_DEFINITIONS_TABLE
 
 TRAITS = "traits"
 TRAITS_HISTORY = "traits_history"  # a view: traits_past + the current tracked values
 TRAITS_PAST = "traits_past"
 TRAIT_RUNS = "trait_runs"
-TRAIT_DEFINITIONS = "trait_definitions"
+TRAIT_DEFINITIONS = TRAIT_DEFINITIONS_TABLE
 TRAITS_NEXT = "_traits_next"
 TRAITS_BACKUP = "_traits_previous"  # the old ``traits`` during the swap, never longer
 TRAITS_LEGACY = "_traits_history_legacy"  # a pre-view history table while it is converted

@@ -134,7 +134,7 @@ def experiments(request: Request, user: User,
 def _experiments_page(request: Request, user: PageUser, form: dict[str, str],
                       setup: dict[str, str] | None = None, status: int = 200,
                       **extra: Any) -> Response:
-    from passerelle.measure.report import experiments_coverage
+    from passerelle.measure.coverage import experiments_coverage
 
     project = request.app.state.web_project
     fm = formatter(user.lang, project)
