@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 
+import ibis
 import pytest
 
 from figures_helpers import same, stored_differ
@@ -18,6 +19,7 @@ from passerelle.governance import jobs as queue
 from passerelle.identity import lookups, service
 from passerelle.identity.view import person_view
 from passerelle.web.cache import same_tables
+from passerelle.web.data import ledger_of
 from web_demo_helpers import MARKETER, served_demo, signed_in, text_of
 
 
@@ -138,12 +140,22 @@ def test_the_view_reads_the_sorted_tables_with_the_rows_the_scan_finds(demo, mon
 
     def views() -> list[dict]:
         with same_tables(engine):
-            return [person_view(engine, p, orders_sources=sources["orders"],
-                                events_sources=sources["events"]) for p in people]
+            out = [person_view(engine, p, orders_sources=sources["orders"],
+                               events_sources=sources["events"]) for p in people]
+            for v in out:  # and the identity ledger's entries about their records
+                v["ledger"] = ledger_of(project, [r["node"] for r in v["records"]])
+            return out
 
+    assert engine.exists(lookups.PERSON_RECORDS) and engine.exists(lookups.LEDGER_NODES)
     sorted_views = views()
     monkeypatch.setattr(lookups, "current", lambda engine: False)
     scanned = views()
+    assert any(v["ledger"] for v in scanned)
+    def entries(v: dict) -> list[str]:  # entries of one instant come in either order
+        return sorted(map(repr, v["ledger"]))
+
+    assert [entries(v) for v in sorted_views] == [entries(v) for v in scanned]
+    assert [v["records"] for v in sorted_views] == [v["records"] for v in scanned]
     assert any(v["orders"]["total"] for v in scanned) and any(v["events"]["total"]
                                                               for v in scanned)
     for a, b in zip(sorted_views, scanned, strict=True):
@@ -225,3 +237,78 @@ def test_a_figure_that_fails_on_a_bug_is_stored_as_a_clear_error(demo, monkeypat
     page = signed_in(app, MARKETER).get("/campaigns/sections/attribution",
                                         params={"window": 3})
     assert page.status_code == 200 and "ZeroDivisionError" in page.text
+
+
+def test_a_run_that_changed_nothing_skips_the_figures_and_keeps_them_current(demo,
+                                                                            monkeypatch):
+    from passerelle.figures import compute as figures
+
+    project, _, _ = demo
+    assert project.run().ok  # whatever the tests above changed, computed now
+    computed = []
+    real = figures.refresh
+    monkeypatch.setattr(figures, "refresh", lambda *a, **k: computed.append(1) or real(*a, **k))
+    again = project.run()
+    assert again.ok and computed == []
+    step = next(s for s in again.steps if s.step == "figures")
+    assert step.status == "skipped" and "no data or definition change" in step.message
+    assert stored_differ(project) == []  # still current: the run changed nothing
+    # only the pages' steps: the same
+    assert project.run(pages=True).ok and computed == []
+    # a job's new holdout (a table outside runs) makes them stale: the next run computes
+    engine = project.engine
+    holdouts = engine.table("audience_holdouts")
+    before = store.data_stamp(engine)[1]
+    engine.con.insert("audience_holdouts", holdouts.limit(1))
+    assert store.data_stamp(engine)[1] != before
+    assert not store.read(engine, home_key()).current
+    assert project.run().ok and computed == [1]
+    assert stored_differ(project) == []
+
+
+def test_the_sorted_tables_written_in_slices_are_those_written_whole(demo, monkeypatch):
+    project, _, _ = demo
+    engine = project.engine
+    sources = [service.customer_sources(project.definition, k) for k in ("orders", "events")]
+    lookups.refresh(engine, *sources, "test-run", full=True)
+    whole = {t: engine.to_arrow(engine.table(t)) for t in (lookups.PERSON_ORDERS,
+                                                           lookups.PERSON_EVENTS)}
+    slice_rows = whole[lookups.PERSON_ORDERS].num_rows // 7 + 1
+    monkeypatch.setattr(lookups, "SLICE_ROWS", slice_rows)
+    assert len(lookups.slices(engine, engine.count("orders"), slice_rows)) >= 7
+    lookups.refresh(engine, *sources, "test-run", full=True)
+    assert lookups.current(engine)
+    for name, table in whole.items():
+        sliced = engine.to_arrow(engine.table(name))
+        assert sliced.num_rows == table.num_rows
+        # as stored: sorted by person id, slice after slice (what the zone maps need)
+        assert engine._run(f'SELECT count(*) FROM (SELECT person_id, lag(person_id) OVER '
+                           f'(ORDER BY rowid) AS prev FROM "{name}") WHERE prev > person_id'
+                           ) == [(0,)]
+        every = [(c, "ascending") for c in sliced.column_names]
+        assert sliced.sort_by(every).equals(table.select(sliced.column_names).sort_by(every))
+
+
+def stored_sorted(engine, table: str, column: str) -> bool:
+    return engine._run(f'SELECT count(*) FROM (SELECT "{column}" AS v, lag("{column}") OVER '
+                       f'(ORDER BY rowid) AS prev FROM "{table}") WHERE prev > v') == [(0,)]
+
+
+def test_the_tables_the_pages_read_are_sorted_again_only_when_rewritten(demo):
+    project, _, _ = demo
+    engine = project.engine
+    assert project.run().ok
+    tables = [(t, c) for t, c in lookups.PAGE_TABLES if t in engine.base_tables()]
+    assert {"profiles", "traits", "person_map", "identity_ledger"} <= {t for t, _ in tables}
+    for table, column in tables:
+        assert stored_sorted(engine, table, column), table
+    assert lookups.sort_page_tables(engine) == {}  # nothing was rewritten
+    for table, column in tables:
+        assert engine.stored_sorted(table, column), table
+    # a table rewritten in another order (as its step does) is sorted again, and only it
+    traits = engine.table("traits")
+    engine.replace_table("traits", traits.order_by(ibis.desc("person_id")))
+    assert not stored_sorted(engine, "traits", "person_id")
+    assert set(lookups.sort_page_tables(engine)) == {"traits"}
+    assert stored_sorted(engine, "traits", "person_id")
+    assert lookups.current(engine) and stored_differ(project) == []  # same rows

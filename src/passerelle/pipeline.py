@@ -284,9 +284,10 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
 
         built = lookups.refresh(engine, customer_sources(project, "orders"),
                                 customer_sources(project, "events"), result.run_id, full)
-        if built is None:
+        resorted = lookups.sort_page_tables(engine)
+        if built is None and not resorted:
             raise _Unchanged("no order, event or identity change since they were sorted")
-        result.lookups = built
+        result.lookups = (built or {}) | resorted
 
     def traits() -> None:
         from passerelle.identity.tables import PERSON_MAP
@@ -325,9 +326,12 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
                                               redis_prefix=config.redis_prefix)
 
     def figures() -> None:
-        from passerelle.figures.compute import Scope, refresh
+        from passerelle.figures.compute import Scope, refresh_if_changed
 
-        result.figures = refresh(Scope(project, engine), reporter)
+        done = refresh_if_changed(Scope(project, engine), reporter, result.run_id, full)
+        if done is None:
+            raise _Unchanged("no data or definition change since they were computed")
+        result.figures = done
 
     downstream: list[tuple[str, Callable[[], None]]] = [
         ("unify", lambda: unify_entities(project, engine)),
@@ -336,13 +340,14 @@ def _run_steps(project: ProjectDefinition, engine: Engine, reporter: Reporter, r
         downstream.append(("identity", identity))
         downstream.append(("stitch", stitch))
         downstream.append(("consent", consent))
-        downstream.append(("lookups", person_lookups))
     if project.traits is not None:
         downstream.append(("traits", traits))
     if project.segments is not None:
         downstream.append(("segments", segments))
     if any((project.root / d).is_dir() for d in ("offers", "placements")):
         downstream.append(("personalise", personalise))
+    if project.identity is not None:  # after every step that writes what the pages read
+        downstream.append(("lookups", person_lookups))
     downstream.append(("figures", figures))
     if pages:
         downstream = [(name, step) for name, step in downstream if name in PAGE_STEPS]

@@ -18,8 +18,9 @@ import sqlglot.expressions as sge
 from passerelle.engines.base import Engine
 from passerelle.runlog import utcnow
 from passerelle.sources import LOADS_TABLE
+from passerelle.tables import STEP_STATE_TABLE
 
-STATE_TABLE = "_passerelle_step_state"
+STATE_TABLE = STEP_STATE_TABLE
 STATE_SCHEMA = pa.schema([
     ("step", pa.string()), ("fingerprint", pa.string()), ("run_id", pa.string()),
     ("at", pa.timestamp("us")),

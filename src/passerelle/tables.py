@@ -13,5 +13,6 @@ PERSON_MAP_TABLE = "person_map"  # each source record's person
 CUSTOMER_RECORDS_TABLE = "customer_records"  # customer records as identity read them
 ANONYMOUS_IDS_TABLE = "identity_anonymous_ids"  # anonymous ids stitched to a person
 FIGURES_TABLE = "_passerelle_figures"  # figures the pages show, stamped with their data
+STEP_STATE_TABLE = "_passerelle_step_state"  # what each step last saw (passerelle.state)
 TRAIT_DEFINITIONS_TABLE = "trait_definitions"  # each trait: computed when, for whom, status
 LINEAGE_COLUMNS = ("_load_id", "_loaded_at", "_source_file", "_source_row")  # raw tables

@@ -48,6 +48,9 @@ class Engine(ABC):
     def __init__(self) -> None:
         self._con: Any = None
         self.transaction_depth = 0
+        # Answers that hold while one read-only page is built (web.cache.same_tables sets
+        # it to a dict, then back to None): what the page asks twice is computed once.
+        self.page_memo: dict[str, Any] | None = None
 
     # -- connection -------------------------------------------------------------------
     @property
@@ -113,6 +116,12 @@ class Engine(ABC):
         """Make lookups of one value of ``column`` read few rows. Here nothing: DuckDB skips
         the row groups whose min/max cannot hold the value, so a table written sorted on
         the column needs no index; engines with indexes create one."""
+        return None
+
+    def stored_sorted(self, table: str, column: str) -> bool | None:
+        """Whether ``table``'s rows are stored in the order of ``column`` (a table written
+        sorted can be read by ranges of it); None where the engine does not read by the
+        rows' order (its :meth:`index_on` makes an index)."""
         return None
 
     def scratch_table(self, name: str, expr: ir.Table) -> ir.Table:

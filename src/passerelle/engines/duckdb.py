@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import string
 from collections.abc import Callable, Hashable, Mapping
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,23 @@ class DuckDBEngine(Engine):
 
     def checkpoint(self) -> None:
         self.con.con.execute("CHECKPOINT").fetchall()
+
+    def stored_sorted(self, table: str, column: str) -> bool | None:
+        """Whether the rows at the start, middle and end of the table (2,048 of each, by
+        position) are in ``column``'s order: a table its step wrote in any order fails
+        this, one sorted then appended to fails at its end. A sample, not a proof (the
+        order only makes reads faster, never different)."""
+        import sqlglot as sg
+
+        t = sg.table(table, quoted=True).sql(self.dialect)
+        c = sg.column(column, quoted=True).sql(self.dialect)
+        n = self.con.con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
+        middle, end = max(n // 2, 2048), max(n - 2048, n // 2 + 2048)
+        rows = self.con.con.execute(
+            f"SELECT {c} FROM {t} WHERE rowid < 2048 OR (rowid >= $1 AND rowid < $2) "
+            f"OR rowid >= $3 ORDER BY rowid", [middle, middle + 2048, end]).fetchall()
+        values = [r[0] for r in rows if r[0] is not None]
+        return all(a <= b for a, b in pairwise(values))
 
     def to_arrow(self, expr: ir.Expr) -> pa.Table:
         """ibis's ``to_pyarrow`` without its DuckDB converter module, which imports pandas

@@ -125,3 +125,48 @@ def refresh(project: Any, reporter: Reporter, keys: list[str] | None = None) -> 
     store.write(engine, out, run_id, stamp)
     return {"figures": len(out), "errors": {k: v.reason for k, v in out.items()
                                             if isinstance(v, PasserelleError)}}
+
+
+STATE_STEP = "figures"
+
+
+def definition_print(definition: Any) -> str:
+    """A fingerprint of what a project defines that the figures read (its settings, sources,
+    metrics, experiments, segments, consent purposes...): a changed definition computes
+    them again."""
+    from passerelle import state
+
+    parts = []
+    for name in ("config", "sources", "checks", "identity", "traits", "metrics",
+                 "experiments", "segments", "consent"):
+        parts.append(f"{name}={_dump(getattr(definition, name, None))}")
+    return state.fingerprint(*parts)
+
+
+def _dump(value: Any) -> str:
+    if hasattr(value, "model_dump_json"):
+        return str(value.model_dump_json())
+    if isinstance(value, dict):
+        return "{" + ",".join(f"{k}:{_dump(v)}" for k, v in sorted(value.items())) + "}"
+    if isinstance(value, list | tuple):
+        return "[" + ",".join(_dump(v) for v in value) + "]"
+    return repr(value)
+
+
+def refresh_if_changed(project: Any, reporter: Reporter, run_id: str,
+                       full: bool = False) -> dict[str, Any] | None:
+    """The run's figures step: :func:`refresh` of :func:`run_keys`, unless each of them is
+    stored, stamped with the data as it is now, and the definition and keys are those it
+    was computed for (then None: nothing to do, one small query)."""
+    from passerelle import state
+
+    keys = run_keys(project)
+    _, stamp = store.data_stamp(project.engine)
+    print_ = state.fingerprint(stamp, definition_print(project.definition), *keys)
+    stored = store.stamps(project.engine, keys)
+    if not full and len(stored) == len(keys) and set(stored.values()) == {stamp} and (
+            state.is_current(project.engine, STATE_STEP, print_)):
+        return None
+    done = refresh(project, reporter, keys)
+    state.remember(project.engine, STATE_STEP, print_, run_id)
+    return done

@@ -2,9 +2,10 @@
 
 A figure is kept as JSON whose dates, timestamps, decimals and tuples are tagged, so the page
 gets back the very values the computation gave. Its ``stamp`` is :func:`data_stamp` at the
-time: the latest run, and the sizes of the tables that jobs outside a run change (audience
-holdouts, the activation log). A page compares it with the stamp now to say whether the
-figure is current or "as of" an older state of the data.
+time: what the data's steps last saw, the last check runs, and the sizes of the tables that
+jobs outside a run change (audience holdouts, the activation log)
+(:func:`passerelle.figures.stored.stamp_query`). A page compares it with the stamp now to
+say whether the figure is current or "as of" an older state of the data.
 """
 
 from __future__ import annotations
@@ -21,8 +22,8 @@ import pyarrow.compute as pc
 from passerelle.engines.base import Engine
 from passerelle.errors import PasserelleError
 from passerelle.figures.codec import decode, encode
-from passerelle.figures.stored import OUTSIDE_RUNS, figure_query, stamp_of, stamp_query
-from passerelle.runlog import RUNS_TABLE, utcnow
+from passerelle.figures.stored import STAMP_TABLES, figure_query, stamp_of, stamp_query
+from passerelle.runlog import utcnow
 from passerelle.tables import FIGURES_TABLE
 
 FIGURES = FIGURES_TABLE
@@ -46,11 +47,24 @@ class Stored:
 # ------------------------------------------------------------------------------- stamps
 def data_stamp(engine: Engine) -> tuple[str | None, str]:
     """(the latest run's id, a stamp of the data as it is now). One query."""
-    names = [n for n in (RUNS_TABLE, *OUTSIDE_RUNS) if engine.exists(n)]
+    names = [n for n in STAMP_TABLES if engine.exists(n)]
     if not names:
         return None, ""
     return stamp_of(engine.prepared(("figures_stamp", tuple(names)), {},
                                     lambda _: stamp_query(engine, names)).to_pylist())
+
+
+def stamps(engine: Engine, keys: list[str]) -> dict[str, str]:
+    """The stamp each of the stored figures ``keys`` was computed on (those stored)."""
+    if not engine.exists(FIGURES) or not keys:
+        return {}
+
+    def build(v: Mapping[str, Any]) -> Any:
+        t = engine.table(FIGURES)
+        return t.filter(t.key.isin(v["keys"])).select("key", "stamp")
+
+    rows = engine.prepared("figures_stamps", {"keys": sorted(keys)}, build).to_pylist()
+    return {r["key"]: r["stamp"] for r in rows}
 
 
 # ----------------------------------------------------------------------------- read, write

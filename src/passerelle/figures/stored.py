@@ -15,11 +15,17 @@ from typing import Any
 from passerelle.errors import PasserelleError
 from passerelle.figures.codec import decode
 from passerelle.runlog import RUNS_TABLE
-from passerelle.tables import FIGURES_TABLE
+from passerelle.tables import CHECK_RESULTS_TABLE, FIGURES_TABLE, STEP_STATE_TABLE
 
 WINDOW_DAYS = 14  # the campaigns page's default window: computed in each run
 # Tables that jobs change between runs (audiences built, exports sent): part of the stamp.
 OUTSIDE_RUNS = ("audience_holdouts", "activation_log")
+# What the stamp is made of: the latest run (its id is not part of the stamp), what the data's
+# steps last saw, the check results, and the tables of OUTSIDE_RUNS.
+STAMP_TABLES = (RUNS_TABLE, STEP_STATE_TABLE, CHECK_RESULTS_TABLE, *OUTSIDE_RUNS)
+# The state rows that are not about data the figures read: the figures step's own, and the
+# traits' (no figure reads a trait; a trait over a window of time changes every day).
+NOT_READ = ("figures", "trait:")
 
 
 def campaigns_key(section: str, days: int) -> str:
@@ -28,22 +34,42 @@ def campaigns_key(section: str, days: int) -> str:
 
 
 def stamp_query(engine: Any, names: Sequence[str]) -> Any:
-    """One row per table of ``names`` (the runs, ``OUTSIDE_RUNS``): ``k`` its name, ``v``
-    its latest run (runs) or its size (the others), as text (an Ibis table)."""
+    """The rows the stamp is made of (an Ibis table of ``k``, ``v`` as text), from the
+    tables of ``names`` (those of :data:`STAMP_TABLES` that exist): the latest run; each
+    step's fingerprint of its inputs (it changes when the step rewrote its tables); the
+    outcome of the last two check runs (the quality tile); the sizes of the tables jobs
+    change between runs. A run that changed nothing leaves all but the first as they were."""
     import ibis
 
     parts = []
     for name in names:
         t = engine.table(name)
-        v = t.run_id.max() if name == RUNS_TABLE else t.count().cast("string")
-        parts.append(t.aggregate(k=ibis.literal(name, "string"), v=v.cast("string")))
-    return ibis.union(*parts).order_by("k")
+        if name == RUNS_TABLE:
+            parts.append(t.aggregate(k=ibis.literal(name, "string"),
+                                     v=t.run_id.max().cast("string")))
+        elif name == STEP_STATE_TABLE:
+            t = t.filter(~ibis.or_(*[t.step.startswith(p) for p in NOT_READ]))
+            parts.append(t.select(k="state:" + t.step, v=t.fingerprint.cast("string")))
+        elif name == CHECK_RESULTS_TABLE:
+            runs = t.group_by("run_id").aggregate(
+                at=t.checked_at.max(), total=t.count(), passed=t.count(where=t.passed))
+            runs = runs.mutate(i=ibis.row_number().over(
+                ibis.window(order_by=[ibis.desc("at"), ibis.desc("run_id")])))
+            runs = runs.filter(runs.i < 2)
+            parts.append(runs.select(
+                k="checks:" + runs.i.cast("string"),
+                v=runs.passed.cast("string") + "/" + runs.total.cast("string")))
+        else:
+            parts.append(t.aggregate(k=ibis.literal(name, "string"),
+                                     v=t.count().cast("string")))
+    return ibis.union(*parts).order_by(["k", "v"])
 
 
 def stamp_of(rows: Sequence[dict]) -> tuple[str | None, str]:
     """(the latest run's id, the stamp) of :func:`stamp_query`'s rows."""
     found = {r["k"]: r["v"] for r in rows}
-    return found.get(RUNS_TABLE), ";".join(f"{k}={v}" for k, v in sorted(found.items()))
+    run_id = found.pop(RUNS_TABLE, None)
+    return run_id, ";".join(f"{k}={v}" for k, v in sorted(found.items()))
 
 
 def figure_query(engine: Any, key: Any) -> Any:
@@ -54,7 +80,7 @@ def figure_query(engine: Any, key: Any) -> Any:
 
 def data_stamp(project: Any) -> tuple[str | None, str]:
     """:func:`passerelle.figures.store.data_stamp` of a :class:`~passerelle.core.Project`."""
-    names = [n for n in (RUNS_TABLE, *OUTSIDE_RUNS) if project.has_table(n)]
+    names = [n for n in STAMP_TABLES if project.has_table(n)]
     if not names:
         return None, ""
     return stamp_of(project.rows(f"figures_stamp {' '.join(names)}",

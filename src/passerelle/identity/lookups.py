@@ -19,6 +19,7 @@ those of the warehouse's data; when they are not, the view scans as before.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from itertools import pairwise
 from typing import Any
 
 import ibis
@@ -26,17 +27,29 @@ import ibis.expr.types as ir
 
 from passerelle.engines.base import Engine
 from passerelle.identity.anonymous import ANONYMOUS_IDS
-from passerelle.identity.tables import CUSTOMER_RECORDS, PERSON_MAP, node_of
+from passerelle.identity.tables import CUSTOMER_RECORDS, IDENTITY_LEDGER, PERSON_MAP, node_of
 
 PERSON_ORDERS = "identity_person_orders"
 PERSON_EVENTS = "identity_person_events"
 # Every identifier a search finds a person by, (value, kind, node, person_id) sorted by value.
 SEARCH_KEYS = "identity_search_keys"
+# Each person's customer records (their columns and ``person_id``), sorted by person id.
+PERSON_RECORDS = "identity_person_records"
+# The identity ledger once per record an entry names (``_node``: node_a, then node_b when
+# another), sorted by it: the entries about a person's records without a scan.
+LEDGER_NODES = "identity_ledger_nodes"
 STATE_STEP = "person_lookups"
 # The tables whose rows the lookups are made of (their counts are part of the fingerprint).
-INPUTS = ("orders", "events", PERSON_MAP, CUSTOMER_RECORDS, ANONYMOUS_IDS)
-# Bookkeeping columns of the lookup tables that the view does not show.
+INPUTS = ("orders", "events", PERSON_MAP, CUSTOMER_RECORDS, ANONYMOUS_IDS, IDENTITY_LEDGER)
+# Bookkeeping columns of the lookup tables that the view does not show (``_row``: tables
+# written before the rows were matched without numbering them).
 HIDDEN = ("person_id", "_row", "_prio")
+# The rows written at a time (a slice of person ids each). DuckDB's sort and joins spill
+# under the engine's memory_limit (measured on the 100k demo: 1.5 M event rows written in one
+# slice with a 400 MB limit, peak 644 MB, as fast as without), so slices are a bound on each
+# statement's spill and time, not what keeps the memory down; each one reads the whole
+# orders or events again (six slices instead of one: 1.4x as long).
+SLICE_ROWS = 20_000_000
 
 
 def inputs_print(engine: Engine) -> str:
@@ -69,7 +82,17 @@ def inputs_print(engine: Engine) -> str:
 
 
 def current(engine: Engine) -> bool:
-    """Whether the lookup tables exist and were built from the data as it is now."""
+    """Whether the lookup tables exist and were built from the data as it is now (asked
+    once per page: ``engine.page_memo``)."""
+    memo = getattr(engine, "page_memo", None)
+    if memo is not None:
+        if "lookups_current" not in memo:
+            memo["lookups_current"] = _current(engine)
+        return bool(memo["lookups_current"])
+    return _current(engine)
+
+
+def _current(engine: Engine) -> bool:
     from passerelle import state
 
     if not engine.exists(SEARCH_KEYS):
@@ -98,27 +121,141 @@ def refresh(engine: Engine, orders_sources: dict[str, str], events_sources: dict
                                                                      before):
         return None
     out = {}
-    for name, build in ((PERSON_ORDERS, _orders), (PERSON_EVENTS, _events)):
-        source = "orders" if name == PERSON_ORDERS else "events"
-        if not engine.exists(source):
-            engine.drop(name)
-            continue
-        mapping = orders_sources if name == PERSON_ORDERS else events_sources
-        # the rows numbered once (a numbering in the query would be redone per join)
-        rows = engine.scratch_table(f"_{name}_rows", engine.table(source).mutate(
-            _row=ibis.row_number()))
-        try:
-            engine.replace_table(name, build(engine, rows, mapping).order_by("person_id"))
-        finally:
-            engine.drop(f"_{name}_rows")
-        engine.index_on(name, "person_id")
-        out[name] = engine.count(name)
+    keys = _person_keys(engine)
+    try:
+        for name, build in ((PERSON_ORDERS, _orders), (PERSON_EVENTS, _events)):
+            source = "orders" if name == PERSON_ORDERS else "events"
+            if not engine.exists(source):
+                engine.drop(name)
+                continue
+            mapping = orders_sources if name == PERSON_ORDERS else events_sources
+            _write_sorted(engine, name, source, mapping, keys, build)
+            engine.index_on(name, "person_id")
+            out[name] = engine.count(name)
+    finally:
+        for key in _KEYS:
+            engine.drop(key)
     engine.replace_table(SEARCH_KEYS, _search_keys(engine).order_by(["value", "kind"]))
     engine.index_on(SEARCH_KEYS, "value")
     out[SEARCH_KEYS] = engine.count(SEARCH_KEYS)
+    cr, pm = engine.table(CUSTOMER_RECORDS), engine.table(PERSON_MAP)
+    cr = cr.mutate(_node=node_of(cr))
+    records = cr.join(pm, cr._node == pm.node).select(
+        pm.person_id, *(cr[c] for c in cr.columns if c != "_node"))
+    engine.replace_table(PERSON_RECORDS, records.order_by("person_id"))
+    engine.index_on(PERSON_RECORDS, "person_id")
+    out[PERSON_RECORDS] = engine.count(PERSON_RECORDS)
+    if engine.exists(IDENTITY_LEDGER):
+        led = engine.table(IDENTITY_LEDGER)
+        other = led.filter(led.node_b.notnull() & (led.node_a.isnull()
+                                                   | (led.node_b != led.node_a)))
+        nodes = ibis.union(led.mutate(_node=led.node_a), other.mutate(_node=other.node_b),
+                           distinct=False)
+        engine.replace_table(LEDGER_NODES, nodes.filter(nodes._node.notnull())
+                             .order_by("_node"))
+        engine.index_on(LEDGER_NODES, "_node")
+        out[LEDGER_NODES] = engine.count(LEDGER_NODES)
+    else:
+        engine.drop(LEDGER_NODES)
     # the tables were built from the inputs as fingerprinted before (this step writes none)
     state.remember(engine, STATE_STEP, before, run_id)
     return out
+
+
+def slices(engine: Engine, rows: int, size: int) -> list[tuple[Any, Any]]:
+    """Ranges ``[low, high)`` of person ids (None: unbounded), in order, each holding about
+    as many people, that cut ``rows`` rows into slices of about ``size``; one unbounded
+    range when there are fewer."""
+    count = -(-rows // size) if size > 0 else 1
+    if count <= 1:
+        return [(None, None)]
+    pm = engine.table(PERSON_MAP)
+    people = pm.select("person_id").distinct()
+    people = people.mutate(s=ibis.ntile(count).over(ibis.window(order_by="person_id")))
+    lows = engine.to_arrow(people.group_by("s").aggregate(low=people.person_id.min())
+                           .order_by("s")).column("low").to_pylist()
+    bounds = [None, *lows[1:], None]
+    return list(pairwise(bounds))
+
+
+# The people's identifiers that orders and events are matched on (work tables of the step).
+_NODES, _CARDS, _EMAILS, _ANONYMOUS = ("_lookups_nodes", "_lookups_cards", "_lookups_emails",
+                                       "_lookups_anonymous")
+_KEYS = (_NODES, _CARDS, _EMAILS, _ANONYMOUS)
+
+
+def _person_keys(engine: Engine) -> dict[str, ir.Table]:
+    """Each person's records (source, id), cards, e-mails and anonymous ids, once each:
+    narrow work tables the slices filter by person id."""
+    r = _records(engine)
+    out = {_NODES: engine.scratch_table(_NODES, r.select(
+        _person=r.person_id, _k_source=r._source, _k_record=r._record_id).distinct())}
+    for name, column in ((_CARDS, "loyalty_card"), (_EMAILS, "email")):
+        found = r.filter(r[column].notnull())
+        out[name] = engine.scratch_table(name, found.select(
+            _person=found.person_id, _k_value=found[column]).distinct())
+    if engine.exists(ANONYMOUS_IDS):
+        a = engine.table(ANONYMOUS_IDS)
+        out[_ANONYMOUS] = engine.scratch_table(_ANONYMOUS, a.select(
+            _person=a.person_id, _k_value=a.anonymous_id).distinct())
+    return out
+
+
+def _write_sorted(engine: Engine, name: str, source: str, mapping: dict[str, str],
+                  keys: dict[str, ir.Table], build: Any) -> None:
+    """Write ``name``: each row of ``source`` once per person it belongs to, sorted by
+    person id. A slice of person ids at a time (about :data:`SLICE_ROWS` rows), each sorted
+    and appended after the previous one, so a sort holds one slice, not every row (17 M
+    events at 1 M people); written aside, then swapped in (a crash leaves the old table)."""
+    building = f"_{name}_next"
+    engine.drop(building)
+    rows = engine.table(source)
+    total = engine.count(source)
+    for i, (low, high) in enumerate(slices(engine, total, SLICE_ROWS)):
+        mine = {}
+        for key, t in keys.items():
+            if low is not None:
+                t = t.filter(t._person >= low)
+            if high is not None:
+                t = t.filter(t._person < high)
+            mine[key] = t
+        part = build(rows, mapping, mine).order_by("person_id")
+        if i == 0:
+            engine.replace_table(building, part)
+        else:
+            engine.con.insert(building, part)
+    with engine.transaction():
+        engine.drop(name)
+        engine.rename(building, name)
+
+
+# The tables the customer pages read one person's rows of, by the column they filter on:
+# kept sorted on it (DuckDB: its zone maps then skip the other rows) or indexed (PostgreSQL).
+PAGE_TABLES = (("person_map", "person_id"), (CUSTOMER_RECORDS, "_record_id"),
+               ("profiles", "person_id"), ("traits", "person_id"), ("consents", "person_id"),
+               ("consent_statements", "person_id"), ("identity_edges", "node_a"),
+               ("identity_ledger", "node_a"), (ANONYMOUS_IDS, "person_id"),
+               ("segment_membership", "person_id"))
+
+
+def sort_page_tables(engine: Engine) -> dict[str, int]:
+    """Sort each of :data:`PAGE_TABLES` that is not stored sorted (the steps that write
+    them write in any order); returns the row counts of those sorted now. On engines with
+    indexes, index them instead (idempotent)."""
+    done = {}
+    tables = set(engine.base_tables())  # views hold no rows of their own
+    for table, column in PAGE_TABLES:
+        if table not in tables:
+            continue
+        stored = engine.stored_sorted(table, column)
+        if stored is None:  # an engine with indexes
+            engine.index_on(table, column)
+            continue
+        if stored:
+            continue
+        engine.replace_table(table, engine.table(table).order_by(column))
+        done[table] = engine.count(table)
+    return done
 
 
 def _search_keys(engine: Engine) -> ir.Table:
@@ -169,41 +306,62 @@ def _customer_source(t: ir.Table, mapping: dict[str, str]) -> ir.StringValue:
                         for s, cs in sorted(mapping.items())], else_=ibis.null("string"))
 
 
-def _matches(rows: ir.Table, parts: list[tuple[ir.Table, str]]) -> ir.Table:
-    """The rows with each person they belong to, by the best of ``parts`` (joins of the
-    rows with the records, in the view's order of preference): ``matched_by``."""
-    found = []
-    for prio, (joined, kind) in enumerate(parts):
-        found.append(joined.select(
-            person_id=joined.person_id, _row=joined._row,
-            _prio=ibis.literal(prio, "int64"), matched_by=ibis.literal(kind, "string")))
-    union = ibis.union(*found, distinct=True)
-    best = union.group_by(["person_id", "_row"]).aggregate(_prio=union._prio.min())
-    kinds = union.join(best, ["person_id", "_row", "_prio"]).select(
-        "person_id", "_row", "_prio", "matched_by")
-    return kinds.join(rows, "_row").select("person_id", *rows.columns, "_prio", "matched_by")
+def _part(rows: ir.Table, joined: ir.Table, prio: int, kind: str) -> ir.Table:
+    return joined.select(joined._person.name("person_id"), *(joined[c] for c in rows.columns),
+                         _prio=ibis.literal(prio, "int64"),
+                         matched_by=ibis.literal(kind, "string"))
 
 
-def _orders(engine: Engine, rows: ir.Table, mapping: dict[str, str]) -> ir.Table:
+def _by_node(t: ir.Table, id_column: str, nodes: ir.Table) -> ir.Table:
+    """The rows whose (customer source, id) is a person's record, with the person."""
+    return t.join(nodes, (t._cs == nodes._k_source)
+                  & (t[id_column].cast("string") == nodes._k_record))
+
+
+def _not_by_node(t: ir.Table, id_column: str, nodes: ir.Table) -> ir.Table:
+    """The matches whose row is not also one of the same person's records' (a better
+    match): each row is kept once per person, with the best way it matched."""
+    nodes = nodes.view()  # the rows may have been joined with it already
+    return t.anti_join(nodes, (t._cs == nodes._k_source)
+                       & (t[id_column].cast("string") == nodes._k_record)
+                       & (t._person == nodes._person))
+
+
+def _not_by_value(t: ir.Table, column: str, values: ir.Table) -> ir.Table:
+    values = values.view()
+    return t.anti_join(values, (t[column] == values._k_value) & (t._person == values._person))
+
+
+def _orders(rows: ir.Table, mapping: dict[str, str], keys: dict[str, ir.Table]) -> ir.Table:
+    """Each order with each person it belongs to, by the best of: their customer id, their
+    loyalty card, their e-mail (the view's order of preference): ``matched_by``."""
     o = rows.mutate(_cs=_customer_source(rows, mapping))
-    r = _records(engine)
-    by_customer = o.join(r, (o._cs == r._source) & (o.customer_id.cast("string")
-                                                    == r._record_id))
-    by_card = o.join(r, o.loyalty_card == r.loyalty_card)
-    by_email = o.join(r, o.email == r.email)
-    return _matches(rows, [(by_customer, "customer_id"), (by_card, "loyalty_card"),
-                           (by_email, "email")])
+    nodes, cards, emails = keys[_NODES], keys[_CARDS], keys[_EMAILS]
+    by_customer = _by_node(o, "customer_id", nodes)
+    by_card = _not_by_node(o.join(cards, o.loyalty_card == cards._k_value), "customer_id",
+                           nodes)
+    by_email = _not_by_value(_not_by_node(o.join(emails, o.email == emails._k_value),
+                                          "customer_id", nodes), "loyalty_card", cards)
+    return ibis.union(_part(rows, by_customer, 0, "customer_id"),
+                      _part(rows, by_card, 1, "loyalty_card"),
+                      _part(rows, by_email, 2, "email"), distinct=False)
 
 
-def _events(engine: Engine, rows: ir.Table, mapping: dict[str, str]) -> ir.Table:
+def _events(rows: ir.Table, mapping: dict[str, str], keys: dict[str, ir.Table]) -> ir.Table:
+    """Each event with each person it belongs to, by the best of: their user id, their
+    e-mail, one of their anonymous ids (the device's visits before the login, and user ids
+    an alias call replaced)."""
     e = rows.mutate(_cs=_customer_source(rows, mapping))
-    r = _records(engine)
-    by_user = e.join(r, (e._cs == r._source) & (e.user_id.cast("string") == r._record_id))
-    by_email = e.join(r, e.email == r.email)
-    parts = [(by_user, "user_id"), (by_email, "email")]
-    if engine.exists(ANONYMOUS_IDS):
-        # the device's visits before the login, and user ids an alias call replaced
-        a = engine.table(ANONYMOUS_IDS).select("person_id", "anonymous_id")
-        parts.append((e.join(a, e.anonymous_id == a.anonymous_id), "anonymous_id"))
-        parts.append((e.join(a, e.user_id == a.anonymous_id), "anonymous_id"))
-    return _matches(rows, parts)
+    nodes, emails = keys[_NODES], keys[_EMAILS]
+    by_user = _by_node(e, "user_id", nodes)
+    by_email = _not_by_node(e.join(emails, e.email == emails._k_value), "user_id", nodes)
+    parts = [_part(rows, by_user, 0, "user_id"), _part(rows, by_email, 1, "email")]
+    if _ANONYMOUS in keys:
+        anonymous = keys[_ANONYMOUS]
+        for column in ("anonymous_id", "user_id"):
+            found = e.join(anonymous, e[column] == anonymous._k_value)
+            found = _not_by_value(_not_by_node(found, "user_id", nodes), "email", emails)
+            if column == "user_id":  # once: not when its anonymous id found the person
+                found = _not_by_value(found, "anonymous_id", anonymous)
+            parts.append(_part(rows, found, 2, "anonymous_id"))
+    return ibis.union(*parts, distinct=False)

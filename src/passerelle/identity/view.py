@@ -157,10 +157,11 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
             f"No person has the id {person_id}.",
             "Look the person up by e-mail, phone, card or customer id: "
             "`passerelle profile <identifier>`; ids change when people are merged.")
-    records = _records(engine, nodes)
-    golden, summary = _golden(engine, person_id, records, mask_pii)
-    # the tables of each person's orders and events when they are those of the data now
+    # the tables of each person's records, orders and events when they are those of the
+    # data now
     sorted_by_person = person_id if lookups.current(engine) else None
+    records = _records(engine, nodes, sorted_by_person)
+    golden, summary = _golden(engine, person_id, records, mask_pii)
     orders = _orders(engine, records, orders_sources, recent_orders, mask_pii,
                      sorted_by_person)
     anonymous_ids = anonymous_ids_of(engine, person_id)
@@ -181,10 +182,19 @@ def person_view(engine: Engine, person_id: str, *, orders_sources: dict[str, str
     }
 
 
-def _records(engine: Engine, nodes: list[str]) -> list[dict[str, Any]]:
-    """Every linked source record: its fields and its lineage (``_``-prefixed columns)."""
+def _records(engine: Engine, nodes: list[str], person: str | None = None
+             ) -> list[dict[str, Any]]:
+    """Every linked source record: its fields and its lineage (``_``-prefixed columns);
+    read from the person's records table when ``person`` is given and it exists."""
     if not engine.exists(CUSTOMER_RECORDS):
         return []
+    if person and engine.exists(lookups.PERSON_RECORDS):
+        def sorted_build(v: Mapping[str, Any]) -> ir.Table:
+            t = engine.table(lookups.PERSON_RECORDS)
+            return t.filter(t.person_id == v["person"]).drop("person_id").order_by(
+                ["_source", "_record_id"])
+        return _record_rows(_rows(engine, "records_sorted", {"person": person},
+                                  sorted_build))
     by_source: dict[str, list[str]] = {}
     for node in nodes:
         source, _, record_id = node.partition(":")
@@ -201,8 +211,12 @@ def _records(engine: Engine, nodes: list[str]) -> list[dict[str, Any]]:
                                   for i in range(len(by_source))]))
         return cr.order_by(["_source", "_record_id"])
 
+    return _record_rows(_rows(engine, "records", values, build))
+
+
+def _record_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     out = []
-    for row in _rows(engine, "records", values, build):
+    for row in rows:
         source, record_id = row.pop("_source"), row.pop("_record_id")
         out.append({
             "node": f"{source}:{record_id}", "source": source, "record_id": record_id,
@@ -279,7 +293,8 @@ def _of_lookup(engine: Engine, table: str, v: Mapping[str, Any]) -> ir.Table:
     """One person's rows of a lookup table (:mod:`passerelle.identity.lookups`), with the
     columns the scan below gives."""
     t = engine.table(table)
-    return t.filter(t.person_id == v["person"]).drop(*lookups.HIDDEN)
+    return t.filter(t.person_id == v["person"]).drop(
+        *(c for c in lookups.HIDDEN if c in t.columns))
 
 
 def _orders(engine: Engine, records: list[dict[str, Any]], mapping: dict[str, str],
@@ -407,8 +422,11 @@ def _why(engine: Engine, nodes: list[str]) -> dict[str, Any]:
     if engine.exists(IDENTITY_EDGES):
         def inside(v: Mapping[str, Any]) -> ir.Table:
             e = engine.table(IDENTITY_EDGES)
-            return e.filter(_in(e.node_a, v["nodes"]) & _in(e.node_b, v["nodes"])).order_by(
-                ["rule", "node_a", "node_b"])
+            # one lookup per record (the table is kept sorted by node_a: lookups.py); an IN
+            # list would read every edge between the lowest and the highest node
+            found = ibis.union(*[e.filter((e.node_a == n) & _in(e.node_b, v["nodes"]))
+                                 for n in v["nodes"]], distinct=False)
+            return found.order_by(["rule", "node_a", "node_b"])
         for r in _rows(engine, "edges", values, inside):
             r["evidence"] = _json(r.get("evidence"))
             edges.append(r)

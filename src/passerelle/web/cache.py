@@ -30,7 +30,9 @@ def same_tables(engine: Engine) -> Iterator[None]:
         return tables[name]
 
     engine.exists, engine.table = exists, table  # type: ignore[method-assign]
+    engine.page_memo = {}
     try:
         yield
     finally:
         del engine.exists, engine.table
+        engine.page_memo = None

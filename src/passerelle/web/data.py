@@ -52,7 +52,9 @@ def search_rows(project: Project, hits: list[dict[str, Any]], mask: bool) -> lis
     if ids and engine.exists("profiles"):
         def build(v: Any) -> Any:
             p = engine.table("profiles")
-            return p.filter(p.person_id.isin(v["ids"])).select(
+            # one lookup per person (profiles are kept sorted by person id: lookups.py)
+            p = ibis.union(*[p.filter(p.person_id == i) for i in v["ids"]], distinct=False)
+            return p.select(
                 "person_id", "first_name", "last_name", "email", "phone", "city", "country",
                 "record_count")
         rows = engine.prepared("search_rows", {"ids": ids}, build).to_pylist()
@@ -82,16 +84,24 @@ def segments_of(project: Project, person_id: str) -> list[dict]:
 
 def ledger_of(project: Project, nodes: list[str], limit: int = 100) -> list[dict]:
     """The identity ledger's entries about the person's records, newest first."""
+    from passerelle.identity import lookups
     from passerelle.identity.tables import IDENTITY_LEDGER
 
     engine = project.engine
     if not nodes or not engine.exists(IDENTITY_LEDGER):
         return []
+    by_node = engine.exists(lookups.LEDGER_NODES) and lookups.current(engine)
+
     def build(v: Any) -> Any:
-        t = engine.table(IDENTITY_LEDGER)
-        return t.filter(t.node_a.isin(v["nodes"]) | t.node_b.isin(v["nodes"])).order_by(
-            [ibis.desc("at"), "node_a", "node_b"]).limit(limit)
-    return engine.prepared(("ledger_of", limit), {"nodes": sorted(set(nodes))},
+        if by_node:  # the entries sorted by each record they name: one lookup per record
+            t = engine.table(lookups.LEDGER_NODES)
+            found = ibis.union(*[t.filter(t._node == n) for n in v["nodes"]],
+                               distinct=False).drop("_node").distinct()
+        else:
+            t = engine.table(IDENTITY_LEDGER)
+            found = t.filter(t.node_a.isin(v["nodes"]) | t.node_b.isin(v["nodes"]))
+        return found.order_by([ibis.desc("at"), "node_a", "node_b"]).limit(limit)
+    return engine.prepared(("ledger_of", limit, by_node), {"nodes": sorted(set(nodes))},
                            build).to_pylist()
 
 
