@@ -20,6 +20,8 @@ class Phase:
     seconds: float
     peak_mb: float
     detail: dict
+    cpu_seconds: float = 0.0  # user + system CPU of the phase's process (a loaded machine
+    # stretches wall time, far less the CPU work)
 
 
 def run_phase(name: str, code: str, cwd: Path | None = None, setup: str = "") -> Phase:
@@ -32,11 +34,15 @@ def run_phase(name: str, code: str, cwd: Path | None = None, setup: str = "") ->
     wrapper = (
         "import json, resource, sys, time\n"
         f"{setup}\n"
+        "u0 = resource.getrusage(resource.RUSAGE_SELF)\n"
         "t0 = time.perf_counter()\n"
         f"{code}\n"
         "elapsed = time.perf_counter() - t0\n"
-        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024\n"
-        "print(json.dumps({'seconds': elapsed, 'peak_mb': peak, 'detail': DETAIL}))\n"
+        "u1 = resource.getrusage(resource.RUSAGE_SELF)\n"
+        "cpu = u1.ru_utime + u1.ru_stime - u0.ru_utime - u0.ru_stime\n"
+        "peak = u1.ru_maxrss / 1024\n"
+        "print(json.dumps({'seconds': elapsed, 'peak_mb': peak, 'cpu': cpu, "
+        "'detail': DETAIL}))\n"
     )
     started = time.perf_counter()
     proc = subprocess.run([sys.executable, "-c", wrapper], cwd=cwd, capture_output=True,
@@ -44,9 +50,9 @@ def run_phase(name: str, code: str, cwd: Path | None = None, setup: str = "") ->
     if proc.returncode != 0:
         raise SystemExit(f"phase {name} failed:\n{proc.stderr[-4000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f"  {name}: {out['seconds']:.1f}s, peak {out['peak_mb']:.0f} MB "
-          f"(wall {time.perf_counter() - started:.1f}s)", flush=True)
-    return Phase(name, out["seconds"], out["peak_mb"], out["detail"])
+    print(f"  {name}: {out['seconds']:.1f}s, CPU {out['cpu']:.1f}s, peak "
+          f"{out['peak_mb']:.0f} MB (wall {time.perf_counter() - started:.1f}s)", flush=True)
+    return Phase(name, out["seconds"], out["peak_mb"], out["detail"], out["cpu"])
 
 
 def save_report(benchmark: str, report: dict) -> Path:

@@ -383,7 +383,12 @@ peak {phases[1].peak_mb:,.0f} MB
             splink alone: {theirs_s:.1f}s, peak {phases[2].peak_mb:,.0f} MB
             splink alone, trained with Passerelle's options: {like.seconds:.1f}s (passerelle \
 end to end {ours_s / like.seconds:.2f}x, saved model {rerun_s / like.seconds:.2f}x), peak \
-{like.peak_mb:,.0f} MB"""), flush=True)
+{like.peak_mb:,.0f} MB
+            CPU seconds (user + system): passerelle {phases[0].cpu_seconds:.1f} \
+({phases[0].cpu_seconds / phases[2].cpu_seconds:.2f}x), saved model \
+{phases[1].cpu_seconds:.1f} ({phases[1].cpu_seconds / phases[2].cpu_seconds:.2f}x), splink \
+alone {phases[2].cpu_seconds:.1f}, with Passerelle's options {like.cpu_seconds:.1f}"""), \
+              flush=True)
         if args.score_speed_run:  # the saved model gives the partition the training run gave
             scores = _phase("score the speed run", f"bench.accuracy(bench.Path({ours}), "
                             f"bench.Path({str(root / 'truth' / 'records.csv')!r}))")

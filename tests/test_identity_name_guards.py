@@ -40,6 +40,32 @@ def test_a_couple_sharing_an_email_stays_two_people(engine):
                      ("crm:3", "shop:3"), ("crm:4", "shop:4")]
 
 
+def test_first_names_agree_through_an_early_typo_or_a_nickname(engine):
+    """A letter replaced or two swapped early in the name (same first letter and length,
+    one half as written), and Sandra for Alexandra, agree; a couple's names do not."""
+    load(engine, [
+        rec("crm:1", "Alix", "Marin", email="a@x.fr"),
+        rec("shop:1", "Akix", "Marin", email="a@x.fr"),  # a letter replaced
+        rec("crm:2", "Édith", "Aubry", email="e@x.fr"),
+        rec("shop:2", "Édtih", "Aubry", email="e@x.fr"),  # two letters swapped
+        rec("news:2", None, None, email="e@x.fr"),  # every name agrees now: joins
+        rec("crm:3", "Alexandra", "Lecomte", email="s@x.fr"),
+        rec("shop:3", "Sandra", "Lecomte", email="s@x.fr"),  # a nickname
+        rec("crm:4", "Paul", "Roy", email="p@x.fr"),
+        rec("shop:4", "Raul", "Roy", email="p@x.fr"),  # another first letter: two people
+        rec("crm:5", "Luc", "Petit", email="l@x.fr"),
+        rec("shop:5", "Léa", "Petit", email="l@x.fr"),  # three letters: too short to tell
+    ])
+    key = DeterministicKey(field="email", max_names=1, first_names_must_agree=True)
+    edges, shared = deterministic_edges(engine, engine.table(CUSTOMER_RECORDS), [key], "r1")
+    pairs = sorted(tuple(sorted((r["node_a"], r["node_b"])))
+                   for r in engine.to_arrow(edges).to_pylist())
+    refused = sorted(r["value"] for r in engine.to_arrow(shared).to_pylist())
+    assert refused == ["l@x.fr", "p@x.fr"]
+    assert pairs == [("crm:1", "shop:1"), ("crm:2", "news:2"), ("crm:2", "shop:2"),
+                     ("crm:3", "shop:3")]
+
+
 def test_without_the_option_a_shared_email_links_everyone(engine):
     load(engine, [rec("crm:1", "Victor", "Samson", email="v@x.fr"),
                   rec("shop:1", "Capucine", "Samson", email="v@x.fr")])

@@ -248,6 +248,7 @@ probabilistic:              # Splink, for records without a shared key
     - [first_name, birth_date]
     - [last_name, postcode]
     - [first_name, postcode]
+    - [birth_date, postcode]  # names swapped and mistyped: the birth date and address agree
   training:
     em_blocking: [[birth_date], [first_name, last_name]]
 graph:

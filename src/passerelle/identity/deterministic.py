@@ -91,10 +91,16 @@ def first_names_agree(a: ir.StringValue, b: ir.StringValue, last_a: ir.StringVal
     """Folded first names that may be one person's: equal, one the start or the end of the
     other (an initial, a short form: Alex, Manue), the same first three letters (Margot and
     Margaux, a typo late in the name), one typo apart (same first letter, lengths within
-    one, same last letters), or first and last names swapped. Written with
+    one, same last letters; or, four letters at least, same first letter and length and
+    one half of the name as written: a letter replaced or two swapped early in the name,
+    Akix/Alix, Édtih/Édith, Mrrc/Marc), or first and last names swapped. Written with
     portable string functions, so every engine gives the same answer."""
     la, lb = a.length(), b.length()
-    typo = (a.substr(0, 3) == b.substr(0, 3)) | (
+    half = (la // 2).cast("int32")  # PostgreSQL: substring takes int positions
+    in_half = ((la == lb) & (la >= 4) & (a.substr(0, 1) == b.substr(0, 1))
+               & ((a.substr(0, half) == b.substr(0, half))
+                  | (a.substr(half) == b.substr(half))))
+    typo = (a.substr(0, 3) == b.substr(0, 3)) | in_half | (
         (a.substr(0, 1) == b.substr(0, 1)) & ((la - lb).abs() <= 1)
         & ((a.right(3) == b.right(3))
            | ((a.substr(0, 2) == b.substr(0, 2)) & (a.right(2) == b.right(2)))))

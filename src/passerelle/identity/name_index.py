@@ -35,7 +35,14 @@ def _names(engine: Engine) -> ir.Table:
 def _words(records: ir.Table) -> ir.Table:
     from passerelle.identity.names import fold
 
-    full = fold(records.first_name).fill_null("") + " " + fold(records.last_name).fill_null("")
+    # names repeat (a million records hold tens of thousands of names): each distinct name
+    # is folded once and joined back; a NULL name joins nothing and stays NULL
+    for field in ("first_name", "last_name"):
+        values = records.select(_raw=records[field]).distinct()
+        values = values.mutate(**{f"_folded_{field}": fold(values._raw)})
+        records = records.left_join(values, records[field] == values._raw).drop("_raw")
+    full = (records._folded_first_name.fill_null("") + " "
+            + records._folded_last_name.fill_null(""))
     # a record without a name keeps one row (word ""), so the next refresh knows it
     return records.select("node", "names_sha256", word=full.split(" ")).unnest(
         "word").distinct()

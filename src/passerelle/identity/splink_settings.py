@@ -44,6 +44,7 @@ NICKNAMES: dict[str, tuple[str, ...]] = {
     "marie christine": ("mc",),
     "catherine": ("cathy", "cath", "kathy", "katherine", "catharine"),
     "alexandre": ("alex", "alexander"),
+    "alexandra": ("sandra", "sacha"),
     "nicolas": ("nico", "nick", "nicholas"),
     "christophe": ("chris", "christopher", "kris"),
     "stephanie": ("steph", "stef", "stephany"),
