@@ -284,10 +284,10 @@ class Engine(ABC):
         through the engine's bulk path. Returns the number of rows appended."""
 
 
-@ibis.udf.scalar.builtin(name="timezone")
 @ibis.udf.scalar.builtin(name="octet_length")
 def _octet_length(value: str) -> int: ...
 
 
+@ibis.udf.scalar.builtin(name="timezone")
 def _wall_clock(zone: str, instant: dt.Timestamp(timezone="UTC")) -> dt.timestamp:  # type: ignore[valid-type, empty-body]
     """``timezone(zone, instant)``: the wall-clock time of ``instant`` in ``zone``, naive."""
