@@ -78,11 +78,8 @@ def redis_project(tmp_path):
 
 
 def test_two_processes_answer_every_route_on_one_port(redis_project):
-    root, secret = redis_project
-    port = _port()
-    proc = _serve(root, port)
+    secret, port, proc, worker = _started(redis_project)
     try:
-        (worker,) = _children(proc.pid)
         time.sleep(3)  # the worker imports and listens
         before = _cpu_ticks(worker)
         bearer = {"Authorization": f"Bearer {secret}"}
@@ -123,11 +120,8 @@ def test_two_processes_answer_every_route_on_one_port(redis_project):
 
 
 def test_a_worker_that_dies_is_started_again(redis_project):
-    root, secret = redis_project
-    port = _port()
-    proc = _serve(root, port)
+    secret, port, proc, first = _started(redis_project)
     try:
-        (first,) = _children(proc.pid)
         os.kill(first, signal.SIGKILL)
         deadline = time.monotonic() + 60
         while not [c for c in _children(proc.pid) if c != first]:
@@ -149,6 +143,15 @@ def test_a_worker_that_dies_is_started_again(redis_project):
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
     assert proc.returncode in (0, -signal.SIGTERM)
+
+
+def _started(redis_project: tuple[Path, str]) -> tuple[str, int, subprocess.Popen, int]:
+    """The token's secret, the port, the server and its one decision worker's pid."""
+    root, secret = redis_project
+    port = _port()
+    proc = _serve(root, port)
+    (worker,) = _children(proc.pid)
+    return secret, port, proc, worker
 
 
 def _serve(root: Path, port: int) -> subprocess.Popen:
