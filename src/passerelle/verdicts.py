@@ -60,13 +60,7 @@ class Verdicts:
     def __init__(self, root: Path, file: Path = FILE, code: Sequence[str] = CODE) -> None:
         self.path = Path(root) / file
         self.code = code_version(tuple(code))
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        fresh = isinstance(data, dict) and data.get("code") == self.code \
-            and isinstance(data.get("verdicts"), dict)
-        self.kept: dict[str, Any] = data["verdicts"] if fresh else {}
+        self.kept: dict[str, Any] = read_kept(self.path, "code", self.code, "verdicts")
         self.added = 0
 
     def of(self, kind: str, text: str, context: Any, check: Callable[[], Any]) -> Any:
@@ -85,15 +79,32 @@ class Verdicts:
     def save(self) -> None:
         if not self.added:
             return
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"code": self.code, "verdicts": self.kept}),
-                                 encoding="utf-8")
-            os.replace(temporary, self.path)  # readers see the old file or the new one
-        except OSError:
-            temporary.unlink(missing_ok=True)
+        write_kept(self.path, {"code": self.code, "verdicts": self.kept})
         self.added = 0
+
+
+def read_kept(path: Path, stamp_key: str, stamp: str, body_key: str) -> dict[str, Any]:
+    """The ``body_key`` mapping of a kept JSON file, if its ``stamp_key`` is ``stamp``
+    (the code or versions it was made by); empty when missing, unreadable or stale."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    fresh = isinstance(data, dict) and data.get(stamp_key) == stamp \
+        and isinstance(data.get(body_key), dict)
+    return data[body_key] if fresh else {}
+
+
+def write_kept(path: Path, payload: dict[str, Any]) -> None:
+    """Write a kept JSON file atomically; a file that cannot be written is no error (what
+    it keeps is computed again next time)."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(payload), encoding="utf-8")
+        os.replace(temporary, path)  # readers see the old file or the new one
+    except OSError:
+        temporary.unlink(missing_ok=True)
 
 
 def no_verdicts() -> Any:

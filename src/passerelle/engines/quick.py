@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import marshal
-import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -31,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from passerelle.errors import EngineError
+from passerelle.verdicts import read_kept, write_kept
 
 Value = str | int | float
 Values = Mapping[str, Value | Sequence[Value]]
@@ -246,13 +245,7 @@ class _Cache:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.versions = _versions()
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            data = {}
-        fresh = isinstance(data, dict) and data.get("versions") == self.versions \
-            and isinstance(data.get("queries"), dict)
-        self.queries: dict[str, Any] = data["queries"] if fresh else {}
+        self.queries: dict[str, Any] = read_kept(path, "versions", self.versions, "queries")
 
     def get(self, name: str) -> dict[str, Any] | None:
         entry = self.queries.get(name)
@@ -263,11 +256,4 @@ class _Cache:
         if len(self.queries) >= MAX_KEPT:  # queries of code that changed: start again
             self.queries.clear()
         self.queries[name] = entry
-        temporary = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps({"versions": self.versions,
-                                             "queries": self.queries}), encoding="utf-8")
-            os.replace(temporary, self.path)  # readers see the old file or the new one
-        except OSError:
-            temporary.unlink(missing_ok=True)
+        write_kept(self.path, {"versions": self.versions, "queries": self.queries})
